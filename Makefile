@@ -1,0 +1,86 @@
+# sluice: build, test, demo, bench.
+#   make            build ./sluice
+#   make demo       run the example pipeline on the embedded PostgreSQL
+#   make test       unit + end-to-end suite (starts its own PostgreSQL)
+#   make bench      benchmarks under tests/bench (figures go to docs/benchmarks.md)
+#   make test SANITIZE=address,undefined
+# demo, test and bench install missing Debian packages first (as root), or
+# print the apt-get line to run.
+
+CC ?= cc
+PKGS := libpq odbc jansson libxxhash libcurl yaml-0.1
+DEBS := libpq-dev unixodbc-dev odbc-postgresql libjansson-dev libxxhash-dev \
+	libcurl4-openssl-dev libyaml-dev postgresql postgresql-client libcmocka-dev \
+	pkg-config
+SANITIZE ?=
+BUILD := build/$(if $(SANITIZE),san,std)
+
+WARN := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS ?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) $(PKG_CFLAGS) -MMD -MP
+LIBS = $(PKG_LIBS) -lpthread -lm
+ifneq ($(SANITIZE),)
+ALL_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+LIB_SRC := $(sort $(wildcard engine/util/*.c engine/*.c connectors/*.c))
+LIB_SRC := $(filter-out engine/main.c,$(LIB_SRC))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+UTIL_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard engine/util/*.c) engine/value.c)
+
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps demo test unit cli bench clean FORCE
+
+all: sluice
+
+sluice: $(BUILD)/sluice FORCE
+	@cmp -s $< $@ || cp $< $@
+
+$(BUILD)/sluice: $(BUILD)/engine/main.o $(BUILD)/libsluice.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/libsluice.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# Unit tests link only what they test, so one module's work in progress
+# does not block another's tests.
+T_TEMPLATE := $(BUILD)/engine/template.o
+T_PROJECT := $(BUILD)/engine/yaml.o $(BUILD)/engine/project.o $(BUILD)/engine/json.o $(T_TEMPLATE)
+T_DAG := $(BUILD)/engine/dag.o
+$(BUILD)/tests/test_template: $(T_TEMPLATE)
+$(BUILD)/tests/test_yaml: $(T_PROJECT)
+$(BUILD)/tests/test_project: $(T_PROJECT)
+$(BUILD)/tests/test_dag: $(T_DAG)
+$(BUILD)/tests/%: tests/unit/%.c $(UTIL_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(LIBS) -lcmocka
+
+deps:
+	@sh tests/harness/deps.sh $(DEBS)
+
+demo: deps
+	@$(MAKE) --no-print-directory sluice
+	@sh tests/harness/demo.sh
+
+test: deps
+	@$(MAKE) --no-print-directory sluice $(UNIT_BIN)
+	@BUILD=$(BUILD) sh tests/harness/run-tests.sh $(UNIT_BIN)
+
+bench: deps
+	@$(MAKE) --no-print-directory sluice
+	@sh tests/bench/run.sh
+
+clean:
+	rm -rf build sluice target .sluice/pg.log
+
+-include $(shell find build -name '*.d' 2>/dev/null)

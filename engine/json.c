@@ -1,0 +1,86 @@
+/* json.c: struct val <-> Jansson; see json.h. */
+#include <stdlib.h>
+#include <string.h>
+#include "json.h"
+#include "util/fs.h"
+
+json_t *json_from_val_new(const struct val *v)
+{
+	json_t *j;
+	size_t i;
+
+	switch (v->kind) {
+	case V_NONE: return json_null();
+	case V_BOOL: return json_boolean(v->u.b);
+	case V_NUM:
+		if (v->u.num == (double)(json_int_t)v->u.num)
+			return json_integer((json_int_t)v->u.num);
+		return json_real(v->u.num);
+	case V_STR: return json_stringn(v->u.str.s, v->u.str.len);
+	case V_LIST:
+		j = json_array();
+		for (i = 0; i < v->u.list.n; i++)
+			json_array_append_new(j, json_from_val_new(&v->u.list.items[i]));
+		return j;
+	case V_DICT:
+		j = json_object();
+		for (i = 0; i < v->u.dict.n; i++)
+			json_object_set_new(j, v->u.dict.keys[i], json_from_val_new(&v->u.dict.vals[i]));
+		return j;
+	}
+	return json_null();
+}
+
+struct val json_to_val(struct arena *a, const json_t *j)
+{
+	struct val v;
+	const char *key;
+	json_t *item;
+	size_t i;
+
+	switch (json_typeof(j)) {
+	case JSON_OBJECT:
+		v = val_dict_new();
+		json_object_foreach((json_t *)j, key, item)
+			val_dict_set(a, &v, arena_strdup(a, key), json_to_val(a, item));
+		return v;
+	case JSON_ARRAY:
+		v = val_list_new();
+		json_array_foreach(j, i, item)
+			val_list_push(a, &v, json_to_val(a, item));
+		return v;
+	case JSON_STRING: return val_str_dup(a, json_string_value(j), json_string_length(j));
+	case JSON_INTEGER: return val_num((double)json_integer_value(j));
+	case JSON_REAL: return val_num(json_real_value(j));
+	case JSON_TRUE: return val_bool(1);
+	case JSON_FALSE: return val_bool(0);
+	default: return val_none();
+	}
+}
+
+int json_parse_val(struct arena *a, const char *what, const char *text, struct val *out,
+		   struct sluice_err *err)
+{
+	json_error_t je;
+	json_t *j = json_loads(text, JSON_DECODE_ANY, &je);
+
+	if (!j)
+		return err_set(err, SLUICE_EUSAGE, "%s:%d:%d: %s", what, je.line, je.column, je.text);
+	*out = json_to_val(a, j);
+	json_decref(j);
+	return 0;
+}
+
+int json_write_file(const json_t *j, const char *path, struct sluice_err *err)
+{
+	char *s = json_dumps(j, JSON_INDENT(2));
+	int rc;
+
+	if (!s)
+		return err_set(err, SLUICE_EIO, "%s: cannot serialise JSON", path);
+	rc = fs_mkdir_parent(path, err);
+	if (!rc)
+		rc = fs_write_atomic(path, s, strlen(s), err);
+	free(s);
+	return rc;
+}

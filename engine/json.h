@@ -1,0 +1,21 @@
+/*
+ * json.h: conversions between struct val and Jansson, and JSON text.
+ * Jansson ownership: functions named *_new return a new reference.
+ */
+#ifndef SLUICE_JSON_H
+#define SLUICE_JSON_H
+
+#include <jansson.h>
+#include "util/arena.h"
+#include "util/err.h"
+#include "value.h"
+
+json_t *json_from_val_new(const struct val *v);
+struct val json_to_val(struct arena *a, const json_t *j);
+/* Parse JSON text into a value; errors: SLUICE_EUSAGE "what: line:col: msg". */
+int json_parse_val(struct arena *a, const char *what, const char *text, struct val *out,
+		   struct sluice_err *err);
+/* Write j (pretty, sorted keys off: insertion order) atomically to path. */
+int json_write_file(const json_t *j, const char *path, struct sluice_err *err);
+
+#endif

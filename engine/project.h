@@ -1,0 +1,123 @@
+/*
+ * project.h: a sluice project as plain structs: sluice.yml, the chosen
+ * profile target, the model files and the property YAML (sources, model
+ * properties). Loading reads files and YAML only: templates in model files
+ * are not parsed here (see manifest.h), but env_var()/var() in profile and
+ * sluice.yml values are rendered.
+ *
+ * Everything lives in project->arena and is freed by project_release().
+ */
+#ifndef SLUICE_PROJECT_H
+#define SLUICE_PROJECT_H
+
+#include <stddef.h>
+#include "util/arena.h"
+#include "util/err.h"
+#include "template.h"
+#include "value.h"
+
+struct model {
+	const char *name;          /* file name without extension */
+	const char *unique_id;     /* "model.<project>.<name>" */
+	const char *path;          /* relative to the project dir: "models/staging/stg_patients.sql" */
+	const char *lang;          /* "sql" (later: "sh") from the extension */
+	const char *src;           /* file contents, NUL-terminated */
+	size_t src_len;
+	const char **fqn;          /* [project, folder..., name] */
+	size_t nfqn;
+	/*
+	 * Config from sluice.yml folder config, overridden by the property YAML
+	 * `config:`; keys normalised ('-' -> '_', no '+'); `tags` accumulate.
+	 * In-file {{ config() }} is applied later, by the manifest.
+	 */
+	struct val config;
+	const char *description;   /* from property YAML, or NULL */
+	struct val props;          /* the whole property YAML entry (dict), or none */
+	const char *props_path;    /* where that entry is, or NULL */
+	int props_line;
+};
+
+struct source_table {
+	const char *source_name;   /* "lake" */
+	const char *name;          /* "patients" */
+	const char *unique_id;     /* "source.<project>.lake.patients" */
+	const char *database;      /* or NULL */
+	const char *schema;        /* source `schema:`, default the source name */
+	const char *identifier;    /* table `identifier:`, default its name */
+	const char *connection;    /* source `connection:`, NULL = default */
+	struct val config;         /* source-level keys overridden by table-level keys
+	                              (change_detection, loaded_at_field, ...) */
+	struct val props;          /* the table's whole YAML entry */
+	const char *description;
+	const char *path;          /* property file, relative */
+	int line;
+};
+
+/* One database connection of the target. */
+struct conn_cfg {
+	const char *name;          /* "default" for the output itself, else the key under connections: */
+	struct val settings;       /* dict: type, host, port, user, password, dbname, schema, ... */
+};
+
+struct target {
+	const char *profile;       /* profile name */
+	const char *name;          /* target name, e.g. "dev" */
+	const char *type;          /* settings.type of the default connection */
+	const char *schema;        /* target schema */
+	int threads;               /* default 4 */
+	const char *profiles_path; /* file it came from, NULL for the embedded default */
+	struct conn_cfg *conns;    /* conns[0] is the output itself */
+	size_t nconns;
+};
+
+struct project {
+	struct arena arena;
+	const char *dir;           /* absolute, no trailing slash */
+	const char *name;
+	const char *profile;
+	const char **model_paths;  /* relative, default ["models"] */
+	size_t nmodel_paths;
+	const char **test_paths;   /* relative, default ["tests"] */
+	size_t ntest_paths;
+	const char *target_path;   /* absolute, default <dir>/target */
+	struct val vars;           /* sluice.yml vars (global and this project's), then --vars */
+	struct val on_run_start;   /* list of SQL strings (templates) */
+	struct val on_run_end;
+	struct val models_config;  /* the raw `models:` block of sluice.yml */
+	struct val raw;            /* the whole sluice.yml, for keys later issues add */
+	struct model **models;     /* sorted by path */
+	size_t nmodels;
+	struct source_table **sources;   /* sorted by unique_id */
+	size_t nsources;
+	struct target target;
+};
+
+struct project_opts {
+	const char *project_dir;   /* default "." */
+	const char *profiles_dir;  /* default: $SLUICE_PROFILES_DIR, the project dir, ~/.sluice */
+	const char *target;        /* default: the profile's target: */
+	const char *vars_json;     /* --vars, a JSON (or YAML flow) object, or NULL */
+};
+
+/*
+ * Load everything. Errors name the file and line: "sluice.yml:3:5: ...".
+ * Bad project files and usage errors: SLUICE_EUSAGE.
+ */
+int project_load(struct project *p, const struct project_opts *o, struct sluice_err *err);
+void project_release(struct project *p);
+
+struct model *project_find_model(const struct project *p, const char *name);
+struct source_table *project_find_source(const struct project *p, const char *source, const char *table);
+const struct conn_cfg *project_conn(const struct project *p, const char *name);
+
+/*
+ * The template functions every template may use whatever it renders:
+ * var(name[, default]) and env_var(name[, default]). Same contract as
+ * tpl_host.call: 0 and *out, negative with err, or 1 when `call` is not one
+ * of these. When used is not NULL, every var/env_var read is recorded in it
+ * (a dict name -> value, keys "var.x" / "env_var.X") for fingerprints.
+ */
+int project_call_builtin(const struct project *p, const struct tpl_call *call, struct val *out,
+			 struct val *used, struct sluice_err *err);
+
+#endif

@@ -1,0 +1,150 @@
+/* fs.c: file helpers; see fs.h. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "fs.h"
+#include "xalloc.h"
+
+int fs_read_file(const char *path, struct buf *out, struct sluice_err *err)
+{
+	char tmp[65536];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return err_set(err, SLUICE_EIO, "%s: %s", path, strerror(errno));
+	while ((n = read(fd, tmp, sizeof(tmp))) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			err_set(err, SLUICE_EIO, "%s: %s", path, strerror(errno));
+			close(fd);
+			return SLUICE_EIO;
+		}
+		buf_add(out, tmp, (size_t)n);
+	}
+	close(fd);
+	return 0;
+}
+
+int fs_write_atomic(const char *path, const void *data, size_t len, struct sluice_err *err)
+{
+	struct buf tmp = BUF_INIT;
+	const char *p = data;
+	int fd, rc = 0;
+
+	buf_printf(&tmp, "%s.tmp.%ld", path, (long)getpid());
+	fd = open(tmp.s, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		rc = err_set(err, SLUICE_EIO, "%s: %s", tmp.s, strerror(errno));
+		goto out;
+	}
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = err_set(err, SLUICE_EIO, "%s: %s", path, strerror(errno));
+			break;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	if (!rc && fsync(fd) < 0)
+		rc = err_set(err, SLUICE_EIO, "%s: fsync: %s", path, strerror(errno));
+	if (close(fd) < 0 && !rc)
+		rc = err_set(err, SLUICE_EIO, "%s: close: %s", path, strerror(errno));
+	if (!rc && rename(tmp.s, path) < 0)
+		rc = err_set(err, SLUICE_EIO, "%s: rename: %s", path, strerror(errno));
+	if (rc)
+		unlink(tmp.s);
+out:
+	buf_release(&tmp);
+	return rc;
+}
+
+int fs_mkdir_p(const char *path, struct sluice_err *err)
+{
+	char *p = xstrdup(path), *s;
+	int rc = 0;
+
+	for (s = p + 1;; s++) {
+		if (*s == '/' || !*s) {
+			char c = *s;
+			*s = '\0';
+			if (mkdir(p, 0777) < 0 && errno != EEXIST) {
+				rc = err_set(err, SLUICE_EIO, "mkdir %s: %s", p, strerror(errno));
+				break;
+			}
+			*s = c;
+			if (!c)
+				break;
+		}
+	}
+	free(p);
+	return rc;
+}
+
+int fs_mkdir_parent(const char *path, struct sluice_err *err)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir;
+	int rc;
+
+	if (!slash || slash == path)
+		return 0;
+	dir = xstrndup(path, (size_t)(slash - path));
+	rc = fs_mkdir_p(dir, err);
+	free(dir);
+	return rc;
+}
+
+int fs_exists(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0;
+}
+
+int fs_is_dir(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int fs_remove_tree(const char *path, struct sluice_err *err)
+{
+	struct stat st;
+	DIR *d;
+	struct dirent *de;
+	int rc = 0;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : err_set(err, SLUICE_EIO, "%s: %s", path, strerror(errno));
+	if (!S_ISDIR(st.st_mode)) {
+		if (unlink(path) < 0)
+			return err_set(err, SLUICE_EIO, "rm %s: %s", path, strerror(errno));
+		return 0;
+	}
+	d = opendir(path);
+	if (!d)
+		return err_set(err, SLUICE_EIO, "%s: %s", path, strerror(errno));
+	while (!rc && (de = readdir(d))) {
+		struct buf child = BUF_INIT;
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		buf_printf(&child, "%s/%s", path, de->d_name);
+		rc = fs_remove_tree(child.s, err);
+		buf_release(&child);
+	}
+	closedir(d);
+	if (!rc && rmdir(path) < 0)
+		rc = err_set(err, SLUICE_EIO, "rmdir %s: %s", path, strerror(errno));
+	return rc;
+}

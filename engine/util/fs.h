@@ -1,0 +1,24 @@
+/*
+ * fs.h: small file-system helpers with checked writes.
+ */
+#ifndef SLUICE_FS_H
+#define SLUICE_FS_H
+
+#include <stddef.h>
+#include "buf.h"
+#include "err.h"
+
+/* Read a whole file into out (appended). */
+int fs_read_file(const char *path, struct buf *out, struct sluice_err *err);
+/* Write via "<path>.tmp.<pid>" + fsync + rename, so readers see old or new, never half. */
+int fs_write_atomic(const char *path, const void *data, size_t len, struct sluice_err *err);
+/* mkdir -p; mode 0777 & ~umask. */
+int fs_mkdir_p(const char *path, struct sluice_err *err);
+/* mkdir -p of the directory part of path. */
+int fs_mkdir_parent(const char *path, struct sluice_err *err);
+int fs_exists(const char *path);
+int fs_is_dir(const char *path);
+/* Recursively remove a directory tree; missing is not an error. */
+int fs_remove_tree(const char *path, struct sluice_err *err);
+
+#endif

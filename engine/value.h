@@ -1,0 +1,70 @@
+/*
+ * value.h: the one dynamic value type, shared by templates, YAML config,
+ * vars and connection settings: none, bool, number, string, list, dict.
+ *
+ * Values are immutable once built and live in an arena; copying a struct val
+ * is a shallow, cheap copy. Dict keys keep insertion order (YAML order), and
+ * lookups are linear: dicts here are small (config, kwargs, settings).
+ */
+#ifndef SLUICE_VALUE_H
+#define SLUICE_VALUE_H
+
+#include <stddef.h>
+#include "util/arena.h"
+#include "util/buf.h"
+
+enum val_kind { V_NONE = 0, V_BOOL, V_NUM, V_STR, V_LIST, V_DICT };
+
+struct val {
+	enum val_kind kind;
+	union {
+		int b;
+		double num;
+		struct { const char *s; size_t len; } str;      /* NUL-terminated too */
+		struct { struct val *items; size_t n; } list;
+		struct { const char **keys; struct val *vals; size_t n; } dict;
+	} u;
+};
+
+static inline struct val val_none(void) { struct val v = { V_NONE, { 0 } }; return v; }
+struct val val_bool(int b);
+struct val val_num(double n);
+/* Borrows s: it must outlive the value (arena strings do). */
+struct val val_str(const char *s);
+struct val val_strn(const char *s, size_t len);
+/* Copies s into the arena. */
+struct val val_str_dup(struct arena *a, const char *s, size_t len);
+
+/* Append to a list or dict built in arena a (amortised by doubling). */
+void val_list_push(struct arena *a, struct val *list, struct val item);
+/* Set key in dict (replacing an existing key in place); key is borrowed. */
+void val_dict_set(struct arena *a, struct val *dict, const char *key, struct val v);
+struct val val_list_new(void);
+struct val val_dict_new(void);
+
+/* Borrowed pointer to dict[key], or NULL when absent or not a dict. */
+const struct val *val_get(const struct val *dict, const char *key);
+/* dict[key] as a string, or def when absent / not a string. */
+const char *val_get_str(const struct val *dict, const char *key, const char *def);
+/* dict[key] as an integer (number or numeric string), or def. */
+long long val_get_int(const struct val *dict, const char *key, long long def);
+/* dict[key] truthiness (bool, "true"/"false" strings), or def. */
+int val_get_bool(const struct val *dict, const char *key, int def);
+
+int val_truthy(const struct val *v);
+int val_equal(const struct val *a, const struct val *b);
+/* -1/0/1 for numbers and strings; other kinds compare by kind. */
+int val_compare(const struct val *a, const struct val *b);
+
+/* Render as Jinja prints it: strings raw, numbers without a needless ".0",
+ * none as "None", bools as "True"/"False", lists/dicts in Python repr. */
+void val_format(const struct val *v, struct buf *out);
+/* Python repr (strings quoted) — used inside lists and by val_format. */
+void val_repr(const struct val *v, struct buf *out);
+
+/* Merge: a new dict with base's keys overridden by over's keys (shallow). */
+struct val val_dict_merge(struct arena *a, const struct val *base, const struct val *over);
+/* Deep copy into arena a (for values that must outlive a scratch arena). */
+struct val val_clone(struct arena *a, const struct val *v);
+
+#endif
