@@ -43,7 +43,7 @@ void dag_add_edge(struct dag *d, size_t parent, size_t child);
 
 /*
  * Check for cycles and compute order and prio. On a cycle returns
- * SLUICE_EUSAGE and writes the cycle as indices into *cycle/*ncycle (arena
+ * SLUICE_EUSAGE and writes the cycle as indices into *cycle and *ncycle (arena
  * memory), first node repeated at the end: a -> b -> c -> a.
  */
 int dag_check(struct dag *d, size_t **cycle, size_t *ncycle);

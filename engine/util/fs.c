@@ -68,6 +68,20 @@ out:
 	return rc;
 }
 
+int fs_write_file(const char *path, const void *data, size_t len, struct sluice_err *err)
+{
+	FILE *f = fopen(path, "w");
+	int rc = 0;
+
+	if (!f)
+		return err_set(err, SLUICE_EIO, "%s: %s", path, strerror(errno));
+	if (fwrite(data, 1, len, f) != len)
+		rc = err_set(err, SLUICE_EIO, "%s: %s", path, strerror(errno));
+	if (fclose(f) != 0 && !rc)
+		rc = err_set(err, SLUICE_EIO, "%s: %s", path, strerror(errno));
+	return rc;
+}
+
 int fs_mkdir_p(const char *path, struct sluice_err *err)
 {
 	char *p = xstrdup(path), *s;

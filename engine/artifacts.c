@@ -1,0 +1,167 @@
+/*
+ * artifacts.c: JSON artifacts (Jansson). json_object_set_new steals the
+ * reference it is given; json_object_get borrows.
+ */
+#include <stdio.h>
+#include <string.h>
+#include "artifacts.h"
+#include "json.h"
+#include "version.h"
+
+static json_t *metadata_new(const struct session *s)
+{
+	json_t *md = json_object();
+	char ts[64];
+
+	format_iso_time(now_seconds(), ts, sizeof(ts));
+	json_object_set_new(md, "sluice_version", json_string(SLUICE_VERSION));
+	json_object_set_new(md, "generated_at", json_string(ts));
+	json_object_set_new(md, "invocation_id", json_string(s->invocation_id));
+	json_object_set_new(md, "project_name", json_string(s->project.name));
+	json_object_set_new(md, "user", json_string(s->user));
+	json_object_set_new(md, "target", json_string(s->project.target.name));
+	return md;
+}
+
+static json_t *id_list_new(const struct manifest *m, size_t *idx, size_t n)
+{
+	json_t *a = json_array();
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		json_array_append_new(a, json_string(m->nodes[idx[i]].unique_id));
+	return a;
+}
+
+static json_t *node_json_new(const struct session *s, const struct node *n)
+{
+	const struct manifest *m = &s->manifest;
+	json_t *o = json_object(), *deps = json_object(), *tags = json_array();
+	size_t i;
+
+	json_object_set_new(o, "unique_id", json_string(n->unique_id));
+	json_object_set_new(o, "name", json_string(n->name));
+	json_object_set_new(o, "resource_type", json_string(n->type == NODE_MODEL ? "model" : "source"));
+	json_object_set_new(o, "schema", json_string(n->schema));
+	json_object_set_new(o, "identifier", json_string(n->identifier));
+	json_object_set_new(o, "relation_name", json_string(n->relation));
+	json_object_set_new(o, "connection", json_string(n->connection));
+	json_object_set_new(o, "config", json_from_val_new(&n->config));
+	for (i = 0; i < n->ntags; i++)
+		json_array_append_new(tags, json_string(n->tags[i]));
+	json_object_set_new(o, "tags", tags);
+	if (n->type == NODE_MODEL) {
+		char path[4096];
+		json_object_set_new(o, "alias", json_string(n->identifier));
+		json_object_set_new(o, "original_file_path", json_string(n->model->path));
+		json_object_set_new(o, "path", json_string(n->model->path));
+		json_object_set_new(o, "materialized", json_string(n->mat_name));
+		json_object_set_new(o, "description", json_string(n->model->description ? n->model->description : ""));
+		snprintf(path, sizeof(path), "%s/compiled/%s", s->project.target_path, n->model->path);
+		json_object_set_new(o, "compiled_path", json_string(path));
+		json_object_set_new(o, "fqn", json_array());
+		for (i = 0; i < n->model->nfqn; i++)
+			json_array_append_new(json_object_get(o, "fqn"), json_string(n->model->fqn[i]));
+	} else {
+		json_object_set_new(o, "source_name", json_string(n->source->source_name));
+		json_object_set_new(o, "original_file_path", json_string(n->source->path ? n->source->path : ""));
+		json_object_set_new(o, "description", json_string(n->source->description ? n->source->description : ""));
+	}
+	json_object_set_new(deps, "nodes", id_list_new(m, m->dag->parents[n->idx], m->dag->nparents[n->idx]));
+	json_object_set_new(o, "depends_on", deps);
+	return o;
+}
+
+int artifacts_write_manifest(const struct session *s, struct sluice_err *err)
+{
+	const struct manifest *m = &s->manifest;
+	json_t *root = json_object(), *nodes = json_object(), *sources = json_object();
+	json_t *parents = json_object(), *children = json_object();
+	char path[4096];
+	size_t i;
+	int rc;
+
+	json_object_set_new(root, "metadata", metadata_new(s));
+	for (i = 0; i < m->n; i++) {
+		const struct node *n = &m->nodes[i];
+		json_object_set_new(n->type == NODE_MODEL ? nodes : sources, n->unique_id, node_json_new(s, n));
+		json_object_set_new(parents, n->unique_id, id_list_new(m, m->dag->parents[i], m->dag->nparents[i]));
+		json_object_set_new(children, n->unique_id, id_list_new(m, m->dag->children[i], m->dag->nchildren[i]));
+	}
+	json_object_set_new(root, "nodes", nodes);
+	json_object_set_new(root, "sources", sources);
+	json_object_set_new(root, "parent_map", parents);
+	json_object_set_new(root, "child_map", children);
+	snprintf(path, sizeof(path), "%s/manifest.json", s->project.target_path);
+	rc = json_write_file(root, path, err);
+	json_decref(root);
+	return rc;
+}
+
+static json_t *timing_new(const char *name, double start, double end)
+{
+	json_t *t = json_object();
+	char a[64], b[64];
+
+	format_iso_time(start, a, sizeof(a));
+	format_iso_time(end, b, sizeof(b));
+	json_object_set_new(t, "name", json_string(name));
+	json_object_set_new(t, "started_at", json_string(a));
+	json_object_set_new(t, "completed_at", json_string(b));
+	return t;
+}
+
+int artifacts_write_run_results(const struct build *b, const char *command, struct sluice_err *err)
+{
+	static const char *const status_words[] = { "skipped", "success", "error", "skipped", "reused" };
+	const struct session *s = b->s;
+	const struct manifest *m = &s->manifest;
+	json_t *root = json_object(), *results = json_array(), *args = json_object();
+	char path[4096];
+	size_t i;
+	int rc;
+
+	json_object_set_new(root, "metadata", metadata_new(s));
+	json_object_set_new(root, "elapsed_time", json_real((b->finished_at ? b->finished_at : now_seconds()) - s->started_at));
+	json_object_set_new(args, "which", json_string(command));
+	json_object_set_new(args, "select", json_string(s->cli->select.s));
+	json_object_set_new(args, "exclude", json_string(s->cli->exclude.s));
+	json_object_set_new(args, "full_refresh", json_boolean(s->cli->full_refresh));
+	json_object_set_new(args, "threads", json_integer(b->threads));
+	json_object_set_new(root, "args", args);
+	for (i = 0; i < m->n; i++) {
+		const struct node_run *r = &b->runs[i];
+		json_t *o, *resp, *timing;
+		if (!b->todo[i])
+			continue;
+		o = json_object();
+		resp = json_object();
+		timing = json_array();
+		json_object_set_new(o, "unique_id", json_string(m->nodes[i].unique_id));
+		json_object_set_new(o, "status", json_string(status_words[r->status]));
+		json_object_set_new(o, "execution_time", json_real(r->finished > r->started ? r->finished - r->started : 0));
+		{
+			char tid[32];
+			snprintf(tid, sizeof(tid), "Thread-%d", r->thread_id);
+			json_object_set_new(o, "thread_id", r->thread_id ? json_string(tid) : json_null());
+		}
+		json_object_set_new(resp, "rows_affected", r->status == EXEC_SUCCESS && r->rows >= 0 ? json_integer(r->rows) : json_null());
+		json_object_set_new(o, "adapter_response", resp);
+		json_object_set_new(o, "message", r->status == EXEC_SUCCESS ? json_string("OK") : json_string(r->err.msg));
+		if (r->err.sqlstate[0])
+			json_object_set_new(o, "sqlstate", json_string(r->err.sqlstate));
+		json_object_set_new(o, "relation_name", json_string(m->nodes[i].relation));
+		if (r->compile_started)
+			json_array_append_new(timing, timing_new("compile", r->compile_started, r->compile_done));
+		if (r->started && r->status != EXEC_SKIPPED)
+			json_array_append_new(timing, timing_new("execute", r->started, r->finished));
+		json_object_set_new(o, "timing", timing);
+		json_object_set_new(o, "failures", json_null());
+		json_array_append_new(results, o);
+	}
+	json_object_set_new(root, "results", results);
+	snprintf(path, sizeof(path), "%s/run_results.json", s->project.target_path);
+	rc = json_write_file(root, path, err);
+	json_decref(root);
+	return rc;
+}

@@ -1,0 +1,42 @@
+/*
+ * cmd-compile.c: `sluice compile`: render every selected model to
+ * target/compiled/<path> and its statements to target/run/<path>, with no
+ * database connection (relations are assumed not to exist yet).
+ */
+#include "artifacts.h"
+#include "build.h"
+#include "cmd.h"
+#include "ui.h"
+
+int cmd_compile(int argc, char **argv)
+{
+	struct cli cli = { 0 };
+	struct session s;
+	struct build b = { 0 };
+	struct sluice_err err = SLUICE_ERR_INIT;
+	size_t i;
+	int rc, failed = 0;
+
+	if ((rc = cli_parse(&cli, argc, argv, NULL, &err))) {
+		cli_release(&cli);
+		return cmd_fail(&err);
+	}
+	ui_init(cli.log_format);
+	if (!(rc = session_open(&s, &cli, &err)) && !(rc = artifacts_write_manifest(&s, &err)) &&
+	    !(rc = build_prepare(&b, &s, 1, &err))) {
+		for (i = 0; i < s.manifest.n; i++)
+			if (b.todo[i] && b.runs[i].failed_early) {
+				ui_error("%s", b.runs[i].err.msg);
+				failed++;
+			}
+		if (!failed)
+			ui_info("Compiled %d model%s to %s/compiled and %s/run", b.ntodo, b.ntodo == 1 ? "" : "s",
+				s.project.target_path, s.project.target_path);
+	}
+	build_release(&b);
+	session_close(&s);
+	cli_release(&cli);
+	if (rc)
+		return cmd_fail(&err);
+	return failed ? 2 : (ui_flush() < 0 ? 1 : 0);
+}

@@ -1,0 +1,65 @@
+/*
+ * cmd-debug.c: `sluice debug`: where the project and profile came from,
+ * and for each connection of the target: driver, dialect, server version
+ * and latency. Secrets are never printed.
+ */
+#include <stdio.h>
+#include "build.h"
+#include "cmd.h"
+#include "ui.h"
+#include "version.h"
+
+int cmd_debug(int argc, char **argv)
+{
+	struct cli cli = { 0 };
+	struct session s;
+	struct sluice_err err = SLUICE_ERR_INIT;
+	size_t i;
+	int rc, failed = 0;
+
+	if ((rc = cli_parse(&cli, argc, argv, NULL, &err))) {
+		cli_release(&cli);
+		return cmd_fail(&err);
+	}
+	if ((rc = session_open(&s, &cli, &err))) {
+		session_close(&s);
+		cli_release(&cli);
+		return cmd_fail(&err);
+	}
+	printf("sluice %s\n", SLUICE_VERSION);
+	printf("project:  %s (%s)\n", s.project.name, s.project.dir);
+	printf("profile:  %s, target %s, from %s\n", s.project.target.profile, s.project.target.name,
+	       s.project.target.profiles_path ? s.project.target.profiles_path : "(embedded default)");
+	printf("models:   %zu, sources: %zu\n", s.project.nmodels, s.project.nsources);
+	printf("user:     %s\n", s.user);
+	for (i = 0; i < s.project.target.nconns; i++) {
+		const struct conn_cfg *c = &s.project.target.conns[i];
+		const struct dialect *d = NULL;
+		struct sluice_conn *conn = NULL;
+		struct sluice_err cerr = SLUICE_ERR_INIT;
+		struct buf ver = BUF_INIT;
+		double t0 = now_seconds(), ms;
+
+		rc = build_connect(&s, c->name, &conn, &d, &cerr);
+		if (!rc && conn->drv->exec)
+			rc = conn->drv->exec(conn, "SELECT 1", NULL, &cerr);
+		ms = (now_seconds() - t0) * 1000;
+		if (!rc && conn->drv->server_version)
+			conn->drv->server_version(conn, &ver, &cerr);
+		if (rc) {
+			printf("connection %s: FAILED: %s\n", c->name, cerr.msg);
+			failed = 1;
+		} else {
+			printf("connection %s: OK driver=%s dialect=%s server=\"%s\" latency=%.1fms\n", c->name,
+			       conn->drv->name, d ? d->name : "?", ver.len ? ver.s : "unknown", ms);
+		}
+		if (conn)
+			conn->drv->close(conn);
+		buf_release(&ver);
+	}
+	session_close(&s);
+	cli_release(&cli);
+	if (ui_flush() < 0)
+		return 1;
+	return failed ? 3 : 0;
+}

@@ -1,0 +1,90 @@
+/*
+ * cmd-ls.c: `sluice ls`: list the selected nodes, as dbt ls does. Needs
+ * no database.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cmd.h"
+#include "json.h"
+#include "session.h"
+#include "ui.h"
+
+static void print_fqn(const struct node *n, const char *project)
+{
+	size_t i;
+
+	if (n->type == NODE_SOURCE) {
+		printf("source:%s.%s.%s\n", project, n->source->source_name, n->name);
+		return;
+	}
+	for (i = 0; i < n->model->nfqn; i++)
+		printf("%s%s", i ? "." : "", n->model->fqn[i]);
+	putchar('\n');
+}
+
+int cmd_ls(int argc, char **argv)
+{
+	struct cli cli = { 0 };
+	struct session s;
+	struct sluice_err err = SLUICE_ERR_INIT;
+	const char *out, *type;
+	size_t i;
+	int rc;
+
+	if ((rc = cli_parse(&cli, argc, argv, NULL, &err))) {
+		cli_release(&cli);
+		return cmd_fail(&err);
+	}
+	out = cli.output ? cli.output : "selector";
+	type = cli.resource_type ? cli.resource_type : "all";
+	if (strcmp(out, "selector") && strcmp(out, "name") && strcmp(out, "path") && strcmp(out, "json")) {
+		err_set(&err, SLUICE_EUSAGE, "--output takes selector, name, path or json, not '%s'", out);
+		rc = SLUICE_EUSAGE;
+	} else if (strcmp(type, "all") && strcmp(type, "model") && strcmp(type, "source")) {
+		err_set(&err, SLUICE_EUSAGE, "--resource-type takes model, source or all, not '%s'", type);
+		rc = SLUICE_EUSAGE;
+	}
+	if (rc) {
+		cli_release(&cli);
+		return cmd_fail(&err);
+	}
+	if ((rc = session_open(&s, &cli, &err))) {
+		session_close(&s);
+		cli_release(&cli);
+		return cmd_fail(&err);
+	}
+	for (i = 0; i < s.manifest.n; i++) {
+		const struct node *n = &s.manifest.nodes[i];
+		if (!s.selected[i])
+			continue;
+		if ((!strcmp(type, "model") && n->type != NODE_MODEL) || (!strcmp(type, "source") && n->type != NODE_SOURCE))
+			continue;
+		if (!strcmp(out, "name"))
+			printf("%s\n", n->type == NODE_SOURCE ? n->unique_id + strlen("source.") + strlen(s.project.name) + 1 : n->name);
+		else if (!strcmp(out, "path"))
+			printf("%s\n", n->type == NODE_MODEL ? n->model->path : n->source->path);
+		else if (!strcmp(out, "json")) {
+			json_t *o = json_object();
+			char *text;
+			json_object_set_new(o, "unique_id", json_string(n->unique_id));
+			json_object_set_new(o, "name", json_string(n->name));
+			json_object_set_new(o, "resource_type", json_string(n->type == NODE_MODEL ? "model" : "source"));
+			json_object_set_new(o, "relation_name", json_string(n->relation));
+			if (n->type == NODE_MODEL) {
+				json_object_set_new(o, "materialized", json_string(n->mat_name));
+				json_object_set_new(o, "path", json_string(n->model->path));
+			}
+			json_object_set_new(o, "config", json_from_val_new(&n->config));
+			text = json_dumps(o, JSON_COMPACT);
+			printf("%s\n", text);
+			free(text);
+			json_decref(o);
+		} else
+			print_fqn(n, s.project.name);
+	}
+	session_close(&s);
+	cli_release(&cli);
+	return ui_flush() < 0 ? 1 : 0;
+}

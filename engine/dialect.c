@@ -1,0 +1,50 @@
+/*
+ * dialect.c: quoting shared by all dialects, and the table of dialects.
+ * The SQL each warehouse needs lives in dialect-<name>.c.
+ */
+#include <string.h>
+#include "dialect.h"
+
+extern const struct dialect dialect_postgres;
+
+static const struct dialect *const dialects[] = {
+	&dialect_postgres,
+};
+
+const struct dialect *dialect_find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(dialects) / sizeof(dialects[0]); i++)
+		if (!strcmp(dialects[i]->name, name))
+			return dialects[i];
+	return NULL;
+}
+
+static void quote_with(struct buf *b, const char *s, char q)
+{
+	buf_addc(b, q);
+	for (; *s; s++) {
+		if (*s == q)
+			buf_addc(b, q);
+		buf_addc(b, *s);
+	}
+	buf_addc(b, q);
+}
+
+void dialect_quote_ident(struct buf *b, const char *ident)
+{
+	quote_with(b, ident, '"');
+}
+
+void dialect_quote_literal(struct buf *b, const char *s)
+{
+	quote_with(b, s, '\'');
+}
+
+void dialect_relation(struct buf *b, const char *schema, const char *ident)
+{
+	dialect_quote_ident(b, schema);
+	buf_addc(b, '.');
+	dialect_quote_ident(b, ident);
+}

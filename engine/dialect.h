@@ -1,0 +1,67 @@
+/*
+ * dialect.h: SQL text that differs between warehouses. The materializer
+ * asks the dialect for statements; it never writes a CREATE itself.
+ *
+ * A dialect is a const struct filled with designated initializers; a NULL
+ * slot means the warehouse needs no such step (e.g. Redshift's late-binding
+ * views need no re-pointing of dependent views). All functions append to
+ * a buffer and cannot fail.
+ */
+#ifndef SLUICE_DIALECT_H
+#define SLUICE_DIALECT_H
+
+#include <stddef.h>
+#include "util/buf.h"
+#include "value.h"
+
+/* What kind of relation exists (or is to be built). */
+enum rel_kind { REL_NONE = 0, REL_TABLE, REL_VIEW, REL_OTHER };
+
+struct dialect {
+	const char *name;
+
+	const char *begin, *commit, *rollback;
+
+	void (*create_schema)(struct buf *b, const char *schema);
+	/* CREATE TABLE rel AS (sql); config may carry physical options (dist/sort keys). */
+	void (*create_table_as)(struct buf *b, const char *rel, const char *sql, const struct val *config);
+	void (*create_view)(struct buf *b, const char *rel, const char *sql);
+	/* A session-local scratch table for incremental runs, dropped at commit. */
+	void (*create_temp_as)(struct buf *b, const char *name, const char *sql);
+	/* ALTER ... RENAME TO new_ident (unqualified). */
+	void (*rename)(struct buf *b, const char *rel, enum rel_kind kind, const char *new_ident);
+	/* DROP ... IF EXISTS; cascade also drops dependent views (re-created by the caller). */
+	void (*drop)(struct buf *b, const char *rel, enum rel_kind kind, int cascade);
+
+	/*
+	 * Views bound to a table by identity must be re-created when the table
+	 * is swapped. A query yielding (schema, name, relkind 'v'|'m',
+	 * definition) of every view depending on rel, directly or not, ordered
+	 * so each comes after what it reads; NULL slot when views bind late.
+	 * Run it after search_path_qualify so definitions are fully qualified.
+	 */
+	void (*dependents_query)(struct buf *b, const char *rel);
+	const char *search_path_qualify;
+	/* Re-create one captured dependent (relkind as returned above). */
+	void (*recreate_dependent)(struct buf *b, const char *rel, const char *relkind, const char *definition);
+
+	/* Incremental strategies. cols: quoted column list "a", "b". keys: quoted key columns. */
+	void (*insert_from)(struct buf *b, const char *target, const char *tmp, const char *const *cols, size_t ncols);
+	void (*delete_matching)(struct buf *b, const char *target, const char *tmp, const char *const *keys, size_t nkeys);
+	void (*merge)(struct buf *b, const char *target, const char *tmp, const char *const *keys, size_t nkeys,
+		      const char *const *cols, size_t ncols);
+	/* Query yielding (column name) of rel in order. */
+	void (*columns_query)(struct buf *b, const char *schema, const char *ident);
+	/* Query yielding (schema, name, kind 'table'|'view'|'other') for relations in schemas. */
+	void (*relations_query)(struct buf *b, const char *const *schemas, size_t n);
+};
+
+const struct dialect *dialect_find(const char *name);
+
+/* Quoting shared by every dialect here: "ident" and 'literal' (doubled quotes). */
+void dialect_quote_ident(struct buf *b, const char *ident);
+void dialect_quote_literal(struct buf *b, const char *s);
+/* "schema"."ident" */
+void dialect_relation(struct buf *b, const char *schema, const char *ident);
+
+#endif

@@ -1,0 +1,246 @@
+/*
+ * executor.c: worker threads over a DAG; see executor.h.
+ *
+ * One mutex guards the scheduler state. The ready set is scanned for the
+ * highest priority (dag->prio, the critical path): O(ready) per pick,
+ * which is cheap next to a SQL statement. A signal thread waits with
+ * sigtimedwait so it can also notice the end of the run.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "executor.h"
+#include "util/xalloc.h"
+
+struct exec_private {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	size_t *waiting;          /* per node: unfinished parents among todo */
+	size_t *ready;            /* ready node indices */
+	size_t nready;
+	int running;
+	int remaining;            /* todo nodes not yet finished */
+	int done;                 /* the run is over: the signal thread may leave */
+	struct exec_worker *workers;
+	int failed;
+};
+
+void exec_worker_busy(struct exec_worker *w, struct sluice_conn *c)
+{
+	pthread_mutex_lock(&w->ex->priv->lock);
+	w->busy = c;
+	pthread_mutex_unlock(&w->ex->priv->lock);
+}
+
+int exec_cancelled(const struct exec_worker *w)
+{
+	return __atomic_load_n(&w->ex->signo, __ATOMIC_SEQ_CST) != 0;
+}
+
+/* Mark node i and, transitively, its todo descendants skipped. Lock held. */
+static void skip_downstream(struct executor *ex, size_t i, struct exec_worker *w, const char *why_name)
+{
+	const struct dag *d = ex->dag;
+	struct exec_private *p = ex->priv;
+	size_t *stack = xmalloc(d->n * sizeof(size_t)), top = 0, k;
+
+	stack[top++] = i;
+	while (top) {
+		size_t n = stack[--top];
+		for (k = 0; k < d->nchildren[n]; k++) {
+			size_t c = d->children[n][k];
+			struct sluice_err e = SLUICE_ERR_INIT;
+			if (!ex->todo[c] || ex->status[c] != EXEC_PENDING)
+				continue;
+			ex->status[c] = EXEC_SKIPPED;
+			p->remaining--;
+			err_set(&e, SLUICE_EDB, "skipped: upstream '%s' failed", why_name);
+			if (ex->ops->finished)
+				ex->ops->finished(ex->ud, w, c, 0, EXEC_SKIPPED, &e);
+			stack[top++] = c;
+		}
+	}
+	free(stack);
+}
+
+static int pick_ready(struct exec_private *p, const struct dag *d, size_t *out)
+{
+	size_t k, best = 0;
+
+	if (!p->nready)
+		return 0;
+	for (k = 1; k < p->nready; k++) {
+		size_t a = p->ready[k], b = p->ready[best];
+		if (d->prio[a] > d->prio[b] || (d->prio[a] == d->prio[b] && a < b))
+			best = k;
+	}
+	*out = p->ready[best];
+	p->ready[best] = p->ready[--p->nready];
+	return 1;
+}
+
+static void *worker_main(void *arg)
+{
+	struct exec_worker *w = arg;
+	struct executor *ex = w->ex;
+	struct exec_private *p = ex->priv;
+	const struct dag *d = ex->dag;
+
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		size_t idx, k;
+		int seq, rc, reused = 0;
+		struct sluice_err err = SLUICE_ERR_INIT;
+		enum exec_status st;
+
+		while (!p->nready && p->remaining > 0 && !ex->signo)
+			pthread_cond_wait(&p->cond, &p->lock);
+		if (ex->signo || p->remaining <= 0 || !pick_ready(p, d, &idx))
+			break;
+		seq = ++ex->nstarted;
+		p->running++;
+		if (ex->ops->started)
+			ex->ops->started(ex->ud, w, idx, seq);
+		pthread_mutex_unlock(&p->lock);
+
+		rc = ex->ops->run(ex->ud, w, idx, &reused, &err);
+
+		pthread_mutex_lock(&p->lock);
+		w->busy = NULL;
+		p->running--;
+		p->remaining--;
+		st = rc ? EXEC_ERROR : reused ? EXEC_REUSED : EXEC_SUCCESS;
+		if (rc && ex->signo && !err.msg[0])
+			err_set(&err, SLUICE_ECANCEL, "cancelled");
+		ex->status[idx] = st;
+		if (ex->ops->finished)
+			ex->ops->finished(ex->ud, w, idx, seq, st, &err);
+		if (rc) {
+			p->failed = 1;
+			skip_downstream(ex, idx, w, ex->ops->name(ex->ud, idx));
+		} else {
+			for (k = 0; k < d->nchildren[idx]; k++) {
+				size_t c = d->children[idx][k];
+				if (ex->todo[c] && ex->status[c] == EXEC_PENDING && --p->waiting[c] == 0)
+					p->ready[p->nready++] = c;
+			}
+		}
+		pthread_cond_broadcast(&p->cond);
+	}
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+static void *signal_main(void *arg)
+{
+	struct executor *ex = arg;
+	struct exec_private *p = ex->priv;
+	struct timespec tick = { 0, 100 * 1000 * 1000 };
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	for (;;) {
+		int sig = sigtimedwait(&set, NULL, &tick), i;
+
+		pthread_mutex_lock(&p->lock);
+		if (p->done) {
+			pthread_mutex_unlock(&p->lock);
+			return NULL;
+		}
+		if (sig > 0) {
+			__atomic_store_n(&ex->signo, sig, __ATOMIC_SEQ_CST);
+			for (i = 0; i < ex->threads; i++)
+				if (p->workers[i].busy && p->workers[i].busy->drv->cancel)
+					p->workers[i].busy->drv->cancel(p->workers[i].busy);
+			pthread_cond_broadcast(&p->cond);
+		}
+		pthread_mutex_unlock(&p->lock);
+	}
+}
+
+int executor_run(struct executor *ex)
+{
+	const struct dag *d = ex->dag;
+	struct exec_private *p = xcalloc(1, sizeof(*p));
+	pthread_t *tids, sigtid;
+	sigset_t set, old;
+	size_t i, k;
+	int t;
+
+	ex->priv = p;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	ex->status = xcalloc(d->n ? d->n : 1, sizeof(*ex->status));
+	p->waiting = xcalloc(d->n ? d->n : 1, sizeof(size_t));
+	p->ready = xmalloc((d->n ? d->n : 1) * sizeof(size_t));
+	for (i = 0; i < d->n; i++) {
+		if (!ex->todo[i])
+			continue;
+		ex->ntodo++;
+		for (k = 0; k < d->nparents[i]; k++)
+			if (ex->todo[d->parents[i][k]])
+				p->waiting[i]++;
+		if (!p->waiting[i])
+			p->ready[p->nready++] = i;
+	}
+	p->remaining = ex->ntodo;
+	if (ex->threads < 1)
+		ex->threads = 1;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	p->workers = xcalloc((size_t)ex->threads, sizeof(*p->workers));
+	tids = xcalloc((size_t)ex->threads, sizeof(*tids));
+	pthread_create(&sigtid, NULL, signal_main, ex);
+	for (t = 0; t < ex->threads; t++) {
+		p->workers[t].id = t + 1;
+		p->workers[t].ex = ex;
+		p->workers[t].ud = ex->worker_ud ? ex->worker_ud[t] : NULL;
+		pthread_create(&tids[t], NULL, worker_main, &p->workers[t]);
+	}
+	for (t = 0; t < ex->threads; t++)
+		pthread_join(tids[t], NULL);
+	pthread_mutex_lock(&p->lock);
+	p->done = 1;
+	/* Whatever never started was cancelled. */
+	for (i = 0; i < d->n; i++)
+		if (ex->todo[i] && ex->status[i] == EXEC_PENDING) {
+			struct sluice_err e = SLUICE_ERR_INIT;
+			ex->status[i] = EXEC_SKIPPED;
+			err_set(&e, SLUICE_ECANCEL, "skipped: run cancelled");
+			if (ex->ops->finished)
+				ex->ops->finished(ex->ud, &p->workers[0], i, 0, EXEC_SKIPPED, &e);
+		}
+	pthread_mutex_unlock(&p->lock);
+	pthread_join(sigtid, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	free(tids);
+	if (ex->signo)
+		return SLUICE_ECANCEL;
+	return p->failed ? SLUICE_EDB : 0;
+}
+
+void executor_release(struct executor *ex)
+{
+	struct exec_private *p = ex->priv;
+
+	if (p) {
+		pthread_mutex_destroy(&p->lock);
+		pthread_cond_destroy(&p->cond);
+		free(p->waiting);
+		free(p->ready);
+		free(p->workers);
+		free(p);
+	}
+	free(ex->status);
+	ex->priv = NULL;
+	ex->status = NULL;
+}

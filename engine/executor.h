@@ -1,0 +1,69 @@
+/*
+ * executor.h: runs the jobs of a DAG on worker threads. It knows nothing
+ * of SQL: a job is a callback. Ready nodes with the longest remaining path
+ * start first. When a job fails, everything downstream of it is skipped
+ * and independent branches go on. SIGINT/SIGTERM cancel the running jobs
+ * (through the connection each job marks as busy) and skip the rest.
+ */
+#ifndef SLUICE_EXECUTOR_H
+#define SLUICE_EXECUTOR_H
+
+#include <stddef.h>
+#include "../connectors/connector.h"
+#include "dag.h"
+#include "util/err.h"
+
+enum exec_status { EXEC_PENDING, EXEC_SUCCESS, EXEC_ERROR, EXEC_SKIPPED, EXEC_REUSED };
+
+struct exec_worker {
+	int id;                          /* 1-based; "thread_id" in run_results */
+	void *ud;                        /* the caller's per-worker state */
+	struct sluice_conn *busy;        /* what cancel() interrupts; use exec_worker_busy() */
+	struct executor *ex;
+};
+
+struct exec_ops {
+	/*
+	 * Run node idx on worker w. Return 0, or a negative code with err set.
+	 * Return SLUICE_OK with *reused = 1 for a node that needed no work.
+	 * Called concurrently from several threads for different nodes.
+	 */
+	int (*run)(void *ud, struct exec_worker *w, size_t idx, int *reused, struct sluice_err *err);
+	/* A node's name, for "skipped: upstream 'x' failed". */
+	const char *(*name)(void *ud, size_t idx);
+	/* Progress callbacks, called with the executor's lock held: keep short. seq is 1-based. */
+	void (*started)(void *ud, struct exec_worker *w, size_t idx, int seq);
+	void (*finished)(void *ud, struct exec_worker *w, size_t idx, int seq, enum exec_status st,
+			 const struct sluice_err *err);
+};
+
+struct executor {
+	const struct dag *dag;
+	const unsigned char *todo;      /* nodes to run; other nodes count as done */
+	int threads;
+	const struct exec_ops *ops;
+	void *ud;
+	void **worker_ud;               /* worker_ud[i] becomes workers[i].ud (may be NULL) */
+	/* results */
+	enum exec_status *status;       /* per node */
+	int signo;                      /* signal that cancelled the run, or 0 */
+	int ntodo, nstarted;
+	/* private */
+	struct exec_private *priv;
+};
+
+/*
+ * Run to completion (or cancellation). Returns 0 when every node succeeded
+ * or was reused, SLUICE_EDB when any failed or was skipped, SLUICE_ECANCEL
+ * on a signal (ex->signo says which). Blocks SIGINT/SIGTERM in the calling
+ * thread for its duration.
+ */
+int executor_run(struct executor *ex);
+void executor_release(struct executor *ex);
+
+/* Mark the connection a job is blocked on, so a signal can cancel it (NULL to clear). */
+void exec_worker_busy(struct exec_worker *w, struct sluice_conn *c);
+/* Whether the run is being cancelled (jobs may check between steps). */
+int exec_cancelled(const struct exec_worker *w);
+
+#endif

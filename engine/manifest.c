@@ -1,0 +1,589 @@
+/*
+ * manifest.c: from a loaded project to nodes with final config, relations
+ * and edges; and the rendering of a node's SQL with its refs resolved.
+ *
+ * Dependencies are found statically (every literal ref()/source() in any
+ * branch, as dbt's parser does), so the DAG never depends on runtime state.
+ * A ref() that only appears at render time must already be a dependency.
+ */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "dialect.h"
+#include "manifest.h"
+#include "util/xalloc.h"
+
+static const char *const mat_names[MAT__COUNT] = {
+	[MAT_VIEW] = "view",
+	[MAT_TABLE] = "table",
+	[MAT_INCREMENTAL] = "incremental",
+	[MAT_EPHEMERAL] = "ephemeral",
+};
+
+struct node *manifest_node(const struct manifest *m, const char *name)
+{
+	return strmap_get(&m->by_name, name);
+}
+
+static const char *arg_str(const struct tpl_call *c, size_t i)
+{
+	return i < c->nargs && c->args[i].kind == V_STR ? c->args[i].u.str.s : NULL;
+}
+
+/* ref('m') or ref('package', 'm'): the model name. */
+static const char *ref_name(const struct tpl_call *c)
+{
+	return arg_str(c, c->nargs >= 2 ? 1 : 0);
+}
+
+static int call_error(struct sluice_err *err, const struct tpl_call *c, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int call_error(struct sluice_err *err, const struct tpl_call *c, const char *fmt, ...)
+{
+	struct buf msg = BUF_INIT;
+	va_list ap;
+
+	va_start(ap, fmt);
+	buf_vprintf(&msg, fmt, ap);
+	va_end(ap);
+	err_set(err, SLUICE_EUSAGE, "%s:%d:%d: %s", c->path, c->line, c->col, msg.s);
+	buf_release(&msg);
+	return SLUICE_EUSAGE;
+}
+
+/* ---- building ---- */
+
+struct build_ctx {
+	struct manifest *m;
+	struct node *node;
+	struct sluice_err *err;
+	const char **model_names;
+	size_t nmodel_names;
+};
+
+static int apply_config_call(void *ud, const struct tpl_call *c)
+{
+	struct build_ctx *b = ud;
+	struct arena *a = &b->m->project->arena;
+	size_t i;
+
+	for (i = 0; i < c->nkw; i++) {
+		char *key = arena_strdup(a, c->kwnames[i]), *p;
+		for (p = key; *p; p++)
+			if (*p == '-')
+				*p = '_';
+		if (!strcmp(key, "tags")) {
+			/* tags accumulate, as in dbt */
+			struct val tags = val_list_new();
+			const struct val *old = val_get(&b->node->config, "tags");
+			size_t k;
+			if (old && old->kind == V_LIST)
+				for (k = 0; k < old->u.list.n; k++)
+					val_list_push(a, &tags, old->u.list.items[k]);
+			if (c->kwargs[i].kind == V_LIST)
+				for (k = 0; k < c->kwargs[i].u.list.n; k++)
+					val_list_push(a, &tags, val_clone(a, &c->kwargs[i].u.list.items[k]));
+			else
+				val_list_push(a, &tags, val_clone(a, &c->kwargs[i]));
+			val_dict_set(a, &b->node->config, key, tags);
+		} else {
+			val_dict_set(a, &b->node->config, key, val_clone(a, &c->kwargs[i]));
+		}
+	}
+	if (c->nargs)
+		return call_error(b->err, c, "config() takes keyword arguments only");
+	return 0;
+}
+
+static int add_ref_edge(void *ud, const struct tpl_call *c)
+{
+	struct build_ctx *b = ud;
+	const char *name = ref_name(c);
+	struct node *parent;
+
+	if (!name)
+		return call_error(b->err, c, "ref() needs a model name");
+	parent = strmap_get(&b->m->by_name, name);
+	if (!parent) {
+		const char *s = dag_suggest(name, b->model_names, b->nmodel_names);
+		if (s)
+			return call_error(b->err, c, "unknown ref '%s' (did you mean '%s'?)", name, s);
+		return call_error(b->err, c, "unknown ref '%s'", name);
+	}
+	if (parent == b->node)
+		return call_error(b->err, c, "model '%s' refers to itself (use {{ this }})", name);
+	dag_add_edge(b->m->dag, parent->idx, b->node->idx);
+	return 0;
+}
+
+static int add_source_edge(void *ud, const struct tpl_call *c)
+{
+	struct build_ctx *b = ud;
+	const char *s = arg_str(c, 0), *t = arg_str(c, 1);
+	struct buf key = BUF_INIT;
+	struct node *src;
+
+	if (!s || !t || c->nargs != 2)
+		return call_error(b->err, c, "source() needs a source name and a table name");
+	buf_printf(&key, "%s.%s", s, t);
+	src = strmap_get(&b->m->by_source, key.s);
+	buf_release(&key);
+	if (!src)
+		return call_error(b->err, c, "unknown source '%s.%s' (declare it under sources: in a properties file)", s, t);
+	dag_add_edge(b->m->dag, src->idx, b->node->idx);
+	return 0;
+}
+
+static int set_materialization(struct node *n, struct sluice_err *err)
+{
+	const char *mat = val_get_str(&n->config, "materialized", "view");
+	int i;
+
+	for (i = 0; i < MAT__COUNT; i++)
+		if (!strcmp(mat, mat_names[i])) {
+			n->mat = i;
+			n->mat_name = mat_names[i];
+			return 0;
+		}
+	{
+		const char *s = dag_suggest(mat, (const char *const *)mat_names, MAT__COUNT);
+		return err_set(err, SLUICE_EUSAGE, "%s: unknown materialization '%s'%s%s%s (known: view, table, incremental, ephemeral)",
+			       n->model->path, mat, s ? " (did you mean '" : "", s ? s : "", s ? "'?)" : "");
+	}
+}
+
+static void set_tags(struct arena *a, struct node *n)
+{
+	const struct val *t = val_get(&n->config, "tags");
+	size_t i;
+
+	if (!t || t->kind != V_LIST)
+		return;
+	n->tags = arena_alloc(a, t->u.list.n * sizeof(char *));
+	for (i = 0; i < t->u.list.n; i++)
+		if (t->u.list.items[i].kind == V_STR)
+			n->tags[n->ntags++] = t->u.list.items[i].u.str.s;
+}
+
+static int check_connection(const struct project *p, const char *conn, const char *where,
+			    struct sluice_err *err)
+{
+	struct buf known = BUF_INIT;
+	size_t i;
+
+	if (project_conn(p, conn))
+		return 0;
+	for (i = 0; i < p->target.nconns; i++)
+		buf_printf(&known, "%s%s", i ? ", " : "", p->target.conns[i].name);
+	err_set(err, SLUICE_EUSAGE, "%s: unknown connection '%s' (target '%s' has: %s)", where, conn,
+		p->target.name, known.s);
+	buf_release(&known);
+	return SLUICE_EUSAGE;
+}
+
+static char *relation_of(struct arena *a, const char *schema, const char *ident)
+{
+	struct buf b = BUF_INIT;
+	char *s;
+
+	dialect_relation(&b, schema, ident);
+	s = arena_strndup(a, b.s, b.len);
+	buf_release(&b);
+	return s;
+}
+
+static void init_source_node(struct manifest *m, struct node *n, struct source_table *t)
+{
+	struct arena *a = &m->project->arena;
+
+	n->type = NODE_SOURCE;
+	n->source = t;
+	n->unique_id = t->unique_id;
+	n->name = t->name;
+	n->config = t->config;
+	n->schema = t->schema;
+	n->identifier = t->identifier;
+	n->relation = relation_of(a, t->schema, t->identifier);
+	n->connection = t->connection ? t->connection : "default";
+	n->info.name = t->name;
+	n->info.source_name = t->source_name;
+	n->info.unique_id = t->unique_id;
+	n->info.path = t->path;
+	n->info.config = &n->config;
+	n->info.is_source = 1;
+	strmap_put(&m->by_source, arena_printf(a, "%s.%s", t->source_name, t->name), n);
+}
+
+static int finish_model_node(struct manifest *m, struct node *n, struct sluice_err *err)
+{
+	struct project *p = m->project;
+	struct arena *a = &p->arena;
+	const char *custom = val_get_str(&n->config, "schema", NULL);
+	int rc;
+
+	if ((rc = set_materialization(n, err)))
+		return rc;
+	n->schema = custom ? arena_printf(a, "%s_%s", p->target.schema, custom) : p->target.schema;
+	n->identifier = val_get_str(&n->config, "alias", n->name);
+	n->relation = relation_of(a, n->schema, n->identifier);
+	n->connection = val_get_str(&n->config, "connection", "default");
+	if ((rc = check_connection(p, n->connection, n->model->path, err)))
+		return rc;
+	set_tags(a, n);
+	n->info.tags = n->tags;
+	n->info.ntags = n->ntags;
+	n->info.config = &n->config;
+	return 0;
+}
+
+static int format_cycle(struct manifest *m, size_t *cycle, size_t ncycle, struct sluice_err *err)
+{
+	struct buf b = BUF_INIT;
+	size_t i;
+
+	for (i = 0; i < ncycle; i++)
+		buf_printf(&b, "%s%s", i ? " -> " : "", m->nodes[cycle[i]].name);
+	err_set(err, SLUICE_EUSAGE, "dependency cycle: %s", b.s);
+	buf_release(&b);
+	return SLUICE_EUSAGE;
+}
+
+static void init_target_var(struct manifest *m)
+{
+	struct project *p = m->project;
+	struct arena *a = &p->arena;
+	const struct val *s = &p->target.conns[0].settings;
+	struct val t = val_dict_new();
+
+	val_dict_set(a, &t, "name", val_str(p->target.name));
+	val_dict_set(a, &t, "profile_name", val_str(p->target.profile));
+	val_dict_set(a, &t, "schema", val_str(p->target.schema));
+	val_dict_set(a, &t, "type", val_str(p->target.type));
+	val_dict_set(a, &t, "threads", val_num(p->target.threads));
+	val_dict_set(a, &t, "dbname", val_str(val_get_str(s, "dbname", "")));
+	val_dict_set(a, &t, "database", val_str(val_get_str(s, "dbname", "")));
+	m->target = t;
+}
+
+int manifest_build(struct manifest *m, struct project *p, struct sluice_err *err)
+{
+	struct arena *a = &p->arena;
+	struct build_ctx b = { m, NULL, err, NULL, 0 };
+	size_t i, k, *cycle, ncycle;
+	int rc;
+
+	memset(m, 0, sizeof(*m));
+	m->project = p;
+	init_target_var(m);
+	m->nodes = arena_alloc(a, (p->nsources + p->nmodels) * sizeof(struct node));
+	for (i = 0; i < p->nsources; i++) {
+		struct node *n = &m->nodes[m->n];
+		n->idx = m->n++;
+		init_source_node(m, n, p->sources[i]);
+		if ((rc = check_connection(p, n->connection, n->source->path, err)))
+			return rc;
+	}
+	b.model_names = arena_alloc(a, p->nmodels * sizeof(char *));
+	for (i = 0; i < p->nmodels; i++) {
+		struct model *mod = p->models[i];
+		struct node *n = &m->nodes[m->n];
+
+		n->idx = m->n++;
+		n->type = NODE_MODEL;
+		n->model = mod;
+		n->unique_id = mod->unique_id;
+		n->name = mod->name;
+		n->config = val_dict_merge(a, &mod->config, NULL);
+		n->info.name = mod->name;
+		n->info.unique_id = mod->unique_id;
+		n->info.path = mod->path;
+		if ((rc = tpl_parse(a, mod->path, mod->src, mod->src_len, &n->tpl, err)))
+			return rc;
+		b.node = n;
+		if ((rc = tpl_each_call(n->tpl, "config", apply_config_call, &b, a)))
+			return rc;
+		if (!val_get_bool(&n->config, "enabled", 1)) {
+			m->n--;   /* disabled models are not nodes (dbt) */
+			continue;
+		}
+		b.model_names[b.nmodel_names++] = mod->name;
+		strmap_put(&m->by_name, mod->name, n);
+	}
+	m->dag = dag_new(a, m->n);
+	for (i = p->nsources; i < m->n; i++) {
+		struct node *n = &m->nodes[i];
+		b.node = n;
+		if ((rc = finish_model_node(m, n, err)))
+			return rc;
+		if ((rc = tpl_each_call(n->tpl, "ref", add_ref_edge, &b, a)) ||
+		    (rc = tpl_each_call(n->tpl, "source", add_source_edge, &b, a)))
+			return rc;
+		/* depends_on=['x'] in config: ordering without a ref in the SQL */
+		const struct val *dep = val_get(&n->config, "depends_on");
+		if (dep && dep->kind == V_LIST)
+			for (k = 0; k < dep->u.list.n; k++) {
+				struct node *par = dep->u.list.items[k].kind == V_STR ?
+					strmap_get(&m->by_name, dep->u.list.items[k].u.str.s) : NULL;
+				if (!par)
+					return err_set(err, SLUICE_EUSAGE, "%s: depends_on names unknown model '%s'",
+						       n->model->path, dep->u.list.items[k].kind == V_STR ?
+						       dep->u.list.items[k].u.str.s : "?");
+				dag_add_edge(m->dag, par->idx, n->idx);
+			}
+	}
+	if (dag_check(m->dag, &cycle, &ncycle))
+		return format_cycle(m, cycle, ncycle, err);
+	return 0;
+}
+
+void manifest_release(struct manifest *m)
+{
+	strmap_release(&m->by_name);
+	strmap_release(&m->by_source);
+}
+
+/* ---- rendering ---- */
+
+struct render_ctx {
+	const struct manifest *m;
+	const struct node *self;       /* whose refs must be declared dependencies */
+	const struct node *this_node;  /* what {{ this }} names */
+	const struct compile_opts *o;
+	struct arena *scratch;
+	struct val *used;
+	struct buf *ctes;              /* "name" AS (...) pieces, comma-separated */
+	unsigned char *cte_done;       /* per node: already in ctes */
+	int depth;
+};
+
+static int render_node_sql(struct render_ctx *r, const struct node *n, struct buf *out,
+			   struct sluice_err *err);
+
+static int is_parent(const struct manifest *m, const struct node *self, const struct node *p)
+{
+	size_t i;
+
+	for (i = 0; i < m->dag->nparents[self->idx]; i++)
+		if (m->dag->parents[self->idx][i] == p->idx)
+			return 1;
+	return 0;
+}
+
+static int host_ref(struct render_ctx *r, const struct tpl_call *c, struct val *out, struct sluice_err *err)
+{
+	const char *name = ref_name(c);
+	const struct node *n = name ? manifest_node(r->m, name) : NULL;
+
+	if (!name)
+		return err_set(err, SLUICE_EUSAGE, "ref() needs a model name");
+	if (!n)
+		return err_set(err, SLUICE_EUSAGE, "unknown ref '%s'", name);
+	if (r->self && !is_parent(r->m, r->self, n))
+		return err_set(err, SLUICE_EUSAGE,
+			       "ref('%s') was not found by the parser: write ref() with literal arguments", name);
+	if (n->mat != MAT_EPHEMERAL) {
+		*out = val_str(n->relation);
+		return 0;
+	}
+	/* Ephemeral: inline as a CTE, its own CTEs first. */
+	{
+		struct buf cte_name = BUF_INIT;
+		buf_printf(&cte_name, "__sluice_cte__%s", n->name);
+		if (!r->cte_done[n->idx]) {
+			struct buf sql = BUF_INIT, q = BUF_INIT;
+			const struct node *saved = r->self;
+			int rc;
+			r->cte_done[n->idx] = 1;
+			if (++r->depth > 64) {
+				buf_release(&cte_name);
+				return err_set(err, SLUICE_EUSAGE, "ephemeral models nest too deeply");
+			}
+			r->self = r->this_node = n;
+			rc = render_node_sql(r, n, &sql, err);
+			r->self = r->this_node = saved;
+			r->depth--;
+			if (rc) {
+				buf_release(&sql);
+				buf_release(&cte_name);
+				return rc;
+			}
+			dialect_quote_ident(&q, cte_name.s);
+			buf_printf(r->ctes, "%s%s AS (\n%s\n)", r->ctes->len ? ",\n" : "", q.s, sql.s);
+			buf_release(&sql);
+			buf_release(&q);
+		}
+		{
+			struct buf q = BUF_INIT;
+			dialect_quote_ident(&q, cte_name.s);
+			*out = val_str_dup(r->scratch, q.s, q.len);
+			buf_release(&q);
+		}
+		buf_release(&cte_name);
+	}
+	return 0;
+}
+
+static int host_call(void *ud, const struct tpl_call *c, struct val *out, struct sluice_err *err)
+{
+	struct render_ctx *r = ud;
+	const char *name = c->name;
+
+	if (!strcmp(name, "ref"))
+		return host_ref(r, c, out, err);
+	if (!strcmp(name, "source")) {
+		const char *s = arg_str(c, 0), *t = arg_str(c, 1);
+		struct buf key = BUF_INIT;
+		const struct node *n;
+		if (!s || !t)
+			return err_set(err, SLUICE_EUSAGE, "source() needs a source name and a table name");
+		buf_printf(&key, "%s.%s", s, t);
+		n = strmap_get(&r->m->by_source, key.s);
+		buf_release(&key);
+		if (!n)
+			return err_set(err, SLUICE_EUSAGE, "unknown source '%s.%s'", s, t);
+		*out = val_str(n->relation);
+		return 0;
+	}
+	if (!strcmp(name, "config")) {
+		*out = val_str("");
+		return 0;
+	}
+	if (!strcmp(name, "is_incremental")) {
+		*out = val_bool(r->o && r->o->is_incremental && r->depth == 0);
+		return 0;
+	}
+	return project_call_builtin(r->m->project, c, out, r->used, err);
+}
+
+static int host_lookup(void *ud, const char *name, struct arena *a, struct val *out)
+{
+	struct render_ctx *r = ud;
+
+	(void)a;
+	if (!strcmp(name, "this") && r->this_node) {
+		*out = val_str(r->this_node->relation);
+		return 0;
+	}
+	if (!strcmp(name, "target")) {
+		*out = r->m->target;
+		return 0;
+	}
+	if (!strcmp(name, "invocation_id") && r->o && r->o->invocation_id) {
+		*out = val_str(r->o->invocation_id);
+		return 0;
+	}
+	return 1;
+}
+
+static void strip_trailing_semicolons(struct buf *b)
+{
+	for (;;) {
+		buf_rtrim(b);
+		if (!b->len || b->s[b->len - 1] != ';')
+			return;
+		b->s[--b->len] = '\0';
+	}
+}
+
+static int render_node_sql(struct render_ctx *r, const struct node *n, struct buf *out,
+			   struct sluice_err *err)
+{
+	struct tpl_host host = { r, host_call, host_lookup };
+	int rc = tpl_render(n->tpl, &host, r->scratch, out, err);
+
+	if (!rc)
+		strip_trailing_semicolons(out);
+	return rc;
+}
+
+/* Skip whitespace and SQL comments; returns the offset of the first token. */
+static size_t skip_sql_space(const char *s, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		if (isspace((unsigned char)s[i])) {
+			i++;
+		} else if (s[i] == '-' && i + 1 < len && s[i + 1] == '-') {
+			while (i < len && s[i] != '\n')
+				i++;
+		} else if (s[i] == '/' && i + 1 < len && s[i + 1] == '*') {
+			char *e = strstr(s + i + 2, "*/");
+			i = e ? (size_t)(e - s) + 2 : len;
+		} else {
+			break;
+		}
+	}
+	return i;
+}
+
+static int word_at(const char *s, size_t len, size_t i, const char *w)
+{
+	size_t n = strlen(w);
+
+	return i + n <= len && !strncasecmp(s + i, w, n) &&
+	       (i + n == len || !(isalnum((unsigned char)s[i + n]) || s[i + n] == '_'));
+}
+
+/* Put the ephemeral CTEs in front of sql, merging with its own WITH. */
+static void inject_ctes(const struct buf *sql, const struct buf *ctes, struct buf *out)
+{
+	size_t i = skip_sql_space(sql->s, sql->len);
+
+	buf_add(out, sql->s, i);
+	if (word_at(sql->s, sql->len, i, "with")) {
+		size_t j = skip_sql_space(sql->s + i + 4, sql->len - i - 4) + i + 4;
+		if (word_at(sql->s, sql->len, j, "recursive")) {
+			buf_printf(out, "WITH RECURSIVE %s,\n", ctes->s);
+			buf_add(out, sql->s + j + 9, sql->len - j - 9);
+		} else {
+			buf_printf(out, "WITH %s,\n", ctes->s);
+			buf_add(out, sql->s + i + 4, sql->len - i - 4);
+		}
+	} else {
+		buf_printf(out, "WITH %s\n", ctes->s);
+		buf_add(out, sql->s + i, sql->len - i);
+	}
+}
+
+int manifest_compile(const struct manifest *m, const struct node *n, const struct compile_opts *o,
+		     struct arena *scratch, struct buf *out, struct val *used, struct sluice_err *err)
+{
+	struct buf ctes = BUF_INIT, sql = BUF_INIT;
+	struct render_ctx r = { m, n, n, o, scratch, used, &ctes, NULL, 0 };
+	int rc;
+
+	r.cte_done = arena_alloc(scratch, m->n);
+	rc = render_node_sql(&r, n, &sql, err);
+	if (!rc) {
+		if (ctes.len)
+			inject_ctes(&sql, &ctes, out);
+		else
+			buf_add(out, sql.s, sql.len);
+	}
+	buf_release(&ctes);
+	buf_release(&sql);
+	return rc;
+}
+
+int manifest_render_string(const struct manifest *m, const struct node *n, const char *what,
+			   const char *src, const struct compile_opts *o, struct arena *scratch,
+			   struct buf *out, struct sluice_err *err)
+{
+	struct buf ctes = BUF_INIT;
+	/* hooks may use {{ this }}; their refs are not dependencies */
+	struct render_ctx r = { m, NULL, n, o, scratch, NULL, &ctes, NULL, 0 };
+	struct tpl_host host = { &r, host_call, host_lookup };
+	struct tpl *t;
+	int rc;
+
+	r.cte_done = arena_alloc(scratch, m->n);
+	rc = tpl_parse(scratch, what, src, strlen(src), &t, err);
+	if (!rc)
+		rc = tpl_render(t, &host, scratch, out, err);
+	buf_release(&ctes);
+	return rc;
+}

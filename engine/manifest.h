@@ -1,0 +1,83 @@
+/*
+ * manifest.h: the project turned into nodes with final config, relations
+ * and dependencies. It parses every model template, applies in-file
+ * config(), resolves ref()/source() into DAG edges and checks for cycles.
+ * It also renders ("compiles") a node's SQL with the relations filled in.
+ *
+ * Not here: talking to databases, deciding what to build, or running.
+ * After manifest_build everything is read-only, so worker threads may call
+ * manifest_compile concurrently with their own scratch arenas.
+ */
+#ifndef SLUICE_MANIFEST_H
+#define SLUICE_MANIFEST_H
+
+#include <stddef.h>
+#include "dag.h"
+#include "project.h"
+#include "template.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/strmap.h"
+
+enum node_type { NODE_MODEL, NODE_SOURCE };
+
+/* The materializations; names in mat_names[] (manifest.c). */
+enum materialization { MAT_VIEW, MAT_TABLE, MAT_INCREMENTAL, MAT_EPHEMERAL, MAT__COUNT };
+
+struct node {
+	size_t idx;
+	enum node_type type;
+	const char *unique_id;
+	const char *name;
+	struct model *model;           /* NODE_MODEL */
+	struct source_table *source;   /* NODE_SOURCE */
+	struct tpl *tpl;               /* NODE_MODEL */
+	struct val config;             /* final config: folder < properties < config() */
+	enum materialization mat;
+	const char *mat_name;
+	const char *schema;            /* relation schema (custom schemas: <target>_<custom>) */
+	const char *identifier;        /* relation name (alias or model name) */
+	const char *relation;          /* quoted "schema"."identifier" */
+	const char *connection;        /* connection name ("default") */
+	const char **tags;
+	size_t ntags;
+	struct dag_node_info info;     /* for selection */
+};
+
+struct manifest {
+	struct project *project;
+	struct node *nodes;            /* sources first, then models, as in the project */
+	size_t n;
+	struct dag *dag;
+	struct strmap by_name;         /* model name -> node */
+	struct strmap by_source;       /* "source.table" -> node */
+	struct val target;             /* the `target` template variable */
+};
+
+/* Build; errors are SLUICE_EUSAGE with file:line:col (cycles list the path). */
+int manifest_build(struct manifest *m, struct project *p, struct sluice_err *err);
+void manifest_release(struct manifest *m);
+
+struct node *manifest_node(const struct manifest *m, const char *name);
+
+/* What compiling a node needs to know about the world. */
+struct compile_opts {
+	int is_incremental;            /* value of is_incremental() */
+	const char *invocation_id;     /* for the invocation_id variable, or NULL */
+};
+
+/*
+ * Render node n's SQL into out: refs to built models become their quoted
+ * relations, refs to ephemeral models become CTEs injected at the top.
+ * Values read through var()/env_var() are recorded in *used (a dict in
+ * scratch) when used is not NULL. Thread-safe for distinct scratch arenas.
+ */
+int manifest_compile(const struct manifest *m, const struct node *n, const struct compile_opts *o,
+		     struct arena *scratch, struct buf *out, struct val *used, struct sluice_err *err);
+
+/* Render an arbitrary template string (hooks) in node n's context (n may be NULL). */
+int manifest_render_string(const struct manifest *m, const struct node *n, const char *what,
+			   const char *src, const struct compile_opts *o, struct arena *scratch,
+			   struct buf *out, struct sluice_err *err);
+
+#endif

@@ -1,0 +1,206 @@
+/*
+ * session.c: common flags and the load-project-then-select sequence every
+ * command starts with; see session.h.
+ */
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+#include "session.h"
+#include "util/xalloc.h"
+
+double now_seconds(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (double)tv.tv_sec + tv.tv_usec / 1e6;
+}
+
+void format_iso_time(double t, char *out, size_t n)
+{
+	time_t secs = (time_t)t;
+	struct tm tm;
+	char base[32];
+
+	gmtime_r(&secs, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out, n, "%s.%06dZ", base, (int)((t - (double)secs) * 1e6));
+}
+
+static int flag_value(int argc, char **argv, int *i, const char *name, const char **out,
+		      struct sluice_err *err)
+{
+	size_t n = strlen(name);
+
+	if (!strncmp(argv[*i], name, n) && argv[*i][n] == '=') {
+		*out = argv[*i] + n + 1;
+		return 1;
+	}
+	if (strcmp(argv[*i], name))
+		return 0;
+	if (*i + 1 >= argc) {
+		err_set(err, SLUICE_EUSAGE, "%s needs a value", name);
+		return -1;
+	}
+	*out = argv[++*i];
+	return 1;
+}
+
+static void add_words(struct buf *b, const char *s)
+{
+	if (b->len)
+		buf_addc(b, ' ');
+	buf_puts(b, s);
+}
+
+int cli_parse(struct cli *cli, int argc, char **argv, const char *const *extra, struct sluice_err *err)
+{
+	int i, r;
+
+	cli->args = xcalloc((size_t)argc + 1, sizeof(char *));
+	for (i = 1; i < argc; i++) {
+		const char *v = NULL, *a = argv[i];
+		const char *const *e;
+
+#define VALUE(name, field) \
+	if ((r = flag_value(argc, argv, &i, name, &v, err)) < 0) return SLUICE_EUSAGE; \
+	if (r) { field = v; continue; }
+		VALUE("--project-dir", cli->project_dir)
+		VALUE("--profiles-dir", cli->profiles_dir)
+		VALUE("--target", cli->target)
+		VALUE("-t", cli->target)
+		VALUE("--vars", cli->vars)
+		VALUE("--log-format", cli->log_format)
+		VALUE("--output", cli->output)
+		VALUE("-o", cli->output)
+		VALUE("--resource-type", cli->resource_type)
+#undef VALUE
+		if (!strcmp(a, "-s") || !strcmp(a, "--select") || !strcmp(a, "-m") || !strcmp(a, "--models") ||
+		    !strcmp(a, "--exclude")) {
+			struct buf *dst = !strcmp(a, "--exclude") ? &cli->exclude : &cli->select;
+			if (i + 1 >= argc || argv[i + 1][0] == '-')
+				return err_set(err, SLUICE_EUSAGE, "%s needs a selector", a);
+			/* dbt takes several words after one -s */
+			while (i + 1 < argc && argv[i + 1][0] != '-')
+				add_words(dst, argv[++i]);
+			continue;
+		}
+		if (!strncmp(a, "--select=", 9) || !strncmp(a, "--exclude=", 10)) {
+			add_words(a[2] == 's' ? &cli->select : &cli->exclude, strchr(a, '=') + 1);
+			continue;
+		}
+		if (!strcmp(a, "--full-refresh")) {
+			cli->full_refresh = 1;
+			continue;
+		}
+		if ((r = flag_value(argc, argv, &i, "--threads", &v, err)) < 0)
+			return SLUICE_EUSAGE;
+		if (r) {
+			char *end;
+			long n = strtol(v, &end, 10);
+			if (*end || n < 1 || n > 64)
+				return err_set(err, SLUICE_EUSAGE, "--threads takes a number from 1 to 64, not '%s'", v);
+			cli->threads = (int)n;
+			continue;
+		}
+		for (e = extra; e && *e; e++) {
+			size_t n = strlen(*e);
+			if (!strncmp(a, *e, n) && (a[n] == '\0' || a[n] == '='))
+				break;
+		}
+		if (e && *e) {
+			cli->args[cli->nargs++] = argv[i];
+			continue;
+		}
+		if (a[0] == '-' && a[1])
+			return err_set(err, SLUICE_EUSAGE, "unknown option '%s' for '%s' (see sluice help)", a, argv[0]);
+		cli->args[cli->nargs++] = argv[i];
+	}
+	if (cli->log_format && strcmp(cli->log_format, "text") && strcmp(cli->log_format, "json"))
+		return err_set(err, SLUICE_EUSAGE, "--log-format takes text or json, not '%s'", cli->log_format);
+	return 0;
+}
+
+void cli_release(struct cli *cli)
+{
+	buf_release(&cli->select);
+	buf_release(&cli->exclude);
+	free(cli->args);
+}
+
+static void make_invocation_id(char *out, size_t n)
+{
+	unsigned char r[16] = { 0 };
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || read(fd, r, sizeof(r)) != (ssize_t)sizeof(r)) {
+		/* Never fatal: fall back to time and pid. */
+		double t = now_seconds();
+		memcpy(r, &t, sizeof(t));
+		r[8] = (unsigned char)getpid();
+		r[9] = (unsigned char)(getpid() >> 8);
+	}
+	if (fd >= 0)
+		close(fd);
+	r[6] = (r[6] & 0x0f) | 0x40;
+	r[8] = (r[8] & 0x3f) | 0x80;
+	snprintf(out, n, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15]);
+}
+
+/* $SLUICE_USER, else the login name: every statement is traced to a person. */
+static void find_user(char *out, size_t n)
+{
+	const char *u = getenv("SLUICE_USER");
+	struct passwd *pw;
+	char *p;
+
+	if (!u || !*u)
+		u = getenv("USER");
+	if ((!u || !*u) && (pw = getpwuid(geteuid())))
+		u = pw->pw_name;
+	snprintf(out, n, "%s", u && *u ? u : "unknown");
+	/* It goes inside SQL comments: keep it printable and comment-safe. */
+	for (p = out; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == '*' || *p == '/')
+			*p = '_';
+}
+
+int session_open(struct session *s, struct cli *cli, struct sluice_err *err)
+{
+	struct project_opts po = { cli->project_dir, cli->profiles_dir, cli->target, cli->vars };
+	struct manifest *m = &s->manifest;
+	int rc;
+
+	memset(s, 0, sizeof(*s));
+	s->cli = cli;
+	s->started_at = now_seconds();
+	make_invocation_id(s->invocation_id, sizeof(s->invocation_id));
+	find_user(s->user, sizeof(s->user));
+	/* application_name is at most 63 bytes */
+	snprintf(s->app_name, sizeof(s->app_name), "sluice/%.56s", s->user);
+	if ((rc = project_load(&s->project, &po, err)))
+		return rc;
+	if ((rc = manifest_build(m, &s->project, err)))
+		return rc;
+	s->selected = arena_alloc(&s->project.arena, m->n ? m->n : 1);
+	{
+		struct dag_node_info *info = arena_alloc(&s->project.arena, (m->n ? m->n : 1) * sizeof(*info));
+		size_t i;
+		for (i = 0; i < m->n; i++)
+			info[i] = m->nodes[i].info;
+		rc = dag_select(m->dag, info, cli->select.s, cli->exclude.s, s->selected, err);
+	}
+	return rc;
+}
+
+void session_close(struct session *s)
+{
+	manifest_release(&s->manifest);
+	project_release(&s->project);
+}

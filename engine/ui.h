@@ -1,0 +1,27 @@
+/*
+ * ui.h: what a person (or a log collector, with --log-format json) sees.
+ * Text lines go to stdout; errors and warnings to stderr. Colour only on a
+ * terminal and never with NO_COLOR. Thread-safe: one lock per line.
+ */
+#ifndef SLUICE_UI_H
+#define SLUICE_UI_H
+
+#include <stddef.h>
+
+void ui_init(const char *log_format);
+int ui_json(void);
+
+/* "[3/12] START table analytics.orders" */
+void ui_node_start(int seq, int total, const char *kind, const char *relation, const char *unique_id);
+/* "[3/12] OK table analytics.orders ...... 1.23s 120 rows" (status: OK, ERROR, SKIP, REUSED) */
+void ui_node_done(int seq, int total, const char *status, const char *kind, const char *relation,
+		  const char *unique_id, double elapsed, long long rows, const char *message);
+void ui_summary(int ok, int error, int skipped, int reused, double elapsed);
+void ui_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void ui_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void ui_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Check stdout for write errors (full disk, closed pipe); 0 or -1. */
+int ui_flush(void);
+
+#endif
