@@ -11,7 +11,7 @@ CC ?= cc
 PKGS := libpq odbc jansson libxxhash libcurl yaml-0.1
 DEBS := libpq-dev unixodbc-dev odbc-postgresql libjansson-dev libxxhash-dev \
 	libcurl4-openssl-dev libyaml-dev postgresql postgresql-client libcmocka-dev \
-	pkg-config
+	pkg-config jq
 SANITIZE ?=
 BUILD := build/$(if $(SANITIZE),san,std)
 
@@ -57,6 +57,8 @@ $(BUILD)/%.o: %.c
 T_TEMPLATE := $(BUILD)/engine/template.o
 T_PROJECT := $(BUILD)/engine/yaml.o $(BUILD)/engine/project.o $(BUILD)/engine/json.o $(T_TEMPLATE)
 T_DAG := $(BUILD)/engine/dag.o
+T_POSTGRES := $(BUILD)/connectors/postgres.o $(BUILD)/connectors/pg-embedded.o $(BUILD)/connectors/registry.o
+$(BUILD)/tests/test_postgres: $(T_POSTGRES)
 $(BUILD)/tests/test_template: $(T_TEMPLATE)
 $(BUILD)/tests/test_yaml: $(T_PROJECT)
 $(BUILD)/tests/test_project: $(T_PROJECT)

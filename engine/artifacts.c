@@ -132,7 +132,7 @@ int artifacts_write_run_results(const struct build *b, const char *command, stru
 	for (i = 0; i < m->n; i++) {
 		const struct node_run *r = &b->runs[i];
 		json_t *o, *resp, *timing;
-		if (!b->todo[i])
+		if (b->todo[i] != EXEC_RUN)
 			continue;
 		o = json_object();
 		resp = json_object();

@@ -76,7 +76,7 @@ static int load_relations(struct build *b, size_t slot, struct sluice_err *err)
 	int rc;
 
 	for (i = 0; i < m->n; i++)
-		if (b->todo[i] && slot_of(p, m->nodes[i].connection) == slot && !strmap_get(&seen, m->nodes[i].schema)) {
+		if (b->todo[i] == EXEC_RUN && slot_of(p, m->nodes[i].connection) == slot && !strmap_get(&seen, m->nodes[i].schema)) {
 			strmap_put(&seen, m->nodes[i].schema, (void *)1);
 			schemas[n++] = m->nodes[i].schema;
 		}
@@ -207,11 +207,17 @@ int build_prepare(struct build *b, struct session *s, int offline, struct sluice
 	b->runs = xcalloc(m->n ? m->n : 1, sizeof(*b->runs));
 	b->todo = xcalloc(m->n ? m->n : 1, 1);
 	b->slots = xcalloc(p->target.nconns, sizeof(*b->slots));
-	for (i = 0; i < m->n; i++)
-		if (s->selected[i] && m->nodes[i].type == NODE_MODEL && m->nodes[i].mat != MAT_EPHEMERAL) {
-			b->todo[i] = 1;
+	for (i = 0; i < m->n; i++) {
+		if (m->nodes[i].type != NODE_MODEL)
+			continue;
+		if (m->nodes[i].mat == MAT_EPHEMERAL) {
+			/* never built, but children wait for its parents */
+			b->todo[i] = EXEC_PASS;
+		} else if (s->selected[i]) {
+			b->todo[i] = EXEC_RUN;
 			b->ntodo++;
 		}
+	}
 	for (i = 0; i < p->target.nconns; i++) {
 		const char *dname;
 		if ((rc = connector_resolve(&p->target.conns[i].settings, &b->slots[i].drv, &dname, err)))
@@ -225,7 +231,7 @@ int build_prepare(struct build *b, struct session *s, int offline, struct sluice
 			size_t k;
 			int used = i == 0;
 			for (k = 0; k < m->n && !used; k++)
-				used = b->todo[k] && slot_of(p, m->nodes[k].connection) == i;
+				used = b->todo[k] == EXEC_RUN && slot_of(p, m->nodes[k].connection) == i;
 			if (!used)
 				continue;
 			if ((rc = build_connect(s, p->target.conns[i].name, &b->slots[i].main, NULL, err)))
@@ -235,7 +241,7 @@ int build_prepare(struct build *b, struct session *s, int offline, struct sluice
 		}
 	}
 	for (i = 0; i < m->n; i++)
-		if (b->todo[i])
+		if (b->todo[i] == EXEC_RUN)
 			prepare_node(b, &m->nodes[i]);
 	return 0;
 }
@@ -294,7 +300,7 @@ static void job_started(void *ud, struct exec_worker *w, size_t idx, int seq)
 	b->runs[idx].started = now_seconds();
 	b->runs[idx].seq = seq;
 	b->runs[idx].thread_id = w->id;
-	ui_node_start(seq, b->ntodo, n->mat_name, n->relation, n->unique_id);
+	ui_node_start(seq, b->ntodo, n->mat_name, n->display, n->unique_id);
 }
 
 static void job_finished(void *ud, struct exec_worker *w, size_t idx, int seq, enum exec_status st,
@@ -319,7 +325,7 @@ static void job_finished(void *ud, struct exec_worker *w, size_t idx, int seq, e
 	case EXEC_REUSED: b->reused++; break;
 	default: break;
 	}
-	ui_node_done(seq, b->ntodo, words[st], n->mat_name, n->relation, n->unique_id, r->finished - r->started,
+	ui_node_done(seq, b->ntodo, words[st], n->mat_name, n->display, n->unique_id, r->finished - r->started,
 		     st == EXEC_SUCCESS ? r->rows : -1, st == EXEC_SUCCESS ? NULL : r->err.msg);
 }
 
@@ -376,7 +382,7 @@ static int create_schemas(struct build *b, struct sluice_err *err)
 		size_t slot = slot_of(&b->s->project, m->nodes[i].connection);
 		struct buf q = BUF_INIT;
 		char *key;
-		if (!b->todo[i] || b->runs[i].failed_early)
+		if (b->todo[i] != EXEC_RUN || b->runs[i].failed_early)
 			continue;
 		key = rel_key(&b->s->project.arena, m->nodes[i].connection, m->nodes[i].schema);
 		if (strmap_get(&seen, key))

@@ -25,7 +25,7 @@ int cmd_compile(int argc, char **argv)
 	if (!(rc = session_open(&s, &cli, &err)) && !(rc = artifacts_write_manifest(&s, &err)) &&
 	    !(rc = build_prepare(&b, &s, 1, &err))) {
 		for (i = 0; i < s.manifest.n; i++)
-			if (b.todo[i] && b.runs[i].failed_early) {
+			if (b.todo[i] == EXEC_RUN && b.runs[i].failed_early) {
 				ui_error("%s", b.runs[i].err.msg);
 				failed++;
 			}

@@ -40,6 +40,20 @@ int exec_cancelled(const struct exec_worker *w)
 	return __atomic_load_n(&w->ex->signo, __ATOMIC_SEQ_CST) != 0;
 }
 
+/* Release the children of a finished node. Lock held. */
+static void release_children(struct executor *ex, size_t idx)
+{
+	const struct dag *d = ex->dag;
+	struct exec_private *p = ex->priv;
+	size_t k;
+
+	for (k = 0; k < d->nchildren[idx]; k++) {
+		size_t c = d->children[idx][k];
+		if (ex->todo[c] && ex->status[c] == EXEC_PENDING && --p->waiting[c] == 0)
+			p->ready[p->nready++] = c;
+	}
+}
+
 /* Mark node i and, transitively, its todo descendants skipped. Lock held. */
 static void skip_downstream(struct executor *ex, size_t i, struct exec_worker *w, const char *why_name)
 {
@@ -58,7 +72,7 @@ static void skip_downstream(struct executor *ex, size_t i, struct exec_worker *w
 			ex->status[c] = EXEC_SKIPPED;
 			p->remaining--;
 			err_set(&e, SLUICE_EDB, "skipped: upstream '%s' failed", why_name);
-			if (ex->ops->finished)
+			if (ex->ops->finished && ex->todo[c] == EXEC_RUN)
 				ex->ops->finished(ex->ud, w, c, 0, EXEC_SKIPPED, &e);
 			stack[top++] = c;
 		}
@@ -91,7 +105,7 @@ static void *worker_main(void *arg)
 
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
-		size_t idx, k;
+		size_t idx;
 		int seq, rc, reused = 0;
 		struct sluice_err err = SLUICE_ERR_INIT;
 		enum exec_status st;
@@ -100,6 +114,13 @@ static void *worker_main(void *arg)
 			pthread_cond_wait(&p->cond, &p->lock);
 		if (ex->signo || p->remaining <= 0 || !pick_ready(p, d, &idx))
 			break;
+		if (ex->todo[idx] == EXEC_PASS) {
+			ex->status[idx] = EXEC_SUCCESS;
+			p->remaining--;
+			release_children(ex, idx);
+			pthread_cond_broadcast(&p->cond);
+			continue;
+		}
 		seq = ++ex->nstarted;
 		p->running++;
 		if (ex->ops->started)
@@ -122,11 +143,7 @@ static void *worker_main(void *arg)
 			p->failed = 1;
 			skip_downstream(ex, idx, w, ex->ops->name(ex->ud, idx));
 		} else {
-			for (k = 0; k < d->nchildren[idx]; k++) {
-				size_t c = d->children[idx][k];
-				if (ex->todo[c] && ex->status[c] == EXEC_PENDING && --p->waiting[c] == 0)
-					p->ready[p->nready++] = c;
-			}
+			release_children(ex, idx);
 		}
 		pthread_cond_broadcast(&p->cond);
 	}
@@ -182,14 +199,15 @@ int executor_run(struct executor *ex)
 	for (i = 0; i < d->n; i++) {
 		if (!ex->todo[i])
 			continue;
-		ex->ntodo++;
+		if (ex->todo[i] == EXEC_RUN)
+			ex->ntodo++;
+		p->remaining++;
 		for (k = 0; k < d->nparents[i]; k++)
 			if (ex->todo[d->parents[i][k]])
 				p->waiting[i]++;
 		if (!p->waiting[i])
 			p->ready[p->nready++] = i;
 	}
-	p->remaining = ex->ntodo;
 	if (ex->threads < 1)
 		ex->threads = 1;
 
@@ -216,7 +234,7 @@ int executor_run(struct executor *ex)
 			struct sluice_err e = SLUICE_ERR_INIT;
 			ex->status[i] = EXEC_SKIPPED;
 			err_set(&e, SLUICE_ECANCEL, "skipped: run cancelled");
-			if (ex->ops->finished)
+			if (ex->ops->finished && ex->todo[i] == EXEC_RUN)
 				ex->ops->finished(ex->ud, &p->workers[0], i, 0, EXEC_SKIPPED, &e);
 		}
 	pthread_mutex_unlock(&p->lock);

@@ -13,6 +13,8 @@
 #include "dag.h"
 #include "util/err.h"
 
+enum { EXEC_RUN = 1, EXEC_PASS = 2 };
+
 enum exec_status { EXEC_PENDING, EXEC_SUCCESS, EXEC_ERROR, EXEC_SKIPPED, EXEC_REUSED };
 
 struct exec_worker {
@@ -39,7 +41,12 @@ struct exec_ops {
 
 struct executor {
 	const struct dag *dag;
-	const unsigned char *todo;      /* nodes to run; other nodes count as done */
+	/*
+	 * Per node: 0 not part of this run (counts as done), EXEC_RUN run it,
+	 * EXEC_PASS a pass-through node that is never run but orders its
+	 * children after its parents (ephemeral models).
+	 */
+	const unsigned char *todo;
 	int threads;
 	const struct exec_ops *ops;
 	void *ud;

@@ -207,6 +207,7 @@ static void init_source_node(struct manifest *m, struct node *n, struct source_t
 	n->schema = t->schema;
 	n->identifier = t->identifier;
 	n->relation = relation_of(a, t->schema, t->identifier);
+	n->display = arena_printf(a, "%s.%s", t->schema, t->identifier);
 	n->connection = t->connection ? t->connection : "default";
 	n->info.name = t->name;
 	n->info.source_name = t->source_name;
@@ -229,6 +230,7 @@ static int finish_model_node(struct manifest *m, struct node *n, struct sluice_e
 	n->schema = custom ? arena_printf(a, "%s_%s", p->target.schema, custom) : p->target.schema;
 	n->identifier = val_get_str(&n->config, "alias", n->name);
 	n->relation = relation_of(a, n->schema, n->identifier);
+	n->display = arena_printf(a, "%s.%s", n->schema, n->identifier);
 	n->connection = val_get_str(&n->config, "connection", "default");
 	if ((rc = check_connection(p, n->connection, n->model->path, err)))
 		return rc;

@@ -38,6 +38,7 @@ struct node {
 	const char *schema;            /* relation schema (custom schemas: <target>_<custom>) */
 	const char *identifier;        /* relation name (alias or model name) */
 	const char *relation;          /* quoted "schema"."identifier" */
+	const char *display;           /* schema.identifier, for people */
 	const char *connection;        /* connection name ("default") */
 	const char **tags;
 	size_t ntags;
