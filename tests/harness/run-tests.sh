@@ -1,0 +1,30 @@
+#!/bin/sh
+# Run the whole suite under prove: the unit test binaries given as
+# arguments, then tests/cli/t*.sh. Starts a PostgreSQL server of its own
+# (tests/harness/pg.sh) for the end-to-end tests and stops it afterwards.
+set -u
+top=$(pwd)
+tmp=$(mktemp -d /tmp/sluice-test.XXXXXX)
+chmod 755 "$tmp"
+cleanup() {
+	sh "$top/tests/harness/pg.sh" stop "$tmp/pg" >/dev/null 2>&1
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if ! sh tests/harness/pg.sh start "$tmp/pg" >"$tmp/pg.env"; then
+	echo "could not start the test PostgreSQL" >&2
+	exit 1
+fi
+set -a
+. "$tmp/pg.env"
+set +a
+export SLUICE_TEST_TMP="$tmp"
+export SLUICE_BIN="$top/sluice"
+export CMOCKA_MESSAGE_OUTPUT=TAP
+# Sanitizer builds: leaks fail the test that leaked.
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=23"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+prove --exec '' ${PROVE_JOBS:--j2} "$@" tests/cli/t*.sh
