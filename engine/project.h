@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include "util/arena.h"
 #include "util/err.h"
+#include "util/strmap.h"
 #include "template.h"
 #include "value.h"
 
@@ -90,6 +91,8 @@ struct project {
 	struct source_table **sources;   /* sorted by unique_id */
 	size_t nsources;
 	struct target target;
+	/* private to project.c: name -> struct model *, "source.table" -> struct source_table * */
+	struct strmap model_index, source_index;
 };
 
 struct project_opts {

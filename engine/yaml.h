@@ -3,7 +3,9 @@
  * libyaml's parser events. Everything lives in the caller's arena.
  *
  * Only the parts of YAML project files use: block and flow maps and
- * sequences, scalars of every style, anchors/aliases (resolved by sharing).
+ * sequences, scalars of every style, anchors/aliases (resolved by sharing),
+ * YAML 1.1 merge keys (`<<: *defaults`, expanded in place, as PyYAML and so
+ * dbt read them). Keys must be scalars; a duplicate key is an error.
  * Multiple documents: only the first is read.
  */
 #ifndef SLUICE_YAML_H

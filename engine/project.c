@@ -1,0 +1,1495 @@
+/*
+ * project.c: loads a project into the plain structs of project.h: sluice.yml
+ * (with dbt's folder config and vars), the profile target from profiles.yml,
+ * the model files and the property YAML (model properties, sources). It
+ * renders var()/env_var() in sluice.yml and profiles.yml values and answers
+ * those two functions for every other template. It does not parse model
+ * SQL, resolve refs or decide materializations: that is manifest.c.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "project.h"
+#include "yaml.h"
+#include "util/buf.h"
+#include "util/fs.h"
+#include "util/xalloc.h"
+
+#define MAX_DIR_DEPTH 64
+
+/* Model file extensions; a language is switched on by setting enabled. */
+static const struct {
+	const char *ext;
+	const char *lang;
+	int enabled;
+} model_langs[] = {
+	{ ".sql", "sql", 1 },
+	{ ".sh", "sh", 0 },
+};
+
+struct loader {
+	struct project *p;
+	const struct project_opts *o;
+	struct arena tmp;          /* sluice.yml and profiles.yml trees */
+	struct val cli_vars;       /* --vars, dict or none */
+	struct val target;         /* `target` for templates in sluice.yml, once known */
+	int have_target;
+	struct sluice_err *err;
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static int is_ident(const char *s)
+{
+	if (!s || !(isalpha((unsigned char)*s) || *s == '_'))
+		return 0;
+	for (s++; *s; s++)
+		if (!(isalnum((unsigned char)*s) || *s == '_'))
+			return 0;
+	return 1;
+}
+
+static int is_null(const struct ynode *n)
+{
+	/* the same spellings yaml_to_val reads as none */
+	return !n || (n->kind == Y_SCALAR && n->plain &&
+		      (!n->len || !strcmp(n->scalar, "~") || !strcmp(n->scalar, "null") ||
+		       !strcmp(n->scalar, "Null") || !strcmp(n->scalar, "NULL")));
+}
+
+/* The dash spelling of sluice.yml keys, or dbt's underscore one. */
+static struct ynode *ykey(const struct ynode *map, const char *dash, const char **found)
+{
+	char under[64];
+	struct ynode *n = ymap_get(map, dash);
+	size_t i;
+
+	*found = dash;
+	if (n)
+		return n;
+	snprintf(under, sizeof(under), "%s", dash);
+	for (i = 0; under[i]; i++)
+		if (under[i] == '-')
+			under[i] = '_';
+	n = ymap_get(map, under);
+	if (n) {
+		size_t k;
+		for (k = 0; k < map->n; k++)
+			if (map->items[2 * k + 1] == n)
+				*found = map->items[2 * k]->scalar;
+	}
+	return n;
+}
+
+/* Config key as stored: no leading '+', '-' -> '_'. Borrows k when already so. */
+static const char *norm_key(struct arena *a, const char *k)
+{
+	char *c, *q;
+
+	if (*k == '+')
+		k++;
+	if (!strchr(k, '-'))
+		return k;
+	c = arena_strdup(a, k);
+	for (q = c; *q; q++)
+		if (*q == '-')
+			*q = '_';
+	return c;
+}
+
+static int is_hook_key(const char *k)
+{
+	while (*k == '+' || *k == ' ')
+		k++;
+	return !strcmp(k, "pre-hook") || !strcmp(k, "post-hook") ||
+	       !strcmp(k, "pre_hook") || !strcmp(k, "post_hook");
+}
+
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), i, j, *row, prev, d;
+
+	if (la > 256 || lb > 256)
+		return (size_t)-1;
+	row = xmalloc((lb + 1) * sizeof(*row));
+	for (j = 0; j <= lb; j++)
+		row[j] = j;
+	for (i = 1; i <= la; i++) {
+		prev = row[0];
+		row[0] = i;
+		for (j = 1; j <= lb; j++) {
+			size_t sub = prev + (a[i - 1] != b[j - 1]);
+			size_t del = row[j] + 1, ins = row[j - 1] + 1;
+			prev = row[j];
+			d = sub < del ? sub : del;
+			row[j] = d < ins ? d : ins;
+		}
+	}
+	d = row[lb];
+	free(row);
+	return d;
+}
+
+static const char *suggest_model(const struct project *p, const char *name)
+{
+	size_t i, best = (size_t)-1, limit = strlen(name) / 3 + 1;
+	const char *s = NULL;
+
+	for (i = 0; i < p->nmodels; i++) {
+		size_t d = edit_distance(name, p->models[i]->name);
+		if (d < best) {
+			best = d;
+			s = p->models[i]->name;
+		}
+	}
+	return best <= limit ? s : NULL;
+}
+
+/* Read an open file into the arena, NUL-terminated; closes fd. */
+static int read_fd_into_arena(struct arena *a, int fd, const char *path, const char **out, size_t *len,
+			      struct sluice_err *err)
+{
+	struct stat st;
+	size_t got = 0, size;
+	char *data;
+
+	if (fstat(fd, &st)) {
+		close(fd);
+		return err_set(err, SLUICE_EIO, "%s: %s", path, strerror(errno));
+	}
+	size = (size_t)st.st_size;
+	data = arena_alloc(a, size + 1);
+	while (got < size) {
+		ssize_t n = read(fd, data + got, size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err_set(err, SLUICE_EIO, "%s: %s", path, strerror(errno));
+			close(fd);
+			return SLUICE_EIO;
+		}
+		if (n == 0)
+			break;   /* shrank while we read: take what is there */
+		got += (size_t)n;
+	}
+	close(fd);
+	data[got] = '\0';
+	*out = data;
+	*len = got;
+	return 0;
+}
+
+static int read_into_arena(struct arena *a, const char *path, const char **out, size_t *len,
+			   struct sluice_err *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return err_set(err, SLUICE_EIO, "%s: %s", path, strerror(errno));
+	return read_fd_into_arena(a, fd, path, out, len, err);
+}
+
+/* Parse a YAML file; messages name it by `display`. */
+static int load_yaml(struct arena *a, const char *abs, const char *display, struct ynode **root,
+		     struct sluice_err *err)
+{
+	const char *text;
+	size_t len;
+	int rc;
+
+	if ((rc = read_into_arena(a, abs, &text, &len, err)))
+		return rc;
+	return yaml_load_str(a, display, text, len, root, err);
+}
+
+/* ---- rendering env_var()/var() in YAML values --------------------------- */
+
+static int load_host_call(void *ud, const struct tpl_call *c, struct val *out, struct sluice_err *err)
+{
+	struct loader *L = ud;
+
+	return project_call_builtin(L->p, c, out, NULL, err);
+}
+
+static int load_host_lookup(void *ud, const char *name, struct arena *a, struct val *out)
+{
+	struct loader *L = ud;
+
+	(void)a;
+	if (L->have_target && !strcmp(name, "target")) {
+		*out = L->target;
+		return 0;
+	}
+	return 1;
+}
+
+/* The template reports "path:line:col: msg" relative to the scalar: keep msg. */
+static const char *strip_position(const char *msg, const char *path)
+{
+	size_t n = strlen(path);
+	const char *s;
+
+	if (strncmp(msg, path, n) || msg[n] != ':')
+		return msg;
+	s = msg + n + 1;
+	while (isdigit((unsigned char)*s))
+		s++;
+	if (*s++ != ':')
+		return msg;
+	while (isdigit((unsigned char)*s))
+		s++;
+	if (s[0] != ':' || s[1] != ' ')
+		return msg;
+	return s + 2;
+}
+
+/*
+ * Render a scalar holding template syntax. A failure names the key and the
+ * place, never the value: it may be a password.
+ */
+static int render_scalar(struct loader *L, const struct ynode *n, const char *key, struct val *out)
+{
+	struct tpl_host host = { L, load_host_call, load_host_lookup };
+	struct arena scratch = ARENA_INIT;
+	struct buf text = BUF_INIT;
+	struct tpl *t;
+	int rc;
+
+	rc = tpl_parse(&scratch, n->path, n->scalar, n->len, &t, L->err);
+	if (!rc)
+		rc = tpl_render(t, &host, &scratch, &text, L->err);
+	if (rc) {
+		char msg[sizeof(L->err->msg)];
+		snprintf(msg, sizeof(msg), "%s", strip_position(L->err->msg, n->path));
+		rc = yaml_error(L->err, n, "cannot render '%s': %s", key ? key : "value", msg);
+	} else {
+		*out = val_str_dup(&L->p->arena, text.s, text.len);
+	}
+	buf_release(&text);
+	arena_release(&scratch);
+	return rc;
+}
+
+/*
+ * YAML node to value in the project arena, rendering template strings when
+ * render is set. Hooks are SQL for later (they use this, ref...): never
+ * rendered here, as dbt does.
+ */
+static int conv(struct loader *L, const struct ynode *n, int render, const char *key, struct val *out)
+{
+	struct arena *a = &L->p->arena;
+	struct val item;
+	size_t i;
+	int rc;
+
+	switch (n->kind) {
+	case Y_SCALAR:
+		*out = yaml_to_val(a, n);
+		if (render && out->kind == V_STR && !tpl_is_plain(n->scalar, n->len))
+			return render_scalar(L, n, key, out);
+		return 0;
+	case Y_SEQ:
+		*out = val_list_new();
+		for (i = 0; i < n->n; i++) {
+			if ((rc = conv(L, n->items[i], render, key, &item)))
+				return rc;
+			val_list_push(a, out, item);
+		}
+		return 0;
+	case Y_MAP:
+		*out = val_dict_new();
+		for (i = 0; i < n->n; i++) {
+			const struct ynode *k = n->items[2 * i];
+			const char *ks = arena_strndup(a, k->scalar, k->len);
+			if ((rc = conv(L, n->items[2 * i + 1], render && !is_hook_key(ks), ks, &item)))
+				return rc;
+			val_dict_set(a, out, ks, item);
+		}
+		return 0;
+	}
+	*out = val_none();
+	return 0;
+}
+
+/* ---- config: folder config, property config, source config --------------- */
+
+/* tags: a string or a list of strings. */
+static int check_tags(struct loader *L, const struct ynode *n)
+{
+	size_t i;
+
+	if (n->kind == Y_SCALAR && !is_null(n))
+		return 0;
+	if (n->kind == Y_SEQ) {
+		for (i = 0; i < n->n; i++)
+			if (n->items[i]->kind != Y_SCALAR || is_null(n->items[i]))
+				return yaml_error(L->err, n->items[i], "tags must be strings");
+		return 0;
+	}
+	return yaml_error(L->err, n, "tags must be a string or a list of strings");
+}
+
+static int tag_in(const struct val *list, const struct val *t)
+{
+	size_t i;
+
+	for (i = 0; i < list->u.list.n; i++)
+		if (val_equal(&list->u.list.items[i], t))
+			return 1;
+	return 0;
+}
+
+static void tag_add(struct arena *a, struct val *list, const struct val *t)
+{
+	struct val s = *t;
+
+	if (s.kind == V_NUM || s.kind == V_BOOL) {
+		/* tags: [2024] is the tag "2024" */
+		struct buf b = BUF_INIT;
+		val_format(t, &b);
+		s = val_str_dup(a, b.s, b.len);
+		buf_release(&b);
+	}
+	if (s.kind == V_STR && !tag_in(list, &s))
+		val_list_push(a, list, s);
+}
+
+/*
+ * Set one config key in acc (which the caller owns): tags accumulate in
+ * order of first appearance, everything else overrides.
+ */
+static void cfg_set(struct arena *a, struct val *acc, const char *key, const struct val *v)
+{
+	const struct val *old;
+	struct val tags;
+	size_t i;
+
+	if (strcmp(key, "tags")) {
+		val_dict_set(a, acc, key, *v);
+		return;
+	}
+	tags = val_list_new();
+	old = val_get(acc, "tags");
+	if (old && old->kind == V_LIST)
+		for (i = 0; i < old->u.list.n; i++)
+			tag_add(a, &tags, &old->u.list.items[i]);
+	if (v->kind == V_LIST)
+		for (i = 0; i < v->u.list.n; i++)
+			tag_add(a, &tags, &v->u.list.items[i]);
+	else
+		tag_add(a, &tags, v);
+	val_dict_set(a, acc, "tags", tags);
+}
+
+/* One folder level: '+key' is config; 'key: {map}' a subfolder; 'key: scalar' config. */
+static void cfg_apply_level(struct arena *a, struct val *acc, const struct val *level)
+{
+	size_t i;
+
+	for (i = 0; i < level->u.dict.n; i++) {
+		const char *k = level->u.dict.keys[i];
+		const struct val *v = &level->u.dict.vals[i];
+		if (*k != '+' && v->kind == V_DICT)
+			continue;
+		cfg_set(a, acc, norm_key(a, k), v);
+	}
+}
+
+/* Check the `models:` block of sluice.yml before it is used: maps, tags. */
+static int check_folder_config(struct loader *L, const struct ynode *n)
+{
+	size_t i;
+	int rc;
+
+	if (n->kind != Y_MAP)
+		return yaml_error(L->err, n, "expected a map of folders and +config keys");
+	for (i = 0; i < n->n; i++) {
+		const struct ynode *k = n->items[2 * i], *v = n->items[2 * i + 1];
+		const char *name = k->scalar[0] == '+' ? k->scalar + 1 : k->scalar;
+		if (k->scalar[0] != '+' && v->kind == Y_MAP) {
+			if ((rc = check_folder_config(L, v)))
+				return rc;
+		} else if (!strcmp(name, "tags") && (rc = check_tags(L, v))) {
+			return rc;
+		}
+	}
+	return 0;
+}
+
+/*
+ * A map node of config keys, checked (tags) and converted. skip lists keys
+ * that are not config (NULL-terminated), for source entries.
+ */
+static int cfg_from_node(struct loader *L, const struct ynode *n, const char *const *skip,
+			 struct val *acc)
+{
+	struct arena *a = &L->p->arena;
+	size_t i, k;
+	int rc;
+
+	if (is_null(n))
+		return 0;
+	if (n->kind != Y_MAP)
+		return yaml_error(L->err, n, "config must be a map");
+	for (i = 0; i < n->n; i++) {
+		const struct ynode *key = n->items[2 * i], *v = n->items[2 * i + 1];
+		const char *name = norm_key(&L->tmp, key->scalar);
+		struct val val;
+		int skipped = 0;
+		for (k = 0; skip && skip[k]; k++)
+			if (!strcmp(name, skip[k]))
+				skipped = 1;
+		if (skipped)
+			continue;
+		name = arena_strdup(a, name);   /* the tree goes away, the config stays */
+		if (!strcmp(name, "tags") && (rc = check_tags(L, v)))
+			return rc;
+		val = yaml_to_val(a, v);
+		cfg_set(a, acc, name, &val);
+	}
+	return 0;
+}
+
+/* ---- sluice.yml ---------------------------------------------------------- */
+
+static int load_cli_vars(struct loader *L)
+{
+	const char *s = L->o ? L->o->vars_json : NULL;
+	struct ynode *root;
+	int rc;
+
+	L->cli_vars = val_none();
+	if (!s || !*s)
+		return 0;
+	rc = yaml_load_str(&L->tmp, "--vars", s, strlen(s), &root, L->err);
+	if (rc) {
+		char msg[sizeof(L->err->msg)];
+		const char *m = L->err->msg;
+		if (!strncmp(m, "--vars:", 7))
+			m += 7;
+		snprintf(msg, sizeof(msg), "%s", m);
+		return err_set(L->err, rc, "--vars: %s", msg);
+	}
+	if (!root)
+		return 0;
+	if (root->kind != Y_MAP)
+		return err_set(L->err, SLUICE_EUSAGE, "--vars: %d:%d: expected a map like '{key: value}'",
+			       root->line, root->col);
+	L->cli_vars = yaml_to_val(&L->p->arena, root);
+	return 0;
+}
+
+/*
+ * vars: top-level keys are global; a key equal to the project name holding
+ * a map gives this project's vars, which override; --vars overrides both.
+ * With render set, values from sluice.yml are rendered, except those an
+ * override hides (so --vars can stand in for a missing env var).
+ */
+static int build_vars(struct loader *L, const struct ynode *vars, int render, struct val *out)
+{
+	const struct ynode *scoped = NULL;
+	struct val v;
+	size_t i, pass;
+	int rc;
+
+	*out = val_dict_new();
+	if (!is_null(vars) && vars->kind != Y_MAP)
+		return yaml_error(L->err, vars, "vars must be a map");
+	if (!is_null(vars)) {
+		scoped = ymap_get(vars, L->p->name);
+		if (scoped && scoped->kind != Y_MAP)
+			scoped = NULL;
+	}
+	for (pass = 0; pass < 2 && !is_null(vars); pass++) {
+		const struct ynode *m = pass ? scoped : vars;
+		for (i = 0; m && i < m->n; i++) {
+			const char *k = m->items[2 * i]->scalar;
+			const struct ynode *vn = m->items[2 * i + 1];
+			if (!pass && vn == scoped)
+				continue;
+			if (val_get(&L->cli_vars, k) || (!pass && ymap_get(scoped, k)))
+				continue;
+			if ((rc = conv(L, vn, render, k, &v)))
+				return rc;
+			val_dict_set(&L->p->arena, out, arena_strdup(&L->p->arena, k), v);
+		}
+	}
+	if (L->cli_vars.kind == V_DICT)
+		for (i = 0; i < L->cli_vars.u.dict.n; i++)
+			val_dict_set(&L->p->arena, out, L->cli_vars.u.dict.keys[i], L->cli_vars.u.dict.vals[i]);
+	return 0;
+}
+
+/* model-paths and test-paths: a path or a list of paths, relative. */
+static int path_list(struct loader *L, const struct ynode *root, const char *key, const char *def,
+		     const char ***out, size_t *n)
+{
+	struct arena *a = &L->p->arena;
+	const char *found;
+	const struct ynode *node = ykey(root, key, &found);
+	const struct val *v = val_get(&L->p->raw, found);
+	size_t i, cnt;
+
+	if (is_null(node)) {
+		*out = arena_alloc(a, sizeof(char *));
+		(*out)[0] = def;
+		*n = 1;
+		return 0;
+	}
+	if (node->kind == Y_MAP || (node->kind == Y_SEQ && !node->n))
+		return yaml_error(L->err, node, "%s must be a path or a list of paths", found);
+	cnt = node->kind == Y_SEQ ? node->n : 1;
+	*out = arena_alloc(a, cnt * sizeof(char *));
+	for (i = 0; i < cnt; i++) {
+		const struct ynode *in = node->kind == Y_SEQ ? node->items[i] : node;
+		const struct val *iv = node->kind == Y_SEQ ? &v->u.list.items[i] : v;
+		char *s;
+		size_t len;
+		if (in->kind != Y_SCALAR || iv->kind != V_STR || !iv->u.str.len)
+			return yaml_error(L->err, in, "%s must be a path or a list of paths", found);
+		s = arena_strdup(a, iv->u.str.s);
+		while (s[0] == '.' && s[1] == '/')
+			s += 2;
+		len = strlen(s);
+		while (len > 1 && s[len - 1] == '/')
+			s[--len] = '\0';
+		if (s[0] == '/')
+			return yaml_error(L->err, in, "%s must be relative to the project directory", found);
+		(*out)[i] = s;
+	}
+	*n = cnt;
+	return 0;
+}
+
+/* on-run-start / on-run-end: a string or a list of strings, kept as a list. */
+static int hook_list(struct loader *L, const struct ynode *root, const char *key, struct val *out)
+{
+	const char *found;
+	const struct ynode *node = ykey(root, key, &found);
+	const struct val *v = val_get(&L->p->raw, found);
+	size_t i;
+
+	*out = val_list_new();
+	if (is_null(node))
+		return 0;
+	if (node->kind == Y_SCALAR && v->kind == V_STR) {
+		val_list_push(&L->p->arena, out, *v);
+		return 0;
+	}
+	if (node->kind != Y_SEQ)
+		return yaml_error(L->err, node, "%s must be a string or a list of strings", found);
+	for (i = 0; i < node->n; i++) {
+		if (v->u.list.items[i].kind != V_STR)
+			return yaml_error(L->err, node->items[i], "%s must be a string or a list of strings", found);
+		val_list_push(&L->p->arena, out, v->u.list.items[i]);
+	}
+	return 0;
+}
+
+static int is_late_key(const char *k)
+{
+	static const char *const late[] = {
+		"on-run-start", "on-run-end", "on_run_start", "on_run_end",
+		"query-comment", "query_comment", NULL
+	};
+	size_t i;
+
+	for (i = 0; late[i]; i++)
+		if (!strcmp(k, late[i]))
+			return 1;
+	return 0;
+}
+
+/* The whole file as a value: rendered, except vars (see build_vars) and hooks. */
+static int convert_root(struct loader *L, const struct ynode *root)
+{
+	struct arena *a = &L->p->arena;
+	struct val v;
+	size_t i;
+	int rc;
+
+	L->p->raw = val_dict_new();
+	for (i = 0; i < root->n; i++) {
+		const char *k = arena_strdup(a, root->items[2 * i]->scalar);
+		const struct ynode *vn = root->items[2 * i + 1];
+		if (!strcmp(k, "vars"))
+			v = yaml_to_val(a, vn);
+		else if ((rc = conv(L, vn, !is_late_key(k), k, &v)))
+			return rc;
+		val_dict_set(a, &L->p->raw, k, v);
+	}
+	return 0;
+}
+
+static int read_sluice_yml(struct loader *L, struct ynode **rootp)
+{
+	struct project *p = L->p;
+	const char *abs = arena_printf(&L->tmp, "%s/sluice.yml", p->dir);
+	struct ynode *root, *n;
+	const char *found;
+	struct val v;
+	int rc;
+
+	if (!fs_exists(abs))
+		return err_set(L->err, SLUICE_EUSAGE,
+			       "no sluice.yml in %s (run sluice in a project directory or pass --project-dir)", p->dir);
+	if ((rc = load_yaml(&L->tmp, abs, "sluice.yml", &root, L->err)))
+		return rc;
+	if (!root)
+		return err_set(L->err, SLUICE_EUSAGE, "sluice.yml: the file is empty (it needs at least 'name:')");
+	if (root->kind != Y_MAP)
+		return yaml_error(L->err, root, "sluice.yml must be a map of settings");
+	n = ymap_get(root, "name");
+	if (is_null(n))
+		return yaml_error(L->err, root, "missing required key 'name' (the project name)");
+	if (n->kind != Y_SCALAR || !is_ident(n->scalar))
+		return yaml_error(L->err, n,
+				  "name must be an identifier (letters, digits and _, not starting with a digit)");
+	p->name = arena_strdup(&p->arena, n->scalar);
+	if ((rc = load_cli_vars(L)))
+		return rc;
+	/* Raw vars first: profiles.yml may use var() before vars are rendered. */
+	if ((rc = build_vars(L, ykey(root, "vars", &found), 0, &p->vars)))
+		return rc;
+	p->profile = p->name;
+	n = ymap_get(root, "profile");
+	if (!is_null(n)) {
+		if ((rc = conv(L, n, 1, "profile", &v)))
+			return rc;
+		if (n->kind != Y_SCALAR || v.kind != V_STR || !v.u.str.len)
+			return yaml_error(L->err, n, "profile must be a profile name");
+		p->profile = v.u.str.s;
+	}
+	*rootp = root;
+	return 0;
+}
+
+/* Everything in sluice.yml after the profile is known (templates may use target). */
+static int finish_sluice_yml(struct loader *L, const struct ynode *root)
+{
+	struct project *p = L->p;
+	const struct ynode *n;
+	const char *found;
+	const struct val *v;
+	struct val vars;
+	int rc;
+
+	if ((rc = build_vars(L, ykey(root, "vars", &found), 1, &vars)))
+		return rc;
+	p->vars = vars;
+	if ((rc = convert_root(L, root)))
+		return rc;
+	if ((rc = path_list(L, root, "model-paths", "models", &p->model_paths, &p->nmodel_paths)) ||
+	    (rc = path_list(L, root, "test-paths", "tests", &p->test_paths, &p->ntest_paths)))
+		return rc;
+	n = ykey(root, "target-path", &found);
+	p->target_path = arena_printf(&p->arena, "%s/target", p->dir);
+	if (!is_null(n)) {
+		v = val_get(&p->raw, found);
+		if (n->kind != Y_SCALAR || v->kind != V_STR || !v->u.str.len)
+			return yaml_error(L->err, n, "%s must be a path", found);
+		p->target_path = v->u.str.s[0] == '/' ? v->u.str.s : arena_printf(&p->arena, "%s/%s", p->dir, v->u.str.s);
+	}
+	if ((rc = hook_list(L, root, "on-run-start", &p->on_run_start)) ||
+	    (rc = hook_list(L, root, "on-run-end", &p->on_run_end)))
+		return rc;
+	n = ymap_get(root, "models");
+	p->models_config = val_none();
+	if (!is_null(n)) {
+		if ((rc = check_folder_config(L, n)))
+			return rc;
+		p->models_config = *val_get(&p->raw, "models");
+	}
+	return 0;
+}
+
+/* ---- profiles.yml --------------------------------------------------------- */
+
+static int find_profiles(struct loader *L, const char **abs, const char **display)
+{
+	struct arena *a = &L->p->arena;
+	const char *env = getenv("SLUICE_PROFILES_DIR"), *home = getenv("HOME");
+	const char *dirs[4];
+	size_t i;
+
+	*abs = *display = NULL;
+	if (L->o && L->o->profiles_dir && *L->o->profiles_dir) {
+		const char *f = arena_printf(a, "%s/profiles.yml", L->o->profiles_dir);
+		/* An explicit flag that finds nothing is a mistake, not a fallback. */
+		if (!fs_exists(f))
+			return err_set(L->err, SLUICE_EUSAGE, "--profiles-dir %s: no profiles.yml there",
+				       L->o->profiles_dir);
+		*abs = *display = f;
+		return 0;
+	}
+	dirs[0] = env && *env ? env : NULL;
+	dirs[1] = L->p->dir;
+	dirs[2] = home && *home ? arena_printf(a, "%s/.sluice", home) : NULL;
+	dirs[3] = NULL;
+	for (i = 0; i < 3; i++) {
+		const char *f;
+		if (!dirs[i])
+			continue;
+		f = arena_printf(a, "%s/profiles.yml", dirs[i]);
+		if (fs_exists(f)) {
+			*abs = f;
+			*display = i == 1 ? "profiles.yml" : f;
+			return 0;
+		}
+	}
+	return 0;
+}
+
+static void embedded_target(struct loader *L)
+{
+	struct arena *a = &L->p->arena;
+	struct target *t = &L->p->target;
+	struct val s = val_dict_new();
+
+	val_dict_set(a, &s, "type", val_str("postgres"));
+	val_dict_set(a, &s, "embedded", val_bool(1));
+	val_dict_set(a, &s, "dbname", val_str("sluice"));
+	val_dict_set(a, &s, "schema", val_str("public"));
+	val_dict_set(a, &s, "threads", val_num(4));
+	t->profile = L->p->profile;
+	t->name = "dev";
+	t->type = "postgres";
+	t->schema = "public";
+	t->threads = 4;
+	t->profiles_path = NULL;
+	t->conns = arena_alloc(a, sizeof(*t->conns));
+	t->conns[0].name = "default";
+	t->conns[0].settings = s;
+	t->nconns = 1;
+}
+
+/* Keys of a map as "a, b, c" (skipping `skip`), for messages. */
+static void list_keys(const struct ynode *map, const char *skip, struct buf *out)
+{
+	size_t i;
+
+	for (i = 0; map && map->kind == Y_MAP && i < map->n; i++) {
+		const char *k = map->items[2 * i]->scalar;
+		if (skip && !strcmp(k, skip))
+			continue;
+		buf_printf(out, "%s%s", out->len ? ", " : "", k);
+	}
+	if (!out->len)
+		buf_puts(out, "none");
+}
+
+/* One output or connection entry: every string rendered, type required. */
+static int conn_settings(struct loader *L, const struct ynode *n, const char *what, const char *name,
+			 int skip_connections, struct val *out)
+{
+	struct arena *a = &L->p->arena;
+	const struct val *type;
+	struct val v;
+	size_t i;
+	int rc;
+
+	if (n->kind != Y_MAP)
+		return yaml_error(L->err, n, "%s '%s' must be a map of settings", what, name);
+	*out = val_dict_new();
+	for (i = 0; i < n->n; i++) {
+		const char *k = arena_strdup(a, n->items[2 * i]->scalar);
+		if (skip_connections && !strcmp(k, "connections"))
+			continue;
+		if ((rc = conv(L, n->items[2 * i + 1], 1, k, &v)))
+			return rc;
+		val_dict_set(a, out, k, v);
+	}
+	type = val_get(out, "type");
+	if (type && type->kind == V_NONE)
+		type = NULL;
+	if (!type && val_get_bool(out, "embedded", 0)) {
+		val_dict_set(a, out, "type", val_str("postgres"));
+		return 0;
+	}
+	if (!type)
+		return yaml_error(L->err, n, "%s '%s' has no type", what, name);
+	if (type->kind != V_STR || !type->u.str.len)
+		return yaml_error(L->err, ymap_get(n, "type"), "%s '%s': type must be a connector name", what, name);
+	return 0;
+}
+
+static int cmp_conn(const void *x, const void *y)
+{
+	return strcmp(((const struct conn_cfg *)x)->name, ((const struct conn_cfg *)y)->name);
+}
+
+static int load_output(struct loader *L, const struct ynode *out, const char *tname)
+{
+	struct arena *a = &L->p->arena;
+	struct target *t = &L->p->target;
+	const struct ynode *conns, *tn;
+	const struct val *s;
+	size_t i;
+	int rc;
+
+	conns = ymap_get(out, "connections");
+	if (!is_null(conns) && conns->kind != Y_MAP)
+		return yaml_error(L->err, conns, "connections must be a map of name: {type: ..., ...}");
+	t->nconns = 1 + (is_null(conns) ? 0 : conns->n);
+	t->conns = arena_alloc(a, t->nconns * sizeof(*t->conns));
+	t->conns[0].name = "default";
+	if ((rc = conn_settings(L, out, "output", tname, 1, &t->conns[0].settings)))
+		return rc;
+	for (i = 1; i < t->nconns; i++) {
+		const struct ynode *k = conns->items[2 * (i - 1)];
+		if (!strcmp(k->scalar, "default"))
+			return yaml_error(L->err, k, "'default' is the output's own connection: pick another name");
+		t->conns[i].name = arena_strdup(a, k->scalar);
+		if ((rc = conn_settings(L, conns->items[2 * (i - 1) + 1], "connection", k->scalar, 0,
+					&t->conns[i].settings)))
+			return rc;
+	}
+	qsort(t->conns + 1, t->nconns - 1, sizeof(*t->conns), cmp_conn);
+	s = &t->conns[0].settings;
+	t->type = val_get_str(s, "type", NULL);
+	t->schema = val_get_str(s, "schema", "public");
+	t->threads = 4;
+	tn = ymap_get(out, "threads");
+	if (!is_null(tn)) {
+		const struct val *v = val_get(s, "threads");
+		long long n = val_get_int(s, "threads", -1);
+		if ((v->kind == V_NUM && v->u.num != (double)n) || n < 1 || n > 64)
+			return yaml_error(L->err, tn, "threads must be a whole number from 1 to 64");
+		t->threads = (int)n;
+	}
+	return 0;
+}
+
+static int load_profiles(struct loader *L)
+{
+	struct project *p = L->p;
+	struct target *t = &p->target;
+	const char *abs, *display, *tname = NULL;
+	const struct ynode *root, *prof, *tnode = NULL, *outputs, *out;
+	struct ynode *r;
+	char real[PATH_MAX];
+	struct buf names = BUF_INIT;
+	int rc;
+
+	if ((rc = find_profiles(L, &abs, &display)))
+		return rc;
+	if (!abs) {
+		embedded_target(L);
+		return 0;
+	}
+	display = arena_strdup(&p->arena, display);
+	if ((rc = load_yaml(&L->tmp, abs, display, &r, L->err)))
+		return rc;
+	root = r;
+	if (root && root->kind != Y_MAP)
+		return yaml_error(L->err, root, "profiles.yml must be a map of profile names");
+	prof = ymap_get(root, p->profile);
+	if (!prof) {
+		list_keys(root, "config", &names);
+		err_set(L->err, SLUICE_EUSAGE, "%s: no profile '%s' (available: %s)", display, p->profile, names.s);
+		buf_release(&names);
+		return SLUICE_EUSAGE;
+	}
+	if (prof->kind != Y_MAP)
+		return yaml_error(L->err, prof, "profile '%s' must be a map with target: and outputs:", p->profile);
+	t->profile = p->profile;
+	t->profiles_path = arena_strdup(&p->arena, realpath(abs, real) ? real : abs);
+	outputs = ymap_get(prof, "outputs");
+	if (is_null(outputs) || outputs->kind != Y_MAP)
+		return yaml_error(L->err, outputs ? outputs : prof, "profile '%s' needs outputs: (a map of targets)",
+				  p->profile);
+	if (L->o && L->o->target && *L->o->target) {
+		tname = L->o->target;
+	} else {
+		struct val v;
+		tnode = ymap_get(prof, "target");
+		if (is_null(tnode)) {
+			tname = "default";   /* as dbt */
+			tnode = prof;
+		} else {
+			if ((rc = conv(L, tnode, 1, "target", &v)))
+				return rc;
+			if (tnode->kind != Y_SCALAR || v.kind != V_STR)
+				return yaml_error(L->err, tnode, "target must be the name of an output");
+			tname = v.u.str.s;
+		}
+	}
+	out = ymap_get(outputs, tname);
+	if (!out) {
+		list_keys(outputs, NULL, &names);
+		if (tnode)
+			yaml_error(L->err, tnode, "profile '%s' has no output '%s' (outputs: %s)", p->profile, tname, names.s);
+		else
+			err_set(L->err, SLUICE_EUSAGE, "--target %s: profile '%s' in %s has no such output (outputs: %s)",
+				tname, p->profile, display, names.s);
+		buf_release(&names);
+		return SLUICE_EUSAGE;
+	}
+	t->name = arena_strdup(&p->arena, tname);
+	return load_output(L, out, t->name);
+}
+
+/* `target` as templates in sluice.yml see it. */
+static void set_target_var(struct loader *L)
+{
+	struct arena *a = &L->p->arena;
+	const struct target *t = &L->p->target;
+	const char *db = val_get_str(&t->conns[0].settings, "dbname", "");
+	struct val v = val_dict_new();
+
+	val_dict_set(a, &v, "name", val_str(t->name));
+	val_dict_set(a, &v, "profile_name", val_str(t->profile));
+	val_dict_set(a, &v, "type", val_str(t->type));
+	val_dict_set(a, &v, "schema", val_str(t->schema));
+	val_dict_set(a, &v, "threads", val_num(t->threads));
+	val_dict_set(a, &v, "dbname", val_str(db));
+	val_dict_set(a, &v, "database", val_str(db));
+	L->target = v;
+	L->have_target = 1;
+}
+
+/* ---- finding files under the model paths -------------------------------- */
+
+struct found {
+	const char *rel;        /* relative to the project dir (project arena) */
+	size_t prefix;          /* length of "<model path>/" at the start of rel */
+	const char *lang;       /* model language, or NULL for property YAML */
+	const char *src;        /* model file contents, read during the walk */
+	size_t src_len;
+};
+
+struct walk {
+	struct loader *L;
+	struct found *v;
+	size_t n, cap;
+};
+
+static const char *lang_of(const char *name)
+{
+	size_t i, len = strlen(name);
+
+	for (i = 0; i < sizeof(model_langs) / sizeof(model_langs[0]); i++) {
+		size_t el = strlen(model_langs[i].ext);
+		if (model_langs[i].enabled && len > el && !strcmp(name + len - el, model_langs[i].ext))
+			return model_langs[i].lang;
+	}
+	return NULL;
+}
+
+static int is_yaml_name(const char *name)
+{
+	size_t len = strlen(name);
+
+	return (len > 4 && !strcmp(name + len - 4, ".yml")) || (len > 5 && !strcmp(name + len - 5, ".yaml"));
+}
+
+static struct found *walk_add(struct walk *w, const char *rel, size_t prefix, const char *lang)
+{
+	struct found *f;
+
+	if (w->n == w->cap) {
+		w->cap = w->cap ? w->cap * 2 : 256;
+		w->v = xrealloc(w->v, w->cap * sizeof(*w->v));
+	}
+	f = &w->v[w->n++];
+	memset(f, 0, sizeof(*f));
+	f->rel = arena_strdup(&w->L->p->arena, rel);
+	f->prefix = prefix;
+	f->lang = lang;
+	return f;
+}
+
+/* Model files are read here, relative to the open directory: no path walks. */
+static int walk_read(struct walk *w, DIR *d, const char *name, struct found *f)
+{
+	int fd = openat(dirfd(d), name, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return err_set(w->L->err, SLUICE_EIO, "%s: %s", f->rel, strerror(errno));
+	return read_fd_into_arena(&w->L->p->arena, fd, f->rel, &f->src, &f->src_len, w->L->err);
+}
+
+/* rel is the directory relative to the project dir; it is restored on return. */
+static int walk_dir(struct walk *w, struct buf *rel, size_t prefix, int depth)
+{
+	struct sluice_err *err = w->L->err;
+	struct buf abs = BUF_INIT;
+	struct dirent *de;
+	size_t base = rel->len;
+	DIR *d;
+	int rc = 0;
+
+	if (depth > MAX_DIR_DEPTH)
+		return err_set(err, SLUICE_EUSAGE, "%s: directories nested too deep (a symlink loop?)", rel->s);
+	buf_printf(&abs, "%s/%s", w->L->p->dir, rel->s);
+	d = opendir(abs.s);
+	if (!d) {
+		rc = depth == 0 && errno == ENOENT ? 0 : err_set(err, SLUICE_EIO, "%s: %s", rel->s, strerror(errno));
+		buf_release(&abs);
+		return rc;
+	}
+	while (!rc && (de = readdir(d))) {
+		int is_dir = de->d_type == DT_DIR, is_reg = de->d_type == DT_REG;
+		const char *lang;
+		if (de->d_name[0] == '.')
+			continue;
+		buf_addc(rel, '/');
+		buf_puts(rel, de->d_name);
+		if (de->d_type == DT_UNKNOWN || de->d_type == DT_LNK) {
+			struct stat st;
+			if (!fstatat(dirfd(d), de->d_name, &st, 0)) {
+				is_dir = S_ISDIR(st.st_mode);
+				is_reg = S_ISREG(st.st_mode);
+			}
+		}
+		if (is_dir)
+			rc = walk_dir(w, rel, prefix, depth + 1);
+		else if (is_reg && (lang = lang_of(de->d_name)))
+			rc = walk_read(w, d, de->d_name, walk_add(w, rel->s, prefix, lang));
+		else if (is_reg && is_yaml_name(de->d_name))
+			walk_add(w, rel->s, prefix, NULL);
+		rel->len = base;
+		rel->s[base] = '\0';
+	}
+	closedir(d);
+	buf_release(&abs);
+	return rc;
+}
+
+static int cmp_found(const void *x, const void *y)
+{
+	return strcmp(((const struct found *)x)->rel, ((const struct found *)y)->rel);
+}
+
+/* ---- models ---------------------------------------------------------------- */
+
+/* Folder config is the same for every model of a directory: computed once. */
+struct dir_cfg {
+	const char *dir;        /* rel up to the last '/', not NUL-terminated */
+	size_t len;
+	struct val cfg;
+	const struct val *level; /* deepest level reached, if every folder matched */
+};
+
+static void folder_config(struct loader *L, const struct model *m, struct dir_cfg *dc)
+{
+	struct arena *a = &L->p->arena;
+	const struct val *root = &L->p->models_config, *level;
+	const char *slash = strrchr(m->path, '/');
+	size_t len = slash ? (size_t)(slash - m->path) : 0, i;
+
+	if (dc->dir && dc->len == len && !memcmp(dc->dir, m->path, len))
+		return;
+	dc->dir = m->path;
+	dc->len = len;
+	dc->cfg = val_dict_new();
+	dc->level = NULL;
+	if (root->kind != V_DICT)
+		return;
+	cfg_apply_level(a, &dc->cfg, root);
+	level = val_get(root, L->p->name);
+	for (i = 1; level && level->kind == V_DICT; i++) {
+		cfg_apply_level(a, &dc->cfg, level);
+		if (i + 1 >= m->nfqn) {
+			dc->level = level;
+			return;
+		}
+		level = val_get(level, m->fqn[i]);
+	}
+}
+
+static int add_model(struct loader *L, const struct found *f, struct dir_cfg *dc)
+{
+	struct project *p = L->p;
+	struct arena *a = &p->arena;
+	struct model *m = arena_alloc(a, sizeof(*m)), *prev;
+	const char *base = strrchr(f->rel, '/'), *dot, *s;
+	const struct val *own;
+	size_t nf, i;
+
+	base = base ? base + 1 : f->rel;
+	dot = strrchr(base, '.');
+	m->name = arena_strndup(a, base, (size_t)(dot - base));
+	m->unique_id = arena_printf(a, "model.%s.%s", p->name, m->name);
+	m->path = f->rel;
+	m->lang = f->lang;
+	prev = strmap_put(&p->model_index, m->name, m);
+	if (prev)
+		return err_set(L->err, SLUICE_EUSAGE, "duplicate model name '%s': %s and %s", m->name, prev->path, m->path);
+	/* fqn: project, folders below the model path, name */
+	nf = 2;
+	for (s = f->rel + f->prefix; *s; s++)
+		nf += *s == '/';
+	m->fqn = arena_alloc(a, nf * sizeof(char *));
+	m->fqn[0] = p->name;
+	for (i = 1, s = f->rel + f->prefix; i + 1 < nf; i++) {
+		const char *e = strchr(s, '/');
+		m->fqn[i] = arena_strndup(a, s, (size_t)(e - s));
+		s = e + 1;
+	}
+	m->fqn[nf - 1] = m->name;
+	m->nfqn = nf;
+	m->src = f->src;
+	m->src_len = f->src_len;
+	folder_config(L, m, dc);
+	m->config = val_dict_merge(a, &dc->cfg, NULL);
+	own = dc->level ? val_get(dc->level, m->name) : NULL;
+	if (own && own->kind == V_DICT)
+		cfg_apply_level(a, &m->config, own);
+	m->props = val_none();
+	p->models[p->nmodels++] = m;
+	return 0;
+}
+
+/* ---- property YAML ----------------------------------------------------------- */
+
+static const char *const source_skip[] = {
+	"name", "description", "tables", "columns", "tests", "data_tests", "meta", "schema",
+	"database", "identifier", "connection", "config", "loader", NULL
+};
+
+struct props_ctx {
+	struct loader *L;
+	const char *rel;
+	struct source_table **sources;
+	size_t nsources, cap;
+};
+
+/* An optional text field: missing or null gives NULL. */
+static int opt_text(struct loader *L, const struct ynode *map, const char *key, const char **out)
+{
+	const struct ynode *n = ymap_get(map, key);
+
+	*out = NULL;
+	if (is_null(n))
+		return 0;
+	if (n->kind != Y_SCALAR)
+		return yaml_error(L->err, n, "%s must be text", key);
+	*out = arena_strndup(&L->p->arena, n->scalar, n->len);
+	return 0;
+}
+
+static int entry_name(struct loader *L, const struct ynode *e, const char *what, const struct ynode **name)
+{
+	if (e->kind != Y_MAP)
+		return yaml_error(L->err, e, "%s entry must be a map with name:", what);
+	*name = ymap_get(e, "name");
+	if (is_null(*name) || (*name)->kind != Y_SCALAR)
+		return yaml_error(L->err, *name && !is_null(*name) ? *name : e, "%s entry needs a name", what);
+	return 0;
+}
+
+static int props_model(struct props_ctx *c, const struct ynode *e)
+{
+	struct loader *L = c->L;
+	struct arena *a = &L->p->arena;
+	const struct ynode *name;
+	struct model *m;
+	int rc;
+
+	if ((rc = entry_name(L, e, "model", &name)))
+		return rc;
+	m = strmap_get(&L->p->model_index, name->scalar);
+	if (!m) {
+		const char *s = suggest_model(L->p, name->scalar);
+		if (s)
+			return yaml_error(L->err, name, "properties for unknown model '%s' (did you mean '%s'?)",
+					  name->scalar, s);
+		return yaml_error(L->err, name, "properties for unknown model '%s'", name->scalar);
+	}
+	if (m->props_path)
+		return yaml_error(L->err, name, "model '%s' is already described at %s:%d", m->name,
+				  m->props_path, m->props_line);
+	if ((rc = opt_text(L, e, "description", &m->description)))
+		return rc;
+	if ((rc = cfg_from_node(L, ymap_get(e, "config"), NULL, &m->config)))
+		return rc;
+	m->props = yaml_to_val(a, e);
+	m->props_path = c->rel;
+	m->props_line = e->line;
+	return 0;
+}
+
+static int props_table(struct props_ctx *c, const struct source_table *proto,
+		       const struct val *src_cfg, const struct ynode *e)
+{
+	struct loader *L = c->L;
+	struct project *p = L->p;
+	struct arena *a = &p->arena;
+	struct source_table *t, *prev;
+	const struct ynode *name;
+	int rc;
+
+	if ((rc = entry_name(L, e, "table", &name)))
+		return rc;
+	t = arena_alloc(a, sizeof(*t));
+	*t = *proto;
+	t->name = arena_strndup(a, name->scalar, name->len);
+	t->unique_id = arena_printf(a, "source.%s.%s.%s", p->name, t->source_name, t->name);
+	if ((rc = opt_text(L, e, "identifier", &t->identifier)) ||
+	    (rc = opt_text(L, e, "description", &t->description)))
+		return rc;
+	if (!t->identifier)
+		t->identifier = t->name;
+	t->config = val_dict_merge(a, src_cfg, NULL);
+	if ((rc = cfg_from_node(L, e, source_skip, &t->config)) ||
+	    (rc = cfg_from_node(L, ymap_get(e, "config"), NULL, &t->config)))
+		return rc;
+	t->props = yaml_to_val(a, e);
+	t->path = c->rel;
+	t->line = e->line;
+	prev = strmap_put(&p->source_index, arena_printf(a, "%s.%s", t->source_name, t->name), t);
+	if (prev)
+		return yaml_error(L->err, name, "source table '%s.%s' is already defined at %s:%d", t->source_name,
+				  t->name, prev->path, prev->line);
+	if (c->nsources == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 16;
+		c->sources = xrealloc(c->sources, c->cap * sizeof(*c->sources));
+	}
+	c->sources[c->nsources++] = t;
+	return 0;
+}
+
+static int props_source(struct props_ctx *c, const struct ynode *e)
+{
+	struct loader *L = c->L;
+	struct arena *a = &L->p->arena;
+	struct source_table proto;
+	const struct ynode *name, *tables;
+	struct val cfg = val_dict_new();
+	size_t i;
+	int rc;
+
+	memset(&proto, 0, sizeof(proto));
+	if ((rc = entry_name(L, e, "source", &name)))
+		return rc;
+	proto.source_name = arena_strndup(a, name->scalar, name->len);
+	if ((rc = opt_text(L, e, "schema", &proto.schema)) || (rc = opt_text(L, e, "database", &proto.database)) ||
+	    (rc = opt_text(L, e, "connection", &proto.connection)))
+		return rc;
+	if (!proto.schema)
+		proto.schema = proto.source_name;
+	if ((rc = cfg_from_node(L, e, source_skip, &cfg)) ||
+	    (rc = cfg_from_node(L, ymap_get(e, "config"), NULL, &cfg)))
+		return rc;
+	tables = ymap_get(e, "tables");
+	if (is_null(tables))
+		return 0;
+	if (tables->kind != Y_SEQ)
+		return yaml_error(L->err, tables, "tables must be a list of {name: ...}");
+	for (i = 0; i < tables->n; i++)
+		if ((rc = props_table(c, &proto, &cfg, tables->items[i])))
+			return rc;
+	return 0;
+}
+
+static int props_list(struct props_ctx *c, const struct ynode *root, const char *key,
+		      int (*fn)(struct props_ctx *, const struct ynode *))
+{
+	const struct ynode *n = ymap_get(root, key);
+	size_t i;
+	int rc;
+
+	if (is_null(n))
+		return 0;
+	if (n->kind != Y_SEQ)
+		return yaml_error(c->L->err, n, "%s must be a list of entries with name:", key);
+	for (i = 0; i < n->n; i++)
+		if ((rc = fn(c, n->items[i])))
+			return rc;
+	return 0;
+}
+
+static int props_file(struct props_ctx *c, const char *rel)
+{
+	struct project *p = c->L->p;
+	struct arena tmp = ARENA_INIT;
+	struct ynode *root;
+	char *abs = arena_printf(&tmp, "%s/%s", p->dir, rel);
+	int rc;
+
+	c->rel = rel;
+	rc = load_yaml(&tmp, abs, rel, &root, c->L->err);
+	if (!rc && root && root->kind != Y_MAP)
+		rc = yaml_error(c->L->err, root, "expected a map with version: 2, models: and sources:");
+	if (!rc && root)
+		rc = props_list(c, root, "models", props_model);
+	if (!rc && root)
+		rc = props_list(c, root, "sources", props_source);
+	arena_release(&tmp);
+	return rc;
+}
+
+static int cmp_source(const void *x, const void *y)
+{
+	return strcmp((*(struct source_table *const *)x)->unique_id, (*(struct source_table *const *)y)->unique_id);
+}
+
+static int load_files(struct loader *L)
+{
+	struct project *p = L->p;
+	struct walk w = { L, NULL, 0, 0 };
+	struct props_ctx pc;
+	struct dir_cfg dc;
+	struct buf rel = BUF_INIT;
+	size_t i, nmodels = 0;
+	int rc = 0;
+
+	memset(&pc, 0, sizeof(pc));
+	memset(&dc, 0, sizeof(dc));
+	pc.L = L;
+	for (i = 0; i < p->nmodel_paths && !rc; i++) {
+		buf_reset(&rel);
+		buf_puts(&rel, p->model_paths[i]);
+		rc = walk_dir(&w, &rel, rel.len + 1, 0);
+	}
+	buf_release(&rel);
+	if (!rc && w.n)
+		qsort(w.v, w.n, sizeof(*w.v), cmp_found);
+	for (i = 0; i < w.n; i++)
+		nmodels += w.v[i].lang != NULL;
+	p->models = arena_alloc(&p->arena, (nmodels ? nmodels : 1) * sizeof(*p->models));
+	for (i = 0; i < w.n && !rc; i++) {
+		/* overlapping model paths list a file twice */
+		if (i && !strcmp(w.v[i].rel, w.v[i - 1].rel))
+			continue;
+		if (w.v[i].lang)
+			rc = add_model(L, &w.v[i], &dc);
+	}
+	for (i = 0; i < w.n && !rc; i++) {
+		if (i && !strcmp(w.v[i].rel, w.v[i - 1].rel))
+			continue;
+		if (!w.v[i].lang)
+			rc = props_file(&pc, w.v[i].rel);
+	}
+	if (!rc && pc.nsources) {
+		qsort(pc.sources, pc.nsources, sizeof(*pc.sources), cmp_source);
+		p->sources = arena_alloc(&p->arena, pc.nsources * sizeof(*p->sources));
+		memcpy(p->sources, pc.sources, pc.nsources * sizeof(*p->sources));
+		p->nsources = pc.nsources;
+	}
+	free(pc.sources);
+	free(w.v);
+	return rc;
+}
+
+/* ---- the public functions ---------------------------------------------------- */
+
+int project_load(struct project *p, const struct project_opts *o, struct sluice_err *err)
+{
+	struct loader L;
+	struct ynode *root = NULL;
+	const char *dir = o && o->project_dir && *o->project_dir ? o->project_dir : ".";
+	char real[PATH_MAX];
+	int rc;
+
+	memset(p, 0, sizeof(*p));
+	arena_init(&p->arena);
+	memset(&L, 0, sizeof(L));
+	L.p = p;
+	L.o = o;
+	L.err = err;
+	arena_init(&L.tmp);
+	if (!realpath(dir, real)) {
+		rc = err_set(err, SLUICE_EUSAGE, "project directory %s: %s", dir, strerror(errno));
+		goto out;
+	}
+	p->dir = arena_strdup(&p->arena, real);
+	p->vars = val_dict_new();
+	if ((rc = read_sluice_yml(&L, &root)) || (rc = load_profiles(&L)))
+		goto out;
+	set_target_var(&L);
+	if ((rc = finish_sluice_yml(&L, root)) || (rc = load_files(&L)))
+		goto out;
+out:
+	arena_release(&L.tmp);
+	if (rc)
+		project_release(p);
+	return rc;
+}
+
+void project_release(struct project *p)
+{
+	if (!p)
+		return;
+	strmap_release(&p->model_index);
+	strmap_release(&p->source_index);
+	arena_release(&p->arena);
+	memset(p, 0, sizeof(*p));
+}
+
+struct model *project_find_model(const struct project *p, const char *name)
+{
+	return strmap_get(&p->model_index, name);
+}
+
+struct source_table *project_find_source(const struct project *p, const char *source, const char *table)
+{
+	struct buf key = BUF_INIT;
+	struct source_table *t;
+
+	buf_printf(&key, "%s.%s", source, table);
+	t = strmap_get(&p->source_index, key.s);
+	buf_release(&key);
+	return t;
+}
+
+const struct conn_cfg *project_conn(const struct project *p, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < p->target.nconns; i++)
+		if (!strcmp(p->target.conns[i].name, name))
+			return &p->target.conns[i];
+	return NULL;
+}
+
+int project_call_builtin(const struct project *p, const struct tpl_call *c, struct val *out,
+			 struct val *used, struct sluice_err *err)
+{
+	int is_var = !strcmp(c->name, "var"), is_env = !strcmp(c->name, "env_var");
+	const struct val *def = c->nargs == 2 ? &c->args[1] : NULL, *v;
+	const char *name, *env;
+	size_t i;
+
+	if (!is_var && !is_env)
+		return 1;
+	for (i = 0; i < c->nkw; i++) {
+		if (strcmp(c->kwnames[i], "default") || def)
+			return err_set(err, SLUICE_EUSAGE, "%s() takes a name and an optional default", c->name);
+		def = &c->kwargs[i];
+	}
+	if (c->nargs < 1 || c->nargs > 2)
+		return err_set(err, SLUICE_EUSAGE, "%s() takes a name and an optional default", c->name);
+	if (c->args[0].kind != V_STR)
+		return err_set(err, SLUICE_EUSAGE, "%s(): the name must be a string", c->name);
+	name = c->args[0].u.str.s;
+	if (is_var) {
+		v = val_get(&p->vars, name);
+		if (v)
+			*out = *v;
+		else if (def)
+			*out = val_clone(c->arena, def);
+		else
+			return err_set(err, SLUICE_EUSAGE,
+				       "undefined variable '%s' (set it under vars: in sluice.yml or with --vars)", name);
+	} else {
+		env = getenv(name);
+		if (env)
+			*out = val_str_dup(c->arena, env, strlen(env));
+		else if (def)
+			*out = val_clone(c->arena, def);
+		else
+			return err_set(err, SLUICE_EUSAGE, "environment variable '%s' is not set and has no default", name);
+	}
+	if (used)
+		val_dict_set(c->arena, used, arena_printf(c->arena, "%s.%s", is_var ? "var" : "env_var", name), *out);
+	return 0;
+}
