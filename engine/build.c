@@ -140,7 +140,7 @@ static void write_target_file(struct build *b, const char *dir, const char *path
 	struct sluice_err err = SLUICE_ERR_INIT;
 
 	buf_printf(&file, "%s/%s/%s", b->s->project.target_path, dir, path);
-	if (fs_mkdir_parent(file.s, &err) || fs_write_file(file.s, text, strlen(text), &err))
+	if (fs_write_if_changed(file.s, text, strlen(text), &err))
 		ui_warn("%s", err.msg);
 	buf_release(&file);
 }

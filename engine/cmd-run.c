@@ -33,7 +33,7 @@ int cmd_run(int argc, char **argv)
 	if ((rc = build_prepare(&b, &s, 0, &err)))
 		goto out_build;
 	if (!b.ntodo)
-		ui_warn("nothing to run: the selection matches no models");
+		ui_warn("nothing to run: no models selected");
 	rc = build_execute(&b, &err);
 	if (artifacts_write_run_results(&b, "run", &aerr))
 		ui_error("%s", aerr.msg);

@@ -92,6 +92,12 @@ static int apply_config_call(void *ud, const struct tpl_call *c)
 		} else {
 			val_dict_set(a, &b->node->config, key, val_clone(a, &c->kwargs[i]));
 		}
+		{
+			struct val pos = val_list_new();
+			val_list_push(a, &pos, val_num(c->line));
+			val_list_push(a, &pos, val_num(c->col));
+			val_dict_set(a, &b->node->config_pos, key, pos);
+		}
 	}
 	if (c->nargs)
 		return call_error(b->err, c, "config() takes keyword arguments only");
@@ -137,7 +143,18 @@ static int add_source_edge(void *ud, const struct tpl_call *c)
 	return 0;
 }
 
-static int set_materialization(struct node *n, struct sluice_err *err)
+/* "path:line:col" of the config() call that set key, or the model's path. */
+static const char *config_place(struct arena *a, const struct node *n, const char *key)
+{
+	const struct val *pos = val_get(&n->config_pos, key);
+
+	if (pos && pos->kind == V_LIST && pos->u.list.n == 2)
+		return arena_printf(a, "%s:%d:%d", n->model->path, (int)pos->u.list.items[0].u.num,
+				    (int)pos->u.list.items[1].u.num);
+	return n->model->path;
+}
+
+static int set_materialization(struct arena *a, struct node *n, struct sluice_err *err)
 {
 	const char *mat = val_get_str(&n->config, "materialized", "view");
 	int i;
@@ -151,7 +168,7 @@ static int set_materialization(struct node *n, struct sluice_err *err)
 	{
 		const char *s = dag_suggest(mat, (const char *const *)mat_names, MAT__COUNT);
 		return err_set(err, SLUICE_EUSAGE, "%s: unknown materialization '%s'%s%s%s (known: view, table, incremental, ephemeral)",
-			       n->model->path, mat, s ? " (did you mean '" : "", s ? s : "", s ? "'?)" : "");
+			       config_place(a, n, "materialized"), mat, s ? " (did you mean '" : "", s ? s : "", s ? "'?)" : "");
 	}
 }
 
@@ -225,14 +242,14 @@ static int finish_model_node(struct manifest *m, struct node *n, struct sluice_e
 	const char *custom = val_get_str(&n->config, "schema", NULL);
 	int rc;
 
-	if ((rc = set_materialization(n, err)))
+	if ((rc = set_materialization(a, n, err)))
 		return rc;
 	n->schema = custom ? arena_printf(a, "%s_%s", p->target.schema, custom) : p->target.schema;
 	n->identifier = val_get_str(&n->config, "alias", n->name);
 	n->relation = relation_of(a, n->schema, n->identifier);
 	n->display = arena_printf(a, "%s.%s", n->schema, n->identifier);
 	n->connection = val_get_str(&n->config, "connection", "default");
-	if ((rc = check_connection(p, n->connection, n->model->path, err)))
+	if ((rc = check_connection(p, n->connection, config_place(a, n, "connection"), err)))
 		return rc;
 	set_tags(a, n);
 	n->info.tags = n->tags;
@@ -241,15 +258,42 @@ static int finish_model_node(struct manifest *m, struct node *n, struct sluice_e
 	return 0;
 }
 
+struct find_ref {
+	const char *name;
+	int line, col;
+};
+
+static int find_ref_call(void *ud, const struct tpl_call *c)
+{
+	struct find_ref *f = ud;
+	const char *name = ref_name(c);
+
+	if (!name || strcmp(name, f->name))
+		return 0;
+	f->line = c->line;
+	f->col = c->col;
+	return 1;
+}
+
+/* "models/b.sql:3:8: dependency cycle: a -> b -> a", placed at the ref() closing it. */
 static int format_cycle(struct manifest *m, size_t *cycle, size_t ncycle, struct sluice_err *err)
 {
-	struct buf b = BUF_INIT;
+	struct buf b = BUF_INIT, place = BUF_INIT;
+	const struct node *from = &m->nodes[cycle[0]], *to = &m->nodes[cycle[ncycle > 1 ? 1 : 0]];
+	struct find_ref f = { from->name, 0, 0 };
 	size_t i;
 
 	for (i = 0; i < ncycle; i++)
 		buf_printf(&b, "%s%s", i ? " -> " : "", m->nodes[cycle[i]].name);
-	err_set(err, SLUICE_EUSAGE, "dependency cycle: %s", b.s);
+	if (to->tpl)
+		tpl_each_call(to->tpl, "ref", find_ref_call, &f, &m->project->arena);
+	if (f.line)
+		buf_printf(&place, "%s:%d:%d: ", to->model->path, f.line, f.col);
+	else if (to->model)
+		buf_printf(&place, "%s: ", to->model->path);
+	err_set(err, SLUICE_EUSAGE, "%sdependency cycle: %s", place.s, b.s);
 	buf_release(&b);
+	buf_release(&place);
 	return SLUICE_EUSAGE;
 }
 
@@ -299,6 +343,7 @@ int manifest_build(struct manifest *m, struct project *p, struct sluice_err *err
 		n->unique_id = mod->unique_id;
 		n->name = mod->name;
 		n->config = val_dict_merge(a, &mod->config, NULL);
+		n->config_pos = val_dict_new();
 		n->info.name = mod->name;
 		n->info.unique_id = mod->unique_id;
 		n->info.path = mod->path;

@@ -33,6 +33,7 @@ struct node {
 	struct source_table *source;   /* NODE_SOURCE */
 	struct tpl *tpl;               /* NODE_MODEL */
 	struct val config;             /* final config: folder < properties < config() */
+	struct val config_pos;         /* key -> [line, col] of the config() call that set it */
 	enum materialization mat;
 	const char *mat_name;
 	const char *schema;            /* relation schema (custom schemas: <target>_<custom>) */

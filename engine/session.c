@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "session.h"
+#include "ui.h"
 #include "util/xalloc.h"
 
 double now_seconds(void)
@@ -195,6 +196,11 @@ int session_open(struct session *s, struct cli *cli, struct sluice_err *err)
 		for (i = 0; i < m->n; i++)
 			info[i] = m->nodes[i].info;
 		rc = dag_select(m->dag, info, cli->select.s, cli->exclude.s, s->selected, err);
+		for (i = 0; !rc && i < m->n && !s->selected[i]; i++)
+			;
+		if (!rc && i == m->n && (cli->select.len || cli->exclude.len))
+			ui_warn("nothing matches the selection%s%s%s%s", cli->select.len ? " -s " : "", cli->select.s,
+				cli->exclude.len ? " --exclude " : "", cli->exclude.s);
 	}
 	return rc;
 }

@@ -82,6 +82,44 @@ int fs_write_file(const char *path, const void *data, size_t len, struct sluice_
 	return rc;
 }
 
+static int same_content(const char *path, const void *data, size_t len)
+{
+	struct stat st;
+	char buf[65536];
+	const char *p = data;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), same = 0;
+	ssize_t n;
+
+	if (fd < 0)
+		return 0;
+	if (fstat(fd, &st) == 0 && (size_t)st.st_size == len) {
+		same = 1;
+		while (same && (n = read(fd, buf, sizeof(buf))) > 0) {
+			same = (size_t)n <= len && !memcmp(buf, p, (size_t)n);
+			p += n;
+			len -= (size_t)n;
+		}
+		same = same && len == 0;
+	}
+	close(fd);
+	return same;
+}
+
+int fs_write_if_changed(const char *path, const void *data, size_t len, struct sluice_err *err)
+{
+	int rc;
+
+	if (same_content(path, data, len))
+		return 0;
+	rc = fs_write_file(path, data, len, err);
+	if (rc == SLUICE_EIO && errno == ENOENT) {
+		if ((rc = fs_mkdir_parent(path, err)))
+			return rc;
+		rc = fs_write_file(path, data, len, err);
+	}
+	return rc;
+}
+
 int fs_mkdir_p(const char *path, struct sluice_err *err)
 {
 	char *p = xstrdup(path), *s;

@@ -14,6 +14,12 @@ int fs_read_file(const char *path, struct buf *out, struct sluice_err *err);
 int fs_write_atomic(const char *path, const void *data, size_t len, struct sluice_err *err);
 /* Plain write (no fsync): for derived files such as target/compiled. */
 int fs_write_file(const char *path, const void *data, size_t len, struct sluice_err *err);
+/*
+ * Write only when the file does not already hold exactly these bytes:
+ * re-compiling an unchanged project then costs reads, not rewrites.
+ * Creates missing parent directories.
+ */
+int fs_write_if_changed(const char *path, const void *data, size_t len, struct sluice_err *err);
 /* mkdir -p; mode 0777 & ~umask. */
 int fs_mkdir_p(const char *path, struct sluice_err *err);
 /* mkdir -p of the directory part of path. */
