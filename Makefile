@@ -79,6 +79,7 @@ test: deps
 	@BUILD=$(BUILD) sh tests/harness/run-tests.sh $(UNIT_BIN)
 
 bench: deps
+	@sh tests/harness/deps.sh time
 	@$(MAKE) --no-print-directory sluice
 	@sh tests/bench/run.sh
 

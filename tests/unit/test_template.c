@@ -512,7 +512,7 @@ static void test_syntax_errors(void **state)
 	assert_error("{{ }}", PATH ":1:4: expected an expression, got '}}'");
 	assert_error("a\n{{ x y }}", PATH ":2:6: expected '}}', got 'y'");
 	assert_error("{% if x %}abc", PATH ":1:14: unclosed {% if %} opened at 1:1");
-	assert_error("a\n  {% for x in y %}\n{% if x %}{% endif %}", PATH ":3:21: unclosed {% for %} opened at 2:3");
+	assert_error("a\n  {% for x in y %}\n{% if x %}{% endif %}", PATH ":3:22: unclosed {% for %} opened at 2:3");
 	assert_error("{% if a %}{% elif b %}{% else %}", PATH ":1:33: unclosed {% if %} opened at 1:1");
 	assert_error("x\n{% set v %}abc", PATH ":2:15: unclosed {% set %} opened at 2:1");
 	assert_error("{% for x in y %}\n  {% endif %}", PATH ":2:6: expected 'endfor', got 'endif'");
