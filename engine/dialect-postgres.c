@@ -164,6 +164,16 @@ static void pg_relations_query(struct buf *b, const char *const *schemas, size_t
 	buf_addc(b, ')');
 }
 
+static void pg_try_lock(struct buf *b, long long key)
+{
+	buf_printf(b, "SELECT pg_try_advisory_lock(%lld)", key);
+}
+
+static void pg_unlock(struct buf *b, long long key)
+{
+	buf_printf(b, "SELECT pg_advisory_unlock(%lld)", key);
+}
+
 const struct dialect dialect_postgres = {
 	.name = "postgres",
 	.begin = "BEGIN",
@@ -183,4 +193,8 @@ const struct dialect dialect_postgres = {
 	.merge = pg_merge,
 	.columns_query = pg_columns_query,
 	.relations_query = pg_relations_query,
+	/* PostgreSQL 15+: flush this backend's counters when it goes idle */
+	.after_write = "SELECT pg_stat_force_next_flush()",
+	.try_lock = pg_try_lock,
+	.unlock = pg_unlock,
 };

@@ -54,6 +54,20 @@ struct dialect {
 	void (*columns_query)(struct buf *b, const char *schema, const char *ident);
 	/* Query yielding (schema, name, kind 'table'|'view'|'other') for relations in schemas. */
 	void (*relations_query)(struct buf *b, const char *const *schemas, size_t n);
+
+	/*
+	 * Optional statement run (errors ignored) after a build commits, so
+	 * the write shows in the statistics the next change check reads.
+	 */
+	const char *after_write;
+
+	/*
+	 * Run lock for the warehouse state backend: a query returning one
+	 * boolean (true = acquired) for a 64-bit key, and its release. The
+	 * lock must end with the session, so a killed run cannot leave it.
+	 */
+	void (*try_lock)(struct buf *b, long long key);
+	void (*unlock)(struct buf *b, long long key);
 };
 
 const struct dialect *dialect_find(const char *name);

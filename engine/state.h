@@ -1,0 +1,68 @@
+/*
+ * state.h: what sluice remembers between runs, behind one small interface
+ * with several backends: `local` (.sluice/state/, the default), `warehouse`
+ * (tables in a sluice_meta schema on the default connection) and, with the
+ * S3 issue, `s3://bucket/prefix/`.
+ *
+ * A record is a JSON-shaped dict per node (struct val), so the backends
+ * store it without knowing its fields. Fields the engine writes:
+ *   unique_id, fingerprint, def_fingerprint, code_hash, config_hash,
+ *   vars_hash, upstream {uid: fp}, sources {uid: version}, status
+ *   ("success" | "error"), finished_at (epoch s), duration (s), rows,
+ *   invocation_id, relation, relation_version, output_checksum,
+ *   effective_fingerprint.
+ *
+ * Concurrency: one run at a time holds the state's lock; state_put is
+ * thread-safe (workers call it as nodes finish) and durable when it
+ * returns, so a run killed with -9 keeps every record already put.
+ */
+#ifndef SLUICE_STATE_H
+#define SLUICE_STATE_H
+
+#include "../connectors/connector.h"
+#include "dialect.h"
+#include "util/arena.h"
+#include "util/err.h"
+#include "value.h"
+
+struct state;
+
+struct state_opts {
+	const char *spec;            /* sluice.yml `state:`: "local" (default), "warehouse", later "s3://..." */
+	const char *project_dir;     /* absolute */
+	const char *project;         /* project name: rows/records are keyed by project and target */
+	const char *target;          /* target name */
+	const char *user;            /* who runs: shown to a waiting run */
+	const char *invocation_id;
+	/* Warehouse backend: open a dedicated connection on the default target connection. */
+	int (*connect)(void *ud, struct sluice_conn **out, const struct dialect **dialect,
+		       struct sluice_err *err);
+	void *connect_ud;
+};
+
+/* Open (creating .sluice/state/ or the sluice_meta tables as needed). Unknown spec: SLUICE_EUSAGE. */
+int state_open(struct state **out, const struct state_opts *o, struct sluice_err *err);
+
+/*
+ * Take the run lock. wait_seconds < 0: fail at once; 0..N: wait up to N
+ * seconds. When someone else holds it: SLUICE_ELOCK with a message naming
+ * the holder and since when, e.g.
+ *   "state is locked by alice (pid 4242 on host ci-7, run 6f1c...) since
+ *    2026-11-24T19:00:02Z; wait with --wait-lock SECONDS"
+ * A lock left by a dead process (kill -9) is taken over, never waited on.
+ */
+int state_lock(struct state *st, int wait_seconds, struct sluice_err *err);
+
+/* All records of this project and target: a dict unique_id -> record, allocated in a. */
+int state_load(struct state *st, struct arena *a, struct val *records, struct sluice_err *err);
+
+/* Store (replace) one record. Durable on return. Thread-safe. */
+int state_put(struct state *st, const char *unique_id, const struct val *record, struct sluice_err *err);
+
+/* End of run: compact what put wrote (local: journal into one file). */
+int state_finish(struct state *st, struct sluice_err *err);
+
+/* Release the lock and free; accepts NULL. */
+void state_close(struct state *st);
+
+#endif
