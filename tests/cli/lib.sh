@@ -1,0 +1,175 @@
+# tests/cli/lib.sh: the end-to-end test library (TAP), sourced by each
+# tests/cli/tNNNN-*.sh. In the style of git's t/test-lib.sh: every test
+# script gets its own scratch directory and its own database on the
+# harness's PostgreSQL (tests/harness/pg.sh), and talks to ./sluice.
+set -u
+: "${SLUICE_BIN:?run the suite with make test}"
+: "${SLUICE_TEST_PGPORT:?run the suite with make test}"
+
+T_NAME=$(basename "$0" .sh)
+T_DIR=$(mktemp -d "${SLUICE_TEST_TMP:-/tmp}/$T_NAME.XXXXXX")
+T_DB=$(echo "t_${T_NAME}_$$" | tr -c 'a-zA-Z0-9_\n' '_')
+T_COUNT=0
+T_FAILED=0
+export NO_COLOR=1 SLUICE_USER=tester
+export PGHOST="$SLUICE_TEST_PGHOST" PGPORT="$SLUICE_TEST_PGPORT" PGUSER="$SLUICE_TEST_PGUSER"
+export PGPASSWORD="$SLUICE_TEST_PGPASSWORD" PGDATABASE="$T_DB"
+
+sluice() { "$SLUICE_BIN" "$@"; }
+
+# psql_q SQL: one value per line, no headers, against this test's database.
+psql_q() { psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$T_DB" -c "$1"; }
+
+T_AT_EXIT=""
+# at_exit COMMAND: a shell command (one string) run when the script ends, before
+# the database and scratch directory go away (e.g. stopping a server it started).
+at_exit() { T_AT_EXIT="$T_AT_EXIT
+$1"; }
+
+t_cleanup() {
+	eval "$T_AT_EXIT"
+	for f in "$T_DIR"/*.pid; do
+		[ -f "$f" ] && [ ! -f "${f%.pid}.rc" ] && kill -KILL "$(cat "$f")" 2>/dev/null
+	done
+	psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$T_DB\" WITH (FORCE)" >/dev/null 2>&1
+	rm -rf "$T_DIR"
+}
+trap t_cleanup EXIT
+psql -X -q -d postgres -c "CREATE DATABASE \"$T_DB\"" >/dev/null || { echo "Bail out! cannot create $T_DB"; exit 1; }
+
+# ok DESCRIPTION COMMAND...: a test passes when the command succeeds.
+ok() {
+	desc=$1
+	shift
+	T_COUNT=$((T_COUNT + 1))
+	if ( "$@" ) >"$T_DIR/.out" 2>&1; then
+		echo "ok $T_COUNT - $desc"
+	else
+		T_FAILED=$((T_FAILED + 1))
+		echo "not ok $T_COUNT - $desc"
+		# awk ends every line, even an unterminated last one, so the
+		# next TAP line stays on its own line.
+		awk '{ print "#   " $0 }' "$T_DIR/.out" | tail -n 40
+	fi
+}
+
+# expect_eq EXPECTED ACTUAL: for use inside ok's commands.
+expect_eq() {
+	[ "$1" = "$2" ] && return 0
+	printf 'expected: %s\n     got: %s\n' "$1" "$2"
+	return 1
+}
+
+# expect_grep PATTERN FILE: grep -E with the file shown on failure.
+expect_grep() {
+	grep -Eq -- "$1" "$2" && return 0
+	echo "pattern not found: $1"
+	echo "--- $2:"
+	cat "$2"
+	return 1
+}
+
+expect_no_grep() {
+	grep -Eq -- "$1" "$2" || return 0
+	echo "pattern unexpectedly found: $1"
+	echo "--- $2:"
+	cat "$2"
+	return 1
+}
+
+# expect_exit CODE COMMAND...: run, save output to $T_DIR/out, check the exit code.
+expect_exit() {
+	want=$1
+	shift
+	"$@" >"$T_DIR/out" 2>&1
+	got=$?
+	[ "$got" = "$want" ] && return 0
+	echo "exit code: expected $want, got $got"
+	cat "$T_DIR/out"
+	return 1
+}
+
+# new_project DIR: an empty project whose profile points at this test's database.
+new_project() {
+	P="$T_DIR/$1"
+	mkdir -p "$P/models"
+	cat >"$P/sluice.yml" <<YML
+name: proj
+profile: proj
+YML
+	cat >"$P/profiles.yml" <<YML
+proj:
+  target: dev
+  outputs:
+    dev:
+      type: postgres
+      host: "$SLUICE_TEST_PGHOST"
+      port: $SLUICE_TEST_PGPORT
+      user: "$SLUICE_TEST_PGUSER"
+      password: "{{ env_var('SLUICE_TEST_PGPASSWORD') }}"
+      dbname: "$T_DB"
+      schema: analytics
+      threads: 4
+YML
+	cd "$P" || exit 1
+}
+
+# model NAME SQL [DIR]: write models/[DIR/]NAME.sql
+model() {
+	d=models${3:+/$3}
+	mkdir -p "$d"
+	printf '%s\n' "$2" >"$d/$1.sql"
+}
+
+# wait_until SECONDS COMMAND...: poll COMMAND every 0.1 s until it succeeds;
+# fails when it has not after SECONDS.
+wait_until() {
+	_end=$(($(date +%s) + $1))
+	shift
+	until "$@" >/dev/null 2>&1; do
+		[ "$(date +%s)" -lt "$_end" ] || return 1
+		sleep 0.1
+	done
+}
+
+# bg_start NAME PROGRAM ARGS...: run a program (not a shell function: use
+# "$SLUICE_BIN") in the background with SIGINT at its default, as a user's
+# terminal would (a plain & in a script ignores it). $BG_PID is its pid,
+# $T_DIR/NAME.log its output; when it ends, $T_DIR/NAME.rc holds its exit
+# code, or "signal N" when a signal killed it. Killed at exit if still running.
+bg_start() {
+	_n=$1
+	shift
+	rm -f "$T_DIR/$_n.pid" "$T_DIR/$_n.rc"
+	perl -e '
+		$SIG{INT} = $SIG{QUIT} = "DEFAULT";
+		my $f = shift;
+		my $pid = fork;
+		die "fork: $!" unless defined $pid;
+		if (!$pid) { exec @ARGV; exit 127 }
+		sub put { open my $h, ">", "$_[0].tmp" or die; print $h "$_[1]\n"; close $h; rename "$_[0].tmp", $_[0] }
+		put("$f.pid", $pid);
+		waitpid($pid, 0);
+		put("$f.rc", $? & 127 ? "signal " . ($? & 127) : $? >> 8);
+	' "$T_DIR/$_n" "$@" </dev/null >"$T_DIR/$_n.log" 2>&1 &
+	wait_until 10 test -s "$T_DIR/$_n.pid" || { echo "bg_start: $_n did not start"; return 1; }
+	BG_PID=$(cat "$T_DIR/$_n.pid")
+}
+
+# bg_wait NAME SECONDS: wait up to SECONDS for NAME to end; prints its exit code
+# (or "signal N"), or "timeout".
+bg_wait() {
+	if wait_until "$2" test -s "$T_DIR/$1.rc"; then
+		cat "$T_DIR/$1.rc"
+	else
+		echo timeout
+	fi
+}
+
+# rr JQ_FILTER: jq -r on target/run_results.json of the current project.
+rr() { jq -r "$1" target/run_results.json; }
+
+done_testing() {
+	echo "1..$T_COUNT"
+	[ "$T_FAILED" = 0 ]
+}

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# t0120: the repo's example project (sluice.yml, models/, demo/lake.sql)
+# runs end to end against the test server, and its marts hold what the lake
+# says they should.
+. "$(dirname "$0")/lib.sh"
+
+top=$(cd "$(dirname "$SLUICE_BIN")" && pwd)
+D=$T_DIR/demo
+mkdir -p "$D"
+cp -r "$top/sluice.yml" "$top/models" "$top/demo" "$D"/ || exit 1
+cat >"$D/profiles.yml" <<YML
+clinic:
+  target: dev
+  outputs:
+    dev:
+      type: postgres
+      host: "$SLUICE_TEST_PGHOST"
+      port: $SLUICE_TEST_PGPORT
+      user: "$SLUICE_TEST_PGUSER"
+      password: "{{ env_var('SLUICE_TEST_PGPASSWORD') }}"
+      dbname: "$T_DB"
+      schema: analytics
+      threads: 4
+YML
+cd "$D" || exit 1
+psql -X -q -v ON_ERROR_STOP=1 -d "$T_DB" -f demo/lake.sql >/dev/null || { echo "Bail out! demo/lake.sql failed"; exit 1; }
+
+# The models that are built: every one but the ephemeral int_*.
+built=$(cd models && ls */*.sql | grep -v '^intermediate/' | sed 's|.*/||; s|\.sql$||' | sort)
+nbuilt=$(echo "$built" | wc -l)
+
+ok "sluice run on the demo project exits 0" expect_exit 0 sluice run
+cp "$T_DIR/out" "$T_DIR/run1.out"
+
+t_all_ok() {
+	expect_eq "$(echo "$built" | sed 's/^/model.clinic./' | paste -sd' ' -)" \
+		"$(rr '[.results[] | select(.status == "success") | .unique_id] | sort | join(" ")')" || return 1
+	expect_eq 0 "$(rr '[.results[] | select(.status != "success")] | length')" || return 1
+	expect_eq "$nbuilt" "$(grep -c '^\[[0-9]*/[0-9]*\] OK ' "$T_DIR/run1.out")" || return 1
+	expect_no_grep '(ERROR|SKIP) ' "$T_DIR/run1.out" || return 1
+	expect_grep ": $nbuilt ok, 0 error, 0 skipped" "$T_DIR/run1.out"
+}
+ok "every model is OK ($nbuilt built, the ephemeral one inlined)" t_all_ok
+
+# The expected contents, computed from the lake with the models' rules.
+ADULT="from lake.treatments t join lake.patients p using (patient_id)
+	where t.dose_mg > 0 and date_part('year', age(date '2026-01-01', p.birth_date))::int >= 18"
+
+t_dim_patients() {
+	expect_eq "$(psql_q "select count(*) from lake.patients")" \
+		"$(psql_q "select count(*) from analytics_marts.dim_patients")"
+}
+ok "dim_patients: one row per lake patient" t_dim_patients
+
+t_trial_outcomes() {
+	expect_eq "$(psql_q "select count(distinct t.trial_id) || ' ' || count(*) $ADULT and t.trial_id in (select trial_id from lake.trials)")" \
+		"$(psql_q "select count(*) || ' ' || sum(treatments) from analytics_marts.trial_outcomes")" || return 1
+	expect_eq "$(psql_q "select count(*) filter (where outcome = 'responded') $ADULT")" \
+		"$(psql_q "select sum(responded) from analytics_marts.trial_outcomes")"
+}
+ok "trial_outcomes: one row per trial with adult treatments, counts add up" t_trial_outcomes
+
+t_gene_burden() {
+	expect_eq "$(psql_q "select count(*) from (select distinct v.gene, upper(p.site)
+		from lake.variants v join lake.patients p using (patient_id)
+		where v.vaf >= 0.05 and v.gene in ('TP53', 'KRAS', 'EGFR', 'BRAF', 'PIK3CA')) s")" \
+		"$(psql_q "select count(*) from analytics_marts.gene_burden")"
+}
+ok "gene_burden: one row per tracked gene and site" t_gene_burden
+
+AE_EXPECTED=$(psql_q "select count(*) $ADULT and t.adverse_event")
+t_adverse_events() {
+	[ "$AE_EXPECTED" -gt 0 ] || { echo "the lake has no adverse events?"; return 1; }
+	expect_eq "$AE_EXPECTED $AE_EXPECTED" \
+		"$(psql_q "select count(*) || ' ' || count(distinct treatment_id) from analytics_marts.adverse_events")"
+}
+ok "adverse_events: every adult adverse event once" t_adverse_events
+
+t_staging() {
+	expect_eq "v v v v" "$(psql_q "select string_agg(c.relkind::text, ' ') from pg_class c
+		join pg_namespace n on n.oid = c.relnamespace where n.nspname = 'analytics_staging'")" || return 1
+	expect_eq 0 "$(psql_q "select count(*) from pg_class where relname = 'int_adult_treatments'")"
+}
+ok "staging: four views in analytics_staging; the intermediate model is not built" t_staging
+
+t_second_run() {
+	expect_exit 0 sluice run || return 1
+	expect_grep " 0 error, 0 skipped" "$T_DIR/out" || return 1
+	expect_eq "$AE_EXPECTED $AE_EXPECTED" \
+		"$(psql_q "select count(*) || ' ' || count(distinct treatment_id) from analytics_marts.adverse_events")"
+}
+ok "a second run exits 0 and adverse_events is unchanged" t_second_run
+
+done_testing
