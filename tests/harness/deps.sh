@@ -1,6 +1,14 @@
 #!/bin/sh
 # Install the Debian packages given as arguments when any is missing.
 # As root this runs apt-get; otherwise it prints the exact line to run.
+# PostgreSQL refuses to run as root, so as root it runs as an unprivileged
+# user. That user must be able to traverse "/": a root directory of mode
+# 0700 (seen in chroots made with mktemp -d) locks every such user out.
+if [ "$(id -u)" = 0 ] && [ "$(stat -c %a /)" = 700 ]; then
+	echo "note: / is mode 700, which keeps the unprivileged PostgreSQL user out; setting it to 755" >&2
+	chmod 755 /
+fi
+
 missing=""
 for p in "$@"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
