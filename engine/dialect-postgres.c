@@ -2,9 +2,14 @@
  * dialect-postgres.c: the SQL PostgreSQL needs for each materialization
  * step. Views bind to tables by OID here, so swapping a table in means
  * re-pointing the views that depend on it (dependents_query/replace_view).
+ * Also the catalog and statistics queries change detection batches, and
+ * the triggers of change_detection: trigger.
  */
+#include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 #include "dialect.h"
+#include "util/xalloc.h"
 
 static void pg_create_schema(struct buf *b, const char *schema)
 {
@@ -174,6 +179,215 @@ static void pg_unlock(struct buf *b, long long key)
 	buf_printf(b, "SELECT pg_advisory_unlock(%lld)", key);
 }
 
+/* ---- change detection (sources.c) ---- */
+
+/* (VALUES ('s', 't'), ...) AS w(schema_name, table_name) */
+static void want_tables(struct buf *b, const char *const *schemas, const char *const *idents, size_t n)
+{
+	size_t i;
+
+	buf_puts(b, "(VALUES ");
+	for (i = 0; i < n; i++) {
+		buf_puts(b, i ? ", (" : "(");
+		dialect_quote_literal(b, schemas[i]);
+		buf_puts(b, ", ");
+		dialect_quote_literal(b, idents[i]);
+		buf_addc(b, ')');
+	}
+	if (!n)
+		buf_puts(b, "(NULL::text, NULL::text)");
+	buf_puts(b, ") AS w(schema_name, table_name)\n"
+		 "JOIN pg_namespace n ON n.nspname = w.schema_name\n"
+		 "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.table_name\n");
+}
+
+/*
+ * The counters are read through the functions pg_stat_user_tables is
+ * made of, and the file node through pg_relation_filenode(): a join to
+ * the view or to pg_class inside the per-table subquery would scan the
+ * whole catalog once per table. A partitioned table's data lives
+ * in its leaf partitions, so their file nodes and counters are summed.
+ * Version NULL where counters say nothing: a view or a foreign table has
+ * none, and with track_counts off they never move.
+ */
+static void pg_source_stats_query(struct buf *b, const char *const *schemas, const char *const *idents,
+				  size_t n)
+{
+	buf_puts(b, "SELECT 1 FROM pg_stat_clear_snapshot() WHERE false;\n"
+		 "SELECT n.nspname, c.relname,\n"
+		 "  CASE WHEN c.relkind IN ('r', 'p', 'm') AND current_setting('track_counts')::bool\n"
+		 "  THEN concat_ws(':', 'stats', t.filenodes, t.ins, t.upd, t.del,\n"
+		 "    coalesce((SELECT stats_reset::text FROM pg_stat_database WHERE datname = current_database()), ''),\n"
+		 "    pg_postmaster_start_time()::text) END\n"
+		 "FROM ");
+	want_tables(b, schemas, idents, n);
+	buf_puts(b, "CROSS JOIN LATERAL (\n"
+		 "  SELECT string_agg(pg_relation_filenode(r.oid)::text, '+' ORDER BY r.oid) AS filenodes,\n"
+		 "    sum(pg_stat_get_tuples_inserted(r.oid)) AS ins,\n"
+		 "    sum(pg_stat_get_tuples_updated(r.oid)) AS upd,\n"
+		 "    sum(pg_stat_get_tuples_deleted(r.oid)) AS del\n"
+		 "  FROM (SELECT c.oid\n"
+		 "        UNION ALL\n"
+		 "        SELECT relid FROM pg_partition_tree(c.oid) WHERE c.relkind = 'p' AND isleaf) r(oid)\n"
+		 ") t");
+}
+
+#define PG_VERSION_TRIGGER "sluice_version"
+
+/* A trigger enabled only for replication ('R') or disabled does not see ordinary writes. */
+static void pg_trigger_versions_query(struct buf *b, const char *const *schemas, const char *const *idents,
+				      size_t n)
+{
+	buf_puts(b, "SELECT n.nspname, c.relname,\n"
+		 "  EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = c.oid AND g.tgname = '" PG_VERSION_TRIGGER "'\n"
+		 "          AND g.tgenabled IN ('O', 'A')),\n"
+		 "  v.version\n"
+		 "FROM ");
+	want_tables(b, schemas, idents, n);
+	buf_puts(b, "LEFT JOIN sluice_meta.source_versions v\n"
+		 "  ON v.schema_name = w.schema_name AND v.table_name = w.table_name");
+}
+
+/*
+ * query_to_xml() runs a query given as text, so the query over table i is
+ * only parsed when the table exists: a missing table is reported as such
+ * instead of failing the whole batch. Text nodes come back XML-escaped.
+ */
+static void value_batch(struct buf *b, const char *const *schemas, const char *const *idents,
+			const char *const *inner, size_t n)
+{
+	struct buf rel = BUF_INIT;
+	size_t i;
+
+	buf_puts(b, "SELECT w.i, w.rel IS NOT NULL,\n"
+		 "  CASE WHEN w.rel IS NOT NULL THEN replace(replace(replace(\n"
+		 "    (xpath('/row/v/text()', query_to_xml(w.q, false, true, '')))[1]::text,\n"
+		 "    '&lt;', '<'), '&gt;', '>'), '&amp;', '&') END\n"
+		 "FROM (VALUES ");
+	for (i = 0; i < n; i++) {
+		buf_reset(&rel);
+		dialect_relation(&rel, schemas[i], idents[i]);
+		buf_printf(b, "%s(%zu, to_regclass(", i ? ",\n  " : "", i);
+		dialect_quote_literal(b, rel.s);
+		buf_puts(b, "), ");
+		dialect_quote_literal(b, inner[i]);
+		buf_addc(b, ')');
+	}
+	if (!n)
+		buf_puts(b, "(0, NULL::regclass, NULL::text)");
+	buf_puts(b, ") AS w(i, rel, q)\nORDER BY w.i");
+	buf_release(&rel);
+}
+
+/* Wrap per-table SQL in `SELECT (...)::text AS v`, as value_batch expects. */
+static void value_query_with(struct buf *b, const char *const *schemas, const char *const *idents,
+			     const char *const *args, size_t n, int loaded_at)
+{
+	struct buf *inner = xcalloc(n ? n : 1, sizeof(*inner));
+	const char **texts = xcalloc(n ? n : 1, sizeof(*texts));
+	size_t i, len;
+
+	for (i = 0; i < n; i++) {
+		buf_init(&inner[i]);
+		if (loaded_at) {
+			buf_printf(&inner[i], "SELECT (max(%s))::text AS v FROM ", args[i]);
+			dialect_relation(&inner[i], schemas[i], idents[i]);
+		} else {
+			/* a trailing ';' would end the scalar subquery early */
+			for (len = strlen(args[i]); len > 0; len--)
+				if (args[i][len - 1] != ';' && !isspace((unsigned char)args[i][len - 1]))
+					break;
+			buf_puts(&inner[i], "SELECT (");
+			buf_add(&inner[i], args[i], len);
+			buf_puts(&inner[i], "\n)::text AS v");
+		}
+		texts[i] = inner[i].s;
+	}
+	value_batch(b, schemas, idents, texts, n);
+	for (i = 0; i < n; i++)
+		buf_release(&inner[i]);
+	free(inner);
+	free(texts);
+}
+
+static void pg_source_value_query(struct buf *b, const char *const *schemas, const char *const *idents,
+				  const char *const *sqls, size_t n)
+{
+	value_query_with(b, schemas, idents, sqls, n, 0);
+}
+
+static void pg_loaded_at_query(struct buf *b, const char *const *schemas, const char *const *idents,
+			       const char *const *exprs, size_t n)
+{
+	value_query_with(b, schemas, idents, exprs, n, 1);
+}
+
+/*
+ * One counter row per table, bumped once per writing statement. SECURITY
+ * DEFINER: writers need no privileges on sluice_meta. ENABLE ALWAYS: the
+ * trigger also fires for writes applied by logical replication, which
+ * would otherwise leave the table looking unchanged forever. Installing
+ * counts as a change: writes made while no trigger was in place (before,
+ * or between uninstrument and instrument) were not counted.
+ */
+static void pg_instrument_sql(struct buf *b, const char *const *schemas, const char *const *idents,
+			      size_t n)
+{
+	size_t i;
+
+	buf_puts(b, "CREATE SCHEMA IF NOT EXISTS sluice_meta;\n"
+		 "CREATE TABLE IF NOT EXISTS sluice_meta.source_versions (\n"
+		 "  schema_name text NOT NULL,\n"
+		 "  table_name text NOT NULL,\n"
+		 "  version bigint NOT NULL,\n"
+		 "  PRIMARY KEY (schema_name, table_name)\n"
+		 ");\n"
+		 "CREATE OR REPLACE FUNCTION sluice_meta.bump_version() RETURNS trigger\n"
+		 "LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $sluice$\n"
+		 "BEGIN\n"
+		 "  INSERT INTO sluice_meta.source_versions AS v (schema_name, table_name, version)\n"
+		 "  VALUES (TG_TABLE_SCHEMA, TG_TABLE_NAME, 1)\n"
+		 "  ON CONFLICT (schema_name, table_name) DO UPDATE SET version = v.version + 1;\n"
+		 "  RETURN NULL;\n"
+		 "END\n"
+		 "$sluice$;\n");
+	for (i = 0; i < n; i++) {
+		struct buf rel = BUF_INIT;
+		dialect_relation(&rel, schemas[i], idents[i]);
+		buf_printf(b, "DROP TRIGGER IF EXISTS " PG_VERSION_TRIGGER " ON %s;\n"
+			   "CREATE TRIGGER " PG_VERSION_TRIGGER " AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s\n"
+			   "  FOR EACH STATEMENT EXECUTE FUNCTION sluice_meta.bump_version();\n"
+			   "ALTER TABLE %s ENABLE ALWAYS TRIGGER " PG_VERSION_TRIGGER ";\n"
+			   "INSERT INTO sluice_meta.source_versions AS v (schema_name, table_name, version)\n"
+			   "VALUES (",
+			   rel.s, rel.s, rel.s);
+		dialect_quote_literal(b, schemas[i]);
+		buf_puts(b, ", ");
+		dialect_quote_literal(b, idents[i]);
+		buf_puts(b, ", 1)\nON CONFLICT (schema_name, table_name) DO UPDATE SET version = v.version + 1;\n");
+		buf_release(&rel);
+	}
+}
+
+static void pg_uninstrument_sql(struct buf *b, const char *const *schemas, const char *const *idents,
+				size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		buf_puts(b, "DROP TRIGGER IF EXISTS " PG_VERSION_TRIGGER " ON ");
+		dialect_relation(b, schemas[i], idents[i]);
+		buf_puts(b, ";\n");
+	}
+}
+
+static void pg_checksum_query(struct buf *b, const char *rel)
+{
+	/* count, and a sum of 60-bit row hashes: order-free, constant memory */
+	buf_printf(b, "SELECT count(*)::text || ':' || coalesce(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)::bigint), 0)::text\n"
+		   "FROM %s AS t", rel);
+}
+
 const struct dialect dialect_postgres = {
 	.name = "postgres",
 	.begin = "BEGIN",
@@ -197,4 +411,11 @@ const struct dialect dialect_postgres = {
 	.after_write = "SELECT pg_stat_force_next_flush()",
 	.try_lock = pg_try_lock,
 	.unlock = pg_unlock,
+	.source_stats_query = pg_source_stats_query,
+	.trigger_versions_query = pg_trigger_versions_query,
+	.source_value_query = pg_source_value_query,
+	.loaded_at_query = pg_loaded_at_query,
+	.instrument_sql = pg_instrument_sql,
+	.uninstrument_sql = pg_uninstrument_sql,
+	.checksum_query = pg_checksum_query,
 };

@@ -68,6 +68,50 @@ struct dialect {
 	 */
 	void (*try_lock)(struct buf *b, long long key);
 	void (*unlock)(struct buf *b, long long key);
+
+	/*
+	 * Change detection (sources.c, docs/change-detection.md). Each query
+	 * covers a whole batch of tables schemas[i].idents[i] in one round
+	 * trip; a NULL slot means the warehouse cannot use that method.
+	 *
+	 * source_stats_query: rows (schema, name, version) for the tables of
+	 * the batch that exist, version as documented in sources.h, or NULL
+	 * when statistics cannot tell that the relation's data changed (a
+	 * view, a foreign table). The text may start with statements that
+	 * return no rows (clearing a statistics snapshot).
+	 */
+	void (*source_stats_query)(struct buf *b, const char *const *schemas, const char *const *idents, size_t n);
+	/*
+	 * trigger_versions_query: rows (schema, name, instrumented 't'|'f',
+	 * counter or NULL) for the tables of the batch that exist. Fails with
+	 * SQLSTATE 42P01 when the counter table was never created.
+	 */
+	void (*trigger_versions_query)(struct buf *b, const char *const *schemas, const char *const *idents, size_t n);
+	/*
+	 * source_value_query: rows (i, exists 't'|'f', value) for i = 0..n-1:
+	 * the value of sqls[i] (a query returning one value), evaluated only
+	 * when table i exists; value NULL for a NULL or empty result.
+	 * loaded_at_query: the same shape, with max(exprs[i]) over table i.
+	 */
+	void (*source_value_query)(struct buf *b, const char *const *schemas, const char *const *idents,
+				   const char *const *sqls, size_t n);
+	void (*loaded_at_query)(struct buf *b, const char *const *schemas, const char *const *idents,
+				const char *const *exprs, size_t n);
+	/*
+	 * Statements (several, run in one transaction) that create the
+	 * trigger-method metadata if missing and (re)install the
+	 * statement-level trigger on each table; and that drop the triggers
+	 * (leaving the metadata). Both idempotent.
+	 */
+	void (*instrument_sql)(struct buf *b, const char *const *schemas, const char *const *idents, size_t n);
+	void (*uninstrument_sql)(struct buf *b, const char *const *schemas, const char *const *idents, size_t n);
+
+	/*
+	 * Early cutoff: a query returning one text value that changes whenever
+	 * rel's rows change (as a multiset: row order must not matter), in
+	 * constant memory.
+	 */
+	void (*checksum_query)(struct buf *b, const char *rel);
 };
 
 const struct dialect *dialect_find(const char *name);
