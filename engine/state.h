@@ -40,7 +40,11 @@ struct state_opts {
 	void *connect_ud;
 };
 
-/* Open (creating .sluice/state/ or the sluice_meta tables as needed). Unknown spec: SLUICE_EUSAGE. */
+/*
+ * Open (creating .sluice/state/ or the sluice_meta tables as needed). Unknown
+ * spec: SLUICE_EUSAGE; a known backend that is not built: SLUICE_ENOTSUP. On
+ * failure *out is NULL. The strings in o are copied.
+ */
 int state_open(struct state **out, const struct state_opts *o, struct sluice_err *err);
 
 /*
@@ -56,13 +60,74 @@ int state_lock(struct state *st, int wait_seconds, struct sluice_err *err);
 /* All records of this project and target: a dict unique_id -> record, allocated in a. */
 int state_load(struct state *st, struct arena *a, struct val *records, struct sluice_err *err);
 
-/* Store (replace) one record. Durable on return. Thread-safe. */
+/*
+ * Store (replace) one record. Durable on return. Thread-safe. Needs the
+ * lock (a put without it could be lost to another run's compaction):
+ * without it, SLUICE_EUSAGE.
+ */
 int state_put(struct state *st, const char *unique_id, const struct val *record, struct sluice_err *err);
 
-/* End of run: compact what put wrote (local: journal into one file). */
+/*
+ * End of run: compact what put wrote (local: journal into one file).
+ * Without the lock there is nothing of ours to compact: returns 0.
+ */
 int state_finish(struct state *st, struct sluice_err *err);
 
 /* Release the lock and free; accepts NULL. */
 void state_close(struct state *st);
+
+/*
+ * For the backends (state-*.c) only, which define SLUICE_STATE_BACKEND
+ * before including this header; the rest of the engine sees none of it.
+ * state.c owns the common part: choosing the backend, serialising records
+ * to JSON text, polling for the lock, the lock message's wording.
+ */
+#ifdef SLUICE_STATE_BACKEND
+#include <stddef.h>
+
+struct state_backend {
+	const char *name;
+	/* Allocate the instance (struct state first) and prepare storage. */
+	int (*open)(const struct state_opts *o, struct state **out, struct sluice_err *err);
+	/*
+	 * One attempt at the lock, never blocking on it: 0 when taken,
+	 * SLUICE_ELOCK with holder set by state_holder_text() and since
+	 * (ISO-8601 UTC or "") when someone else has it, other codes on error.
+	 */
+	int (*lock)(struct state *st, struct buf *holder, struct buf *since, struct sluice_err *err);
+	/* Fill records (an empty dict) with unique_id -> record, allocated in a. */
+	int (*load)(struct state *st, struct arena *a, struct val *records, struct sluice_err *err);
+	/*
+	 * record: compact JSON text of an object, no newline. Called only
+	 * under the lock, from several threads at once: the backend
+	 * serialises what must be, and returns once the record is durable.
+	 */
+	int (*put)(struct state *st, const char *unique_id, const char *record, size_t len,
+		   struct sluice_err *err);
+	/* Called only under the lock, with no put running. */
+	int (*finish)(struct state *st, struct sluice_err *err);
+	/* Release the lock if held and free the instance (not NULL). */
+	void (*close)(struct state *st);
+};
+
+/* The common part every instance starts with. */
+struct state {
+	const struct state_backend *be;
+	char *project, *target, *user, *invocation_id, *host;
+	int locked;
+};
+
+extern const struct state_backend state_local;
+extern const struct state_backend state_warehouse;
+
+/* Fill the common part (copies the strings). */
+void state_base_init(struct state *st, const struct state_backend *be, const struct state_opts *o);
+void state_base_release(struct state *st);
+/* "alice (pid 4242 on host ci-7, run 6f1c...)": how a lock holder is named. */
+void state_holder_text(struct buf *b, const char *user, long long pid, const char *host,
+		       const char *invocation_id);
+/* Now in UTC: ISO-8601 "2026-11-24T19:00:02Z", or with sql a timestamp literal's "2026-11-24 19:00:02". */
+void state_now_utc(char out[32], int sql);
+#endif
 
 #endif

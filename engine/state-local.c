@@ -1,0 +1,669 @@
+/*
+ * state-local.c: the `local` state backend, files under
+ * <project>/.sluice/state/, one set per target:
+ *
+ *   <target>.json     snapshot: {"format": 1, "project", "target", "records"}
+ *   <target>.journal  puts since the snapshot, one {"uid", "record"} a line
+ *   <target>.lock     flock()ed by the run holding the lock; says who it is
+ *
+ * A put is one write() of one line plus fsync, so kill -9 leaves at most a
+ * torn last line, which load ignores and the next lock cuts off. finish
+ * writes a new snapshot (temp + fsync + rename + fsync of the directory)
+ * and only then empties the journal; replaying a journal the snapshot
+ * already holds changes nothing, so a crash anywhere leaves a loadable
+ * state. Not for sharing state between machines: that is `warehouse`.
+ */
+#define SLUICE_STATE_BACKEND
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "json.h"
+#include "state.h"
+#include "util/fs.h"
+#include "util/xalloc.h"
+
+#define SNAPSHOT_FORMAT 1
+
+struct local_state {
+	struct state base;
+	char *dir, *snapshot, *tmp, *journal, *lockfile;
+	int lock_fd;             /* the flock()ed lock file, or -1 */
+	int journal_fd;          /* O_APPEND; open while the lock is held, else -1 */
+	pthread_mutex_t mu;      /* orders appends to the journal */
+	off_t journal_size;      /* under mu: where the next line starts */
+};
+
+/* Target names become file names: keep [A-Za-z0-9_.-], %XX the rest and a leading dot. */
+static void file_part(struct buf *b, const char *name)
+{
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)name; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		    *p == '_' || *p == '-' || (*p == '.' && p != (const unsigned char *)name))
+			buf_addc(b, (char)*p);
+		else
+			buf_printf(b, "%%%02X", *p);
+	}
+}
+
+static char *state_path(const char *dir, const char *target, const char *suffix)
+{
+	struct buf b = BUF_INIT;
+
+	buf_printf(&b, "%s/", dir);
+	file_part(&b, target);
+	buf_puts(&b, suffix);
+	return buf_detach(&b, NULL);
+}
+
+static void local_free(struct local_state *l)
+{
+	free(l->dir);
+	free(l->snapshot);
+	free(l->tmp);
+	free(l->journal);
+	free(l->lockfile);
+	pthread_mutex_destroy(&l->mu);
+	state_base_release(&l->base);
+	free(l);
+}
+
+static int local_open(const struct state_opts *o, struct state **out, struct sluice_err *err)
+{
+	struct local_state *l = xcalloc(1, sizeof(*l));
+	struct buf dir = BUF_INIT;
+	int rc;
+
+	state_base_init(&l->base, &state_local, o);
+	pthread_mutex_init(&l->mu, NULL);
+	l->lock_fd = l->journal_fd = -1;
+	buf_printf(&dir, "%s/.sluice/state", o->project_dir);
+	l->dir = buf_detach(&dir, NULL);
+	l->snapshot = state_path(l->dir, o->target, ".json");
+	l->tmp = state_path(l->dir, o->target, ".json.tmp");
+	l->journal = state_path(l->dir, o->target, ".journal");
+	l->lockfile = state_path(l->dir, o->target, ".lock");
+	if ((rc = fs_mkdir_p(l->dir, err))) {
+		local_free(l);
+		return err_prefix(err, "state");
+	}
+	*out = &l->base;
+	return 0;
+}
+
+static int io_error(struct sluice_err *err, const char *path, const char *what)
+{
+	return err_set(err, SLUICE_EIO, "%s: %s%s%s", path, what ? what : "", what ? ": " : "", strerror(errno));
+}
+
+/* Read a whole file from fd's current position into out. */
+static int read_fd(int fd, const char *path, struct buf *out, struct sluice_err *err)
+{
+	char tmp[65536];
+	ssize_t n;
+
+	while ((n = read(fd, tmp, sizeof(tmp))) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return io_error(err, path, NULL);
+		}
+		buf_add(out, tmp, (size_t)n);
+	}
+	return 0;
+}
+
+/*
+ * A file that may be missing: *exists says whether it was there. With st,
+ * also its identity, and *keep_fd holds it open (so its inode number
+ * cannot be reused by a new file while the caller compares).
+ */
+static int read_optional(const char *path, struct buf *out, int *exists, struct stat *st, int *keep_fd,
+			 struct sluice_err *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+
+	*exists = fd >= 0;
+	if (fd < 0)
+		return errno == ENOENT ? 0 : io_error(err, path, NULL);
+	if (st && fstat(fd, st) < 0)
+		rc = io_error(err, path, NULL);
+	else
+		rc = read_fd(fd, path, out, err);
+	if (keep_fd && !rc)
+		*keep_fd = fd;
+	else
+		close(fd);
+	return rc;
+}
+
+static int snapshot_error(struct local_state *l, struct sluice_err *err, const char *why)
+{
+	return err_set(err, SLUICE_EIO,
+		       "%s: %s; if it cannot be repaired, delete it to start afresh (every node then counts as changed once)",
+		       l->snapshot, why);
+}
+
+/* Merge the snapshot's records into recs. */
+static int parse_snapshot(struct local_state *l, const struct buf *text, json_t *recs, struct sluice_err *err)
+{
+	json_error_t je;
+	json_t *j = json_loadb(text->s, text->len, 0, &je), *v;
+	const char *s;
+	struct buf why = BUF_INIT;
+	int rc = 0;
+
+	if (!j) {
+		buf_printf(&why, "line %d, column %d: %s", je.line, je.column, je.text);
+		goto bad;
+	}
+	v = json_object_get(j, "format");
+	if (!json_is_integer(v)) {
+		buf_puts(&why, "not a sluice state snapshot (no \"format\")");
+		goto bad;
+	}
+	if (json_integer_value(v) != SNAPSHOT_FORMAT) {
+		rc = err_set(err, SLUICE_EIO, "%s: state format %lld is not one this sluice reads (%d); "
+			     "use the sluice that wrote it, or delete the file to start afresh",
+			     l->snapshot, (long long)json_integer_value(v), SNAPSHOT_FORMAT);
+		goto out;
+	}
+	s = json_string_value(json_object_get(j, "project"));
+	if (!s || strcmp(s, l->base.project)) {
+		rc = err_set(err, SLUICE_EIO, "%s: holds the state of project '%s', not '%s'; "
+			     "if the project was renamed, delete the file to start afresh",
+			     l->snapshot, s ? s : "?", l->base.project);
+		goto out;
+	}
+	s = json_string_value(json_object_get(j, "target"));
+	if (!s || strcmp(s, l->base.target)) {
+		rc = err_set(err, SLUICE_EIO, "%s: holds the state of target '%s', not '%s'; "
+			     "delete the file to start afresh", l->snapshot, s ? s : "?", l->base.target);
+		goto out;
+	}
+	v = json_object_get(j, "records");
+	if (!json_is_object(v)) {
+		buf_puts(&why, "\"records\" is not an object");
+		goto bad;
+	}
+	json_object_update(recs, v);
+	goto out;
+bad:
+	rc = snapshot_error(l, err, why.s);
+out:
+	buf_release(&why);
+	json_decref(j);
+	return rc;
+}
+
+static int is_blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static const char *str_or(const json_t *j, const char *def)
+{
+	const char *s = json_string_value(j);
+
+	return s ? s : def;
+}
+
+/* One journal line as (uid, record), or NULL with why set. */
+static json_t *parse_entry(const char *line, size_t len, const char **uid, json_t **record, struct buf *why)
+{
+	json_error_t je;
+	json_t *j = json_loadb(line, len, 0, &je);
+
+	if (!j) {
+		buf_printf(why, "column %d: %s", je.column, je.text);
+		return NULL;
+	}
+	*uid = json_string_value(json_object_get(j, "uid"));
+	*record = json_object_get(j, "record");
+	if (!*uid || !json_is_object(*record)) {
+		buf_puts(why, "expected {\"uid\": ..., \"record\": {...}}");
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+/*
+ * Apply the journal's lines in order (the last put of a uid wins). An
+ * invalid last line is a put that never returned (kill -9 mid-write): it
+ * is skipped, and *keep (bytes worth keeping) stops before it. *newline
+ * says the kept text lacks its final '\n'.
+ */
+static int replay_journal(const char *path, const struct buf *text, json_t *recs, size_t *keep, int *newline,
+			  struct sluice_err *err)
+{
+	size_t start = 0, end, lineno = 0, last = text->len;
+	int rc = 0;
+
+	while (last > 0 && is_blank(text->s[last - 1]))
+		last--;
+	*keep = text->len;
+	*newline = 0;
+	for (; start < last; start = end + 1) {
+		const char *line = text->s + start, *nl = memchr(line, '\n', text->len - start), *uid;
+		struct buf why = BUF_INIT;
+		json_t *entry, *record;
+		size_t i;
+
+		end = nl ? (size_t)(nl - text->s) : text->len;
+		lineno++;
+		for (i = start; i < end && is_blank(text->s[i]); i++)
+			;
+		if (i == end)
+			continue;
+		entry = parse_entry(line, end - start, &uid, &record, &why);
+		if (entry) {
+			json_object_set(recs, uid, record);
+			json_decref(entry);
+			*newline = !nl;
+		} else if (end >= last) {
+			*keep = start;
+			*newline = 0;
+		} else {
+			rc = err_set(err, SLUICE_EIO,
+				     "%s:%zu: damaged journal entry (%s); remove that line to recover "
+				     "(the nodes it recorded then count as changed once)", path, lineno, why.s);
+		}
+		buf_release(&why);
+		if (rc)
+			break;
+	}
+	return rc;
+}
+
+/*
+ * Snapshot plus journal. A run that does not hold the lock (sluice plan)
+ * may read while another compacts: if the snapshot was replaced after we
+ * read it, the journal we read may already be emptied, so read again.
+ */
+static int read_records(struct local_state *l, json_t **out, struct sluice_err *err)
+{
+	int attempt, rc = 0;
+
+	for (attempt = 0;; attempt++) {
+		struct buf snap = BUF_INIT, jour = BUF_INIT;
+		struct stat before, now;
+		int have_snap, have_jour, newline, replaced = 0, snap_fd = -1;
+		size_t keep;
+		json_t *recs;
+
+		rc = read_optional(l->snapshot, &snap, &have_snap, &before, &snap_fd, err);
+		if (!rc)
+			rc = read_optional(l->journal, &jour, &have_jour, NULL, NULL, err);
+		if (!rc && !l->base.locked) {
+			if (stat(l->snapshot, &now) < 0)
+				replaced = have_snap;
+			else
+				replaced = !have_snap || now.st_ino != before.st_ino || now.st_dev != before.st_dev;
+		}
+		if (snap_fd >= 0)
+			close(snap_fd);
+		if (!rc && replaced && attempt < 100) {
+			buf_release(&snap);
+			buf_release(&jour);
+			continue;
+		}
+		if (!rc && replaced)
+			rc = err_set(err, SLUICE_EIO, "%s: replaced by another run while being read, %d times; try again",
+				     l->snapshot, attempt);
+		recs = json_object();
+		if (!rc && have_snap)
+			rc = parse_snapshot(l, &snap, recs, err);
+		if (!rc)
+			rc = replay_journal(l->journal, &jour, recs, &keep, &newline, err);
+		buf_release(&snap);
+		buf_release(&jour);
+		if (rc) {
+			json_decref(recs);
+			return rc;
+		}
+		*out = recs;
+		return 0;
+	}
+}
+
+static int local_load(struct state *st, struct arena *a, struct val *records, struct sluice_err *err)
+{
+	struct local_state *l = (struct local_state *)st;
+	json_t *recs;
+	int rc = read_records(l, &recs, err);
+
+	if (rc)
+		return rc;
+	*records = json_to_val(a, recs);
+	json_decref(recs);
+	return 0;
+}
+
+static int fsync_dir(const char *dir, struct sluice_err *err)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
+
+	if (fd < 0)
+		return io_error(err, dir, NULL);
+	if (fsync(fd) < 0)
+		rc = io_error(err, dir, "fsync");
+	close(fd);
+	return rc;
+}
+
+static int write_all(int fd, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Cut a torn last line off the journal (or finish a whole one that lost
+ * its '\n') before appending: left there, it would become a damaged line
+ * in the middle. Called with the lock held.
+ */
+static int repair_journal(struct local_state *l, struct sluice_err *err)
+{
+	struct buf text = BUF_INIT;
+	json_t *scratch = json_object();
+	size_t keep;
+	int newline, rc;
+
+	if (lseek(l->journal_fd, 0, SEEK_SET) < 0) {
+		rc = io_error(err, l->journal, NULL);
+		goto out;
+	}
+	if ((rc = read_fd(l->journal_fd, l->journal, &text, err)))
+		goto out;
+	if ((rc = replay_journal(l->journal, &text, scratch, &keep, &newline, err)))
+		goto out;
+	if (keep < text.len && ftruncate(l->journal_fd, (off_t)keep) < 0) {
+		rc = io_error(err, l->journal, "truncate");
+		goto out;
+	}
+	if (newline && write_all(l->journal_fd, "\n", 1) < 0) {
+		rc = io_error(err, l->journal, NULL);
+		goto out;
+	}
+	if ((keep < text.len || newline) && fsync(l->journal_fd) < 0) {
+		rc = io_error(err, l->journal, "fsync");
+		goto out;
+	}
+	l->journal_size = (off_t)keep + newline;
+out:
+	json_decref(scratch);
+	buf_release(&text);
+	return rc;
+}
+
+/* What a waiting run shows: the holder file's JSON, turned into words. */
+static void read_holder(struct local_state *l, struct buf *holder, struct buf *since)
+{
+	char text[4096];
+	ssize_t n = pread(l->lock_fd, text, sizeof(text), 0);
+	json_t *j;
+	const char *s;
+
+	if (n <= 0 || !(j = json_loadb(text, (size_t)n, 0, NULL)))
+		return;
+	state_holder_text(holder, str_or(json_object_get(j, "user"), "?"),
+			  (long long)json_integer_value(json_object_get(j, "pid")),
+			  str_or(json_object_get(j, "host"), "?"), str_or(json_object_get(j, "invocation_id"), NULL));
+	if ((s = json_string_value(json_object_get(j, "since"))))
+		buf_puts(since, s);
+	json_decref(j);
+}
+
+static int write_holder(struct local_state *l, struct sluice_err *err)
+{
+	json_t *j = json_object();
+	char since[32], *text;
+	int rc = 0;
+
+	state_now_utc(since, 0);
+	json_object_set_new(j, "user", json_string(l->base.user));
+	json_object_set_new(j, "pid", json_integer((json_int_t)getpid()));
+	json_object_set_new(j, "host", json_string(l->base.host));
+	json_object_set_new(j, "invocation_id", json_string(l->base.invocation_id));
+	json_object_set_new(j, "since", json_string(since));
+	text = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (!text)
+		return err_set(err, SLUICE_EIO, "%s: cannot serialise the holder", l->lockfile);
+	/* Informational only: no fsync, and a reader may see it empty for an instant. */
+	if (ftruncate(l->lock_fd, 0) < 0 || pwrite(l->lock_fd, text, strlen(text), 0) != (ssize_t)strlen(text))
+		rc = io_error(err, l->lockfile, NULL);
+	free(text);
+	return rc;
+}
+
+static int local_lock(struct state *st, struct buf *holder, struct buf *since, struct sluice_err *err)
+{
+	struct local_state *l = (struct local_state *)st;
+	int rc;
+
+	if (l->lock_fd < 0) {
+		l->lock_fd = open(l->lockfile, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+		if (l->lock_fd < 0)
+			return io_error(err, l->lockfile, NULL);
+	}
+	/* The kernel drops a flock with the last descriptor, so a killed holder leaves none. */
+	while (flock(l->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno == EINTR)
+			continue;
+		if (errno == EWOULDBLOCK) {
+			read_holder(l, holder, since);
+			return err_set(err, SLUICE_ELOCK, "%s: locked", l->lockfile);
+		}
+		return io_error(err, l->lockfile, "flock");
+	}
+	if ((rc = write_holder(l, err)))
+		goto fail;
+	l->journal_fd = open(l->journal, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (l->journal_fd < 0) {
+		rc = io_error(err, l->journal, NULL);
+		goto fail;
+	}
+	/* The journal's directory entry must be as durable as the lines put in it. */
+	if ((rc = fsync_dir(l->dir, err)) || (rc = repair_journal(l, err)))
+		goto fail;
+	return 0;
+fail:
+	if (l->journal_fd >= 0)
+		close(l->journal_fd);
+	l->journal_fd = -1;
+	flock(l->lock_fd, LOCK_UN);
+	return rc;
+}
+
+static int local_put(struct state *st, const char *unique_id, const char *record, size_t len,
+		     struct sluice_err *err)
+{
+	struct local_state *l = (struct local_state *)st;
+	json_t *juid = json_string(unique_id);
+	char *uid = juid ? json_dumps(juid, JSON_ENCODE_ANY) : NULL;
+	struct buf line = BUF_INIT;
+	ssize_t n;
+	int rc = 0;
+
+	json_decref(juid);
+	if (!uid)
+		return err_set(err, SLUICE_EUSAGE, "state: unique_id %s is not valid UTF-8", unique_id);
+	buf_printf(&line, "{\"uid\":%s,\"record\":", uid);
+	buf_add(&line, record, len);
+	buf_puts(&line, "}\n");
+	free(uid);
+
+	pthread_mutex_lock(&l->mu);
+	/* One write(), so a kill can tear only this line, and only at the end. */
+	do
+		n = write(l->journal_fd, line.s, line.len);
+	while (n < 0 && errno == EINTR);
+	if (n == (ssize_t)line.len) {
+		l->journal_size += n;
+	} else {
+		if (n < 0)
+			rc = io_error(err, l->journal, NULL);
+		else
+			rc = err_set(err, SLUICE_EIO, "%s: short write (disk full?)", l->journal);
+		/* Take back a partial line, or the next one would be damaged mid-file. */
+		if (n > 0 && ftruncate(l->journal_fd, l->journal_size) < 0)
+			err_prefix(err, "%s: a partial line is left at the end", l->journal);
+	}
+	pthread_mutex_unlock(&l->mu);
+	/* Outside the mutex: puts of other workers share one flush. */
+	if (!rc && fdatasync(l->journal_fd) < 0)
+		rc = io_error(err, l->journal, "fsync");
+	buf_release(&line);
+	if (rc)
+		err_prefix(err, "state: record for %s not saved", unique_id);
+	return rc;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Snapshot text: one record a line, sorted by unique_id, so it greps and diffs well. */
+static int format_snapshot(struct local_state *l, json_t *recs, struct buf *out, struct sluice_err *err)
+{
+	size_t n = json_object_size(recs), i = 0;
+	const char **keys = xmalloc((n ? n : 1) * sizeof(*keys));
+	const char *key;
+	json_t *head = json_object(), *rec;
+	char *s;
+	int rc = 0;
+
+	json_object_foreach(recs, key, rec)
+		keys[i++] = key;
+	qsort(keys, n, sizeof(*keys), cmp_str);
+
+	json_object_set_new(head, "format", json_integer(SNAPSHOT_FORMAT));
+	json_object_set_new(head, "project", json_string(l->base.project));
+	json_object_set_new(head, "target", json_string(l->base.target));
+	s = json_dumps(head, JSON_COMPACT);
+	json_decref(head);
+	if (!s) {
+		rc = err_set(err, SLUICE_EIO, "%s: cannot serialise the snapshot", l->snapshot);
+		goto out;
+	}
+	buf_add(out, s, strlen(s) - 1);         /* reopen the object */
+	buf_puts(out, ",\"records\":{\n");
+	free(s);
+	for (i = 0; i < n; i++) {
+		json_t *jk = json_string(keys[i]);
+		char *k = json_dumps(jk, JSON_ENCODE_ANY);
+		char *r = json_dumps(json_object_get(recs, keys[i]), JSON_COMPACT);
+		json_decref(jk);
+		if (k && r)
+			buf_printf(out, "%s:%s%s\n", k, r, i + 1 < n ? "," : "");
+		else
+			rc = err_set(err, SLUICE_EIO, "%s: cannot serialise the record for %s", l->snapshot, keys[i]);
+		free(k);
+		free(r);
+		if (rc)
+			goto out;
+	}
+	buf_puts(out, "}}\n");
+out:
+	free(keys);
+	return rc;
+}
+
+static int write_snapshot(struct local_state *l, const struct buf *text, struct sluice_err *err)
+{
+	int fd = open(l->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), rc = 0;
+
+	if (fd < 0)
+		return io_error(err, l->tmp, NULL);
+	if (write_all(fd, text->s, text->len) < 0)
+		rc = io_error(err, l->tmp, NULL);
+	else if (fsync(fd) < 0)
+		rc = io_error(err, l->tmp, "fsync");
+	if (close(fd) < 0 && !rc)
+		rc = io_error(err, l->tmp, "close");
+	if (!rc && rename(l->tmp, l->snapshot) < 0)
+		rc = io_error(err, l->snapshot, "rename");
+	if (rc)
+		unlink(l->tmp);
+	else
+		rc = fsync_dir(l->dir, err);
+	return rc;
+}
+
+static int local_finish(struct state *st, struct sluice_err *err)
+{
+	struct local_state *l = (struct local_state *)st;
+	struct buf text = BUF_INIT;
+	json_t *recs = NULL;
+	int rc;
+
+	if (l->journal_size == 0 && fs_exists(l->snapshot))
+		return 0;
+	if ((rc = read_records(l, &recs, err)) || (rc = format_snapshot(l, recs, &text, err)) ||
+	    (rc = write_snapshot(l, &text, err)))
+		goto out;
+	/* Only now that the new snapshot is durable may the journal go. */
+	if (ftruncate(l->journal_fd, 0) < 0) {
+		rc = io_error(err, l->journal, "truncate");
+		goto out;
+	}
+	if (fsync(l->journal_fd) < 0) {
+		rc = io_error(err, l->journal, "fsync");
+		goto out;
+	}
+	l->journal_size = 0;
+out:
+	json_decref(recs);
+	buf_release(&text);
+	if (rc)
+		err_prefix(err, "state: compacting");
+	return rc;
+}
+
+static void local_close(struct state *st)
+{
+	struct local_state *l = (struct local_state *)st;
+
+	if (l->journal_fd >= 0)
+		close(l->journal_fd);
+	if (l->lock_fd >= 0) {
+		/*
+		 * Forget who held it before letting go, so nobody is named
+		 * after we left. A failure only leaves stale words in a file
+		 * nobody reads until it is locked again: nothing to report.
+		 */
+		if (st->locked && ftruncate(l->lock_fd, 0) < 0)
+			errno = 0;
+		close(l->lock_fd);
+	}
+	local_free(l);
+}
+
+const struct state_backend state_local = {
+	.name = "local",
+	.open = local_open,
+	.lock = local_lock,
+	.load = local_load,
+	.put = local_put,
+	.finish = local_finish,
+	.close = local_close,
+};

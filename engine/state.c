@@ -1,0 +1,197 @@
+/*
+ * state.c: the state interface the engine sees (state.h), over one backend
+ * chosen by sluice.yml's `state:`. What is common lives here: choosing the
+ * backend, turning records into JSON text, waiting for the lock and
+ * wording the message about its holder. How records are kept is in
+ * state-local.c (files under .sluice/state/) and state-warehouse.c (tables
+ * in sluice_meta); neither polls, and neither knows the other exists.
+ */
+#define SLUICE_STATE_BACKEND
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "json.h"
+#include "state.h"
+#include "util/xalloc.h"
+
+/* The lock is polled this often while a run waits for it. */
+#define STATE_LOCK_POLL_MS 100
+
+/*
+ * Specs, matched exactly or (prefix) by their start. A backend that is
+ * known but not built has be == NULL and says why; building it is a
+ * matter of pointing its line at its vtable.
+ */
+static const struct {
+	const char *spec;
+	int prefix;
+	const struct state_backend *be;
+	const char *missing;
+} backends[] = {
+	{ "local", 0, &state_local, NULL },
+	{ "warehouse", 0, &state_warehouse, NULL },
+	{ "s3://", 1, NULL, "needs the S3 connector (not built yet)" },
+};
+
+void state_base_init(struct state *st, const struct state_backend *be, const struct state_opts *o)
+{
+	char host[256];
+	const char *user = o->user && *o->user ? o->user : getenv("USER");
+
+	if (gethostname(host, sizeof(host)) < 0)
+		snprintf(host, sizeof(host), "unknown");
+	host[sizeof(host) - 1] = '\0';
+	st->be = be;
+	st->project = xstrdup(o->project);
+	st->target = xstrdup(o->target);
+	st->user = xstrdup(user && *user ? user : "unknown");
+	st->invocation_id = xstrdup(o->invocation_id ? o->invocation_id : "");
+	st->host = xstrdup(host);
+	st->locked = 0;
+}
+
+void state_base_release(struct state *st)
+{
+	free(st->project);
+	free(st->target);
+	free(st->user);
+	free(st->invocation_id);
+	free(st->host);
+}
+
+void state_holder_text(struct buf *b, const char *user, long long pid, const char *host,
+		       const char *invocation_id)
+{
+	buf_printf(b, "%s (pid %lld on host %s", user, pid, host);
+	if (invocation_id && *invocation_id)
+		buf_printf(b, ", run %s", invocation_id);
+	buf_addc(b, ')');
+}
+
+void state_now_utc(char out[32], int sql)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(out, 32, sql ? "%Y-%m-%d %H:%M:%S" : "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int state_open(struct state **out, const struct state_opts *o, struct sluice_err *err)
+{
+	const char *spec = o->spec && *o->spec ? o->spec : "local";
+	size_t i;
+
+	*out = NULL;
+	if (!o->project || !*o->project || !o->target || !*o->target || !o->project_dir)
+		return err_set(err, SLUICE_EUSAGE, "state: a project name, a target and a project directory are needed");
+	for (i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
+		size_t n = strlen(backends[i].spec);
+		if (backends[i].prefix ? strncmp(spec, backends[i].spec, n) : strcmp(spec, backends[i].spec))
+			continue;
+		if (!backends[i].be)
+			return err_set(err, SLUICE_ENOTSUP, "state: %s %s", backends[i].spec, backends[i].missing);
+		return backends[i].be->open(o, out, err);
+	}
+	return err_set(err, SLUICE_EUSAGE,
+		       "sluice.yml: unknown state backend '%s' (known: local, warehouse, s3://bucket/prefix/)", spec);
+}
+
+static double monotonic_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+int state_lock(struct state *st, int wait_seconds, struct sluice_err *err)
+{
+	double deadline = monotonic_s() + (wait_seconds > 0 ? wait_seconds : 0);
+	struct buf holder = BUF_INIT, since = BUF_INIT;
+	struct sluice_err attempt = SLUICE_ERR_INIT;   /* err is left alone on success */
+	int rc;
+
+	if (st->locked)
+		return 0;
+	for (;;) {
+		buf_reset(&holder);
+		buf_reset(&since);
+		rc = st->be->lock(st, &holder, &since, &attempt);
+		if (rc != SLUICE_ELOCK || wait_seconds < 0 || monotonic_s() >= deadline)
+			break;
+		sleep_ms(STATE_LOCK_POLL_MS);
+	}
+	if (!rc) {
+		st->locked = 1;
+	} else if (rc != SLUICE_ELOCK) {
+		if (err)
+			*err = attempt;
+	} else {
+		struct buf m = BUF_INIT;
+
+		buf_printf(&m, "state is locked by %s", holder.len ? holder.s : "another run (holder not recorded)");
+		if (since.len)
+			buf_printf(&m, " since %s", since.s);
+		if (wait_seconds < 0)
+			buf_puts(&m, "; wait with --wait-lock SECONDS");
+		else
+			buf_printf(&m, "; still locked after waiting %d s (--wait-lock %d)", wait_seconds, wait_seconds);
+		err_set(err, SLUICE_ELOCK, "%s", m.s);
+		buf_release(&m);
+	}
+	buf_release(&holder);
+	buf_release(&since);
+	return rc;
+}
+
+int state_load(struct state *st, struct arena *a, struct val *records, struct sluice_err *err)
+{
+	*records = val_dict_new();
+	return st->be->load(st, a, records, err);
+}
+
+int state_put(struct state *st, const char *unique_id, const struct val *record, struct sluice_err *err)
+{
+	json_t *j;
+	char *text;
+	int rc;
+
+	if (!st->locked)
+		return err_set(err, SLUICE_EUSAGE, "state: record for %s put without holding the state lock (internal error)",
+			       unique_id);
+	if (record->kind != V_DICT)
+		return err_set(err, SLUICE_EUSAGE, "state: record for %s is not a dict (internal error)", unique_id);
+	/* Serialised here, outside the backends' locks, so workers encode in parallel. */
+	j = json_from_val_new(record);
+	text = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (!text)
+		return err_set(err, SLUICE_EIO, "state: cannot serialise the record for %s", unique_id);
+	rc = st->be->put(st, unique_id, text, strlen(text), err);
+	free(text);
+	return rc;
+}
+
+int state_finish(struct state *st, struct sluice_err *err)
+{
+	if (!st->locked)
+		return 0;
+	return st->be->finish(st, err);
+}
+
+void state_close(struct state *st)
+{
+	if (st)
+		st->be->close(st);
+}
