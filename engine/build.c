@@ -134,13 +134,39 @@ static const char **render_hooks(struct build *b, const struct node *n, const ch
 	return out;
 }
 
+/*
+ * Whether the directory of path was created by this run (so no file in it
+ * can hold old content worth comparing). Creates it when missing. Looking
+ * up files that cannot exist costs more than writing them on some file
+ * systems.
+ */
+static int fresh_dir(struct build *b, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = arena_strndup(&b->dir_arena, path, slash ? (size_t)(slash - path) : 0);
+	struct sluice_err err = SLUICE_ERR_INIT;
+	uintptr_t state;
+
+	pthread_mutex_lock(&b->dirs_lock);
+	state = (uintptr_t)strmap_get(&b->dirs, dir);
+	if (!state) {
+		state = fs_is_dir(dir) ? 1 : 2;
+		if (state == 2 && fs_mkdir_p(dir, &err))
+			state = 1;      /* let the write report it */
+		strmap_put(&b->dirs, dir, (void *)state);
+	}
+	pthread_mutex_unlock(&b->dirs_lock);
+	return state == 2;
+}
+
 static void write_target_file(struct build *b, const char *dir, const char *path, const char *text)
 {
 	struct buf file = BUF_INIT;
 	struct sluice_err err = SLUICE_ERR_INIT;
 
 	buf_printf(&file, "%s/%s/%s", b->s->project.target_path, dir, path);
-	if (fs_write_if_changed(file.s, text, strlen(text), &err))
+	if (fresh_dir(b, file.s) ? fs_write_file(file.s, text, strlen(text), &err)
+				 : fs_write_if_changed(file.s, text, strlen(text), &err))
 		ui_warn("%s", err.msg);
 	buf_release(&file);
 }
@@ -150,18 +176,22 @@ static void audit_comment(struct build *b, const struct node *n, struct buf *out
 	buf_printf(out, "/* sluice run=%s node=%s user=%s */\n", b->s->invocation_id, n->unique_id, b->s->user);
 }
 
-static int prepare_node(struct build *b, struct node *n)
+/*
+ * Compile n and plan its statements for the given incremental mode, and
+ * write target/compiled and target/run. Thread-safe for distinct nodes.
+ */
+static int prepare_plan(struct build *b, struct node *n, int incremental)
 {
 	struct node_run *r = &b->runs[n->idx];
-	struct compile_opts o = { 0, b->s->invocation_id };
+	struct compile_opts o = { 0, b->s->invocation_id, 0 };
 	struct arena scratch = ARENA_INIT;
 	struct buf sql = BUF_INIT, audit = BUF_INIT, run = BUF_INIT;
 	struct plan_input in = { 0 };
 	int rc;
 
-	r->compile_started = now_seconds();
-	r->existing = b->offline ? REL_NONE : existing_kind(b, n);
-	o.is_incremental = n->mat == MAT_INCREMENTAL && r->existing == REL_TABLE && !b->s->cli->full_refresh;
+	plan_release(&r->plan);
+	memset(&r->err, 0, sizeof(r->err));
+	o.is_incremental = incremental;
 	rc = manifest_compile(&b->s->manifest, n, &o, &scratch, &sql, NULL, &r->err);
 	if (!rc) {
 		audit_comment(b, n, &audit);
@@ -169,7 +199,7 @@ static int prepare_node(struct build *b, struct node *n)
 		in.dialect = b->slots[slot_of(&b->s->project, n->connection)].dialect;
 		in.sql = sql.s;
 		in.existing = r->existing;
-		in.incremental = o.is_incremental;
+		in.incremental = incremental;
 		in.audit = audit.s;
 		in.pre_hooks = render_hooks(b, n, "pre_hook", &o, &scratch, &in.npre, &r->err);
 		if (r->err.code)
@@ -186,7 +216,6 @@ static int prepare_node(struct build *b, struct node *n)
 		write_target_file(b, "run", n->model->path, run.s);
 	}
 	r->failed_early = rc != 0;
-	r->compile_done = now_seconds();
 	buf_release(&sql);
 	buf_release(&audit);
 	buf_release(&run);
@@ -194,8 +223,198 @@ static int prepare_node(struct build *b, struct node *n)
 	return rc;
 }
 
-int build_prepare(struct build *b, struct session *s, int offline, struct sluice_err *err)
+static int prepare_node(struct build *b, struct node *n)
 {
+	struct node_run *r = &b->runs[n->idx];
+	int rc;
+
+	r->compile_started = now_seconds();
+	r->existing = b->mode == BUILD_OFFLINE ? REL_NONE : existing_kind(b, n);
+	rc = prepare_plan(b, n, n->mat == MAT_INCREMENTAL && r->existing == REL_TABLE && !b->s->cli->full_refresh);
+	r->compile_done = now_seconds();
+	return rc;
+}
+
+/* ---- fingerprints ---- */
+
+static const struct val *prev_record(const struct build *b, size_t idx)
+{
+	const struct val *r = strmap_get(&b->record_index, b->s->manifest.nodes[idx].unique_id);
+
+	return r && r->kind == V_DICT ? r : NULL;
+}
+
+static void node_fp(struct build *b, size_t idx, struct arena *a, struct fp *out);
+
+/* The fingerprint parent p shows its children. */
+static const char *parent_effective(struct build *b, size_t p, struct arena *a)
+{
+	struct node_run *r = &b->runs[p];
+	struct fp fp;
+
+	if (r->effective[0])
+		return r->effective;
+	/* Ephemeral models are inlined: what they read is what their children read. */
+	node_fp(b, p, a, &fp);
+	return arena_strdup(a, fp.full);
+}
+
+static void node_fp(struct build *b, size_t idx, struct arena *a, struct fp *out)
+{
+	const struct manifest *m = &b->s->manifest;
+	const struct dag *d = m->dag;
+	size_t np = d->nparents[idx], i;
+	const char **pfp = arena_alloc(a, (np + 1) * sizeof(char *));
+	const char **pver = arena_alloc(a, (np + 1) * sizeof(char *));
+	struct fp_input in = { b->runs[idx].logical_sql, &b->runs[idx].used_vars, pfp, pver };
+
+	for (i = 0; i < np; i++) {
+		size_t p = d->parents[idx][i];
+		if (m->nodes[p].type == NODE_SOURCE) {
+			const char *v = b->versions.version ? b->versions.version[p] : NULL;
+			pver[i] = v ? v : "unknown";
+		} else {
+			pfp[i] = parent_effective(b, p, a);
+		}
+	}
+	fp_compute(m, &m->nodes[idx], &in, a, out);
+}
+
+static void decide(struct build *b, size_t idx, struct arena *a)
+{
+	struct node_run *r = &b->runs[idx];
+	struct fp_context ctx = { 0 };
+
+	node_fp(b, idx, a, &r->fp);
+	ctx.prev = prev_record(b, idx);
+	ctx.relation_exists = r->existing != REL_NONE;
+	ctx.relation_version = b->versions.version ? b->versions.version[idx] : NULL;
+	ctx.force = b->s->cli->force;
+	ctx.full_refresh = b->s->cli->full_refresh;
+	fp_decide(&b->s->manifest, &b->s->manifest.nodes[idx], &r->fp, &ctx, a, &r->decision);
+	r->decided = 1;
+}
+
+/* What children of a decided node see. */
+static void set_effective(struct build *b, size_t idx)
+{
+	struct node_run *r = &b->runs[idx];
+	const struct node *n = &b->s->manifest.nodes[idx];
+	const char *prev = val_get_str(prev_record(b, idx), "effective_fingerprint", NULL);
+
+	if (n->mat == MAT_VIEW || r->decision.build || !prev) {
+		/* A view always passes on what it reads now. */
+		snprintf(r->effective, sizeof(r->effective), "%s", r->fp.full);
+		if (r->output_checksum) {
+			char buf[FP_HEX + 64];
+			snprintf(buf, sizeof(buf), "cutoff:%s", r->output_checksum);
+			fp_hash_hex(buf, strlen(buf), r->effective);
+		}
+	} else {
+		snprintf(r->effective, sizeof(r->effective), "%s", prev);
+	}
+}
+
+static void render_logical(struct build *b)
+{
+	const struct manifest *m = &b->s->manifest;
+	struct compile_opts o = { 0, b->s->invocation_id, 1 };
+	size_t i;
+
+	for (i = 0; i < m->n; i++) {
+		struct node_run *r = &b->runs[i];
+		struct buf sql = BUF_INIT;
+		struct sluice_err ignored = SLUICE_ERR_INIT;
+		if (m->nodes[i].type != NODE_MODEL)
+			continue;
+		r->used_vars = val_dict_new();
+		/* A render error shows when the node itself compiles. */
+		if (!manifest_compile(m, &m->nodes[i], &o, &b->arena, &sql, &r->used_vars, &ignored))
+			r->logical_sql = buf_detach(&sql, NULL);
+		buf_release(&sql);
+	}
+}
+
+/* Nodes not run now show children what they last built (or would build). */
+static void settle_unselected(struct build *b)
+{
+	const struct manifest *m = &b->s->manifest;
+	size_t k;
+
+	for (k = 0; k < m->n; k++) {
+		size_t i = m->dag->order[k];
+		const char *prev;
+		struct fp fp;
+		if (m->nodes[i].type != NODE_MODEL || b->todo[i])
+			continue;
+		prev = val_get_str(prev_record(b, i), "effective_fingerprint", NULL);
+		if (prev) {
+			snprintf(b->runs[i].effective, FP_HEX, "%s", prev);
+		} else {
+			node_fp(b, i, &b->arena, &fp);
+			snprintf(b->runs[i].effective, FP_HEX, "%s", fp.full);
+		}
+	}
+}
+
+static int state_connect(void *ud, struct sluice_conn **out, const struct dialect **d, struct sluice_err *err)
+{
+	struct build *b = ud;
+
+	return build_connect(b->s, "default", out, d, err);
+}
+
+static int open_state(struct build *b, struct sluice_err *err)
+{
+	struct project *p = &b->s->project;
+	struct state_opts o = { 0 };
+	int rc;
+
+	o.spec = val_get_str(&p->raw, "state", "local");
+	o.project_dir = p->dir;
+	o.project = p->name;
+	o.target = p->target.name;
+	o.user = b->s->user;
+	o.invocation_id = b->s->invocation_id;
+	o.connect = state_connect;
+	o.connect_ud = b;
+	if ((rc = state_open(&b->state, &o, err)))
+		return rc;
+	if (b->mode == BUILD_RUN && (rc = state_lock(b->state, b->s->cli->wait_lock, err)))
+		return rc;
+	b->records = val_dict_new();
+	if ((rc = state_load(b->state, &b->arena, &b->records, err)))
+		return rc;
+	for (size_t i = 0; i < b->records.u.dict.n; i++)
+		strmap_put(&b->record_index, b->records.u.dict.keys[i], &b->records.u.dict.vals[i]);
+	return 0;
+}
+
+/* One batched version query per connection: sources the run reads, relations it may rebuild. */
+static int read_versions(struct build *b, struct sluice_err *err)
+{
+	const struct manifest *m = &b->s->manifest;
+	unsigned char *want = xcalloc(m->n ? m->n : 1, 1);
+	size_t i, k;
+	int rc;
+
+	for (i = 0; i < m->n; i++) {
+		if (!b->todo[i])
+			continue;
+		for (k = 0; k < m->dag->nparents[i]; k++)
+			if (m->nodes[m->dag->parents[i][k]].type == NODE_SOURCE)
+				want[m->dag->parents[i][k]] = 1;
+		if (b->todo[i] == EXEC_RUN && b->runs[i].existing != REL_NONE)
+			want[i] = 1;
+	}
+	rc = sources_versions(b->s, want, &b->versions, err);
+	free(want);
+	return rc;
+}
+
+int build_prepare(struct build *b, struct session *s, enum build_mode mode, struct sluice_err *err)
+{
+	int offline = mode == BUILD_OFFLINE;
 	struct manifest *m = &s->manifest;
 	struct project *p = &s->project;
 	size_t i;
@@ -203,7 +422,11 @@ int build_prepare(struct build *b, struct session *s, int offline, struct sluice
 
 	memset(b, 0, sizeof(*b));
 	b->s = s;
+	b->mode = mode;
 	b->offline = offline;
+	arena_init(&b->arena);
+	arena_init(&b->dir_arena);
+	pthread_mutex_init(&b->dirs_lock, NULL);
 	b->runs = xcalloc(m->n ? m->n : 1, sizeof(*b->runs));
 	b->todo = xcalloc(m->n ? m->n : 1, 1);
 	b->slots = xcalloc(p->target.nconns, sizeof(*b->slots));
@@ -243,7 +466,27 @@ int build_prepare(struct build *b, struct session *s, int offline, struct sluice
 	for (i = 0; i < m->n; i++)
 		if (b->todo[i] == EXEC_RUN)
 			prepare_node(b, &m->nodes[i]);
+	if (offline)
+		return 0;
+	render_logical(b);
+	if ((rc = open_state(b, err)) || (rc = read_versions(b, err)))
+		return rc;
+	settle_unselected(b);
 	return 0;
+}
+
+void build_plan(struct build *b)
+{
+	const struct manifest *m = &b->s->manifest;
+	size_t k;
+
+	for (k = 0; k < m->n; k++) {
+		size_t i = m->dag->order[k];
+		if (b->todo[i] != EXEC_RUN)
+			continue;
+		decide(b, i, &b->arena);
+		set_effective(b, i);
+	}
 }
 
 /* ---- execution ---- */
@@ -258,12 +501,86 @@ static struct sluice_conn *worker_conn(struct build *b, struct exec_worker *w, s
 	return *c;
 }
 
+/* The state record of a node that just ran. */
+static struct val make_record(struct build *b, size_t idx, const char *status, struct arena *a)
+{
+	const struct node *n = &b->s->manifest.nodes[idx];
+	struct node_run *r = &b->runs[idx];
+	struct val rec = val_dict_new();
+
+	val_dict_set(a, &rec, "unique_id", val_str(n->unique_id));
+	val_dict_set(a, &rec, "status", val_str(status));
+	val_dict_set(a, &rec, "invocation_id", val_str(b->s->invocation_id));
+	val_dict_set(a, &rec, "finished_at", val_num(r->finished ? r->finished : now_seconds()));
+	val_dict_set(a, &rec, "duration", val_num(r->finished > r->started ? r->finished - r->started : 0));
+	val_dict_set(a, &rec, "relation", val_str(n->display));
+	val_dict_set(a, &rec, "materialized", val_str(n->mat_name));
+	if (!strcmp(status, "success")) {
+		val_dict_set(a, &rec, "fingerprint", val_str(arena_strdup(a, r->fp.full)));
+		val_dict_set(a, &rec, "def_fingerprint", val_str(arena_strdup(a, r->fp.def)));
+		val_dict_set(a, &rec, "code_hash", val_str(arena_strdup(a, r->fp.code)));
+		val_dict_set(a, &rec, "config_hash", val_str(arena_strdup(a, r->fp.config)));
+		val_dict_set(a, &rec, "vars_hash", val_str(arena_strdup(a, r->fp.vars)));
+		val_dict_set(a, &rec, "vars", r->fp.var_hashes);
+		val_dict_set(a, &rec, "upstream", r->fp.upstream);
+		val_dict_set(a, &rec, "sources", r->fp.sources);
+		val_dict_set(a, &rec, "rows", val_num((double)r->rows));
+		val_dict_set(a, &rec, "effective_fingerprint", val_str(arena_strdup(a, r->effective)));
+		if (r->output_checksum)
+			val_dict_set(a, &rec, "output_checksum", val_str(arena_strdup(a, r->output_checksum)));
+	}
+	return rec;
+}
+
+static void put_record(struct build *b, size_t idx, const char *status, struct arena *a)
+{
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct val rec;
+
+	if (!b->state)
+		return;
+	rec = make_record(b, idx, status, a);
+	b->runs[idx].record = rec;
+	if (state_put(b->state, b->s->manifest.nodes[idx].unique_id, &rec, &err))
+		ui_error("%s", err.msg);
+}
+
+static int first_value(void *ud, const struct sluice_row *row)
+{
+	char **out = ud;
+
+	if (!*out && row->ncols && row->values[0])
+		*out = xstrdup(row->values[0]);
+	return 0;
+}
+
+/* cutoff: checksum: what the rebuilt relation holds, so equal output can stop the cascade. */
+static void checksum_output(struct build *b, const struct node *n, const struct dialect *d, struct sluice_conn *c)
+{
+	struct node_run *r = &b->runs[n->idx];
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct buf q = BUF_INIT;
+
+	if (strcmp(val_get_str(&n->config, "cutoff", ""), "checksum") || n->mat == MAT_VIEW)
+		return;
+	if (!d->checksum_query) {
+		ui_warn("%s: cutoff: checksum is not supported on dialect %s", n->model->path, d->name);
+		return;
+	}
+	d->checksum_query(&q, n->relation);
+	if (c->drv->query(c, q.s, first_value, &r->output_checksum, &err))
+		ui_warn("%s: output checksum failed, no cutoff this time: %s", n->name, err.msg);
+	buf_release(&q);
+}
+
 static int job_run(void *ud, struct exec_worker *w, size_t idx, int *reused, struct sluice_err *err)
 {
 	struct build *b = ud;
 	struct node *n = &b->s->manifest.nodes[idx];
 	struct node_run *r = &b->runs[idx];
+	struct arena *a = &b->worker_arenas[w->id - 1];
 	size_t slot = slot_of(&b->s->project, n->connection);
+	const struct dialect *d = b->slots[slot].dialect;
 	struct sluice_conn *c;
 	int rc;
 
@@ -272,11 +589,35 @@ static int job_run(void *ud, struct exec_worker *w, size_t idx, int *reused, str
 		*err = r->err;
 		return r->err.code ? r->err.code : SLUICE_EUSAGE;
 	}
+	decide(b, idx, a);
+	if (!r->decision.build) {
+		set_effective(b, idx);
+		*reused = 1;
+		return 0;
+	}
+	ui_node_start(r->seq, b->ntodo, n->mat_name, n->display, n->unique_id);
+	if (r->decision.full_refresh && r->plan.strategy && prepare_plan(b, n, 0)) {
+		*err = r->err;
+		return r->err.code;
+	}
 	if (!(c = worker_conn(b, w, slot, err)))
 		return err->code;
 	exec_worker_busy(w, c);
 	rc = plan_exec(&r->plan, c, &r->rows, err);
+	if (!rc && d->after_write) {
+		struct sluice_err ignored = SLUICE_ERR_INIT;
+		c->drv->exec(c, d->after_write, NULL, &ignored);
+	}
+	if (!rc)
+		checksum_output(b, n, d, c);
 	exec_worker_busy(w, NULL);
+	r->finished = now_seconds();
+	if (!rc) {
+		set_effective(b, idx);
+		put_record(b, idx, "success", a);
+	} else {
+		put_record(b, idx, rc == SLUICE_ECANCEL ? "cancelled" : "error", a);
+	}
 	if (rc == SLUICE_ECONN) {
 		/* Reconnect for the next job rather than reuse a dead session. */
 		c->drv->close(c);
@@ -297,10 +638,11 @@ static void job_started(void *ud, struct exec_worker *w, size_t idx, int seq)
 	struct build *b = ud;
 	struct node *n = &b->s->manifest.nodes[idx];
 
+	(void)n;
 	b->runs[idx].started = now_seconds();
 	b->runs[idx].seq = seq;
 	b->runs[idx].thread_id = w->id;
-	ui_node_start(seq, b->ntodo, n->mat_name, n->display, n->unique_id);
+	/* The START line waits for the decision: reused nodes print one line. */
 }
 
 static void job_finished(void *ud, struct exec_worker *w, size_t idx, int seq, enum exec_status st,
@@ -326,7 +668,8 @@ static void job_finished(void *ud, struct exec_worker *w, size_t idx, int seq, e
 	default: break;
 	}
 	ui_node_done(seq, b->ntodo, words[st], n->mat_name, n->display, n->unique_id, r->finished - r->started,
-		     st == EXEC_SUCCESS ? r->rows : -1, st == EXEC_SUCCESS ? NULL : r->err.msg);
+		     st == EXEC_SUCCESS ? r->rows : -1,
+		     st == EXEC_SUCCESS || st == EXEC_REUSED ? NULL : r->err.msg);
 }
 
 static const struct exec_ops build_ops = {
@@ -339,7 +682,7 @@ static const struct exec_ops build_ops = {
 static int run_hooks(struct build *b, const struct val *hooks, const char *what, struct sluice_err *err)
 {
 	struct conn_slot *slot = &b->slots[0];
-	struct compile_opts o = { 0, b->s->invocation_id };
+	struct compile_opts o = { 0, b->s->invocation_id, 0 };
 	size_t i;
 	int rc = 0;
 
@@ -396,6 +739,37 @@ static int create_schemas(struct build *b, struct sluice_err *err)
 	return rc;
 }
 
+/*
+ * After the run, the statistics version of every relation just built, so
+ * the next run can tell a write made outside sluice from sluice's own.
+ */
+static void record_relation_versions(struct build *b)
+{
+	const struct manifest *m = &b->s->manifest;
+	unsigned char *want = xcalloc(m->n ? m->n : 1, 1);
+	struct source_versions v = { 0 };
+	struct sluice_err err = SLUICE_ERR_INIT;
+	size_t i;
+	int any = 0;
+
+	for (i = 0; i < m->n; i++)
+		if (b->todo[i] == EXEC_RUN && b->runs[i].status == EXEC_SUCCESS && b->runs[i].record.kind == V_DICT)
+			any = want[i] = 1;
+	if (any && b->state && !sources_versions(b->s, want, &v, &err)) {
+		for (i = 0; i < m->n; i++) {
+			if (!want[i] || !v.version[i])
+				continue;
+			val_dict_set(&b->arena, &b->runs[i].record, "relation_version", val_str(arena_strdup(&b->arena, v.version[i])));
+			if (state_put(b->state, m->nodes[i].unique_id, &b->runs[i].record, &err))
+				ui_error("%s", err.msg);
+		}
+	} else if (any && b->state) {
+		ui_warn("could not read the versions of the relations just built: %s", err.msg);
+	}
+	source_versions_release(&v);
+	free(want);
+}
+
 int build_execute(struct build *b, struct sluice_err *err)
 {
 	struct project *p = &b->s->project;
@@ -406,6 +780,7 @@ int build_execute(struct build *b, struct sluice_err *err)
 		return rc;
 	b->threads = b->s->cli->threads ? b->s->cli->threads : p->target.threads;
 	b->worker_conns = xcalloc((size_t)b->threads, sizeof(*b->worker_conns));
+	b->worker_arenas = xcalloc((size_t)b->threads, sizeof(*b->worker_arenas));
 	wud = xcalloc((size_t)b->threads, sizeof(void *));
 	for (t = 0; t < b->threads; t++)
 		b->worker_conns[t] = xcalloc(p->target.nconns, sizeof(struct sluice_conn *));
@@ -417,6 +792,7 @@ int build_execute(struct build *b, struct sluice_err *err)
 	b->ex.worker_ud = wud;
 	rc = executor_run(&b->ex);
 	free(wud);
+	record_relation_versions(b);
 	if (rc != SLUICE_ECANCEL) {
 		struct sluice_err hook_err = SLUICE_ERR_INIT;
 		int hrc = run_hooks(b, &p->on_run_end, "on-run-end", &hook_err);
@@ -429,6 +805,11 @@ int build_execute(struct build *b, struct sluice_err *err)
 	} else {
 		err_set(err, SLUICE_ECANCEL, "run cancelled by signal %d", b->ex.signo);
 	}
+	if (b->state) {
+		struct sluice_err serr = SLUICE_ERR_INIT;
+		if (state_finish(b->state, &serr))
+			ui_error("%s", serr.msg);
+	}
 	b->finished_at = now_seconds();
 	return rc;
 }
@@ -440,8 +821,18 @@ void build_release(struct build *b)
 
 	if (!b->s)
 		return;
-	for (i = 0; i < m->n; i++)
+	for (i = 0; i < m->n; i++) {
 		plan_release(&b->runs[i].plan);
+		free(b->runs[i].logical_sql);
+		free(b->runs[i].output_checksum);
+	}
+	state_close(b->state);
+	source_versions_release(&b->versions);
+	if (b->worker_arenas)
+		for (i = 0; i < (size_t)b->threads; i++)
+			arena_release(&b->worker_arenas[i]);
+	free(b->worker_arenas);
+	arena_release(&b->arena);
 	for (k = 0; k < b->s->project.target.nconns; k++)
 		if (b->slots && b->slots[k].main)
 			b->slots[k].main->drv->close(b->slots[k].main);
@@ -456,6 +847,10 @@ void build_release(struct build *b)
 	}
 	executor_release(&b->ex);
 	strmap_release(&b->relations);
+	strmap_release(&b->record_index);
+	strmap_release(&b->dirs);
+	arena_release(&b->dir_arena);
+	pthread_mutex_destroy(&b->dirs_lock);
 	free(b->slots);
 	free(b->runs);
 	free(b->todo);

@@ -23,7 +23,7 @@ int cmd_compile(int argc, char **argv)
 	}
 	ui_init(cli.log_format);
 	if (!(rc = session_open(&s, &cli, &err)) && !(rc = artifacts_write_manifest(&s, &err)) &&
-	    !(rc = build_prepare(&b, &s, 1, &err))) {
+	    !(rc = build_prepare(&b, &s, BUILD_OFFLINE, &err))) {
 		for (i = 0; i < s.manifest.n; i++)
 			if (b.todo[i] == EXEC_RUN && b.runs[i].failed_early) {
 				ui_error("%s", b.runs[i].err.msg);

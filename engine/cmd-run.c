@@ -30,7 +30,7 @@ int cmd_run(int argc, char **argv)
 		goto out_session;
 	if ((rc = artifacts_write_manifest(&s, &err)))
 		goto out_session;
-	if ((rc = build_prepare(&b, &s, 0, &err)))
+	if ((rc = build_prepare(&b, &s, BUILD_RUN, &err)))
 		goto out_build;
 	if (!b.ntodo)
 		ui_warn("nothing to run: no models selected");

@@ -9,10 +9,12 @@
 #include "util/err.h"
 
 int cmd_run(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
 int cmd_compile(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_debug(int argc, char **argv);
 int cmd_embedded(int argc, char **argv);
+int cmd_sources(int argc, char **argv);
 
 /* Print err (with "sluice: error: ") and return its exit code. */
 int cmd_fail(const struct sluice_err *err);

@@ -41,8 +41,9 @@ struct val json_to_val(struct arena *a, const json_t *j)
 	switch (json_typeof(j)) {
 	case JSON_OBJECT:
 		v = val_dict_new();
+		/* JSON object keys are unique: no need to look each one up */
 		json_object_foreach((json_t *)j, key, item)
-			val_dict_set(a, &v, arena_strdup(a, key), json_to_val(a, item));
+			val_dict_append(a, &v, arena_strdup(a, key), json_to_val(a, item));
 		return v;
 	case JSON_ARRAY:
 		v = val_list_new();

@@ -20,9 +20,11 @@ static int cmd_help(int argc, char **argv);
 
 static const struct cmd_entry commands[] = {
 	{ "run", cmd_run, "build the selected models (only what needs building)" },
+	{ "plan", cmd_plan, "show what run would build or reuse, and why (changes nothing)" },
 	{ "compile", cmd_compile, "render models to target/compiled and their statements to target/run" },
 	{ "ls", cmd_ls, "list the selected nodes" },
 	{ "debug", cmd_debug, "check the project, the profile and every connection" },
+	{ "sources", cmd_sources, "instrument|uninstrument|versions: source change detection" },
 	{ "embedded", cmd_embedded, "start|stop|status|env of the embedded PostgreSQL" },
 	{ "help", cmd_help, "show this help" },
 };
@@ -51,6 +53,8 @@ static int cmd_help(int argc, char **argv)
 	       "  --exclude SEL...      nodes to leave out\n"
 	       "  --threads N           parallel workers (default: the profile's threads)\n"
 	       "  --full-refresh        rebuild incremental models from scratch\n"
+	       "  --force               rebuild even what is up to date\n"
+	       "  --wait-lock SECONDS   wait for another run holding the state lock\n"
 	       "  --log-format text|json\n"
 	       "  --version\n"
 	       "\nexit codes: 0 ok, 1 a node failed, 2 usage or project error, 3 connection error,\n"

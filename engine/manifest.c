@@ -432,7 +432,7 @@ static int host_ref(struct render_ctx *r, const struct tpl_call *c, struct val *
 		return err_set(err, SLUICE_EUSAGE,
 			       "ref('%s') was not found by the parser: write ref() with literal arguments", name);
 	if (n->mat != MAT_EPHEMERAL) {
-		*out = val_str(n->relation);
+		*out = r->o && r->o->logical ? val_str(arena_printf(r->scratch, "ref('%s')", n->name)) : val_str(n->relation);
 		return 0;
 	}
 	/* Ephemeral: inline as a CTE, its own CTEs first. */
@@ -491,7 +491,8 @@ static int host_call(void *ud, const struct tpl_call *c, struct val *out, struct
 		buf_release(&key);
 		if (!n)
 			return err_set(err, SLUICE_EUSAGE, "unknown source '%s.%s'", s, t);
-		*out = val_str(n->relation);
+		*out = r->o && r->o->logical ? val_str(arena_printf(r->scratch, "source('%s', '%s')", s, t))
+					     : val_str(n->relation);
 		return 0;
 	}
 	if (!strcmp(name, "config")) {
@@ -511,7 +512,7 @@ static int host_lookup(void *ud, const char *name, struct arena *a, struct val *
 
 	(void)a;
 	if (!strcmp(name, "this") && r->this_node) {
-		*out = val_str(r->this_node->relation);
+		*out = val_str(r->o && r->o->logical ? "this" : r->this_node->relation);
 		return 0;
 	}
 	if (!strcmp(name, "target")) {
@@ -519,7 +520,7 @@ static int host_lookup(void *ud, const char *name, struct arena *a, struct val *
 		return 0;
 	}
 	if (!strcmp(name, "invocation_id") && r->o && r->o->invocation_id) {
-		*out = val_str(r->o->invocation_id);
+		*out = val_str(r->o->logical ? "invocation_id" : r->o->invocation_id);
 		return 0;
 	}
 	return 1;

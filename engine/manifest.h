@@ -66,6 +66,12 @@ struct node *manifest_node(const struct manifest *m, const char *name);
 struct compile_opts {
 	int is_incremental;            /* value of is_incremental() */
 	const char *invocation_id;     /* for the invocation_id variable, or NULL */
+	/*
+	 * Name relations logically (ref('x'), source('s', 't'), this) instead
+	 * of by schema: the form fingerprints hash, so a change of target
+	 * schema is a config change, not a code change.
+	 */
+	int logical;
 };
 
 /*

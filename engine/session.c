@@ -64,6 +64,7 @@ int cli_parse(struct cli *cli, int argc, char **argv, const char *const *extra, 
 	int i, r;
 
 	cli->args = xcalloc((size_t)argc + 1, sizeof(char *));
+	cli->wait_lock = -1;
 	for (i = 1; i < argc; i++) {
 		const char *v = NULL, *a = argv[i];
 		const char *const *e;
@@ -80,6 +81,7 @@ int cli_parse(struct cli *cli, int argc, char **argv, const char *const *extra, 
 		VALUE("--output", cli->output)
 		VALUE("-o", cli->output)
 		VALUE("--resource-type", cli->resource_type)
+		VALUE("--format", cli->format)
 #undef VALUE
 		if (!strcmp(a, "-s") || !strcmp(a, "--select") || !strcmp(a, "-m") || !strcmp(a, "--models") ||
 		    !strcmp(a, "--exclude")) {
@@ -97,6 +99,20 @@ int cli_parse(struct cli *cli, int argc, char **argv, const char *const *extra, 
 		}
 		if (!strcmp(a, "--full-refresh")) {
 			cli->full_refresh = 1;
+			continue;
+		}
+		if (!strcmp(a, "--force")) {
+			cli->force = 1;
+			continue;
+		}
+		if ((r = flag_value(argc, argv, &i, "--wait-lock", &v, err)) < 0)
+			return SLUICE_EUSAGE;
+		if (r) {
+			char *end;
+			long n = strtol(v, &end, 10);
+			if (*end || n < 0 || n > 86400)
+				return err_set(err, SLUICE_EUSAGE, "--wait-lock takes seconds from 0 to 86400, not '%s'", v);
+			cli->wait_lock = (int)n;
 			continue;
 		}
 		if ((r = flag_value(argc, argv, &i, "--threads", &v, err)) < 0)

@@ -18,6 +18,9 @@ struct cli {
 	const char *output;                /* ls: name | path | json | selector */
 	const char *resource_type;         /* ls: model | source | all */
 	int full_refresh;
+	int force;                         /* --force: rebuild even what is up to date */
+	int wait_lock;                     /* --wait-lock SECONDS; -1: fail at once */
+	const char *format;                /* plan: text | json */
 	int threads;                       /* 0: from the profile */
 	int no_compile_write;
 	char **args;                       /* positional arguments left over */

@@ -81,6 +81,13 @@ void val_dict_set(struct arena *a, struct val *dict, const char *key, struct val
 			dict->u.dict.vals[i] = v;
 			return;
 		}
+	val_dict_append(a, dict, key, v);
+}
+
+void val_dict_append(struct arena *a, struct val *dict, const char *key, struct val v)
+{
+	size_t n = dict->u.dict.n;
+
 	if (n == 0 || (n >= 4 && (n & (n - 1)) == 0)) {
 		dict->u.dict.keys = arena_grow(a, dict->u.dict.keys, n, cap_for(n + 1), sizeof(char *));
 		dict->u.dict.vals = arena_grow(a, dict->u.dict.vals, n, cap_for(n + 1), sizeof(struct val));

@@ -39,6 +39,8 @@ struct val val_str_dup(struct arena *a, const char *s, size_t len);
 void val_list_push(struct arena *a, struct val *list, struct val item);
 /* Set key in dict (replacing an existing key in place); key is borrowed. */
 void val_dict_set(struct arena *a, struct val *dict, const char *key, struct val v);
+/* Append key without looking for it first: only for keys known to be new (e.g. from a JSON object). */
+void val_dict_append(struct arena *a, struct val *dict, const char *key, struct val v);
 struct val val_list_new(void);
 struct val val_dict_new(void);
 

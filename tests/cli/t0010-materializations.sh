@@ -223,13 +223,24 @@ select 3 as id"
 ok "view -> table on rerun" t_view_to_table
 
 t_missing_column() {
-	model inc_merge "{{ config(materialized='incremental', unique_key='id') }}
+	# on_code_change: incremental keeps the incremental path despite the
+	# edit (otherwise a code change means a full refresh, which succeeds).
+	model inc_merge "{{ config(materialized='incremental', unique_key='id', on_code_change='incremental') }}
 select id, updated, 'x' as phase from {{ source('raw', 'customers') }}"
 	expect_exit 1 sluice run -s inc_merge || return 1
 	expect_grep "(^|[^a-z_])name([^a-z_]|$)" "$T_DIR/out" || return 1
 	expect_eq "1ann,2bobby,3cy" "$(psql_q "select string_agg(id || name, ',' order by id) from analytics.inc_merge")"
 }
 ok "incremental: a target column the SELECT lacks is an error; the table is untouched" t_missing_column
+
+t_code_change_full_refresh() {
+	model inc_merge "{{ config(materialized='incremental', unique_key='id') }}
+select id, updated, 'y' as phase from {{ source('raw', 'customers') }}"
+	expect_exit 0 sluice run -s inc_merge || return 1
+	expect_eq "1y,2y,3y" "$(psql_q "select string_agg(id || phase, ',' order by id) from analytics.inc_merge")" || return 1
+	expect_eq 0 "$(psql_q "select count(*) from information_schema.columns where table_schema = 'analytics' and table_name = 'inc_merge' and column_name = 'name'")"
+}
+ok "incremental: its own code changed, so it is rebuilt from scratch with the new columns" t_code_change_full_refresh
 
 t_precedence() {
 	mkdir -p models/prec

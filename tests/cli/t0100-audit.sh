@@ -33,7 +33,7 @@ ok "the statement starts with /* sluice run=<invocation_id> node=model.proj.audi
 
 t_login_user() {
 	me=$(id -un)
-	(unset SLUICE_USER; "$SLUICE_BIN" run -s audit) >"$T_DIR/out" 2>&1 || { cat "$T_DIR/out"; return 1; }
+	(unset SLUICE_USER; "$SLUICE_BIN" run --force -s audit) >"$T_DIR/out" 2>&1 || { cat "$T_DIR/out"; return 1; }
 	expect_eq "sluice/$me" "$(psql_q "select app from analytics.audit")" || return 1
 	inv=$(rr .metadata.invocation_id)
 	psql_q "select q from analytics.audit" | grep -qF "/* sluice run=$inv node=model.proj.audit user=$me */" ||

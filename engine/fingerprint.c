@@ -1,0 +1,324 @@
+/*
+ * fingerprint.c: hashing what a node depends on, and deciding from the
+ * previous state record whether it must be rebuilt and why.
+ *
+ * Two levels: `def` covers what defines the relation (code, config, vars);
+ * `full` adds the data it reads (upstream fingerprints, source versions).
+ * A table is rebuilt when `full` changed; a view only when `def` changed,
+ * since a view reads its inputs afresh on every query.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+#include "fingerprint.h"
+#include "json.h"
+#include "util/xalloc.h"
+
+/* Config keys that change no SQL and no data: they do not make a node stale. */
+static const char *const ignored_config[] = {
+	"tags", "meta", "docs", "description", "cue", "cutoff", "on_code_change", "enabled",
+	"persist_docs", "depends_on",
+};
+
+static void hex128(XXH128_hash_t h, char out[FP_HEX])
+{
+	snprintf(out, FP_HEX, "%016llx%016llx", (unsigned long long)h.high64, (unsigned long long)h.low64);
+}
+
+void fp_hash_hex(const void *data, size_t len, char out[FP_HEX])
+{
+	hex128(XXH3_128bits(data, len), out);
+}
+
+/* Each part is length-prefixed so "ab"+"c" and "a"+"bc" differ. */
+static void feed(XXH3_state_t *st, const char *s)
+{
+	size_t len = s ? strlen(s) : 0;
+	unsigned char n[8];
+	int i;
+
+	for (i = 0; i < 8; i++)
+		n[i] = (unsigned char)(len >> (8 * i));
+	XXH3_128bits_update(st, n, sizeof(n));
+	if (len)
+		XXH3_128bits_update(st, s, len);
+}
+
+void fp_normalize_sql(const char *s, struct buf *out)
+{
+	int space = 0;
+
+	while (*s) {
+		if (*s == '-' && s[1] == '-') {
+			while (*s && *s != '\n')
+				s++;
+			space = 1;
+		} else if (*s == '/' && s[1] == '*') {
+			const char *e = strstr(s + 2, "*/");
+			s = e ? e + 2 : s + strlen(s);
+			space = 1;
+		} else if (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '\f') {
+			s++;
+			space = 1;
+		} else if (*s == '\'' || *s == '"') {
+			char q = *s;
+			if (space && out->len)
+				buf_addc(out, ' ');
+			space = 0;
+			buf_addc(out, *s++);
+			while (*s) {
+				if (*s == q && s[1] == q) {
+					buf_add(out, s, 2);
+					s += 2;
+				} else if (*s == q) {
+					buf_addc(out, *s++);
+					break;
+				} else {
+					buf_addc(out, *s++);
+				}
+			}
+		} else {
+			if (space && out->len)
+				buf_addc(out, ' ');
+			space = 0;
+			buf_addc(out, *s++);
+		}
+	}
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void hash_config(const struct node *n, char out[FP_HEX])
+{
+	json_t *j = json_object();
+	char *text;
+	size_t i, k;
+
+	json_object_set_new(j, "materialized", json_string(n->mat_name ? n->mat_name : ""));
+	json_object_set_new(j, "relation", json_string(n->relation ? n->relation : ""));
+	json_object_set_new(j, "connection", json_string(n->connection ? n->connection : ""));
+	for (i = 0; n->config.kind == V_DICT && i < n->config.u.dict.n; i++) {
+		const char *key = n->config.u.dict.keys[i];
+		int skip = 0;
+		for (k = 0; k < sizeof(ignored_config) / sizeof(ignored_config[0]); k++)
+			skip |= !strcmp(key, ignored_config[k]);
+		if (!skip)
+			json_object_set_new(j, key, json_from_val_new(&n->config.u.dict.vals[i]));
+	}
+	text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	fp_hash_hex(text, strlen(text), out);
+	free(text);
+	json_decref(j);
+}
+
+static void hash_vars(const struct val *used, struct arena *a, struct fp *out)
+{
+	XXH3_state_t *st = XXH3_createState();
+	const char **keys;
+	size_t i, n = used && used->kind == V_DICT ? used->u.dict.n : 0;
+
+	out->var_hashes = val_dict_new();
+	keys = xcalloc(n ? n : 1, sizeof(char *));
+	for (i = 0; i < n; i++)
+		keys[i] = used->u.dict.keys[i];
+	qsort(keys, n, sizeof(char *), cmp_str);
+	XXH3_128bits_reset(st);
+	for (i = 0; i < n; i++) {
+		struct buf v = BUF_INIT;
+		char h[FP_HEX];
+		val_repr(val_get(used, keys[i]), &v);
+		feed(st, keys[i]);
+		feed(st, v.s);
+		fp_hash_hex(v.s, v.len, h);
+		h[16] = '\0';
+		val_dict_set(a, &out->var_hashes, arena_strdup(a, keys[i]), val_str(arena_strdup(a, h)));
+		buf_release(&v);
+	}
+	hex128(XXH3_128bits_digest(st), out->vars);
+	XXH3_freeState(st);
+	free(keys);
+}
+
+void fp_compute(const struct manifest *m, const struct node *n, const struct fp_input *in,
+		struct arena *a, struct fp *out)
+{
+	const struct dag *d = m->dag;
+	size_t np = d->nparents[n->idx], i, nu = 0, ns = 0;
+	const char **up = xcalloc(np + 1, sizeof(char *)), **src = xcalloc(np + 1, sizeof(char *));
+	struct buf norm = BUF_INIT;
+	XXH3_state_t *st = XXH3_createState();
+
+	fp_normalize_sql(in->logical_sql ? in->logical_sql : "", &norm);
+	fp_hash_hex(norm.s, norm.len, out->code);
+	hash_config(n, out->config);
+	hash_vars(in->used_vars, a, out);
+
+	XXH3_128bits_reset(st);
+	feed(st, FP_FORMAT);
+	feed(st, "def");
+	feed(st, out->code);
+	feed(st, out->config);
+	feed(st, out->vars);
+	hex128(XXH3_128bits_digest(st), out->def);
+
+	out->upstream = val_dict_new();
+	out->sources = val_dict_new();
+	for (i = 0; i < np; i++) {
+		const struct node *p = &m->nodes[d->parents[n->idx][i]];
+		if (in->parent_version && in->parent_version[i]) {
+			val_dict_set(a, &out->sources, p->unique_id, val_str(arena_strdup(a, in->parent_version[i])));
+			src[ns++] = arena_printf(a, "%s=%s", p->unique_id, in->parent_version[i]);
+		} else if (in->parent_fp && in->parent_fp[i]) {
+			val_dict_set(a, &out->upstream, p->unique_id, val_str(arena_strdup(a, in->parent_fp[i])));
+			up[nu++] = arena_printf(a, "%s=%s", p->unique_id, in->parent_fp[i]);
+		}
+	}
+	qsort(up, nu, sizeof(char *), cmp_str);
+	qsort(src, ns, sizeof(char *), cmp_str);
+	XXH3_128bits_reset(st);
+	feed(st, FP_FORMAT);
+	feed(st, out->def);
+	for (i = 0; i < nu; i++)
+		feed(st, up[i]);
+	feed(st, "sources");
+	for (i = 0; i < ns; i++)
+		feed(st, src[i]);
+	hex128(XXH3_128bits_digest(st), out->full);
+
+	XXH3_freeState(st);
+	buf_release(&norm);
+	free(up);
+	free(src);
+}
+
+/* ---- decisions ---- */
+
+static void reason(struct arena *a, struct fp_decision *d, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void reason(struct arena *a, struct fp_decision *d, const char *fmt, ...)
+{
+	struct buf b = BUF_INIT;
+	va_list ap;
+
+	va_start(ap, fmt);
+	buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	val_list_push(a, &d->reasons, val_str(arena_strndup(a, b.s, b.len)));
+	buf_release(&b);
+}
+
+/* "model.proj.name" -> "name"; "source.proj.lake.t" -> "lake.t" */
+static const char *short_id(const char *uid)
+{
+	const char *p = strchr(uid, '.');
+
+	p = p ? strchr(p + 1, '.') : NULL;
+	return p ? p + 1 : uid;
+}
+
+static int differs(const struct val *prev, const char *key, const char *cur)
+{
+	const char *old = val_get_str(prev, key, NULL);
+
+	return !old || strcmp(old, cur);
+}
+
+static void var_reasons(const struct fp *cur, const struct val *prev, struct arena *a, struct fp_decision *d)
+{
+	const struct val *old = val_get(prev, "vars");
+	size_t i;
+
+	for (i = 0; i < cur->var_hashes.u.dict.n; i++) {
+		const char *k = cur->var_hashes.u.dict.keys[i];
+		const char *o = val_get_str(old, k, NULL);
+		if (!o || strcmp(o, cur->var_hashes.u.dict.vals[i].u.str.s)) {
+			const char *dot = strchr(k, '.');
+			reason(a, d, "%s '%s' changed", dot ? arena_strndup(a, k, (size_t)(dot - k)) : "var", dot ? dot + 1 : k);
+		}
+	}
+	for (i = 0; old && old->kind == V_DICT && i < old->u.dict.n; i++)
+		if (!val_get(&cur->var_hashes, old->u.dict.keys[i])) {
+			const char *k = old->u.dict.keys[i], *dot = strchr(k, '.');
+			reason(a, d, "%s '%s' no longer used", dot ? arena_strndup(a, k, (size_t)(dot - k)) : "var", dot ? dot + 1 : k);
+		}
+}
+
+static void data_reasons(const struct fp *cur, const struct val *prev, struct arena *a, struct fp_decision *d)
+{
+	const struct val *up = val_get(prev, "upstream"), *src = val_get(prev, "sources");
+	size_t i;
+
+	for (i = 0; i < cur->upstream.u.dict.n; i++) {
+		const char *uid = cur->upstream.u.dict.keys[i];
+		const char *o = val_get_str(up, uid, NULL);
+		if (!o || strcmp(o, cur->upstream.u.dict.vals[i].u.str.s))
+			reason(a, d, "upstream '%s' changed", short_id(uid));
+	}
+	for (i = 0; i < cur->sources.u.dict.n; i++) {
+		const char *uid = cur->sources.u.dict.keys[i];
+		const char *now = cur->sources.u.dict.vals[i].u.str.s;
+		const char *o = val_get_str(src, uid, NULL);
+		if (!o)
+			reason(a, d, "source '%s' is new to this model (%s)", short_id(uid), now);
+		else if (strcmp(o, now))
+			reason(a, d, "source '%s' changed (%s -> %s)", short_id(uid), o, now);
+	}
+}
+
+void fp_decide(const struct manifest *m, const struct node *n, const struct fp *cur,
+	       const struct fp_context *ctx, struct arena *a, struct fp_decision *d)
+{
+	const struct val *prev = ctx->prev;
+	const char *status = val_get_str(prev, "status", NULL);
+	int code_changed = 0;
+
+	(void)m;
+	memset(d, 0, sizeof(*d));
+	d->reasons = val_list_new();
+	if (ctx->force)
+		reason(a, d, "--force");
+	if (ctx->full_refresh)
+		reason(a, d, "--full-refresh");
+	if (!strcmp(val_get_str(&n->config, "cue", ""), "always"))
+		reason(a, d, "cue: always");
+	if (!prev) {
+		reason(a, d, "never built");
+	} else {
+		if (status && !strcmp(status, "error"))
+			reason(a, d, "last run failed");
+		else if (status && !strcmp(status, "cancelled"))
+			reason(a, d, "last run was interrupted");
+		if (!ctx->relation_exists)
+			reason(a, d, "relation %s is missing (dropped outside sluice?)", n->display);
+		else if (ctx->relation_version && val_get_str(prev, "relation_version", NULL) &&
+			 differs(prev, "relation_version", ctx->relation_version))
+			reason(a, d, "relation %s was changed outside sluice", n->display);
+		if (differs(prev, "code_hash", cur->code)) {
+			reason(a, d, "code changed");
+			code_changed = 1;
+		}
+		if (differs(prev, "config_hash", cur->config)) {
+			reason(a, d, "config changed");
+			code_changed = 1;
+		}
+		var_reasons(cur, prev, a, d);
+		if (differs(prev, "vars_hash", cur->vars))
+			code_changed = 1;
+		/* A view reads its inputs afresh on every query: data changes need no rebuild. */
+		if (n->mat != MAT_VIEW && differs(prev, "fingerprint", cur->full))
+			data_reasons(cur, prev, a, d);
+		/* Rare: the fingerprint moved for a reason none of the above names. */
+		if (n->mat != MAT_VIEW && !d->reasons.u.list.n && differs(prev, "fingerprint", cur->full))
+			reason(a, d, "fingerprint changed");
+	}
+	d->build = d->reasons.u.list.n != 0;
+	if (n->mat == MAT_INCREMENTAL && d->build)
+		d->full_refresh = !prev || ctx->full_refresh || !ctx->relation_exists ||
+				  (code_changed && strcmp(val_get_str(&n->config, "on_code_change", ""), "incremental"));
+}
