@@ -1,13 +1,25 @@
 #!/bin/sh
 # make demo: fill the synthetic lake on the embedded PostgreSQL and run the
-# example pipeline at the repo root. The server stops again at the end.
+# example pipeline at the repo root three times: a first build, a rerun
+# where nothing changed (everything reused), and a nightly load where new
+# lake rows arrive (only what reads them is rebuilt). The embedded server
+# stops again at the end.
 set -eu
 ./sluice embedded start >/dev/null
 trap './sluice embedded stop >/dev/null 2>&1 || true' EXIT
 ./sluice debug >/dev/null          # creates the clinic database on first use
 eval "$(./sluice embedded env)"
 psql -X -q -v ON_ERROR_STOP=1 -d clinic -f demo/lake.sql
-echo "== sluice run: lake -> staging views -> marts =="
+
+echo "== 1. sluice run: lake -> staging views -> marts =="
+./sluice run
+echo
+echo "== 2. sluice run again: nothing changed, nothing is redone =="
+./sluice run
+echo
+echo "== 3. the nightly load: new treatments arrive in the lake =="
+psql -X -q -v ON_ERROR_STOP=1 -d clinic -f demo/nightly.sql
+./sluice plan
 ./sluice run
 echo
 echo "== the marts =="

@@ -1,0 +1,105 @@
+#!/bin/sh
+# make bench: every benchmark, figures as ratios against a reference
+# measured in the same run, with peak RSS. Results go to stdout; copy them
+# into docs/benchmarks.md when they change.
+set -eu
+top=$(pwd)
+tmp=$(mktemp -d /tmp/sluice-bench.XXXXXX)
+cleanup() {
+	for p in "$tmp"/p*; do
+		[ -d "$p" ] && "$top/sluice" embedded stop --project-dir "$p" >/dev/null 2>&1
+	done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+command -v /usr/bin/time >/dev/null || { echo "bench needs GNU time (apt-get install time)" >&2; exit 1; }
+
+# best_of N CMD...: the fastest wall time of N runs (seconds) and the peak
+# RSS of that run (KiB), as "secs kib".
+best_of() {
+	runs=$1
+	shift
+	best=""
+	for _ in $(seq "$runs"); do
+		/usr/bin/time -f '%e %M' -o "$tmp/time" "$@" >/dev/null 2>"$tmp/err" ||
+			{ cat "$tmp/err" >&2; exit 1; }
+		set -- "$@"
+		line=$(cat "$tmp/time")
+		if [ -z "$best" ] || awk -v a="${line% *}" -v b="${best% *}" 'BEGIN { exit !(a < b) }'; then
+			best=$line
+		fi
+	done
+	echo "$best"
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b > 0 ? a / b : 0) }'; }
+
+echo "## parse and compile (issue 2)"
+echo
+echo "| models | command | wall (s) | peak RSS (MiB) | reference: cat all files (s) | ratio |"
+echo "|---|---|---|---|---|---|"
+for n in 1000 10000; do
+	p="$tmp/p$n"
+	sh "$top/tests/bench/gen-project.sh" "$p" "$n"
+	ref=$(best_of 5 sh -c "cat $p/models/*/*.sql $p/models/*.yml")
+	for cmd in ls compile; do
+		r=$(best_of 5 "$top/sluice" "$cmd" --project-dir "$p")
+		label="sluice $cmd"
+		[ "$cmd" = compile ] && label="sluice compile, unchanged project"
+		printf '| %s | %s | %s | %.1f | %s | %sx |\n' "$n" "$label" "${r% *}" \
+			"$(awk -v k="${r#* }" 'BEGIN { print k / 1024 }')" "${ref% *}" "$(ratio "${r% *}" "${ref% *}")"
+	done
+	# Writing 2n new files is file-system bound (and noisy: on some disks
+	# it slows down for seconds after a large delete), so its reference is
+	# creating the same files with cp -r under the same conditions.
+	rm -rf "$p/target"
+	r=$(best_of 1 "$top/sluice" compile --project-dir "$p")
+	mv "$p/target" "$tmp/copy-src"
+	cpref=$(best_of 1 cp -r "$tmp/copy-src" "$p/target")
+	rm -rf "$tmp/copy-src"
+	printf '| %s | sluice compile, empty target/ | %s | %.1f | cp -r of the same files: %s | %sx |\n' "$n" "${r% *}" \
+		"$(awk -v k="${r#* }" 'BEGIN { print k / 1024 }')" "${cpref% *}" "$(ratio "${r% *}" "${cpref% *}")"
+done
+
+# ---- issue 3: no-op plan and run on a fully built project ----
+# The project runs on the embedded PostgreSQL. Reference: `sluice ls` on
+# the same project in the same run (parse only, no database), so the ratio
+# is what state, catalog and version queries add.
+echo
+echo "## no-op plan and run on an up-to-date project (issue 3)"
+echo
+echo "| models | command | wall (s) | peak RSS (MiB) | statements sent | reference: ls (s) | ratio |"
+echo "|---|---|---|---|---|---|---|"
+for n in 1000 10000; do
+	p="$tmp/p$n"
+	cat >"$p/profiles.yml" <<YML
+bench:
+  target: dev
+  outputs:
+    dev: {type: postgres, embedded: true, dbname: bench, schema: analytics, threads: 2}
+YML
+	"$top/sluice" embedded start --project-dir "$p" >/dev/null
+	"$top/sluice" debug --project-dir "$p" >/dev/null
+	env_line=$("$top/sluice" embedded env --project-dir "$p")
+	eval "$env_line"
+	psql -X -q -d bench -c "create schema if not exists lake" >/dev/null
+	for t in 0 1 2 3 4 5 6 7 8 9; do
+		psql -X -q -d bench -c "create table if not exists lake.t$t as
+			select i as a, i as b, i as c, i as d, now() as created_at from generate_series(1, 100) i" >/dev/null
+	done
+	build=$(best_of 1 "$top/sluice" run --project-dir "$p")
+	xact() { psql -X -A -t -d bench -c "select xact_commit + xact_rollback from pg_stat_database where datname = 'bench'"; }
+	ref=$(best_of 3 "$top/sluice" ls --project-dir "$p")
+	for cmd in plan run; do
+		before=$(xact)
+		r=$(best_of 3 "$top/sluice" "$cmd" --project-dir "$p")
+		after=$(xact)
+		# three runs, each statement a transaction; minus this query itself
+		stmts=$(( (after - before - 1) / 3 ))
+		printf '| %s | no-op sluice %s | %s | %.1f | %s | %s | %sx |\n' "$n" "$cmd" "${r% *}" \
+			"$(awk -v k="${r#* }" 'BEGIN { print k / 1024 }')" "$stmts" "${ref% *}" "$(ratio "${r% *}" "${ref% *}")"
+	done
+	printf '| %s | first full build (for scale) | %s | %.1f | | | |\n' "$n" "${build% *}" \
+		"$(awk -v k="${build#* }" 'BEGIN { print k / 1024 }')"
+	"$top/sluice" embedded stop --project-dir "$p" >/dev/null
+done
