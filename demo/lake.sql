@@ -1,5 +1,6 @@
 -- demo/lake.sql: a deterministic synthetic clinical lake. Idempotent:
 -- tables are created once, with the same rows every time.
+SET client_min_messages = warning;
 CREATE SCHEMA IF NOT EXISTS lake;
 
 CREATE TABLE IF NOT EXISTS lake.patients AS
@@ -23,7 +24,7 @@ SELECT i AS treatment_id,
        1 + (i * 11) % 12 AS trial_id,
        date '2024-01-01' + (i * 13) % 700 AS started_on,
        ((i * 53) % 9) * 25 AS dose_mg,
-       (ARRAY['responded', 'stable', 'progressed'])[1 + (i * 7 + i / 5) % 3] AS outcome,
+       (ARRAY['responded', 'stable', 'progressed'])[1 + (i + i / 12) % 3] AS outcome,
        (i * 31 + i / 7) % 17 = 0 AS adverse_event
 FROM generate_series(1, 10000) AS i;
 
