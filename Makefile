@@ -59,6 +59,9 @@ T_PROJECT := $(BUILD)/engine/yaml.o $(BUILD)/engine/project.o $(BUILD)/engine/js
 T_DAG := $(BUILD)/engine/dag.o
 T_POSTGRES := $(BUILD)/connectors/postgres.o $(BUILD)/connectors/pg-embedded.o $(BUILD)/connectors/registry.o
 $(BUILD)/tests/test_postgres: $(T_POSTGRES)
+T_STATE := $(BUILD)/engine/state.o $(BUILD)/engine/state-local.o $(BUILD)/engine/state-warehouse.o \
+	$(BUILD)/engine/json.o $(BUILD)/engine/dialect.o $(BUILD)/engine/dialect-postgres.o $(T_POSTGRES)
+$(BUILD)/tests/test_state: $(T_STATE)
 $(BUILD)/tests/test_template: $(T_TEMPLATE)
 $(BUILD)/tests/test_yaml: $(T_PROJECT)
 $(BUILD)/tests/test_project: $(T_PROJECT)

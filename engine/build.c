@@ -449,6 +449,12 @@ int build_prepare(struct build *b, struct session *s, enum build_mode mode, stru
 		if (!(b->slots[i].dialect = dialect_find(dname)))
 			return err_set(err, SLUICE_EUSAGE, "connection '%s': unknown dialect '%s'", p->target.conns[i].name, dname);
 	}
+	/*
+	 * The lock comes first: a run that waited for another must see the
+	 * catalog and state as that run left them.
+	 */
+	if (!offline && (rc = open_state(b, err)))
+		return rc;
 	if (!offline) {
 		for (i = 0; i < p->target.nconns; i++) {
 			size_t k;
@@ -469,7 +475,7 @@ int build_prepare(struct build *b, struct session *s, enum build_mode mode, stru
 	if (offline)
 		return 0;
 	render_logical(b);
-	if ((rc = open_state(b, err)) || (rc = read_versions(b, err)))
+	if ((rc = read_versions(b, err)))
 		return rc;
 	settle_unselected(b);
 	return 0;
