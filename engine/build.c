@@ -210,7 +210,8 @@ static int prepare_plan(struct build *b, struct node *n, int incremental)
 	}
 	if (!rc)
 		rc = plan_build(&in, &r->plan, &r->err);
-	if (!rc) {
+	if (!rc && b->mode != BUILD_PLAN) {
+		/* plan changes nothing, target/ included */
 		write_target_file(b, "compiled", n->model->path, sql.s);
 		plan_write(&r->plan, &run);
 		write_target_file(b, "run", n->model->path, run.s);
@@ -534,6 +535,8 @@ static struct val make_record(struct build *b, size_t idx, const char *status, s
 		val_dict_set(a, &rec, "effective_fingerprint", val_str(arena_strdup(a, r->effective)));
 		if (r->output_checksum)
 			val_dict_set(a, &rec, "output_checksum", val_str(arena_strdup(a, r->output_checksum)));
+		if (r->relation_version)
+			val_dict_set(a, &rec, "relation_version", val_str(arena_strdup(a, r->relation_version)));
 	}
 	return rec;
 }
@@ -546,7 +549,6 @@ static void put_record(struct build *b, size_t idx, const char *status, struct a
 	if (!b->state)
 		return;
 	rec = make_record(b, idx, status, a);
-	b->runs[idx].record = rec;
 	if (state_put(b->state, b->s->manifest.nodes[idx].unique_id, &rec, &err))
 		ui_error("%s", err.msg);
 }
@@ -558,6 +560,44 @@ static int first_value(void *ud, const struct sluice_row *row)
 	if (!*out && row->ncols && row->values[0])
 		*out = xstrdup(row->values[0]);
 	return 0;
+}
+
+struct version_row {
+	const char *schema, *ident;
+	char *version;
+};
+
+static int version_row(void *ud, const struct sluice_row *row)
+{
+	struct version_row *v = ud;
+
+	if (!v->version && row->ncols >= 3 && row->values[0] && row->values[1] && row->values[2] &&
+	    !strcmp(row->values[0], v->schema) && !strcmp(row->values[1], v->ident))
+		v->version = xstrdup(row->values[2]);
+	return 0;
+}
+
+/*
+ * The statistics version of a relation just built, read on the session
+ * that built it right after after_write flushed its counters, so it holds
+ * sluice's own write and nothing later: a write made outside sluice
+ * afterwards, even during this run, shows as a change next time.
+ */
+static char *relation_version_now(const struct dialect *d, struct sluice_conn *c, const struct node *n)
+{
+	struct version_row v = { n->schema, n->identifier, NULL };
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct buf q = BUF_INIT;
+
+	if (!d->source_stats_query)
+		return NULL;
+	d->source_stats_query(&q, &n->schema, &n->identifier, 1);
+	if (c->drv->query(c, q.s, version_row, &v, &err)) {
+		free(v.version);
+		v.version = NULL;
+	}
+	buf_release(&q);
+	return v.version;
 }
 
 /* cutoff: checksum: what the rebuilt relation holds, so equal output can stop the cascade. */
@@ -614,8 +654,10 @@ static int job_run(void *ud, struct exec_worker *w, size_t idx, int *reused, str
 		struct sluice_err ignored = SLUICE_ERR_INIT;
 		c->drv->exec(c, d->after_write, NULL, &ignored);
 	}
-	if (!rc)
+	if (!rc) {
 		checksum_output(b, n, d, c);
+		r->relation_version = relation_version_now(d, c, n);
+	}
 	exec_worker_busy(w, NULL);
 	r->finished = now_seconds();
 	if (!rc) {
@@ -745,37 +787,6 @@ static int create_schemas(struct build *b, struct sluice_err *err)
 	return rc;
 }
 
-/*
- * After the run, the statistics version of every relation just built, so
- * the next run can tell a write made outside sluice from sluice's own.
- */
-static void record_relation_versions(struct build *b)
-{
-	const struct manifest *m = &b->s->manifest;
-	unsigned char *want = xcalloc(m->n ? m->n : 1, 1);
-	struct source_versions v = { 0 };
-	struct sluice_err err = SLUICE_ERR_INIT;
-	size_t i;
-	int any = 0;
-
-	for (i = 0; i < m->n; i++)
-		if (b->todo[i] == EXEC_RUN && b->runs[i].status == EXEC_SUCCESS && b->runs[i].record.kind == V_DICT)
-			any = want[i] = 1;
-	if (any && b->state && !sources_versions(b->s, want, &v, &err)) {
-		for (i = 0; i < m->n; i++) {
-			if (!want[i] || !v.version[i])
-				continue;
-			val_dict_set(&b->arena, &b->runs[i].record, "relation_version", val_str(arena_strdup(&b->arena, v.version[i])));
-			if (state_put(b->state, m->nodes[i].unique_id, &b->runs[i].record, &err))
-				ui_error("%s", err.msg);
-		}
-	} else if (any && b->state) {
-		ui_warn("could not read the versions of the relations just built: %s", err.msg);
-	}
-	source_versions_release(&v);
-	free(want);
-}
-
 int build_execute(struct build *b, struct sluice_err *err)
 {
 	struct project *p = &b->s->project;
@@ -798,7 +809,6 @@ int build_execute(struct build *b, struct sluice_err *err)
 	b->ex.worker_ud = wud;
 	rc = executor_run(&b->ex);
 	free(wud);
-	record_relation_versions(b);
 	if (rc != SLUICE_ECANCEL) {
 		struct sluice_err hook_err = SLUICE_ERR_INIT;
 		int hrc = run_hooks(b, &p->on_run_end, "on-run-end", &hook_err);
@@ -831,6 +841,7 @@ void build_release(struct build *b)
 		plan_release(&b->runs[i].plan);
 		free(b->runs[i].logical_sql);
 		free(b->runs[i].output_checksum);
+		free(b->runs[i].relation_version);
 	}
 	state_close(b->state);
 	source_versions_release(&b->versions);

@@ -41,7 +41,7 @@ struct node_run {
 	int decided;
 	char effective[FP_HEX];        /* what children see: "" until known */
 	char *output_checksum;         /* cutoff: checksum of the built output (heap) */
-	struct val record;             /* the state record put for it this run */
+	char *relation_version;        /* stats version right after it was built (heap) */
 };
 
 struct conn_slot {                     /* one per target connection */
