@@ -173,3 +173,110 @@ done_testing() {
 	echo "1..$T_COUNT"
 	[ "$T_FAILED" = 0 ]
 }
+
+# --- fingerprints and state (t0200-t0209) ------------------------------------
+# Models are named by their short name (the part after model.<project>.), so
+# the helpers work for any project name.
+
+# plan_out [ARGS...]: `sluice plan ARGS` into $T_DIR/plan.out and `sluice plan
+# --format json ARGS` into $T_DIR/plan.json; fails, showing why, if either fails.
+plan_out() {
+	if ! sluice plan "$@" >"$T_DIR/plan.out" 2>&1; then
+		echo "sluice plan $* failed:"
+		cat "$T_DIR/plan.out"
+		return 1
+	fi
+	if ! sluice plan --format json "$@" >"$T_DIR/plan.json" 2>"$T_DIR/plan.err"; then
+		echo "sluice plan --format json $* failed:"
+		cat "$T_DIR/plan.json" "$T_DIR/plan.err"
+		return 1
+	fi
+}
+
+# plan_json [ARGS...]: only the JSON plan (for polling), into $T_DIR/plan.json.
+plan_json() { sluice plan --format json "$@" >"$T_DIR/plan.json" 2>"$T_DIR/plan.err"; }
+
+# plan_action NAME: build or reuse, from $T_DIR/plan.json.
+plan_action() {
+	jq -r --arg n "$1" '.[] | select((.unique_id | sub("^model\\.[^.]*\\."; "")) == $n) | .action' "$T_DIR/plan.json"
+}
+
+# plan_reasons NAME: NAME's reasons in the text plan ($T_DIR/plan.out), one a line.
+plan_reasons() {
+	awk -v n="$1" '
+		($1 == "build" || $1 == "reuse") && ($2 == n || $2 == n ":") {
+			sub(/^(build|reuse)  [^ :]+( \(full refresh\))?(: )?/, "")
+			if ($0 != "") { gsub(/; /, "\n"); print }
+		}' "$T_DIR/plan.out"
+}
+
+# plan_json_reasons NAME: the same from $T_DIR/plan.json.
+plan_json_reasons() {
+	jq -r --arg n "$1" '.[] | select((.unique_id | sub("^model\\.[^.]*\\."; "")) == $n) | .reasons[]' "$T_DIR/plan.json"
+}
+
+# plan_actions: "name=action ..." for every model of $T_DIR/plan.json, sorted by name.
+plan_actions() {
+	jq -r '[.[] | "\(.unique_id | sub("^model\\.[^.]*\\."; ""))=\(.action)"] | sort | join(" ")' "$T_DIR/plan.json"
+}
+
+# plan_builds NAME [ARGS...]: run the JSON plan; succeeds when it would build NAME
+# (for wait_until, e.g. while the statistics of a written source are on their way).
+plan_builds() {
+	_n=$1
+	shift
+	plan_json "$@" && [ "$(plan_action "$_n")" = build ]
+}
+
+# rr_status NAME, rr_reasons NAME (one a line): from target/run_results.json.
+rr_status() {
+	jq -r --arg n "$1" '.results[] | select((.unique_id | sub("^model\\.[^.]*\\."; "")) == $n) | .status' target/run_results.json
+}
+rr_reasons() {
+	jq -r --arg n "$1" '.results[] | select((.unique_id | sub("^model\\.[^.]*\\."; "")) == $n) | (.reasons // [])[]' target/run_results.json
+}
+
+# rr_statuses: "name=status ..." for every result, sorted by name.
+rr_statuses() {
+	jq -r '[.results[] | "\(.unique_id | sub("^model\\.[^.]*\\."; ""))=\(.status)"] | sort | join(" ")' target/run_results.json
+}
+
+# expect_line LINE TEXT: TEXT (lines) has LINE exactly; expect_no_line: has not.
+expect_line() {
+	printf '%s\n' "$2" | grep -Fxq -- "$1" && return 0
+	printf 'line not found: %s\n--- in:\n%s\n' "$1" "$2"
+	return 1
+}
+expect_no_line() {
+	printf '%s\n' "$2" | grep -Fxq -- "$1" || return 0
+	printf 'line unexpectedly found: %s\n--- in:\n%s\n' "$1" "$2"
+	return 1
+}
+
+# src_version SOURCE.TABLE: its version now, from `sluice sources versions`.
+src_version() {
+	sluice sources versions -s "source:$1" 2>/dev/null |
+		awk -F '\t' -v s="$1" '$1 ~ /^source\./ && substr($1, length($1) - length(s)) == "." s { print $2 }'
+}
+
+# stats_settled SOURCE.TABLE INSERTED: its stats version counts INSERTED rows
+# inserted (PostgreSQL publishes the counts about 1 s after the writer goes
+# idle: poll with wait_until before relying on a version).
+stats_settled() {
+	src_version "$1" | grep -Eq "^stats:[0-9]+:$2:"
+}
+
+# models_map DEFAULT [NAME=VALUE...]: "name=value ..." for every model named in
+# $MODELS, sorted as rr_statuses and plan_actions sort them: VALUE for those
+# named, DEFAULT for the others. E.g. expect_eq "$(models_map reused a=success)" "$(rr_statuses)".
+models_map() {
+	_def=$1
+	shift
+	for _m in $MODELS; do
+		_s=$_def
+		for _kv in "$@"; do
+			[ "${_kv%%=*}" = "$_m" ] && _s=${_kv#*=}
+		done
+		echo "$_m=$_s"
+	done | LC_ALL=C sort | paste -sd ' '
+}
