@@ -17,13 +17,9 @@ int cmd_compile(int argc, char **argv)
 	size_t i;
 	int rc, failed = 0;
 
-	if ((rc = cli_parse(&cli, argc, argv, NULL, &err))) {
-		cli_release(&cli);
-		return cmd_fail(&err);
-	}
-	ui_init(cli.log_format);
-	if (!(rc = session_open(&s, &cli, &err)) && !(rc = artifacts_write_manifest(&s, &err)) &&
-	    !(rc = build_prepare(&b, &s, BUILD_OFFLINE, &err))) {
+	if ((rc = cmd_open(argc, argv, NULL, &cli, &s)))
+		return rc;
+	if (!(rc = artifacts_write_manifest(&s, &err)) && !(rc = build_prepare(&b, &s, BUILD_OFFLINE, &err))) {
 		for (i = 0; i < s.manifest.n; i++)
 			if (b.todo[i] == EXEC_RUN && b.runs[i].failed_early) {
 				ui_error("%s", b.runs[i].err.msg);
@@ -34,8 +30,7 @@ int cmd_compile(int argc, char **argv)
 				s.project.target_path, s.project.target_path);
 	}
 	build_release(&b);
-	session_close(&s);
-	cli_release(&cli);
+	cmd_close(&cli, &s);
 	if (rc)
 		return cmd_fail(&err);
 	return failed ? 2 : (ui_flush() < 0 ? 1 : 0);

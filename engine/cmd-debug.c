@@ -13,19 +13,11 @@ int cmd_debug(int argc, char **argv)
 {
 	struct cli cli = { 0 };
 	struct session s;
-	struct sluice_err err = SLUICE_ERR_INIT;
 	size_t i;
 	int rc, failed = 0;
 
-	if ((rc = cli_parse(&cli, argc, argv, NULL, &err))) {
-		cli_release(&cli);
-		return cmd_fail(&err);
-	}
-	if ((rc = session_open(&s, &cli, &err))) {
-		session_close(&s);
-		cli_release(&cli);
-		return cmd_fail(&err);
-	}
+	if ((rc = cmd_open(argc, argv, NULL, &cli, &s)))
+		return rc;
 	printf("sluice %s\n", SLUICE_VERSION);
 	printf("project:  %s (%s)\n", s.project.name, s.project.dir);
 	printf("profile:  %s, target %s, from %s\n", s.project.target.profile, s.project.target.name,
@@ -57,8 +49,7 @@ int cmd_debug(int argc, char **argv)
 			conn->drv->close(conn);
 		buf_release(&ver);
 	}
-	session_close(&s);
-	cli_release(&cli);
+	cmd_close(&cli, &s);
 	if (ui_flush() < 0)
 		return 1;
 	return failed ? 3 : 0;

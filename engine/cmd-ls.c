@@ -33,10 +33,8 @@ int cmd_ls(int argc, char **argv)
 	size_t i;
 	int rc;
 
-	if ((rc = cli_parse(&cli, argc, argv, NULL, &err))) {
-		cli_release(&cli);
-		return cmd_fail(&err);
-	}
+	if ((rc = cmd_open(argc, argv, NULL, &cli, &s)))
+		return rc;
 	out = cli.output ? cli.output : "selector";
 	type = cli.resource_type ? cli.resource_type : "all";
 	if (strcmp(out, "selector") && strcmp(out, "name") && strcmp(out, "path") && strcmp(out, "json")) {
@@ -47,12 +45,7 @@ int cmd_ls(int argc, char **argv)
 		rc = SLUICE_EUSAGE;
 	}
 	if (rc) {
-		cli_release(&cli);
-		return cmd_fail(&err);
-	}
-	if ((rc = session_open(&s, &cli, &err))) {
-		session_close(&s);
-		cli_release(&cli);
+		cmd_close(&cli, &s);
 		return cmd_fail(&err);
 	}
 	for (i = 0; i < s.manifest.n; i++) {
@@ -84,7 +77,6 @@ int cmd_ls(int argc, char **argv)
 		} else
 			print_fqn(n, s.project.name);
 	}
-	session_close(&s);
-	cli_release(&cli);
+	cmd_close(&cli, &s);
 	return ui_flush() < 0 ? 1 : 0;
 }

@@ -77,17 +77,11 @@ int cmd_plan(int argc, char **argv)
 	struct sluice_err err = SLUICE_ERR_INIT;
 	int rc;
 
-	if ((rc = cli_parse(&cli, argc, argv, NULL, &err))) {
-		cli_release(&cli);
-		return cmd_fail(&err);
-	}
-	ui_init(cli.log_format);
-	if (cli.format && strcmp(cli.format, "text") && strcmp(cli.format, "json")) {
-		err_set(&err, SLUICE_EUSAGE, "--format takes text or json, not '%s'", cli.format);
-		cli_release(&cli);
-		return cmd_fail(&err);
-	}
-	if (!(rc = session_open(&s, &cli, &err)) && !(rc = build_prepare(&b, &s, BUILD_PLAN, &err))) {
+	if ((rc = cmd_open(argc, argv, NULL, &cli, &s)))
+		return rc;
+	if (cli.format && strcmp(cli.format, "text") && strcmp(cli.format, "json"))
+		rc = err_set(&err, SLUICE_EUSAGE, "--format takes text or json, not '%s'", cli.format);
+	if (!rc && !(rc = build_prepare(&b, &s, BUILD_PLAN, &err))) {
 		build_plan(&b);
 		if (cli.format && !strcmp(cli.format, "json"))
 			print_json(&b);
@@ -95,8 +89,7 @@ int cmd_plan(int argc, char **argv)
 			print_text(&b);
 	}
 	build_release(&b);
-	session_close(&s);
-	cli_release(&cli);
+	cmd_close(&cli, &s);
 	if (rc)
 		return cmd_fail(&err);
 	return ui_flush() < 0 ? 1 : 0;

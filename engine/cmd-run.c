@@ -16,20 +16,14 @@ int cmd_run(int argc, char **argv)
 	struct sluice_err err = SLUICE_ERR_INIT, aerr = SLUICE_ERR_INIT;
 	int rc, code;
 
-	if ((rc = cli_parse(&cli, argc, argv, NULL, &err))) {
-		code = cmd_fail(&err);
-		cli_release(&cli);
+	if ((code = cmd_open(argc, argv, NULL, &cli, &s)))
 		return code;
-	}
-	ui_init(cli.log_format);
 	if (cli.nargs) {
-		err_set(&err, SLUICE_EUSAGE, "run takes no arguments (did you mean -s %s?)", cli.args[0]);
+		rc = err_set(&err, SLUICE_EUSAGE, "run takes no arguments (did you mean -s %s?)", cli.args[0]);
 		goto out;
 	}
-	if ((rc = session_open(&s, &cli, &err)))
-		goto out_session;
 	if ((rc = artifacts_write_manifest(&s, &err)))
-		goto out_session;
+		goto out;
 	if ((rc = build_prepare(&b, &s, BUILD_RUN, &err)))
 		goto out_build;
 	if (!b.ntodo)
@@ -40,15 +34,13 @@ int cmd_run(int argc, char **argv)
 	ui_summary(b.ok, b.errors, b.skipped, b.reused, now_seconds() - s.started_at);
 out_build:
 	build_release(&b);
-out_session:
-	session_close(&s);
 out:
-	cli_release(&cli);
+	cmd_close(&cli, &s);
 	if (ui_flush() < 0 && !rc)
 		return 1;
 	if (rc == SLUICE_ECANCEL)
 		return 128 + (b.ex.signo ? b.ex.signo : SIGINT);
 	if (rc == SLUICE_EDB && !err.msg[0])
 		return 1;   /* nodes failed: each was reported */
-	return rc ? cmd_fail(&err) : (err.code ? cmd_fail(&err) : 0);
+	return rc ? cmd_fail(&err) : 0;
 }

@@ -46,10 +46,8 @@ int cmd_sources(int argc, char **argv)
 	const char *action;
 	int rc, count = 0, install;
 
-	if ((rc = cli_parse(&cli, argc, argv, NULL, &err))) {
-		cli_release(&cli);
-		return cmd_fail(&err);
-	}
+	if ((rc = cmd_open(argc, argv, NULL, &cli, &s)))
+		return rc;
 	action = cli.nargs == 1 ? cli.args[0] : "";
 	if (strcmp(action, "instrument") && strcmp(action, "uninstrument") && strcmp(action, "versions")) {
 		if (cli.nargs > 1)
@@ -58,12 +56,7 @@ int cmd_sources(int argc, char **argv)
 			err_set(&err, SLUICE_EUSAGE, "unknown sources action '%s' (" SOURCES_USAGE ")", action);
 		else
 			err_set(&err, SLUICE_EUSAGE, SOURCES_USAGE);
-		cli_release(&cli);
-		return cmd_fail(&err);
-	}
-	if ((rc = session_open(&s, &cli, &err))) {
-		session_close(&s);
-		cli_release(&cli);
+		cmd_close(&cli, &s);
 		return cmd_fail(&err);
 	}
 	if (!strcmp(action, "versions")) {
@@ -78,8 +71,7 @@ int cmd_sources(int argc, char **argv)
 				ui_warn("no selected source has change_detection: trigger");
 		}
 	}
-	session_close(&s);
-	cli_release(&cli);
+	cmd_close(&cli, &s);
 	if (rc)
 		return cmd_fail(&err);
 	return ui_flush() < 0 ? 1 : 0;

@@ -19,4 +19,15 @@ int cmd_sources(int argc, char **argv);
 /* Print err (with "sluice: error: ") and return its exit code. */
 int cmd_fail(const struct sluice_err *err);
 
+struct cli;
+struct session;
+/*
+ * The start every project command shares: parse the flags (extra: more
+ * accepted flags, or NULL), set up output, load the project and select.
+ * Returns 0, or the exit code after printing the error (nothing is then
+ * left to release). cmd_close undoes a successful cmd_open.
+ */
+int cmd_open(int argc, char **argv, const char *const *extra, struct cli *cli, struct session *s);
+void cmd_close(struct cli *cli, struct session *s);
+
 #endif

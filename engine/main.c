@@ -7,6 +7,7 @@
 #include <string.h>
 #include "../connectors/connector.h"
 #include "cmd.h"
+#include "session.h"
 #include "ui.h"
 #include "version.h"
 
@@ -33,6 +34,26 @@ int cmd_fail(const struct sluice_err *err)
 {
 	ui_error("%s", err->msg[0] ? err->msg : "failed");
 	return err_exit_code(err->code ? err->code : SLUICE_EUSAGE);
+}
+
+int cmd_open(int argc, char **argv, const char *const *extra, struct cli *cli, struct session *s)
+{
+	struct sluice_err err = SLUICE_ERR_INIT;
+
+	if (!cli_parse(cli, argc, argv, extra, &err)) {
+		ui_init(cli->log_format);
+		if (!session_open(s, cli, &err))
+			return 0;
+		session_close(s);
+	}
+	cli_release(cli);
+	return cmd_fail(&err);
+}
+
+void cmd_close(struct cli *cli, struct session *s)
+{
+	session_close(s);
+	cli_release(cli);
 }
 
 static int cmd_help(int argc, char **argv)

@@ -68,17 +68,25 @@ static json_t *event(const char *name)
 	return o;
 }
 
+/* The fields both node events carry. */
+static json_t *node_event(const char *name, int seq, int total, const char *kind, const char *relation,
+			  const char *unique_id)
+{
+	json_t *o = event(name);
+
+	json_object_set_new(o, "seq", json_integer(seq));
+	json_object_set_new(o, "total", json_integer(total));
+	json_object_set_new(o, "unique_id", json_string(unique_id));
+	json_object_set_new(o, "materialized", json_string(kind));
+	json_object_set_new(o, "relation", json_string(relation));
+	return o;
+}
+
 void ui_node_start(int seq, int total, const char *kind, const char *relation, const char *unique_id)
 {
 	pthread_mutex_lock(&ui_lock);
 	if (json_mode) {
-		json_t *o = event("node_start");
-		json_object_set_new(o, "seq", json_integer(seq));
-		json_object_set_new(o, "total", json_integer(total));
-		json_object_set_new(o, "unique_id", json_string(unique_id));
-		json_object_set_new(o, "materialized", json_string(kind));
-		json_object_set_new(o, "relation", json_string(relation));
-		emit_json(o);
+		emit_json(node_event("node_start", seq, total, kind, relation, unique_id));
 	} else {
 		printf("[%d/%d] START %s %s\n", seq, total, kind, relation);
 		fflush(stdout);
@@ -93,13 +101,8 @@ void ui_node_done(int seq, int total, const char *status, const char *kind, cons
 
 	pthread_mutex_lock(&ui_lock);
 	if (json_mode) {
-		json_t *o = event("node_done");
-		json_object_set_new(o, "seq", json_integer(seq));
-		json_object_set_new(o, "total", json_integer(total));
+		json_t *o = node_event("node_done", seq, total, kind, relation, unique_id);
 		json_object_set_new(o, "status", json_string(status));
-		json_object_set_new(o, "unique_id", json_string(unique_id));
-		json_object_set_new(o, "materialized", json_string(kind));
-		json_object_set_new(o, "relation", json_string(relation));
 		json_object_set_new(o, "execution_time", json_real(elapsed));
 		if (rows >= 0)
 			json_object_set_new(o, "rows", json_integer(rows));
