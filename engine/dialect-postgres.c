@@ -209,6 +209,12 @@ static void want_tables(struct buf *b, const char *const *schemas, const char *c
  * in its leaf partitions, so their file nodes and counters are summed.
  * Version NULL where counters say nothing: a view or a foreign table has
  * none, and with track_counts off they never move.
+ *
+ * The server's start time is deliberately not part of the version:
+ * since PostgreSQL 15 the counters survive a clean restart (saved at
+ * shutdown), and the embedded server restarts with every command, so it
+ * would make everything look changed on every run. A crash discards the
+ * counters, which sends them back towards zero: that is still a change.
  */
 static void pg_source_stats_query(struct buf *b, const char *const *schemas, const char *const *idents,
 				  size_t n)
@@ -217,8 +223,7 @@ static void pg_source_stats_query(struct buf *b, const char *const *schemas, con
 		 "SELECT n.nspname, c.relname,\n"
 		 "  CASE WHEN c.relkind IN ('r', 'p', 'm') AND current_setting('track_counts')::bool\n"
 		 "  THEN concat_ws(':', 'stats', t.filenodes, t.ins, t.upd, t.del,\n"
-		 "    coalesce((SELECT stats_reset::text FROM pg_stat_database WHERE datname = current_database()), ''),\n"
-		 "    pg_postmaster_start_time()::text) END\n"
+		 "    coalesce((SELECT stats_reset::text FROM pg_stat_database WHERE datname = current_database()), '')) END\n"
 		 "FROM ");
 	want_tables(b, schemas, idents, n);
 	buf_puts(b, "CROSS JOIN LATERAL (\n"

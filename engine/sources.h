@@ -6,7 +6,7 @@
  *
  * A version is an opaque string; equal strings mean "unchanged". Methods,
  * from a source's `change_detection:` (default per dialect: `stats`):
- *   stats      "stats:<relfilenode>:<n_tup_ins>:<n_tup_upd>:<n_tup_del>:<stats_reset>:<postmaster_start>"
+ *   stats      "stats:<relfilenode>:<n_tup_ins>:<n_tup_upd>:<n_tup_del>:<stats_reset>"
  *              read outside a snapshot (pg_stat_clear_snapshot()). With
  *              `lag_tolerance: <duration>` the counters are read twice that
  *              far apart and the later read is used, so a flush in progress

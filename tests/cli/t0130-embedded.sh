@@ -52,6 +52,15 @@ t_stopped_after_run() {
 }
 ok "the server is stopped again after the run (status says stopped)" t_stopped_after_run
 
+# The server restarts with every command: that alone must not make
+# anything look changed, or the default setup would never reuse a thing.
+t_reuse_across_restarts() {
+	expect_exit 0 esluice run || return 1
+	expect_grep "0 ok, 0 error, 0 skipped, [1-9][0-9]* reused" "$T_DIR/out" || return 1
+	expect_eq "reused" "$(jq -r '[.results[].status] | unique | join(",")' target/run_results.json)"
+}
+ok "a second run (server restarted on demand) reuses every model" t_reuse_across_restarts
+
 ok "sluice embedded start exits 0" expect_exit 0 esluice embedded start
 
 t_status_running() {
