@@ -1,0 +1,87 @@
+/*
+ * objstore.h: the one small interface for object storage (stages, unloads,
+ * loads), implemented by s3.c (s3://bucket/prefix) and file.c
+ * (file:///dir). The engine picks an implementation by URL scheme through
+ * objstore_open() and then only talks to the vtable.
+ *
+ * Keys are relative to the store's root (the URL's bucket + prefix, or the
+ * directory) and use '/' as separator. Bodies move through callbacks so a
+ * store never holds more than one part (s3) or one read buffer (file).
+ *
+ * Not for: credentials discovery beyond the settings block and AWS_* env,
+ * bucket management, or stage materializations (those live in engine/).
+ * A store is used by one thread at a time; every call may block.
+ */
+#ifndef SLUICE_OBJSTORE_H
+#define SLUICE_OBJSTORE_H
+
+#include <stddef.h>
+#include "connector.h"
+
+struct objstore;
+
+struct objstore_info {
+	int exists;               /* 0: no such key (head() still returns 0) */
+	long long size;           /* bytes */
+	char etag[80];            /* S3 ETag without quotes; "" for file:// */
+	char last_modified[64];   /* as the store reports it; may be "" */
+};
+
+/* One listed object; strings borrowed for the duration of the callback. */
+struct objstore_entry {
+	const char *key;          /* relative to the store root */
+	long long size;
+	const char *etag;         /* may be "" */
+};
+
+/* Return 0 to continue, non-zero to stop (list() then returns that value). */
+typedef int (*objstore_list_fn)(void *ud, const struct objstore_entry *e);
+
+struct objstore_ops {
+	const char *scheme;       /* "s3", "file": for messages */
+
+	/* Store len bytes at key, replacing any object there. */
+	int (*put)(struct objstore *s, const char *key, const void *data, size_t len,
+		   struct sluice_err *err);
+	/*
+	 * Store what fn yields until it returns 0. s3 uses one PutObject when
+	 * the body fits in one part, else a multipart upload (aborted on any
+	 * failure). file writes a temp file and renames it into place.
+	 */
+	int (*put_stream)(struct objstore *s, const char *key, sluice_read_fn fn, void *ud,
+			  struct sluice_err *err);
+	/* Stream the object's bytes to fn. A missing key is an error. */
+	int (*get)(struct objstore *s, const char *key, sluice_write_fn fn, void *ud,
+		   struct sluice_err *err);
+	/* Fill info; a missing key gives info->exists == 0 and returns 0. */
+	int (*head)(struct objstore *s, const char *key, struct objstore_info *info,
+		    struct sluice_err *err);
+	/* Every key starting with prefix ("" for all), in key order. */
+	int (*list)(struct objstore *s, const char *prefix, objstore_list_fn fn, void *ud,
+		    struct sluice_err *err);
+	/* Delete key; deleting a missing key succeeds (as in S3). */
+	int (*del)(struct objstore *s, const char *key, struct sluice_err *err);
+	/* Free the store; accepts NULL. */
+	void (*close)(struct objstore *s);
+};
+
+/* Implementations embed this first. */
+struct objstore {
+	const struct objstore_ops *ops;
+};
+
+/*
+ * Open a store for url: "s3://bucket[/prefix]" (settings is the s3 block
+ * from profiles.yml, or NULL for the AWS_* environment alone; see s3.h) or
+ * "file:///absolute/dir" (created when missing). Caller owns *out and
+ * frees it with (*out)->ops->close(*out). Unknown scheme: SLUICE_EUSAGE.
+ */
+int objstore_open(const char *url, const struct val *settings, struct objstore **out,
+		  struct sluice_err *err);
+
+/* The two implementations, for objstore_open() and tests. */
+int s3_store_open(const char *url, const struct val *settings, struct objstore **out,
+		  struct sluice_err *err);
+int file_store_open(const char *url, struct objstore **out, struct sluice_err *err);
+
+#endif

@@ -1,0 +1,140 @@
+/*
+ * s3.h: a small S3 client on libcurl (PutObject, multipart upload,
+ * GetObject, HeadObject, ListObjectsV2, DeleteObject) for AWS and for
+ * S3-compatible servers (MinIO, s3rver) on custom endpoints.
+ *
+ * Signing is libcurl's own SigV4 (CURLOPT_AWS_SIGV4); this file only
+ * prepares what libcurl 7.88 needs to sign correctly: a query string that
+ * is already sorted and RFC 3986-encoded, keys encoded in the path, and an
+ * explicit x-amz-content-sha256 header. Transient failures (transport
+ * errors, 5xx, 429) are retried with exponential backoff, a bounded number
+ * of times. Error messages carry S3's Code and Message and the key, never
+ * credentials or the Authorization header.
+ *
+ * A client is used by one thread at a time; every call blocks on the network.
+ */
+#ifndef SLUICE_S3_H
+#define SLUICE_S3_H
+
+#include <stddef.h>
+#include "../engine/util/buf.h"
+#include "../engine/util/err.h"
+#include "../engine/value.h"
+#include "connector.h"
+#include "objstore.h"
+
+#define S3_MIN_PART_SIZE (5u * 1024 * 1024)     /* S3's floor for all parts but the last */
+#define S3_DEFAULT_PART_SIZE (8u * 1024 * 1024)
+
+/*
+ * Settings. Strings are borrowed (from the settings value or getenv) by
+ * s3_config_load(); s3_client_new() copies what it keeps.
+ */
+struct s3_config {
+	const char *endpoint;          /* "http://127.0.0.1:9000"; NULL: https://s3.<region>.amazonaws.com */
+	const char *region;            /* default "us-east-1" */
+	const char *access_key_id;
+	const char *secret_access_key;
+	const char *session_token;     /* may be NULL */
+	const char *iam_role;          /* not used by the client: for Redshift COPY/UNLOAD */
+	int path_style;                /* 1 path-style, 0 virtual-hosted, -1 auto (path-style iff custom endpoint) */
+	size_t part_size;              /* multipart part size; 0: S3_DEFAULT_PART_SIZE */
+	int max_attempts;              /* per request, including the first; 0: 5 */
+	long retry_base_ms;            /* first backoff; doubles each retry; 0: 200 */
+	long connect_timeout_ms;       /* 0: 10000 */
+};
+
+/*
+ * Fill cfg from a settings dict (keys endpoint, region, access_key_id,
+ * secret_access_key, session_token, iam_role, path_style, part_size,
+ * max_attempts) with fallbacks AWS_ENDPOINT_URL, AWS_REGION,
+ * AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN. settings may
+ * be NULL. Missing credentials or a part size below S3_MIN_PART_SIZE:
+ * SLUICE_EUSAGE. Part sizes below the minimum are allowed only when
+ * `allow_small_parts: true` (for servers and tests that accept them).
+ */
+int s3_config_load(const struct val *settings, struct s3_config *cfg, struct sluice_err *err);
+
+struct s3_client;
+
+/* Counters since s3_client_new(), for `sluice debug`, benchmarks and tests. */
+struct s3_stats {
+	unsigned long requests;        /* HTTP attempts, retries included */
+	unsigned long retries;
+	unsigned long parts;           /* UploadPart requests that succeeded */
+};
+
+/* Caller owns *out; free with s3_client_free(). Copies cfg's strings. */
+int s3_client_new(const struct s3_config *cfg, struct s3_client **out, struct sluice_err *err);
+void s3_client_free(struct s3_client *c);
+/* Borrowed; valid until s3_client_free(). */
+const struct s3_stats *s3_client_stats(const struct s3_client *c);
+
+struct s3_object {
+	const char *key;               /* borrowed for the callback */
+	long long size;
+	const char *etag;              /* without quotes */
+};
+/* Return 0 to continue, non-zero to stop listing (returned by s3_list_objects). */
+typedef int (*s3_list_fn)(void *ud, const struct s3_object *o);
+
+/* PutObject of an in-memory body (content SHA-256 signed). */
+int s3_put_object(struct s3_client *c, const char *bucket, const char *key, const void *data,
+		  size_t len, struct sluice_err *err);
+/*
+ * Upload what fn yields: a single PutObject when it fits in one part, else
+ * a multipart upload with parts of cfg.part_size. Memory: one part. Any
+ * failure aborts the multipart upload (best effort) before returning.
+ */
+int s3_put_stream(struct s3_client *c, const char *bucket, const char *key, sluice_read_fn fn,
+		  void *ud, struct sluice_err *err);
+/* GetObject streamed to fn. fn's error is returned as is. */
+int s3_get_object(struct s3_client *c, const char *bucket, const char *key, sluice_write_fn fn,
+		  void *ud, struct sluice_err *err);
+/* HeadObject; a 404 gives info->exists == 0 and returns 0. */
+int s3_head_object(struct s3_client *c, const char *bucket, const char *key,
+		   struct objstore_info *info, struct sluice_err *err);
+/* ListObjectsV2 over every page (continuation tokens) for prefix (NULL or ""). */
+int s3_list_objects(struct s3_client *c, const char *bucket, const char *prefix, s3_list_fn fn,
+		    void *ud, struct sluice_err *err);
+int s3_delete_object(struct s3_client *c, const char *bucket, const char *key,
+		     struct sluice_err *err);
+
+/* ---- pure helpers, exposed for tests ---------------------------------- */
+
+/* RFC 3986 percent-encoding: unreserved A-Z a-z 0-9 - . _ ~ kept; '/' kept iff keep_slash. */
+void s3_uri_encode(struct buf *out, const char *s, size_t len, int keep_slash);
+
+struct s3_param {
+	const char *name;
+	const char *value;             /* NULL: a bare name ("uploads") */
+};
+/*
+ * Canonical query string: each name and value encoded, pairs sorted by
+ * encoded name then encoded value, joined with '&'; a NULL value gives
+ * "name=". Appends to out (no leading '?'). params is not modified.
+ */
+void s3_query_build(struct buf *out, const struct s3_param *params, size_t n);
+
+/*
+ * The x-amz-content-sha256 value: "UNSIGNED-PAYLOAD" when streamed, else
+ * the lowercase hex SHA-256 of data. out holds 65 bytes.
+ */
+int s3_content_sha256(const void *data, size_t len, int streamed, char out[65]);
+
+/*
+ * Find <Code> and <Message> in an S3 XML error body. Sets code/message
+ * (appended, entities decoded) and returns 0, or -1 when the body has no
+ * <Code>.
+ */
+int s3_error_parse(const char *body, size_t len, struct buf *code, struct buf *message);
+
+/*
+ * Request URL for bucket/key (key may be NULL or "") with an already
+ * built query (may be NULL or ""). Path-style: endpoint/bucket/key;
+ * virtual-hosted: scheme://bucket.host/key.
+ */
+int s3_url_build(struct buf *out, const char *endpoint, int path_style, const char *bucket,
+		 const char *key, const char *query, struct sluice_err *err);
+
+#endif
