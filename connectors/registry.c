@@ -7,11 +7,13 @@
 #include <ctype.h>
 #include <string.h>
 #include "connector.h"
+#include "odbc.h"
 #include "postgres.h"
 
 /* Every driver built into sluice: adding one is adding its line here. */
 static const struct sluice_connector *const drivers[] = {
 	&pg_connector,
+	&odbc_connector,
 };
 
 #define N_DRIVERS (sizeof(drivers) / sizeof(drivers[0]))

@@ -1,0 +1,1012 @@
+/*
+ * odbc.c: the unixODBC driver behind struct sluice_connector, for
+ * PostgreSQL through psqlODBC and for Redshift through a vendor driver
+ * (`type: redshift` with `driver:`). It builds a connection string from
+ * profile settings, runs statements, streams rows in bounded memory and
+ * maps ODBC diagnostics onto sluice_err. It writes no SQL of its own
+ * (engine/dialect-*.c owns SQL) and has no COPY: copy_out/copy_in are
+ * NULL, and the engine asks the vtable before using them.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sql.h>
+#include <sqlext.h>
+#include "odbc.h"
+#include "../engine/util/xalloc.h"
+
+#define DEFAULT_CONNECT_TIMEOUT 10
+#define DEFAULT_FETCH_ROWS 1000
+#define DIAG_TEXT 2048
+/* Text form of the fixed-size types (numbers, dates, uuid) fits here. */
+#define FIXED_CAP 128
+/* First SQLGetData buffer of a long column; grows to the longest value. */
+#define LONG_CAP 4096
+/* A buffer grown past this by one huge value is given back after the query. */
+#define KEEP_CAP (1024 * 1024)
+
+struct odbc_col {
+	char *name;
+	const char *type;        /* static, or type_owned */
+	char *type_owned;
+	int bound;               /* SQLBindCol'ed; else read with SQLGetData */
+	enum { FIX_NONE, FIX_BOOL, FIX_LOWER, FIX_HEX } fix;
+	char *buf;
+	size_t cap;
+	SQLLEN ind;
+};
+
+struct odbc_conn {
+	struct sluice_conn base;
+	SQLHENV env;
+	SQLHDBC dbc;
+	char *name;
+	char *connstr;           /* holds the password: child_env only, never messages */
+	char *password;          /* scrubbed from every message */
+	int getdata_any;         /* SQLGetData may read any column in any order */
+
+	/* The statement exec/query is running, for cancel() from other threads:
+	 * set and cleared under lock, and freed only after it is cleared. */
+	pthread_mutex_t lock;
+	SQLHSTMT running;
+	atomic_int cancel_requested;
+
+	/* Scaffolding of the current result set, reused row after row. */
+	struct odbc_col *cols;
+	const char **names, **typev, **values;
+	size_t *lens;
+	size_t ncols, cap_cols;
+};
+
+/* ---- connection strings ---- */
+
+void odbc_cs_add(struct buf *cs, const char *key, const char *value)
+{
+	size_t n = strlen(value);
+	const char *p;
+
+	if (cs->len && cs->s[cs->len - 1] != ';')
+		buf_addc(cs, ';');
+	buf_printf(cs, "%s=", key);
+	if (!value[strcspn(value, ";{}=")] && !(n && (value[0] == ' ' || value[n - 1] == ' '))) {
+		buf_puts(cs, value);
+		return;
+	}
+	buf_addc(cs, '{');
+	for (p = value; *p; p++) {
+		if (*p == '}')
+			buf_addc(cs, '}');
+		buf_addc(cs, *p);
+	}
+	buf_addc(cs, '}');
+}
+
+/*
+ * Find key (case-insensitive) in a connection string; with out, append
+ * its value, braces removed and "}}" undoubled. Returns 1 when found.
+ */
+static int cs_get(const char *cs, const char *key, struct buf *out)
+{
+	const char *p = cs, *k, *ke;
+	int hit;
+
+	while (*p) {
+		while (*p == ' ' || *p == ';')
+			p++;
+		if (!*p)
+			break;
+		k = p;
+		while (*p && *p != '=' && *p != ';')
+			p++;
+		ke = p;
+		while (ke > k && ke[-1] == ' ')
+			ke--;
+		hit = (size_t)(ke - k) == strlen(key) && !strncasecmp(k, key, (size_t)(ke - k));
+		if (*p != '=')
+			continue;
+		p++;
+		if (*p == '{') {
+			for (p++; *p; p++) {
+				if (*p == '}' && p[1] == '}') {
+					if (hit && out)
+						buf_addc(out, '}');
+					p++;
+				} else if (*p == '}') {
+					p++;
+					break;
+				} else if (hit && out) {
+					buf_addc(out, *p);
+				}
+			}
+			while (*p && *p != ';')
+				p++;
+		} else {
+			const char *v = p;
+			while (*p && *p != ';')
+				p++;
+			if (hit && out)
+				buf_add(out, v, (size_t)(p - v));
+		}
+		if (hit)
+			return 1;
+	}
+	return 0;
+}
+
+static const char *port_setting(const struct val *settings, char *tmp, size_t cap)
+{
+	const struct val *v = val_get(settings, "port");
+
+	if (v && v->kind == V_NUM) {
+		snprintf(tmp, cap, "%lld", (long long)v->u.num);
+		return tmp;
+	}
+	return v && v->kind == V_STR ? v->u.str.s : NULL;
+}
+
+/* Profile keys that become connection-string keys (first spelling wins). */
+static const struct cs_key {
+	const char *setting, *alias, *key;
+} cs_keys[] = {
+	{ "driver", NULL, "Driver" },
+	{ "host", "server", "Server" },
+	{ "port", NULL, "Port" },
+	{ "database", "dbname", "Database" },
+	{ "user", "uid", "UID" },
+	{ "password", "pwd", "PWD" },
+	{ "sslmode", NULL, "SSLmode" },
+};
+
+/*
+ * psqlODBC defaults we want unless the connection string says otherwise:
+ * its CommLog and Debug logs (switched on per driver in some odbcinst.ini)
+ * would write every statement, and the connection string, to /tmp; and
+ * without UseDeclareFetch it reads a whole result into memory before the
+ * first row. Other drivers ignore keys they do not know.
+ */
+static const char *const cs_defaults[][2] = {
+	{ "CommLog", "0" },
+	{ "Debug", "0" },
+	{ "UseDeclareFetch", "1" },
+};
+
+/*
+ * psqlODBC hands "pqopt" to libpq as a conninfo string: the session shows
+ * up as application_name in pg_stat_activity, as it does over libpq.
+ */
+static void add_application_name(struct buf *cs, const char *app)
+{
+	struct buf opt = BUF_INIT;
+	const char *p;
+
+	buf_puts(&opt, "application_name='");
+	for (p = app; *p; p++) {
+		if (*p == '\'' || *p == '\\')
+			buf_addc(&opt, '\\');
+		buf_addc(&opt, *p);
+	}
+	buf_addc(&opt, '\'');
+	odbc_cs_add(cs, "pqopt", opt.s);
+	buf_release(&opt);
+}
+
+static int build_connstr(const char *name, const struct sluice_conn_params *p, struct buf *cs,
+			 char **password, struct sluice_err *err)
+{
+	const struct val *s = p->settings;
+	const char *dsn = val_get_str(s, "dsn", NULL);
+	const char *given = val_get_str(s, "connection_string", NULL);
+	struct buf pwd = BUF_INIT;
+	char tmp[32], fetch[32];
+	size_t i;
+
+	*password = NULL;
+	if (dsn && given)
+		return err_set(err, SLUICE_EUSAGE,
+			       "connection '%s' (odbc): set dsn or connection_string, not both", name);
+	if (!dsn && !given && !val_get(s, "driver"))
+		return err_set(err, SLUICE_EUSAGE,
+			       "connection '%s' (odbc): needs dsn, connection_string or driver", name);
+	if (given)
+		buf_puts(cs, given);
+	if (dsn)
+		odbc_cs_add(cs, "DSN", dsn);
+	for (i = 0; i < sizeof(cs_keys) / sizeof(cs_keys[0]); i++) {
+		const struct cs_key *k = &cs_keys[i];
+		const char *v;
+
+		if (k->alias && !val_get(s, k->setting) && val_get(s, k->alias))
+			v = val_get_str(s, k->alias, NULL);
+		else if (!strcmp(k->setting, "port"))
+			v = port_setting(s, tmp, sizeof(tmp));
+		else
+			v = val_get_str(s, k->setting, NULL);
+		if (!v)
+			continue;
+		/* Which of two copies a driver honours differs between drivers. */
+		if (cs_get(cs->s, k->key, NULL))
+			return err_set(err, SLUICE_EUSAGE,
+				       "connection '%s' (odbc): %s is set both in connection_string and as %s:",
+				       name, k->key, k->setting);
+		odbc_cs_add(cs, k->key, v);
+	}
+	for (i = 0; i < sizeof(cs_defaults) / sizeof(cs_defaults[0]); i++)
+		if (!cs_get(cs->s, cs_defaults[i][0], NULL))
+			odbc_cs_add(cs, cs_defaults[i][0], cs_defaults[i][1]);
+	if (!cs_get(cs->s, "Fetch", NULL)) {
+		snprintf(fetch, sizeof(fetch), "%lld",
+			 val_get_int(s, "fetch_rows", DEFAULT_FETCH_ROWS));
+		odbc_cs_add(cs, "Fetch", fetch);
+	}
+	if (p->application_name && !cs_get(cs->s, "pqopt", NULL))
+		add_application_name(cs, p->application_name);
+	if (cs_get(cs->s, "PWD", &pwd) || cs_get(cs->s, "Password", &pwd))
+		*password = pwd.len ? buf_detach(&pwd, NULL) : NULL;
+	buf_release(&pwd);
+	return 0;
+}
+
+/* ---- messages ---- */
+
+/* Driver texts span lines; our messages are one line. */
+static void add_oneline(struct buf *b, const char *s)
+{
+	int space = 0;
+
+	for (; *s; s++) {
+		if (*s == '\n' || *s == '\r' || *s == '\t' || *s == ' ') {
+			space = 1;
+			continue;
+		}
+		if (space && b->len && b->s[b->len - 1] != ' ' && b->s[b->len - 1] != '(')
+			buf_addc(b, ' ');
+		space = 0;
+		buf_addc(b, *s);
+	}
+}
+
+/*
+ * Replace every occurrence of secret in b. Drivers do not mean to echo
+ * passwords, but one typed into another key would come back in "invalid
+ * value" messages, and a leaked secret cannot be taken back.
+ */
+static void scrub(struct buf *b, const char *secret)
+{
+	struct buf out = BUF_INIT;
+	size_t n = secret ? strlen(secret) : 0;
+	const char *s, *hit;
+
+	if (!n || !strstr(b->s, secret))
+		return;
+	for (s = b->s; (hit = strstr(s, secret)); s = hit + n) {
+		buf_add(&out, s, (size_t)(hit - s));
+		buf_puts(&out, "***");
+	}
+	buf_puts(&out, s);
+	buf_release(b);
+	*b = out;
+}
+
+/*
+ * Every diagnostic record of h, joined with "; ", without the
+ * "[unixODBC][Driver Manager]" style tags. state gets the first state that
+ * is not a warning (01xxx), else the first.
+ */
+static void diag(SQLSMALLINT type, SQLHANDLE h, struct buf *msg, char state[6])
+{
+	SQLCHAR st[6], text[DIAG_TEXT];
+	SQLINTEGER native;
+	SQLSMALLINT len, i;
+	const char *t;
+
+	state[0] = '\0';
+	for (i = 1; h; i++) {
+		if (!SQL_SUCCEEDED(SQLGetDiagRec(type, h, i, st, &native, text, sizeof(text), &len)))
+			break;
+		if (!state[0] || (!strncmp(state, "01", 2) && strncmp((char *)st, "01", 2)))
+			snprintf(state, 6, "%s", (char *)st);
+		for (t = (const char *)text; *t == '['; ) {
+			const char *e = strchr(t, ']');
+			if (!e)
+				break;
+			t = e + 1;
+		}
+		if (!*t)
+			continue;
+		if (msg->len)
+			buf_puts(msg, "; ");
+		add_oneline(msg, t);
+	}
+}
+
+/* Drivers the driver manager knows (odbcinst.ini), for "not found" errors. */
+static void list_drivers(SQLHENV env, struct buf *msg)
+{
+	SQLCHAR desc[256], attrs[1024];
+	SQLSMALLINT dlen, alen;
+	SQLUSMALLINT dir = SQL_FETCH_FIRST;
+	size_t n = 0;
+
+	buf_puts(msg, " (installed ODBC drivers: ");
+	while (SQL_SUCCEEDED(SQLDrivers(env, dir, desc, sizeof(desc), &dlen, attrs, sizeof(attrs),
+					&alen))) {
+		buf_printf(msg, "%s%s", n++ ? ", " : "", (char *)desc);
+		dir = SQL_FETCH_NEXT;
+	}
+	if (!n)
+		buf_puts(msg, "none registered in odbcinst.ini");
+	buf_puts(msg, "; psqlODBC comes in the Debian package odbc-postgresql)");
+}
+
+static int conn_error(const char *name, SQLHENV env, SQLHDBC dbc, const char *password,
+		      struct sluice_err *err)
+{
+	struct buf msg = BUF_INIT;
+	char state[6];
+	int rc;
+
+	diag(SQL_HANDLE_DBC, dbc, &msg, state);
+	/* IM002: no such DSN or driver name; IM003 or "Can't open lib": a
+	 * driver registered or named by a path that is not there. */
+	if (!strcmp(state, "IM002") || !strcmp(state, "IM003") || strstr(msg.s, "Can't open lib"))
+		list_drivers(env, &msg);
+	scrub(&msg, password);
+	rc = err_set(err, SLUICE_ECONN, "connection '%s' (odbc): %s", name,
+		     msg.len ? msg.s : "could not connect");
+	snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", state);
+	buf_release(&msg);
+	return rc;
+}
+
+/* A server that ends the session (pg_terminate_backend: 57P01, admin
+ * shutdown) reports an ordinary-looking SQLSTATE; the handle knows better. */
+static int conn_dead(struct odbc_conn *oc)
+{
+	SQLUINTEGER dead = SQL_CD_FALSE;
+
+	return SQL_SUCCEEDED(SQLGetConnectAttr(oc->dbc, SQL_ATTR_CONNECTION_DEAD, &dead, 0, NULL)) &&
+	       dead == SQL_CD_TRUE;
+}
+
+/* A failed statement call to SLUICE_EDB, _ECANCEL or _ECONN, with SQLSTATE. */
+static int stmt_error(struct odbc_conn *oc, SQLHSTMT st, struct sluice_err *err)
+{
+	struct buf msg = BUF_INIT;
+	char state[6];
+	int code = SLUICE_EDB;
+
+	diag(SQL_HANDLE_STMT, st, &msg, state);
+	if (!msg.len)
+		diag(SQL_HANDLE_DBC, oc->dbc, &msg, state);
+	scrub(&msg, oc->password);
+	/* HY008 is ODBC's "cancelled"; 57014 is the server's, which
+	 * statement_timeout raises too: ours only if we asked. */
+	if (!strcmp(state, "HY008") ||
+	    (!strcmp(state, "57014") && atomic_load(&oc->cancel_requested)))
+		code = SLUICE_ECANCEL;
+	else if (!strncmp(state, "08", 2) || conn_dead(oc))
+		code = SLUICE_ECONN;
+	if (code == SLUICE_ECONN)
+		err_set(err, code, "connection '%s' (odbc) lost: %s", oc->name,
+			msg.len ? msg.s : "unknown error");
+	else
+		err_set(err, code, "%s", msg.len ? msg.s : "unknown error");
+	snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", state);
+	buf_release(&msg);
+	return code;
+}
+
+/* ---- connect / close ---- */
+
+static void free_handles(SQLHENV env, SQLHDBC dbc, int connected)
+{
+	if (connected)
+		SQLDisconnect(dbc);
+	if (dbc)
+		SQLFreeHandle(SQL_HANDLE_DBC, dbc);
+	if (env)
+		SQLFreeHandle(SQL_HANDLE_ENV, env);
+}
+
+static int odbc_connect(const struct sluice_conn_params *p, struct sluice_conn **out,
+			struct sluice_err *err)
+{
+	const char *name = p->name ? p->name : "default";
+	struct buf cs = BUF_INIT;
+	char *password = NULL;
+	SQLHENV env = SQL_NULL_HENV;
+	SQLHDBC dbc = SQL_NULL_HDBC;
+	SQLUINTEGER gd = 0;
+	struct odbc_conn *oc;
+	SQLRETURN r;
+	int rc;
+
+	*out = NULL;
+	if ((rc = build_connstr(name, p, &cs, &password, err)))
+		goto fail;
+	/* Per-connection environments: no state shared between threads. */
+	if (!SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_ENV, SQL_NULL_HANDLE, &env)) ||
+	    !SQL_SUCCEEDED(SQLSetEnvAttr(env, SQL_ATTR_ODBC_VERSION, (SQLPOINTER)SQL_OV_ODBC3, 0)) ||
+	    !SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_DBC, env, &dbc))) {
+		rc = err_set(err, SLUICE_ECONN,
+			     "connection '%s' (odbc): cannot allocate ODBC handles (is unixODBC installed?)",
+			     name);
+		goto fail;
+	}
+	SQLSetConnectAttr(dbc, SQL_ATTR_LOGIN_TIMEOUT,
+			  (SQLPOINTER)(SQLULEN)val_get_int(p->settings, "connect_timeout",
+							   DEFAULT_CONNECT_TIMEOUT), 0);
+	r = SQLDriverConnect(dbc, NULL, (SQLCHAR *)cs.s, SQL_NTS, NULL, 0, NULL,
+			     SQL_DRIVER_NOPROMPT);
+	if (!SQL_SUCCEEDED(r)) {
+		rc = conn_error(name, env, dbc, password, err);
+		goto fail;
+	}
+	/* The engine sends BEGIN/COMMIT itself. */
+	SQLSetConnectAttr(dbc, SQL_ATTR_AUTOCOMMIT, (SQLPOINTER)SQL_AUTOCOMMIT_ON, 0);
+	SQLGetInfo(dbc, SQL_GETDATA_EXTENSIONS, &gd, sizeof(gd), NULL);
+
+	oc = xcalloc(1, sizeof(*oc));
+	oc->base.drv = &odbc_connector;
+	oc->name = xstrdup(name);
+	oc->base.name = oc->name;
+	oc->env = env;
+	oc->dbc = dbc;
+	oc->connstr = buf_detach(&cs, NULL);
+	oc->password = password;
+	oc->getdata_any = (gd & SQL_GD_ANY_COLUMN) && (gd & SQL_GD_ANY_ORDER);
+	pthread_mutex_init(&oc->lock, NULL);
+	atomic_init(&oc->cancel_requested, 0);
+	*out = &oc->base;
+	return 0;
+fail:
+	free_handles(env, dbc, 0);
+	buf_release(&cs);
+	free(password);
+	return rc;
+}
+
+static void free_columns(struct odbc_conn *oc)
+{
+	size_t i;
+
+	for (i = 0; i < oc->ncols; i++) {
+		free(oc->cols[i].name);
+		free(oc->cols[i].type_owned);
+		oc->cols[i].name = NULL;
+		oc->cols[i].type_owned = NULL;
+	}
+	oc->ncols = 0;
+}
+
+static void odbc_close(struct sluice_conn *c)
+{
+	struct odbc_conn *oc = (struct odbc_conn *)c;
+	size_t i;
+
+	if (!oc)
+		return;
+	free_handles(oc->env, oc->dbc, 1);
+	free_columns(oc);
+	for (i = 0; i < oc->cap_cols; i++)
+		free(oc->cols[i].buf);
+	free(oc->cols);
+	free(oc->names);
+	free(oc->typev);
+	free(oc->values);
+	free(oc->lens);
+	pthread_mutex_destroy(&oc->lock);
+	if (oc->connstr)
+		memset(oc->connstr, 0, strlen(oc->connstr));
+	free(oc->connstr);
+	free(oc->password);
+	free(oc->name);
+	free(oc);
+}
+
+/* ---- statements ---- */
+
+static int stmt_begin(struct odbc_conn *oc, SQLHSTMT *st, struct sluice_err *err)
+{
+	if (!SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_STMT, oc->dbc, st))) {
+		struct buf msg = BUF_INIT;
+		char state[6];
+		int rc;
+
+		diag(SQL_HANDLE_DBC, oc->dbc, &msg, state);
+		rc = err_set(err, SLUICE_ECONN, "connection '%s' (odbc) lost: %s", oc->name,
+			     msg.len ? msg.s : "cannot allocate a statement handle");
+		snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", state);
+		buf_release(&msg);
+		return rc;
+	}
+	pthread_mutex_lock(&oc->lock);
+	oc->running = *st;
+	atomic_store(&oc->cancel_requested, 0);
+	pthread_mutex_unlock(&oc->lock);
+	return 0;
+}
+
+static void stmt_end(struct odbc_conn *oc, SQLHSTMT st)
+{
+	pthread_mutex_lock(&oc->lock);
+	oc->running = SQL_NULL_HSTMT;
+	pthread_mutex_unlock(&oc->lock);
+	SQLFreeHandle(SQL_HANDLE_STMT, st);
+}
+
+static int odbc_cancel(struct sluice_conn *c)
+{
+	struct odbc_conn *oc = (struct odbc_conn *)c;
+	int rc = 0;
+
+	pthread_mutex_lock(&oc->lock);
+	atomic_store(&oc->cancel_requested, 1);
+	if (oc->running && !SQL_SUCCEEDED(SQLCancel(oc->running)))
+		rc = SLUICE_ECONN;
+	pthread_mutex_unlock(&oc->lock);
+	return rc;
+}
+
+static long long row_count(SQLHSTMT st)
+{
+	SQLLEN n = -1;
+
+	if (!SQL_SUCCEEDED(SQLRowCount(st, &n)))
+		return -1;
+	return (long long)n;
+}
+
+/* SQLExecDirect's outcome: 0, or the error. SQL_NO_DATA is a statement
+ * that touched no rows, not a failure. */
+static int exec_direct(struct odbc_conn *oc, SQLHSTMT st, const char *sql,
+		       struct sluice_err *err)
+{
+	SQLRETURN r = SQLExecDirect(st, (SQLCHAR *)sql, SQL_NTS);
+
+	if (SQL_SUCCEEDED(r) || r == SQL_NO_DATA)
+		return 0;
+	return stmt_error(oc, st, err);
+}
+
+/*
+ * The count of the current result. A result with columns is read to its
+ * end: under UseDeclareFetch psqlODBC runs a SELECT as a cursor, and the
+ * server only computes the rows somebody fetches, so an unread
+ * `select f(x) from t` would call f for the first batch alone. Fetching
+ * without bound columns moves the rows but keeps none; the count is the
+ * rows seen, as PostgreSQL's "SELECT n" would say.
+ */
+static int result_count(struct odbc_conn *oc, SQLHSTMT st, long long *n, struct sluice_err *err)
+{
+	SQLSMALLINT ncols = 0;
+	long long rows = 0;
+	SQLRETURN r;
+
+	if (!SQL_SUCCEEDED(SQLNumResultCols(st, &ncols)))
+		return stmt_error(oc, st, err);
+	if (ncols <= 0) {
+		*n = row_count(st);
+		return 0;
+	}
+	while ((r = SQLFetch(st)) != SQL_NO_DATA) {
+		if (!SQL_SUCCEEDED(r))
+			return stmt_error(oc, st, err);
+		rows++;
+	}
+	*n = rows;
+	return 0;
+}
+
+static int odbc_exec(struct sluice_conn *c, const char *sql, long long *rows,
+		     struct sluice_err *err)
+{
+	struct odbc_conn *oc = (struct odbc_conn *)c;
+	long long n = -1;
+	SQLHSTMT st;
+	SQLRETURN r;
+	int rc;
+
+	if (rows)
+		*rows = -1;
+	if ((rc = stmt_begin(oc, &st, err)))
+		return rc;
+	if (!(rc = exec_direct(oc, st, sql, err)) && !(rc = result_count(oc, st, &n, err))) {
+		/* One result per statement of a multi-statement text: the
+		 * count is the last one's. */
+		while ((r = SQLMoreResults(st)) != SQL_NO_DATA) {
+			if (!SQL_SUCCEEDED(r)) {
+				rc = stmt_error(oc, st, err);
+				break;
+			}
+			if ((rc = result_count(oc, st, &n, err)))
+				break;
+		}
+	}
+	SQLFreeStmt(st, SQL_CLOSE);
+	stmt_end(oc, st);
+	if (!rc && rows)
+		*rows = n;
+	return rc;
+}
+
+/* ---- query ---- */
+
+/* ODBC's concise types as PostgreSQL names them (format_type). */
+static const char *sql_type_name(SQLSMALLINT t)
+{
+	switch (t) {
+	case SQL_CHAR: case SQL_WCHAR: return "character";
+	case SQL_VARCHAR: case SQL_WVARCHAR: return "character varying";
+	case SQL_LONGVARCHAR: case SQL_WLONGVARCHAR: return "text";
+	case SQL_BIT: return "boolean";
+	case SQL_TINYINT: case SQL_SMALLINT: return "smallint";
+	case SQL_INTEGER: return "integer";
+	case SQL_BIGINT: return "bigint";
+	case SQL_REAL: return "real";
+	case SQL_FLOAT: case SQL_DOUBLE: return "double precision";
+	case SQL_NUMERIC: case SQL_DECIMAL: return "numeric";
+	case SQL_TYPE_DATE: case SQL_DATE: return "date";
+	case SQL_TYPE_TIME: case SQL_TIME: return "time without time zone";
+	case SQL_TYPE_TIMESTAMP: case SQL_TIMESTAMP: return "timestamp without time zone";
+	case SQL_GUID: return "uuid";
+	case SQL_BINARY: case SQL_VARBINARY: case SQL_LONGVARBINARY: return "bytea";
+	case SQL_INTERVAL_YEAR: case SQL_INTERVAL_MONTH: case SQL_INTERVAL_DAY:
+	case SQL_INTERVAL_HOUR: case SQL_INTERVAL_MINUTE: case SQL_INTERVAL_SECOND:
+	case SQL_INTERVAL_YEAR_TO_MONTH: case SQL_INTERVAL_DAY_TO_HOUR:
+	case SQL_INTERVAL_DAY_TO_MINUTE: case SQL_INTERVAL_DAY_TO_SECOND:
+	case SQL_INTERVAL_HOUR_TO_MINUTE: case SQL_INTERVAL_HOUR_TO_SECOND:
+	case SQL_INTERVAL_MINUTE_TO_SECOND: return "interval";
+	default: return NULL;
+	}
+}
+
+/* The database's own short names (psqlODBC reports typname) to format_type's. */
+static const char *const pg_type_names[][2] = {
+	{ "bool", "boolean" }, { "int2", "smallint" }, { "int4", "integer" },
+	{ "int8", "bigint" }, { "float4", "real" }, { "float8", "double precision" },
+	{ "varchar", "character varying" }, { "bpchar", "character" }, { "char", "character" },
+	{ "timestamp", "timestamp without time zone" },
+	{ "timestamptz", "timestamp with time zone" }, { "time", "time without time zone" },
+	{ "timetz", "time with time zone" }, { "decimal", "numeric" },
+};
+
+static void set_type(struct odbc_col *col, SQLHSTMT st, SQLUSMALLINT i, SQLSMALLINT sqltype)
+{
+	SQLCHAR tn[128];
+	SQLSMALLINT len = 0;
+	size_t k;
+
+	col->type = NULL;
+	tn[0] = '\0';
+	/* psqlODBC calls types it has no ODBC mapping for (jsonb, enums)
+	 * "unknown": the ODBC type then says more. */
+	/* Some types (interval) come back "succeeded" with nothing written. */
+	if (SQL_SUCCEEDED(SQLColAttribute(st, i, SQL_DESC_TYPE_NAME, tn, sizeof(tn), &len, NULL)) &&
+	    len > 0 && (size_t)len < sizeof(tn) && (tn[len] = '\0', 1) &&
+	    strcasecmp((char *)tn, "unknown")) {
+		for (k = 0; k < sizeof(pg_type_names) / sizeof(pg_type_names[0]); k++)
+			if (!strcasecmp((char *)tn, pg_type_names[k][0]))
+				col->type = pg_type_names[k][1];
+		if (!col->type) {
+			col->type_owned = xstrdup((char *)tn);
+			col->type = col->type_owned;
+		}
+		return;
+	}
+	col->type = sql_type_name(sqltype);
+	if (!col->type) {
+		char tmp[32];
+
+		snprintf(tmp, sizeof(tmp), "sql type %d", (int)sqltype);
+		col->type_owned = xstrdup(tmp);
+		col->type = col->type_owned;
+	}
+}
+
+/* Types whose text form is short whatever the declared size says. */
+static int fixed_size(SQLSMALLINT t)
+{
+	switch (t) {
+	case SQL_BIT: case SQL_TINYINT: case SQL_SMALLINT: case SQL_INTEGER: case SQL_BIGINT:
+	case SQL_REAL: case SQL_FLOAT: case SQL_DOUBLE:
+	case SQL_TYPE_DATE: case SQL_TYPE_TIME: case SQL_TYPE_TIMESTAMP:
+	case SQL_DATE: case SQL_TIME: case SQL_TIMESTAMP: case SQL_GUID:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static void ensure_cols(struct odbc_conn *oc, size_t n)
+{
+	size_t i;
+
+	if (n <= oc->cap_cols)
+		return;
+	oc->cols = xrealloc(oc->cols, n * sizeof(*oc->cols));
+	for (i = oc->cap_cols; i < n; i++)
+		memset(&oc->cols[i], 0, sizeof(oc->cols[i]));
+	oc->names = xrealloc(oc->names, n * sizeof(*oc->names));
+	oc->typev = xrealloc(oc->typev, n * sizeof(*oc->typev));
+	oc->values = xrealloc(oc->values, n * sizeof(*oc->values));
+	oc->lens = xrealloc(oc->lens, n * sizeof(*oc->lens));
+	oc->cap_cols = n;
+}
+
+static void col_reserve(struct odbc_col *col, size_t cap)
+{
+	if (col->cap >= cap)
+		return;
+	col->buf = xrealloc(col->buf, cap);
+	col->cap = cap;
+}
+
+/*
+ * Describe the result set and bind what can be bound. Fixed-size columns
+ * are bound (one fetch fills them); text, numeric and binary columns, whose
+ * values have no useful bound, are read with SQLGetData in pieces. Plain
+ * ODBC only allows SQLGetData on columns after the last bound one, in
+ * order: unless the driver says otherwise, binding stops at the first
+ * column that is read with SQLGetData.
+ */
+static int set_columns(struct odbc_conn *oc, SQLHSTMT st, size_t n, struct sluice_err *err)
+{
+	SQLCHAR cname[512];
+	SQLSMALLINT nlen, sqltype, digits, nullable;
+	SQLULEN size;
+	size_t i;
+	int binding = 1;
+
+	free_columns(oc);
+	ensure_cols(oc, n);
+	oc->ncols = n;
+	for (i = 0; i < n; i++) {
+		struct odbc_col *col = &oc->cols[i];
+		SQLUSMALLINT ci = (SQLUSMALLINT)(i + 1);
+
+		if (!SQL_SUCCEEDED(SQLDescribeCol(st, ci, cname, sizeof(cname), &nlen, &sqltype,
+						  &size, &digits, &nullable)))
+			return stmt_error(oc, st, err);
+		col->name = xstrdup((char *)cname);
+		set_type(col, st, ci, sqltype);
+		col->bound = fixed_size(sqltype) && (binding || oc->getdata_any);
+		if (!col->bound)
+			binding = 0;
+		col_reserve(col, col->bound ? FIXED_CAP : LONG_CAP);
+		if (col->bound && !SQL_SUCCEEDED(SQLBindCol(st, ci, SQL_C_CHAR, col->buf,
+							   FIXED_CAP, &col->ind)))
+			return stmt_error(oc, st, err);
+		oc->names[i] = col->name;
+		oc->typev[i] = col->type;
+		col->fix = !strcmp(col->type, "boolean") ? FIX_BOOL :
+			   !strcmp(col->type, "uuid") ? FIX_LOWER :
+			   !strcmp(col->type, "bytea") ? FIX_HEX : FIX_NONE;
+	}
+	return 0;
+}
+
+/*
+ * psqlODBC reformats some types on the way to text: booleans as 1/0, uuids
+ * in capitals, bytea as bare hex. Give them PostgreSQL's own text form,
+ * which is what the libpq driver hands on, so the engine sees the same
+ * values whichever driver it talks to.
+ */
+static void fix_value(struct odbc_col *col, size_t len)
+{
+	size_t i;
+
+	switch (col->fix) {
+	case FIX_BOOL:
+		if (len == 1 && (col->buf[0] == '1' || col->buf[0] == '0'))
+			col->buf[0] = col->buf[0] == '1' ? 't' : 'f';
+		break;
+	case FIX_LOWER:
+		for (i = 0; i < len; i++)
+			if (col->buf[i] >= 'A' && col->buf[i] <= 'Z')
+				col->buf[i] = (char)(col->buf[i] - 'A' + 'a');
+		break;
+	default:
+		break;
+	}
+}
+
+/* Read a long column of the current row whole, growing its buffer. */
+static int get_long(struct odbc_conn *oc, SQLHSTMT st, size_t i, struct sluice_err *err)
+{
+	struct odbc_col *col = &oc->cols[i];
+	size_t have = 0;
+	SQLLEN ind;
+	SQLRETURN r;
+
+	if (col->fix == FIX_HEX) {
+		memcpy(col->buf, "\\x", 2);
+		have = 2;
+	}
+
+	for (;;) {
+		size_t room = col->cap - have;
+
+		r = SQLGetData(st, (SQLUSMALLINT)(i + 1), SQL_C_CHAR, col->buf + have,
+			       (SQLLEN)room, &ind);
+		if (r == SQL_NO_DATA)
+			break;
+		if (!SQL_SUCCEEDED(r))
+			return stmt_error(oc, st, err);
+		if (ind == SQL_NULL_DATA) {
+			oc->values[i] = NULL;
+			oc->lens[i] = 0;
+			return 0;
+		}
+		if (ind != SQL_NO_TOTAL && (size_t)ind < room) {
+			have += (size_t)ind;
+			break;
+		}
+		/* Truncated: room - 1 bytes and a NUL arrived; more follows. */
+		have += room - 1;
+		if (ind != SQL_NO_TOTAL)
+			col_reserve(col, have + (size_t)ind - (room - 1) + 1);
+		else
+			col_reserve(col, 2 * col->cap);
+	}
+	col->buf[have] = '\0';
+	fix_value(col, have);
+	oc->values[i] = col->buf;
+	oc->lens[i] = have;
+	return 0;
+}
+
+static int fill_row(struct odbc_conn *oc, SQLHSTMT st, struct sluice_err *err)
+{
+	size_t i;
+	int rc;
+
+	for (i = 0; i < oc->ncols; i++) {
+		struct odbc_col *col = &oc->cols[i];
+
+		if (!col->bound) {
+			if ((rc = get_long(oc, st, i, err)))
+				return rc;
+			continue;
+		}
+		if (col->ind == SQL_NULL_DATA) {
+			oc->values[i] = NULL;
+			oc->lens[i] = 0;
+		} else if (col->ind == SQL_NO_TOTAL || col->ind >= FIXED_CAP) {
+			/* Never hand on a cut value (the bound length is
+			 * FIXED_CAP, whatever the buffer grew to before). */
+			return err_set(err, SLUICE_EDB,
+				       "column %s (%s): value longer than %d bytes, not read whole",
+				       col->name, col->type, FIXED_CAP - 1);
+		} else {
+			fix_value(col, (size_t)col->ind);
+			oc->values[i] = col->buf;
+			oc->lens[i] = (size_t)col->ind;
+		}
+	}
+	return 0;
+}
+
+/* Give back buffers one huge value grew, so an idle connection is small. */
+static void trim_buffers(struct odbc_conn *oc)
+{
+	size_t i;
+
+	for (i = 0; i < oc->cap_cols; i++)
+		if (oc->cols[i].cap > KEEP_CAP) {
+			free(oc->cols[i].buf);
+			oc->cols[i].buf = NULL;
+			oc->cols[i].cap = 0;
+		}
+}
+
+static int odbc_query(struct sluice_conn *c, const char *sql, sluice_row_fn fn, void *ud,
+		      struct sluice_err *err)
+{
+	struct odbc_conn *oc = (struct odbc_conn *)c;
+	struct sluice_row row;
+	SQLSMALLINT ncols;
+	SQLRETURN r;
+	SQLHSTMT st;
+	int rc, stop = 0;
+
+	if ((rc = stmt_begin(oc, &st, err)))
+		return rc;
+	if ((rc = exec_direct(oc, st, sql, err)))
+		goto out;
+	/* Each statement of the text is a result; those with columns stream. */
+	for (;;) {
+		if (!SQL_SUCCEEDED(SQLNumResultCols(st, &ncols))) {
+			rc = stmt_error(oc, st, err);
+			goto out;
+		}
+		if (ncols > 0 && (rc = set_columns(oc, st, (size_t)ncols, err)))
+			goto out;
+		while (ncols > 0 && (r = SQLFetch(st)) != SQL_NO_DATA) {
+			if (!SQL_SUCCEEDED(r)) {
+				rc = stmt_error(oc, st, err);
+				goto out;
+			}
+			if ((rc = fill_row(oc, st, err)))
+				goto out;
+			row.ncols = oc->ncols;
+			row.names = oc->names;
+			row.types = oc->typev;
+			row.values = oc->values;
+			row.lens = oc->lens;
+			/* Closing the cursor below stops the rest: with
+			 * UseDeclareFetch the server never produces it. */
+			if ((stop = fn(ud, &row)))
+				goto out;
+		}
+		SQLFreeStmt(st, SQL_UNBIND);
+		r = SQLMoreResults(st);
+		if (r == SQL_NO_DATA)
+			break;
+		if (!SQL_SUCCEEDED(r)) {
+			rc = stmt_error(oc, st, err);
+			goto out;
+		}
+	}
+out:
+	SQLFreeStmt(st, SQL_CLOSE);
+	stmt_end(oc, st);
+	trim_buffers(oc);
+	return stop ? stop : rc;
+}
+
+/* ---- about the connection ---- */
+
+static int odbc_server_version(struct sluice_conn *c, struct buf *out, struct sluice_err *err)
+{
+	struct odbc_conn *oc = (struct odbc_conn *)c;
+	SQLCHAR name[128], ver[128];
+	SQLSMALLINT len;
+	struct buf msg = BUF_INIT;
+	char state[6];
+	int rc;
+
+	if (SQL_SUCCEEDED(SQLGetInfo(oc->dbc, SQL_DBMS_NAME, name, sizeof(name), &len)) &&
+	    SQL_SUCCEEDED(SQLGetInfo(oc->dbc, SQL_DBMS_VER, ver, sizeof(ver), &len))) {
+		buf_printf(out, "%s %s", (char *)name, (char *)ver);
+		return 0;
+	}
+	diag(SQL_HANDLE_DBC, oc->dbc, &msg, state);
+	scrub(&msg, oc->password);
+	rc = err_set(err, SLUICE_ECONN, "connection '%s' (odbc): %s", oc->name,
+		     msg.len ? msg.s : "cannot read the server version");
+	buf_release(&msg);
+	return rc;
+}
+
+/* The connection string holds the password: it goes into a child's
+ * environment only, and never into a message. */
+static int odbc_child_env(struct sluice_conn *c, struct buf *out, struct sluice_err *err)
+{
+	struct odbc_conn *oc = (struct odbc_conn *)c;
+
+	/* One variable per line: a newline inside a value would forge another. */
+	if (strchr(oc->connstr, '\n'))
+		return err_set(err, SLUICE_EUSAGE,
+			       "connection '%s': the ODBC connection string contains a newline",
+			       oc->name);
+	buf_printf(out, "SLUICE_ODBC_CONNECTION_STRING=%s\n", oc->connstr);
+	return 0;
+}
+
+const struct sluice_connector odbc_connector = {
+	.name = "odbc",
+	.connect = odbc_connect,
+	.close = odbc_close,
+	.exec = odbc_exec,
+	.query = odbc_query,
+	.cancel = odbc_cancel,
+	.copy_out = NULL,
+	.copy_in = NULL,
+	.server_version = odbc_server_version,
+	.child_env = odbc_child_env,
+	.shutdown = NULL,
+};

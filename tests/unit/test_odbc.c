@@ -1,0 +1,833 @@
+/*
+ * test_odbc.c: the unixODBC driver (connectors/odbc.c) against a real
+ * PostgreSQL through the real psqlODBC driver, loaded by path so that no
+ * odbcinst.ini registration is needed. It runs only under the test
+ * harness, which starts a server with tests/harness/pg.sh and exports
+ * SLUICE_TEST_PG*. It is not a test of the engine's SQL or of the CLI.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../connectors/connector.h"
+#include "../../connectors/odbc.h"
+#include "../../engine/util/fs.h"
+#include "../../engine/util/xalloc.h"
+
+/* Debian's psqlODBC (package odbc-postgresql); SLUICE_TEST_ODBC_DRIVER overrides. */
+#define PSQLODBC_DEFAULT "/usr/lib/x86_64-linux-gnu/odbc/psqlodbcw.so"
+
+static struct arena arena;
+static const char *pg_host, *pg_port, *pg_user, *pg_password, *psqlodbc;
+
+/* A settings dict from key, value string pairs ending with NULL. */
+static struct val settings(const char *key, ...)
+{
+	struct val d = val_dict_new();
+	va_list ap;
+
+	va_start(ap, key);
+	for (; key; key = va_arg(ap, const char *)) {
+		const char *v = va_arg(ap, const char *);
+		val_dict_set(&arena, &d, key, val_str(arena_strdup(&arena, v)));
+	}
+	va_end(ap);
+	return d;
+}
+
+static struct val harness_settings(void)
+{
+	return settings("type", "odbc", "driver", psqlodbc, "host", pg_host, "port", pg_port,
+			"user", pg_user, "password", pg_password, "database", "postgres", NULL);
+}
+
+static int open_conn(const struct val *s, struct sluice_conn **c, struct sluice_err *err)
+{
+	struct sluice_conn_params p = { "test", s, NULL, "sluice/test" };
+
+	return odbc_connector.connect(&p, c, err);
+}
+
+static struct sluice_conn *connect_harness(void)
+{
+	struct val s = harness_settings();
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct sluice_conn *c = NULL;
+
+	if (open_conn(&s, &c, &err))
+		fail_msg("connect: %s", err.msg);
+	return c;
+}
+
+static void exec_ok(struct sluice_conn *c, const char *sql)
+{
+	struct sluice_err err = SLUICE_ERR_INIT;
+
+	if (c->drv->exec(c, sql, NULL, &err))
+		fail_msg("%s: %s", sql, err.msg);
+}
+
+static long long exec_rows(struct sluice_conn *c, const char *sql)
+{
+	struct sluice_err err = SLUICE_ERR_INIT;
+	long long n = -99;
+
+	if (c->drv->exec(c, sql, &n, &err))
+		fail_msg("%s: %s", sql, err.msg);
+	return n;
+}
+
+/* First column of the first row, as text ("" for none). */
+struct first_value {
+	char text[256];
+	int rows;
+};
+
+static int keep_first(void *ud, const struct sluice_row *row)
+{
+	struct first_value *fv = ud;
+
+	if (!fv->rows++ && row->values[0])
+		snprintf(fv->text, sizeof(fv->text), "%s", row->values[0]);
+	return 0;
+}
+
+static const char *scalar(struct sluice_conn *c, const char *sql, struct first_value *fv)
+{
+	struct sluice_err err = SLUICE_ERR_INIT;
+
+	memset(fv, 0, sizeof(*fv));
+	if (c->drv->query(c, sql, keep_first, fv, &err))
+		fail_msg("%s: %s", sql, err.msg);
+	return fv->text;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- connection strings ---- */
+
+static void assert_cs(const char *key, const char *value, const char *want)
+{
+	struct buf cs = BUF_INIT;
+
+	buf_puts(&cs, "A=1");
+	odbc_cs_add(&cs, key, value);
+	assert_string_equal(cs.s, want);
+	buf_release(&cs);
+}
+
+static void test_brace_quoting(void **state)
+{
+	(void)state;
+	assert_cs("PWD", "plain", "A=1;PWD=plain");
+	assert_cs("PWD", "a;b", "A=1;PWD={a;b}");
+	assert_cs("PWD", "a=b", "A=1;PWD={a=b}");
+	assert_cs("PWD", "{x}", "A=1;PWD={{x}}}");
+	assert_cs("PWD", "p;w{x}=y}", "A=1;PWD={p;w{x}}=y}}}");
+	assert_cs("PWD", " edge ", "A=1;PWD={ edge }");
+	assert_cs("Driver", "PostgreSQL Unicode", "A=1;Driver=PostgreSQL Unicode");
+}
+
+/* The quoting as the driver manager and psqlODBC read it: a role whose
+ * password holds every special character logs in. */
+static void test_brace_quoting_end_to_end(void **state)
+{
+	const char *secret = "p;w{x}=y}};z";
+	struct sluice_conn *admin = connect_harness(), *c = NULL;
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct first_value fv;
+	struct val s;
+	(void)state;
+
+	exec_ok(admin, "drop role if exists sluice_odbc_braces");
+	exec_ok(admin, "create role sluice_odbc_braces login password 'p;w{x}=y}};z'");
+	s = settings("type", "odbc", "driver", psqlodbc, "host", pg_host, "port", pg_port, "uid",
+		     "sluice_odbc_braces", "pwd", secret, "dbname", "postgres", NULL);
+	if (open_conn(&s, &c, &err))
+		fail_msg("connect with %s: %s", secret, err.msg);
+	assert_string_equal(scalar(c, "select current_user", &fv), "sluice_odbc_braces");
+	odbc_connector.close(c);
+	exec_ok(admin, "drop role sluice_odbc_braces");
+	odbc_connector.close(admin);
+}
+
+/* ---- connecting ---- */
+
+static void test_connect_by_settings(void **state)
+{
+	struct sluice_conn *c = connect_harness();
+	struct first_value fv;
+	(void)state;
+
+	assert_string_equal(c->name, "test");
+	assert_ptr_equal(c->drv, &odbc_connector);
+	assert_null(c->drv->copy_out);
+	assert_null(c->drv->copy_in);
+	assert_string_equal(scalar(c, "select current_user", &fv), pg_user);
+	assert_string_equal(scalar(c, "select current_setting('application_name')", &fv),
+			    "sluice/test");
+	odbc_connector.close(c);
+	odbc_connector.close(NULL);
+}
+
+static void test_connect_by_connection_string(void **state)
+{
+	struct buf cs = BUF_INIT;
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct sluice_conn *c = NULL;
+	struct first_value fv;
+	struct val s;
+	(void)state;
+
+	buf_printf(&cs, "Driver={%s};Server=%s;Port=%s;Database=template1", psqlodbc, pg_host,
+		   pg_port);
+	/* The password from its own key, as profiles keep it in env_var(). */
+	s = settings("type", "odbc", "connection_string", cs.s, "user", pg_user, "password",
+		     pg_password, NULL);
+	if (open_conn(&s, &c, &err))
+		fail_msg("connect: %s", err.msg);
+	assert_string_equal(scalar(c, "select current_database()", &fv), "template1");
+	odbc_connector.close(c);
+
+	/* The same key twice: which copy wins differs between drivers. */
+	s = settings("type", "odbc", "connection_string", cs.s, "database", "postgres", NULL);
+	assert_int_equal(open_conn(&s, &c, &err), SLUICE_EUSAGE);
+	assert_null(c);
+	assert_non_null(strstr(err.msg, "Database is set both"));
+
+	s = settings("type", "odbc", "dsn", "x", "connection_string", cs.s, NULL);
+	assert_int_equal(open_conn(&s, &c, &err), SLUICE_EUSAGE);
+	s = settings("type", "odbc", "host", "x", NULL);
+	assert_int_equal(open_conn(&s, &c, &err), SLUICE_EUSAGE);
+	assert_non_null(strstr(err.msg, "needs dsn, connection_string or driver"));
+	buf_release(&cs);
+}
+
+static void test_wrong_password(void **state)
+{
+	const char *secret = "not-the-secret-7f3a9";
+	struct val s = settings("type", "odbc", "driver", psqlodbc, "host", pg_host, "port", pg_port,
+				"user", pg_user, "password", secret, "database", "postgres", NULL);
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct sluice_conn *c = NULL;
+	(void)state;
+
+	assert_int_equal(open_conn(&s, &c, &err), SLUICE_ECONN);
+	assert_null(c);
+	assert_true(!strncmp(err.msg, "connection 'test' (odbc): ", 26));
+	assert_non_null(strstr(err.msg, "password authentication failed"));
+	assert_null(strstr(err.msg, secret));
+	assert_null(strstr(err.msg, "PWD"));
+	assert_string_equal(err.sqlstate, "08001");
+	assert_null(strchr(err.msg, '\n'));
+}
+
+static void test_password_echoed_is_scrubbed(void **state)
+{
+	/* A password pasted into the host comes back in "could not translate
+	 * host name": the driver's words, our scrubbing. */
+	const char *secret = "hunter2-pasted-in-host";
+	struct val s = settings("type", "odbc", "driver", psqlodbc, "host",
+				"hunter2-pasted-in-host.invalid", "port", pg_port, "user", pg_user,
+				"password", secret, "connect_timeout", "3", NULL);
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct sluice_conn *c = NULL;
+	(void)state;
+
+	assert_int_equal(open_conn(&s, &c, &err), SLUICE_ECONN);
+	assert_null(strstr(err.msg, secret));
+	assert_true(!strncmp(err.msg, "connection 'test' (odbc): ", 26));
+}
+
+static void test_unknown_driver(void **state)
+{
+	struct val s = settings("type", "odbc", "driver", "No Such Driver 9", "host", pg_host, NULL);
+	struct sluice_err err = SLUICE_ERR_INIT, ierr = SLUICE_ERR_INIT;
+	struct buf ini = BUF_INIT;
+	struct sluice_conn *c = NULL;
+	(void)state;
+
+	assert_int_equal(open_conn(&s, &c, &err), SLUICE_ECONN);
+	assert_null(c);
+	assert_non_null(strstr(err.msg, "installed ODBC drivers: "));
+	assert_non_null(strstr(err.msg, "odbc-postgresql"));
+	/* odbc-postgresql registers "PostgreSQL Unicode" in odbcinst.ini;
+	 * where it did, the list must name it. */
+	if (!fs_read_file("/etc/odbcinst.ini", &ini, &ierr) && strstr(ini.s, "[PostgreSQL Unicode]"))
+		assert_non_null(strstr(err.msg, "PostgreSQL Unicode"));
+	buf_release(&ini);
+
+	s = settings("type", "odbc", "dsn", "no-such-dsn-9", NULL);
+	assert_int_equal(open_conn(&s, &c, &err), SLUICE_ECONN);
+	assert_string_equal(err.sqlstate, "IM002");
+	assert_non_null(strstr(err.msg, "odbc-postgresql"));
+	assert_null(strstr(err.msg, "[unixODBC]"));
+}
+
+/*
+ * Append this process's psqlODBC log files (/tmp/psqlodbc_<prog>_<user><pid>.log)
+ * to all, and remove them. psqlODBC writes a "PQfinish" line
+ * to one at disconnect whenever odbcinst.ini says CommLog=1, whatever the
+ * connection string says: harmless, but the rest must not be there.
+ */
+static void driver_logs(struct buf *all)
+{
+	char suffix[32], path[512];
+	struct buf text = BUF_INIT;
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct dirent *d;
+	DIR *dir;
+
+	snprintf(suffix, sizeof(suffix), "%ld.log", (long)getpid());
+	dir = opendir("/tmp");
+	assert_non_null(dir);
+	while ((d = readdir(dir))) {
+		size_t n = strlen(d->d_name), m = strlen(suffix);
+
+		if (strncmp(d->d_name, "psqlodbc_", 9) || n <= m ||
+		    strcmp(d->d_name + n - m, suffix) ||
+		    (d->d_name[n - m - 1] >= '0' && d->d_name[n - m - 1] <= '9'))
+			continue;
+		snprintf(path, sizeof(path), "/tmp/%s", d->d_name);
+		buf_reset(&text);
+		if (!fs_read_file(path, &text, &err))
+			buf_puts(all, text.s);
+		unlink(path);
+	}
+	closedir(dir);
+	buf_release(&text);
+}
+
+/* psqlODBC's CommLog writes every statement and the connection string,
+ * password and all, to /tmp: Debian's odbcinst.ini switches it on for the
+ * registered driver names. Only checked where that driver is registered. */
+static void test_no_driver_log(void **state)
+{
+	struct val s = settings("type", "odbc", "driver", "PostgreSQL Unicode", "host", pg_host,
+				"port", pg_port, "user", pg_user, "password", pg_password,
+				"database", "postgres", NULL);
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct sluice_conn *c = NULL;
+	struct buf logs = BUF_INIT;
+	(void)state;
+
+	if (open_conn(&s, &c, &err)) {
+		if (strstr(err.msg, "installed ODBC drivers: "))
+			skip();  /* "PostgreSQL Unicode" not registered here */
+		fail_msg("connect: %s", err.msg);
+	}
+	exec_ok(c, "select 'sluice-odbc-log-probe'");
+	odbc_connector.close(c);
+	driver_logs(&logs);
+	assert_null(strstr(logs.s, pg_password));
+	assert_null(strstr(logs.s, "sluice-odbc-log-probe"));
+	buf_release(&logs);
+}
+
+static void test_resolve(void **state)
+{
+	const struct sluice_connector *drv;
+	const char *dialect;
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct val s;
+	(void)state;
+
+	s = settings("type", "odbc", "dsn", "x", NULL);
+	assert_int_equal(connector_resolve(&s, &drv, &dialect, &err), 0);
+	assert_ptr_equal(drv, &odbc_connector);
+	assert_string_equal(dialect, "postgres");
+	s = settings("type", "odbc", "dsn", "x", "dialect", "redshift", NULL);
+	assert_int_equal(connector_resolve(&s, &drv, &dialect, &err), 0);
+	assert_string_equal(dialect, "redshift");
+	s = settings("type", "redshift", "driver", "Amazon Redshift (x64)", NULL);
+	assert_int_equal(connector_resolve(&s, &drv, &dialect, &err), 0);
+	assert_ptr_equal(drv, &odbc_connector);
+	assert_string_equal(dialect, "redshift");
+	s = settings("type", "redshift", "host", "x", NULL);
+	assert_int_equal(connector_resolve(&s, &drv, &dialect, &err), 0);
+	assert_string_equal(drv->name, "postgres");
+}
+
+/* ---- exec ---- */
+
+static void test_exec_rows(void **state)
+{
+	struct sluice_conn *c = connect_harness();
+	struct first_value fv;
+	(void)state;
+
+	exec_ok(c, "drop table if exists odbc_t");
+	exec_ok(c, "create table odbc_t (id int, v text)");
+	assert_int_equal(exec_rows(c, "insert into odbc_t select g, 'v' || g from generate_series(1, 5) g"), 5);
+	assert_int_equal(exec_rows(c, "create temp table odbc_t2 as select * from odbc_t"), 5);
+	assert_int_equal(exec_rows(c, "drop table odbc_t2"), -1);
+	assert_int_equal(exec_rows(c, "update odbc_t set v = 'x' where id <= 2"), 2);
+	assert_int_equal(exec_rows(c, "delete from odbc_t where id > 100"), 0);
+	/* Several statements: the last one's count. */
+	assert_int_equal(exec_rows(c, "update odbc_t set v = 'y'; delete from odbc_t where id = 5"), 1);
+	assert_string_equal(scalar(c, "select count(*) from odbc_t where v = 'y'", &fv), "4");
+
+	/* The engine's own BEGIN/ROLLBACK pass through autocommit, even around
+	 * a query whose cursor psqlODBC wraps in a transaction of its own. */
+	exec_ok(c, "begin");
+	exec_ok(c, "insert into odbc_t values (99, 'gone')");
+	assert_string_equal(scalar(c, "select count(*) from odbc_t where id = 99", &fv), "1");
+	exec_ok(c, "rollback");
+	assert_string_equal(scalar(c, "select count(*) from odbc_t where id = 99", &fv), "0");
+	exec_ok(c, "begin; insert into odbc_t values (98, 'kept'); commit");
+	assert_string_equal(scalar(c, "select count(*) from odbc_t where id = 98", &fv), "1");
+	exec_ok(c, "drop table odbc_t");
+
+	/* A SELECT through exec runs whole (psqlODBC's cursor would only
+	 * compute the rows fetched) and counts its rows. */
+	exec_ok(c, "create temp sequence odbc_sq");
+	assert_int_equal(exec_rows(c, "select nextval('odbc_sq') from generate_series(1, 5000)"), 5000);
+	assert_string_equal(scalar(c, "select currval('odbc_sq')", &fv), "5000");
+	odbc_connector.close(c);
+}
+
+static void test_exec_errors(void **state)
+{
+	struct sluice_conn *c = connect_harness();
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct first_value fv;
+	long long n = 7;
+	(void)state;
+
+	assert_int_equal(c->drv->exec(c, "select * from no_such_table_x", &n, &err), SLUICE_EDB);
+	assert_int_equal(err.code, SLUICE_EDB);
+	assert_string_equal(err.sqlstate, "42P01");
+	assert_non_null(strstr(err.msg, "no_such_table_x"));
+	assert_null(strstr(err.msg, "[unixODBC]"));
+	assert_null(strchr(err.msg, '\n'));
+	assert_int_equal(n, -1);
+
+	assert_int_equal(c->drv->exec(c, "selec 1", NULL, &err), SLUICE_EDB);
+	assert_string_equal(err.sqlstate, "42601");
+	assert_int_equal(c->drv->query(c, "select 1/0", keep_first, &fv, &err), SLUICE_EDB);
+	assert_string_equal(err.sqlstate, "22012");
+	/* A failure in the middle of a multi-statement text. */
+	assert_int_equal(c->drv->exec(c, "select 1; select * from no_such_table_y", NULL, &err),
+			 SLUICE_EDB);
+	assert_string_equal(err.sqlstate, "42P01");
+	/* Still usable. */
+	assert_string_equal(scalar(c, "select 'usable'", &fv), "usable");
+	odbc_connector.close(c);
+}
+
+static void test_connection_lost(void **state)
+{
+	struct sluice_conn *c = connect_harness(), *admin = connect_harness();
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct first_value fv;
+	char sql[128];
+	(void)state;
+
+	snprintf(sql, sizeof(sql), "select pg_terminate_backend(%s)",
+		 scalar(c, "select pg_backend_pid()", &fv));
+	exec_ok(admin, sql);
+	assert_int_equal(c->drv->exec(c, "select 1", NULL, &err), SLUICE_ECONN);
+	if (strncmp(err.msg, "connection 'test' (odbc) lost: ", 31))
+		fail_msg("%s", err.msg);
+	odbc_connector.close(c);
+	odbc_connector.close(admin);
+}
+
+/* ---- query ---- */
+
+struct stream_check {
+	long long rows, sum, nulls;
+	int types_ok, names_ok;
+	int stop_after;
+};
+
+static int check_row(void *ud, const struct sluice_row *row)
+{
+	struct stream_check *sc = ud;
+
+	if (!sc->rows) {
+		sc->names_ok = row->ncols == 3 && !strcmp(row->names[0], "id") &&
+			       !strcmp(row->names[1], "label") && !strcmp(row->names[2], "maybe");
+		sc->types_ok = !strcmp(row->types[0], "integer") && !strcmp(row->types[1], "text") &&
+			       !strcmp(row->types[2], "bigint");
+	}
+	sc->rows++;
+	sc->sum += strtoll(row->values[0], NULL, 10);
+	if (!row->values[2]) {
+		sc->nulls++;
+		if (row->lens[2] != 0)
+			return -100;
+	}
+	if (strlen(row->values[1]) != row->lens[1] || strncmp(row->values[1], "row ", 4))
+		return -101;
+	return sc->stop_after && sc->rows >= sc->stop_after;
+}
+
+static void test_query_streams_rows(void **state)
+{
+	struct sluice_conn *c = connect_harness();
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct stream_check sc = { 0 };
+	(void)state;
+
+	assert_int_equal(c->drv->query(c,
+				       "select g::int as id, 'row ' || g as label, "
+				       "case when g % 10 = 0 then null else g::bigint end as maybe "
+				       "from generate_series(1, 100000) g",
+				       check_row, &sc, &err), 0);
+	assert_int_equal(sc.rows, 100000);
+	assert_int_equal(sc.sum, 5000050000LL);
+	assert_int_equal(sc.nulls, 10000);
+	assert_true(sc.names_ok);
+	assert_true(sc.types_ok);
+	odbc_connector.close(c);
+}
+
+struct long_check {
+	size_t len;
+	char head[8], tail[8], after[32], utf8[16];
+	const char *type0;
+	int rows;
+};
+
+static int check_long(void *ud, const struct sluice_row *row)
+{
+	struct long_check *lc = ud;
+
+	lc->rows++;
+	lc->len = row->lens[0];
+	if (strlen(row->values[0]) != row->lens[0])
+		return -100;
+	snprintf(lc->head, sizeof(lc->head), "%.3s", row->values[0]);
+	snprintf(lc->tail, sizeof(lc->tail), "%s", row->values[0] + row->lens[0] - 3);
+	snprintf(lc->after, sizeof(lc->after), "%s", row->values[1]);
+	snprintf(lc->utf8, sizeof(lc->utf8), "%s", row->values[2]);
+	lc->type0 = row->types[0];
+	return 0;
+}
+
+static void test_query_long_values(void **state)
+{
+	struct sluice_conn *c = connect_harness();
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct long_check lc = { 0 };
+	(void)state;
+
+	/* > 64 KiB, read in pieces; a bound column and a text one after it. */
+	assert_int_equal(c->drv->query(c,
+				       "select 'abc' || repeat('x', 300000) || 'xyz' as big, "
+				       "42 as n, 'caf\u00e9' as u",
+				       check_long, &lc, &err), 0);
+	assert_int_equal(lc.rows, 1);
+	assert_int_equal(lc.len, 300006);
+	assert_string_equal(lc.head, "abc");
+	assert_string_equal(lc.tail, "xyz");
+	assert_string_equal(lc.after, "42");
+	assert_string_equal(lc.utf8, "caf\xc3\xa9");
+	assert_string_equal(lc.type0, "text");
+
+	/* Several long rows in a row: each value whole, buffer reused. */
+	memset(&lc, 0, sizeof(lc));
+	assert_int_equal(c->drv->query(c,
+				       "select 'abc' || repeat('y', g * 40000) || 'xyz', g, '' "
+				       "from generate_series(1, 4) g",
+				       check_long, &lc, &err), 0);
+	assert_int_equal(lc.rows, 4);
+	assert_int_equal(lc.len, 160006);
+	assert_string_equal(lc.after, "4");
+	odbc_connector.close(c);
+}
+
+struct types_seen {
+	char types[16][64];
+	char values[16][64];
+	size_t n;
+};
+
+static int keep_types(void *ud, const struct sluice_row *row)
+{
+	struct types_seen *ts = ud;
+	size_t i;
+
+	for (i = 0; i < row->ncols && i < 16; i++) {
+		snprintf(ts->types[i], sizeof(ts->types[i]), "%s", row->types[i]);
+		snprintf(ts->values[i], sizeof(ts->values[i]), "%s",
+			 row->values[i] ? row->values[i] : "NULL");
+	}
+	ts->n = row->ncols;
+	return 0;
+}
+
+static void test_query_type_names(void **state)
+{
+	struct sluice_conn *c = connect_harness();
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct types_seen ts = { 0 };
+	(void)state;
+
+	assert_int_equal(c->drv->query(c,
+				       "select 1::smallint, 2::bigint, 1.5::numeric(10,2), "
+				       "'x'::varchar(10), date '2024-02-29', 2.5::float8, "
+				       "'{\"a\":1}'::jsonb, null::int, true, false, "
+				       "'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'::uuid, '\\x0aff'::bytea, "
+				       "timestamp '2024-01-02 03:04:05.123456'",
+				       keep_types, &ts, &err), 0);
+	assert_int_equal(ts.n, 13);
+	assert_string_equal(ts.types[0], "smallint");
+	assert_string_equal(ts.types[1], "bigint");
+	assert_string_equal(ts.types[2], "numeric");
+	assert_string_equal(ts.values[2], "1.50");
+	assert_string_equal(ts.types[3], "character varying");
+	assert_string_equal(ts.types[4], "date");
+	assert_string_equal(ts.values[4], "2024-02-29");
+	assert_string_equal(ts.types[5], "double precision");
+	assert_string_equal(ts.values[5], "2.5");
+	/* psqlODBC has no name for jsonb: the ODBC type's. */
+	assert_true(!strcmp(ts.types[6], "text") || !strcmp(ts.types[6], "character varying"));
+	assert_string_equal(ts.values[6], "{\"a\": 1}");
+	assert_string_equal(ts.values[7], "NULL");
+	/* PostgreSQL's own text forms, as the libpq driver gives them. */
+	assert_string_equal(ts.types[8], "boolean");
+	assert_string_equal(ts.values[8], "t");
+	assert_string_equal(ts.values[9], "f");
+	assert_string_equal(ts.types[10], "uuid");
+	assert_string_equal(ts.values[10], "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+	assert_string_equal(ts.types[11], "bytea");
+	assert_string_equal(ts.values[11], "\\x0aff");
+	assert_string_equal(ts.types[12], "timestamp without time zone");
+	assert_string_equal(ts.values[12], "2024-01-02 03:04:05.123456");
+	odbc_connector.close(c);
+}
+
+struct sets_seen {
+	char shape[128];
+};
+
+static int keep_shape(void *ud, const struct sluice_row *row)
+{
+	struct sets_seen *ss = ud;
+	size_t n = strlen(ss->shape);
+
+	snprintf(ss->shape + n, sizeof(ss->shape) - n, "%s%s=%s/%zu", n ? " " : "", row->names[0],
+		 row->values[0] ? row->values[0] : "NULL", row->ncols);
+	return 0;
+}
+
+static void test_query_several_statements(void **state)
+{
+	struct sluice_conn *c = connect_harness();
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct sets_seen ss = { "" };
+	(void)state;
+
+	/* Each result set streams with its own columns; statements without
+	 * rows in between are skipped. */
+	assert_int_equal(c->drv->query(c,
+				       "select 1 as a; create temp table odbc_q (x int); "
+				       "select 'x' as b, 2 as c union all select 'y', 3",
+				       keep_shape, &ss, &err), 0);
+	assert_string_equal(ss.shape, "a=1/1 b=x/2 b=y/2");
+	odbc_connector.close(c);
+}
+
+static void test_query_stops_early(void **state)
+{
+	struct sluice_conn *c = connect_harness();
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct stream_check sc = { .stop_after = 10 };
+	struct first_value fv;
+	double t0, took;
+	(void)state;
+
+	/* A hundred million rows, produced lazily (generate_series in the
+	 * select list): only a streaming cursor gets the first ten back
+	 * quickly and in bounded memory; psqlODBC without UseDeclareFetch
+	 * reads them all first. */
+	t0 = now_s();
+	assert_int_equal(c->drv->query(c,
+				       "select g::int as id, 'row ' || g as label, g::bigint as maybe "
+				       "from (select generate_series(1, 100000000) as g) s",
+				       check_row, &sc, &err), 1);
+	took = now_s() - t0;
+	assert_int_equal(sc.rows, 10);
+	assert_true(took < 5.0);
+	assert_string_equal(scalar(c, "select 'usable'", &fv), "usable");
+	odbc_connector.close(c);
+}
+
+/* ---- cancel ---- */
+
+struct canceller {
+	struct sluice_conn *c;
+	int rc;
+};
+
+static void *cancel_soon(void *arg)
+{
+	struct canceller *k = arg;
+
+	usleep(500 * 1000);
+	k->rc = k->c->drv->cancel(k->c);
+	return NULL;
+}
+
+static void test_cancel_from_other_thread(void **state)
+{
+	struct sluice_conn *c = connect_harness();
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct canceller k = { c, -99 };
+	struct first_value fv;
+	pthread_t th;
+	double t0, took;
+	(void)state;
+
+	assert_int_equal(pthread_create(&th, NULL, cancel_soon, &k), 0);
+	t0 = now_s();
+	assert_int_equal(c->drv->exec(c, "select pg_sleep(30)", NULL, &err), SLUICE_ECANCEL);
+	took = now_s() - t0;
+	pthread_join(th, NULL);
+	assert_int_equal(k.rc, 0);
+	assert_true(took < 3.0);
+	assert_string_equal(scalar(c, "select 'usable'", &fv), "usable");
+
+	/* query() too. */
+	k.rc = -99;
+	assert_int_equal(pthread_create(&th, NULL, cancel_soon, &k), 0);
+	t0 = now_s();
+	assert_int_equal(c->drv->query(c, "select pg_sleep(30)", keep_first, &fv, &err),
+			 SLUICE_ECANCEL);
+	took = now_s() - t0;
+	pthread_join(th, NULL);
+	assert_int_equal(k.rc, 0);
+	assert_true(took < 3.0);
+
+	/* statement_timeout raises 57014 too, but nobody cancelled. */
+	assert_int_equal(c->drv->exec(c, "set statement_timeout = 100; select pg_sleep(5)", NULL,
+				      &err), SLUICE_EDB);
+	assert_string_equal(err.sqlstate, "57014");
+	exec_ok(c, "set statement_timeout = 0");
+	/* Nothing running: a no-op. */
+	assert_int_equal(c->drv->cancel(c), 0);
+	odbc_connector.close(c);
+}
+
+/* ---- about the connection ---- */
+
+static void test_server_version(void **state)
+{
+	struct sluice_conn *c = connect_harness();
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct buf v = BUF_INIT;
+	(void)state;
+
+	assert_int_equal(c->drv->server_version(c, &v, &err), 0);
+	assert_true(!strncmp(v.s, "PostgreSQL ", 11));
+	assert_true(v.s[11] >= '1' && v.s[11] <= '9');
+	buf_release(&v);
+	odbc_connector.close(c);
+}
+
+static void test_child_env(void **state)
+{
+	struct sluice_conn *c = connect_harness();
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct buf env = BUF_INIT, pwd = BUF_INIT;
+	(void)state;
+
+	assert_int_equal(c->drv->child_env(c, &env, &err), 0);
+	assert_true(!strncmp(env.s, "SLUICE_ODBC_CONNECTION_STRING=Driver=", 37));
+	assert_int_equal(env.s[env.len - 1], '\n');
+	assert_ptr_equal(strchr(env.s, '\n'), env.s + env.len - 1);
+	buf_printf(&pwd, ";PWD=%s;", pg_password);
+	assert_non_null(strstr(env.s, pwd.s));
+	assert_non_null(strstr(env.s, ";CommLog=0;"));
+	assert_non_null(strstr(env.s, ";UseDeclareFetch=1;"));
+	buf_release(&env);
+	buf_release(&pwd);
+	odbc_connector.close(c);
+}
+
+static int group_setup(void **state)
+{
+	(void)state;
+	arena_init(&arena);
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	connectors_shutdown();
+	arena_release(&arena);
+	return 0;
+}
+
+static const char *need_env(const char *name)
+{
+	const char *v = getenv(name);
+
+	if (!v || !*v) {
+		fprintf(stderr,
+			"test_odbc: %s is not set. This test needs the harness's PostgreSQL:\n"
+			"  eval \"$(sh tests/harness/pg.sh start DIR)\"; export SLUICE_TEST_PGHOST "
+			"SLUICE_TEST_PGPORT SLUICE_TEST_PGUSER SLUICE_TEST_PGPASSWORD\n", name);
+		exit(1);
+	}
+	return v;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_brace_quoting),
+		cmocka_unit_test(test_brace_quoting_end_to_end),
+		cmocka_unit_test(test_connect_by_settings),
+		cmocka_unit_test(test_connect_by_connection_string),
+		cmocka_unit_test(test_wrong_password),
+		cmocka_unit_test(test_password_echoed_is_scrubbed),
+		cmocka_unit_test(test_unknown_driver),
+		cmocka_unit_test(test_no_driver_log),
+		cmocka_unit_test(test_resolve),
+		cmocka_unit_test(test_exec_rows),
+		cmocka_unit_test(test_exec_errors),
+		cmocka_unit_test(test_connection_lost),
+		cmocka_unit_test(test_query_streams_rows),
+		cmocka_unit_test(test_query_long_values),
+		cmocka_unit_test(test_query_type_names),
+		cmocka_unit_test(test_query_several_statements),
+		cmocka_unit_test(test_query_stops_early),
+		cmocka_unit_test(test_cancel_from_other_thread),
+		cmocka_unit_test(test_server_version),
+		cmocka_unit_test(test_child_env),
+	};
+
+	pg_host = need_env("SLUICE_TEST_PGHOST");
+	pg_port = need_env("SLUICE_TEST_PGPORT");
+	pg_user = need_env("SLUICE_TEST_PGUSER");
+	pg_password = need_env("SLUICE_TEST_PGPASSWORD");
+	psqlodbc = getenv("SLUICE_TEST_ODBC_DRIVER");
+	if (!psqlodbc || !*psqlodbc)
+		psqlodbc = PSQLODBC_DEFAULT;
+	if (access(psqlodbc, R_OK)) {
+		fprintf(stderr, "test_odbc: no psqlODBC at %s: install the Debian package "
+			"odbc-postgresql, or set SLUICE_TEST_ODBC_DRIVER\n", psqlodbc);
+		return 1;
+	}
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
