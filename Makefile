@@ -8,10 +8,10 @@
 # print the apt-get line to run.
 
 CC ?= cc
-PKGS := libpq odbc jansson libxxhash libcurl yaml-0.1
+PKGS := libpq odbc jansson libxxhash libcurl yaml-0.1 libcrypto
 DEBS := libpq-dev unixodbc-dev odbc-postgresql libjansson-dev libxxhash-dev \
 	libcurl4-openssl-dev libyaml-dev postgresql postgresql-client libcmocka-dev \
-	pkg-config jq
+	pkg-config jq libssl-dev node=nodejs npm=npm
 SANITIZE ?=
 BUILD := build/$(if $(SANITIZE),san,std)
 
@@ -57,11 +57,15 @@ $(BUILD)/%.o: %.c
 T_TEMPLATE := $(BUILD)/engine/template.o
 T_PROJECT := $(BUILD)/engine/yaml.o $(BUILD)/engine/project.o $(BUILD)/engine/json.o $(T_TEMPLATE)
 T_DAG := $(BUILD)/engine/dag.o
-T_POSTGRES := $(BUILD)/connectors/postgres.o $(BUILD)/connectors/pg-embedded.o $(BUILD)/connectors/registry.o
+T_POSTGRES := $(BUILD)/connectors/postgres.o $(BUILD)/connectors/pg-embedded.o $(BUILD)/connectors/registry.o \
+	$(BUILD)/connectors/odbc.o
 $(BUILD)/tests/test_postgres: $(T_POSTGRES)
+$(BUILD)/tests/test_odbc: $(T_POSTGRES)
 T_STATE := $(BUILD)/engine/state.o $(BUILD)/engine/state-local.o $(BUILD)/engine/state-warehouse.o \
 	$(BUILD)/engine/json.o $(BUILD)/engine/dialect.o $(BUILD)/engine/dialect-postgres.o $(T_POSTGRES)
 $(BUILD)/tests/test_state: $(T_STATE)
+T_S3 := $(BUILD)/connectors/s3.o $(BUILD)/connectors/file.o
+$(BUILD)/tests/test_s3: $(T_S3)
 $(BUILD)/tests/test_template: $(T_TEMPLATE)
 $(BUILD)/tests/test_yaml: $(T_PROJECT)
 $(BUILD)/tests/test_project: $(T_PROJECT)

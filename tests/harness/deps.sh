@@ -9,10 +9,20 @@ if [ "$(id -u)" = 0 ] && [ "$(stat -c %a /)" = 700 ]; then
 	chmod 755 /
 fi
 
+# An argument is a Debian package, or COMMAND=PACKAGE: the package is
+# needed only when the command is missing (node and npm may come from
+# elsewhere, e.g. NodeSource's nodejs bundles npm).
 missing=""
 for p in "$@"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
-		missing="$missing $p"
+	case $p in
+	*=*)
+		command -v "${p%%=*}" >/dev/null 2>&1 || missing="$missing ${p#*=}"
+		;;
+	*)
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+			missing="$missing $p"
+		;;
+	esac
 done
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ]; then

@@ -1,12 +1,15 @@
 #!/bin/sh
 # Run the whole suite under prove: the unit test binaries given as
-# arguments, then tests/cli/t*.sh. Starts a PostgreSQL server of its own
-# (tests/harness/pg.sh) for the end-to-end tests and stops it afterwards.
+# arguments, then tests/cli/t*.sh. Starts a PostgreSQL server
+# (tests/harness/pg.sh) and an S3-compatible server (tests/harness/s3.sh,
+# s3rver pinned in tests/package-lock.json) of its own on loopback, and
+# stops them afterwards.
 set -u
 top=$(pwd)
 tmp=$(mktemp -d /tmp/sluice-test.XXXXXX)
 chmod 755 "$tmp"
 cleanup() {
+	sh "$top/tests/harness/s3.sh" stop "$tmp/s3" >/dev/null 2>&1
 	sh "$top/tests/harness/pg.sh" stop "$tmp/pg" >/dev/null 2>&1
 	rm -rf "$tmp"
 }
@@ -18,8 +21,13 @@ if ! sh tests/harness/pg.sh start "$tmp/pg" >"$tmp/pg.env"; then
 	echo "could not start the test PostgreSQL" >&2
 	exit 1
 fi
+if ! sh tests/harness/s3.sh start "$tmp/s3" >"$tmp/s3.env"; then
+	echo "could not start the test S3 server (s3rver)" >&2
+	exit 1
+fi
 set -a
 . "$tmp/pg.env"
+. "$tmp/s3.env"
 set +a
 export SLUICE_TEST_TMP="$tmp"
 export SLUICE_BIN="$top/sluice"
