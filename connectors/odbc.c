@@ -249,46 +249,7 @@ static int build_connstr(const char *name, const struct sluice_conn_params *p, s
 	return 0;
 }
 
-/* ---- messages ---- */
-
-/* Driver texts span lines; our messages are one line. */
-static void add_oneline(struct buf *b, const char *s)
-{
-	int space = 0;
-
-	for (; *s; s++) {
-		if (*s == '\n' || *s == '\r' || *s == '\t' || *s == ' ') {
-			space = 1;
-			continue;
-		}
-		if (space && b->len && b->s[b->len - 1] != ' ' && b->s[b->len - 1] != '(')
-			buf_addc(b, ' ');
-		space = 0;
-		buf_addc(b, *s);
-	}
-}
-
-/*
- * Replace every occurrence of secret in b. Drivers do not mean to echo
- * passwords, but one typed into another key would come back in "invalid
- * value" messages, and a leaked secret cannot be taken back.
- */
-static void scrub(struct buf *b, const char *secret)
-{
-	struct buf out = BUF_INIT;
-	size_t n = secret ? strlen(secret) : 0;
-	const char *s, *hit;
-
-	if (!n || !strstr(b->s, secret))
-		return;
-	for (s = b->s; (hit = strstr(s, secret)); s = hit + n) {
-		buf_add(&out, s, (size_t)(hit - s));
-		buf_puts(&out, "***");
-	}
-	buf_puts(&out, s);
-	buf_release(b);
-	*b = out;
-}
+/* ---- messages (folding and scrubbing live in util/buf.c) ---- */
 
 /*
  * Every diagnostic record of h, joined with "; ", without the
@@ -318,7 +279,7 @@ static void diag(SQLSMALLINT type, SQLHANDLE h, struct buf *msg, char state[6])
 			continue;
 		if (msg->len)
 			buf_puts(msg, "; ");
-		add_oneline(msg, t);
+		buf_add_folded(msg, t);
 	}
 }
 
@@ -353,7 +314,7 @@ static int conn_error(const char *name, SQLHENV env, SQLHDBC dbc, const char *pa
 	 * driver registered or named by a path that is not there. */
 	if (!strcmp(state, "IM002") || !strcmp(state, "IM003") || strstr(msg.s, "Can't open lib"))
 		list_drivers(env, &msg);
-	scrub(&msg, password);
+	buf_scrub(&msg, password);
 	rc = err_set(err, SLUICE_ECONN, "connection '%s' (odbc): %s", name,
 		     msg.len ? msg.s : "could not connect");
 	snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", state);
@@ -381,7 +342,7 @@ static int stmt_error(struct odbc_conn *oc, SQLHSTMT st, struct sluice_err *err)
 	diag(SQL_HANDLE_STMT, st, &msg, state);
 	if (!msg.len)
 		diag(SQL_HANDLE_DBC, oc->dbc, &msg, state);
-	scrub(&msg, oc->password);
+	buf_scrub(&msg, oc->password);
 	/* HY008 is ODBC's "cancelled"; 57014 is the server's, which
 	 * statement_timeout raises too: ours only if we asked. */
 	if (!strcmp(state, "HY008") ||
@@ -975,7 +936,7 @@ static int odbc_server_version(struct sluice_conn *c, struct buf *out, struct sl
 		return 0;
 	}
 	diag(SQL_HANDLE_DBC, oc->dbc, &msg, state);
-	scrub(&msg, oc->password);
+	buf_scrub(&msg, oc->password);
 	rc = err_set(err, SLUICE_ECONN, "connection '%s' (odbc): %s", oc->name,
 		     msg.len ? msg.s : "cannot read the server version");
 	buf_release(&msg);

@@ -159,47 +159,7 @@ static void pg_shutdown(void)
 	pthread_mutex_unlock(&emb_mutex);
 }
 
-/* ---- messages ---- */
-
-/* libpq and server texts span lines; our messages are one line. */
-static void add_oneline(struct buf *b, const char *s)
-{
-	int space = 0;
-
-	for (; *s; s++) {
-		if (*s == '\n' || *s == '\r' || *s == '\t' || *s == ' ') {
-			space = 1;
-			continue;
-		}
-		if (space && b->len && b->s[b->len - 1] != ' ')
-			buf_addc(b, ' ');
-		space = 0;
-		buf_addc(b, *s);
-	}
-}
-
-/*
- * Replace every occurrence of secret in b. libpq does not put passwords
- * in its messages, but a password mistyped into another field (host,
- * options) would be echoed back, and a leaked secret cannot be taken back:
- * even a short password is scrubbed, at the price of a mangled message.
- */
-static void scrub(struct buf *b, const char *secret)
-{
-	struct buf out = BUF_INIT;
-	size_t n = secret ? strlen(secret) : 0;
-	const char *s, *hit;
-
-	if (!n || !strstr(b->s, secret))
-		return;
-	for (s = b->s; (hit = strstr(s, secret)); s = hit + n) {
-		buf_add(&out, s, (size_t)(hit - s));
-		buf_puts(&out, "***");
-	}
-	buf_puts(&out, s);
-	buf_release(b);
-	*b = out;
-}
+/* ---- messages (folding and scrubbing live in util/buf.c) ---- */
 
 static int conn_error(const char *name, PGconn *pg, const char *password,
 		      struct sluice_err *err)
@@ -207,8 +167,8 @@ static int conn_error(const char *name, PGconn *pg, const char *password,
 	struct buf msg = BUF_INIT;
 	int rc;
 
-	add_oneline(&msg, pg ? PQerrorMessage(pg) : "out of memory");
-	scrub(&msg, password);
+	buf_add_folded(&msg, pg ? PQerrorMessage(pg) : "out of memory");
+	buf_scrub(&msg, password);
 	rc = err_set(err, SLUICE_ECONN, "connection '%s' (postgres): %s", name,
 		     msg.len ? msg.s : "unknown error");
 	buf_release(&msg);
@@ -220,7 +180,7 @@ static int lost_error(struct pg_conn *pc, const char *text, struct sluice_err *e
 	struct buf msg = BUF_INIT;
 	int rc;
 
-	add_oneline(&msg, text && *text ? text : PQerrorMessage(pc->pg));
+	buf_add_folded(&msg, text && *text ? text : PQerrorMessage(pc->pg));
 	rc = err_set(err, SLUICE_ECONN, "connection '%s' (postgres) lost: %s", pc->name,
 		     msg.len ? msg.s : "server closed the connection");
 	buf_release(&msg);
@@ -259,20 +219,20 @@ static int result_error(struct pg_conn *pc, const PGresult *res, const char *sql
 	if (PQstatus(pc->pg) == CONNECTION_BAD)
 		return lost_error(pc, PQresultErrorMessage(res), err);
 	if (primary) {
-		add_oneline(&msg, primary);
+		buf_add_folded(&msg, primary);
 	} else {
-		add_oneline(&msg, PQresultErrorMessage(res));
+		buf_add_folded(&msg, PQresultErrorMessage(res));
 		if (!msg.len)
-			add_oneline(&msg, PQerrorMessage(pc->pg));
+			buf_add_folded(&msg, PQerrorMessage(pc->pg));
 	}
 	if (detail) {
 		buf_puts(&msg, " (DETAIL: ");
-		add_oneline(&msg, detail);
+		buf_add_folded(&msg, detail);
 		buf_addc(&msg, ')');
 	}
 	if (hint) {
 		buf_puts(&msg, " (HINT: ");
-		add_oneline(&msg, hint);
+		buf_add_folded(&msg, hint);
 		buf_addc(&msg, ')');
 	}
 	if (pos && sql)
@@ -313,7 +273,7 @@ static int send_error(struct pg_conn *pc, struct sluice_err *err)
 
 	if (PQstatus(pc->pg) == CONNECTION_BAD)
 		return lost_error(pc, NULL, err);
-	add_oneline(&msg, PQerrorMessage(pc->pg));
+	buf_add_folded(&msg, PQerrorMessage(pc->pg));
 	rc = err_set(err, SLUICE_EDB, "%s", msg.len ? msg.s : "could not send the statement");
 	buf_release(&msg);
 	return rc;

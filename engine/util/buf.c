@@ -105,3 +105,36 @@ void buf_rtrim(struct buf *b)
 	if (b->cap)
 		b->s[b->len] = '\0';
 }
+
+void buf_add_folded(struct buf *b, const char *s)
+{
+	int space = 0;
+
+	for (; *s; s++) {
+		if (*s == '\n' || *s == '\r' || *s == '\t' || *s == ' ') {
+			space = 1;
+			continue;
+		}
+		if (space && b->len && b->s[b->len - 1] != ' ' && b->s[b->len - 1] != '(')
+			buf_addc(b, ' ');
+		space = 0;
+		buf_addc(b, *s);
+	}
+}
+
+void buf_scrub(struct buf *b, const char *secret)
+{
+	struct buf out = BUF_INIT;
+	size_t n = secret ? strlen(secret) : 0;
+	const char *s, *hit;
+
+	if (!n || !strstr(b->s, secret))
+		return;
+	for (s = b->s; (hit = strstr(s, secret)); s = hit + n) {
+		buf_add(&out, s, (size_t)(hit - s));
+		buf_puts(&out, "***");
+	}
+	buf_puts(&out, s);
+	buf_release(b);
+	*b = out;
+}

@@ -33,5 +33,13 @@ void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(print
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap);
 /* Drop trailing whitespace. */
 void buf_rtrim(struct buf *b);
+/* Append s with every run of white space folded to one space (none after '('): one-line messages. */
+void buf_add_folded(struct buf *b, const char *s);
+/*
+ * Replace every occurrence of secret in b with "***". Drivers do not mean
+ * to echo passwords, but one typed into another field comes back in their
+ * messages, and a leaked secret cannot be taken back. NULL or "": no-op.
+ */
+void buf_scrub(struct buf *b, const char *secret);
 
 #endif
