@@ -21,10 +21,19 @@ if ! sh tests/harness/pg.sh start "$tmp/pg" >"$tmp/pg.env"; then
 	echo "could not start the test PostgreSQL" >&2
 	exit 1
 fi
-if ! sh tests/harness/s3.sh start "$tmp/s3" >"$tmp/s3.env"; then
-	echo "could not start the test S3 server (s3rver)" >&2
+sh tests/harness/s3.sh start "$tmp/s3" >"$tmp/s3.env"
+case $? in
+0) ;;
+3)	# s3rver comes from the npm registry; where that is unreachable (a
+	# chroot without the network's CA certificates, say) the tests that
+	# need it skip and say so. Everything else still runs.
+	echo "WARNING: s3rver could not be installed: the S3 server tests will be skipped" >&2
+	echo "SLUICE_TEST_S3_UNAVAILABLE='npm ci could not reach the npm registry'" >"$tmp/s3.env"
+	;;
+*)	echo "could not start the test S3 server (s3rver)" >&2
 	exit 1
-fi
+	;;
+esac
 set -a
 . "$tmp/pg.env"
 . "$tmp/s3.env"

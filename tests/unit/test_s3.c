@@ -1031,6 +1031,8 @@ int main(void)
 		cmocka_unit_test(test_file_roundtrip),
 		cmocka_unit_test(test_file_stream),
 		cmocka_unit_test(test_file_list_and_missing),
+		cmocka_unit_test(test_s3_retries_then_transport_error),
+		/* from here on, tests that need s3rver */
 		cmocka_unit_test(test_s3_roundtrip),
 		cmocka_unit_test(test_s3_small_stream_is_one_put),
 		cmocka_unit_test(test_s3_multipart),
@@ -1038,8 +1040,17 @@ int main(void)
 		cmocka_unit_test(test_s3_list_continuation),
 		cmocka_unit_test(test_s3_missing_key_error),
 		cmocka_unit_test(test_s3_auth_error_hides_secret),
-		cmocka_unit_test(test_s3_retries_then_transport_error),
 	};
+	const size_t all = sizeof(tests) / sizeof(tests[0]), without_s3rver = 15;
+	const char *why = getenv("SLUICE_TEST_S3_UNAVAILABLE");
 
-	return cmocka_run_group_tests_name("s3", tests, setup_all, teardown_all);
+	/*
+	 * The harness could not install s3rver (the npm registry was not
+	 * reachable): leave out only the tests that need it, and say so.
+	 */
+	if (why && *why) {
+		printf("# SKIPPED %zu s3rver tests: %s\n", all - without_s3rver, why);
+		return _cmocka_run_group_tests("s3", tests, without_s3rver, setup_all, teardown_all);
+	}
+	return _cmocka_run_group_tests("s3", tests, all, setup_all, teardown_all);
 }
