@@ -10,6 +10,7 @@
 
 int cmd_run(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
+int cmd_show(int argc, char **argv);
 int cmd_compile(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_debug(int argc, char **argv);

@@ -24,6 +24,7 @@ static const struct cmd_entry commands[] = {
 	{ "plan", cmd_plan, "show what run would build or reuse, and why (changes nothing)" },
 	{ "compile", cmd_compile, "render models to target/compiled and their statements to target/run" },
 	{ "ls", cmd_ls, "list the selected nodes" },
+	{ "show", cmd_show, "print a model's rows (--limit N, --format table|csv|json)" },
 	{ "debug", cmd_debug, "check the project, the profile and every connection" },
 	{ "sources", cmd_sources, "instrument|uninstrument|versions: source change detection" },
 	{ "embedded", cmd_embedded, "start|stop|status|env of the embedded PostgreSQL" },
