@@ -136,17 +136,6 @@ static int cs_get(const char *cs, const char *key, struct buf *out)
 	return 0;
 }
 
-static const char *port_setting(const struct val *settings, char *tmp, size_t cap)
-{
-	const struct val *v = val_get(settings, "port");
-
-	if (v && v->kind == V_NUM) {
-		snprintf(tmp, cap, "%lld", (long long)v->u.num);
-		return tmp;
-	}
-	return v && v->kind == V_STR ? v->u.str.s : NULL;
-}
-
 /* Profile keys that become connection-string keys (first spelling wins). */
 static const struct cs_key {
 	const char *setting, *alias, *key;
@@ -221,7 +210,7 @@ static int build_connstr(const char *name, const struct sluice_conn_params *p, s
 		if (k->alias && !val_get(s, k->setting) && val_get(s, k->alias))
 			v = val_get_str(s, k->alias, NULL);
 		else if (!strcmp(k->setting, "port"))
-			v = port_setting(s, tmp, sizeof(tmp));
+			v = val_get_text(s, "port", tmp, sizeof(tmp));
 		else
 			v = val_get_str(s, k->setting, NULL);
 		if (!v)

@@ -287,17 +287,6 @@ static void notice_discard(void *arg, const char *message)
 	(void)message;
 }
 
-static const char *port_setting(const struct val *settings, char *tmp, size_t cap)
-{
-	const struct val *v = val_get(settings, "port");
-
-	if (v && v->kind == V_NUM) {
-		snprintf(tmp, cap, "%lld", (long long)v->u.num);
-		return tmp;
-	}
-	return v && v->kind == V_STR ? v->u.str.s : NULL;
-}
-
 /* Keyword/value arrays for PQconnectdbParams, kept NULL-terminated. */
 struct conn_kv {
 	const char *kw[16];
@@ -367,7 +356,7 @@ static int pg_connect(const struct sluice_conn_params *p, struct sluice_conn **o
 	} else {
 		if ((opt = val_get_str(s, "host", NULL)))
 			kv_add(&kv, "host", opt);
-		if ((opt = port_setting(s, port, sizeof(port))))
+		if ((opt = val_get_text(s, "port", port, sizeof(port))))
 			kv_add(&kv, "port", opt);
 		if ((opt = val_get_str(s, "user", NULL)))
 			kv_add(&kv, "user", opt);

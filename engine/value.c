@@ -116,6 +116,17 @@ const char *val_get_str(const struct val *dict, const char *key, const char *def
 	return v && v->kind == V_STR ? v->u.str.s : def;
 }
 
+const char *val_get_text(const struct val *dict, const char *key, char *tmp, size_t cap)
+{
+	const struct val *v = val_get(dict, key);
+
+	if (v && v->kind == V_NUM) {
+		snprintf(tmp, cap, "%lld", (long long)v->u.num);
+		return tmp;
+	}
+	return v && v->kind == V_STR ? v->u.str.s : NULL;
+}
+
 long long val_get_int(const struct val *dict, const char *key, long long def)
 {
 	const struct val *v = val_get(dict, key);

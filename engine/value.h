@@ -48,6 +48,12 @@ struct val val_dict_new(void);
 const struct val *val_get(const struct val *dict, const char *key);
 /* dict[key] as a string, or def when absent / not a string. */
 const char *val_get_str(const struct val *dict, const char *key, const char *def);
+/*
+ * dict[key] as text whether YAML gave a string or a number (a port: 5432
+ * or "5432"): the string itself, or the integer printed into tmp; NULL
+ * when absent or of another kind.
+ */
+const char *val_get_text(const struct val *dict, const char *key, char *tmp, size_t cap);
 /* dict[key] as an integer (number or numeric string), or def. */
 long long val_get_int(const struct val *dict, const char *key, long long def);
 /* dict[key] truthiness (bool, "true"/"false" strings), or def. */
