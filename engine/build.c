@@ -47,10 +47,6 @@ static char *rel_key(struct arena *a, const char *schema, const char *ident)
 	return arena_printf(a, "%s\x1f%s", schema, ident);
 }
 
-struct rel_ctx {
-	struct build *b;
-};
-
 static int relation_row(void *ud, const struct sluice_row *row)
 {
 	struct build *b = ud;
@@ -424,7 +420,6 @@ int build_prepare(struct build *b, struct session *s, enum build_mode mode, stru
 	memset(b, 0, sizeof(*b));
 	b->s = s;
 	b->mode = mode;
-	b->offline = offline;
 	arena_init(&b->arena);
 	arena_init(&b->dir_arena);
 	pthread_mutex_init(&b->dirs_lock, NULL);
@@ -791,14 +786,12 @@ int build_execute(struct build *b, struct sluice_err *err)
 {
 	struct project *p = &b->s->project;
 	int rc, t;
-	void **wud;
 
 	if ((rc = create_schemas(b, err)) || (rc = run_hooks(b, &p->on_run_start, "on-run-start", err)))
 		return rc;
 	b->threads = b->s->cli->threads ? b->s->cli->threads : p->target.threads;
 	b->worker_conns = xcalloc((size_t)b->threads, sizeof(*b->worker_conns));
 	b->worker_arenas = xcalloc((size_t)b->threads, sizeof(*b->worker_arenas));
-	wud = xcalloc((size_t)b->threads, sizeof(void *));
 	for (t = 0; t < b->threads; t++)
 		b->worker_conns[t] = xcalloc(p->target.nconns, sizeof(struct sluice_conn *));
 	b->ex.dag = b->s->manifest.dag;
@@ -806,9 +799,7 @@ int build_execute(struct build *b, struct sluice_err *err)
 	b->ex.threads = b->threads;
 	b->ex.ops = &build_ops;
 	b->ex.ud = b;
-	b->ex.worker_ud = wud;
 	rc = executor_run(&b->ex);
-	free(wud);
 	if (rc != SLUICE_ECANCEL) {
 		struct sluice_err hook_err = SLUICE_ERR_INIT;
 		int hrc = run_hooks(b, &p->on_run_end, "on-run-end", &hook_err);

@@ -67,7 +67,6 @@ struct build {
 	struct node_run *runs;         /* per manifest node */
 	unsigned char *todo;           /* per node: run it */
 	int ntodo;
-	int offline;                   /* compile without connecting */
 	struct conn_slot *slots;       /* per project->target.conns */
 	struct strmap relations;       /* "schema.ident" -> (enum rel_kind + 1) */
 	struct sluice_conn ***worker_conns;   /* [worker][slot] */

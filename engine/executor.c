@@ -221,7 +221,6 @@ int executor_run(struct executor *ex)
 	for (t = 0; t < ex->threads; t++) {
 		p->workers[t].id = t + 1;
 		p->workers[t].ex = ex;
-		p->workers[t].ud = ex->worker_ud ? ex->worker_ud[t] : NULL;
 		pthread_create(&tids[t], NULL, worker_main, &p->workers[t]);
 	}
 	for (t = 0; t < ex->threads; t++)

@@ -19,7 +19,6 @@ enum exec_status { EXEC_PENDING, EXEC_SUCCESS, EXEC_ERROR, EXEC_SKIPPED, EXEC_RE
 
 struct exec_worker {
 	int id;                          /* 1-based; "thread_id" in run_results */
-	void *ud;                        /* the caller's per-worker state */
 	struct sluice_conn *busy;        /* what cancel() interrupts; use exec_worker_busy() */
 	struct executor *ex;
 };
@@ -50,7 +49,6 @@ struct executor {
 	int threads;
 	const struct exec_ops *ops;
 	void *ud;
-	void **worker_ud;               /* worker_ud[i] becomes workers[i].ud (may be NULL) */
 	/* results */
 	enum exec_status *status;       /* per node */
 	int signo;                      /* signal that cancelled the run, or 0 */
