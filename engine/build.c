@@ -322,13 +322,17 @@ static void render_logical(struct build *b)
 		struct node_run *r = &b->runs[i];
 		struct buf sql = BUF_INIT;
 		struct sluice_err ignored = SLUICE_ERR_INIT;
+		struct arena scratch = ARENA_INIT;
+		struct val used = val_dict_new();
 		if (m->nodes[i].type != NODE_MODEL)
 			continue;
-		r->used_vars = val_dict_new();
 		/* A render error shows when the node itself compiles. */
-		if (!manifest_compile(m, &m->nodes[i], &o, &b->arena, &sql, &r->used_vars, &ignored))
+		if (!manifest_compile(m, &m->nodes[i], &o, &scratch, &sql, &used, &ignored))
 			r->logical_sql = buf_detach(&sql, NULL);
+		/* keep what was read, not the render's temporaries */
+		r->used_vars = val_clone(&b->arena, &used);
 		buf_release(&sql);
+		arena_release(&scratch);
 	}
 }
 
