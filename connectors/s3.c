@@ -682,14 +682,14 @@ static int s3_request(struct s3_client *c, struct s3_req *r, struct sluice_err *
 int s3_put_object(struct s3_client *c, const char *bucket, const char *key, const void *data,
 		  size_t len, struct sluice_err *err)
 {
-	struct s3_req r;
+	struct s3_req r = {
+		.method = "PUT",
+		.bucket = bucket,
+		.key = key,
+		.body = data,
+		.body_len = len,
+	};
 
-	memset(&r, 0, sizeof(r));
-	r.method = "PUT";
-	r.bucket = bucket;
-	r.key = key;
-	r.body = data;
-	r.body_len = len;
 	return s3_request(c, &r, err);
 }
 
@@ -722,12 +722,13 @@ static void s3_abort_upload(struct s3_client *c, const char *bucket, const char 
 	struct s3_req r;
 
 	s3_query_build(&q, &p, 1);
-	memset(&r, 0, sizeof(r));
-	r.method = "DELETE";
-	r.bucket = bucket;
-	r.key = key;
-	r.query = q.s;
 	/* best effort: the original error is what the caller reports */
+	r = (struct s3_req){
+		.method = "DELETE",
+		.bucket = bucket,
+		.key = key,
+		.query = q.s,
+	};
 	s3_request(c, &r, &ignored);
 	buf_release(&q);
 }
@@ -759,12 +760,13 @@ int s3_put_stream(struct s3_client *c, const char *bucket, const char *key, slui
 
 		s3_query_build(&q, &p, 1);
 	}
-	memset(&r, 0, sizeof(r));
-	r.method = "POST";
-	r.bucket = bucket;
-	r.key = key;
-	r.query = q.s;
-	r.xml = &xml;
+	r = (struct s3_req){
+		.method = "POST",
+		.bucket = bucket,
+		.key = key,
+		.query = q.s,
+		.xml = &xml,
+	};
 	ret = s3_request(c, &r, err);
 	if (ret < 0)
 		goto out;
@@ -793,15 +795,16 @@ int s3_put_stream(struct s3_client *c, const char *bucket, const char *key, slui
 		pp[1].value = upload_id.s;
 		buf_reset(&q);
 		s3_query_build(&q, pp, 2);
-		memset(&r, 0, sizeof(r));
-		r.method = "PUT";
-		r.bucket = bucket;
-		r.key = key;
-		r.query = q.s;
-		r.body = part;
-		r.body_len = (size_t)n;
 		/* parts are the big bodies: skip hashing them; TLS and the ETag guard them */
-		r.unsigned_payload = 1;
+		r = (struct s3_req){
+			.method = "PUT",
+			.bucket = bucket,
+			.key = key,
+			.query = q.s,
+			.body = part,
+			.body_len = (size_t)n,
+			.unsigned_payload = 1,
+		};
 		ret = s3_request(c, &r, err);
 		if (ret < 0)
 			goto abort;
@@ -826,15 +829,16 @@ int s3_put_stream(struct s3_client *c, const char *bucket, const char *key, slui
 		buf_reset(&q);
 		s3_query_build(&q, &p, 1);
 	}
-	memset(&r, 0, sizeof(r));
-	r.method = "POST";
-	r.bucket = bucket;
-	r.key = key;
-	r.query = q.s;
-	r.body = done.s;
-	r.body_len = done.len;
-	r.content_type = "application/xml";
-	r.xml = &xml;
+	r = (struct s3_req){
+		.method = "POST",
+		.bucket = bucket,
+		.key = key,
+		.query = q.s,
+		.body = done.s,
+		.body_len = done.len,
+		.content_type = "application/xml",
+		.xml = &xml,
+	};
 	ret = s3_request(c, &r, err);
 	if (ret < 0)
 		goto abort;
@@ -864,14 +868,14 @@ out:
 int s3_get_object(struct s3_client *c, const char *bucket, const char *key, sluice_write_fn fn,
 		  void *ud, struct sluice_err *err)
 {
-	struct s3_req r;
+	struct s3_req r = {
+		.method = "GET",
+		.bucket = bucket,
+		.key = key,
+		.sink = fn,
+		.sink_ud = ud,
+	};
 
-	memset(&r, 0, sizeof(r));
-	r.method = "GET";
-	r.bucket = bucket;
-	r.key = key;
-	r.sink = fn;
-	r.sink_ud = ud;
 	return s3_request(c, &r, err);
 }
 
@@ -882,10 +886,11 @@ int s3_head_object(struct s3_client *c, const char *bucket, const char *key,
 	int ret;
 
 	memset(info, 0, sizeof(*info));
-	memset(&r, 0, sizeof(r));
-	r.method = "HEAD";
-	r.bucket = bucket;
-	r.key = key;
+	r = (struct s3_req){
+		.method = "HEAD",
+		.bucket = bucket,
+		.key = key,
+	};
 	ret = s3_request(c, &r, err);
 	if (ret < 0 && r.status == 404) {
 		err_set(err, 0, "%s", "");
@@ -924,11 +929,12 @@ int s3_list_objects(struct s3_client *c, const char *bucket, const char *prefix,
 		}
 		buf_reset(&q);
 		s3_query_build(&q, p, np);
-		memset(&r, 0, sizeof(r));
-		r.method = "GET";
-		r.bucket = bucket;
-		r.query = q.s;
-		r.xml = &xml;
+		r = (struct s3_req){
+			.method = "GET",
+			.bucket = bucket,
+			.query = q.s,
+			.xml = &xml,
+		};
 		ret = s3_request(c, &r, err);
 		if (ret < 0)
 			break;
@@ -984,12 +990,12 @@ out:
 int s3_delete_object(struct s3_client *c, const char *bucket, const char *key,
 		     struct sluice_err *err)
 {
-	struct s3_req r;
+	struct s3_req r = {
+		.method = "DELETE",
+		.bucket = bucket,
+		.key = key,
+	};
 
-	memset(&r, 0, sizeof(r));
-	r.method = "DELETE";
-	r.bucket = bucket;
-	r.key = key;
 	return s3_request(c, &r, err);
 }
 
