@@ -1253,6 +1253,19 @@ static int tpl_parse_if(struct tpl_parser *p, const struct tpl_tok *begin, struc
 	return 0;
 }
 
+/* A loop variable name, or NULL after reporting what stood there instead. */
+static const char *tpl_loop_var(struct tpl_parser *p)
+{
+	const struct tpl_tok *t = tpl_peek(p);
+	char b[64];
+
+	if (t->kind != TK_NAME || tpl_is_keyword(t)) {
+		tpl_parse_fail(p, t, "expected a loop variable, got %s", tpl_tok_desc(t, b, sizeof(b)));
+		return NULL;
+	}
+	return tpl_tok_str(p, tpl_next(p));
+}
+
 static int tpl_parse_for(struct tpl_parser *p, const struct tpl_tok *begin, struct tpl_node **out)
 {
 	static const char *const stops[] = { "else", "endfor", NULL };
@@ -1263,18 +1276,12 @@ static int tpl_parse_for(struct tpl_parser *p, const struct tpl_tok *begin, stru
 	int which;
 	char b[64];
 
-	if (tpl_enter(p))
+	if (tpl_enter(p) || !(n->u.loop.var = tpl_loop_var(p)))
 		return SLUICE_EUSAGE;
-	if (t->kind != TK_NAME || tpl_is_keyword(t))
-		return tpl_parse_fail(p, t, "expected a loop variable, got %s", tpl_tok_desc(t, b, sizeof(b)));
-	n->u.loop.var = tpl_tok_str(p, tpl_next(p));
 	if (tpl_tok_is_op(tpl_peek(p), ',')) {
 		tpl_next(p);
-		t = tpl_peek(p);
-		if (t->kind != TK_NAME || tpl_is_keyword(t))
-			return tpl_parse_fail(p, t, "expected a loop variable, got %s",
-					      tpl_tok_desc(t, b, sizeof(b)));
-		n->u.loop.var2 = tpl_tok_str(p, tpl_next(p));
+		if (!(n->u.loop.var2 = tpl_loop_var(p)))
+			return SLUICE_EUSAGE;
 	}
 	t = tpl_peek(p);
 	if (!tpl_tok_is(t, "in"))
