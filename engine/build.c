@@ -42,9 +42,21 @@ int build_connect(struct session *s, const char *name, struct sluice_conn **out,
 	return drv->connect(&params, out, err);
 }
 
+/* The relation cache's key: "schema<US>ident". */
+static void rel_key_into(struct buf *b, const char *schema, const char *ident)
+{
+	buf_printf(b, "%s\x1f%s", schema, ident);
+}
+
 static char *rel_key(struct arena *a, const char *schema, const char *ident)
 {
-	return arena_printf(a, "%s\x1f%s", schema, ident);
+	struct buf b = BUF_INIT;
+	char *key;
+
+	rel_key_into(&b, schema, ident);
+	key = arena_strndup(a, b.s, b.len);
+	buf_release(&b);
+	return key;
 }
 
 static int relation_row(void *ud, const struct sluice_row *row)
@@ -86,10 +98,12 @@ static int load_relations(struct build *b, size_t slot, struct sluice_err *err)
 
 static enum rel_kind existing_kind(struct build *b, const struct node *n)
 {
-	struct arena tmp = ARENA_INIT;
-	void *v = strmap_get(&b->relations, rel_key(&tmp, n->schema, n->identifier));
+	struct buf key = BUF_INIT;
+	void *v;
 
-	arena_release(&tmp);
+	rel_key_into(&key, n->schema, n->identifier);
+	v = strmap_get(&b->relations, key.s);
+	buf_release(&key);
 	return v ? (enum rel_kind)((uintptr_t)v - 1) : REL_NONE;
 }
 

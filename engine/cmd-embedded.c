@@ -54,7 +54,7 @@ int cmd_embedded(int argc, char **argv)
 			printf("running: pid %ld, port %d, socket %s, data %s\n", e.pid, e.port, e.sockdir, e.datadir);
 		} else {
 			printf("%s\n", st == PG_EMBEDDED_STOPPED ? "stopped" : "not initialised");
-			code = st == PG_EMBEDDED_STOPPED ? 1 : 1;
+			code = 1;   /* not running: scripts can test for it */
 		}
 	} else {
 		err_set(&err, SLUICE_EUSAGE, "embedded takes start, stop, status or env, not '%s'", action);

@@ -346,7 +346,7 @@ int plan_exec(const struct plan *p, struct sluice_conn *c, long long *rows, stru
 		switch (s->op) {
 		case STEP_SQL:
 			rc = run_sql(p, c, s->sql, &r, err);
-			if (!rc && s->sql == p->steps[0].sql && !strcmp(s->sql, p->dialect->begin))
+			if (!rc && i == 0 && !strcmp(s->sql, p->dialect->begin))
 				in_txn = 1;
 			if (!rc && !strcmp(s->sql, p->dialect->commit))
 				in_txn = 0;
