@@ -81,6 +81,15 @@ struct sluice_connector {
 	int (*copy_in)(struct sluice_conn *c, const char *sql, sluice_read_fn fn, void *ud,
 		       long long *rows, struct sluice_err *err);
 
+	/*
+	 * Optional, for drivers without copy_in: insert the CSV rows fn yields
+	 * (RFC 4180, no header; an unquoted empty field is NULL) into rel,
+	 * whose first ncols columns take them in order, with batched
+	 * parameter-array INSERTs. *rows: rows inserted.
+	 */
+	int (*load_csv)(struct sluice_conn *c, const char *rel, size_t ncols, sluice_read_fn fn, void *ud,
+			long long *rows, struct sluice_err *err);
+
 	/* Optional: one line describing the server, e.g. "PostgreSQL 15.18". */
 	int (*server_version)(struct sluice_conn *c, struct buf *out, struct sluice_err *err);
 

@@ -393,6 +393,47 @@ static void pg_checksum_query(struct buf *b, const char *rel)
 		   "FROM %s AS t", rel);
 }
 
+/* ---- stages ---- */
+
+static void pg_copy_out_csv(struct buf *b, const char *sql)
+{
+	buf_printf(b, "COPY (\n%s\n) TO STDOUT WITH (FORMAT csv)", sql);
+}
+
+static void pg_copy_in_csv(struct buf *b, const char *rel)
+{
+	buf_printf(b, "COPY %s FROM STDIN WITH (FORMAT csv)", rel);
+}
+
+/* A temporary view names the query's columns and types without running it. */
+static void pg_describe(struct buf *setup, struct buf *query, struct buf *cleanup, const char *sql)
+{
+	buf_printf(setup, "CREATE OR REPLACE TEMPORARY VIEW \"__sluice_describe\" AS (\n%s\n)", sql);
+	buf_puts(query, "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a\n"
+		 "WHERE a.attrelid = 'pg_temp.__sluice_describe'::regclass AND a.attnum > 0 AND NOT a.attisdropped\n"
+		 "ORDER BY a.attnum");
+	buf_puts(cleanup, "DROP VIEW IF EXISTS pg_temp.\"__sluice_describe\"");
+}
+
+static void pg_create_table_like(struct buf *b, const char *rel, const char *like)
+{
+	buf_printf(b, "CREATE TABLE %s (LIKE %s)", rel, like);
+}
+
+static void pg_create_table_columns(struct buf *b, const char *rel, const char *const *names,
+				    const char *const *types, size_t n)
+{
+	size_t i;
+
+	buf_printf(b, "CREATE TABLE %s (", rel);
+	for (i = 0; i < n; i++) {
+		buf_puts(b, i ? ", " : "");
+		dialect_quote_ident(b, names[i]);
+		buf_printf(b, " %s", types[i]);
+	}
+	buf_addc(b, ')');
+}
+
 const struct dialect dialect_postgres = {
 	.name = "postgres",
 	.begin = "BEGIN",
@@ -423,4 +464,9 @@ const struct dialect dialect_postgres = {
 	.instrument_sql = pg_instrument_sql,
 	.uninstrument_sql = pg_uninstrument_sql,
 	.checksum_query = pg_checksum_query,
+	.copy_out_csv = pg_copy_out_csv,
+	.copy_in_csv = pg_copy_in_csv,
+	.describe = pg_describe,
+	.create_table_like = pg_create_table_like,
+	.create_table_columns = pg_create_table_columns,
 };

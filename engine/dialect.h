@@ -112,6 +112,41 @@ struct dialect {
 	 * constant memory.
 	 */
 	void (*checksum_query)(struct buf *b, const char *rel);
+
+	/*
+	 * Stages (engine/stage.c, docs/stages.md). Files are CSV (RFC 4180,
+	 * no header, NULL as an unquoted empty field, '' as a quoted one).
+	 *
+	 * copy_out_csv/copy_in_csv: the COPY statements a connector's
+	 * copy_out/copy_in stream through; NULL when the warehouse has no
+	 * client-side COPY (Redshift), and then unload/copy_from_manifest
+	 * must be set.
+	 */
+	void (*copy_out_csv)(struct buf *b, const char *sql);
+	void (*copy_in_csv)(struct buf *b, const char *rel);
+	/*
+	 * The columns of a query without running it: statements to run
+	 * first (may be empty), a query yielding (name, type) in order, and
+	 * statements that undo the first (may be empty).
+	 */
+	void (*describe)(struct buf *setup, struct buf *query, struct buf *cleanup, const char *sql);
+	/* A new table with rel's columns, or with these columns. */
+	void (*create_table_like)(struct buf *b, const char *rel, const char *like);
+	void (*create_table_columns)(struct buf *b, const char *rel, const char *const *names,
+				     const char *const *types, size_t n);
+	/*
+	 * Server-side transfers through S3 (Redshift): UNLOAD sql to parts
+	 * under url_prefix with a MANIFEST VERBOSE, and COPY from such a
+	 * manifest; each followed by a query returning the rows it moved.
+	 * config: the model's (max_file_size, gzip, ...). iam_role may be NULL
+	 * (credentials then come from the profile's s3 block).
+	 */
+	void (*unload)(struct buf *b, const char *sql, const char *url_prefix, const char *iam_role,
+		       const struct val *config);
+	const char *unload_count_query;
+	void (*copy_from_manifest)(struct buf *b, const char *rel, const char *manifest_url,
+				   const char *iam_role, int gzip);
+	const char *copy_count_query;
 };
 
 const struct dialect *dialect_find(const char *name);
