@@ -8,10 +8,10 @@
 # print the apt-get line to run.
 
 CC ?= cc
-PKGS := libpq odbc jansson libxxhash libcurl yaml-0.1 libcrypto
+PKGS := libpq odbc jansson libxxhash libcurl yaml-0.1 libcrypto zlib
 DEBS := libpq-dev unixodbc-dev odbc-postgresql libjansson-dev libxxhash-dev \
 	libcurl4-openssl-dev libyaml-dev postgresql postgresql-client libcmocka-dev \
-	pkg-config jq libssl-dev node=nodejs npm=npm
+	pkg-config jq libssl-dev zlib1g-dev node=nodejs npm=npm
 SANITIZE ?=
 BUILD := build/$(if $(SANITIZE),san,std)
 

@@ -164,6 +164,9 @@ int artifacts_write_run_results(const struct build *b, const char *command, stru
 			json_array_append_new(timing, timing_new("execute", r->started, r->finished));
 		json_object_set_new(o, "timing", timing);
 		json_object_set_new(o, "failures", json_null());
+		/* stage hops: every row count checked, as {name, expected, actual, status} */
+		if (r->validations.kind == V_LIST)
+			json_object_set_new(o, "validations", json_from_val_new(&r->validations));
 		json_array_append_new(results, o);
 	}
 	json_object_set_new(root, "results", results);

@@ -10,7 +10,7 @@
 #include "util/fs.h"
 #include "util/xalloc.h"
 
-static size_t slot_of(const struct project *p, const char *conn)
+size_t build_slot_of(const struct project *p, const char *conn)
 {
 	size_t i;
 
@@ -84,7 +84,7 @@ static int load_relations(struct build *b, size_t slot, struct sluice_err *err)
 	int rc;
 
 	for (i = 0; i < m->n; i++)
-		if (b->todo[i] == EXEC_RUN && slot_of(p, m->nodes[i].connection) == slot && !strmap_get(&seen, m->nodes[i].schema)) {
+		if (b->todo[i] == EXEC_RUN && build_slot_of(p, m->nodes[i].connection) == slot && !strmap_get(&seen, m->nodes[i].schema)) {
 			strmap_put(&seen, m->nodes[i].schema, (void *)1);
 			schemas[n++] = m->nodes[i].schema;
 		}
@@ -193,20 +193,27 @@ static void audit_comment(struct build *b, const struct node *n, struct buf *out
 static int prepare_plan(struct build *b, struct node *n, int incremental)
 {
 	struct node_run *r = &b->runs[n->idx];
-	struct compile_opts o = { 0, b->s->invocation_id, 0 };
+	struct compile_opts o = { .invocation_id = b->s->invocation_id };
 	struct arena scratch = ARENA_INIT;
-	struct buf sql = BUF_INIT, audit = BUF_INIT, run = BUF_INIT;
+	struct buf sql = BUF_INIT, audit = BUF_INIT, run = BUF_INIT, stage = BUF_INIT;
 	struct plan_input in = { 0 };
-	int rc;
+	int rc = 0;
 
 	plan_release(&r->plan);
 	memset(&r->err, 0, sizeof(r->err));
 	o.is_incremental = incremental;
-	rc = manifest_compile(&b->s->manifest, n, &o, &scratch, &sql, NULL, &r->err);
+	if (n->mat == MAT_UNLOAD || n->mat == MAT_LOAD)
+		rc = build_stage_prepare(b, n, &o, &r->err);
+	if (!rc)
+		rc = manifest_compile(&b->s->manifest, n, &o, &scratch, &sql, NULL, &r->err);
+	if (!rc && (n->mat == MAT_UNLOAD || n->mat == MAT_LOAD)) {
+		build_stage_describe(b, n, sql.s, &stage);
+		in.stage_text = stage.s;
+	}
 	if (!rc) {
 		audit_comment(b, n, &audit);
 		in.node = n;
-		in.dialect = b->slots[slot_of(&b->s->project, n->connection)].dialect;
+		in.dialect = b->slots[build_slot_of(&b->s->project, n->connection)].dialect;
 		in.sql = sql.s;
 		in.existing = r->existing;
 		in.incremental = incremental;
@@ -230,8 +237,17 @@ static int prepare_plan(struct build *b, struct node *n, int incremental)
 	buf_release(&sql);
 	buf_release(&audit);
 	buf_release(&run);
+	buf_release(&stage);
 	arena_release(&scratch);
 	return rc;
+}
+
+/* An incremental model, or a load that appends or merges, whose target exists. */
+static int runs_incremental(const struct build *b, const struct node *n, enum rel_kind existing)
+{
+	if (n->mat == MAT_LOAD)
+		return build_stage_load_incremental(b, n);   /* settled again when it runs */
+	return n->mat == MAT_INCREMENTAL && existing == REL_TABLE && !b->s->cli->full_refresh;
 }
 
 static int prepare_node(struct build *b, struct node *n)
@@ -241,14 +257,14 @@ static int prepare_node(struct build *b, struct node *n)
 
 	r->compile_started = now_seconds();
 	r->existing = b->mode == BUILD_OFFLINE ? REL_NONE : existing_kind(b, n);
-	rc = prepare_plan(b, n, n->mat == MAT_INCREMENTAL && r->existing == REL_TABLE && !b->s->cli->full_refresh);
+	rc = prepare_plan(b, n, runs_incremental(b, n, r->existing));
 	r->compile_done = now_seconds();
 	return rc;
 }
 
 /* ---- fingerprints ---- */
 
-static const struct val *prev_record(const struct build *b, size_t idx)
+const struct val *build_prev_record(const struct build *b, size_t idx)
 {
 	const struct val *r = strmap_get(&b->record_index, b->s->manifest.nodes[idx].unique_id);
 
@@ -297,8 +313,9 @@ static void decide(struct build *b, size_t idx, struct arena *a)
 	struct fp_context ctx = { 0 };
 
 	node_fp(b, idx, a, &r->fp);
-	ctx.prev = prev_record(b, idx);
-	ctx.relation_exists = r->existing != REL_NONE;
+	ctx.prev = build_prev_record(b, idx);
+	ctx.relation_exists = b->s->manifest.nodes[idx].mat == MAT_UNLOAD ? build_stage_exists(b, &b->s->manifest.nodes[idx])
+									  : r->existing != REL_NONE;
 	ctx.relation_version = b->versions.version ? b->versions.version[idx] : NULL;
 	ctx.force = b->s->cli->force;
 	ctx.full_refresh = b->s->cli->full_refresh;
@@ -311,7 +328,7 @@ static void set_effective(struct build *b, size_t idx)
 {
 	struct node_run *r = &b->runs[idx];
 	const struct node *n = &b->s->manifest.nodes[idx];
-	const char *prev = val_get_str(prev_record(b, idx), "effective_fingerprint", NULL);
+	const char *prev = val_get_str(build_prev_record(b, idx), "effective_fingerprint", NULL);
 
 	if (n->mat == MAT_VIEW || r->decision.build || !prev) {
 		/* A view always passes on what it reads now. */
@@ -329,7 +346,7 @@ static void set_effective(struct build *b, size_t idx)
 static void render_logical(struct build *b)
 {
 	const struct manifest *m = &b->s->manifest;
-	struct compile_opts o = { 0, b->s->invocation_id, 1 };
+	struct compile_opts o = { .invocation_id = b->s->invocation_id, .logical = 1 };
 	size_t i;
 
 	for (i = 0; i < m->n; i++) {
@@ -362,7 +379,7 @@ static void settle_unselected(struct build *b)
 		struct fp fp;
 		if (m->nodes[i].type != NODE_MODEL || b->todo[i])
 			continue;
-		prev = val_get_str(prev_record(b, i), "effective_fingerprint", NULL);
+		prev = val_get_str(build_prev_record(b, i), "effective_fingerprint", NULL);
 		if (prev) {
 			snprintf(b->runs[i].effective, FP_HEX, "%s", prev);
 		} else {
@@ -474,7 +491,7 @@ int build_prepare(struct build *b, struct session *s, enum build_mode mode, stru
 			size_t k;
 			int used = i == 0;
 			for (k = 0; k < m->n && !used; k++)
-				used = b->todo[k] == EXEC_RUN && slot_of(p, m->nodes[k].connection) == i;
+				used = b->todo[k] == EXEC_RUN && build_slot_of(p, m->nodes[k].connection) == i;
 			if (!used)
 				continue;
 			if ((rc = build_connect(s, p->target.conns[i].name, &b->slots[i].main, NULL, err)))
@@ -550,6 +567,12 @@ static struct val make_record(struct build *b, size_t idx, const char *status, s
 			val_dict_set(a, &rec, "output_checksum", val_str(arena_strdup(a, r->output_checksum)));
 		if (r->relation_version)
 			val_dict_set(a, &rec, "relation_version", val_str(arena_strdup(a, r->relation_version)));
+		if (r->stage_generation) {
+			val_dict_set(a, &rec, "stage_generation", val_str(arena_strdup(a, r->stage_generation)));
+			val_dict_set(a, &rec, "stage_delta", val_num(r->stage_delta));
+		}
+		if (r->loaded_generation)
+			val_dict_set(a, &rec, "loaded_generation", val_str(arena_strdup(a, r->loaded_generation)));
 	}
 	return rec;
 }
@@ -566,7 +589,7 @@ static void put_record(struct build *b, size_t idx, const char *status, struct a
 		ui_error("%s", err.msg);
 }
 
-static int first_value(void *ud, const struct sluice_row *row)
+int build_first_value(void *ud, const struct sluice_row *row)
 {
 	char **out = ud;
 
@@ -627,7 +650,7 @@ static void checksum_output(struct build *b, const struct node *n, const struct 
 		return;
 	}
 	d->checksum_query(&q, n->relation);
-	if (c->drv->query(c, q.s, first_value, &r->output_checksum, &err))
+	if (c->drv->query(c, q.s, build_first_value, &r->output_checksum, &err))
 		ui_warn("%s: output checksum failed, no cutoff this time: %s", n->name, err.msg);
 	buf_release(&q);
 }
@@ -638,7 +661,7 @@ static int job_run(void *ud, struct exec_worker *w, size_t idx, int *reused, str
 	struct node *n = &b->s->manifest.nodes[idx];
 	struct node_run *r = &b->runs[idx];
 	struct arena *a = &b->worker_arenas[w->id - 1];
-	size_t slot = slot_of(&b->s->project, n->connection);
+	size_t slot = build_slot_of(&b->s->project, n->connection);
 	const struct dialect *d = b->slots[slot].dialect;
 	struct sluice_conn *c;
 	int rc;
@@ -659,15 +682,37 @@ static int job_run(void *ud, struct exec_worker *w, size_t idx, int *reused, str
 		*err = r->err;
 		return r->err.code;
 	}
+	if (n->mat == MAT_LOAD) {
+		/* known only now that the unload above has run or been reused */
+		int incremental = build_stage_load_incremental(b, n);
+		if (incremental != (r->plan.strategy != NULL) && prepare_plan(b, n, incremental)) {
+			*err = r->err;
+			return r->err.code;
+		}
+	}
+	if (n->mat == MAT_LOAD && build_stage_nothing_new(b, n)) {
+		/* the target already holds this delta: appending it again would duplicate it */
+		const char *keep = val_get_str(build_prev_record(b, idx), "loaded_generation", NULL);
+		r->loaded_generation = xstrdup(keep);
+		r->rows = 0;
+		r->finished = now_seconds();
+		set_effective(b, idx);
+		put_record(b, idx, "success", a);
+		return 0;
+	}
 	if (!(c = worker_conn(b, w, slot, err)))
 		return err->code;
 	exec_worker_busy(w, c);
-	rc = plan_exec(&r->plan, c, &r->rows, err);
-	if (!rc && d->after_write) {
+	{
+		struct build_stage_job job = { b, w, idx };
+		struct plan_runtime rt = { build_stage_run, &job };
+		rc = plan_exec(&r->plan, c, &rt, &r->rows, err);
+	}
+	if (!rc && d->after_write && n->mat != MAT_UNLOAD) {
 		struct sluice_err ignored = SLUICE_ERR_INIT;
 		c->drv->exec(c, d->after_write, NULL, &ignored);
 	}
-	if (!rc) {
+	if (!rc && n->mat != MAT_UNLOAD) {
 		checksum_output(b, n, d, c);
 		r->relation_version = relation_version_now(d, c, n);
 	}
@@ -743,7 +788,7 @@ static const struct exec_ops build_ops = {
 static int run_hooks(struct build *b, const struct val *hooks, const char *what, struct sluice_err *err)
 {
 	struct conn_slot *slot = &b->slots[0];
-	struct compile_opts o = { 0, b->s->invocation_id, 0 };
+	struct compile_opts o = { .invocation_id = b->s->invocation_id };
 	size_t i;
 	int rc = 0;
 
@@ -783,10 +828,10 @@ static int create_schemas(struct build *b, struct sluice_err *err)
 	int rc = 0;
 
 	for (i = 0; i < m->n && !rc; i++) {
-		size_t slot = slot_of(&b->s->project, m->nodes[i].connection);
+		size_t slot = build_slot_of(&b->s->project, m->nodes[i].connection);
 		struct buf q = BUF_INIT;
 		char *key;
-		if (b->todo[i] != EXEC_RUN || b->runs[i].failed_early)
+		if (b->todo[i] != EXEC_RUN || b->runs[i].failed_early || m->nodes[i].mat == MAT_UNLOAD)
 			continue;
 		key = rel_key(&b->s->project.arena, m->nodes[i].connection, m->nodes[i].schema);
 		if (strmap_get(&seen, key))
@@ -851,6 +896,9 @@ void build_release(struct build *b)
 		free(b->runs[i].logical_sql);
 		free(b->runs[i].output_checksum);
 		free(b->runs[i].relation_version);
+		free(b->runs[i].watermark);
+		free(b->runs[i].stage_generation);
+		free(b->runs[i].loaded_generation);
 	}
 	state_close(b->state);
 	source_versions_release(&b->versions);

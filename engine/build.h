@@ -42,6 +42,12 @@ struct node_run {
 	char effective[FP_HEX];        /* what children see: "" until known */
 	char *output_checksum;         /* cutoff: checksum of the built output (heap) */
 	char *relation_version;        /* stats version right after it was built (heap) */
+	/* stages (build-stage.c) */
+	char *watermark;               /* unload: the literal {{ watermark }} renders (heap), or NULL */
+	char *stage_generation;        /* unload: "<model>/<invocation_id>/" it wrote (heap) */
+	int stage_delta;               /* unload: only rows past a watermark */
+	char *loaded_generation;       /* load: the generation it loaded (heap) */
+	struct val validations;        /* list of {name, expected, actual, status} (worker arena) */
 };
 
 struct conn_slot {                     /* one per target connection */
@@ -86,6 +92,32 @@ void build_plan(struct build *b);
 /* Run it. Returns 0, SLUICE_EDB (some node failed), SLUICE_ECANCEL or a hook/connection error. */
 int build_execute(struct build *b, struct sluice_err *err);
 void build_release(struct build *b);
+
+/* For build-*.c: the node's state record from the last run, or NULL. */
+const struct val *build_prev_record(const struct build *b, size_t idx);
+/* The index of connection `conn` in project->target.conns. */
+size_t build_slot_of(const struct project *p, const char *conn);
+/* sluice_row_fn keeping the first value of the first row (heap) in *(char **)ud. */
+int build_first_value(void *ud, const struct sluice_row *row);
+
+/* build-stage.c: unload and load models. */
+struct build_stage_job {
+	struct build *b;
+	struct exec_worker *w;
+	size_t idx;
+};
+/* Before compiling: an unload's watermark (sets o); a load's input is checked. */
+int build_stage_prepare(struct build *b, struct node *n, struct compile_opts *o, struct sluice_err *err);
+/* What the transfer does, for target/run. */
+void build_stage_describe(const struct build *b, const struct node *n, const char *sql, struct buf *out);
+/* Whether the generation an unload last wrote is still in the stage. */
+int build_stage_exists(struct build *b, const struct node *n);
+/* plan_runtime.stage; ud is a struct build_stage_job. */
+int build_stage_run(void *ud, const struct plan *p, struct sluice_conn *c, long long *rows, struct sluice_err *err);
+/* Whether a load appends/merges (its input is a delta, or it has a unique_key) rather than replaces. */
+int build_stage_load_incremental(const struct build *b, const struct node *n);
+/* A load whose input is a delta it has already loaded: nothing to do. */
+int build_stage_nothing_new(const struct build *b, const struct node *n);
 
 /* Open the connection named `name` of the session's target. */
 int build_connect(struct session *s, const char *name, struct sluice_conn **out,

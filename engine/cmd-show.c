@@ -262,7 +262,7 @@ int cmd_show(int argc, char **argv)
 	if ((rc = build_connect(&s, n->connection, &c, &d, &err)))
 		goto out;
 	if (n->mat == MAT_EPHEMERAL) {
-		struct compile_opts o = { 0, s.invocation_id, 0 };
+		struct compile_opts o = { .invocation_id = s.invocation_id };
 		if ((rc = manifest_compile(&s.manifest, n, &o, &scratch, &sql, NULL, &err)))
 			goto out;
 		buf_printf(&q, "SELECT * FROM (\n%s\n) AS sluice_show LIMIT %lld", sql.s, limit);

@@ -294,7 +294,9 @@ void fp_decide(const struct manifest *m, const struct node *n, const struct fp *
 			reason(a, d, "last run failed");
 		else if (status && !strcmp(status, "cancelled"))
 			reason(a, d, "last run was interrupted");
-		if (!ctx->relation_exists)
+		if (!ctx->relation_exists && n->mat == MAT_UNLOAD)
+			reason(a, d, "its last stage generation is missing (deleted outside sluice?)");
+		else if (!ctx->relation_exists)
 			reason(a, d, "relation %s is missing (dropped outside sluice?)", n->display);
 		else if (ctx->relation_version && val_get_str(prev, "relation_version", NULL) &&
 			 differs(prev, "relation_version", ctx->relation_version))

@@ -20,6 +20,8 @@ static const char *const mat_names[MAT__COUNT] = {
 	[MAT_TABLE] = "table",
 	[MAT_INCREMENTAL] = "incremental",
 	[MAT_EPHEMERAL] = "ephemeral",
+	[MAT_UNLOAD] = "unload",
+	[MAT_LOAD] = "load",
 };
 
 struct node *manifest_node(const struct manifest *m, const char *name)
@@ -517,6 +519,10 @@ static int host_lookup(void *ud, const char *name, struct arena *a, struct val *
 	}
 	if (!strcmp(name, "target")) {
 		*out = r->m->target;
+		return 0;
+	}
+	if (!strcmp(name, "watermark")) {
+		*out = val_str(r->o && r->o->logical ? "watermark" : r->o && r->o->watermark ? r->o->watermark : "NULL");
 		return 0;
 	}
 	if (!strcmp(name, "invocation_id") && r->o && r->o->invocation_id) {

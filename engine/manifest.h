@@ -22,7 +22,7 @@
 enum node_type { NODE_MODEL, NODE_SOURCE };
 
 /* The materializations; names in mat_names[] (manifest.c). */
-enum materialization { MAT_VIEW, MAT_TABLE, MAT_INCREMENTAL, MAT_EPHEMERAL, MAT__COUNT };
+enum materialization { MAT_VIEW, MAT_TABLE, MAT_INCREMENTAL, MAT_EPHEMERAL, MAT_UNLOAD, MAT_LOAD, MAT__COUNT };
 
 struct node {
 	size_t idx;
@@ -72,6 +72,11 @@ struct compile_opts {
 	 * schema is a config change, not a code change.
 	 */
 	int logical;
+	/*
+	 * The `watermark` variable of an unload feeding a load with
+	 * `watermark:`: a quoted SQL literal, or NULL (renders NULL).
+	 */
+	const char *watermark;
 };
 
 /*

@@ -79,7 +79,18 @@ static int collect_keys(struct plan *p, const struct node *n, struct sluice_err 
 	return 0;
 }
 
-/* Build under a side name, then swap it in; re-create dependent views. */
+static void add_stage(struct plan *p, const struct plan_input *in)
+{
+	struct buf b = BUF_INIT;
+
+	buf_puts(&b, in->stage_text ? in->stage_text : "-- stage transfer");
+	add_step(p, STEP_STAGE, &b, 1);
+}
+
+/*
+ * Build under a side name, then swap it in; re-create dependent views.
+ * A load fills the side table from the stage instead of a query.
+ */
 static void plan_swap(struct plan *p, const struct plan_input *in, enum rel_kind kind)
 {
 	const struct dialect *d = in->dialect;
@@ -89,11 +100,20 @@ static void plan_swap(struct plan *p, const struct plan_input *in, enum rel_kind
 
 	dialect_relation(&side_rel, p->schema, side);
 	dialect_relation(&old_rel, p->schema, old);
-	if (kind == REL_TABLE)
+	if (in->node->mat == MAT_LOAD) {
+		/* a side table left by a crashed run is in the way */
+		d->drop(&b, side_rel.s, REL_TABLE, 0);
+		add_step(p, STEP_SQL, &b, 0);
+		p->stage_into = xstrdup(side_rel.s);
+		p->stage_create = 1;
+		add_stage(p, in);
+	} else if (kind == REL_TABLE) {
 		d->create_table_as(&b, side_rel.s, in->sql, &in->node->config);
-	else
+		add_step(p, STEP_SQL, &b, 1);
+	} else {
 		d->create_view(&b, side_rel.s, in->sql);
-	add_step(p, STEP_SQL, &b, kind == REL_TABLE);
+		add_step(p, STEP_SQL, &b, 0);
+	}
 	if (replacing) {
 		if (d->dependents_query) {
 			add_sql(p, d->search_path_qualify);
@@ -135,8 +155,20 @@ static int plan_incremental(struct plan *p, const struct plan_input *in, struct 
 			       n->model->path, strategy);
 	p->strategy = xstrdup(strategy);
 	p->tmp = plan_side_name(p->ident, "tmp");
-	in->dialect->create_temp_as(&b, p->tmp, in->sql);
-	add_step(p, STEP_SQL, &b, 1);
+	if (n->mat == MAT_LOAD) {
+		/* an empty scratch table shaped like the target, filled from the stage */
+		struct buf empty = BUF_INIT;
+		buf_printf(&empty, "SELECT * FROM %s WHERE 1 = 0", p->target);
+		in->dialect->create_temp_as(&b, p->tmp, empty.s);
+		buf_release(&empty);
+		add_step(p, STEP_SQL, &b, 0);
+		dialect_quote_ident(&b, p->tmp);
+		p->stage_into = buf_detach(&b, NULL);
+		add_stage(p, in);
+	} else {
+		in->dialect->create_temp_as(&b, p->tmp, in->sql);
+		add_step(p, STEP_SQL, &b, 1);
+	}
 	add_step(p, STEP_APPLY, NULL, 0);
 	return 0;
 }
@@ -156,6 +188,13 @@ int plan_build(const struct plan_input *in, struct plan *p, struct sluice_err *e
 	p->ident = xstrdup(n->identifier);
 	if (n->mat == MAT_EPHEMERAL)
 		return 0;
+	if (n->mat == MAT_UNLOAD) {
+		/* writes objects, not a relation: nothing to swap, no transaction */
+		add_hooks(p, in->pre_hooks, in->npre);
+		add_stage(p, in);
+		add_hooks(p, in->post_hooks, in->npost);
+		return 0;
+	}
 	if (in->existing == REL_OTHER)
 		return err_set(err, SLUICE_EDB, "%s exists and is neither a table nor a view: drop it or choose another alias",
 			       n->relation);
@@ -189,6 +228,7 @@ void plan_release(struct plan *p)
 	free(p->ident);
 	free(p->tmp);
 	free(p->strategy);
+	free(p->stage_into);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -238,6 +278,9 @@ void plan_write(const struct plan *p, struct buf *out)
 			buf_puts(out, ";\n\n");
 			break;
 		}
+		case STEP_STAGE:
+			buf_printf(out, "%s\n\n", s->sql);
+			break;
 		}
 	}
 }
@@ -331,7 +374,8 @@ static int exec_apply(const struct plan *p, struct sluice_conn *c, struct sluice
 	return rc;
 }
 
-int plan_exec(const struct plan *p, struct sluice_conn *c, long long *rows, struct sluice_err *err)
+int plan_exec(const struct plan *p, struct sluice_conn *c, const struct plan_runtime *rt, long long *rows,
+	      struct sluice_err *err)
 {
 	struct captured cap = { BUF_INIT, p->dialect };
 	int in_txn = 0, rc = 0;
@@ -365,6 +409,14 @@ int plan_exec(const struct plan *p, struct sluice_conn *c, long long *rows, stru
 			break;
 		case STEP_APPLY:
 			rc = exec_apply(p, c, err);
+			break;
+		case STEP_STAGE:
+			if (!rt || !rt->stage)
+				rc = err_set(err, SLUICE_EUSAGE, "%s: a stage step needs a runtime", p->target);
+			else
+				rc = rt->stage(rt->ud, p, c, &r, err);
+			if (!rc && s->counts_rows)
+				*rows = r;
 			break;
 		}
 		buf_release(&q);

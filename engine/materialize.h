@@ -23,6 +23,7 @@ enum step_op {
 	STEP_CAPTURE,        /* remember the views depending on plan->target */
 	STEP_RECREATE,       /* re-create the captured views */
 	STEP_APPLY,          /* incremental: move rows from plan->tmp into plan->target */
+	STEP_STAGE,          /* unload, or load into plan->stage_into: the caller's runtime (sql: what it does, for people) */
 };
 
 struct step {
@@ -42,6 +43,14 @@ struct plan {
 	char *strategy;            /* append | delete+insert | merge */
 	char **keys;               /* quoted unique_key columns */
 	size_t nkeys;
+	char *stage_into;          /* load: the quoted relation STEP_STAGE fills */
+	int stage_create;          /* load: STEP_STAGE creates stage_into (else it exists) */
+};
+
+/* What STEP_STAGE does: the stage transfer, on c, inside the plan's transaction for loads. */
+struct plan_runtime {
+	int (*stage)(void *ud, const struct plan *p, struct sluice_conn *c, long long *rows, struct sluice_err *err);
+	void *ud;
 };
 
 struct plan_input {
@@ -53,6 +62,7 @@ struct plan_input {
 	const char *audit;         /* "/ * sluice run=... * /" comment */
 	const char *const *pre_hooks, *const *post_hooks;   /* rendered */
 	size_t npre, npost;
+	const char *stage_text;    /* unload/load: what the transfer does, for target/run */
 };
 
 /* Build the plan; SLUICE_EUSAGE for bad config (e.g. merge without unique_key). */
@@ -65,8 +75,10 @@ void plan_write(const struct plan *p, struct buf *out);
 /*
  * Run the plan on c. On failure, rolls back and returns the error (the old
  * relation is untouched). *rows gets the counting step's rows, or -1.
+ * rt runs STEP_STAGE (may be NULL for plans without one).
  */
-int plan_exec(const struct plan *p, struct sluice_conn *c, long long *rows, struct sluice_err *err);
+int plan_exec(const struct plan *p, struct sluice_conn *c, const struct plan_runtime *rt, long long *rows,
+	      struct sluice_err *err);
 
 /* Name of the side table for a relation identifier: "<ident>__sluice_<what>", kept under 63 bytes. */
 char *plan_side_name(const char *ident, const char *what);

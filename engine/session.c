@@ -164,7 +164,17 @@ static void make_invocation_id(char *out, size_t n)
 	}
 	if (fd >= 0)
 		close(fd);
-	r[6] = (r[6] & 0x0f) | 0x40;
+	/*
+	 * UUIDv7: the first 48 bits are the Unix time in milliseconds, so
+	 * ids (and the stage generations named after them) sort by time.
+	 */
+	{
+		unsigned long long ms = (unsigned long long)(now_seconds() * 1000.0);
+		int i;
+		for (i = 5; i >= 0; i--, ms >>= 8)
+			r[i] = (unsigned char)(ms & 0xff);
+	}
+	r[6] = (r[6] & 0x0f) | 0x70;
 	r[8] = (r[8] & 0x3f) | 0x80;
 	snprintf(out, n, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
 		 r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15]);

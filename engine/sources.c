@@ -18,6 +18,7 @@
 #include <time.h>
 #include "build.h"
 #include "sources.h"
+#include "stage.h"
 #include "util/arena.h"
 #include "util/strmap.h"
 #include "util/xalloc.h"
@@ -600,6 +601,33 @@ static int versions_on(struct session *s, const char *name, struct cd *cds, size
 	return rc;
 }
 
+/*
+ * A source with `location:` (files in object storage) is versioned by
+ * listing it: new, changed or removed files change the version, and
+ * nothing is read.
+ */
+static int listing_version(struct session *s, const struct node *n, char **out, struct sluice_err *err)
+{
+	const struct val *settings = &s->project.target.conns[0].settings;
+	struct objstore *store = NULL;
+	struct buf v = BUF_INIT;
+	char *url = NULL;
+	int rc;
+
+	rc = stage_store_open_url(val_get_str(&n->config, "location", ""), settings, s->project.dir, &store, &url, err);
+	if (!rc)
+		rc = stage_listing_version(store, "", &v, err);
+	if (rc)
+		node_err(err, rc, n, "%s", err->msg);
+	else
+		*out = buf_detach(&v, NULL);
+	if (store)
+		store->ops->close(store);
+	buf_release(&v);
+	free(url);
+	return rc;
+}
+
 /* Distinct connection names of cds, in order of first use. */
 static size_t connections_of(const struct cd *cds, size_t ncd, const char **names)
 {
@@ -631,7 +659,9 @@ int sources_versions(struct session *s, const unsigned char *want, struct source
 		struct cd c;
 		if (!want[i] || (rc = classify(&m->nodes[i], &c, err)))
 			continue;
-		if (c.method == CD_ALWAYS)
+		if (val_get_str(&m->nodes[i].config, "location", NULL))
+			rc = listing_version(s, &m->nodes[i], &out->version[i], err);
+		else if (c.method == CD_ALWAYS)
 			out->version[i] = str_concat("always:", s->invocation_id);
 		else if (c.method == CD_NEVER)
 			out->version[i] = xstrdup("never");

@@ -1,0 +1,360 @@
+/*
+ * build-stage.c: what the build does for unload and load models (stage.h
+ * moves the bytes): which generation a load reads, the watermark an
+ * incremental transfer renders, the counts it records as validations,
+ * and stage retention. build.c calls in at three points: preparing a
+ * node, deciding whether it exists, and its plan's STEP_STAGE.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "build.h"
+#include "stage.h"
+#include "ui.h"
+#include "util/xalloc.h"
+
+static const struct conn_cfg *default_conn(const struct build *b)
+{
+	return &b->s->project.target.conns[0];
+}
+
+static int open_stage(const struct build *b, struct objstore **store, char **url, struct sluice_err *err)
+{
+	return stage_store_open(&default_conn(b)->settings, b->s->project.dir, store, url, err);
+}
+
+/* The one parent a load reads: an unload model or a source with a location. */
+static const struct node *load_input(const struct build *b, const struct node *n)
+{
+	const struct dag *d = b->s->manifest.dag;
+
+	return d->nparents[n->idx] == 1 ? &b->s->manifest.nodes[d->parents[n->idx][0]] : NULL;
+}
+
+static int is_s3_source(const struct node *p)
+{
+	return p->type == NODE_SOURCE && val_get_str(&p->config, "location", NULL);
+}
+
+/* The generation an unload last wrote: this run's, else its state record's. */
+static const char *generation_of(const struct build *b, const struct node *u, long long *rows, int *delta)
+{
+	const struct node_run *r = &b->runs[u->idx];
+	const struct val *rec = build_prev_record(b, u->idx);
+
+	if (r->stage_generation) {
+		*rows = r->rows;
+		*delta = r->stage_delta;
+		return r->stage_generation;
+	}
+	*rows = val_get_int(rec, "rows", -1);
+	*delta = val_get_int(rec, "stage_delta", 0) != 0;
+	return val_get_str(rec, "stage_generation", NULL);
+}
+
+/* max(watermark column) of the load target, as a quoted literal; NULL when there is none. */
+static char *read_watermark(struct build *b, const struct node *load, const char *column)
+{
+	size_t slot = build_slot_of(&b->s->project, load->connection);
+	struct sluice_conn *c = b->slots[slot].main, *own = NULL;
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct buf q = BUF_INIT, lit = BUF_INIT;
+	char *value = NULL;
+
+	if (!c && build_connect(b->s, load->connection, &own, NULL, &err))
+		return NULL;
+	buf_puts(&q, "SELECT max(");
+	dialect_quote_ident(&q, column);
+	buf_printf(&q, ") FROM %s", load->relation);
+	/* a target that does not exist yet means a full transfer */
+	if (!(own ? own : c)->drv->query(own ? own : c, q.s, build_first_value, &value, &err) && value) {
+		dialect_quote_literal(&lit, value);
+		free(value);
+		value = buf_detach(&lit, NULL);
+	} else {
+		free(value);
+		value = NULL;
+	}
+	if (own)
+		own->drv->close(own);
+	buf_release(&q);
+	buf_release(&lit);
+	return value;
+}
+
+/* The load below unload u that asks for a watermark, if any. */
+static const struct node *watermark_load(const struct build *b, const struct node *u, const char **column)
+{
+	const struct manifest *m = &b->s->manifest;
+	size_t i;
+
+	for (i = 0; i < m->dag->nchildren[u->idx]; i++) {
+		const struct node *c = &m->nodes[m->dag->children[u->idx][i]];
+		if (c->mat == MAT_LOAD && (*column = val_get_str(&c->config, "watermark", NULL)))
+			return c;
+	}
+	return NULL;
+}
+
+int build_stage_prepare(struct build *b, struct node *n, struct compile_opts *o, struct sluice_err *err)
+{
+	struct node_run *r = &b->runs[n->idx];
+	const struct node *p;
+	const char *column;
+
+	if (n->mat == MAT_UNLOAD) {
+		const struct node *load = watermark_load(b, n, &column);
+		free(r->watermark);
+		r->watermark = NULL;
+		if (load && b->mode == BUILD_RUN && !b->s->cli->full_refresh)
+			r->watermark = read_watermark(b, load, column);
+		o->watermark = r->watermark;
+		o->is_incremental = r->watermark != NULL;
+		return 0;
+	}
+	p = load_input(b, n);
+	if (!p || (p->type == NODE_MODEL && p->mat != MAT_UNLOAD) || (p->type == NODE_SOURCE && !is_s3_source(p)))
+		return err_set(err, SLUICE_EUSAGE,
+			       "%s: a load model's body is one {{ ref('<unload model>') }} or {{ source('<s3 source>', '<table>') }}",
+			       n->model->path);
+	return 0;
+}
+
+void build_stage_describe(const struct build *b, const struct node *n, const char *sql, struct buf *out)
+{
+	size_t slot = build_slot_of(&b->s->project, n->connection);
+	const struct dialect *d = b->slots[slot].dialect;
+	const struct node *p;
+
+	if (n->mat == MAT_UNLOAD) {
+		buf_printf(out, "-- unload to <stage>/%s/<invocation_id>/ (CSV parts and a manifest)%s\n", n->name,
+			   b->runs[n->idx].watermark ? ", rows past the watermark" : "");
+		if (d->copy_out_csv)
+			d->copy_out_csv(out, sql);
+		else if (d->unload)
+			d->unload(out, sql, "<stage>/<generation>/", val_get_str(&default_conn(b)->settings, "iam_role", NULL),
+				  &n->config);
+		return;
+	}
+	p = load_input(b, n);
+	buf_printf(out, "-- load every part of %s into the side table, then check that the rows unloaded,\n"
+		   "-- the manifest's record_count and the rows loaded are equal\n",
+		   p ? (p->type == NODE_SOURCE ? val_get_str(&p->config, "location", "?") : p->name) : "?");
+	if (d->copy_in_csv)
+		d->copy_in_csv(out, "<side table>");
+	else if (d->copy_from_manifest)
+		d->copy_from_manifest(out, "<side table>", "<stage>/<generation>/manifest",
+				      val_get_str(&default_conn(b)->settings, "iam_role", NULL), 0);
+}
+
+int build_stage_exists(struct build *b, const struct node *n)
+{
+	const struct val *rec = build_prev_record(b, n->idx);
+	const char *gen = val_get_str(rec, "stage_generation", NULL);
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct objstore_info info = { 0 };
+	struct objstore *store = NULL;
+	struct buf key = BUF_INIT;
+	char *url = NULL;
+	int exists = 0;
+
+	if (!gen)
+		return 0;
+	buf_printf(&key, "%s%s", gen, STAGE_MANIFEST);
+	if (!open_stage(b, &store, &url, &err) && !store->ops->head(store, key.s, &info, &err))
+		exists = info.exists;
+	if (store)
+		store->ops->close(store);
+	free(url);
+	buf_release(&key);
+	return exists;
+}
+
+static void add_validation(struct arena *a, struct val *list, const char *name, long long expected,
+			   long long actual)
+{
+	struct val v = val_dict_new();
+
+	if (expected < 0)
+		return;
+	val_dict_set(a, &v, "name", val_str(name));
+	val_dict_set(a, &v, "expected", val_num((double)expected));
+	val_dict_set(a, &v, "actual", val_num((double)actual));
+	val_dict_set(a, &v, "status", val_str(expected == actual ? "pass" : "fail"));
+	val_list_push(a, list, v);
+}
+
+static int run_unload(struct build *b, struct exec_worker *w, const struct node *n, const struct plan *p,
+		      struct sluice_conn *c, long long *rows, struct sluice_err *err)
+{
+	struct node_run *r = &b->runs[n->idx];
+	struct arena *a = &b->worker_arenas[w->id - 1];
+	struct compile_opts o = { r->watermark != NULL, b->s->invocation_id, 0, r->watermark };
+	struct stage_unload u = { 0 };
+	struct objstore *store = NULL;
+	struct arena scratch = ARENA_INIT;
+	struct buf sql = BUF_INIT, prefix = BUF_INIT;
+	char *url = NULL;
+	long long reported = -1;
+	int rc;
+
+	buf_printf(&prefix, "%s/%s/", n->name, b->s->invocation_id);
+	rc = manifest_compile(&b->s->manifest, n, &o, &scratch, &sql, NULL, err);
+	if (!rc)
+		rc = open_stage(b, &store, &url, err);
+	if (!rc) {
+		u.c = c;
+		u.d = p->dialect;
+		u.audit = p->audit;
+		u.sql = sql.s;
+		u.store = store;
+		u.store_url = url;
+		u.prefix = prefix.s;
+		u.config = &n->config;
+		u.iam_role = val_get_str(&default_conn(b)->settings, "iam_role", NULL);
+		rc = stage_unload(&u, rows, &reported, err);
+	}
+	if (!rc) {
+		long long keep = val_get_int(&n->config, "stage_retention", 0), deleted = 0;
+		struct sluice_err rerr = SLUICE_ERR_INIT;
+		r->stage_generation = buf_detach(&prefix, NULL);
+		r->stage_delta = r->watermark != NULL;
+		r->validations = val_list_new();
+		add_validation(a, &r->validations, "rows the database sent = rows written to the stage", reported, *rows);
+		if (keep > 0 && stage_retain(store, n->name, (int)keep, &deleted, &rerr))
+			ui_warn("%s: stage_retention: %s", n->name, rerr.msg);
+	}
+	if (store)
+		store->ops->close(store);
+	free(url);
+	buf_release(&sql);
+	buf_release(&prefix);
+	arena_release(&scratch);
+	return rc;
+}
+
+/* Columns a listing load creates its table with: the source's declared columns. */
+static size_t declared_columns(const struct node *src, struct arena *a, const char ***names, const char ***types)
+{
+	const struct val *cols = val_get(&src->source->props, "columns");
+	size_t i, n = 0;
+
+	*names = *types = NULL;
+	if (!cols || cols->kind != V_LIST)
+		return 0;
+	*names = arena_alloc(a, (cols->u.list.n + 1) * sizeof(char *));
+	*types = arena_alloc(a, (cols->u.list.n + 1) * sizeof(char *));
+	for (i = 0; i < cols->u.list.n; i++) {
+		const char *name = val_get_str(&cols->u.list.items[i], "name", NULL);
+		const char *type = val_get_str(&cols->u.list.items[i], "data_type", NULL);
+		if (!name)
+			continue;
+		(*names)[n] = name;
+		(*types)[n++] = type ? type : "text";
+	}
+	return n;
+}
+
+static int run_load(struct build *b, struct exec_worker *w, const struct node *n, const struct plan *p,
+		    struct sluice_conn *c, long long *rows, struct sluice_err *err)
+{
+	struct node_run *r = &b->runs[n->idx];
+	struct arena *a = &b->worker_arenas[w->id - 1];
+	const struct node *in = load_input(b, n);
+	struct stage_load l = { 0 };
+	struct stage_counts counts = { -1, -1, 0, 0 };
+	struct objstore *store = NULL;
+	struct buf like = BUF_INIT;
+	char *url = NULL;
+	int rc, delta = 0;
+
+	l.c = c;
+	l.d = p->dialect;
+	l.audit = p->audit;
+	l.into = p->stage_into;
+	l.create = p->stage_create;
+	l.iam_role = val_get_str(&default_conn(b)->settings, "iam_role", NULL);
+	if (l.create && r->existing == REL_TABLE && !b->s->cli->full_refresh) {
+		/* keep the target's column types; a first load takes the manifest's */
+		buf_puts(&like, n->relation);
+		l.like = like.s;
+	}
+	if (in->type == NODE_SOURCE) {
+		const char *loc = val_get_str(&in->config, "location", "");
+		l.listing = 1;
+		l.prefix = "";
+		l.header = val_get_int(&in->config, "header", 0) || !strcmp(val_get_str(&in->config, "header", ""), "true");
+		l.ncols = declared_columns(in, a, (const char ***)&l.col_names, (const char ***)&l.col_types);
+		rc = stage_store_open_url(loc, &default_conn(b)->settings, b->s->project.dir, &store, &url, err);
+	} else {
+		l.prefix = generation_of(b, in, &counts.unloaded, &delta);
+		if (!l.prefix) {
+			buf_release(&like);
+			return err_set(err, SLUICE_EDB, "%s: unload '%s' has not written a generation yet", n->name, in->name);
+		}
+		if (delta && p->stage_create && r->existing != REL_NONE)
+			ui_warn("%s: the unload wrote only rows past the watermark, but this load replaces its target",
+				n->name);
+		rc = open_stage(b, &store, &url, err);
+	}
+	if (!rc) {
+		l.store = store;
+		l.store_url = url;
+		rc = stage_load(&l, &counts, err);
+	}
+	r->validations = val_list_new();
+	if (in->type != NODE_SOURCE) {
+		add_validation(a, &r->validations, "rows unloaded = manifest record_count", counts.unloaded, counts.manifest);
+		if (!rc || counts.manifest >= 0)
+			add_validation(a, &r->validations, "manifest record_count = rows loaded", counts.manifest,
+				       counts.loaded);
+	}
+	if (!rc && l.prefix && in->type != NODE_SOURCE)
+		r->loaded_generation = xstrdup(l.prefix);
+	*rows = counts.loaded;
+	if (store)
+		store->ops->close(store);
+	free(url);
+	buf_release(&like);
+	return rc;
+}
+
+int build_stage_run(void *ud, const struct plan *p, struct sluice_conn *c, long long *rows, struct sluice_err *err)
+{
+	struct build_stage_job *j = ud;
+	const struct node *n = &j->b->s->manifest.nodes[j->idx];
+
+	return n->mat == MAT_UNLOAD ? run_unload(j->b, j->w, n, p, c, rows, err)
+				    : run_load(j->b, j->w, n, p, c, rows, err);
+}
+
+int build_stage_load_incremental(const struct build *b, const struct node *n)
+{
+	const struct node *in = load_input(b, n);
+	long long rows;
+	int delta = 0;
+
+	if (b->runs[n->idx].existing != REL_TABLE || b->s->cli->full_refresh)
+		return 0;
+	if (val_get_str(&n->config, "watermark", NULL)) {
+		/* a delta is appended (or merged); a whole generation replaces */
+		if (in && in->type == NODE_MODEL)
+			generation_of(b, in, &rows, &delta);
+		return delta;
+	}
+	return val_get(&n->config, "unique_key") || val_get_str(&n->config, "incremental_strategy", NULL);
+}
+
+int build_stage_nothing_new(const struct build *b, const struct node *n)
+{
+	const struct node *in = load_input(b, n);
+	const char *gen, *loaded = val_get_str(build_prev_record(b, n->idx), "loaded_generation", NULL);
+	long long rows;
+	int delta;
+
+	if (!in || in->type != NODE_MODEL || !loaded)
+		return 0;
+	gen = generation_of(b, in, &rows, &delta);
+	/* re-appending a delta already loaded would duplicate its rows */
+	return delta && gen && !strcmp(gen, loaded);
+}

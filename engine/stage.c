@@ -1,0 +1,1058 @@
+/*
+ * stage.c: unloads and loads through object storage (see stage.h).
+ *
+ * Bytes move between a push-style side (COPY TO STDOUT, GetObject) and a
+ * pull-style side (a streamed PutObject, COPY FROM STDIN) through a pipe
+ * and one helper thread, so memory stays at a pipe buffer plus whatever
+ * one part upload holds, whatever the table's size.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+#include "fingerprint.h"
+#include "json.h"
+#include "stage.h"
+#include "util/xalloc.h"
+
+#define STAGE_DEFAULT_PART (64LL * 1024 * 1024)
+#define STAGE_MANIFEST_MAX (64u * 1024 * 1024)
+#define ZBUF 65536
+
+/* ---- a pipe with a helper thread ---- */
+
+struct pump {
+	int fd[2];
+	pthread_t th;
+	int started;
+	volatile int aborted;          /* the reader must fail, not see end of data */
+	volatile int failed;           /* the thread failed: the writer should stop */
+	struct sluice_err err;         /* the thread's */
+	int rc;
+	/* pull side (put_stream or load) */
+	struct objstore *store;
+	const char *key;
+};
+
+static int pump_open(struct pump *p)
+{
+	memset(p, 0, sizeof(*p));
+	if (pipe2(p->fd, O_CLOEXEC) < 0)
+		return -1;
+	return 0;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+	const char *s = data;
+
+	while (len) {
+		ssize_t n = write(fd, s, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		s += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* sluice_read_fn over the pipe's read end. */
+static ssize_t pump_read(void *ud, void *buf, size_t cap, struct sluice_err *err)
+{
+	struct pump *p = ud;
+	ssize_t n;
+
+	do
+		n = read(p->fd[0], buf, cap);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return err_set(err, SLUICE_EIO, "stage pipe: %s", strerror(errno));
+	if (n == 0 && p->aborted)
+		return err_set(err, SLUICE_EIO, "unload aborted");
+	return n;
+}
+
+/* ---- CSV rows ---- */
+
+/* Row boundaries of RFC 4180 text fed in pieces: newlines outside quotes. */
+struct csv_scan {
+	int in_quote;
+	long long rows;
+};
+
+/* Index just past the first row end in s[0..n), or n when none; counts it. */
+static size_t csv_next_row(struct csv_scan *cs, const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (s[i] == '"')
+			cs->in_quote = !cs->in_quote;
+		else if (s[i] == '\n' && !cs->in_quote) {
+			cs->rows++;
+			return i + 1;
+		}
+	}
+	return n;
+}
+
+static void csv_field(struct buf *b, const char *v, size_t len)
+{
+	size_t i;
+	int quote = len == 0;
+
+	if (!v)
+		return;            /* NULL: an unquoted empty field */
+	for (i = 0; i < len && !quote; i++)
+		quote = v[i] == '"' || v[i] == ',' || v[i] == '\n' || v[i] == '\r';
+	if (!quote) {
+		buf_add(b, v, len);
+		return;
+	}
+	buf_addc(b, '"');
+	for (i = 0; i < len; i++) {
+		if (v[i] == '"')
+			buf_addc(b, '"');
+		buf_addc(b, v[i]);
+	}
+	buf_addc(b, '"');
+}
+
+/* ---- unload: parts ---- */
+
+struct part_entry {
+	char *url;
+	long long bytes, rows;
+};
+
+struct parts {
+	const struct stage_unload *u;
+	long long max_raw;
+	int gzip;
+	struct pump pump;
+	int open;
+	long long raw, bytes;          /* this part: input bytes, stored bytes */
+	struct csv_scan scan;          /* rows of this part */
+	z_stream z;
+	struct part_entry *v;
+	size_t n, cap;
+	long long total_rows, total_bytes;
+	/* schema from the first row of a query() unload */
+	struct buf row;
+	char **names, **types;
+	size_t ncols;
+	struct sluice_err err;
+	int rc;
+};
+
+static void *upload_thread(void *ud)
+{
+	struct pump *p = ud;
+
+	p->rc = p->store->ops->put_stream(p->store, p->key, pump_read, p, &p->err);
+	/* Drain so the writer never blocks on a reader that gave up. */
+	if (p->rc) {
+		p->failed = 1;
+		char sink[4096];
+		while (read(p->fd[0], sink, sizeof(sink)) > 0)
+			;
+	}
+	return NULL;
+}
+
+static char *part_key(const struct parts *ps)
+{
+	struct buf b = BUF_INIT;
+
+	buf_printf(&b, "%spart-%05zu.csv%s", ps->u->prefix, ps->n, ps->gzip ? ".gz" : "");
+	return buf_detach(&b, NULL);
+}
+
+static int part_start(struct parts *ps, struct sluice_err *err)
+{
+	struct pump *p = &ps->pump;
+
+	if (pump_open(p) < 0)
+		return err_set(err, SLUICE_EIO, "stage: pipe: %s", strerror(errno));
+	p->store = ps->u->store;
+	p->key = part_key(ps);
+	if (pthread_create(&p->th, NULL, upload_thread, p)) {
+		close(p->fd[0]);
+		close(p->fd[1]);
+		free((char *)p->key);
+		return err_set(err, SLUICE_EIO, "stage: cannot start an upload thread");
+	}
+	p->started = 1;
+	ps->open = 1;
+	ps->raw = ps->bytes = 0;
+	ps->scan.rows = 0;
+	if (ps->gzip) {
+		memset(&ps->z, 0, sizeof(ps->z));
+		/* 15 + 16: a gzip wrapper, which COPY ... GZIP and gunzip read */
+		if (deflateInit2(&ps->z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+			return err_set(err, SLUICE_EIO, "stage: zlib init failed");
+	}
+	return 0;
+}
+
+/* The upload thread's error, once it has ended. */
+static int part_join(struct parts *ps, struct sluice_err *err)
+{
+	struct pump *p = &ps->pump;
+
+	close(p->fd[1]);
+	pthread_join(p->th, NULL);
+	close(p->fd[0]);
+	p->started = 0;
+	ps->open = 0;
+	if (p->rc) {
+		*err = p->err;
+		return p->rc;
+	}
+	return 0;
+}
+
+static int part_put(struct parts *ps, const void *data, size_t len, struct sluice_err *err)
+{
+	if (write_all(ps->pump.fd[1], data, len) < 0 || ps->pump.failed) {
+		/* The reader gave up: its error says why. */
+		ps->pump.aborted = 1;
+		if (part_join(ps, err) == 0)
+			err_set(err, SLUICE_EIO, "stage: upload of %s stopped", ps->pump.key);
+		return err->code ? err->code : SLUICE_EIO;
+	}
+	ps->bytes += (long long)len;
+	return 0;
+}
+
+static int part_deflate(struct parts *ps, const void *data, size_t len, int flush, struct sluice_err *err)
+{
+	unsigned char out[ZBUF];
+	int zr;
+
+	ps->z.next_in = (unsigned char *)data;
+	ps->z.avail_in = (uInt)len;
+	do {
+		ps->z.next_out = out;
+		ps->z.avail_out = sizeof(out);
+		zr = deflate(&ps->z, flush);
+		if (zr == Z_STREAM_ERROR)
+			return err_set(err, SLUICE_EIO, "stage: gzip failed");
+		if (sizeof(out) - ps->z.avail_out && part_put(ps, out, sizeof(out) - ps->z.avail_out, err))
+			return err->code;
+	} while (ps->z.avail_out == 0 || (flush == Z_FINISH && zr != Z_STREAM_END));
+	return 0;
+}
+
+static int part_write(struct parts *ps, const char *data, size_t len, struct sluice_err *err)
+{
+	ps->raw += (long long)len;
+	return ps->gzip ? part_deflate(ps, data, len, Z_NO_FLUSH, err) : part_put(ps, data, len, err);
+}
+
+static int part_finish(struct parts *ps, struct sluice_err *err)
+{
+	struct part_entry *e;
+	int rc = 0;
+
+	if (ps->gzip) {
+		rc = part_deflate(ps, NULL, 0, Z_FINISH, err);
+		deflateEnd(&ps->z);
+	}
+	if (!ps->open)
+		return rc;
+	if (rc)
+		ps->pump.aborted = 1;
+	if (part_join(ps, rc ? &ps->err : err) && !rc)
+		rc = err->code;
+	if (!rc) {
+		if (ps->n == ps->cap) {
+			ps->cap = ps->cap ? 2 * ps->cap : 8;
+			ps->v = xrealloc(ps->v, ps->cap * sizeof(*ps->v));
+		}
+		e = &ps->v[ps->n++];
+		{
+			struct buf url = BUF_INIT;
+			buf_printf(&url, "%s/%s", ps->u->store_url, ps->pump.key);
+			e->url = buf_detach(&url, NULL);
+		}
+		e->bytes = ps->bytes;
+		e->rows = ps->scan.rows;
+		ps->total_rows += e->rows;
+		ps->total_bytes += e->bytes;
+	}
+	free((char *)ps->pump.key);
+	ps->pump.key = NULL;
+	return rc;
+}
+
+static void parts_abort(struct parts *ps)
+{
+	struct sluice_err ignored = SLUICE_ERR_INIT;
+
+	if (!ps->open)
+		return;
+	if (ps->gzip)
+		deflateEnd(&ps->z);
+	ps->pump.aborted = 1;
+	part_join(ps, &ignored);
+	free((char *)ps->pump.key);
+	ps->pump.key = NULL;
+}
+
+/* Feed CSV text; parts are cut after a row once they hold max_raw bytes. */
+static int parts_feed(struct parts *ps, const char *data, size_t len, struct sluice_err *err)
+{
+	while (len) {
+		size_t n;
+		if (!ps->open && part_start(ps, err))
+			return err->code;
+		n = csv_next_row(&ps->scan, data, len);
+		if (part_write(ps, data, n, err))
+			return err->code;
+		data += n;
+		len -= n;
+		if (!ps->scan.in_quote && n && data[-1] == '\n' && ps->raw >= ps->max_raw && part_finish(ps, err))
+			return err->code;
+	}
+	return 0;
+}
+
+static int copy_sink(void *ud, const void *data, size_t len, struct sluice_err *err)
+{
+	return parts_feed(ud, data, len, err);
+}
+
+static int row_sink(void *ud, const struct sluice_row *row)
+{
+	struct parts *ps = ud;
+	size_t i;
+
+	if (!ps->names) {
+		ps->ncols = row->ncols;
+		ps->names = xcalloc(row->ncols + 1, sizeof(char *));
+		ps->types = xcalloc(row->ncols + 1, sizeof(char *));
+		for (i = 0; i < row->ncols; i++) {
+			ps->names[i] = xstrdup(row->names[i]);
+			ps->types[i] = xstrdup(row->types && row->types[i] ? row->types[i] : "text");
+		}
+	}
+	buf_reset(&ps->row);
+	for (i = 0; i < row->ncols; i++) {
+		if (i)
+			buf_addc(&ps->row, ',');
+		csv_field(&ps->row, row->values[i], row->values[i] ? row->lens[i] : 0);
+	}
+	buf_addc(&ps->row, '\n');
+	ps->rc = parts_feed(ps, ps->row.s, ps->row.len, &ps->err);
+	return ps->rc ? 1 : 0;
+}
+
+/* ---- the manifest ---- */
+
+struct columns {
+	char **names, **types;
+	size_t n, cap;
+};
+
+static void columns_release(struct columns *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->n; i++) {
+		free(c->names[i]);
+		free(c->types[i]);
+	}
+	free(c->names);
+	free(c->types);
+	memset(c, 0, sizeof(*c));
+}
+
+static int column_row(void *ud, const struct sluice_row *row)
+{
+	struct columns *c = ud;
+
+	if (row->ncols < 2 || !row->values[0])
+		return 0;
+	if (c->n == c->cap) {
+		c->cap = c->cap ? 2 * c->cap : 16;
+		c->names = xrealloc(c->names, c->cap * sizeof(char *));
+		c->types = xrealloc(c->types, c->cap * sizeof(char *));
+	}
+	c->names[c->n] = xstrdup(row->values[0]);
+	c->types[c->n++] = xstrdup(row->values[1] ? row->values[1] : "text");
+	return 0;
+}
+
+static int run_sql(struct sluice_conn *c, const char *audit, const char *sql, long long *rows,
+		   struct sluice_err *err)
+{
+	struct buf b = BUF_INIT;
+	int rc;
+
+	buf_printf(&b, "%s%s", audit ? audit : "", sql);
+	rc = c->drv->exec(c, b.s, rows, err);
+	buf_release(&b);
+	return rc;
+}
+
+static int run_query(struct sluice_conn *c, const char *audit, const char *sql, sluice_row_fn fn, void *ud,
+		     struct sluice_err *err)
+{
+	struct buf b = BUF_INIT;
+	int rc;
+
+	buf_printf(&b, "%s%s", audit ? audit : "", sql);
+	rc = c->drv->query(c, b.s, fn, ud, err);
+	buf_release(&b);
+	return rc;
+}
+
+/* The query's columns, without running it. */
+static int describe(const struct stage_unload *u, struct columns *cols, struct sluice_err *err)
+{
+	struct buf setup = BUF_INIT, q = BUF_INIT, cleanup = BUF_INIT;
+	int rc = 0;
+
+	if (!u->d->describe)
+		return 0;
+	u->d->describe(&setup, &q, &cleanup, u->sql);
+	if (setup.len)
+		rc = run_sql(u->c, u->audit, setup.s, NULL, err);
+	if (!rc)
+		rc = run_query(u->c, u->audit, q.s, column_row, cols, err);
+	if (cleanup.len) {
+		struct sluice_err ignored = SLUICE_ERR_INIT;
+		run_sql(u->c, u->audit, cleanup.s, NULL, rc ? &ignored : err);
+	}
+	buf_release(&setup);
+	buf_release(&q);
+	buf_release(&cleanup);
+	return rc;
+}
+
+static json_t *manifest_json_new(const struct parts *ps, const struct columns *cols)
+{
+	json_t *root = json_object(), *entries = json_array(), *meta, *schema, *elements = json_array();
+	size_t i;
+
+	for (i = 0; i < ps->n; i++) {
+		json_t *e = json_object(), *m = json_object();
+		json_object_set_new(e, "url", json_string(ps->v[i].url));
+		json_object_set_new(m, "content_length", json_integer(ps->v[i].bytes));
+		json_object_set_new(m, "record_count", json_integer(ps->v[i].rows));
+		json_object_set_new(e, "meta", m);
+		json_array_append_new(entries, e);
+	}
+	json_object_set_new(root, "entries", entries);
+	for (i = 0; i < cols->n; i++) {
+		json_t *el = json_object(), *t = json_object();
+		json_object_set_new(el, "name", json_string(cols->names[i]));
+		json_object_set_new(t, "base", json_string(cols->types[i]));
+		json_object_set_new(el, "type", t);
+		json_array_append_new(elements, el);
+	}
+	schema = json_object();
+	json_object_set_new(schema, "elements", elements);
+	json_object_set_new(root, "schema", schema);
+	meta = json_object();
+	json_object_set_new(meta, "content_length", json_integer(ps->total_bytes));
+	json_object_set_new(meta, "record_count", json_integer(ps->total_rows));
+	json_object_set_new(root, "meta", meta);
+	json_object_set_new(root, "author", json_pack("{s:s}", "name", "sluice"));
+	return root;
+}
+
+static int write_manifest(const struct stage_unload *u, const struct parts *ps, const struct columns *cols,
+			  struct sluice_err *err)
+{
+	json_t *j = manifest_json_new(ps, cols);
+	char *text = json_dumps(j, JSON_INDENT(2));
+	struct buf key = BUF_INIT;
+	int rc;
+
+	buf_printf(&key, "%s%s", u->prefix, STAGE_MANIFEST);
+	rc = u->store->ops->put(u->store, key.s, text, strlen(text), err);
+	buf_release(&key);
+	free(text);
+	json_decref(j);
+	return rc;
+}
+
+static long long config_size(const struct val *config, const char *key, long long def)
+{
+	char tmp[64];
+	const char *s = val_get_text(config, key, tmp, sizeof(tmp));
+	char *end;
+	long long n;
+
+	if (!s)
+		return def;
+	n = strtoll(s, &end, 10);
+	if (end == s || n <= 0)
+		return def;
+	if (*end == 'k' || *end == 'K')
+		n *= 1024;
+	else if (*end == 'm' || *end == 'M')
+		n *= 1024 * 1024;
+	else if (*end == 'g' || *end == 'G')
+		n *= 1024LL * 1024 * 1024;
+	return n;
+}
+
+static int config_flag(const struct val *config, const char *key)
+{
+	const struct val *v = val_get(config, key);
+
+	return v && (v->kind == V_BOOL ? v->u.b : v->kind == V_STR && !strcmp(v->u.str.s, "true"));
+}
+
+static int first_number(void *ud, const struct sluice_row *row)
+{
+	long long *out = ud;
+
+	if (*out < 0 && row->ncols && row->values[0])
+		*out = strtoll(row->values[0], NULL, 10);
+	return 0;
+}
+
+/* Redshift: the server writes the parts and the manifest itself. */
+static int unload_server_side(const struct stage_unload *u, long long *rows, struct sluice_err *err)
+{
+	struct buf sql = BUF_INIT, url = BUF_INIT;
+	int rc;
+
+	buf_printf(&url, "%s/%s", u->store_url, u->prefix);
+	u->d->unload(&sql, u->sql, url.s, u->iam_role, u->config);
+	rc = run_sql(u->c, u->audit, sql.s, NULL, err);
+	if (!rc && u->d->unload_count_query)
+		rc = run_query(u->c, u->audit, u->d->unload_count_query, first_number, rows, err);
+	buf_release(&sql);
+	buf_release(&url);
+	return rc;
+}
+
+int stage_unload(const struct stage_unload *u, long long *rows, long long *reported_out, struct sluice_err *err)
+{
+	struct parts ps;
+	struct columns cols = { 0 };
+	long long reported = -1;
+	int rc;
+	size_t i;
+
+	*rows = -1;
+	*reported_out = -1;
+	if (u->d->unload && !u->d->copy_out_csv) {
+		rc = unload_server_side(u, rows, err);
+		*reported_out = *rows;
+		return rc;
+	}
+	memset(&ps, 0, sizeof(ps));
+	ps.u = u;
+	ps.max_raw = config_size(u->config, "max_file_size", STAGE_DEFAULT_PART);
+	ps.gzip = config_flag(u->config, "gzip");
+	if ((rc = describe(u, &cols, err)))
+		goto out;
+	if (u->c->drv->copy_out && u->d->copy_out_csv) {
+		struct buf sql = BUF_INIT;
+		u->d->copy_out_csv(&sql, u->sql);
+		rc = u->c->drv->copy_out(u->c, sql.s, copy_sink, &ps, &reported, err);
+		buf_release(&sql);
+	} else {
+		struct buf sql = BUF_INIT;
+		buf_printf(&sql, "%s%s", u->audit ? u->audit : "", u->sql);
+		rc = u->c->drv->query(u->c, sql.s, row_sink, &ps, err);
+		buf_release(&sql);
+		if (ps.rc) {
+			*err = ps.err;
+			rc = ps.rc;
+		}
+	}
+	if (!rc && ps.open)
+		rc = part_finish(&ps, err);
+	if (!rc && ps.scan.in_quote)
+		rc = err_set(err, SLUICE_EDB, "unload: the data ended inside a quoted field");
+	if (!rc && reported >= 0 && reported != ps.total_rows)
+		rc = err_set(err, SLUICE_EDB, "unload: the database reported %lld rows but %lld were written",
+			     reported, ps.total_rows);
+	if (!rc && !cols.n && ps.names) {
+		cols.names = ps.names;
+		cols.types = ps.types;
+		cols.n = cols.cap = ps.ncols;
+		ps.names = ps.types = NULL;
+	}
+	if (!rc)
+		rc = write_manifest(u, &ps, &cols, err);
+	if (!rc)
+		*rows = ps.total_rows;
+	*reported_out = reported;
+out:
+	parts_abort(&ps);
+	for (i = 0; i < ps.n; i++)
+		free(ps.v[i].url);
+	free(ps.v);
+	for (i = 0; ps.names && i < ps.ncols; i++) {
+		free(ps.names[i]);
+		free(ps.types[i]);
+	}
+	free(ps.names);
+	free(ps.types);
+	buf_release(&ps.row);
+	columns_release(&cols);
+	return rc;
+}
+
+/* ---- load ---- */
+
+struct get_job {
+	struct pump pump;
+	struct objstore *store;
+	char *key;
+	int gunzip;
+	z_stream z;
+	int header;                 /* lines still to skip */
+	int in_quote;
+};
+
+static int get_sink(void *ud, const void *data, size_t len, struct sluice_err *err)
+{
+	struct get_job *g = ud;
+	const char *s = data;
+
+	/* a header line is skipped before the bytes reach the database */
+	while (g->header && len) {
+		if (*s == '"')
+			g->in_quote = !g->in_quote;
+		else if (*s == '\n' && !g->in_quote)
+			g->header--;
+		s++;
+		len--;
+	}
+	if (len && write_all(g->pump.fd[1], s, len) < 0)
+		return err_set(err, SLUICE_EIO, "stage: the database stopped reading %s", g->key);
+	return 0;
+}
+
+static int gunzip_sink(void *ud, const void *data, size_t len, struct sluice_err *err)
+{
+	struct get_job *g = ud;
+	unsigned char out[ZBUF];
+	int zr;
+
+	g->z.next_in = (unsigned char *)data;
+	g->z.avail_in = (uInt)len;
+	while (g->z.avail_in) {
+		g->z.next_out = out;
+		g->z.avail_out = sizeof(out);
+		zr = inflate(&g->z, Z_NO_FLUSH);
+		if (zr != Z_OK && zr != Z_STREAM_END)
+			return err_set(err, SLUICE_EIO, "stage: %s is not valid gzip", g->key);
+		if (get_sink(g, out, sizeof(out) - g->z.avail_out, err))
+			return err->code;
+		if (zr == Z_STREAM_END)
+			break;
+	}
+	return 0;
+}
+
+static void *download_thread(void *ud)
+{
+	struct get_job *g = ud;
+
+	if (g->gunzip && inflateInit2(&g->z, 15 + 32) != Z_OK)
+		g->pump.rc = err_set(&g->pump.err, SLUICE_EIO, "stage: zlib init failed");
+	else
+		g->pump.rc = g->store->ops->get(g->store, g->key, g->gunzip ? gunzip_sink : get_sink, g, &g->pump.err);
+	if (g->gunzip)
+		inflateEnd(&g->z);
+	/* failing, the reader must see an error rather than a short file */
+	if (g->pump.rc)
+		g->pump.aborted = 1;
+	close(g->pump.fd[1]);
+	return NULL;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+
+	return n >= k && !strcmp(s + n - k, suffix);
+}
+
+/* Load one object into l->into; *rows from the database. */
+static int load_object(const struct stage_load *l, const char *key, size_t ncols, long long *rows,
+		       struct sluice_err *err)
+{
+	struct get_job g;
+	struct buf sql = BUF_INIT;
+	int rc;
+
+	memset(&g, 0, sizeof(g));
+	if (pump_open(&g.pump) < 0)
+		return err_set(err, SLUICE_EIO, "stage: pipe: %s", strerror(errno));
+	g.store = l->store;
+	g.key = xstrdup(key);
+	g.gunzip = ends_with(key, ".gz");
+	g.header = l->listing && l->header;
+	if (pthread_create(&g.pump.th, NULL, download_thread, &g)) {
+		close(g.pump.fd[0]);
+		close(g.pump.fd[1]);
+		free(g.key);
+		return err_set(err, SLUICE_EIO, "stage: cannot start a download thread");
+	}
+	if (l->c->drv->copy_in && l->d->copy_in_csv) {
+		l->d->copy_in_csv(&sql, l->into);
+		rc = l->c->drv->copy_in(l->c, sql.s, pump_read, &g.pump, rows, err);
+	} else if (l->c->drv->load_csv) {
+		rc = l->c->drv->load_csv(l->c, l->into, ncols, pump_read, &g.pump, rows, err);
+	} else {
+		rc = err_set(err, SLUICE_ENOTSUP, "connection '%s' (%s) can neither COPY nor insert CSV rows",
+			     l->c->name, l->c->drv->name);
+	}
+	/* unblock the downloader if the database stopped early */
+	{
+		char sink[4096];
+		while (read(g.pump.fd[0], sink, sizeof(sink)) > 0)
+			;
+	}
+	pthread_join(g.pump.th, NULL);
+	close(g.pump.fd[0]);
+	if (g.pump.rc) {
+		*err = g.pump.err;
+		rc = g.pump.rc;
+	}
+	if (rc)
+		err_prefix(err, "loading %s", key);
+	free(g.key);
+	buf_release(&sql);
+	return rc;
+}
+
+static int buf_sink(void *ud, const void *data, size_t len, struct sluice_err *err)
+{
+	struct buf *b = ud;
+
+	if (b->len + len > STAGE_MANIFEST_MAX)
+		return err_set(err, SLUICE_EIO, "manifest larger than %u bytes", STAGE_MANIFEST_MAX);
+	buf_add(b, data, len);
+	return 0;
+}
+
+static long long num_of(const struct val *v)
+{
+	return v && v->kind == V_NUM ? (long long)v->u.num : -1;
+}
+
+/* Columns from a manifest's schema.elements[]. */
+static void manifest_columns(const struct val *man, struct columns *cols)
+{
+	const struct val *el = val_get(val_get(man, "schema"), "elements");
+	size_t i;
+
+	if (!el || el->kind != V_LIST)
+		return;
+	for (i = 0; i < el->u.list.n; i++) {
+		const struct val *e = &el->u.list.items[i];
+		const char *name = val_get_str(e, "name", NULL);
+		const char *type = val_get_str(val_get(e, "type"), "base", "text");
+		const char *pair[2] = { name, type };
+		struct sluice_row row = { 2, NULL, NULL, pair, NULL };
+		if (name)
+			column_row(cols, &row);
+	}
+}
+
+static int create_into(const struct stage_load *l, const struct columns *cols, struct sluice_err *err)
+{
+	struct buf sql = BUF_INIT;
+	int rc;
+
+	if (l->like)
+		l->d->create_table_like(&sql, l->into, l->like);
+	else if (cols->n)
+		l->d->create_table_columns(&sql, l->into, (const char *const *)cols->names,
+					   (const char *const *)cols->types, cols->n);
+	else
+		return err_set(err, SLUICE_EUSAGE, "cannot create %s: no column list (declare the source's columns with data_type)",
+			       l->into);
+	rc = run_sql(l->c, l->audit, sql.s, NULL, err);
+	buf_release(&sql);
+	return rc;
+}
+
+struct key_list {
+	char **v;
+	size_t n, cap;
+	const char *skip_prefix;
+};
+
+static void keys_push(struct key_list *k, const char *key)
+{
+	if (k->n == k->cap) {
+		k->cap = k->cap ? 2 * k->cap : 16;
+		k->v = xrealloc(k->v, k->cap * sizeof(char *));
+	}
+	k->v[k->n++] = xstrdup(key);
+}
+
+static void keys_release(struct key_list *k)
+{
+	size_t i;
+
+	for (i = 0; i < k->n; i++)
+		free(k->v[i]);
+	free(k->v);
+}
+
+static int list_key(void *ud, const struct objstore_entry *e)
+{
+	struct key_list *k = ud;
+	size_t n = strlen(e->key);
+
+	if (n && e->key[n - 1] != '/' && e->size > 0)
+		keys_push(k, e->key);
+	return 0;
+}
+
+/* Parts of a generation: keys relative to the store, from the manifest's URLs. */
+static int manifest_keys(const struct stage_load *l, const struct val *man, struct key_list *keys,
+			 struct sluice_err *err)
+{
+	const struct val *entries = val_get(man, "entries");
+	size_t i, root = strlen(l->store_url);
+
+	if (!entries || entries->kind != V_LIST)
+		return err_set(err, SLUICE_EDB, "manifest %s%s has no entries[]", l->prefix, STAGE_MANIFEST);
+	for (i = 0; i < entries->u.list.n; i++) {
+		const char *url = val_get_str(&entries->u.list.items[i], "url", NULL);
+		if (!url || strncmp(url, l->store_url, root) || url[root] != '/')
+			return err_set(err, SLUICE_EDB, "manifest %s%s: entry %zu is not under the stage %s",
+				       l->prefix, STAGE_MANIFEST, i + 1, l->store_url);
+		keys_push(keys, url + root + 1);
+	}
+	return 0;
+}
+
+static int load_server_side(const struct stage_load *l, long long *rows, struct sluice_err *err)
+{
+	struct buf sql = BUF_INIT, url = BUF_INIT;
+	int rc;
+
+	*rows = -1;
+	buf_printf(&url, "%s/%s%s", l->store_url, l->prefix, STAGE_MANIFEST);
+	l->d->copy_from_manifest(&sql, l->into, url.s, l->iam_role, 0);
+	rc = run_sql(l->c, l->audit, sql.s, NULL, err);
+	if (!rc && l->d->copy_count_query)
+		rc = run_query(l->c, l->audit, l->d->copy_count_query, first_number, rows, err);
+	buf_release(&sql);
+	buf_release(&url);
+	return rc;
+}
+
+static void shown_count(char *out, size_t n, long long v)
+{
+	if (v < 0)
+		snprintf(out, n, "n/a");
+	else
+		snprintf(out, n, "%lld", v);
+}
+
+int stage_load(const struct stage_load *l, struct stage_counts *counts, struct sluice_err *err)
+{
+	struct arena a = ARENA_INIT;
+	struct buf text = BUF_INIT, key = BUF_INIT;
+	struct columns cols = { 0 };
+	struct key_list keys = { 0 };
+	struct val man = val_none();
+	size_t i;
+	int rc = 0;
+
+	counts->manifest = -1;
+	counts->loaded = 0;
+	counts->files = 0;
+	if (l->listing) {
+		rc = l->store->ops->list(l->store, l->prefix, list_key, &keys, err);
+		for (i = 0; i < l->ncols; i++) {
+			const char *pair[2] = { l->col_names[i], l->col_types[i] };
+			struct sluice_row row = { 2, NULL, NULL, pair, NULL };
+			column_row(&cols, &row);
+		}
+	} else {
+		buf_printf(&key, "%s%s", l->prefix, STAGE_MANIFEST);
+		rc = l->store->ops->get(l->store, key.s, buf_sink, &text, err);
+		if (rc)
+			err_prefix(err, "reading the unload's manifest");
+		if (!rc)
+			rc = json_parse_val(&a, key.s, text.s ? text.s : "", &man, err);
+		if (!rc) {
+			counts->manifest = num_of(val_get(val_get(&man, "meta"), "record_count"));
+			manifest_columns(&man, &cols);
+			rc = manifest_keys(l, &man, &keys, err);
+		}
+	}
+	if (!rc && l->create)
+		rc = create_into(l, &cols, err);
+	if (!rc && l->d->copy_from_manifest && !l->d->copy_in_csv && !l->listing) {
+		rc = load_server_side(l, &counts->loaded, err);
+		counts->files = (long long)keys.n;
+	} else {
+		for (i = 0; i < keys.n && !rc; i++) {
+			long long r = -1;
+			rc = load_object(l, keys.v[i], cols.n, &r, err);
+			if (r > 0)
+				counts->loaded += r;
+			counts->files++;
+		}
+	}
+	if (!rc) {
+		long long u = counts->unloaded, m = counts->manifest, d = counts->loaded;
+		if ((u >= 0 && m >= 0 && u != m) || (m >= 0 && m != d) || (u >= 0 && u != d)) {
+			char su[32], sm[32];
+			shown_count(su, sizeof(su), u);
+			shown_count(sm, sizeof(sm), m);
+			rc = err_set(err, SLUICE_EDB,
+				     "row counts differ: unloaded %s, manifest record_count %s, loaded %lld; the target was not touched",
+				     su, sm, d);
+		}
+	}
+	keys_release(&keys);
+	columns_release(&cols);
+	buf_release(&text);
+	buf_release(&key);
+	arena_release(&a);
+	return rc;
+}
+
+/* ---- generations ---- */
+
+struct gens {
+	char **v;
+	size_t n, cap;
+	size_t plen;
+};
+
+static int gen_entry(void *ud, const struct objstore_entry *e)
+{
+	struct gens *g = ud;
+	const char *rest = e->key + g->plen, *slash = strchr(rest, '/');
+	char *name;
+
+	if (!slash)
+		return 0;
+	name = xstrndup(rest, (size_t)(slash - rest));
+	if (g->n && !strcmp(g->v[g->n - 1], name)) {
+		free(name);
+		return 0;
+	}
+	if (g->n == g->cap) {
+		g->cap = g->cap ? 2 * g->cap : 16;
+		g->v = xrealloc(g->v, g->cap * sizeof(char *));
+	}
+	g->v[g->n++] = name;
+	return 0;
+}
+
+struct doomed {
+	struct objstore *s;
+	struct key_list keys;
+};
+
+static int doomed_entry(void *ud, const struct objstore_entry *e)
+{
+	struct doomed *d = ud;
+
+	keys_push(&d->keys, e->key);
+	return 0;
+}
+
+int stage_retain(struct objstore *s, const char *model, int keep, long long *deleted, struct sluice_err *err)
+{
+	struct gens g = { 0 };
+	struct buf prefix = BUF_INIT;
+	size_t i, k;
+	int rc;
+
+	*deleted = 0;
+	buf_printf(&prefix, "%s/", model);
+	g.plen = prefix.len;
+	rc = s->ops->list(s, prefix.s, gen_entry, &g, err);
+	/* listings are in key order, so generations (UUIDv7: time order) are too */
+	for (i = 0; !rc && keep > 0 && i + (size_t)keep < g.n; i++) {
+		struct doomed d = { s, { 0 } };
+		struct buf gp = BUF_INIT;
+		buf_printf(&gp, "%s%s/", prefix.s, g.v[i]);
+		rc = s->ops->list(s, gp.s, doomed_entry, &d, err);
+		/* the manifest goes first: a generation without it is never read */
+		for (k = 0; !rc && k < d.keys.n; k++)
+			if (ends_with(d.keys.v[k], "/" STAGE_MANIFEST))
+				rc = s->ops->del(s, d.keys.v[k], err), (*deleted)++;
+		for (k = 0; !rc && k < d.keys.n; k++)
+			if (!ends_with(d.keys.v[k], "/" STAGE_MANIFEST))
+				rc = s->ops->del(s, d.keys.v[k], err), (*deleted)++;
+		keys_release(&d.keys);
+		buf_release(&gp);
+	}
+	for (i = 0; i < g.n; i++)
+		free(g.v[i]);
+	free(g.v);
+	buf_release(&prefix);
+	return rc;
+}
+
+static int hash_entry(void *ud, const struct objstore_entry *e)
+{
+	struct buf *b = ud;
+
+	buf_printf(b, "%s\t%s\t%lld\n", e->key, e->etag ? e->etag : "", e->size);
+	return 0;
+}
+
+int stage_listing_version(struct objstore *s, const char *prefix, struct buf *out, struct sluice_err *err)
+{
+	struct buf all = BUF_INIT;
+	char hex[FP_HEX];
+	int rc;
+
+	/* (key, etag, size) lines: a few dozen bytes per object */
+	rc = s->ops->list(s, prefix, hash_entry, &all, err);
+	if (!rc) {
+		fp_hash_hex(all.s ? all.s : "", all.len, hex);
+		buf_printf(out, "listing:%s", hex);
+	}
+	buf_release(&all);
+	return rc;
+}
+
+int stage_store_open(const struct val *settings, const char *project_dir, struct objstore **out,
+		     char **url, struct sluice_err *err)
+{
+	return stage_store_open_url(val_get_str(settings, "stage", "file://.sluice/stage"), settings, project_dir,
+				    out, url, err);
+}
+
+int stage_store_open_url(const char *spec, const struct val *settings, const char *project_dir,
+			 struct objstore **out, char **url, struct sluice_err *err)
+{
+	struct buf u = BUF_INIT;
+	int rc;
+
+	/* file:// relative to the project */
+	if (!strncmp(spec, "file://", 7) && spec[7] != '/')
+		buf_printf(&u, "file://%s/%s", project_dir, spec + 7);
+	else
+		buf_puts(&u, spec);
+	while (u.len > 1 && u.s[u.len - 1] == '/')
+		u.s[--u.len] = '\0';
+	*out = NULL;
+	rc = objstore_open(u.s, val_get(settings, "s3"), out, err);
+	if (rc)
+		err_prefix(err, "stage %s", u.s);
+	*url = buf_detach(&u, NULL);
+	return rc;
+}

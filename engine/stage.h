@@ -1,0 +1,105 @@
+/*
+ * stage.h: moving a query's rows from a database into object storage
+ * (unload) and from object storage into a table (load), in bounded memory,
+ * with the row counts of every hop so none is lost or duplicated.
+ *
+ * An unload writes one generation: CSV part files and a manifest in
+ * Redshift's MANIFEST VERBOSE shape under "<model>/<invocation_id>/" of
+ * the stage store. Where the connector streams COPY (copy_out), parts are
+ * cut from that stream at row boundaries; otherwise rows come through
+ * query() and are written as CSV here; on a warehouse that unloads by
+ * itself (dialect unload slot, Redshift) the server writes both.
+ *
+ * A load fills a relation that the caller has made ready (or that it
+ * creates from the manifest's schema) from every part of a generation, or
+ * from every object under a prefix (S3 sources), and checks the counts.
+ * It never touches the load's target: materialize.c swaps or merges
+ * afterwards, in the same transaction.
+ *
+ * Not here: deciding what runs (build.c), transactions (materialize.c),
+ * object storage protocols (connectors/objstore.h).
+ */
+#ifndef SLUICE_STAGE_H
+#define SLUICE_STAGE_H
+
+#include "../connectors/connector.h"
+#include "../connectors/objstore.h"
+#include "dialect.h"
+#include "util/arena.h"
+#include "value.h"
+
+#define STAGE_MANIFEST "manifest"
+
+struct stage_unload {
+	struct sluice_conn *c;
+	const struct dialect *d;
+	const char *audit;            /* leading comment for statements */
+	const char *sql;              /* the compiled SELECT */
+	struct objstore *store;
+	const char *store_url;        /* the store's root URL, for manifest entries */
+	const char *prefix;           /* generation: "<model>/<invocation_id>/" */
+	const struct val *config;     /* gzip, max_file_size */
+	const char *iam_role;         /* for server-side unloads, or NULL */
+};
+
+/*
+ * Unload u->sql. *rows: rows written; *reported: what the database said
+ * it sent (-1 when it says nothing); a difference is an error. On failure, parts already written stay
+ * (no manifest is written, so no load reads them) and retention removes
+ * them later.
+ */
+int stage_unload(const struct stage_unload *u, long long *rows, long long *reported, struct sluice_err *err);
+
+struct stage_load {
+	struct sluice_conn *c;
+	const struct dialect *d;
+	const char *audit;
+	struct objstore *store;
+	const char *store_url;
+	const char *prefix;           /* a generation ("<model>/<id>/", read its manifest) */
+	int listing;                  /* 1: prefix is an S3 source location: load every object under it */
+	const char *into;             /* quoted relation to load into */
+	int create;                   /* create `into` first: like `like`, else from the schema */
+	const char *like;
+	const char *const *col_names; /* listing loads: the columns (else from the manifest) */
+	const char *const *col_types;
+	size_t ncols;
+	const char *iam_role;
+	int header;                   /* listing loads: files start with a header line */
+};
+
+struct stage_counts {
+	long long unloaded;           /* what the unload reported (-1: not known, e.g. a source) */
+	long long manifest;           /* the manifest's meta.record_count (-1: no manifest) */
+	long long loaded;             /* what the database loaded */
+	long long files;
+};
+
+/*
+ * Load and check: counts->unloaded must be set by the caller; a mismatch
+ * between any two known counts is SLUICE_EDB naming all three.
+ */
+int stage_load(const struct stage_load *l, struct stage_counts *counts, struct sluice_err *err);
+
+/*
+ * Keep the newest `keep` generations under "<model>/" (generation names
+ * sort by time: invocation ids are UUIDv7) and delete the older ones;
+ * *deleted counts objects removed.
+ */
+int stage_retain(struct objstore *s, const char *model, int keep, long long *deleted, struct sluice_err *err);
+
+/* A version for the objects under prefix: a hash over (key, ETag, size) of each. */
+int stage_listing_version(struct objstore *s, const char *prefix, struct buf *out, struct sluice_err *err);
+
+/*
+ * Open the stage store of a connection's settings (`stage:`, default
+ * file://.sluice/stage; credentials from its `s3:` block), or the store at
+ * url with those credentials. A relative file:// URL is under project_dir.
+ * *url gets the normalised root URL (heap) even on failure.
+ */
+int stage_store_open(const struct val *settings, const char *project_dir, struct objstore **out,
+		     char **url, struct sluice_err *err);
+int stage_store_open_url(const char *spec, const struct val *settings, const char *project_dir,
+			 struct objstore **out, char **url, struct sluice_err *err);
+
+#endif
