@@ -6,4 +6,4 @@ select
     birth_date,
     date_part('year', age(date '2026-01-01', birth_date))::int as age,
     upper(site) as site
-from {{ source('lake', 'patients') }}
+from {{ ref('raw_patients') }}

@@ -6,5 +6,5 @@ select
     dose_mg,
     outcome,
     adverse_event
-from {{ source('lake', 'treatments') }}
+from {{ ref('raw_treatments') }}
 where dose_mg > 0

@@ -3,4 +3,4 @@ select
     trial_name,
     phase,
     lower(drug) as drug
-from {{ source('lake', 'trials') }}
+from {{ ref('raw_trials') }}

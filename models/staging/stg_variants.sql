@@ -9,5 +9,5 @@ select
     alt,
     vaf,
     gene in ({% for g in tracked_genes %}'{{ g }}'{% if not loop.last %}, {% endif %}{% endfor %}) as is_tracked
-from {{ source('lake', 'variants') }}
+from {{ ref('raw_variants') }}
 where vaf >= 0.05

@@ -21,6 +21,15 @@ clinic:
       dbname: "$T_DB"
       schema: analytics
       threads: 4
+      connections:
+        lake:
+          type: postgres
+          host: "$SLUICE_TEST_PGHOST"
+          port: $SLUICE_TEST_PGPORT
+          user: "$SLUICE_TEST_PGUSER"
+          password: "{{ env_var('SLUICE_TEST_PGPASSWORD') }}"
+          dbname: "$T_DB"
+          schema: lake
 YML
 cd "$D" || exit 1
 psql -X -q -v ON_ERROR_STOP=1 -d "$T_DB" -f demo/lake.sql >/dev/null || { echo "Bail out! demo/lake.sql failed"; exit 1; }
@@ -90,5 +99,16 @@ t_second_run() {
 		"$(psql_q "select count(*) || ' ' || count(distinct treatment_id) from analytics_marts.adverse_events")"
 }
 ok "a second run exits 0 and adverse_events is unchanged" t_second_run
+
+t_nightly() {
+	psql -X -q -v ON_ERROR_STOP=1 -d "$T_DB" -f demo/nightly.sql >/dev/null || return 1
+	wait_until 10 stats_settled lake.treatments 10100 || { echo "statistics never counted the insert"; return 1; }
+	expect_exit 0 sluice run || return 1
+	expect_grep "OK unload .*unload_treatments .* 100 rows" "$T_DIR/out" || return 1
+	expect_grep "REUSED unload .*unload_patients" "$T_DIR/out" || return 1
+	expect_eq "$(psql_q "select count(*) from lake.treatments")" "$(psql_q "select count(*) from analytics_raw.raw_treatments")" || return 1
+	expect_eq "pass pass" "$(rr '[.results[] | select(.unique_id == "model.clinic.raw_treatments") | .validations[].status] | join(" ")')"
+}
+ok "the nightly load: only the 100 new treatments cross the stage, and every count matches" t_nightly
 
 done_testing

@@ -7,20 +7,23 @@
 set -eu
 ./sluice embedded start >/dev/null
 trap './sluice embedded stop >/dev/null 2>&1 || true' EXIT
-./sluice debug >/dev/null          # creates the clinic database on first use
+./sluice debug >/dev/null          # creates the clinic and lake databases on first use
 eval "$(./sluice embedded env)"
-psql -X -q -v ON_ERROR_STOP=1 -d clinic -f demo/lake.sql
+psql -X -q -v ON_ERROR_STOP=1 -d lake -f demo/lake.sql
 
-echo "== 1. sluice run: lake -> staging views -> marts =="
+echo "== 1. sluice run: lake -> stage -> warehouse -> staging views -> marts =="
 ./sluice run
 echo
 echo "== 2. sluice run again: nothing changed, nothing is redone =="
 ./sluice run
 echo
-echo "== 3. the nightly load: new treatments arrive in the lake =="
-psql -X -q -v ON_ERROR_STOP=1 -d clinic -f demo/nightly.sql
+echo "== 3. the nightly load: new treatments arrive in the lake; only they cross =="
+psql -X -q -v ON_ERROR_STOP=1 -d lake -f demo/nightly.sql
 ./sluice plan
 ./sluice run
+echo
+echo "== every hop's row counts (target/run_results.json) =="
+jq -r '.results[] | select(.validations) | .unique_id as $u | .validations[] | "\($u): \(.name): \(.expected) = \(.actual) \(.status)"' target/run_results.json
 echo
 echo "== the marts =="
 psql -X -d clinic -c 'select trial_name, drug, treatments, responded, stable, progressed from analytics_marts.trial_outcomes order by trial_id limit 5'
