@@ -140,6 +140,8 @@ struct parts {
 	long long raw, bytes;          /* this part: input bytes, stored bytes */
 	struct csv_scan scan;          /* rows of this part */
 	z_stream z;
+	char *wbuf;                    /* ZBUF bytes not yet in the pipe */
+	size_t wlen;
 	struct part_entry *v;
 	size_t n, cap;
 	long long total_rows, total_bytes;
@@ -191,6 +193,7 @@ static int part_start(struct parts *ps, struct sluice_err *err)
 	p->started = 1;
 	ps->open = 1;
 	ps->raw = ps->bytes = 0;
+	ps->wlen = 0;
 	ps->scan.rows = 0;
 	if (ps->gzip) {
 		memset(&ps->z, 0, sizeof(ps->z));
@@ -218,7 +221,7 @@ static int part_join(struct parts *ps, struct sluice_err *err)
 	return 0;
 }
 
-static int part_put(struct parts *ps, const void *data, size_t len, struct sluice_err *err)
+static int part_send(struct parts *ps, const void *data, size_t len, struct sluice_err *err)
 {
 	if (write_all(ps->pump.fd[1], data, len) < 0 || ps->pump.failed) {
 		/* The reader gave up: its error says why. */
@@ -227,7 +230,27 @@ static int part_put(struct parts *ps, const void *data, size_t len, struct sluic
 			err_set(err, SLUICE_EIO, "stage: upload of %s stopped", ps->pump.key);
 		return err->code ? err->code : SLUICE_EIO;
 	}
+	return 0;
+}
+
+/* COPY hands over one row at a time: gather them so the pipe sees large writes. */
+static int part_flush(struct parts *ps, struct sluice_err *err)
+{
+	int rc = ps->wlen ? part_send(ps, ps->wbuf, ps->wlen, err) : 0;
+
+	ps->wlen = 0;
+	return rc;
+}
+
+static int part_put(struct parts *ps, const void *data, size_t len, struct sluice_err *err)
+{
 	ps->bytes += (long long)len;
+	if (ps->wlen + len > ZBUF && part_flush(ps, err))
+		return err->code;
+	if (len >= ZBUF)
+		return part_send(ps, data, len, err);
+	memcpy(ps->wbuf + ps->wlen, data, len);
+	ps->wlen += len;
 	return 0;
 }
 
@@ -267,6 +290,8 @@ static int part_finish(struct parts *ps, struct sluice_err *err)
 	}
 	if (!ps->open)
 		return rc;
+	if (!rc)
+		rc = part_flush(ps, err);
 	if (rc)
 		ps->pump.aborted = 1;
 	if (part_join(ps, rc ? &ps->err : err) && !rc)
@@ -557,6 +582,7 @@ int stage_unload(const struct stage_unload *u, long long *rows, long long *repor
 	ps.u = u;
 	ps.max_raw = config_size(u->config, "max_file_size", STAGE_DEFAULT_PART);
 	ps.gzip = config_flag(u->config, "gzip");
+	ps.wbuf = xmalloc(ZBUF);
 	if ((rc = describe(u, &cols, err)))
 		goto out;
 	if (u->c->drv->copy_out && u->d->copy_out_csv) {
@@ -603,6 +629,7 @@ out:
 	}
 	free(ps.names);
 	free(ps.types);
+	free(ps.wbuf);
 	buf_release(&ps.row);
 	columns_release(&cols);
 	return rc;

@@ -1,0 +1,103 @@
+#!/bin/sh
+# tests/bench/stages.sh (run by tests/bench/run.sh): move a table of N rows
+# lake -> stage -> warehouse with an unload and a load model, through the
+# file:// stage and through s3rver, against the direct pipe
+#   psql -c "\copy (select ...) to stdout" | psql -c "\copy t from stdin"
+# between the same two databases of the same embedded PostgreSQL, in the
+# same run. Prints a markdown table: wall times, the throughput ratio
+# (pipe time / sluice time) and sluice's peak RSS.
+#   sh tests/bench/stages.sh [ROWS...]     default: 1000000 5000000
+set -eu
+top=$(pwd)
+tmp=$(mktemp -d /tmp/sluice-bench-stage.XXXXXX)
+p=$tmp/proj
+cleanup() {
+	"$top/sluice" embedded stop --project-dir "$p" >/dev/null 2>&1 || true
+	sh "$top/tests/harness/s3.sh" stop "$tmp/s3" >/dev/null 2>&1 || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+[ $# -gt 0 ] || set -- 1000000 5000000
+
+mkdir -p "$p/models"
+cat >"$p/sluice.yml" <<'YML'
+name: bench
+profile: bench
+YML
+write_profile() {
+	cat >"$p/profiles.yml" <<YML
+bench:
+  target: dev
+  outputs:
+    dev:
+      type: postgres
+      embedded: true
+      dbname: wh
+      schema: wh
+      threads: 2
+$1
+      connections:
+        lake: {type: postgres, embedded: true, dbname: lake, schema: lake}
+YML
+}
+write_profile ""
+cat >"$p/models/sources.yml" <<'YML'
+sources:
+  - name: lake
+    connection: lake
+    tables: [{name: t}]
+YML
+cat >"$p/models/unload_t.sql" <<'YML'
+{{ config(materialized='unload', connection='lake', stage_retention=1) }}
+select * from {{ source('lake', 't') }}
+YML
+cat >"$p/models/t.sql" <<'YML'
+{{ config(materialized='load') }}
+{{ ref('unload_t') }}
+YML
+
+"$top/sluice" embedded start --project-dir "$p" >/dev/null
+"$top/sluice" debug --project-dir "$p" >/dev/null
+eval "$("$top/sluice" embedded env --project-dir "$p")"
+
+# timed CMD...: "secs kib" of one run
+timed() {
+	/usr/bin/time -f '%e %M' -o "$tmp/time" "$@" >"$tmp/out" 2>&1 || { cat "$tmp/out" >&2; exit 1; }
+	cat "$tmp/time"
+}
+
+s3=""
+if sh "$top/tests/harness/s3.sh" start "$tmp/s3" >"$tmp/s3.env" 2>/dev/null; then
+	. "$tmp/s3.env"
+	s3=yes
+fi
+
+echo "| rows | path | sluice (s) | direct psql pipe (s) | throughput vs pipe | sluice peak RSS (MiB) |"
+echo "|---|---|---|---|---|---|"
+for n in "$@"; do
+	psql -X -q -d lake -c "drop schema if exists lake cascade; create schema lake;
+		create table lake.t as select i as id, 'name ' || i as name, (i % 1000) / 7.0 as amount,
+		timestamptz '2026-01-01' + i * interval '1 second' as created_at, md5(i::text) as note
+		from generate_series(1, $n) i" >/dev/null
+	psql -X -q -d wh -c "drop table if exists public.ref_t; create table public.ref_t (like wh.t)" >/dev/null 2>&1 ||
+		psql -X -q -d wh -c "drop table if exists public.ref_t; create table public.ref_t
+			(id int, name text, amount numeric, created_at timestamptz, note text)" >/dev/null
+	ref=$(timed sh -c 'psql -X -q -d lake -c "\copy (select * from lake.t) to stdout" |
+		psql -X -q -d wh -c "\copy public.ref_t from stdin"')
+	for path in file s3rver; do
+		if [ "$path" = s3rver ]; then
+			[ -n "$s3" ] || { echo "| $n | s3rver | skipped: s3rver could not be started | | | |"; continue; }
+			write_profile "      stage: s3://$SLUICE_TEST_S3_BUCKET/stage
+      s3: {endpoint: $SLUICE_TEST_S3_ENDPOINT, region: us-east-1, access_key_id: S3RVER, secret_access_key: S3RVER}"
+		else
+			write_profile ""
+		fi
+		r=$(timed "$top/sluice" run --full-refresh --project-dir "$p")
+		[ -n "${BENCH_VERBOSE:-}" ] && grep -E "OK (un)?load" "$tmp/out" >&2
+		got=$(psql -X -A -t -d wh -c "select count(*) from wh.t")
+		[ "$got" = "$n" ] || { echo "loaded $got rows, expected $n" >&2; exit 1; }
+		printf '| %s | %s | %s | %s | %.2fx | %.1f |\n' "$n" "$path" "${r% *}" "${ref% *}" \
+			"$(awk -v a="${ref% *}" -v b="${r% *}" 'BEGIN { print (b > 0 ? a / b : 0) }')" \
+			"$(awk -v k="${r#* }" 'BEGIN { print k / 1024 }')"
+	done
+done
