@@ -101,3 +101,9 @@ YML
 		"$(awk -v k="${build#* }" 'BEGIN { print k / 1024 }')"
 	"$top/sluice" embedded stop --project-dir "$p" >/dev/null
 done
+
+# ---- issue 4: lake -> stage -> warehouse ----
+echo
+echo "## stage transfers (issue 4)"
+echo
+sh "$top/tests/bench/stages.sh"
