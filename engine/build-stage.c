@@ -113,7 +113,7 @@ int build_stage_prepare(struct build *b, struct node *n, struct compile_opts *o,
 		const struct node *load = watermark_load(b, n, &column);
 		free(r->watermark);
 		r->watermark = NULL;
-		if (load && b->mode == BUILD_RUN && !b->s->cli->full_refresh)
+		if (load && b->mode == BUILD_RUN && !b->s->cli->full_refresh && !r->no_watermark)
 			r->watermark = read_watermark(b, load, column);
 		o->watermark = r->watermark;
 		o->is_incremental = r->watermark != NULL;

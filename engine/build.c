@@ -682,6 +682,13 @@ static int job_run(void *ud, struct exec_worker *w, size_t idx, int *reused, str
 		*err = r->err;
 		return r->err.code;
 	}
+	if (n->mat == MAT_UNLOAD && r->decision.full_refresh && r->watermark) {
+		r->no_watermark = 1;
+		if (prepare_plan(b, n, 0)) {
+			*err = r->err;
+			return r->err.code;
+		}
+	}
 	if (n->mat == MAT_LOAD) {
 		/* known only now that the unload above has run or been reused */
 		int incremental = build_stage_load_incremental(b, n);

@@ -44,6 +44,7 @@ struct node_run {
 	char *relation_version;        /* stats version right after it was built (heap) */
 	/* stages (build-stage.c) */
 	char *watermark;               /* unload: the literal {{ watermark }} renders (heap), or NULL */
+	int no_watermark;              /* unload: send everything this time (its query changed) */
 	char *stage_generation;        /* unload: "<model>/<invocation_id>/" it wrote (heap) */
 	int stage_delta;               /* unload: only rows past a watermark */
 	char *loaded_generation;       /* load: the generation it loaded (heap) */

@@ -323,4 +323,7 @@ void fp_decide(const struct manifest *m, const struct node *n, const struct fp *
 	if (n->mat == MAT_INCREMENTAL && d->build)
 		d->full_refresh = !prev || ctx->full_refresh || !ctx->relation_exists ||
 				  (code_changed && strcmp(val_get_str(&n->config, "on_code_change", ""), "incremental"));
+	/* an unload whose query changed sends everything, not rows past the watermark */
+	if (n->mat == MAT_UNLOAD && d->build)
+		d->full_refresh = !prev || ctx->full_refresh || code_changed;
 }

@@ -800,11 +800,15 @@ static int create_into(const struct stage_load *l, const struct columns *cols, s
 	struct buf sql = BUF_INIT;
 	int rc;
 
-	if (l->like)
-		l->d->create_table_like(&sql, l->into, l->like);
-	else if (cols->n)
+	/*
+	 * What was unloaded decides the columns (a replaced target follows
+	 * the lake's schema); without a schema, the target's own.
+	 */
+	if (cols->n)
 		l->d->create_table_columns(&sql, l->into, (const char *const *)cols->names,
 					   (const char *const *)cols->types, cols->n);
+	else if (l->like)
+		l->d->create_table_like(&sql, l->into, l->like);
 	else
 		return err_set(err, SLUICE_EUSAGE, "cannot create %s: no column list (declare the source's columns with data_type)",
 			       l->into);

@@ -59,7 +59,7 @@ struct stage_load {
 	const char *prefix;           /* a generation ("<model>/<id>/", read its manifest) */
 	int listing;                  /* 1: prefix is an S3 source location: load every object under it */
 	const char *into;             /* quoted relation to load into */
-	int create;                   /* create `into` first: like `like`, else from the schema */
+	int create;                   /* create `into` first: from the schema, else like `like` */
 	const char *like;
 	const char *const *col_names; /* listing loads: the columns (else from the manifest) */
 	const char *const *col_types;

@@ -157,6 +157,16 @@ t_recover() {
 }
 ok "... and a fresh transfer repairs it" t_recover
 
+t_new_column() {
+	model unload_patients "{{ config(materialized='unload', connection='lake', max_file_size='40k', stage_retention=2) }}
+select id, name, note, born, score, updated_at, upper(name) as shout from {{ source('lake', 'patients') }}
+{% if is_incremental() %}where updated_at > {{ watermark }}{% endif %}"
+	expect_exit 0 sluice run -s unload_patients+ || return 1
+	expect_grep "OK unload .* 3025 rows" "$T_DIR/out" || return 1
+	expect_eq "3025 PATIENT 7" "$(psql_q "select count(*) || ' ' || max(shout) filter (where id = 7) from analytics.patients")"
+}
+ok "the unload's query gains a column: everything is sent again and the target takes the new schema" t_new_column
+
 t_stage_deleted() {
 	rm -rf .sluice/stage || return 1
 	plan_out || return 1
