@@ -159,6 +159,8 @@ int plan_build(const struct plan_input *in, struct plan *p, struct sluice_err *e
 	if (in->existing == REL_OTHER)
 		return err_set(err, SLUICE_EDB, "%s exists and is neither a table nor a view: drop it or choose another alias",
 			       n->relation);
+	if (d->check_config && (rc = d->check_config(&n->config, err)))
+		return err_prefix(err, "%s", n->model->path);
 	add_sql(p, d->begin);
 	add_hooks(p, in->pre_hooks, in->npre);
 	if (n->mat == MAT_VIEW)
