@@ -203,17 +203,19 @@ static int parse_file_size(const struct val *v, double *num, const char **unit)
 	return 0;
 }
 
-static int check_dist(const struct val *config, struct sluice_err *err)
+static int check_dist(const struct val *config, const char **key, struct sluice_err *err)
 {
 	const struct val *dist = val_get(config, "dist"), *style = val_get(config, "diststyle");
 	const char *d = NULL, *s = NULL;
 
+	*key = "dist";
 	if (present(dist)) {
 		if (dist->kind != V_STR || !dist->u.str.len)
 			return bad_value(err, "dist", dist, "a column name, or all, even or auto");
 		d = dist->u.str.s;
 	}
 	if (present(style)) {
+		*key = "diststyle";
 		if (style->kind != V_STR || (!dist_style_word(style->u.str.s) && strcasecmp(style->u.str.s, "key")))
 			return bad_value(err, "diststyle", style, "all, even, auto or key");
 		s = style->u.str.s;
@@ -228,11 +230,12 @@ static int check_dist(const struct val *config, struct sluice_err *err)
 	return 0;
 }
 
-static int check_sort(const struct val *config, struct sluice_err *err)
+static int check_sort(const struct val *config, const char **key, struct sluice_err *err)
 {
 	const struct val *sort = val_get(config, "sort"), *type = val_get(config, "sort_type");
 	size_t i, n = 0;
 
+	*key = "sort";
 	if (present(sort)) {
 		if (sort->kind == V_STR && sort->u.str.len) {
 			n = 1;
@@ -247,6 +250,7 @@ static int check_sort(const struct val *config, struct sluice_err *err)
 	}
 	if (!present(type))
 		return 0;
+	*key = "sort_type";
 	if (type->kind != V_STR || (strcasecmp(type->u.str.s, "compound") && strcasecmp(type->u.str.s, "interleaved")))
 		return bad_value(err, "sort_type", type, "compound or interleaved");
 	if (!n)
@@ -257,7 +261,7 @@ static int check_sort(const struct val *config, struct sluice_err *err)
 	return 0;
 }
 
-static int rs_check_config(const struct val *config, struct sluice_err *err)
+static int rs_check_config(const struct val *config, const char **key, struct sluice_err *err)
 {
 	static const char *const bools[] = { "backup", "gzip", "allow_overwrite" };
 	const struct val *v;
@@ -266,13 +270,17 @@ static int rs_check_config(const struct val *config, struct sluice_err *err)
 	size_t i;
 	int rc;
 
-	if ((rc = check_dist(config, err)) || (rc = check_sort(config, err)))
+	if ((rc = check_dist(config, key, err)) || (rc = check_sort(config, key, err)))
 		return rc;
-	for (i = 0; i < sizeof(bools) / sizeof(bools[0]); i++)
+	for (i = 0; i < sizeof(bools) / sizeof(bools[0]); i++) {
+		*key = bools[i];
 		if (present(v = val_get(config, bools[i])) && !is_boolish(v))
 			return bad_value(err, bools[i], v, "true or false");
+	}
+	*key = "max_file_size";
 	if (present(v = val_get(config, "max_file_size")) && parse_file_size(v, &num, &unit))
 		return bad_value(err, "max_file_size", v, "a size from 5 MB to 6.2 GB, such as 256, '256 MB' or '1 GB'");
+	*key = NULL;
 	return 0;
 }
 

@@ -159,10 +159,11 @@ struct dialect {
 	 * Check the physical options of a model's config (dist/sort keys,
 	 * file sizes) before any statement is written, since the functions
 	 * above cannot fail: 0, or SLUICE_EUSAGE with a message naming the
-	 * key and value (the caller prefixes the model's path). NULL: the
-	 * warehouse ignores such keys.
+	 * key and value, and *key (static) the config key to point at (the
+	 * caller prefixes where the model set it). NULL slot: the warehouse
+	 * ignores such keys.
 	 */
-	int (*check_config)(const struct val *config, struct sluice_err *err);
+	int (*check_config)(const struct val *config, const char **key, struct sluice_err *err);
 	/*
 	 * A statement tagging every later query of the session with tag, so
 	 * the warehouse's own query log can be filtered by sluice run
