@@ -61,9 +61,11 @@ T_POSTGRES := $(BUILD)/connectors/postgres.o $(BUILD)/connectors/pg-embedded.o $
 	$(BUILD)/connectors/odbc.o
 $(BUILD)/tests/test_postgres: $(T_POSTGRES)
 $(BUILD)/tests/test_odbc: $(T_POSTGRES)
+T_DIALECT := $(BUILD)/engine/dialect.o $(BUILD)/engine/dialect-postgres.o $(BUILD)/engine/dialect-redshift.o
 T_STATE := $(BUILD)/engine/state.o $(BUILD)/engine/state-local.o $(BUILD)/engine/state-warehouse.o \
-	$(BUILD)/engine/json.o $(BUILD)/engine/dialect.o $(BUILD)/engine/dialect-postgres.o $(T_POSTGRES)
+	$(BUILD)/engine/json.o $(T_DIALECT) $(T_POSTGRES)
 $(BUILD)/tests/test_state: $(T_STATE)
+$(BUILD)/tests/test_redshift: $(T_STATE) $(BUILD)/engine/materialize.o
 T_S3 := $(BUILD)/connectors/s3.o $(BUILD)/connectors/file.o
 $(BUILD)/tests/test_s3: $(T_S3)
 $(BUILD)/tests/test_template: $(T_TEMPLATE)

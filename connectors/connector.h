@@ -107,10 +107,19 @@ struct sluice_connector {
  * Pick the driver for a profile output: by `type:` (postgres, redshift,
  * odbc) and, for redshift, by whether `driver:` is set. Also names the SQL
  * dialect: settings `dialect:` if present, else the type's default.
- * Unknown type: SLUICE_EUSAGE listing the known types.
+ * Unknown type: SLUICE_EUSAGE listing the known types; settings that
+ * cannot work together (redshift: iam: without driver:, or with
+ * password:): SLUICE_EUSAGE naming the keys.
  */
 int connector_resolve(const struct val *settings, const struct sluice_connector **drv,
 		      const char **dialect, struct sluice_err *err);
+
+/*
+ * The port a type's server listens on by default (redshift: "5439"), for
+ * drivers to use when settings name a host but no port; NULL when the
+ * driver's own default is right.
+ */
+const char *connector_default_port(const struct val *settings);
 
 /* Call every driver's shutdown(). */
 void connectors_shutdown(void);

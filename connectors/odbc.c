@@ -182,6 +182,34 @@ static void add_application_name(struct buf *cs, const char *app)
 	buf_release(&opt);
 }
 
+int odbc_iam_keys(const char *name, const struct val *settings, struct buf *cs, struct sluice_err *err)
+{
+	static const char *const keys[][2] = {
+		{ "cluster_id", "ClusterID" }, { "region", "Region" }, { "db_user", "DbUser" }, { "profile", "Profile" },
+	};
+	const struct val *iam = val_get(settings, "iam");
+	const char *v;
+	size_t i;
+
+	if (!iam || iam->kind != V_DICT)
+		return 0;
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (cs_get(cs->s, keys[i][1], NULL))
+			return err_set(err, SLUICE_EUSAGE,
+				       "connection '%s' (odbc): %s is set both in connection_string and as iam.%s:",
+				       name, keys[i][1], keys[i][0]);
+	odbc_cs_add(cs, "IAM", "1");
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		v = val_get_str(iam, keys[i][0], NULL);
+		/* The database user defaults to user:, as the profile spells it. */
+		if (!v && !strcmp(keys[i][0], "db_user"))
+			v = val_get_str(settings, "user", NULL);
+		if (v)
+			odbc_cs_add(cs, keys[i][1], v);
+	}
+	return 0;
+}
+
 static int build_connstr(const char *name, const struct sluice_conn_params *p, struct buf *cs,
 			 char **password, struct sluice_err *err)
 {
@@ -190,6 +218,7 @@ static int build_connstr(const char *name, const struct sluice_conn_params *p, s
 	const char *given = val_get_str(s, "connection_string", NULL);
 	struct buf pwd = BUF_INIT;
 	char tmp[32], fetch[32];
+	int iam = val_get(s, "iam") != NULL, rc;
 	size_t i;
 
 	*password = NULL;
@@ -207,12 +236,18 @@ static int build_connstr(const char *name, const struct sluice_conn_params *p, s
 		const struct cs_key *k = &cs_keys[i];
 		const char *v;
 
+		/* With IAM the driver logs in as iam.db_user, with credentials it fetches. */
+		if (iam && !strcmp(k->setting, "user"))
+			continue;
 		if (k->alias && !val_get(s, k->setting) && val_get(s, k->alias))
 			v = val_get_str(s, k->alias, NULL);
 		else if (!strcmp(k->setting, "port"))
 			v = val_get_text(s, "port", tmp, sizeof(tmp));
 		else
 			v = val_get_str(s, k->setting, NULL);
+		/* A DSN or connection string names its own port. */
+		if (!v && !strcmp(k->setting, "port") && !dsn && !cs_get(cs->s, k->key, NULL))
+			v = connector_default_port(s);
 		if (!v)
 			continue;
 		/* Which of two copies a driver honours differs between drivers. */
@@ -222,6 +257,8 @@ static int build_connstr(const char *name, const struct sluice_conn_params *p, s
 				       name, k->key, k->setting);
 		odbc_cs_add(cs, k->key, v);
 	}
+	if ((rc = odbc_iam_keys(name, s, cs, err)))
+		return rc;
 	for (i = 0; i < sizeof(cs_defaults) / sizeof(cs_defaults[0]); i++)
 		if (!cs_get(cs->s, cs_defaults[i][0], NULL))
 			odbc_cs_add(cs, cs_defaults[i][0], cs_defaults[i][1]);

@@ -17,4 +17,12 @@ extern const struct sluice_connector odbc_connector;
  */
 void odbc_cs_add(struct buf *cs, const char *key, const char *value);
 
+/*
+ * The Amazon Redshift ODBC driver's IAM keys from settings `iam:`
+ * (IAM=1;ClusterID;Region;DbUser, DbUser defaulting to user:, and
+ * Profile), appended to cs; nothing without `iam:`. SLUICE_EUSAGE when cs
+ * (a connection_string) already sets one. Exposed for the unit tests.
+ */
+int odbc_iam_keys(const char *name, const struct val *settings, struct buf *cs, struct sluice_err *err);
+
 #endif

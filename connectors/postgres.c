@@ -356,7 +356,7 @@ static int pg_connect(const struct sluice_conn_params *p, struct sluice_conn **o
 	} else {
 		if ((opt = val_get_str(s, "host", NULL)))
 			kv_add(&kv, "host", opt);
-		if ((opt = val_get_text(s, "port", port, sizeof(port))))
+		if ((opt = val_get_text(s, "port", port, sizeof(port))) || (opt = connector_default_port(s)))
 			kv_add(&kv, "port", opt);
 		if ((opt = val_get_str(s, "user", NULL)))
 			kv_add(&kv, "user", opt);

@@ -532,9 +532,22 @@ static struct sluice_conn *worker_conn(struct build *b, struct exec_worker *w, s
 				       struct sluice_err *err)
 {
 	struct sluice_conn **c = &b->worker_conns[w->id - 1][slot];
+	const struct dialect *d = b->slots[slot].dialect;
 
-	if (!*c && build_connect(b->s, b->s->project.target.conns[slot].name, c, NULL, err))
+	if (*c)
+		return *c;
+	if (build_connect(b->s, b->s->project.target.conns[slot].name, c, NULL, err))
 		return NULL;
+	if (d->session_tag) {
+		/* The warehouse's query log can then tell this run's sessions apart. */
+		struct sluice_err ignored = SLUICE_ERR_INIT;
+		struct buf tag = BUF_INIT, sql = BUF_INIT;
+		dialect_session_tag_text(&tag, b->s->invocation_id, b->s->user);
+		d->session_tag(&sql, tag.s);
+		(*c)->drv->exec(*c, sql.s, NULL, &ignored);
+		buf_release(&tag);
+		buf_release(&sql);
+	}
 	return *c;
 }
 

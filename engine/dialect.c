@@ -6,9 +6,13 @@
 #include "dialect.h"
 
 extern const struct dialect dialect_postgres;
+extern const struct dialect dialect_redshift;
+extern const struct dialect dialect_redshift_serverless;
 
 static const struct dialect *const dialects[] = {
 	&dialect_postgres,
+	&dialect_redshift,
+	&dialect_redshift_serverless,
 };
 
 const struct dialect *dialect_find(const char *name)
@@ -47,4 +51,9 @@ void dialect_relation(struct buf *b, const char *schema, const char *ident)
 	dialect_quote_ident(b, schema);
 	buf_addc(b, '.');
 	dialect_quote_ident(b, ident);
+}
+
+void dialect_session_tag_text(struct buf *b, const char *invocation_id, const char *user)
+{
+	buf_printf(b, DIALECT_TAG_PREFIX "%s user=%s", invocation_id, user);
 }

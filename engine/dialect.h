@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include "util/buf.h"
+#include "util/err.h"
 #include "value.h"
 
 /* What kind of relation exists (or is to be built). */
@@ -26,7 +27,11 @@ struct dialect {
 	/* CREATE TABLE rel AS (sql); config may carry physical options (dist/sort keys). */
 	void (*create_table_as)(struct buf *b, const char *rel, const char *sql, const struct val *config);
 	void (*create_view)(struct buf *b, const char *rel, const char *sql);
-	/* A session-local scratch table for incremental runs, dropped at commit. */
+	/*
+	 * A session-local scratch table for incremental runs, dropped at
+	 * commit (Redshift has no ON COMMIT DROP: there the statements of
+	 * insert_from and merge, which read it last, drop it).
+	 */
 	void (*create_temp_as)(struct buf *b, const char *name, const char *sql);
 	/* ALTER ... RENAME TO new_ident (unqualified). */
 	void (*rename)(struct buf *b, const char *rel, enum rel_kind kind, const char *new_ident);
@@ -147,6 +152,31 @@ struct dialect {
 	void (*copy_from_manifest)(struct buf *b, const char *rel, const char *manifest_url,
 				   const char *iam_role, int gzip);
 	const char *copy_count_query;
+
+	/* ---- added with the Redshift dialect; every slot below is optional ---- */
+
+	/*
+	 * Check the physical options of a model's config (dist/sort keys,
+	 * file sizes) before any statement is written, since the functions
+	 * above cannot fail: 0, or SLUICE_EUSAGE with a message naming the
+	 * key and value, and *key (static) the config key to point at (the
+	 * caller prefixes where the model set it). NULL slot: the warehouse
+	 * ignores such keys.
+	 */
+	int (*check_config)(const struct val *config, const char **key, struct sluice_err *err);
+	/*
+	 * A statement tagging every later query of the session with tag, so
+	 * the warehouse's own query log can be filtered by sluice run
+	 * (Redshift: SET query_group). Run once per new connection, errors
+	 * ignored; the leading comment of each statement stays as well.
+	 */
+	void (*session_tag)(struct buf *b, const char *tag);
+	/*
+	 * Empty rel inside the plan's transaction, keeping it in place.
+	 * PostgreSQL's TRUNCATE is transactional; Redshift's commits the
+	 * transaction it runs in, so there it is a DELETE.
+	 */
+	void (*delete_all)(struct buf *b, const char *rel);
 };
 
 const struct dialect *dialect_find(const char *name);
@@ -156,5 +186,12 @@ void dialect_quote_ident(struct buf *b, const char *ident);
 void dialect_quote_literal(struct buf *b, const char *s);
 /* "schema"."ident" */
 void dialect_relation(struct buf *b, const char *schema, const char *ident);
+
+/*
+ * The tag session_tag sets, and that a dialect's queries over the
+ * warehouse's log filter on: "sluice run=<invocation id> user=<user>".
+ */
+#define DIALECT_TAG_PREFIX "sluice run="
+void dialect_session_tag_text(struct buf *b, const char *invocation_id, const char *user);
 
 #endif

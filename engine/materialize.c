@@ -173,10 +173,22 @@ static int plan_incremental(struct plan *p, const struct plan_input *in, struct 
 	return 0;
 }
 
+/* Prefix err with "path:line:col" of the config() call that set key, or the model's path. */
+static int config_error(const struct node *n, const char *key, struct sluice_err *err)
+{
+	const struct val *pos = key ? val_get(&n->config_pos, key) : NULL;
+
+	if (pos && pos->kind == V_LIST && pos->u.list.n == 2)
+		return err_prefix(err, "%s:%d:%d", n->model->path, (int)pos->u.list.items[0].u.num,
+				  (int)pos->u.list.items[1].u.num);
+	return err_prefix(err, "%s", n->model->path);
+}
+
 int plan_build(const struct plan_input *in, struct plan *p, struct sluice_err *err)
 {
 	const struct node *n = in->node;
 	const struct dialect *d = in->dialect;
+	const char *key = NULL;
 	struct buf b = BUF_INIT;
 	int rc = 0;
 
@@ -198,6 +210,8 @@ int plan_build(const struct plan_input *in, struct plan *p, struct sluice_err *e
 	if (in->existing == REL_OTHER)
 		return err_set(err, SLUICE_EDB, "%s exists and is neither a table nor a view: drop it or choose another alias",
 			       n->relation);
+	if (d->check_config && (rc = d->check_config(&n->config, &key, err)))
+		return config_error(n, key, err);
 	add_sql(p, d->begin);
 	add_hooks(p, in->pre_hooks, in->npre);
 	if (n->mat == MAT_VIEW)

@@ -19,6 +19,7 @@
 #include "build.h"
 #include "sources.h"
 #include "stage.h"
+#include "ui.h"
 #include "util/arena.h"
 #include "util/strmap.h"
 #include "util/xalloc.h"
@@ -311,13 +312,32 @@ static char *untracked(const struct batch *bt, const struct node *n)
 	return n->type == NODE_SOURCE ? str_concat("untracked:", bt->s->invocation_id) : xstrdup("untracked");
 }
 
+/*
+ * The role may not read the statistics the dialect's query uses (on
+ * Redshift, svv_table_info is for superusers unless granted): rather than
+ * stop every run, sources are treated as `always` (changed), with a
+ * warning saying why, and sluice's own relations go unchecked.
+ */
+static void stats_unreadable(struct batch *bt, struct sluice_err *err)
+{
+	size_t j;
+
+	ui_warn("connection '%s': cannot read table statistics (%s); sources using change_detection stats are "
+		"treated as always changed until the role may read them (docs/change-detection.md#privileges)",
+		bt->conn_name, err->msg);
+	for (j = 0; j < bt->n; j++)
+		if (bt->items[j]->n->type == NODE_SOURCE)
+			set_version(bt, j, str_concat("always:", bt->s->invocation_id));
+	*err = (struct sluice_err)SLUICE_ERR_INIT;
+}
+
 static int run_stats(struct batch *bt, struct sluice_err *err)
 {
 	struct stats_read r = { bt, NULL, NULL };
 	struct buf sql = BUF_INIT;
 	long lag = 0;
 	size_t j;
-	int rc = 0;
+	int rc = 0, unreadable = 0;
 
 	if (!bt->d->source_stats_query) {
 		for (j = 0; j < bt->n; j++)
@@ -342,7 +362,12 @@ static int run_stats(struct batch *bt, struct sluice_err *err)
 		sleep_ms(lag);
 		rc = stats_read(bt, sql.s, &r, err);
 	}
-	for (j = 0; !rc && j < bt->n; j++) {
+	if (rc == SLUICE_EDB && !strcmp(err->sqlstate, "42501")) {
+		stats_unreadable(bt, err);
+		unreadable = 1;
+		rc = 0;
+	}
+	for (j = 0; !rc && !unreadable && j < bt->n; j++) {
 		size_t t = bt->tab[j];
 		if (!r.found[t])
 			set_version(bt, j, xstrdup("missing"));

@@ -10,7 +10,8 @@
  *              read outside a snapshot (pg_stat_clear_snapshot()). With
  *              `lag_tolerance: <duration>` the counters are read twice that
  *              far apart and the later read is used, so a flush in progress
- *              is seen.
+ *              is seen. On Redshift: "stats:<table id>:<tbl_rows>:<last
+ *              insert end>:<last delete end>" (docs/redshift.md).
  *   trigger    "trigger:<counter>" from sluice_meta.source_versions, which
  *              statement-level triggers bump (sources_instrument).
  *   query      `query: <sql returning one value>` -> "query:<value>"
