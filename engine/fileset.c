@@ -54,7 +54,7 @@ int fileset_hash_file(const char *path, char out[33], struct sluice_err *err)
 
 struct scan {
 	const char *dir;
-	const struct val *prev;
+	struct strmap prev;            /* path -> its entry in the previous scan */
 	struct arena *a;
 	struct val *out;
 	struct strmap seen;
@@ -83,7 +83,7 @@ static int add_file(struct scan *s, const char *name, const struct stat *st)
 	if (strmap_get(&s->seen, name))
 		return 0;
 	snprintf(mtime, sizeof(mtime), "%lld", (long long)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec);
-	old = val_get(s->prev, name);
+	old = strmap_get(&s->prev, name);
 	if (old && val_get_int(old, "size", -1) == (long long)st->st_size &&
 	    !strcmp(val_get_str(old, "mtime_ns", ""), mtime))
 		h = val_get_str(old, "hash", NULL);
@@ -104,7 +104,7 @@ static int add_file(struct scan *s, const char *name, const struct stat *st)
 	val_dict_set(s->a, &e, "size", val_num((double)st->st_size));
 	val_dict_set(s->a, &e, "mtime_ns", val_str(arena_strdup(s->a, mtime)));
 	val_dict_set(s->a, &e, "hash", val_str(arena_strdup(s->a, h)));
-	val_dict_set(s->a, s->out, key, e);
+	val_dict_append(s->a, s->out, key, e);   /* seen says it is new */
 	return 0;
 }
 
@@ -218,11 +218,13 @@ int fileset_scan(const char *dir, const struct val *patterns, enum fileset_mode 
 		 const struct val *prev, struct arena *a, struct val *out, size_t *rehashed,
 		 struct sluice_err *err)
 {
-	struct scan s = { dir, prev && prev->kind == V_DICT ? prev : NULL, a, out, STRMAP_INIT, 0, err };
+	struct scan s = { dir, STRMAP_INIT, a, out, STRMAP_INIT, 0, err };
 	size_t i;
 	int rc = 0;
 
 	*out = val_dict_new();
+	for (i = 0; prev && prev->kind == V_DICT && i < prev->u.dict.n; i++)
+		strmap_put(&s.prev, prev->u.dict.keys[i], &prev->u.dict.vals[i]);
 	for (i = 0; patterns && patterns->kind == V_LIST && i < patterns->u.list.n && !rc; i++) {
 		const char *p = patterns->u.list.items[i].u.str.s;
 		if (mode == FILESET_GLOB) {
@@ -239,6 +241,7 @@ int fileset_scan(const char *dir, const struct val *patterns, enum fileset_mode 
 		}
 	}
 	strmap_release(&s.seen);
+	strmap_release(&s.prev);
 	if (rehashed)
 		*rehashed = s.rehashed;
 	return rc;
