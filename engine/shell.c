@@ -468,6 +468,18 @@ static void finish_group(pid_t pid, double grace)
 	kill(-pid, SIGKILL);
 }
 
+/* A duration as config would write it: 600 -> "10m", 90 -> "90s", 0.5 -> "0.5s". */
+static const char *duration_text(double secs, char out[64])
+{
+	if (secs >= 3600 && fmod(secs, 3600) == 0)
+		snprintf(out, 64, "%gh", secs / 3600);
+	else if (secs >= 60 && fmod(secs, 60) == 0)
+		snprintf(out, 64, "%gm", secs / 60);
+	else
+		snprintf(out, 64, "%gs", secs);
+	return out;
+}
+
 static void send_group(pid_t pid, int sig)
 {
 	kill(-pid, sig);
@@ -483,6 +495,7 @@ int shell_run(const struct shell_cmd *cmd, struct shell_proc *p, struct shell_re
 	pid_t pid = 0;
 	size_t i;
 	struct buf msg = BUF_INIT;
+	char unit[64];
 
 	memset(res, 0, sizeof(*res));
 	buf_init(&res->tail);
@@ -569,6 +582,7 @@ int shell_run(const struct shell_cmd *cmd, struct shell_proc *p, struct shell_re
 		res->cancelled = 1;
 	if (res->timed_out || res->cancelled)
 		finish_group(pid, grace);
+	__atomic_store_n(&p->pid, 0, __ATOMIC_SEQ_CST);   /* a late cancel() has nothing left to signal */
 	if (WIFEXITED(status)) {
 		res->status = WEXITSTATUS(status);
 	} else {
@@ -580,7 +594,7 @@ int shell_run(const struct shell_cmd *cmd, struct shell_proc *p, struct shell_re
 	if (res->cancelled)
 		buf_printf(&msg, "cancelled: signal forwarded to the script's process group");
 	else if (res->timed_out)
-		buf_printf(&msg, "timed out after %gs: its process group was killed", cmd->timeout);
+		buf_printf(&msg, "timed out after %s: its process group was killed", duration_text(cmd->timeout, unit));
 	else if (res->status > 0)
 		buf_printf(&msg, "exited with status %d", res->status);
 	else if (res->status < 0)
