@@ -218,7 +218,27 @@ cat >>profiles.yml <<YML
         access_key_id: AKIDT0700
         secret_access_key: "{{ env_var('T0700_S3_SECRET') }}"
 YML
+cat >>profiles.yml <<YML
+      connections:
+        wh_odbc:
+          type: odbc
+          driver: "${SLUICE_TEST_ODBC_DRIVER:-/usr/lib/x86_64-linux-gnu/odbc/psqlodbcw.so}"
+          host: "$SLUICE_TEST_PGHOST"
+          port: $SLUICE_TEST_PGPORT
+          user: "$SLUICE_TEST_PGUSER"
+          password: "{{ env_var('SLUICE_TEST_PGPASSWORD') }}"
+          dbname: "$T_DB"
+          schema: analytics
+YML
 export T0700_S3_SECRET=t0700-aws-secret-value
+cat >models/env_odbc.sh <<'SH'
+# {{ config(connection='wh_odbc') }}
+case $SLUICE_ODBC_CONNECTION_STRING in
+*"$PGDATABASE_WANTED"*) echo "odbc connection string names the database" ;;
+esac
+echo "odbc: $SLUICE_ODBC_CONNECTION_STRING"
+echo "PGPASSWORD=${PGPASSWORD:-unset}"
+SH
 cat >models/env_check.sh <<'SH'
 env | grep -E '^(SLUICE_(TARGET|INVOCATION_ID|NODE|SCHEMA)|PG(HOST|PORT|USER|DATABASE)|AWS_(ENDPOINT_URL|REGION|ACCESS_KEY_ID))=' | sort >target/env.txt
 [ "$PGPASSWORD" = "$SLUICE_TEST_PGPASSWORD" ] && echo "PGPASSWORD is set: $PGPASSWORD"
@@ -229,7 +249,8 @@ SH
 
 t_env() {
 	# none of libpq's variables come from the caller: sluice sets them
-	env -u PGHOST -u PGPORT -u PGUSER -u PGPASSWORD -u PGDATABASE "$SLUICE_BIN" run >"$T_DIR/out" 2>&1
+	env -u PGHOST -u PGPORT -u PGUSER -u PGPASSWORD -u PGDATABASE PGDATABASE_WANTED="$T_DB" \
+		"$SLUICE_BIN" run >"$T_DIR/out" 2>&1
 	expect_eq "AWS_ACCESS_KEY_ID=AKIDT0700
 AWS_ENDPOINT_URL=http://127.0.0.1:9
 AWS_REGION=eu-west-1
@@ -243,12 +264,17 @@ SLUICE_SCHEMA=analytics
 SLUICE_TARGET=dev" "$(cat target/env.txt)" || return 1
 	expect_grep "^psql reached $T_DB$" target/logs/env_check.log || return 1
 	expect_grep "^PGPASSWORD is set: \*\*\*$" target/logs/env_check.log || return 1
-	expect_grep "^AWS secret is set: \*\*\*$" target/logs/env_check.log
+	expect_grep "^AWS secret is set: \*\*\*$" target/logs/env_check.log || return 1
+	# an ODBC connection gives its connection string instead (the whole string is a secret)
+	expect_eq success "$(rr_status env_odbc)" || return 1
+	expect_grep "^odbc connection string names the database$" target/logs/env_odbc.log || return 1
+	expect_grep "^odbc: \*\*\*$" target/logs/env_odbc.log || return 1
+	expect_grep "^PGPASSWORD=unset$" target/logs/env_odbc.log
 }
-ok "the script gets SLUICE_*, libpq's PG* and the s3 block's AWS_* variables" t_env
+ok "the script gets SLUICE_*, its connection's PG* or ODBC string, and the s3 block's AWS_*" t_env
 
 t_no_secrets() {
-	for f in target/logs/env_check.log target/run_results.json target/manifest.json "$T_DIR/out" .sluice/state/*; do
+	for f in target/logs/env_check.log target/logs/env_odbc.log target/run_results.json target/manifest.json "$T_DIR/out" .sluice/state/*; do
 		expect_no_grep "$SLUICE_TEST_PGPASSWORD|$T0700_S3_SECRET" "$f" || return 1
 	done
 	# the secrets did reach the script: the tail in the message is scrubbed too
