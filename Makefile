@@ -68,6 +68,8 @@ $(BUILD)/tests/test_state: $(T_STATE)
 $(BUILD)/tests/test_redshift: $(T_STATE) $(BUILD)/engine/materialize.o
 T_S3 := $(BUILD)/connectors/s3.o $(BUILD)/connectors/file.o
 $(BUILD)/tests/test_s3: $(T_S3)
+T_SHELL := $(BUILD)/engine/shell.o $(BUILD)/engine/fileset.o
+$(BUILD)/tests/test_shell: $(T_SHELL)
 $(BUILD)/tests/test_template: $(T_TEMPLATE)
 $(BUILD)/tests/test_yaml: $(T_PROJECT)
 $(BUILD)/tests/test_project: $(T_PROJECT)

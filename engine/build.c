@@ -169,7 +169,7 @@ static int fresh_dir(struct build *b, const char *path)
 	return state == 2;
 }
 
-static void write_target_file(struct build *b, const char *dir, const char *path, const char *text)
+void build_write_target_file(struct build *b, const char *dir, const char *path, const char *text)
 {
 	struct buf file = BUF_INIT;
 	struct sluice_err err = SLUICE_ERR_INIT;
@@ -229,9 +229,9 @@ static int prepare_plan(struct build *b, struct node *n, int incremental)
 		rc = plan_build(&in, &r->plan, &r->err);
 	if (!rc && b->mode != BUILD_PLAN) {
 		/* plan changes nothing, target/ included */
-		write_target_file(b, "compiled", n->model->path, sql.s);
+		build_write_target_file(b, "compiled", n->model->path, sql.s);
 		plan_write(&r->plan, &run);
-		write_target_file(b, "run", n->model->path, run.s);
+		build_write_target_file(b, "run", n->model->path, run.s);
 	}
 	r->failed_early = rc != 0;
 	buf_release(&sql);
@@ -257,7 +257,10 @@ static int prepare_node(struct build *b, struct node *n)
 
 	r->compile_started = now_seconds();
 	r->existing = b->mode == BUILD_OFFLINE ? REL_NONE : existing_kind(b, n);
-	rc = prepare_plan(b, n, runs_incremental(b, n, r->existing));
+	if (n->mat == MAT_SHELL)
+		rc = build_shell_prepare(b, n);
+	else
+		rc = prepare_plan(b, n, runs_incremental(b, n, r->existing));
 	r->compile_done = now_seconds();
 	return rc;
 }
@@ -293,7 +296,7 @@ static void node_fp(struct build *b, size_t idx, struct arena *a, struct fp *out
 	size_t np = d->nparents[idx], i;
 	const char **pfp = arena_alloc(a, (np + 1) * sizeof(char *));
 	const char **pver = arena_alloc(a, (np + 1) * sizeof(char *));
-	struct fp_input in = { b->runs[idx].logical_sql, &b->runs[idx].used_vars, pfp, pver };
+	struct fp_input in = { b->runs[idx].logical_sql, &b->runs[idx].used_vars, pfp, pver, &b->runs[idx].inputs };
 
 	for (i = 0; i < np; i++) {
 		size_t p = d->parents[idx][i];
@@ -307,11 +310,13 @@ static void node_fp(struct build *b, size_t idx, struct arena *a, struct fp *out
 	fp_compute(m, &m->nodes[idx], &in, a, out);
 }
 
-static void decide(struct build *b, size_t idx, struct arena *a)
+void build_decide(struct build *b, size_t idx, struct arena *a)
 {
 	struct node_run *r = &b->runs[idx];
 	struct fp_context ctx = { 0 };
 
+	if (b->s->manifest.nodes[idx].mat == MAT_SHELL)
+		build_shell_scan(b, idx, a, &ctx);   /* its files, before they feed the fingerprint */
 	node_fp(b, idx, a, &r->fp);
 	ctx.prev = build_prev_record(b, idx);
 	ctx.relation_exists = b->s->manifest.nodes[idx].mat == MAT_UNLOAD ? build_stage_exists(b, &b->s->manifest.nodes[idx])
@@ -521,7 +526,7 @@ void build_plan(struct build *b)
 		size_t i = m->dag->order[k];
 		if (b->todo[i] != EXEC_RUN)
 			continue;
-		decide(b, i, &b->arena);
+		build_decide(b, i, &b->arena);
 		set_effective(b, i);
 	}
 }
@@ -549,6 +554,16 @@ static struct sluice_conn *worker_conn(struct build *b, struct exec_worker *w, s
 		buf_release(&sql);
 	}
 	return *c;
+}
+
+struct sluice_conn *build_worker_conn(struct build *b, struct exec_worker *w, const char *connection,
+				      const struct dialect **dialect, struct sluice_err *err)
+{
+	size_t slot = build_slot_of(&b->s->project, connection);
+
+	if (dialect)
+		*dialect = b->slots[slot].dialect;
+	return worker_conn(b, w, slot, err);
 }
 
 /* The state record of a node that just ran. */
@@ -586,11 +601,15 @@ static struct val make_record(struct build *b, size_t idx, const char *status, s
 		}
 		if (r->loaded_generation)
 			val_dict_set(a, &rec, "loaded_generation", val_str(arena_strdup(a, r->loaded_generation)));
+		if (r->inputs.kind == V_DICT)
+			val_dict_set(a, &rec, "inputs", r->inputs);
+		if (r->outputs.kind == V_DICT)
+			val_dict_set(a, &rec, "outputs", r->outputs);
 	}
 	return rec;
 }
 
-static void put_record(struct build *b, size_t idx, const char *status, struct arena *a)
+void build_put_record(struct build *b, size_t idx, const char *status, struct arena *a)
 {
 	struct sluice_err err = SLUICE_ERR_INIT;
 	struct val rec;
@@ -684,7 +703,9 @@ static int job_run(void *ud, struct exec_worker *w, size_t idx, int *reused, str
 		*err = r->err;
 		return r->err.code ? r->err.code : SLUICE_EUSAGE;
 	}
-	decide(b, idx, a);
+	if (n->mat == MAT_SHELL)
+		return build_shell_job(b, w, idx, reused, err);
+	build_decide(b, idx, a);
 	if (!r->decision.build) {
 		set_effective(b, idx);
 		*reused = 1;
@@ -717,7 +738,7 @@ static int job_run(void *ud, struct exec_worker *w, size_t idx, int *reused, str
 		r->rows = 0;
 		r->finished = now_seconds();
 		set_effective(b, idx);
-		put_record(b, idx, "success", a);
+		build_put_record(b, idx, "success", a);
 		return 0;
 	}
 	if (!(c = worker_conn(b, w, slot, err)))
@@ -740,9 +761,9 @@ static int job_run(void *ud, struct exec_worker *w, size_t idx, int *reused, str
 	r->finished = now_seconds();
 	if (!rc) {
 		set_effective(b, idx);
-		put_record(b, idx, "success", a);
+		build_put_record(b, idx, "success", a);
 	} else {
-		put_record(b, idx, rc == SLUICE_ECANCEL ? "cancelled" : "error", a);
+		build_put_record(b, idx, rc == SLUICE_ECANCEL ? "cancelled" : "error", a);
 	}
 	if (rc == SLUICE_ECONN) {
 		/* Reconnect for the next job rather than reuse a dead session. */
@@ -919,6 +940,7 @@ void build_release(struct build *b)
 		free(b->runs[i].watermark);
 		free(b->runs[i].stage_generation);
 		free(b->runs[i].loaded_generation);
+		free(b->runs[i].script);
 	}
 	state_close(b->state);
 	source_versions_release(&b->versions);

@@ -49,6 +49,11 @@ struct node_run {
 	int stage_delta;               /* unload: only rows past a watermark */
 	char *loaded_generation;       /* load: the generation it loaded (heap) */
 	struct val validations;        /* list of {name, expected, actual, status} (worker arena) */
+	/* shell models (build-shell.c) */
+	char *script;                  /* the rendered script (heap) */
+	struct val inputs;             /* input files when decided: path -> {size, mtime_ns, hash} (fileset.h) */
+	struct val outputs;            /* declared outputs on disk: when decided, then after the run */
+	size_t rehashed;               /* files the last scan had to read */
 };
 
 struct conn_slot {                     /* one per target connection */
@@ -119,6 +124,26 @@ int build_stage_run(void *ud, const struct plan *p, struct sluice_conn *c, long 
 int build_stage_load_incremental(const struct build *b, const struct node *n);
 /* A load whose input is a delta it has already loaded: nothing to do. */
 int build_stage_nothing_new(const struct build *b, const struct node *n);
+/*
+ * For the jobs of other node kinds (build-shell.c). Thread-safe for
+ * distinct nodes, like job_run.
+ */
+/* The node's previous state record, or NULL. */
+const struct val *build_prev_record(const struct build *b, size_t idx);
+/* Fingerprint node idx and decide build or reuse (runs[idx].fp, .decision). */
+void build_decide(struct build *b, size_t idx, struct arena *a);
+/* Write the state record of a node that just ran ("success", "error", "cancelled"). */
+void build_put_record(struct build *b, size_t idx, const char *status, struct arena *a);
+/* Worker w's connection of that name, opened on first use, and its dialect (if dialect is not NULL). */
+struct sluice_conn *build_worker_conn(struct build *b, struct exec_worker *w, const char *connection,
+				      const struct dialect **dialect, struct sluice_err *err);
+/* Write target/<dir>/<path>, only when its content changed; a failure is a warning. */
+void build_write_target_file(struct build *b, const char *dir, const char *path, const char *text);
+
+/* Shell models (build-shell.c): render and write the script; scan its files into ctx; run it. */
+int build_shell_prepare(struct build *b, struct node *n);
+void build_shell_scan(struct build *b, size_t idx, struct arena *a, struct fp_context *ctx);
+int build_shell_job(struct build *b, struct exec_worker *w, size_t idx, int *reused, struct sluice_err *err);
 
 /* Open the connection named `name` of the session's target. */
 int build_connect(struct session *s, const char *name, struct sluice_conn **out,

@@ -259,6 +259,10 @@ int cmd_show(int argc, char **argv)
 		rc = err_set(&err, SLUICE_EUSAGE, "no model named '%s'", name);
 		goto out;
 	}
+	if (n->mat == MAT_SHELL && !val_get_bool(&n->config, "relation", 0)) {
+		rc = err_set(&err, SLUICE_EUSAGE, "'%s' is a shell model that creates no relation: nothing to show", name);
+		goto out;
+	}
 	if ((rc = build_connect(&s, n->connection, &c, &d, &err)))
 		goto out;
 	if (n->mat == MAT_EPHEMERAL) {

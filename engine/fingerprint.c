@@ -19,7 +19,7 @@
 /* Config keys that change no SQL and no data: they do not make a node stale. */
 static const char *const ignored_config[] = {
 	"tags", "meta", "docs", "description", "cue", "cutoff", "on_code_change", "enabled",
-	"persist_docs", "depends_on",
+	"persist_docs", "depends_on", "timeout",
 };
 
 static void hex128(XXH128_hash_t h, char out[FP_HEX])
@@ -144,6 +144,29 @@ static void hash_vars(const struct val *used, struct arena *a, struct fp *out)
 	free(keys);
 }
 
+/* Input files, sorted by path, as path=hash after an "inputs" marker (only when there are any). */
+static void hash_inputs(XXH3_state_t *st, const struct val *inputs, struct arena *a, struct fp *out)
+{
+	size_t n = inputs && inputs->kind == V_DICT ? inputs->u.dict.n : 0, i;
+	const char **keys;
+
+	out->inputs = val_dict_new();
+	if (!n)
+		return;
+	keys = xcalloc(n, sizeof(char *));
+	for (i = 0; i < n; i++)
+		keys[i] = inputs->u.dict.keys[i];
+	qsort(keys, n, sizeof(char *), cmp_str);
+	feed(st, "inputs");
+	for (i = 0; i < n; i++) {
+		const char *h = val_get_str(val_get(inputs, keys[i]), "hash", "");
+		feed(st, keys[i]);
+		feed(st, h);
+		val_dict_append(a, &out->inputs, keys[i], val_str(h));   /* keys of a dict: unique */
+	}
+	free(keys);
+}
+
 void fp_compute(const struct manifest *m, const struct node *n, const struct fp_input *in,
 		struct arena *a, struct fp *out)
 {
@@ -153,7 +176,11 @@ void fp_compute(const struct manifest *m, const struct node *n, const struct fp_
 	struct buf norm = BUF_INIT;
 	XXH3_state_t *st = XXH3_createState();
 
-	fp_normalize_sql(in->logical_sql ? in->logical_sql : "", &norm);
+	/* A script is hashed as written: "--" and quotes mean other things in a shell. */
+	if (n->mat == MAT_SHELL)
+		buf_puts(&norm, in->logical_sql ? in->logical_sql : "");
+	else
+		fp_normalize_sql(in->logical_sql ? in->logical_sql : "", &norm);
 	fp_hash_hex(norm.s, norm.len, out->code);
 	hash_config(n, out->config);
 	hash_vars(in->used_vars, a, out);
@@ -188,6 +215,7 @@ void fp_compute(const struct manifest *m, const struct node *n, const struct fp_
 	feed(st, "sources");
 	for (i = 0; i < ns; i++)
 		feed(st, src[i]);
+	hash_inputs(st, in->inputs, a, out);
 	hex128(XXH3_128bits_digest(st), out->full);
 
 	XXH3_freeState(st);
@@ -249,6 +277,43 @@ static void var_reasons(const struct fp *cur, const struct val *prev, struct are
 		}
 }
 
+/* Shell models: input files changed, added or removed since the last build. */
+static void input_reasons(const struct fp *cur, const struct val *prev, struct arena *a, struct fp_decision *d)
+{
+	const struct val *old = val_get(prev, "inputs");
+	size_t i;
+
+	for (i = 0; i < cur->inputs.u.dict.n; i++) {
+		const char *path = cur->inputs.u.dict.keys[i];
+		const char *o = val_get_str(val_get(old, path), "hash", NULL);
+		if (!o)
+			reason(a, d, "input '%s' added", path);
+		else if (strcmp(o, cur->inputs.u.dict.vals[i].u.str.s))
+			reason(a, d, "input '%s' changed", path);
+	}
+	for (i = 0; old && old->kind == V_DICT && i < old->u.dict.n; i++)
+		if (!val_get(&cur->inputs, old->u.dict.keys[i]))
+			reason(a, d, "input '%s' removed", old->u.dict.keys[i]);
+}
+
+/* Shell models: declared outputs gone, or rewritten by someone else, since the last build. */
+static void output_reasons(const struct fp_context *ctx, const struct val *prev, struct arena *a,
+			   struct fp_decision *d)
+{
+	const struct val *old = val_get(prev, "outputs");
+	size_t i;
+
+	for (i = 0; ctx->outputs_declared && i < ctx->outputs_declared->u.list.n; i++) {
+		const char *path = ctx->outputs_declared->u.list.items[i].u.str.s;
+		const char *now = val_get_str(val_get(ctx->outputs, path), "hash", NULL);
+		const char *o = val_get_str(val_get(old, path), "hash", NULL);
+		if (!now)
+			reason(a, d, "output '%s' is missing", path);
+		else if (o && strcmp(o, now))
+			reason(a, d, "output '%s' was changed outside sluice", path);
+	}
+}
+
 static void data_reasons(const struct fp *cur, const struct val *prev, struct arena *a, struct fp_decision *d)
 {
 	const struct val *up = val_get(prev, "upstream"), *src = val_get(prev, "sources");
@@ -269,6 +334,7 @@ static void data_reasons(const struct fp *cur, const struct val *prev, struct ar
 		else if (strcmp(o, now))
 			reason(a, d, "source '%s' changed (%s -> %s)", short_id(uid), o, now);
 	}
+	input_reasons(cur, prev, a, d);
 }
 
 void fp_decide(const struct manifest *m, const struct node *n, const struct fp *cur,
@@ -276,7 +342,7 @@ void fp_decide(const struct manifest *m, const struct node *n, const struct fp *
 {
 	const struct val *prev = ctx->prev;
 	const char *status = val_get_str(prev, "status", NULL);
-	int code_changed = 0;
+	int code_changed = 0, has_relation = n->mat != MAT_SHELL || val_get_bool(&n->config, "relation", 0);
 
 	(void)m;
 	memset(d, 0, sizeof(*d));
@@ -294,11 +360,14 @@ void fp_decide(const struct manifest *m, const struct node *n, const struct fp *
 			reason(a, d, "last run failed");
 		else if (status && !strcmp(status, "cancelled"))
 			reason(a, d, "last run was interrupted");
+		if (n->mat == MAT_SHELL)
+			output_reasons(ctx, prev, a, d);
 		if (!ctx->relation_exists && n->mat == MAT_UNLOAD)
 			reason(a, d, "its last stage generation is missing (deleted outside sluice?)");
-		else if (!ctx->relation_exists)
+		/* a script that makes no relation has none to miss */
+		else if (has_relation && !ctx->relation_exists)
 			reason(a, d, "relation %s is missing (dropped outside sluice?)", n->display);
-		else if (ctx->relation_version && val_get_str(prev, "relation_version", NULL) &&
+		else if (has_relation && ctx->relation_version && val_get_str(prev, "relation_version", NULL) &&
 			 differs(prev, "relation_version", ctx->relation_version))
 			reason(a, d, "relation %s was changed outside sluice", n->display);
 		if (differs(prev, "code_hash", cur->code)) {

@@ -25,6 +25,7 @@ struct fp {
 	struct val var_hashes;     /* "var.x" -> short hash of its value (never the value: it may be a secret) */
 	struct val upstream;       /* model parent unique_id -> its effective fingerprint */
 	struct val sources;        /* source unique_id -> version */
+	struct val inputs;         /* shell models: input path -> content hash */
 };
 
 /* Inputs that are not in the manifest. */
@@ -33,6 +34,7 @@ struct fp_input {
 	const struct val *used_vars;     /* what that render recorded (may be NULL) */
 	const char *const *parent_fp;    /* per dag parent (same order): effective fp, or NULL for sources */
 	const char *const *parent_version; /* per dag parent: version for source parents, else NULL */
+	const struct val *inputs;        /* shell models: path -> {size, mtime_ns, hash} (fileset.h), or NULL */
 };
 
 void fp_compute(const struct manifest *m, const struct node *n, const struct fp_input *in,
@@ -57,6 +59,8 @@ struct fp_context {
 	const char *relation_version; /* its stats version now, or NULL when unknown */
 	int force;                 /* --force */
 	int full_refresh;          /* --full-refresh */
+	const struct val *outputs_declared; /* shell models: list of output paths, or NULL */
+	const struct val *outputs; /* and those on disk now: path -> {size, mtime_ns, hash} */
 };
 
 /* Decide build or reuse, with every reason that applies (dbt-style names in messages). */

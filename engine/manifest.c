@@ -13,6 +13,7 @@
 #include <string.h>
 #include "dialect.h"
 #include "manifest.h"
+#include "shell.h"
 #include "util/xalloc.h"
 
 static const char *const mat_names[MAT__COUNT] = {
@@ -22,6 +23,7 @@ static const char *const mat_names[MAT__COUNT] = {
 	[MAT_EPHEMERAL] = "ephemeral",
 	[MAT_UNLOAD] = "unload",
 	[MAT_LOAD] = "load",
+	[MAT_SHELL] = "shell",
 };
 
 struct node *manifest_node(const struct manifest *m, const char *name)
@@ -106,6 +108,43 @@ static int apply_config_call(void *ud, const struct tpl_call *c)
 	return 0;
 }
 
+/* ref('x') inside config(): its name, as depends_on=['x'] would give it. */
+static int config_inner_call(void *ud, const struct tpl_call *c, struct val *out)
+{
+	struct build_ctx *b = ud;
+	const char *name = ref_name(c);
+
+	if (strcmp(c->name, "ref") || !name)
+		return 1;
+	strmap_put(&b->m->depends_on_refs, arena_printf(&b->m->project->arena, "%s:%d:%d", c->path, c->line, c->col),
+		   (void *)1);
+	*out = val_str(name);
+	return 0;
+}
+
+static int is_shell(const struct node *n)
+{
+	return n->model && !strcmp(n->model->lang, "sh");
+}
+
+/* A shell model without relation=true has no relation to read: only depends_on may name it. */
+static int check_shell_ref(struct build_ctx *b, const struct tpl_call *c, const struct node *parent)
+{
+	struct buf key = BUF_INIT;
+	int in_depends_on;
+
+	if (!is_shell(parent) || val_get_bool(&parent->config, "relation", 0))
+		return 0;
+	buf_printf(&key, "%s:%d:%d", c->path, c->line, c->col);
+	in_depends_on = strmap_get(&b->m->depends_on_refs, key.s) != NULL;
+	buf_release(&key);
+	if (in_depends_on)
+		return 0;
+	return call_error(b->err, c, "ref('%s') names a shell model that creates no relation: to run after it, "
+			  "put depends_on=[ref('%s')] in config(); if the script creates the relation %s, declare "
+			  "config(relation=true) in %s", parent->name, parent->name, parent->name, parent->model->path);
+}
+
 static int add_ref_edge(void *ud, const struct tpl_call *c)
 {
 	struct build_ctx *b = ud;
@@ -123,6 +162,8 @@ static int add_ref_edge(void *ud, const struct tpl_call *c)
 	}
 	if (parent == b->node)
 		return call_error(b->err, c, "model '%s' refers to itself (use {{ this }})", name);
+	if (check_shell_ref(b, c, parent))
+		return SLUICE_EUSAGE;
 	dag_add_edge(b->m->dag, parent->idx, b->node->idx);
 	return 0;
 }
@@ -161,6 +202,15 @@ static int set_materialization(struct arena *a, struct node *n, struct sluice_er
 	const char *mat = val_get_str(&n->config, "materialized", "view");
 	int i;
 
+	/* A script is a script: folder defaults for SQL models do not apply to it. */
+	if (is_shell(n) && (!val_get(&n->config_pos, "materialized") || !strcmp(mat, "shell"))) {
+		n->mat = MAT_SHELL;
+		n->mat_name = mat_names[MAT_SHELL];
+		return 0;
+	}
+	if (is_shell(n) || !strcmp(mat, "shell"))
+		return err_set(err, SLUICE_EUSAGE, "%s: materialized='%s': shell models (.sh) and only they are materialized as 'shell'",
+			       config_place(a, n, "materialized"), mat);
 	for (i = 0; i < MAT__COUNT; i++)
 		if (!strcmp(mat, mat_names[i])) {
 			n->mat = i;
@@ -253,6 +303,13 @@ static int finish_model_node(struct manifest *m, struct node *n, struct sluice_e
 	n->connection = val_get_str(&n->config, "connection", "default");
 	if ((rc = check_connection(p, n->connection, config_place(a, n, "connection"), err)))
 		return rc;
+	if (n->mat == MAT_SHELL) {
+		struct shell_config sc;
+		if ((rc = shell_config(n, a, &sc, err)))
+			return rc;
+		if (!sc.relation)   /* nothing in the database: name it by its file */
+			n->display = n->model->path;
+	}
 	set_tags(a, n);
 	n->info.tags = n->tags;
 	n->info.ntags = n->ntags;
@@ -352,7 +409,7 @@ int manifest_build(struct manifest *m, struct project *p, struct sluice_err *err
 		if ((rc = tpl_parse(a, mod->path, mod->src, mod->src_len, &n->tpl, err)))
 			return rc;
 		b.node = n;
-		if ((rc = tpl_each_call(n->tpl, "config", apply_config_call, &b, a)))
+		if ((rc = tpl_each_call_nested(n->tpl, "config", apply_config_call, config_inner_call, &b, a)))
 			return rc;
 		if (!val_get_bool(&n->config, "enabled", 1)) {
 			m->n--;   /* disabled models are not nodes (dbt) */
@@ -390,6 +447,7 @@ int manifest_build(struct manifest *m, struct project *p, struct sluice_err *err
 
 void manifest_release(struct manifest *m)
 {
+	strmap_release(&m->depends_on_refs);
 	strmap_release(&m->by_name);
 	strmap_release(&m->by_source);
 }
@@ -406,6 +464,7 @@ struct render_ctx {
 	struct buf *ctes;              /* "name" AS (...) pieces, comma-separated */
 	unsigned char *cte_done;       /* per node: already in ctes */
 	int depth;
+	int shell;                     /* rendering a shell model: relations are shell-escaped */
 };
 
 static int render_node_sql(struct render_ctx *r, const struct node *n, struct buf *out,
@@ -421,6 +480,20 @@ static int is_parent(const struct manifest *m, const struct node *self, const st
 	return 0;
 }
 
+/* A relation as the template prints it: in a shell model, escaped for use inside "...". */
+static struct val relation_val(struct render_ctx *r, const char *relation)
+{
+	struct buf b = BUF_INIT;
+	struct val v;
+
+	if (!r->shell)
+		return val_str(relation);
+	shell_escape_dq(&b, relation);
+	v = val_str_dup(r->scratch, b.s, b.len);
+	buf_release(&b);
+	return v;
+}
+
 static int host_ref(struct render_ctx *r, const struct tpl_call *c, struct val *out, struct sluice_err *err)
 {
 	const char *name = ref_name(c);
@@ -434,9 +507,11 @@ static int host_ref(struct render_ctx *r, const struct tpl_call *c, struct val *
 		return err_set(err, SLUICE_EUSAGE,
 			       "ref('%s') was not found by the parser: write ref() with literal arguments", name);
 	if (n->mat != MAT_EPHEMERAL) {
-		*out = r->o && r->o->logical ? val_str(arena_printf(r->scratch, "ref('%s')", n->name)) : val_str(n->relation);
+		*out = r->o && r->o->logical ? val_str(arena_printf(r->scratch, "ref('%s')", n->name)) : relation_val(r, n->relation);
 		return 0;
 	}
+	if (r->shell)
+		return err_set(err, SLUICE_EUSAGE, "ref('%s'): an ephemeral model has no relation a script can read", name);
 	/* Ephemeral: inline as a CTE, its own CTEs first. */
 	{
 		struct buf cte_name = BUF_INIT;
@@ -494,7 +569,7 @@ static int host_call(void *ud, const struct tpl_call *c, struct val *out, struct
 		if (!n)
 			return err_set(err, SLUICE_EUSAGE, "unknown source '%s.%s'", s, t);
 		*out = r->o && r->o->logical ? val_str(arena_printf(r->scratch, "source('%s', '%s')", s, t))
-					     : val_str(n->relation);
+					     : relation_val(r, n->relation);
 		return 0;
 	}
 	if (!strcmp(name, "config")) {
@@ -514,7 +589,7 @@ static int host_lookup(void *ud, const char *name, struct arena *a, struct val *
 
 	(void)a;
 	if (!strcmp(name, "this") && r->this_node) {
-		*out = val_str(r->o && r->o->logical ? "this" : r->this_node->relation);
+		*out = r->o && r->o->logical ? val_str("this") : relation_val(r, r->this_node->relation);
 		return 0;
 	}
 	if (!strcmp(name, "target")) {
@@ -548,7 +623,7 @@ static int render_node_sql(struct render_ctx *r, const struct node *n, struct bu
 	struct tpl_host host = { r, host_call, host_lookup };
 	int rc = tpl_render(n->tpl, &host, r->scratch, out, err);
 
-	if (!rc)
+	if (!rc && n->mat != MAT_SHELL)
 		strip_trailing_semicolons(out);
 	return rc;
 }
@@ -607,7 +682,7 @@ int manifest_compile(const struct manifest *m, const struct node *n, const struc
 		     struct arena *scratch, struct buf *out, struct val *used, struct sluice_err *err)
 {
 	struct buf ctes = BUF_INIT, sql = BUF_INIT;
-	struct render_ctx r = { m, n, n, o, scratch, used, &ctes, NULL, 0 };
+	struct render_ctx r = { m, n, n, o, scratch, used, &ctes, NULL, 0, n->mat == MAT_SHELL };
 	int rc;
 
 	r.cte_done = arena_alloc(scratch, m->n);
@@ -629,7 +704,7 @@ int manifest_render_string(const struct manifest *m, const struct node *n, const
 {
 	struct buf ctes = BUF_INIT;
 	/* hooks may use {{ this }}; their refs are not dependencies */
-	struct render_ctx r = { m, NULL, n, o, scratch, NULL, &ctes, NULL, 0 };
+	struct render_ctx r = { m, NULL, n, o, scratch, NULL, &ctes, NULL, 0, 0 };
 	struct tpl_host host = { &r, host_call, host_lookup };
 	struct tpl *t;
 	int rc;

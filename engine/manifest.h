@@ -22,7 +22,8 @@
 enum node_type { NODE_MODEL, NODE_SOURCE };
 
 /* The materializations; names in mat_names[] (manifest.c). */
-enum materialization { MAT_VIEW, MAT_TABLE, MAT_INCREMENTAL, MAT_EPHEMERAL, MAT_UNLOAD, MAT_LOAD, MAT__COUNT };
+enum materialization { MAT_VIEW, MAT_TABLE, MAT_INCREMENTAL, MAT_EPHEMERAL, MAT_UNLOAD, MAT_LOAD, MAT_SHELL,
+		       MAT__COUNT };
 
 struct node {
 	size_t idx;
@@ -54,6 +55,7 @@ struct manifest {
 	struct strmap by_name;         /* model name -> node */
 	struct strmap by_source;       /* "source.table" -> node */
 	struct val target;             /* the `target` template variable */
+	struct strmap depends_on_refs; /* private: "path:line:col" of each ref() inside config() */
 };
 
 /* Build; errors are SLUICE_EUSAGE with file:line:col (cycles list the path). */
@@ -82,6 +84,8 @@ struct compile_opts {
 /*
  * Render node n's SQL into out: refs to built models become their quoted
  * relations, refs to ephemeral models become CTEs injected at the top.
+ * A shell model renders to its script, relations escaped for use inside a
+ * double-quoted shell word (see shell_escape_dq).
  * Values read through var()/env_var() are recorded in *used (a dict in
  * scratch) when used is not NULL. Thread-safe for distinct scratch arenas.
  */

@@ -31,7 +31,7 @@ static const struct {
 	int enabled;
 } model_langs[] = {
 	{ ".sql", "sql", 1 },
-	{ ".sh", "sh", 0 },
+	{ ".sh", "sh", 1 },
 };
 
 struct loader {

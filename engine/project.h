@@ -21,7 +21,7 @@ struct model {
 	const char *name;          /* file name without extension */
 	const char *unique_id;     /* "model.<project>.<name>" */
 	const char *path;          /* relative to the project dir: "models/staging/stg_patients.sql" */
-	const char *lang;          /* "sql" (later: "sh") from the extension */
+	const char *lang;          /* "sql" or "sh", from the extension */
 	const char *src;           /* file contents, NUL-terminated */
 	size_t src_len;
 	const char **fqn;          /* [project, folder..., name] */

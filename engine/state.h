@@ -10,7 +10,8 @@
  *   vars_hash, upstream {uid: fp}, sources {uid: version}, status
  *   ("success" | "error"), finished_at (epoch s), duration (s), rows,
  *   invocation_id, relation, relation_version, output_checksum,
- *   effective_fingerprint.
+ *   effective_fingerprint; for shell models inputs and outputs
+ *   {path: {size, mtime_ns, hash}} (fileset.h).
  *
  * Concurrency: one run at a time holds the state's lock; state_put is
  * thread-safe (workers call it as nodes finish) and durable when it

@@ -2582,6 +2582,7 @@ struct tpl_walk {
 	const struct tpl *t;
 	const char *name;
 	int (*cb)(void *ud, const struct tpl_call *call);
+	int (*inner)(void *ud, const struct tpl_call *call, struct val *out);   /* or NULL */
 	void *ud;
 	struct arena *a;
 };
@@ -2602,39 +2603,88 @@ static int tpl_walk_args(struct tpl_walk *w, const struct tpl_args *ar)
 	return 0;
 }
 
-/* Report a call of w->name when every argument is a literal. */
-static int tpl_walk_call(struct tpl_walk *w, const struct tpl_expr *e)
+static int tpl_static_value(struct tpl_walk *w, const struct tpl_expr *e, struct val *out);
+
+/* Fill c with the call e, its arguments evaluated statically: 0, 1 when one is not static, or <0. */
+static int tpl_static_call(struct tpl_walk *w, const struct tpl_expr *e, struct tpl_call *c)
 {
 	const struct tpl_args *ar = &e->u.call.args;
 	struct val *args = NULL, *kwargs = NULL;
-	struct tpl_call c;
 	size_t i;
+	int rc;
 
-	for (i = 0; i < ar->npos; i++)
-		if (ar->pos[i]->kind != E_LIT)
-			return 0;
-	for (i = 0; i < ar->nkw; i++)
-		if (ar->kw[i]->kind != E_LIT)
-			return 0;
 	if (ar->npos)
 		args = arena_alloc(w->a, ar->npos * sizeof(*args));
 	if (ar->nkw)
 		kwargs = arena_alloc(w->a, ar->nkw * sizeof(*kwargs));
 	for (i = 0; i < ar->npos; i++)
-		args[i] = ar->pos[i]->u.lit;
+		if ((rc = tpl_static_value(w, ar->pos[i], &args[i])))
+			return rc;
 	for (i = 0; i < ar->nkw; i++)
-		kwargs[i] = ar->kw[i]->u.lit;
-	memset(&c, 0, sizeof(c));
-	c.name = e->u.call.name;
-	c.args = args;
-	c.nargs = ar->npos;
-	c.kwnames = ar->kwnames;
-	c.kwargs = kwargs;
-	c.nkw = ar->nkw;
-	c.path = w->t->path;
-	c.line = e->line;
-	c.col = e->col;
-	c.arena = w->a;
+		if ((rc = tpl_static_value(w, ar->kw[i], &kwargs[i])))
+			return rc;
+	memset(c, 0, sizeof(*c));
+	c->name = e->u.call.name;
+	c->args = args;
+	c->nargs = ar->npos;
+	c->kwnames = ar->kwnames;
+	c->kwargs = kwargs;
+	c->nkw = ar->nkw;
+	c->path = w->t->path;
+	c->line = e->line;
+	c->col = e->col;
+	c->arena = w->a;
+	return 0;
+}
+
+/*
+ * A literal; with w->inner, also a list or dict of them and calls that
+ * inner knows (config(depends_on=[ref('x')])). 1 when not static.
+ */
+static int tpl_static_value(struct tpl_walk *w, const struct tpl_expr *e, struct val *out)
+{
+	struct tpl_call c;
+	size_t i;
+	int rc;
+
+	if (e->kind == E_LIT) {
+		*out = e->u.lit;
+		return 0;
+	}
+	if (!w->inner)
+		return 1;
+	if (e->kind == E_LIST || e->kind == E_DICT) {
+		*out = e->kind == E_LIST ? val_list_new() : val_dict_new();
+		for (i = 0; i < e->u.seq.n; i++) {
+			struct val k = val_none(), v;
+			if ((e->kind == E_DICT && (rc = tpl_static_value(w, e->u.seq.keys[i], &k))) ||
+			    (rc = tpl_static_value(w, e->u.seq.items[i], &v)))
+				return rc;
+			if (e->kind == E_LIST)
+				val_list_push(w->a, out, v);
+			else if (k.kind == V_STR)
+				val_dict_set(w->a, out, k.u.str.s, v);
+			else
+				return 1;
+		}
+		return 0;
+	}
+	if (e->kind == E_CALL && !e->u.call.obj) {
+		if ((rc = tpl_static_call(w, e, &c)))
+			return rc;
+		return w->inner(w->ud, &c, out);
+	}
+	return 1;
+}
+
+/* Report a call of w->name when every argument is static (see tpl_static_value). */
+static int tpl_walk_call(struct tpl_walk *w, const struct tpl_expr *e)
+{
+	struct tpl_call c;
+	int rc = tpl_static_call(w, e, &c);
+
+	if (rc)
+		return rc > 0 ? 0 : rc;
 	return w->cb(w->ud, &c);
 }
 
@@ -2730,8 +2780,10 @@ static int tpl_walk_nodes(struct tpl_walk *w, const struct tpl_node *n)
 	return rc;
 }
 
-int tpl_each_call(const struct tpl *t, const char *name,
-		  int (*cb)(void *ud, const struct tpl_call *call), void *ud, struct arena *a)
+static int tpl_walk_all(const struct tpl *t, const char *name,
+			int (*cb)(void *ud, const struct tpl_call *call),
+			int (*inner)(void *ud, const struct tpl_call *call, struct val *out),
+			void *ud, struct arena *a)
 {
 	struct arena tmp = ARENA_INIT;
 	struct tpl_walk w;
@@ -2740,9 +2792,24 @@ int tpl_each_call(const struct tpl *t, const char *name,
 	w.t = t;
 	w.name = name;
 	w.cb = cb;
+	w.inner = inner;
 	w.ud = ud;
 	w.a = a ? a : &tmp;
 	rc = tpl_walk_nodes(&w, t->body);
 	arena_release(&tmp);
 	return rc;
+}
+
+int tpl_each_call(const struct tpl *t, const char *name,
+		  int (*cb)(void *ud, const struct tpl_call *call), void *ud, struct arena *a)
+{
+	return tpl_walk_all(t, name, cb, NULL, ud, a);
+}
+
+int tpl_each_call_nested(const struct tpl *t, const char *name,
+			 int (*cb)(void *ud, const struct tpl_call *call),
+			 int (*inner)(void *ud, const struct tpl_call *call, struct val *out),
+			 void *ud, struct arena *a)
+{
+	return tpl_walk_all(t, name, cb, inner, ud, a);
 }

@@ -86,6 +86,18 @@ int tpl_render(const struct tpl *t, const struct tpl_host *host, struct arena *s
 int tpl_each_call(const struct tpl *t, const char *name,
 		  int (*cb)(void *ud, const struct tpl_call *call), void *ud, struct arena *a);
 
+/*
+ * As tpl_each_call, but an argument may also be a list or dict holding
+ * calls of other functions whose own arguments are literals, as in
+ * config(depends_on=[ref('x')]): inner gives each such call's value (0
+ * and *out), or returns 1 when it cannot (the outer call is then skipped,
+ * as a non-literal one), or a negative code to stop the walk.
+ */
+int tpl_each_call_nested(const struct tpl *t, const char *name,
+			 int (*cb)(void *ud, const struct tpl_call *call),
+			 int (*inner)(void *ud, const struct tpl_call *call, struct val *out),
+			 void *ud, struct arena *a);
+
 /* True when src contains no template syntax at all ({{, {%, {#). */
 int tpl_is_plain(const char *src, size_t len);
 

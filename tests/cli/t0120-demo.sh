@@ -34,8 +34,8 @@ YML
 cd "$D" || exit 1
 psql -X -q -v ON_ERROR_STOP=1 -d "$T_DB" -f demo/lake.sql >/dev/null || { echo "Bail out! demo/lake.sql failed"; exit 1; }
 
-# The models that are built: every one but the ephemeral int_*.
-built=$(cd models && ls */*.sql | grep -v '^intermediate/' | sed 's|.*/||; s|\.sql$||' | sort)
+# The models that are built: every one but the ephemeral int_*, scripts included.
+built=$(cd models && ls */*.sql */*.sh | grep -v '^intermediate/' | sed 's|.*/||; s|\.s[qh]l*$||' | sort)
 nbuilt=$(echo "$built" | wc -l)
 
 ok "sluice run on the demo project exits 0" expect_exit 0 sluice run
@@ -91,6 +91,14 @@ t_staging() {
 	expect_eq 0 "$(psql_q "select count(*) from pg_class where relname = 'int_adult_treatments'")"
 }
 ok "staging: four views in analytics_staging; the intermediate model is not built" t_staging
+
+t_export() {
+	expect_eq "$(psql_q "select count(*) + 1 from analytics_marts.trial_outcomes")" \
+		"$(wc -l <target/files/trial_outcomes.csv)" || return 1
+	expect_eq "$(psql_q "select trial_id from analytics_marts.trial_outcomes order by trial_id limit 1")" \
+		"$(sed -n 2p target/files/trial_outcomes.csv | cut -d, -f1)"
+}
+ok "the shell model exported trial_outcomes to target/files/trial_outcomes.csv with psql" t_export
 
 t_second_run() {
 	expect_exit 0 sluice run || return 1

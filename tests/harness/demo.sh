@@ -2,8 +2,9 @@
 # make demo: fill the synthetic lake on the embedded PostgreSQL and run the
 # example pipeline at the repo root three times: a first build, a rerun
 # where nothing changed (everything reused), and a nightly load where new
-# lake rows arrive (only what reads them is rebuilt). The embedded server
-# stops again at the end.
+# lake rows arrive (only what reads them is rebuilt, the shell model that
+# exports a mart to a CSV file included). The embedded server stops again
+# at the end.
 set -eu
 ./sluice embedded start >/dev/null
 trap './sluice embedded stop >/dev/null 2>&1 || true' EXIT
@@ -27,3 +28,6 @@ jq -r '.results[] | select(.validations) | .unique_id as $u | .validations[] | "
 echo
 echo "== the marts =="
 psql -X -d clinic -c 'select trial_name, drug, treatments, responded, stable, progressed from analytics_marts.trial_outcomes order by trial_id limit 5'
+echo
+echo "== what the shell model exported (target/files/trial_outcomes.csv) =="
+head -n 4 target/files/trial_outcomes.csv

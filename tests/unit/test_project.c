@@ -318,7 +318,7 @@ static void test_underscore_spellings_and_paths(void **state)
 static void test_fixture_models_and_paths(void **state)
 {
 	const char *want[] = {
-		"models/marts/finance/revenue.sql", "models/marts/orders.sql",
+		"models/export.sh", "models/marts/finance/revenue.sql", "models/marts/orders.sql",
 		"models/staging/stg_patients.sql", "models/staging/stg_visits.sql",
 	};
 	struct model *m;
@@ -329,10 +329,12 @@ static void test_fixture_models_and_paths(void **state)
 	assert_string_equal(P.name, "clinic");
 	assert_string_equal(P.profile, "clinic_pg");
 	assert_string_equal(P.target_path + strlen(P.dir), "/build/out");
-	/* sorted by path; dot files/dirs, .sh (not switched on) and .txt skipped */
-	assert_int_equal(P.nmodels, 4);
-	for (i = 0; i < 4; i++)
+	/* sorted by path; shell models in, dot files/dirs and .txt skipped */
+	assert_int_equal(P.nmodels, 5);
+	for (i = 0; i < 5; i++)
 		assert_string_equal(P.models[i]->path, want[i]);
+	assert_string_equal(P.models[0]->lang, "sh");
+	assert_string_equal(P.models[1]->lang, "sql");
 	m = project_find_model(&P, "revenue");
 	assert_non_null(m);
 	assert_int_equal(m->nfqn, 4);
@@ -342,7 +344,7 @@ static void test_fixture_models_and_paths(void **state)
 	assert_string_equal(m->fqn[3], "revenue");
 	assert_string_equal(m->src, "select * from {{ ref('orders') }}\n");
 	assert_null(project_find_model(&P, "ignored"));
-	assert_null(project_find_model(&P, "export"));
+	assert_null(project_find_model(&P, "notes"));
 
 	/* hooks are kept as templates, as a list */
 	assert_int_equal(P.on_run_start.u.list.n, 1);

@@ -863,12 +863,67 @@ static void test_each_call_without_arena(void **state)
 	assert_int_equal(n, 2);
 }
 
+/* The static value of a nested call: ref('x') -> "ref:x"; anything else is not static. */
+static int inner_ref(void *ud, const struct tpl_call *c, struct val *ret)
+{
+	struct found *f = ud;
+
+	if (strcmp(c->name, "ref") || c->nargs != 1 || c->args[0].kind != V_STR)
+		return 1;
+	buf_printf(&f->b, "(inner ref %s at %d:%d) ", c->args[0].u.str.s, c->line, c->col);
+	*ret = val_str(c->args[0].u.str.s);
+	return 0;
+}
+
+static int inner_fails(void *ud, const struct tpl_call *c, struct val *ret)
+{
+	(void)ud;
+	(void)c;
+	(void)ret;
+	return -7;
+}
+
+static const char *walk_nested(const char *src, int (*inner)(void *, const struct tpl_call *, struct val *), int *rc)
+{
+	static struct found f;
+	struct tpl *t = parse_ok(src);
+
+	buf_release(&f.b);
+	f.n = 0;
+	f.stop_at = 0;
+	*rc = tpl_each_call_nested(t, "config", collect, inner, &f, &scratch);
+	buf_reset(&out);
+	buf_add(&out, f.b.s, f.b.len);
+	buf_release(&f.b);
+	return out.s;
+}
+
+static void test_each_call_nested(void **state)
+{
+	const char *src = "{{ config(materialized='table', depends_on=[ref('a'), 'b'], meta={'k': ref('c')}) }}\n"
+			  "{{ config(tags=[var('t')]) }}{{ config(x=ref(name)) }}{{ config(y=ref('d').attr) }}";
+	int rc;
+
+	(void)state;
+	/* without inner, a config() holding a call is skipped whole (the old behaviour) */
+	assert_string_equal(walk(src, "config", 0, &rc), "");
+	/* with it, nested calls with literal arguments take inner's value; others still skip their config() */
+	assert_string_equal(walk_nested(src, inner_ref, &rc),
+			    "(inner ref a at 1:45) (inner ref c at 1:72) "
+			    "config(materialized='table', depends_on=['a', 'b'], meta={'k': 'c'}) " PATH ":1:4\n");
+	assert_int_equal(rc, 0);
+	/* an error from inner stops the walk with its code */
+	walk_nested(src, inner_fails, &rc);
+	assert_int_equal(rc, -7);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_plain_text),
+		T(test_each_call_nested),
 		T(test_literals),
 		T(test_operators),
 		T(test_attr_and_index),
