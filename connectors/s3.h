@@ -47,8 +47,9 @@ struct s3_config {
 /*
  * Fill cfg from a settings dict (keys endpoint, region, access_key_id,
  * secret_access_key, session_token, iam_role, path_style, part_size,
- * max_attempts) with fallbacks AWS_ENDPOINT_URL, AWS_REGION,
- * AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN. settings may
+ * max_attempts) with fallbacks AWS_ENDPOINT_URL_S3 then AWS_ENDPOINT_URL,
+ * AWS_REGION then AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID,
+ * AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN. settings may
  * be NULL. Missing credentials or a part size below S3_MIN_PART_SIZE:
  * SLUICE_EUSAGE. Part sizes below the minimum are allowed only when
  * `allow_small_parts: true` (for servers and tests that accept them).
@@ -81,6 +82,16 @@ typedef int (*s3_list_fn)(void *ud, const struct s3_object *o);
 /* PutObject of an in-memory body (content SHA-256 signed). */
 int s3_put_object(struct s3_client *c, const char *bucket, const char *key, const void *data,
 		  size_t len, struct sluice_err *err);
+/*
+ * PutObject only if the object's ETag is if_match (If-Match), or, with
+ * if_none_match, only if there is no object (If-None-Match: *). HTTP 412
+ * and 409 ConditionalRequestConflict give SLUICE_ECONFLICT. etag_out (may
+ * be NULL) gets the new ETag without quotes. A retried request whose first
+ * attempt did land reports SLUICE_ECONFLICT: see objstore.h's put_if.
+ */
+int s3_put_object_if(struct s3_client *c, const char *bucket, const char *key, const void *data,
+		     size_t len, const char *if_match, int if_none_match,
+		     char etag_out[OBJSTORE_ETAG_SIZE], struct sluice_err *err);
 /*
  * Upload what fn yields: a single PutObject when it fits in one part, else
  * a multipart upload with parts of cfg.part_size. Memory: one part. Any
