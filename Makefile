@@ -61,10 +61,12 @@ T_POSTGRES := $(BUILD)/connectors/postgres.o $(BUILD)/connectors/pg-embedded.o $
 	$(BUILD)/connectors/odbc.o
 $(BUILD)/tests/test_postgres: $(T_POSTGRES)
 $(BUILD)/tests/test_odbc: $(T_POSTGRES)
-T_STATE := $(BUILD)/engine/state.o $(BUILD)/engine/state-local.o $(BUILD)/engine/state-warehouse.o \
-	$(BUILD)/engine/json.o $(BUILD)/engine/dialect.o $(BUILD)/engine/dialect-postgres.o $(T_POSTGRES)
-$(BUILD)/tests/test_state: $(T_STATE)
 T_S3 := $(BUILD)/connectors/s3.o $(BUILD)/connectors/file.o
+T_STATE := $(BUILD)/engine/state.o $(BUILD)/engine/state-local.o $(BUILD)/engine/state-warehouse.o \
+	$(BUILD)/engine/state-s3.o $(BUILD)/engine/json.o $(BUILD)/engine/dialect.o $(BUILD)/engine/dialect-postgres.o \
+	$(T_POSTGRES) $(T_S3)
+$(BUILD)/tests/test_state: $(T_STATE)
+$(BUILD)/tests/test_state_s3: $(T_STATE)
 $(BUILD)/tests/test_s3: $(T_S3)
 $(BUILD)/tests/test_template: $(T_TEMPLATE)
 $(BUILD)/tests/test_yaml: $(T_PROJECT)
