@@ -11,7 +11,7 @@ CC ?= cc
 PKGS := libpq odbc jansson libxxhash libcurl yaml-0.1 libcrypto
 DEBS := libpq-dev unixodbc-dev odbc-postgresql libjansson-dev libxxhash-dev \
 	libcurl4-openssl-dev libyaml-dev postgresql postgresql-client libcmocka-dev \
-	pkg-config jq libssl-dev node=nodejs npm=npm
+	pkg-config jq libssl-dev node=nodejs npm=npm curl=curl
 SANITIZE ?=
 BUILD := build/$(if $(SANITIZE),san,std)
 
