@@ -32,8 +32,21 @@ s3() {
 	curl -sS -f --aws-sigv4 "aws:amz:$SLUICE_TEST_S3_REGION:s3" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
 		--user "$SLUICE_TEST_S3_ACCESS_KEY_ID:$T0800_SECRET" "$@"
 }
-# s3_get KEY, s3_put KEY FILE, s3_keys PREFIX (one key a line)
-s3_get() { s3 "$SLUICE_TEST_S3_ENDPOINT/$BUCKET/$1"; }
+# s3_get KEY (a JSON object), s3_put KEY FILE, s3_keys PREFIX (one key a line).
+# s3rver answers a PUT before its file is flushed (its putObject resolves on
+# the hashing stream's end, not the file's), so a GET right after the run
+# that wrote may see a short body: read until the JSON is whole.
+s3_get() {
+	_i=0
+	while [ $_i -lt 30 ]; do
+		_body=$(s3 "$SLUICE_TEST_S3_ENDPOINT/$BUCKET/$1") || return 1
+		printf '%s' "$_body" | jq -e . >/dev/null 2>&1 && { printf '%s\n' "$_body"; return 0; }
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	echo "s3_get $1: not JSON after 3 s: $_body" >&2
+	return 1
+}
 s3_put() { s3 -T "$2" "$SLUICE_TEST_S3_ENDPOINT/$BUCKET/$1" >/dev/null; }
 s3_keys() {
 	s3 "$SLUICE_TEST_S3_ENDPOINT/$BUCKET?list-type=2&prefix=$1" | grep -o '<Key>[^<]*</Key>' |
