@@ -83,6 +83,12 @@ struct objstore_ops {
 		    struct sluice_err *err);
 	/* Delete key; deleting a missing key succeeds (as in S3). */
 	int (*del)(struct objstore *s, const char *key, struct sluice_err *err);
+	/*
+	 * Optional (NULL: call del per key): delete keys[0..n) in as few
+	 * requests as the store allows. Missing keys succeed; stops at, and
+	 * names, the first key that could not be deleted.
+	 */
+	int (*del_many)(struct objstore *s, const char *const *keys, size_t n, struct sluice_err *err);
 	/* Free the store; accepts NULL. */
 	void (*close)(struct objstore *s);
 };

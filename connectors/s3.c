@@ -405,6 +405,7 @@ struct s3_req {
 	size_t body_len;
 	int unsigned_payload;        /* send UNSIGNED-PAYLOAD instead of the hash */
 	const char *content_type;
+	const char *content_md5;     /* base64, for the requests S3 wants it on (DeleteObjects) */
 	const char *if_match;        /* PUT only if the object's ETag is this (no quotes) */
 	int if_none_match;           /* PUT only if no object exists */
 	sluice_write_fn sink;        /* 2xx body goes here when set ... */
@@ -582,6 +583,10 @@ static int s3_attempt(struct s3_client *c, struct s3_req *r, const char *url, in
 	}
 	if (r->content_type) {
 		snprintf(line, sizeof(line), "Content-Type: %s", r->content_type);
+		hdrs = curl_slist_append(hdrs, line);
+	}
+	if (r->content_md5) {
+		snprintf(line, sizeof(line), "Content-MD5: %s", r->content_md5);
 		hdrs = curl_slist_append(hdrs, line);
 	}
 	if (r->if_none_match) {
@@ -1041,6 +1046,97 @@ int s3_delete_object(struct s3_client *c, const char *bucket, const char *key,
 	return s3_request(c, &r, err);
 }
 
+static void xml_escape(struct buf *out, const char *s)
+{
+	for (; *s; s++) {
+		switch (*s) {
+		case '&': buf_puts(out, "&amp;"); break;
+		case '<': buf_puts(out, "&lt;"); break;
+		case '>': buf_puts(out, "&gt;"); break;
+		case '"': buf_puts(out, "&quot;"); break;
+		case '\'': buf_puts(out, "&apos;"); break;
+		default: buf_addc(out, *s);
+		}
+	}
+}
+
+/* One DeleteObjects request for keys[0..n), n <= 1000. */
+static int delete_batch(struct s3_client *c, const char *bucket, const char *const *keys, size_t n,
+			struct sluice_err *err)
+{
+	struct buf body = BUF_INIT, xml = BUF_INIT, q = BUF_INIT;
+	struct s3_param p = { "delete", NULL };
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	char md5[32];
+	const char *e, *t;
+	size_t i, tl;
+	int ret;
+
+	/* Quiet: the answer lists only the keys that failed */
+	buf_puts(&body, "<Delete><Quiet>true</Quiet>");
+	for (i = 0; i < n; i++) {
+		buf_puts(&body, "<Object><Key>");
+		xml_escape(&body, keys[i]);
+		buf_puts(&body, "</Key></Object>");
+	}
+	buf_puts(&body, "</Delete>");
+	if (!EVP_Digest(body.s, body.len, md, &mdlen, EVP_md5(), NULL) || mdlen != 16) {
+		ret = err_set(err, SLUICE_EIO, "s3: MD5 failed");
+		goto out;
+	}
+	EVP_EncodeBlock((unsigned char *)md5, md, 16);
+	s3_query_build(&q, &p, 1);
+	{
+		struct s3_req r = {
+			.method = "POST",
+			.bucket = bucket,
+			.query = q.s,
+			.body = body.s,
+			.body_len = body.len,
+			.content_type = "application/xml",
+			.content_md5 = md5,
+			.xml = &xml,
+		};
+
+		ret = s3_request(c, &r, err);
+	}
+	if (ret < 0)
+		goto out;
+	/* A 200 may still carry per-key errors: report the first. */
+	if ((e = xml_find(xml.s, xml.s + xml.len, "Error", &tl, NULL)) != NULL) {
+		struct buf key = BUF_INIT, code = BUF_INIT, msg = BUF_INIT;
+
+		if ((t = xml_find(e, e + tl, "Key", &i, NULL)))
+			xml_unescape(&key, t, i);
+		if ((t = xml_find(e, e + tl, "Code", &i, NULL)))
+			xml_unescape(&code, t, i);
+		if ((t = xml_find(e, e + tl, "Message", &i, NULL)))
+			xml_unescape(&msg, t, i);
+		ret = err_set(err, SLUICE_EIO, "s3 DELETE s3://%s/%s: %s: %s (DeleteObjects)", bucket,
+			      key.len ? key.s : "?", code.len ? code.s : "Error", msg.len ? msg.s : "no message");
+		buf_release(&key);
+		buf_release(&code);
+		buf_release(&msg);
+	}
+out:
+	buf_release(&body);
+	buf_release(&xml);
+	buf_release(&q);
+	return ret;
+}
+
+int s3_delete_objects(struct s3_client *c, const char *bucket, const char *const *keys, size_t n,
+		      struct sluice_err *err)
+{
+	size_t at;
+	int ret = 0;
+
+	for (at = 0; at < n && !ret; at += 1000)
+		ret = delete_batch(c, bucket, keys + at, n - at < 1000 ? n - at : 1000, err);
+	return ret;
+}
+
 /* ---- the s3:// object store ------------------------------------------- */
 
 struct s3_store {
@@ -1139,6 +1235,22 @@ static int s3s_del(struct objstore *o, const char *key, struct sluice_err *err)
 	return s3_delete_object(s->client, s->bucket, s3_store_key(s, key), err);
 }
 
+static int s3s_del_many(struct objstore *o, const char *const *keys, size_t n, struct sluice_err *err)
+{
+	struct s3_store *s = (struct s3_store *)o;
+	char **full = xcalloc(n ? n : 1, sizeof(*full));
+	size_t i;
+	int ret;
+
+	for (i = 0; i < n; i++)
+		full[i] = xstrdup(s3_store_key(s, keys[i]));
+	ret = s3_delete_objects(s->client, s->bucket, (const char *const *)full, n, err);
+	for (i = 0; i < n; i++)
+		free(full[i]);
+	free(full);
+	return ret;
+}
+
 static void s3s_close(struct objstore *o)
 {
 	struct s3_store *s = (struct s3_store *)o;
@@ -1161,6 +1273,7 @@ static const struct objstore_ops s3_store_ops = {
 	.head = s3s_head,
 	.list = s3s_list,
 	.del = s3s_del,
+	.del_many = s3s_del_many,
 	.close = s3s_close,
 };
 

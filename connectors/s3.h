@@ -110,6 +110,13 @@ int s3_list_objects(struct s3_client *c, const char *bucket, const char *prefix,
 		    void *ud, struct sluice_err *err);
 int s3_delete_object(struct s3_client *c, const char *bucket, const char *key,
 		     struct sluice_err *err);
+/*
+ * DeleteObjects, 1000 keys a request (quiet mode, Content-MD5 as S3
+ * requires). Missing keys succeed; the first key S3 reports as not
+ * deleted is an error naming it.
+ */
+int s3_delete_objects(struct s3_client *c, const char *bucket, const char *const *keys, size_t n,
+		      struct sluice_err *err);
 
 /* ---- pure helpers, exposed for tests ---------------------------------- */
 

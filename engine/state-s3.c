@@ -46,6 +46,7 @@
 #include <unistd.h>
 #include "json.h"
 #include "state-s3.h"
+#include "util/strmap.h"
 #include "util/xalloc.h"
 
 #define SNAPSHOT_FORMAT 1
@@ -69,6 +70,10 @@ struct s3_state {
 
 	pthread_mutex_t mu;
 	unsigned seq;                /* under mu: the last journal sequence number used */
+	/* under mu: the journal objects this run put, so finish need not read them back */
+	struct strmap own;           /* key -> struct own_put */
+	struct own_put **ownv;
+	size_t nown, capown;
 
 	/* The lock, once taken. lock_etag, lost and lost_to are under hb_mu. */
 	int held;
@@ -81,6 +86,12 @@ struct s3_state {
 	char lock_etag[OBJSTORE_ETAG_SIZE];
 	int lost;
 	char lost_to[sizeof(((struct sluice_err *)0)->msg)];
+};
+
+struct own_put {
+	char *key;
+	char *body;
+	size_t len;
 };
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -527,9 +538,16 @@ static int apply_journal(struct s3_state *s, const struct jlist *l, struct snaps
 		json_t *j, *record;
 		const char *uid;
 
+		const struct own_put *own;
+
 		if (!mark_after(&l->v[i], &snap->mark))
 			continue;    /* already in the snapshot, or a late put of a run that lost its lease */
-		rc = get_object(s, s->store, l->v[i].key, JOURNAL_MAX, &text, err);
+		if ((own = strmap_get(&s->own, l->v[i].key)) != NULL) {
+			buf_reset(&text);
+			buf_add(&text, own->body, own->len);
+		} else {
+			rc = get_object(s, s->store, l->v[i].key, JOURNAL_MAX, &text, err);
+		}
 		if (rc) {
 			struct objstore_info info;
 			struct sluice_err ignored = SLUICE_ERR_INIT;
@@ -854,6 +872,18 @@ static int s3_put(struct state *st, const char *unique_id, const char *record, s
 	pthread_mutex_lock(&s->mu);
 	buf_printf(&key, "%s%012llu/%08u.json", s->journal_key, s->gen, ++s->seq);
 	rc = s->store->ops->put(s->store, key.s, body.s, body.len, err);
+	if (!rc) {
+		struct own_put *o = xmalloc(sizeof(*o));
+
+		o->key = buf_detach(&key, NULL);
+		o->body = buf_detach(&body, &o->len);
+		if (s->nown == s->capown) {
+			s->capown = s->capown ? 2 * s->capown : 64;
+			s->ownv = xrealloc(s->ownv, s->capown * sizeof(*s->ownv));
+		}
+		s->ownv[s->nown++] = o;
+		strmap_put(&s->own, o->key, o);
+	}
 	pthread_mutex_unlock(&s->mu);
 out:
 	if (rc)
@@ -862,6 +892,48 @@ out:
 	free(inv);
 	buf_release(&body);
 	buf_release(&key);
+	return rc;
+}
+
+/* Forget the puts kept for finish (under mu, or with no put running). */
+static void own_clear(struct s3_state *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->nown; i++) {
+		free(s->ownv[i]->key);
+		free(s->ownv[i]->body);
+		free(s->ownv[i]);
+	}
+	free(s->ownv);
+	s->ownv = NULL;
+	s->nown = s->capown = 0;
+	strmap_release(&s->own);
+	s->own = (struct strmap)STRMAP_INIT;
+}
+
+/* Delete the journal objects the snapshot covers: l is sorted, so they come first. */
+static int delete_covered(struct s3_state *s, const struct jlist *l, const struct mark *newest,
+			  struct sluice_err *err)
+{
+	const char **keys;
+	size_t n = 0, i;
+	int rc = 0;
+
+	while (n < l->n && !mark_after(&l->v[n], newest))
+		n++;
+	if (!n)
+		return 0;
+	if (s->store->ops->del_many) {
+		keys = xmalloc(n * sizeof(*keys));
+		for (i = 0; i < n; i++)
+			keys[i] = l->v[i].key;
+		rc = s->store->ops->del_many(s->store, keys, n, err);
+		free(keys);
+		return rc;
+	}
+	for (i = 0; i < n && !rc; i++)
+		rc = s->store->ops->del(s->store, l->v[i].key, err);
 	return rc;
 }
 
@@ -930,7 +1002,6 @@ static int s3_finish(struct state *st, struct sluice_err *err)
 	struct snapshot snap = { 0 };
 	struct jlist l = { 0 };
 	struct mark newest = { 0, 0 };
-	size_t i;
 	int round, rc;
 
 	if ((rc = check_not_lost(s, err)))
@@ -960,8 +1031,8 @@ static int s3_finish(struct state *st, struct sluice_err *err)
 		rc = SLUICE_ECONFLICT;
 	}
 	/* The snapshot is durable: what it covers may go. */
-	for (i = 0; !rc && i < l.n && !mark_after(&l.v[i], &newest); i++)
-		rc = s->store->ops->del(s->store, l.v[i].key, err);
+	if (!rc && !(rc = delete_covered(s, &l, &newest, err)))
+		own_clear(s);
 	pthread_mutex_unlock(&s->mu);
 	snapshot_release(&snap);
 	jlist_release(&l);
@@ -984,6 +1055,7 @@ static void s3_free(struct s3_state *s)
 	free(s->lock_key);
 	free(s->state_key);
 	free(s->journal_key);
+	own_clear(s);
 	pthread_mutex_destroy(&s->mu);
 	pthread_mutex_destroy(&s->hb_mu);
 	pthread_cond_destroy(&s->hb_cv);

@@ -1012,6 +1012,70 @@ static void test_bodiless_error_names_status(void **unused)
 	capture_release(&cap);
 }
 
+static size_t count_of(const char *hay, const char *needle)
+{
+	size_t n = 0;
+
+	for (hay = strstr(hay, needle); hay; hay = strstr(hay + 1, needle))
+		n++;
+	return n;
+}
+
+static void test_delete_objects_batches(void **unused)
+{
+	static const char *const replies[] = {
+		"HTTP/1.1 200 OK\r\nContent-Length: 29\r\nConnection: close\r\n\r\n<DeleteResult></DeleteResult>",
+		"HTTP/1.1 200 OK\r\nContent-Length: 121\r\nConnection: close\r\n\r\n"
+		"<DeleteResult><Error><Key>k/a&amp;b</Key><Code>AccessDenied</Code><Message>Access Denied</Message>"
+		"</Error></DeleteResult>",
+	};
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct capture cap;
+	struct buf v = BUF_INIT;
+	pthread_t th;
+	struct s3_client *c;
+	const char *keys[1001];
+	char names[1001][16], sha[65], md5[32];
+	unsigned char md[16];
+	unsigned int mdlen = 0;
+	const char *body;
+	size_t i;
+
+	(void)unused;
+	for (i = 0; i < 1001; i++) {
+		snprintf(names[i], sizeof(names[i]), "k/%04zu", i);
+		keys[i] = names[i];
+	}
+	keys[1000] = "k/a&b";
+	memset(&cap, 0, sizeof(cap));
+	cap.replies = replies;
+	cap.nreplies = 2;
+	capture_start(&cap, &th);
+	c = capture_client(cap.port);
+	assert_int_equal(s3_delete_objects(c, "bkt", keys, 1001, &err), SLUICE_EIO);
+	pthread_join(th, NULL);
+	close(cap.lfd);
+	/* 1000 keys a request; the second answer's per-key error is reported with the key */
+	assert_string_equal(err.msg, "s3 DELETE s3://bkt/k/a&b: AccessDenied: Access Denied (DeleteObjects)");
+	assert_int_equal(cap.nall, 2);
+	assert_non_null(strstr(cap.all[0].s, "POST /bkt?delete= HTTP/1.1\r\n"));
+	assert_int_equal(count_of(req_body(cap.all[0].s), "<Object>"), 1000);
+	body = req_body(cap.all[1].s);
+	assert_string_equal(body, "<Delete><Quiet>true</Quiet><Object><Key>k/a&amp;b</Key></Object></Delete>");
+	/* S3 refuses DeleteObjects without Content-MD5; the body's hash is signed */
+	assert_int_equal(req_header(cap.all[1].s, "content-md5", &v), 0);
+	assert_true(EVP_Digest(body, strlen(body), md, &mdlen, EVP_md5(), NULL));
+	EVP_EncodeBlock((unsigned char *)md5, md, 16);
+	assert_string_equal(v.s, md5);
+	assert_int_equal(req_header(cap.all[1].s, "x-amz-content-sha256", &v), 0);
+	assert_int_equal(s3_content_sha256(body, strlen(body), 0, sha), 0);
+	assert_string_equal(v.s, sha);
+	assert_int_equal(verify_sigv4(cap.all[1].s, "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "eu-west-1"), 0);
+	s3_client_free(c);
+	capture_release(&cap);
+	buf_release(&v);
+}
+
 /* ---- file:// ---------------------------------------------------------- */
 
 static void test_file_roundtrip(void **unused)
@@ -1273,6 +1337,26 @@ static void test_s3_list_continuation(void **unused)
 	s->ops->close(s);
 }
 
+static void test_s3_delete_many(void **unused)
+{
+	struct objstore *s = open_s3(0);
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct counter c = { 0, 1, "", NULL, 0, 0 };
+	const char *gone[] = { "dm/a b&c.json", "dm/missing", "dm/2" };
+
+	(void)unused;
+	assert_int_equal(s->ops->put(s, "dm/a b&c.json", "1", 1, &err), 0);
+	assert_int_equal(s->ops->put(s, "dm/2", "2", 1, &err), 0);
+	assert_int_equal(s->ops->put(s, "dm/3", "3", 1, &err), 0);
+	assert_non_null(s->ops->del_many);
+	if (s->ops->del_many(s, gone, 3, &err))
+		fail_msg("del_many: %s", err.msg);
+	assert_int_equal(s->ops->list(s, "dm/", count_entry, &c, &err), 0);
+	assert_int_equal(c.n, 1);
+	assert_string_equal(c.last, "dm/3");
+	s->ops->close(s);
+}
+
 static void test_s3_missing_key_error(void **unused)
 {
 	struct objstore *s = open_s3(0);
@@ -1429,6 +1513,7 @@ int main(void)
 		cmocka_unit_test(test_multipart_failure_aborts),
 		cmocka_unit_test(test_put_if_headers_and_conflicts),
 		cmocka_unit_test(test_bodiless_error_names_status),
+		cmocka_unit_test(test_delete_objects_batches),
 		cmocka_unit_test(test_file_roundtrip),
 		cmocka_unit_test(test_file_put_if),
 		cmocka_unit_test(test_file_put_if_concurrent),
@@ -1441,11 +1526,12 @@ int main(void)
 		cmocka_unit_test(test_s3_multipart),
 		cmocka_unit_test(test_s3_multipart_abort_on_reader_error),
 		cmocka_unit_test(test_s3_list_continuation),
+		cmocka_unit_test(test_s3_delete_many),
 		cmocka_unit_test(test_s3_missing_key_error),
 		cmocka_unit_test(test_s3_auth_error_hides_secret),
 		cmocka_unit_test(test_s3rver_ignores_write_conditions),
 	};
-	const size_t all = sizeof(tests) / sizeof(tests[0]), without_s3rver = 21;
+	const size_t all = sizeof(tests) / sizeof(tests[0]), without_s3rver = 22;
 	const char *why = getenv("SLUICE_TEST_S3_UNAVAILABLE");
 
 	/*

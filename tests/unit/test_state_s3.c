@@ -49,6 +49,7 @@ struct fake_ctl {
 	void (*before)(struct objstore *inner, const char *key);
 	int before_times;
 	int calls;                /* put_if calls on `key` */
+	int journal_gets;         /* get calls on journal objects */
 	int hidden;               /* 1: the wrapper has no put_if at all */
 };
 
@@ -117,6 +118,11 @@ static int fk_get(struct objstore *o, const char *key, sluice_write_fn fn, void 
 {
 	struct fake *f = (struct fake *)o;
 
+	if (strstr(key, "/journal/")) {
+		pthread_mutex_lock(&ctl.mu);
+		ctl.journal_gets++;
+		pthread_mutex_unlock(&ctl.mu);
+	}
 	return f->inner->ops->get(f->inner, key, fn, ud, err);
 }
 
@@ -496,6 +502,33 @@ static void test_round_trip_and_compaction(void **unused)
 	assert_rows(&recs, "model.proj.c", 4);
 	state_close(st);
 	buf_release(&names);
+	arena_release(&a);
+}
+
+/* finish merges what this run put from memory: only other runs' journal objects are read */
+static void test_finish_reads_back_only_others_puts(void **unused)
+{
+	struct arena a = ARENA_INIT;
+	struct state *st = open_with("dev", "run-1", 1, 0);
+	struct val recs;
+	int i;
+
+	(void)unused;
+	write_obj("journal/000000000000/00000001.json",
+		  "{\"uid\":\"model.proj.left\",\"invocation_id\":\"dead\",\"record\":{\"rows\":7}}");
+	lock_ok(st);
+	for (i = 0; i < 20; i++)
+		put_ok(st, &a, arena_printf(&a, "model.proj.m%d", i), i);
+	ctl.journal_gets = 0;
+	finish_ok(st);
+	assert_int_equal(ctl.journal_gets, 1);
+	state_close(st);
+	st = open_st();
+	recs = load_ok(st, &a);
+	assert_int_equal(recs.u.dict.n, 21);
+	assert_rows(&recs, "model.proj.m19", 19);
+	assert_int_equal(val_get_int(val_get(&recs, "model.proj.left"), "rows", -1), 7);
+	state_close(st);
 	arena_release(&a);
 }
 
@@ -1071,6 +1104,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_round_trip_and_compaction),
+		T(test_finish_reads_back_only_others_puts),
 		T(test_needs_lock_to_put),
 		T(test_targets_apart),
 		T(test_leftover_journal_is_loaded_and_generations_pass_it),
