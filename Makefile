@@ -11,7 +11,7 @@ CC ?= cc
 PKGS := libpq odbc jansson libxxhash libcurl yaml-0.1 libcrypto zlib
 DEBS := libpq-dev unixodbc-dev odbc-postgresql libjansson-dev libxxhash-dev \
 	libcurl4-openssl-dev libyaml-dev postgresql postgresql-client libcmocka-dev \
-	pkg-config jq libssl-dev zlib1g-dev node=nodejs npm=npm
+	pkg-config jq libssl-dev zlib1g-dev node=nodejs npm=npm curl=curl
 SANITIZE ?=
 BUILD := build/$(if $(SANITIZE),san,std)
 
@@ -62,11 +62,12 @@ T_POSTGRES := $(BUILD)/connectors/postgres.o $(BUILD)/connectors/pg-embedded.o $
 $(BUILD)/tests/test_postgres: $(T_POSTGRES)
 $(BUILD)/tests/test_odbc: $(T_POSTGRES)
 T_DIALECT := $(BUILD)/engine/dialect.o $(BUILD)/engine/dialect-postgres.o $(BUILD)/engine/dialect-redshift.o
-T_STATE := $(BUILD)/engine/state.o $(BUILD)/engine/state-local.o $(BUILD)/engine/state-warehouse.o \
-	$(BUILD)/engine/json.o $(T_DIALECT) $(T_POSTGRES)
-$(BUILD)/tests/test_state: $(T_STATE)
-$(BUILD)/tests/test_redshift: $(T_STATE) $(BUILD)/engine/materialize.o
 T_S3 := $(BUILD)/connectors/s3.o $(BUILD)/connectors/file.o
+T_STATE := $(BUILD)/engine/state.o $(BUILD)/engine/state-local.o $(BUILD)/engine/state-warehouse.o \
+	$(BUILD)/engine/state-s3.o $(BUILD)/engine/json.o $(T_DIALECT) $(T_POSTGRES) $(T_S3)
+$(BUILD)/tests/test_state: $(T_STATE)
+$(BUILD)/tests/test_state_s3: $(T_STATE)
+$(BUILD)/tests/test_redshift: $(T_STATE) $(BUILD)/engine/materialize.o
 $(BUILD)/tests/test_s3: $(T_S3)
 T_SHELL := $(BUILD)/engine/shell.o $(BUILD)/engine/fileset.o
 $(BUILD)/tests/test_shell: $(T_SHELL)

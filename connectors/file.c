@@ -7,7 +7,16 @@
  * Keys map to paths under the root; keys with "." or ".." segments or a
  * leading '/' are refused so a key cannot escape the root.
  *
- * Not for: remote file systems' locking semantics, or anything but stages.
+ * Conditional writes (put_if) are real, not best effort: every change to
+ * a directory's entries (rename into place, unlink) happens under an
+ * exclusive flock() of that directory, so checking the current ETag and
+ * renaming over it is one step for every writer going through this file.
+ * The ETag is the file's inode, size and modification time: a replaced
+ * object always gets a new inode while the old one is still linked.
+ *
+ * Not for: remote file systems' locking semantics (flock on NFS is not
+ * to be trusted), or programs that write into the directory behind
+ * sluice's back.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -16,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -53,6 +63,111 @@ static int file_path(struct file_store *s, const char *key, struct buf *out, str
 	return 0;
 }
 
+static void file_etag(const struct stat *st, char out[OBJSTORE_ETAG_SIZE])
+{
+	snprintf(out, OBJSTORE_ETAG_SIZE, "%llx-%llx-%llx.%09ld", (unsigned long long)st->st_ino,
+		 (unsigned long long)st->st_size, (unsigned long long)st->st_mtim.tv_sec,
+		 (long)st->st_mtim.tv_nsec);
+}
+
+/*
+ * Open path's directory and flock() it exclusively: the guard of every
+ * change to its entries. Returns the descriptor (close it to unlock) or
+ * a negative code.
+ */
+static int lock_parent(const char *path, struct sluice_err *err)
+{
+	const char *slash = strrchr(path, '/');
+	struct buf dir = BUF_INIT;
+	int fd;
+
+	buf_add(&dir, path, slash && slash != path ? (size_t)(slash - path) : 1);
+	fd = open(dir.s, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		fd = err_set(err, SLUICE_EIO, "%s: %s", dir.s, strerror(errno));
+	} else {
+		while (flock(fd, LOCK_EX) < 0) {
+			if (errno == EINTR)
+				continue;
+			err_set(err, SLUICE_EIO, "%s: flock: %s", dir.s, strerror(errno));
+			close(fd);
+			fd = SLUICE_EIO;
+			break;
+		}
+	}
+	buf_release(&dir);
+	return fd;
+}
+
+static int parent_exists(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	struct buf dir = BUF_INIT;
+	int yes;
+
+	buf_add(&dir, path, slash && slash != path ? (size_t)(slash - path) : 1);
+	yes = fs_is_dir(dir.s);
+	buf_release(&dir);
+	return yes;
+}
+
+/* What put_if asks for; NULL for a plain write. */
+struct file_cond {
+	const char *if_match;
+	int if_none_match;
+	char *etag_out;
+};
+
+/*
+ * Rename tmp over path under the directory's lock, after checking cond,
+ * then make the new entry durable. On SLUICE_ECONFLICT nothing changed.
+ */
+static int file_commit(const char *path, const char *tmp, const struct file_cond *cond,
+		       struct sluice_err *err)
+{
+	int dfd = lock_parent(path, err), ret = 0;
+	struct stat st;
+
+	if (dfd < 0)
+		return dfd;
+	if (cond) {
+		char cur[OBJSTORE_ETAG_SIZE] = "";
+		int exists = stat(path, &st) == 0;
+
+		if (!exists && errno != ENOENT) {
+			ret = err_set(err, SLUICE_EIO, "%s: %s", path, strerror(errno));
+			goto out;
+		}
+		if (exists)
+			file_etag(&st, cur);
+		if (cond->if_none_match && exists)
+			ret = err_set(err, SLUICE_ECONFLICT, "%s: PreconditionFailed: the object exists", path);
+		else if (!cond->if_none_match && !exists)
+			ret = err_set(err, SLUICE_ECONFLICT, "%s: PreconditionFailed: no such object", path);
+		else if (!cond->if_none_match && strcmp(cur, cond->if_match ? cond->if_match : "") != 0)
+			ret = err_set(err, SLUICE_ECONFLICT, "%s: PreconditionFailed: the object changed", path);
+		if (ret < 0)
+			goto out;
+	}
+	if (rename(tmp, path) < 0) {
+		ret = err_set(err, SLUICE_EIO, "%s: rename: %s", path, strerror(errno));
+		goto out;
+	}
+	if (fsync(dfd) < 0) {
+		ret = err_set(err, SLUICE_EIO, "%s: fsync of the directory: %s", path, strerror(errno));
+		goto out;
+	}
+	if (cond && cond->etag_out) {
+		if (stat(path, &st) < 0)
+			cond->etag_out[0] = '\0';
+		else
+			file_etag(&st, cond->etag_out);
+	}
+out:
+	close(dfd);
+	return ret;
+}
+
 static int write_all(int fd, const void *data, size_t len)
 {
 	const char *p = data;
@@ -72,10 +187,11 @@ static int write_all(int fd, const void *data, size_t len)
 
 /*
  * Write the object: data/len when fn is NULL, else what fn yields. Temp
- * file + fsync + rename; the temp file is removed on any failure.
+ * file + fsync + rename (when cond holds); the temp file is removed on
+ * any failure.
  */
 static int file_write(struct file_store *s, const char *key, const void *data, size_t len,
-		      sluice_read_fn fn, void *ud, struct sluice_err *err)
+		      sluice_read_fn fn, void *ud, const struct file_cond *cond, struct sluice_err *err)
 {
 	struct buf path = BUF_INIT, tmp = BUF_INIT;
 	char *chunk = NULL;
@@ -132,11 +248,9 @@ static int file_write(struct file_store *s, const char *key, const void *data, s
 		goto fail;
 	}
 	fd = -1;
-	if (rename(tmp.s, path.s) < 0) {
-		ret = err_set(err, SLUICE_EIO, "%s: rename: %s", path.s, strerror(errno));
+	ret = file_commit(path.s, tmp.s, cond, err);
+	if (ret < 0)
 		goto fail;
-	}
-	ret = 0;
 	goto out;
 fail:
 	if (fd >= 0)
@@ -152,13 +266,22 @@ out:
 static int fst_put(struct objstore *o, const char *key, const void *data, size_t len,
 		   struct sluice_err *err)
 {
-	return file_write((struct file_store *)o, key, data, len, NULL, NULL, err);
+	return file_write((struct file_store *)o, key, data, len, NULL, NULL, NULL, err);
+}
+
+static int fst_put_if(struct objstore *o, const char *key, const void *data, size_t len,
+		      const char *if_match, int if_none_match, char etag_out[OBJSTORE_ETAG_SIZE],
+		      struct sluice_err *err)
+{
+	struct file_cond cond = { if_match, if_none_match, etag_out };
+
+	return file_write((struct file_store *)o, key, data, len, NULL, NULL, &cond, err);
 }
 
 static int fst_put_stream(struct objstore *o, const char *key, sluice_read_fn fn, void *ud,
 			  struct sluice_err *err)
 {
-	return file_write((struct file_store *)o, key, NULL, 0, fn, ud, err);
+	return file_write((struct file_store *)o, key, NULL, 0, fn, ud, NULL, err);
 }
 
 static int fst_get(struct objstore *o, const char *key, sluice_write_fn fn, void *ud,
@@ -225,6 +348,7 @@ static int fst_head(struct objstore *o, const char *key, struct objstore_info *i
 
 		info->exists = 1;
 		info->size = (long long)st.st_size;
+		file_etag(&st, info->etag);
 		if (gmtime_r(&st.st_mtime, &tm))
 			strftime(info->last_modified, sizeof(info->last_modified),
 				 "%a, %d %b %Y %H:%M:%S GMT", &tm);
@@ -238,6 +362,7 @@ out:
 struct key_entry {
 	char *key;
 	long long size;
+	char etag[OBJSTORE_ETAG_SIZE];
 };
 
 struct key_list {
@@ -279,6 +404,7 @@ static int walk(const char *dir, const char *rel, struct key_list *kl, struct sl
 					kl->v = xrealloc(kl->v, kl->cap * sizeof(*kl->v));
 				}
 				kl->v[kl->n].size = (long long)st.st_size;
+				file_etag(&st, kl->v[kl->n].etag);
 				kl->v[kl->n++].key = buf_detach(&key, NULL);
 			}
 		}
@@ -315,7 +441,7 @@ static int fst_list(struct objstore *o, const char *prefix, objstore_list_fn fn,
 			continue;
 		e.key = kl.v[i].key;
 		e.size = kl.v[i].size;
-		e.etag = "";
+		e.etag = kl.v[i].etag;
 		ret = fn(ud, &e);
 	}
 	for (i = 0; i < kl.n; i++)
@@ -328,10 +454,19 @@ static int fst_del(struct objstore *o, const char *key, struct sluice_err *err)
 {
 	struct file_store *s = (struct file_store *)o;
 	struct buf path = BUF_INIT;
-	int ret = file_path(s, key, &path, err);
+	int ret = file_path(s, key, &path, err), dfd = -1;
 
+	if (ret == 0 && !parent_exists(path.s))
+		goto out;       /* no directory, no object: deleting it succeeds */
+	if (ret == 0 && (dfd = lock_parent(path.s, err)) < 0)
+		ret = dfd;
 	if (ret == 0 && unlink(path.s) < 0 && errno != ENOENT)
 		ret = err_set(err, SLUICE_EIO, "%s: delete: %s", path.s, strerror(errno));
+	else if (ret == 0 && fsync(dfd) < 0)
+		ret = err_set(err, SLUICE_EIO, "%s: fsync of the directory: %s", path.s, strerror(errno));
+out:
+	if (dfd >= 0)
+		close(dfd);
 	buf_release(&path);
 	return ret;
 }
@@ -349,6 +484,7 @@ static void fst_close(struct objstore *o)
 static const struct objstore_ops file_store_ops = {
 	.scheme = "file",
 	.put = fst_put,
+	.put_if = fst_put_if,
 	.put_stream = fst_put_stream,
 	.get = fst_get,
 	.head = fst_head,

@@ -20,10 +20,18 @@
 
 struct objstore;
 
+/*
+ * An ETag as the stores report it, without quotes. S3's is its own (an MD5
+ * for single-part uploads); file://'s is made of the file's inode, size and
+ * modification time, so it changes whenever the object is replaced, but it
+ * is not a content hash.
+ */
+#define OBJSTORE_ETAG_SIZE 80
+
 struct objstore_info {
 	int exists;               /* 0: no such key (head() still returns 0) */
 	long long size;           /* bytes */
-	char etag[80];            /* S3 ETag without quotes; "" for file:// */
+	char etag[OBJSTORE_ETAG_SIZE];
 	char last_modified[64];   /* as the store reports it; may be "" */
 };
 
@@ -31,7 +39,7 @@ struct objstore_info {
 struct objstore_entry {
 	const char *key;          /* relative to the store root */
 	long long size;
-	const char *etag;         /* may be "" */
+	const char *etag;         /* as head() reports it; may be "" */
 };
 
 /* Return 0 to continue, non-zero to stop (list() then returns that value). */
@@ -43,6 +51,20 @@ struct objstore_ops {
 	/* Store len bytes at key, replacing any object there. */
 	int (*put)(struct objstore *s, const char *key, const void *data, size_t len,
 		   struct sluice_err *err);
+	/*
+	 * Optional (NULL: this store cannot write conditionally). Store len
+	 * bytes at key only if, atomically with the write:
+	 *   if_none_match != 0: no object exists at key (if_match is ignored);
+	 *   else: an object exists and its ETag is if_match (as head() gives it).
+	 * On success etag_out (may be NULL) receives the new object's ETag, or
+	 * "" when the store did not say. A failed condition writes nothing and
+	 * returns SLUICE_ECONFLICT. A write whose answer was lost and retried
+	 * may report SLUICE_ECONFLICT although it happened: callers re-read
+	 * the object before deciding who won.
+	 */
+	int (*put_if)(struct objstore *s, const char *key, const void *data, size_t len,
+		      const char *if_match, int if_none_match, char etag_out[OBJSTORE_ETAG_SIZE],
+		      struct sluice_err *err);
 	/*
 	 * Store what fn yields until it returns 0. s3 uses one PutObject when
 	 * the body fits in one part, else a multipart upload (aborted on any
@@ -61,6 +83,12 @@ struct objstore_ops {
 		    struct sluice_err *err);
 	/* Delete key; deleting a missing key succeeds (as in S3). */
 	int (*del)(struct objstore *s, const char *key, struct sluice_err *err);
+	/*
+	 * Optional (NULL: call del per key): delete keys[0..n) in as few
+	 * requests as the store allows. Missing keys succeed; stops at, and
+	 * names, the first key that could not be deleted.
+	 */
+	int (*del_many)(struct objstore *s, const char *const *keys, size_t n, struct sluice_err *err);
 	/* Free the store; accepts NULL. */
 	void (*close)(struct objstore *s);
 };

@@ -268,13 +268,18 @@ int s3_url_build(struct buf *out, const char *endpoint, int path_style, const ch
 
 /* ---- configuration ----------------------------------------------------- */
 
-static const char *setting(const struct val *settings, const char *key, const char *env)
+/* The block's key, else the first environment variable set (env2 may be NULL). */
+static const char *setting(const struct val *settings, const char *key, const char *env,
+			   const char *env2)
 {
 	const char *v = settings ? val_get_str(settings, key, NULL) : NULL;
 
 	if (v && *v)
 		return v;
 	v = env ? getenv(env) : NULL;
+	if (v && *v)
+		return v;
+	v = env2 ? getenv(env2) : NULL;
 	return v && *v ? v : NULL;
 }
 
@@ -283,14 +288,15 @@ int s3_config_load(const struct val *settings, struct s3_config *cfg, struct slu
 	long long part;
 
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->endpoint = setting(settings, "endpoint", "AWS_ENDPOINT_URL");
-	cfg->region = setting(settings, "region", "AWS_REGION");
+	/* The service-specific and older names the AWS tools also read come second. */
+	cfg->endpoint = setting(settings, "endpoint", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL");
+	cfg->region = setting(settings, "region", "AWS_REGION", "AWS_DEFAULT_REGION");
 	if (!cfg->region)
 		cfg->region = "us-east-1";
-	cfg->access_key_id = setting(settings, "access_key_id", "AWS_ACCESS_KEY_ID");
-	cfg->secret_access_key = setting(settings, "secret_access_key", "AWS_SECRET_ACCESS_KEY");
-	cfg->session_token = setting(settings, "session_token", "AWS_SESSION_TOKEN");
-	cfg->iam_role = setting(settings, "iam_role", NULL);
+	cfg->access_key_id = setting(settings, "access_key_id", "AWS_ACCESS_KEY_ID", NULL);
+	cfg->secret_access_key = setting(settings, "secret_access_key", "AWS_SECRET_ACCESS_KEY", NULL);
+	cfg->session_token = setting(settings, "session_token", "AWS_SESSION_TOKEN", NULL);
+	cfg->iam_role = setting(settings, "iam_role", NULL, NULL);
 	cfg->path_style = -1;
 	if (settings && val_get(settings, "path_style"))
 		cfg->path_style = val_get_bool(settings, "path_style", 0) ? 1 : 0;
@@ -399,6 +405,9 @@ struct s3_req {
 	size_t body_len;
 	int unsigned_payload;        /* send UNSIGNED-PAYLOAD instead of the hash */
 	const char *content_type;
+	const char *content_md5;     /* base64, for the requests S3 wants it on (DeleteObjects) */
+	const char *if_match;        /* PUT only if the object's ETag is this (no quotes) */
+	int if_none_match;           /* PUT only if no object exists */
 	sluice_write_fn sink;        /* 2xx body goes here when set ... */
 	void *sink_ud;
 	struct buf *xml;             /* ... else here (capped); error bodies always here */
@@ -406,7 +415,7 @@ struct s3_req {
 	/* results */
 	long status;
 	long long content_length;
-	char etag[80];
+	char etag[OBJSTORE_ETAG_SIZE];
 	char last_modified[64];
 
 	/* per-attempt state */
@@ -520,6 +529,19 @@ static void sleep_ms(long ms)
 		;
 }
 
+/* S3's code for a status whose answer had no XML body. */
+static const char *status_words(long status)
+{
+	switch (status) {
+	case 400: return "BadRequest: bad request";
+	case 403: return "Forbidden: access denied";
+	case 404: return "NoSuchKey: not found";
+	case 409: return "Conflict: conflicting operation";
+	case 412: return "PreconditionFailed: the object changed";
+	default: return "no S3 error code";
+	}
+}
+
 /* "s3://bucket/key" for messages. */
 static void describe(struct buf *b, const struct s3_req *r)
 {
@@ -561,6 +583,16 @@ static int s3_attempt(struct s3_client *c, struct s3_req *r, const char *url, in
 	}
 	if (r->content_type) {
 		snprintf(line, sizeof(line), "Content-Type: %s", r->content_type);
+		hdrs = curl_slist_append(hdrs, line);
+	}
+	if (r->content_md5) {
+		snprintf(line, sizeof(line), "Content-MD5: %s", r->content_md5);
+		hdrs = curl_slist_append(hdrs, line);
+	}
+	if (r->if_none_match) {
+		hdrs = curl_slist_append(hdrs, "If-None-Match: *");
+	} else if (r->if_match) {
+		snprintf(line, sizeof(line), "If-Match: \"%s\"", r->if_match);
 		hdrs = curl_slist_append(hdrs, line);
 	}
 
@@ -634,15 +666,18 @@ static int s3_attempt(struct s3_client *c, struct s3_req *r, const char *url, in
 	}
 	{
 		struct buf code = BUF_INIT, msg = BUF_INIT;
+		int have = s3_error_parse(r->errbody.s, r->errbody.len, &code, &msg) == 0;
+		/* A lost condition is not a failure of the store: callers re-read and decide. */
+		int ecode = r->status == 412 || (r->status == 409 && have &&
+						  strcmp(code.s, "ConditionalRequestConflict") == 0) ?
+			    SLUICE_ECONFLICT : SLUICE_EIO;
 
-		if (s3_error_parse(r->errbody.s, r->errbody.len, &code, &msg) == 0)
-			ret = err_set(r->err, SLUICE_EIO, "s3 %s %s: %s: %s (HTTP %ld)", r->method, where.s,
+		if (have)
+			ret = err_set(r->err, ecode, "s3 %s %s: %s: %s (HTTP %ld)", r->method, where.s,
 				      code.s, msg.len ? msg.s : "no message", r->status);
-		else if (r->status == 404)
-			ret = err_set(r->err, SLUICE_EIO, "s3 %s %s: NoSuchKey: not found (HTTP 404)",
-				      r->method, where.s);
-		else
-			ret = err_set(r->err, SLUICE_EIO, "s3 %s %s: HTTP %ld", r->method, where.s, r->status);
+		else   /* HEAD answers and some proxies carry no body: name the status */
+			ret = err_set(r->err, ecode, "s3 %s %s: %s (HTTP %ld)", r->method, where.s,
+				      status_words(r->status), r->status);
 		buf_release(&code);
 		buf_release(&msg);
 	}
@@ -682,15 +717,27 @@ static int s3_request(struct s3_client *c, struct s3_req *r, struct sluice_err *
 int s3_put_object(struct s3_client *c, const char *bucket, const char *key, const void *data,
 		  size_t len, struct sluice_err *err)
 {
+	return s3_put_object_if(c, bucket, key, data, len, NULL, 0, NULL, err);
+}
+
+int s3_put_object_if(struct s3_client *c, const char *bucket, const char *key, const void *data,
+		     size_t len, const char *if_match, int if_none_match,
+		     char etag_out[OBJSTORE_ETAG_SIZE], struct sluice_err *err)
+{
 	struct s3_req r = {
 		.method = "PUT",
 		.bucket = bucket,
 		.key = key,
 		.body = data,
 		.body_len = len,
+		.if_match = if_none_match ? NULL : if_match,
+		.if_none_match = if_none_match,
 	};
+	int ret = s3_request(c, &r, err);
 
-	return s3_request(c, &r, err);
+	if (ret == 0 && etag_out)
+		snprintf(etag_out, OBJSTORE_ETAG_SIZE, "%s", r.etag);
+	return ret;
 }
 
 /* Fill part from fn until full or end; returns bytes read or negative. */
@@ -999,6 +1046,97 @@ int s3_delete_object(struct s3_client *c, const char *bucket, const char *key,
 	return s3_request(c, &r, err);
 }
 
+static void xml_escape(struct buf *out, const char *s)
+{
+	for (; *s; s++) {
+		switch (*s) {
+		case '&': buf_puts(out, "&amp;"); break;
+		case '<': buf_puts(out, "&lt;"); break;
+		case '>': buf_puts(out, "&gt;"); break;
+		case '"': buf_puts(out, "&quot;"); break;
+		case '\'': buf_puts(out, "&apos;"); break;
+		default: buf_addc(out, *s);
+		}
+	}
+}
+
+/* One DeleteObjects request for keys[0..n), n <= 1000. */
+static int delete_batch(struct s3_client *c, const char *bucket, const char *const *keys, size_t n,
+			struct sluice_err *err)
+{
+	struct buf body = BUF_INIT, xml = BUF_INIT, q = BUF_INIT;
+	struct s3_param p = { "delete", NULL };
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	char md5[32];
+	const char *e, *t;
+	size_t i, tl;
+	int ret;
+
+	/* Quiet: the answer lists only the keys that failed */
+	buf_puts(&body, "<Delete><Quiet>true</Quiet>");
+	for (i = 0; i < n; i++) {
+		buf_puts(&body, "<Object><Key>");
+		xml_escape(&body, keys[i]);
+		buf_puts(&body, "</Key></Object>");
+	}
+	buf_puts(&body, "</Delete>");
+	if (!EVP_Digest(body.s, body.len, md, &mdlen, EVP_md5(), NULL) || mdlen != 16) {
+		ret = err_set(err, SLUICE_EIO, "s3: MD5 failed");
+		goto out;
+	}
+	EVP_EncodeBlock((unsigned char *)md5, md, 16);
+	s3_query_build(&q, &p, 1);
+	{
+		struct s3_req r = {
+			.method = "POST",
+			.bucket = bucket,
+			.query = q.s,
+			.body = body.s,
+			.body_len = body.len,
+			.content_type = "application/xml",
+			.content_md5 = md5,
+			.xml = &xml,
+		};
+
+		ret = s3_request(c, &r, err);
+	}
+	if (ret < 0)
+		goto out;
+	/* A 200 may still carry per-key errors: report the first. */
+	if ((e = xml_find(xml.s, xml.s + xml.len, "Error", &tl, NULL)) != NULL) {
+		struct buf key = BUF_INIT, code = BUF_INIT, msg = BUF_INIT;
+
+		if ((t = xml_find(e, e + tl, "Key", &i, NULL)))
+			xml_unescape(&key, t, i);
+		if ((t = xml_find(e, e + tl, "Code", &i, NULL)))
+			xml_unescape(&code, t, i);
+		if ((t = xml_find(e, e + tl, "Message", &i, NULL)))
+			xml_unescape(&msg, t, i);
+		ret = err_set(err, SLUICE_EIO, "s3 DELETE s3://%s/%s: %s: %s (DeleteObjects)", bucket,
+			      key.len ? key.s : "?", code.len ? code.s : "Error", msg.len ? msg.s : "no message");
+		buf_release(&key);
+		buf_release(&code);
+		buf_release(&msg);
+	}
+out:
+	buf_release(&body);
+	buf_release(&xml);
+	buf_release(&q);
+	return ret;
+}
+
+int s3_delete_objects(struct s3_client *c, const char *bucket, const char *const *keys, size_t n,
+		      struct sluice_err *err)
+{
+	size_t at;
+	int ret = 0;
+
+	for (at = 0; at < n && !ret; at += 1000)
+		ret = delete_batch(c, bucket, keys + at, n - at < 1000 ? n - at : 1000, err);
+	return ret;
+}
+
 /* ---- the s3:// object store ------------------------------------------- */
 
 struct s3_store {
@@ -1023,6 +1161,16 @@ static int s3s_put(struct objstore *o, const char *key, const void *data, size_t
 	struct s3_store *s = (struct s3_store *)o;
 
 	return s3_put_object(s->client, s->bucket, s3_store_key(s, key), data, len, err);
+}
+
+static int s3s_put_if(struct objstore *o, const char *key, const void *data, size_t len,
+		      const char *if_match, int if_none_match, char etag_out[OBJSTORE_ETAG_SIZE],
+		      struct sluice_err *err)
+{
+	struct s3_store *s = (struct s3_store *)o;
+
+	return s3_put_object_if(s->client, s->bucket, s3_store_key(s, key), data, len, if_match,
+				if_none_match, etag_out, err);
 }
 
 static int s3s_put_stream(struct objstore *o, const char *key, sluice_read_fn fn, void *ud,
@@ -1087,6 +1235,22 @@ static int s3s_del(struct objstore *o, const char *key, struct sluice_err *err)
 	return s3_delete_object(s->client, s->bucket, s3_store_key(s, key), err);
 }
 
+static int s3s_del_many(struct objstore *o, const char *const *keys, size_t n, struct sluice_err *err)
+{
+	struct s3_store *s = (struct s3_store *)o;
+	char **full = xcalloc(n ? n : 1, sizeof(*full));
+	size_t i;
+	int ret;
+
+	for (i = 0; i < n; i++)
+		full[i] = xstrdup(s3_store_key(s, keys[i]));
+	ret = s3_delete_objects(s->client, s->bucket, (const char *const *)full, n, err);
+	for (i = 0; i < n; i++)
+		free(full[i]);
+	free(full);
+	return ret;
+}
+
 static void s3s_close(struct objstore *o)
 {
 	struct s3_store *s = (struct s3_store *)o;
@@ -1103,11 +1267,13 @@ static void s3s_close(struct objstore *o)
 static const struct objstore_ops s3_store_ops = {
 	.scheme = "s3",
 	.put = s3s_put,
+	.put_if = s3s_put_if,
 	.put_stream = s3s_put_stream,
 	.get = s3s_get,
 	.head = s3s_head,
 	.list = s3s_list,
 	.del = s3s_del,
+	.del_many = s3s_del_many,
 	.close = s3s_close,
 };
 

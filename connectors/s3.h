@@ -47,8 +47,9 @@ struct s3_config {
 /*
  * Fill cfg from a settings dict (keys endpoint, region, access_key_id,
  * secret_access_key, session_token, iam_role, path_style, part_size,
- * max_attempts) with fallbacks AWS_ENDPOINT_URL, AWS_REGION,
- * AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN. settings may
+ * max_attempts) with fallbacks AWS_ENDPOINT_URL_S3 then AWS_ENDPOINT_URL,
+ * AWS_REGION then AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID,
+ * AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN. settings may
  * be NULL. Missing credentials or a part size below S3_MIN_PART_SIZE:
  * SLUICE_EUSAGE. Part sizes below the minimum are allowed only when
  * `allow_small_parts: true` (for servers and tests that accept them).
@@ -82,6 +83,16 @@ typedef int (*s3_list_fn)(void *ud, const struct s3_object *o);
 int s3_put_object(struct s3_client *c, const char *bucket, const char *key, const void *data,
 		  size_t len, struct sluice_err *err);
 /*
+ * PutObject only if the object's ETag is if_match (If-Match), or, with
+ * if_none_match, only if there is no object (If-None-Match: *). HTTP 412
+ * and 409 ConditionalRequestConflict give SLUICE_ECONFLICT. etag_out (may
+ * be NULL) gets the new ETag without quotes. A retried request whose first
+ * attempt did land reports SLUICE_ECONFLICT: see objstore.h's put_if.
+ */
+int s3_put_object_if(struct s3_client *c, const char *bucket, const char *key, const void *data,
+		     size_t len, const char *if_match, int if_none_match,
+		     char etag_out[OBJSTORE_ETAG_SIZE], struct sluice_err *err);
+/*
  * Upload what fn yields: a single PutObject when it fits in one part, else
  * a multipart upload with parts of cfg.part_size. Memory: one part. Any
  * failure aborts the multipart upload (best effort) before returning.
@@ -99,6 +110,13 @@ int s3_list_objects(struct s3_client *c, const char *bucket, const char *prefix,
 		    void *ud, struct sluice_err *err);
 int s3_delete_object(struct s3_client *c, const char *bucket, const char *key,
 		     struct sluice_err *err);
+/*
+ * DeleteObjects, 1000 keys a request (quiet mode, Content-MD5 as S3
+ * requires). Missing keys succeed; the first key S3 reports as not
+ * deleted is an error naming it.
+ */
+int s3_delete_objects(struct s3_client *c, const char *bucket, const char *const *keys, size_t n,
+		      struct sluice_err *err);
 
 /* ---- pure helpers, exposed for tests ---------------------------------- */
 

@@ -415,6 +415,7 @@ static int open_state(struct build *b, struct sluice_err *err)
 	o.invocation_id = b->s->invocation_id;
 	o.connect = state_connect;
 	o.connect_ud = b;
+	o.s3 = val_get(&p->target.conns[0].settings, "s3");
 	if ((rc = state_open(&b->state, &o, err)))
 		return rc;
 	if (b->mode == BUILD_RUN && (rc = state_lock(b->state, b->s->cli->wait_lock, err)))

@@ -3,8 +3,9 @@
  * chosen by sluice.yml's `state:`. What is common lives here: choosing the
  * backend, turning records into JSON text, waiting for the lock and
  * wording the message about its holder. How records are kept is in
- * state-local.c (files under .sluice/state/) and state-warehouse.c (tables
- * in sluice_meta); neither polls, and neither knows the other exists.
+ * state-local.c (files under .sluice/state/), state-warehouse.c (tables
+ * in sluice_meta) and state-s3.c (objects in a bucket); none polls, and
+ * none knows the others exist.
  */
 #define SLUICE_STATE_BACKEND
 #include <errno.h>
@@ -32,7 +33,7 @@ static const struct {
 } backends[] = {
 	{ "local", 0, &state_local, NULL },
 	{ "warehouse", 0, &state_warehouse, NULL },
-	{ "s3://", 1, NULL, "needs the S3 connector (not built yet)" },
+	{ "s3://", 1, &state_s3, NULL },
 };
 
 void state_base_init(struct state *st, const struct state_backend *be, const struct state_opts *o)

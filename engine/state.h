@@ -1,8 +1,8 @@
 /*
  * state.h: what sluice remembers between runs, behind one small interface
  * with several backends: `local` (.sluice/state/, the default), `warehouse`
- * (tables in a sluice_meta schema on the default connection) and, with the
- * S3 issue, `s3://bucket/prefix/`.
+ * (tables in a sluice_meta schema on the default connection) and
+ * `s3://bucket/prefix/` (objects in a bucket, see state-s3.c).
  *
  * A record is a JSON-shaped dict per node (struct val), so the backends
  * store it without knowing its fields. Fields the engine writes:
@@ -29,7 +29,7 @@
 struct state;
 
 struct state_opts {
-	const char *spec;            /* sluice.yml `state:`: "local" (default), "warehouse", later "s3://..." */
+	const char *spec;            /* sluice.yml `state:`: "local" (default), "warehouse", "s3://bucket/prefix/" */
 	const char *project_dir;     /* absolute */
 	const char *project;         /* project name: rows/records are keyed by project and target */
 	const char *target;          /* target name */
@@ -39,6 +39,12 @@ struct state_opts {
 	int (*connect)(void *ud, struct sluice_conn **out, const struct dialect **dialect,
 		       struct sluice_err *err);
 	void *connect_ud;
+	/*
+	 * S3 backend: the default connection's `s3:` block from profiles.yml
+	 * (endpoint, region, keys; see connectors/s3.h), read during
+	 * state_open() only; NULL: the AWS_* environment alone.
+	 */
+	const struct val *s3;
 };
 
 /*
@@ -120,6 +126,7 @@ struct state {
 
 extern const struct state_backend state_local;
 extern const struct state_backend state_warehouse;
+extern const struct state_backend state_s3;
 
 /* Fill the common part (copies the strings). */
 void state_base_init(struct state *st, const struct state_backend *be, const struct state_opts *o);

@@ -20,6 +20,7 @@ enum {
 	SLUICE_ECANCEL = -5,  /* cancelled by a signal */
 	SLUICE_ENOTSUP = -6,  /* the connector lacks a capability */
 	SLUICE_ELOCK = -7,    /* state lock held by someone else */
+	SLUICE_ECONFLICT = -8, /* a conditional write's condition failed: the object changed */
 };
 
 struct sluice_err {
