@@ -152,14 +152,23 @@ static const struct cs_key {
 /*
  * psqlODBC defaults we want unless the connection string says otherwise:
  * its CommLog and Debug logs (switched on per driver in some odbcinst.ini)
- * would write every statement, and the connection string, to /tmp; and
+ * would write every statement, and the connection string, to /tmp;
  * without UseDeclareFetch it reads a whole result into memory before the
- * first row. Other drivers ignore keys they do not know.
+ * first row; and by default ("Protocol=7.4-2") it puts a SAVEPOINT of its
+ * own in front of every statement inside a transaction, so the server
+ * sees "SAVEPOINT _EXEC_SVP_...;" before the audit comment that should
+ * come first, and a failed statement leaves the
+ * transaction usable where PostgreSQL would abort it. "-1" rolls the
+ * transaction back on error instead: the engine's own BEGIN ... ROLLBACK
+ * (its ROLLBACK then only draws a warning), or the one psqlODBC opened for
+ * a cursor, which "-0" would leave aborted. Other drivers ignore keys
+ * they do not know.
  */
 static const char *const cs_defaults[][2] = {
 	{ "CommLog", "0" },
 	{ "Debug", "0" },
 	{ "UseDeclareFetch", "1" },
+	{ "Protocol", "7.4-1" },
 };
 
 /*

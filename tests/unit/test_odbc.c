@@ -431,6 +431,33 @@ static void test_exec_errors(void **state)
 	odbc_connector.close(c);
 }
 
+/* Inside the engine's own transaction the server sees the statement as
+ * sent (no driver SAVEPOINT in front of the audit comment), and a failed
+ * statement loses the transaction's work, as over libpq. */
+static void test_transaction_as_sent(void **state)
+{
+	struct sluice_conn *c = connect_harness();
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct first_value fv;
+	(void)state;
+
+	exec_ok(c, "drop table if exists odbc_tx");
+	exec_ok(c, "create table odbc_tx (id int)");
+	exec_ok(c, "begin");
+	exec_ok(c, "insert into odbc_tx values (1)");
+	assert_string_equal(scalar(c, "/* sluice audit */ select current_query()", &fv),
+			    "/* sluice audit */ select current_query()");
+	assert_int_equal(c->drv->exec(c, "insert into odbc_tx values (1/0)", NULL, &err), SLUICE_EDB);
+	assert_string_equal(err.sqlstate, "22012");
+	exec_ok(c, "rollback");
+	assert_string_equal(scalar(c, "select count(*) from odbc_tx", &fv), "0");
+	/* A failed query outside a transaction leaves none open behind it. */
+	assert_int_equal(c->drv->query(c, "select 1/0", keep_first, &fv, &err), SLUICE_EDB);
+	assert_string_equal(scalar(c, "select count(*) from odbc_tx", &fv), "0");
+	exec_ok(c, "drop table odbc_tx");
+	odbc_connector.close(c);
+}
+
 static void test_connection_lost(void **state)
 {
 	struct sluice_conn *c = connect_harness(), *admin = connect_harness();
@@ -806,6 +833,7 @@ int main(void)
 		cmocka_unit_test(test_resolve),
 		cmocka_unit_test(test_exec_rows),
 		cmocka_unit_test(test_exec_errors),
+		cmocka_unit_test(test_transaction_as_sent),
 		cmocka_unit_test(test_connection_lost),
 		cmocka_unit_test(test_query_streams_rows),
 		cmocka_unit_test(test_query_long_values),
