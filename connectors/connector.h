@@ -92,6 +92,9 @@ struct sluice_connector {
 
 	/* Optional: one line describing the server, e.g. "PostgreSQL 15.18". */
 	int (*server_version)(struct sluice_conn *c, struct buf *out, struct sluice_err *err);
+	/* Optional: the client-side driver behind c, when the connector is a
+	 * gateway to several, e.g. "psqlodbcw.so 13.02.0000" under odbc. */
+	int (*driver_version)(struct sluice_conn *c, struct buf *out, struct sluice_err *err);
 
 	/*
 	 * Optional: environment a child process (shell model, psql) needs to

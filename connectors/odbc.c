@@ -919,26 +919,44 @@ out:
 
 /* ---- about the connection ---- */
 
-static int odbc_server_version(struct sluice_conn *c, struct buf *out, struct sluice_err *err)
+/* SQLGetInfo strings a and b of the connection, as "a b". */
+static int info_pair(struct odbc_conn *oc, SQLUSMALLINT a, SQLUSMALLINT b, struct buf *out,
+		     struct sluice_err *err)
 {
-	struct odbc_conn *oc = (struct odbc_conn *)c;
-	SQLCHAR name[128], ver[128];
+	SQLCHAR va[128], vb[128];
 	SQLSMALLINT len;
 	struct buf msg = BUF_INIT;
 	char state[6];
-	int rc;
+	int rc, major, minor, patch, end = 0;
 
-	if (SQL_SUCCEEDED(SQLGetInfo(oc->dbc, SQL_DBMS_NAME, name, sizeof(name), &len)) &&
-	    SQL_SUCCEEDED(SQLGetInfo(oc->dbc, SQL_DBMS_VER, ver, sizeof(ver), &len))) {
-		buf_printf(out, "%s %s", (char *)name, (char *)ver);
+	if (SQL_SUCCEEDED(SQLGetInfo(oc->dbc, a, va, sizeof(va), &len)) &&
+	    SQL_SUCCEEDED(SQLGetInfo(oc->dbc, b, vb, sizeof(vb), &len))) {
+		/* psqlODBC spells PostgreSQL 15.18 "15.0.18" (major, minor,
+		 * patch of the version number): give the server's own spelling. */
+		if (a == SQL_DBMS_NAME && !strcmp((char *)va, "PostgreSQL") &&
+		    sscanf((char *)vb, "%d.%d.%d%n", &major, &minor, &patch, &end) == 3 &&
+		    !vb[end] && major >= 10 && minor == 0)
+			snprintf((char *)vb, sizeof(vb), "%d.%d", major, patch);
+		buf_printf(out, "%s %s", (char *)va, (char *)vb);
 		return 0;
 	}
 	diag(SQL_HANDLE_DBC, oc->dbc, &msg, state);
 	buf_scrub(&msg, oc->password);
 	rc = err_set(err, SLUICE_ECONN, "connection '%s' (odbc): %s", oc->name,
-		     msg.len ? msg.s : "cannot read the server version");
+		     msg.len ? msg.s : "cannot read the server or driver version");
 	buf_release(&msg);
 	return rc;
+}
+
+static int odbc_server_version(struct sluice_conn *c, struct buf *out, struct sluice_err *err)
+{
+	return info_pair((struct odbc_conn *)c, SQL_DBMS_NAME, SQL_DBMS_VER, out, err);
+}
+
+/* The ODBC driver's library and version, e.g. "psqlodbcw.so 13.02.0000". */
+static int odbc_driver_version(struct sluice_conn *c, struct buf *out, struct sluice_err *err)
+{
+	return info_pair((struct odbc_conn *)c, SQL_DRIVER_NAME, SQL_DRIVER_VER, out, err);
 }
 
 /* The connection string holds the password: it goes into a child's
@@ -966,6 +984,7 @@ const struct sluice_connector odbc_connector = {
 	.copy_out = NULL,
 	.copy_in = NULL,
 	.server_version = odbc_server_version,
+	.driver_version = odbc_driver_version,
 	.child_env = odbc_child_env,
 	.shutdown = NULL,
 };

@@ -95,10 +95,12 @@ expect_exit() {
 SLUICE_TEST_CONNECTOR=${SLUICE_TEST_CONNECTOR:-libpq}
 T_ODBC_DRIVER=${SLUICE_TEST_ODBC_DRIVER:-/usr/lib/x86_64-linux-gnu/odbc/psqlodbcw.so}
 
-# conn_keys INDENT [DBNAME]: the YAML keys of a connection to DBNAME (this
-# test's database by default) through the connector under test. Port, user,
-# password and dbname are keys of their own for both, so that scripts can
-# edit them and templates see target.dbname.
+# conn_keys INDENT [DBNAME [PORT [PASSWORD]]]: the YAML keys of a connection
+# to DBNAME (this test's database by default) through the connector under
+# test; PASSWORD is written as given (default: an env_var() of the test's
+# password). Port, user, password and dbname are keys of their own for
+# both connectors, so that scripts can edit them and templates see
+# target.dbname.
 conn_keys() {
 	if [ "$SLUICE_TEST_CONNECTOR" = odbc ]; then
 		printf '%stype: odbc\n%sdialect: postgres\n' "$1" "$1"
@@ -106,8 +108,8 @@ conn_keys() {
 	else
 		printf '%stype: postgres\n%shost: "%s"\n' "$1" "$1" "$SLUICE_TEST_PGHOST"
 	fi
-	printf '%sport: %s\n%suser: "%s"\n' "$1" "$SLUICE_TEST_PGPORT" "$1" "$SLUICE_TEST_PGUSER"
-	printf "%spassword: \"{{ env_var('SLUICE_TEST_PGPASSWORD') }}\"\n" "$1"
+	printf '%sport: %s\n%suser: "%s"\n' "$1" "${3:-$SLUICE_TEST_PGPORT}" "$1" "$SLUICE_TEST_PGUSER"
+	printf '%spassword: "%s"\n' "$1" "${4:-"{{ env_var('SLUICE_TEST_PGPASSWORD') }}"}"
 	printf '%sdbname: "%s"\n' "$1" "${2:-$T_DB}"
 }
 
