@@ -917,6 +917,386 @@ out:
 	return stop ? stop : rc;
 }
 
+/* ---- load_csv: CSV rows as batched parameter-array INSERTs ---- */
+
+/*
+ * ODBC has no COPY. load_csv parses CSV as PostgreSQL's COPY ... CSV does
+ * (a quote anywhere in a field opens a quoted part, "" inside one is a
+ * quote, an unquoted empty field is NULL and a quoted one the empty
+ * string, CR LF or LF end a row) and sends them in batches of k rows
+ * (LOAD_BATCH_ROWS, fewer for wide tables): a full batch is one prepared
+ * INSERT of k rows (a VALUES list), and a short one (the last, or one cut
+ * short by LOAD_BATCH_BYTES) a one-row INSERT executed over an array of
+ * parameter sets. Both bind the batch row-wise, every value as text
+ * (SQL_C_CHAR) for the server to cast to its column's type, as COPY does.
+ * Why not always the one-row INSERT over arrays of 1000 sets, as ODBC
+ * intends: psqlODBC sends such an array as one statement per set, and
+ * the server's per-statement work made that 12 times slower than COPY;
+ * a k-row INSERT is one statement (measured in docs/odbc.md).
+ *
+ * Memory: one read buffer, the row being parsed, and one batch twice (as
+ * parsed, and laid out for row-wise binding), which LOAD_BATCH_BYTES
+ * bounds unless a single row is larger.
+ */
+#define LOAD_BATCH_ROWS 1000
+/* psqlODBC describes a prepared statement through libpq, which takes the
+ * server's description (4 bytes a parameter) as lost sync past 30000 bytes. */
+#define LOAD_MAX_PARAMS 7000
+#define LOAD_BATCH_BYTES (4 * 1024 * 1024)
+#define LOAD_READ_CAP (64 * 1024)
+
+struct csv_field {
+	size_t off, len;
+	int null;
+};
+
+struct loader {
+	struct odbc_conn *oc;
+	SQLHSTMT multi, one;     /* INSERTs of k rows and of one row */
+	size_t ncols, k;         /* k: rows in a full batch */
+	long long seen, loaded;  /* rows parsed, rows the server took */
+
+	/* The row being parsed: its bytes, each field NUL-terminated. */
+	struct buf row;
+	struct csv_field *rf;    /* ncols of them */
+	size_t nf, fstart;
+	int quoted;
+	enum { CSV_OUT, CSV_IN, CSV_QUOTE } state;
+	int skip_lf;
+
+	/* The batch: rows as parsed, and the widest value of each column. */
+	struct buf data;
+	struct csv_field *bf;    /* LOAD_BATCH_ROWS * ncols, row-major */
+	size_t *width;
+	size_t nrows;
+
+	/*
+	 * The batch laid out for row-wise binding: every row is stride bytes,
+	 * its ncols length indicators first, then its values at voff[c], each
+	 * width[c] + 1 bytes. A parameter set of g rows is g rows in a row.
+	 */
+	char *block;
+	size_t block_cap, stride, *voff;
+	SQLUSMALLINT *status;
+};
+
+static void loader_release(struct loader *l)
+{
+	buf_release(&l->row);
+	buf_release(&l->data);
+	free(l->rf);
+	free(l->bf);
+	free(l->width);
+	free(l->block);
+	free(l->voff);
+	free(l->status);
+}
+
+/*
+ * A statement error of parameter sets of g rows starting at the batch's
+ * row first, naming the CSV rows it came from. The status array marks
+ * the sets that failed; psqlODBC sends sets in groups of its BatchSize
+ * and marks the whole group.
+ */
+static int sets_error(struct loader *l, SQLHSTMT st, size_t g, size_t nsets, size_t first_row,
+		      struct sluice_err *err)
+{
+	long long base = l->seen - (long long)l->nrows + (long long)first_row;
+	long long first = 0, last = 0;
+	size_t s;
+	int rc = stmt_error(l->oc, st, err);
+
+	for (s = 0; s < nsets; s++)
+		if (l->status[s] == SQL_PARAM_ERROR) {
+			if (!first)
+				first = base + (long long)(s * g) + 1;
+			last = base + (long long)((s + 1) * g);
+		}
+	if (rc == SLUICE_EDB && first && first == last)
+		err_prefix(err, "CSV row %lld", first);
+	else if (rc == SLUICE_EDB && first)
+		err_prefix(err, "CSV rows %lld to %lld", first, last);
+	return rc;
+}
+
+/* Execute st (an INSERT of g rows) over nsets sets from the batch's row first_row. */
+static int run_sets(struct loader *l, SQLHSTMT st, size_t g, size_t nsets, size_t first_row,
+		    struct sluice_err *err)
+{
+	char *base = l->block + first_row * l->stride;
+	SQLRETURN ret;
+	size_t r, c, s;
+
+	for (r = 0; r < g; r++) {
+		char *row = base + r * l->stride;
+
+		for (c = 0; c < l->ncols; c++)
+			if (!SQL_SUCCEEDED(SQLBindParameter(st, (SQLUSMALLINT)(r * l->ncols + c + 1),
+							    SQL_PARAM_INPUT, SQL_C_CHAR, SQL_VARCHAR,
+							    l->width[c] ? l->width[c] : 1, 0,
+							    row + l->voff[c], (SQLLEN)(l->width[c] + 1),
+							    (SQLLEN *)row + c)))
+				return stmt_error(l->oc, st, err);
+	}
+	if (!SQL_SUCCEEDED(SQLSetStmtAttr(st, SQL_ATTR_PARAM_BIND_TYPE, (SQLPOINTER)(g * l->stride), 0)) ||
+	    !SQL_SUCCEEDED(SQLSetStmtAttr(st, SQL_ATTR_PARAMSET_SIZE, (SQLPOINTER)nsets, 0)))
+		return stmt_error(l->oc, st, err);
+	/* The running statement, for cancel(). */
+	pthread_mutex_lock(&l->oc->lock);
+	l->oc->running = st;
+	pthread_mutex_unlock(&l->oc->lock);
+	ret = SQLExecute(st);
+	if (!SQL_SUCCEEDED(ret) && ret != SQL_NO_DATA)
+		return sets_error(l, st, g, nsets, first_row, err);
+	for (s = 0; s < nsets; s++)
+		if (l->status[s] == SQL_PARAM_ERROR)
+			return sets_error(l, st, g, nsets, first_row, err);
+	return 0;
+}
+
+static int flush_batch(struct loader *l, struct sluice_err *err)
+{
+	size_t r, c, nsets = l->nrows / l->k, tail = l->nrows % l->k;
+	int rc = 0;
+
+	if (!l->nrows)
+		return 0;
+	l->stride = l->ncols * sizeof(SQLLEN);
+	for (c = 0; c < l->ncols; c++) {
+		l->voff[c] = l->stride;
+		l->stride += l->width[c] + 1;
+	}
+	l->stride = (l->stride + sizeof(SQLLEN) - 1) / sizeof(SQLLEN) * sizeof(SQLLEN);
+	if (l->block_cap < l->stride * l->nrows) {
+		free(l->block);
+		l->block_cap = l->stride * l->nrows;
+		l->block = xmalloc(l->block_cap);
+	}
+	for (r = 0; r < l->nrows; r++) {
+		char *row = l->block + r * l->stride;
+		SQLLEN *ind = (SQLLEN *)row;
+
+		for (c = 0; c < l->ncols; c++) {
+			const struct csv_field *f = &l->bf[r * l->ncols + c];
+
+			memcpy(row + l->voff[c], l->data.s + f->off, f->len + 1);
+			ind[c] = f->null ? SQL_NULL_DATA : (SQLLEN)f->len;
+		}
+	}
+	if (nsets)
+		rc = run_sets(l, l->multi, l->k, nsets, 0, err);
+	if (!rc && tail)
+		rc = run_sets(l, l->one, 1, tail, nsets * l->k, err);
+	if (rc)
+		return rc;
+	l->loaded += (long long)l->nrows;
+	l->nrows = 0;
+	buf_reset(&l->data);
+	memset(l->width, 0, l->ncols * sizeof(*l->width));
+	if (atomic_load(&l->oc->cancel_requested))
+		return err_set(err, SLUICE_ECANCEL, "cancelled");
+	return 0;
+}
+
+static void end_field(struct loader *l)
+{
+	struct csv_field *f;
+
+	if (l->nf < l->ncols) {
+		f = &l->rf[l->nf];
+		f->off = l->fstart;
+		f->len = l->row.len - l->fstart;
+		f->null = !f->len && !l->quoted;
+	}
+	l->nf++;
+	buf_addc(&l->row, '\0');
+	l->fstart = l->row.len;
+	l->quoted = 0;
+}
+
+/* The row is complete: check its width, then add it to the batch. */
+static int end_row(struct loader *l, struct sluice_err *err)
+{
+	size_t c, cost = l->ncols * sizeof(SQLLEN) + sizeof(SQLLEN);
+	int rc;
+
+	end_field(l);
+	if (l->nf != l->ncols)
+		return err_set(err, SLUICE_EDB, "CSV row %lld has %zu field%s, %zu expected",
+			       l->seen + 1, l->nf, l->nf == 1 ? "" : "s", l->ncols);
+	for (c = 0; c < l->ncols; c++)
+		cost += (l->width[c] > l->rf[c].len ? l->width[c] : l->rf[c].len) + 1;
+	if (l->nrows && (l->nrows == l->k || cost * (l->nrows + 1) > LOAD_BATCH_BYTES) &&
+	    (rc = flush_batch(l, err)))
+		return rc;
+	for (c = 0; c < l->ncols; c++) {
+		struct csv_field *f = &l->bf[l->nrows * l->ncols + c];
+
+		*f = l->rf[c];
+		f->off += l->data.len;
+		if (f->len > l->width[c])
+			l->width[c] = f->len;
+	}
+	buf_add(&l->data, l->row.s, l->row.len);
+	l->nrows++;
+	l->seen++;
+	buf_reset(&l->row);
+	l->nf = l->fstart = 0;
+	return 0;
+}
+
+/* Feed n bytes of CSV to the parser; fields may span calls. */
+static int parse_csv(struct loader *l, const char *p, size_t n, struct sluice_err *err)
+{
+	const char *end = p + n, *run;
+	int rc;
+
+	while (p < end) {
+		char ch = *p;
+
+		if (l->skip_lf) {
+			l->skip_lf = 0;
+			if (ch == '\n') {
+				p++;
+				continue;
+			}
+		}
+		switch (l->state) {
+		case CSV_IN:
+			/* Copy a run of plain bytes at once. */
+			for (run = p; p < end && *p != '"'; p++)
+				;
+			buf_add(&l->row, run, (size_t)(p - run));
+			if (p < end) {
+				l->state = CSV_QUOTE;
+				p++;
+			}
+			continue;
+		case CSV_QUOTE:
+			if (ch == '"') {
+				buf_addc(&l->row, '"');
+				l->state = CSV_IN;
+				p++;
+				continue;
+			}
+			/* The quoted part ended; ch is read outside quotes. */
+			l->state = CSV_OUT;
+			/* fall through */
+		case CSV_OUT:
+			for (run = p; p < end && *p != '"' && *p != ',' && *p != '\n' && *p != '\r'; p++)
+				;
+			buf_add(&l->row, run, (size_t)(p - run));
+			if (p == end)
+				continue;
+			ch = *p++;
+			if (ch == '"') {
+				l->quoted = 1;
+				l->state = CSV_IN;
+			} else if (ch == ',') {
+				end_field(l);
+			} else {
+				l->skip_lf = ch == '\r';
+				if ((rc = end_row(l, err)))
+					return rc;
+			}
+			continue;
+		}
+	}
+	return 0;
+}
+
+/* Prepare "INSERT INTO rel VALUES (?, ...), ..." for rows rows. */
+static int prepare_insert(struct loader *l, const char *rel, size_t rows, SQLHSTMT *st,
+			  struct sluice_err *err)
+{
+	struct buf sql = BUF_INIT;
+	size_t r, c;
+	int rc = 0;
+
+	buf_printf(&sql, "INSERT INTO %s VALUES ", rel);
+	for (r = 0; r < rows; r++)
+		for (c = 0; c < l->ncols; c++)
+			buf_puts(&sql, c ? ", ?" : r ? "), (?" : "(?");
+	buf_addc(&sql, ')');
+	if (!SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_STMT, l->oc->dbc, st))) {
+		*st = SQL_NULL_HSTMT;
+		rc = err_set(err, SLUICE_ECONN, "connection '%s' (odbc): cannot allocate a statement handle",
+			     l->oc->name);
+	} else if (!SQL_SUCCEEDED(SQLPrepare(*st, (SQLCHAR *)sql.s, SQL_NTS)) ||
+		   !SQL_SUCCEEDED(SQLSetStmtAttr(*st, SQL_ATTR_PARAM_STATUS_PTR, l->status, 0))) {
+		rc = stmt_error(l->oc, *st, err);
+	}
+	buf_release(&sql);
+	return rc;
+}
+
+static int odbc_load_csv(struct sluice_conn *c, const char *rel, size_t ncols, sluice_read_fn fn,
+			 void *ud, long long *rows, struct sluice_err *err)
+{
+	struct odbc_conn *oc = (struct odbc_conn *)c;
+	struct loader l;
+	char *rbuf;
+	ssize_t got;
+	int rc;
+
+	if (rows)
+		*rows = 0;
+	if (!ncols)
+		return err_set(err, SLUICE_EUSAGE, "loading %s: no columns", rel);
+	memset(&l, 0, sizeof(l));
+	l.oc = oc;
+	l.ncols = ncols;
+	l.k = ncols * LOAD_BATCH_ROWS <= LOAD_MAX_PARAMS ? LOAD_BATCH_ROWS
+		: LOAD_MAX_PARAMS / ncols ? LOAD_MAX_PARAMS / ncols : 1;
+	buf_init(&l.row);
+	buf_init(&l.data);
+	l.rf = xcalloc(ncols, sizeof(*l.rf));
+	l.bf = xcalloc(ncols * LOAD_BATCH_ROWS, sizeof(*l.bf));
+	l.width = xcalloc(ncols, sizeof(*l.width));
+	l.voff = xcalloc(ncols, sizeof(*l.voff));
+	l.status = xcalloc(LOAD_BATCH_ROWS, sizeof(*l.status));
+	rbuf = xmalloc(LOAD_READ_CAP);
+
+	pthread_mutex_lock(&oc->lock);
+	atomic_store(&oc->cancel_requested, 0);
+	pthread_mutex_unlock(&oc->lock);
+	if ((rc = prepare_insert(&l, rel, l.k, &l.multi, err)) ||
+	    (rc = prepare_insert(&l, rel, 1, &l.one, err)))
+		goto out;
+	while ((got = fn(ud, rbuf, LOAD_READ_CAP, err)) > 0)
+		if ((rc = parse_csv(&l, rbuf, (size_t)got, err)))
+			goto out;
+	if (got < 0) {
+		rc = (int)got;
+		goto out;
+	}
+	if (l.state == CSV_IN) {
+		rc = err_set(err, SLUICE_EDB,
+			     "CSV row %lld: a quoted field is not closed at the end of the input",
+			     l.seen + 1);
+		goto out;
+	}
+	/* A last row without its line end. */
+	if ((l.nf || l.row.len || l.quoted) && (rc = end_row(&l, err)))
+		goto out;
+	rc = flush_batch(&l, err);
+out:
+	pthread_mutex_lock(&oc->lock);
+	oc->running = SQL_NULL_HSTMT;
+	pthread_mutex_unlock(&oc->lock);
+	if (l.multi)
+		SQLFreeHandle(SQL_HANDLE_STMT, l.multi);
+	if (l.one)
+		SQLFreeHandle(SQL_HANDLE_STMT, l.one);
+	if (rc)
+		err_prefix(err, "loading %s", rel);
+	else if (rows)
+		*rows = l.loaded;
+	free(rbuf);
+	loader_release(&l);
+	return rc;
+}
+
 /* ---- about the connection ---- */
 
 /* SQLGetInfo strings a and b of the connection, as "a b". */
@@ -983,6 +1363,7 @@ const struct sluice_connector odbc_connector = {
 	.cancel = odbc_cancel,
 	.copy_out = NULL,
 	.copy_in = NULL,
+	.load_csv = odbc_load_csv,
 	.server_version = odbc_server_version,
 	.driver_version = odbc_driver_version,
 	.child_env = odbc_child_env,
