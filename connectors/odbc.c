@@ -249,6 +249,61 @@ static int build_connstr(const char *name, const struct sluice_conn_params *p, s
 
 /* ---- messages (folding and scrubbing live in util/buf.c) ---- */
 
+/* Append n bytes of s, white space folded. */
+static void add_folded_n(struct buf *msg, const char *s, size_t n)
+{
+	struct buf tmp = BUF_INIT;
+
+	buf_add(&tmp, s, n);
+	buf_add_folded(msg, tmp.s);
+	buf_release(&tmp);
+}
+
+/*
+ * psqlODBC hands a server error on as "ERROR: primary\nDETAIL: d;\n<what
+ * the driver was doing>" (it drops the HINT). Give it the shape the libpq
+ * connector gives, "primary (DETAIL: d)", so that a model's error reads
+ * the same through either. Returns 0 (and appends nothing) for any other
+ * text, other drivers' included.
+ */
+static int add_server_text(struct buf *msg, const char *t)
+{
+	static const char *const severities[] = { "ERROR:", "FATAL:", "PANIC:" };
+	const char *p = NULL, *end = t + strlen(t), *last = strrchr(t, '\n'), *nl;
+	size_t i, n;
+	int open = 0;
+
+	for (i = 0; !p && i < sizeof(severities) / sizeof(severities[0]); i++)
+		if (!strncmp(t, severities[i], strlen(severities[i])))
+			p = t + strlen(severities[i]);
+	if (!p)
+		return 0;
+	while (*p == ' ')
+		p++;
+	if (last && last > p && last[-1] == ';')
+		end = last - 1;
+	for (i = 0; p < end; i++, p = nl + 1) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl)
+			nl = end;
+		n = (size_t)(nl - p);
+		if (!i) {
+			add_folded_n(msg, p, n);
+		} else if ((n > 7 && !strncmp(p, "DETAIL:", 7)) || (n > 5 && !strncmp(p, "HINT:", 5))) {
+			buf_puts(msg, open ? ") (" : " (");
+			add_folded_n(msg, p, n);
+			open = 1;
+		} else {
+			/* The next line of a message that has several. */
+			buf_addc(msg, ' ');
+			add_folded_n(msg, p, n);
+		}
+	}
+	if (open)
+		buf_addc(msg, ')');
+	return 1;
+}
+
 /*
  * Every diagnostic record of h, joined with "; ", without the
  * "[unixODBC][Driver Manager]" style tags. state gets the first state that
@@ -277,7 +332,8 @@ static void diag(SQLSMALLINT type, SQLHANDLE h, struct buf *msg, char state[6])
 			continue;
 		if (msg->len)
 			buf_puts(msg, "; ");
-		buf_add_folded(msg, t);
+		if (!add_server_text(msg, t))
+			buf_add_folded(msg, t);
 	}
 }
 
@@ -300,18 +356,27 @@ static void list_drivers(SQLHENV env, struct buf *msg)
 	buf_puts(msg, "; psqlODBC comes in the Debian package odbc-postgresql)");
 }
 
-static int conn_error(const char *name, SQLHENV env, SQLHDBC dbc, const char *password,
-		      struct sluice_err *err)
+static int conn_error(const char *name, SQLHENV env, SQLHDBC dbc, const char *connstr,
+		      const char *password, struct sluice_err *err)
 {
-	struct buf msg = BUF_INIT;
+	struct buf msg = BUF_INIT, dsn = BUF_INIT;
 	char state[6];
 	int rc;
 
 	diag(SQL_HANDLE_DBC, dbc, &msg, state);
 	/* IM002: no such DSN or driver name; IM003 or "Can't open lib": a
-	 * driver registered or named by a path that is not there. */
+	 * driver registered or named by a path that is not there. The driver
+	 * manager's "Data source name not found" does not say which. */
+	if (!strcmp(state, "IM002") && cs_get(connstr, "DSN", &dsn)) {
+		struct buf tmp = BUF_INIT;
+
+		buf_printf(&tmp, "data source '%s': %s", dsn.s, msg.s);
+		buf_release(&msg);
+		msg = tmp;
+	}
 	if (!strcmp(state, "IM002") || !strcmp(state, "IM003") || strstr(msg.s, "Can't open lib"))
 		list_drivers(env, &msg);
+	buf_release(&dsn);
 	buf_scrub(&msg, password);
 	rc = err_set(err, SLUICE_ECONN, "connection '%s' (odbc): %s", name,
 		     msg.len ? msg.s : "could not connect");
@@ -401,7 +466,7 @@ static int odbc_connect(const struct sluice_conn_params *p, struct sluice_conn *
 	r = SQLDriverConnect(dbc, NULL, (SQLCHAR *)cs.s, SQL_NTS, NULL, 0, NULL,
 			     SQL_DRIVER_NOPROMPT);
 	if (!SQL_SUCCEEDED(r)) {
-		rc = conn_error(name, env, dbc, password, err);
+		rc = conn_error(name, env, dbc, cs.s, password, err);
 		goto fail;
 	}
 	/* The engine sends BEGIN/COMMIT itself. */
