@@ -23,6 +23,11 @@
 #define DIAG_TEXT 2048
 /* Text form of the fixed-size types (numbers, dates, uuid) fits here. */
 #define FIXED_CAP 128
+/* Bound room for a value of the other types; longer ones are re-read. */
+#define TEXT_CAP 256
+/* Rows a fetch brings at most, and the bytes their bound buffers take. */
+#define BLOCK_ROWS 500
+#define BLOCK_BYTES (1024 * 1024)
 /* First SQLGetData buffer of a long column; grows to the longest value. */
 #define LONG_CAP 4096
 /* A buffer grown past this by one huge value is given back after the query. */
@@ -34,9 +39,14 @@ struct odbc_col {
 	char *type_owned;
 	int bound;               /* SQLBindCol'ed; else read with SQLGetData */
 	enum { FIX_NONE, FIX_BOOL, FIX_LOWER, FIX_HEX } fix;
+	/* Bound: one slot of slot bytes, and a length, per row of a block. */
+	char *slots;
+	size_t slot, slots_cap;
+	SQLLEN *inds;
+	size_t inds_cap;
+	/* A value read with SQLGetData (or copied to be fixed), growing. */
 	char *buf;
 	size_t cap;
-	SQLLEN ind;
 };
 
 struct odbc_conn {
@@ -47,6 +57,8 @@ struct odbc_conn {
 	char *connstr;           /* holds the password: child_env only, never messages */
 	char *password;          /* scrubbed from every message */
 	int getdata_any;         /* SQLGetData may read any column in any order */
+	int getdata_bound;       /* ... and bound ones (so every column is bound) */
+	int getdata_block;       /* ... and in a block of rows (so fetch blocks) */
 
 	/* The statement exec/query is running, for cancel() from other threads:
 	 * set and cleared under lock, and freed only after it is cleared. */
@@ -59,6 +71,10 @@ struct odbc_conn {
 	const char **names, **typev, **values;
 	size_t *lens;
 	size_t ncols, cap_cols;
+	size_t block;            /* rows a fetch brings (SQL_ATTR_ROW_ARRAY_SIZE) */
+	SQLULEN fetched;
+	SQLUSMALLINT *row_status;
+	size_t row_status_cap;
 };
 
 /* ---- connection strings ---- */
@@ -482,6 +498,8 @@ static int odbc_connect(const struct sluice_conn_params *p, struct sluice_conn *
 	oc->connstr = buf_detach(&cs, NULL);
 	oc->password = password;
 	oc->getdata_any = (gd & SQL_GD_ANY_COLUMN) && (gd & SQL_GD_ANY_ORDER);
+	oc->getdata_bound = oc->getdata_any && (gd & SQL_GD_BOUND);
+	oc->getdata_block = oc->getdata_bound && (gd & SQL_GD_BLOCK);
 	pthread_mutex_init(&oc->lock, NULL);
 	atomic_init(&oc->cancel_requested, 0);
 	*out = &oc->base;
@@ -515,9 +533,13 @@ static void odbc_close(struct sluice_conn *c)
 		return;
 	free_handles(oc->env, oc->dbc, 1);
 	free_columns(oc);
-	for (i = 0; i < oc->cap_cols; i++)
+	for (i = 0; i < oc->cap_cols; i++) {
 		free(oc->cols[i].buf);
+		free(oc->cols[i].slots);
+		free(oc->cols[i].inds);
+	}
 	free(oc->cols);
+	free(oc->row_status);
 	free(oc->names);
 	free(oc->typev);
 	free(oc->values);
@@ -769,20 +791,34 @@ static void col_reserve(struct odbc_col *col, size_t cap)
 	col->cap = cap;
 }
 
+/* Bound room for a value of a column of this type and declared size. */
+static size_t slot_size(SQLSMALLINT sqltype, SQLULEN size)
+{
+	if (fixed_size(sqltype))
+		return FIXED_CAP;
+	/* varchar(n): n characters, up to 4 bytes each in UTF-8. */
+	if (size > 0 && size < TEXT_CAP / 4)
+		return 4 * size + 1;
+	return TEXT_CAP;
+}
+
 /*
- * Describe the result set and bind what can be bound. Fixed-size columns
- * are bound (one fetch fills them); text, numeric and binary columns, whose
- * values have no useful bound, are read with SQLGetData in pieces. Plain
- * ODBC only allows SQLGetData on columns after the last bound one, in
- * order: unless the driver says otherwise, binding stops at the first
- * column that is read with SQLGetData.
+ * Describe the result set and bind it. Where the driver lets SQLGetData
+ * read a bound column again (SQL_GD_BOUND; psqlODBC does), every column
+ * is bound with room for a usual value, and the rare longer one is read
+ * again whole; with SQL_GD_BLOCK too, a fetch brings a block of rows.
+ * Drivers without that bind only the fixed-size columns (numbers, dates,
+ * uuid), a row at a time, and read text, numeric and binary columns with
+ * SQLGetData in pieces. Plain ODBC only allows SQLGetData on columns after
+ * the last bound one, in order: then binding stops at the first column
+ * read with SQLGetData.
  */
 static int set_columns(struct odbc_conn *oc, SQLHSTMT st, size_t n, struct sluice_err *err)
 {
 	SQLCHAR cname[512];
 	SQLSMALLINT nlen, sqltype, digits, nullable;
 	SQLULEN size;
-	size_t i;
+	size_t i, row_bytes = 0;
 	int binding = 1;
 
 	free_columns(oc);
@@ -797,19 +833,50 @@ static int set_columns(struct odbc_conn *oc, SQLHSTMT st, size_t n, struct sluic
 			return stmt_error(oc, st, err);
 		col->name = xstrdup((char *)cname);
 		set_type(col, st, ci, sqltype);
-		col->bound = fixed_size(sqltype) && (binding || oc->getdata_any);
+		col->bound = oc->getdata_bound || (fixed_size(sqltype) && (binding || oc->getdata_any));
 		if (!col->bound)
 			binding = 0;
+		col->slot = col->bound ? slot_size(sqltype, size) : 0;
+		row_bytes += col->slot + sizeof(SQLLEN);
 		col_reserve(col, col->bound ? FIXED_CAP : LONG_CAP);
-		if (col->bound && !SQL_SUCCEEDED(SQLBindCol(st, ci, SQL_C_CHAR, col->buf,
-							   FIXED_CAP, &col->ind)))
-			return stmt_error(oc, st, err);
 		oc->names[i] = col->name;
 		oc->typev[i] = col->type;
 		col->fix = !strcmp(col->type, "boolean") ? FIX_BOOL :
 			   !strcmp(col->type, "uuid") ? FIX_LOWER :
 			   !strcmp(col->type, "bytea") ? FIX_HEX : FIX_NONE;
 	}
+	oc->block = 1;
+	if (oc->getdata_block)
+		oc->block = BLOCK_BYTES / row_bytes > BLOCK_ROWS ? BLOCK_ROWS
+			: BLOCK_BYTES / row_bytes ? BLOCK_BYTES / row_bytes : 1;
+	if (oc->row_status_cap < oc->block) {
+		oc->row_status = xrealloc(oc->row_status, oc->block * sizeof(*oc->row_status));
+		oc->row_status_cap = oc->block;
+	}
+	for (i = 0; i < n; i++) {
+		struct odbc_col *col = &oc->cols[i];
+
+		if (!col->bound)
+			continue;
+		if (col->slots_cap < col->slot * oc->block) {
+			free(col->slots);
+			col->slots_cap = col->slot * oc->block;
+			col->slots = xmalloc(col->slots_cap);
+		}
+		if (col->inds_cap < oc->block) {
+			free(col->inds);
+			col->inds_cap = oc->block;
+			col->inds = xmalloc(col->inds_cap * sizeof(*col->inds));
+		}
+		if (!SQL_SUCCEEDED(SQLBindCol(st, (SQLUSMALLINT)(i + 1), SQL_C_CHAR, col->slots,
+					      (SQLLEN)col->slot, col->inds)))
+			return stmt_error(oc, st, err);
+	}
+	oc->fetched = 0;
+	if (!SQL_SUCCEEDED(SQLSetStmtAttr(st, SQL_ATTR_ROW_ARRAY_SIZE, (SQLPOINTER)oc->block, 0)) ||
+	    !SQL_SUCCEEDED(SQLSetStmtAttr(st, SQL_ATTR_ROWS_FETCHED_PTR, &oc->fetched, 0)) ||
+	    !SQL_SUCCEEDED(SQLSetStmtAttr(st, SQL_ATTR_ROW_STATUS_PTR, oc->row_status, 0)))
+		return stmt_error(oc, st, err);
 	return 0;
 }
 
@@ -817,28 +884,29 @@ static int set_columns(struct odbc_conn *oc, SQLHSTMT st, size_t n, struct sluic
  * psqlODBC reformats some types on the way to text: booleans as 1/0, uuids
  * in capitals, bytea as bare hex. Give them PostgreSQL's own text form,
  * which is what the libpq driver hands on, so the engine sees the same
- * values whichever driver it talks to.
+ * values whichever driver it talks to. bytea gets its \x in get_long
+ * and fill_row.
  */
-static void fix_value(struct odbc_col *col, size_t len)
+static void fix_value(const struct odbc_col *col, char *v, size_t len)
 {
 	size_t i;
 
 	switch (col->fix) {
 	case FIX_BOOL:
-		if (len == 1 && (col->buf[0] == '1' || col->buf[0] == '0'))
-			col->buf[0] = col->buf[0] == '1' ? 't' : 'f';
+		if (len == 1 && (v[0] == '1' || v[0] == '0'))
+			v[0] = v[0] == '1' ? 't' : 'f';
 		break;
 	case FIX_LOWER:
 		for (i = 0; i < len; i++)
-			if (col->buf[i] >= 'A' && col->buf[i] <= 'Z')
-				col->buf[i] = (char)(col->buf[i] - 'A' + 'a');
+			if (v[i] >= 'A' && v[i] <= 'Z')
+				v[i] = (char)(v[i] - 'A' + 'a');
 		break;
 	default:
 		break;
 	}
 }
 
-/* Read a long column of the current row whole, growing its buffer. */
+/* Read column i of the current row whole with SQLGetData, growing its buffer. */
 static int get_long(struct odbc_conn *oc, SQLHSTMT st, size_t i, struct sluice_err *err)
 {
 	struct odbc_col *col = &oc->cols[i];
@@ -877,54 +945,76 @@ static int get_long(struct odbc_conn *oc, SQLHSTMT st, size_t i, struct sluice_e
 			col_reserve(col, 2 * col->cap);
 	}
 	col->buf[have] = '\0';
-	fix_value(col, have);
+	fix_value(col, col->buf, have);
 	oc->values[i] = col->buf;
 	oc->lens[i] = have;
 	return 0;
 }
 
-static int fill_row(struct odbc_conn *oc, SQLHSTMT st, struct sluice_err *err)
+/* Row r of the block fetched last into values and lens. */
+static int fill_row(struct odbc_conn *oc, SQLHSTMT st, size_t r, struct sluice_err *err)
 {
 	size_t i;
-	int rc;
+	int rc, positioned = oc->block == 1;
 
+	if (oc->row_status[r] == SQL_ROW_ERROR)
+		return stmt_error(oc, st, err);
 	for (i = 0; i < oc->ncols; i++) {
 		struct odbc_col *col = &oc->cols[i];
+		SQLLEN ind = col->bound ? col->inds[r] : 0;
+		char *v = col->bound ? col->slots + r * col->slot : NULL;
 
-		if (!col->bound) {
-			if ((rc = get_long(oc, st, i, err)))
-				return rc;
-			continue;
-		}
-		if (col->ind == SQL_NULL_DATA) {
+		if (col->bound && ind == SQL_NULL_DATA) {
 			oc->values[i] = NULL;
 			oc->lens[i] = 0;
-		} else if (col->ind == SQL_NO_TOTAL || col->ind >= FIXED_CAP) {
-			/* Never hand on a cut value (the bound length is
-			 * FIXED_CAP, whatever the buffer grew to before). */
-			return err_set(err, SLUICE_EDB,
-				       "column %s (%s): value longer than %d bytes, not read whole",
-				       col->name, col->type, FIXED_CAP - 1);
+		} else if (col->bound && ind != SQL_NO_TOTAL && (size_t)ind < col->slot) {
+			if (col->fix == FIX_HEX) {
+				col_reserve(col, (size_t)ind + 3);
+				memcpy(col->buf, "\\x", 2);
+				memcpy(col->buf + 2, v, (size_t)ind + 1);
+				v = col->buf;
+				ind += 2;
+			}
+			fix_value(col, v, (size_t)ind);
+			oc->values[i] = v;
+			oc->lens[i] = (size_t)ind;
+		} else if (!col->bound || oc->getdata_bound) {
+			/* Read whole: the row must be the current one first. */
+			if (!positioned && !SQL_SUCCEEDED(SQLSetPos(st, (SQLSETPOSIROW)(r + 1), SQL_POSITION,
+								    SQL_LOCK_NO_CHANGE)))
+				return stmt_error(oc, st, err);
+			positioned = 1;
+			if ((rc = get_long(oc, st, i, err)))
+				return rc;
 		} else {
-			fix_value(col, (size_t)col->ind);
-			oc->values[i] = col->buf;
-			oc->lens[i] = (size_t)col->ind;
+			/* Only fixed-size columns are bound here: never hand
+			 * on a cut value. */
+			return err_set(err, SLUICE_EDB,
+				       "column %s (%s): value longer than %zu bytes, not read whole",
+				       col->name, col->type, col->slot - 1);
 		}
 	}
 	return 0;
 }
 
-/* Give back buffers one huge value grew, so an idle connection is small. */
+/* Give back buffers one huge value or a wide block grew, so an idle
+ * connection is small. */
 static void trim_buffers(struct odbc_conn *oc)
 {
 	size_t i;
 
-	for (i = 0; i < oc->cap_cols; i++)
+	for (i = 0; i < oc->cap_cols; i++) {
 		if (oc->cols[i].cap > KEEP_CAP) {
 			free(oc->cols[i].buf);
 			oc->cols[i].buf = NULL;
 			oc->cols[i].cap = 0;
 		}
+		if (oc->cols[i].slots_cap > KEEP_CAP) {
+			free(oc->cols[i].slots);
+			oc->cols[i].slots = NULL;
+			oc->cols[i].slots_cap = 0;
+		}
+	}
 }
 
 static int odbc_query(struct sluice_conn *c, const char *sql, sluice_row_fn fn, void *ud,
@@ -935,6 +1025,7 @@ static int odbc_query(struct sluice_conn *c, const char *sql, sluice_row_fn fn, 
 	SQLSMALLINT ncols;
 	SQLRETURN r;
 	SQLHSTMT st;
+	size_t k;
 	int rc, stop = 0;
 
 	if ((rc = stmt_begin(oc, &st, err)))
@@ -954,17 +1045,19 @@ static int odbc_query(struct sluice_conn *c, const char *sql, sluice_row_fn fn, 
 				rc = stmt_error(oc, st, err);
 				goto out;
 			}
-			if ((rc = fill_row(oc, st, err)))
-				goto out;
-			row.ncols = oc->ncols;
-			row.names = oc->names;
-			row.types = oc->typev;
-			row.values = oc->values;
-			row.lens = oc->lens;
-			/* Closing the cursor below stops the rest: with
-			 * UseDeclareFetch the server never produces it. */
-			if ((stop = fn(ud, &row)))
-				goto out;
+			for (k = 0; k < oc->fetched; k++) {
+				if ((rc = fill_row(oc, st, k, err)))
+					goto out;
+				row.ncols = oc->ncols;
+				row.names = oc->names;
+				row.types = oc->typev;
+				row.values = oc->values;
+				row.lens = oc->lens;
+				/* Closing the cursor below stops the rest: with
+				 * UseDeclareFetch the server never produces it. */
+				if ((stop = fn(ud, &row)))
+					goto out;
+			}
 		}
 		SQLFreeStmt(st, SQL_UNBIND);
 		r = SQLMoreResults(st);

@@ -101,3 +101,6 @@ YML
 		"$(awk -v k="${build#* }" 'BEGIN { print k / 1024 }')"
 	"$top/sluice" embedded stop --project-dir "$p" >/dev/null
 done
+
+echo
+sh "$top/tests/bench/odbc.sh"
