@@ -44,6 +44,8 @@ export CMOCKA_MESSAGE_OUTPUT=TAP
 # Sanitizer builds: leaks fail the test that leaked.
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=23"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+# ... except leaks inside the ODBC driver library (see the file).
+export LSAN_OPTIONS="suppressions=$top/tests/harness/lsan-drivers.supp:print_suppressions=0"
 
 # The end-to-end scripts run once per connector in $SLUICE_TEST_CONNECTORS:
 # through libpq, then through psqlODBC (tests/cli/lib.sh writes the
