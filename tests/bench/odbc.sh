@@ -31,27 +31,35 @@ export PGHOST="$SLUICE_TEST_PGHOST" PGPORT="$SLUICE_TEST_PGPORT" PGUSER="$SLUICE
 export PGPASSWORD="$SLUICE_TEST_PGPASSWORD" PGDATABASE=bench NO_COLOR=1
 psql -X -q -d postgres -c "create database bench" >/dev/null
 
-# measure N CMD...: "seconds KiB" of the fastest of N runs (peak RSS of
-# that run), output to $tmp/out.
+# measure N CMD...: "wall cpu KiB" of the fastest of N runs: wall
+# seconds, the process's CPU seconds (user + system: on a shared machine
+# the steadier figure) and its peak RSS. Output to $tmp/out.
 measure() {
 	runs=$1
 	shift
 	best=""
 	for _ in $(seq "$runs"); do
-		/usr/bin/time -f '%e %M' -o "$tmp/time" "$@" >"$tmp/out" 2>"$tmp/err" ||
+		/usr/bin/time -f '%e %U %S %M' -o "$tmp/time" "$@" >"$tmp/out" 2>"$tmp/err" ||
 			{ cat "$tmp/err" >&2; exit 1; }
-		line=$(cat "$tmp/time")
-		if [ -z "$best" ] || awk -v a="${line% *}" -v b="${best% *}" 'BEGIN { exit !(a < b) }'; then
+		line=$(awk '{ printf "%s %.2f %s", $1, $2 + $3, $4 }' "$tmp/time")
+		if [ -z "$best" ] || awk -v a="${line%% *}" -v b="${best%% *}" 'BEGIN { exit !(a < b) }'; then
 			best=$line
 		fi
 	done
 	echo "$best"
 }
-mib() { awk -v k="${1#* }" 'BEGIN { printf "%.1f", k / 1024 }'; }
-ratio() { awk -v a="${1% *}" -v b="${2% *}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
-# row LABEL LIBPQ ODBC: one table line.
+# field N "wall cpu KiB": one of the three.
+field() { echo "$2" | awk -v n="$1" '{ print $n }'; }
+mib() { awk -v k="$(field 3 "$1")" 'BEGIN { printf "%.1f", k / 1024 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+# row LABEL LIBPQ ODBC [wall]: one table line; "wall": no CPU ratio
+# (when one side's work is mostly the server's).
 row() {
-	printf '| %s | %s | %s | %s | %s | %sx |\n' "$1" "${2% *}" "$(mib "$2")" "${3% *}" "$(mib "$3")" "$(ratio "$3" "$2")"
+	cpu="$(ratio "$(field 2 "$3")" "$(field 2 "$2")")x"
+	[ "${4:-}" = wall ] && cpu="(server-side work)"
+	printf '| %s | %s / %s / %s | %s / %s / %s | %sx | %s |\n' "$1" \
+		"$(field 1 "$2")" "$(field 2 "$2")" "$(mib "$2")" "$(field 1 "$3")" "$(field 2 "$3")" "$(mib "$3")" \
+		"$(ratio "$(field 1 "$3")" "$(field 1 "$2")")" "$cpu"
 }
 
 # profiles PROJECT PG_SCHEMA ODBC_SCHEMA: targets pg (libpq) and odbc
@@ -84,8 +92,8 @@ YML
 
 echo "## ODBC (psqlODBC $(dpkg-query -W -f '${Version}' odbc-postgresql 2>/dev/null || echo '?')) against libpq (issue 5)"
 echo
-echo "| work | libpq (s) | libpq peak RSS (MiB) | ODBC (s) | ODBC peak RSS (MiB) | ODBC / libpq |"
-echo "|---|---|---|---|---|---|"
+echo "| work | libpq: wall s / CPU s / peak RSS MiB | ODBC: wall s / CPU s / peak RSS MiB | ODBC / libpq, wall | ODBC / libpq, CPU |"
+echo "|---|---|---|---|---|"
 
 # ---- a no-op plan over 1,000 models ----
 # Each target is built once, through its own connector, into its own
@@ -98,14 +106,13 @@ for t in 0 1 2 3 4 5 6 7 8 9; do
 	psql -X -q -c "create table lake.t$t as select i as a, i as b, i as c, i as d, now() as created_at
 		from generate_series(1, 100) i" >/dev/null
 done
-b_pg=$(measure 1 "$bin" run --project-dir "$p" --target pg)
-b_odbc=$(measure 1 "$bin" run --project-dir "$p" --target odbc)
+"$bin" run --project-dir "$p" --target pg >/dev/null
+"$bin" run --project-dir "$p" --target odbc >/dev/null
 n_pg=$(measure 5 "$bin" plan --project-dir "$p" --target pg)
 grep -q "reuse" "$tmp/out" && ! grep -Eq "^build " "$tmp/out" || { echo "pg plan is not a no-op:" >&2; cat "$tmp/out" >&2; exit 1; }
 n_odbc=$(measure 5 "$bin" plan --project-dir "$p" --target odbc)
 grep -q "reuse" "$tmp/out" && ! grep -Eq "^build " "$tmp/out" || { echo "odbc plan is not a no-op:" >&2; cat "$tmp/out" >&2; exit 1; }
 row "no-op \`sluice plan\`, 1,000 models (best of 5)" "$n_pg" "$n_odbc"
-row "first full build of the same 1,000 models, for scale (best of 1)" "$b_pg" "$b_odbc"
 
 # ---- sluice show of a 1M-row table ----
 # Built once (libpq); both targets read the same relation. Best of 3;
@@ -130,7 +137,7 @@ SQL
 "$bin" run --project-dir "$q" --target pg >/dev/null
 s_pg=$(measure 3 "$bin" show big_text --limit 1000000 --format csv --project-dir "$q" --target pg)
 s_odbc=$(measure 3 "$bin" show big_text --limit 1000000 --format csv --project-dir "$q" --target odbc)
-row "\`sluice show big_text --limit 1000000 --format csv\` (integer and text columns only)" "$s_pg" "$s_odbc"
+row "\`sluice show big_text --limit 1000000 --format csv\` (integer and text columns only, best of 3)" "$s_pg" "$s_odbc"
 for n in 100000 1000000; do
 	s_pg=$(measure 3 "$bin" show big --limit "$n" --format csv --project-dir "$q" --target pg)
 	cp "$tmp/out" "$tmp/pg.csv"
@@ -154,4 +161,4 @@ export BENCH_TYPE=odbc BENCH_DRIVER="$driver"
 l_odbc=$(measure 3 "$loader" loaded "$cols" "$tmp/big.csv")
 [ "$(psql -X -A -t -c "select count(*) || ' ' || count(hash) from loaded")" = "1000000 900000" ] ||
 	{ echo "load_csv loaded the wrong rows" >&2; exit 1; }
-row "1M CSV rows into a table: COPY FROM STDIN against load_csv (best of 3)" "$l_pg" "$l_odbc"
+row "1M CSV rows into a table: COPY FROM STDIN against load_csv (best of 3)" "$l_pg" "$l_odbc" wall
