@@ -59,6 +59,7 @@ struct odbc_conn {
 	int getdata_any;         /* SQLGetData may read any column in any order */
 	int getdata_bound;       /* ... and bound ones (so every column is bound) */
 	int getdata_block;       /* ... and in a block of rows (so fetch blocks) */
+	int param_counts_apart;  /* a row count per parameter set (SQL_PARC_BATCH) */
 
 	/* The statement exec/query is running, for cancel() from other threads:
 	 * set and cleared under lock, and freed only after it is cleared. */
@@ -459,7 +460,7 @@ static int odbc_connect(const struct sluice_conn_params *p, struct sluice_conn *
 	char *password = NULL;
 	SQLHENV env = SQL_NULL_HENV;
 	SQLHDBC dbc = SQL_NULL_HDBC;
-	SQLUINTEGER gd = 0;
+	SQLUINTEGER gd = 0, parc = 0;
 	struct odbc_conn *oc;
 	SQLRETURN r;
 	int rc;
@@ -488,6 +489,7 @@ static int odbc_connect(const struct sluice_conn_params *p, struct sluice_conn *
 	/* The engine sends BEGIN/COMMIT itself. */
 	SQLSetConnectAttr(dbc, SQL_ATTR_AUTOCOMMIT, (SQLPOINTER)SQL_AUTOCOMMIT_ON, 0);
 	SQLGetInfo(dbc, SQL_GETDATA_EXTENSIONS, &gd, sizeof(gd), NULL);
+	SQLGetInfo(dbc, SQL_PARAM_ARRAY_ROW_COUNTS, &parc, sizeof(parc), NULL);
 
 	oc = xcalloc(1, sizeof(*oc));
 	oc->base.drv = &odbc_connector;
@@ -500,6 +502,7 @@ static int odbc_connect(const struct sluice_conn_params *p, struct sluice_conn *
 	oc->getdata_any = (gd & SQL_GD_ANY_COLUMN) && (gd & SQL_GD_ANY_ORDER);
 	oc->getdata_bound = oc->getdata_any && (gd & SQL_GD_BOUND);
 	oc->getdata_block = oc->getdata_bound && (gd & SQL_GD_BLOCK);
+	oc->param_counts_apart = parc == SQL_PARC_BATCH;
 	pthread_mutex_init(&oc->lock, NULL);
 	atomic_init(&oc->cancel_requested, 0);
 	*out = &oc->base;
@@ -1112,7 +1115,7 @@ struct loader {
 	struct odbc_conn *oc;
 	SQLHSTMT multi, one;     /* INSERTs of k rows and of one row */
 	size_t ncols, k;         /* k: rows in a full batch */
-	long long seen, loaded;  /* rows parsed, rows the server took */
+	long long seen, loaded;  /* rows parsed, rows the server says it took */
 
 	/* The row being parsed: its bytes, each field NUL-terminated. */
 	struct buf row;
@@ -1184,6 +1187,7 @@ static int run_sets(struct loader *l, SQLHSTMT st, size_t g, size_t nsets, size_
 	char *base = l->block + first_row * l->stride;
 	SQLRETURN ret;
 	size_t r, c, s;
+	long long n, m;
 
 	for (r = 0; r < g; r++) {
 		char *row = base + r * l->stride;
@@ -1209,6 +1213,17 @@ static int run_sets(struct loader *l, SQLHSTMT st, size_t g, size_t nsets, size_
 	for (s = 0; s < nsets; s++)
 		if (l->status[s] == SQL_PARAM_ERROR)
 			return sets_error(l, st, g, nsets, first_row, err);
+	/* The server's counts (a trigger may skip rows, as under COPY): one
+	 * per set where the driver keeps them apart (SQL_PARC_BATCH, as
+	 * psqlODBC does), each a result of its own; else one for all. */
+	n = row_count(st);
+	while (nsets > 1 && l->oc->param_counts_apart && (ret = SQLMoreResults(st)) != SQL_NO_DATA) {
+		if (!SQL_SUCCEEDED(ret))
+			return stmt_error(l->oc, st, err);
+		m = row_count(st);
+		n = n >= 0 && m >= 0 ? n + m : -1;
+	}
+	l->loaded += n >= 0 ? n : (long long)(g * nsets);
 	return 0;
 }
 
@@ -1247,7 +1262,6 @@ static int flush_batch(struct loader *l, struct sluice_err *err)
 		rc = run_sets(l, l->one, 1, tail, nsets * l->k, err);
 	if (rc)
 		return rc;
-	l->loaded += (long long)l->nrows;
 	l->nrows = 0;
 	buf_reset(&l->data);
 	memset(l->width, 0, l->ncols * sizeof(*l->width));
