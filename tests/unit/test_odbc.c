@@ -1093,6 +1093,70 @@ static void test_load_csv_errors(void **state)
 	odbc_connector.close(c);
 }
 
+/* ---- threads ---- */
+
+/* Each worker thread connects and works on its own handles at once, as
+ * the executor's workers do. */
+struct worker {
+	int id, failed;
+	long long sum;
+	char msg[2304];
+};
+
+static void *work(void *arg)
+{
+	struct worker *w = arg;
+	struct val s = harness_settings();
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct sluice_conn *c = NULL;
+	struct stream_check sc = { 0 };
+	char sql[256];
+	long long n = -1;
+	int i;
+
+	if (open_conn(&s, &c, &err)) {
+		w->failed = 1;
+		snprintf(w->msg, sizeof(w->msg), "connect: %s", err.msg);
+		return NULL;
+	}
+	for (i = 0; i < 5 && !w->failed; i++) {
+		memset(&sc, 0, sizeof(sc));
+		snprintf(sql, sizeof(sql), "create temp table if not exists odbc_w%d (x int); "
+			 "insert into odbc_w%d select g from generate_series(1, %d) g", w->id, w->id, 100 + w->id);
+		if (c->drv->exec(c, sql, &n, &err) || n != 100 + w->id ||
+		    c->drv->query(c, "select g::int as id, 'row ' || g as label, null::bigint as maybe "
+				  "from generate_series(1, 20000) g", check_row, &sc, &err) ||
+		    sc.rows != 20000) {
+			w->failed = 1;
+			snprintf(w->msg, sizeof(w->msg), "%s (rows %lld, count %lld)", err.msg, sc.rows, n);
+		}
+		w->sum += sc.sum;
+	}
+	odbc_connector.close(c);
+	return NULL;
+}
+
+static void test_threads(void **state)
+{
+	struct worker w[4];
+	pthread_t th[4];
+	int i;
+	(void)state;
+
+	memset(w, 0, sizeof(w));
+	for (i = 0; i < 4; i++) {
+		w[i].id = i;
+		assert_int_equal(pthread_create(&th[i], NULL, work, &w[i]), 0);
+	}
+	for (i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	for (i = 0; i < 4; i++) {
+		if (w[i].failed)
+			fail_msg("worker %d: %s", i, w[i].msg);
+		assert_int_equal(w[i].sum, 5 * 200010000LL);
+	}
+}
+
 /* ---- about the connection ---- */
 
 static void test_server_version(void **state)
@@ -1192,6 +1256,7 @@ int main(void)
 		cmocka_unit_test(test_load_csv_bounded_memory),
 		cmocka_unit_test(test_load_csv_cancel),
 		cmocka_unit_test(test_load_csv_errors),
+		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_server_version),
 		cmocka_unit_test(test_child_env),
 	};
