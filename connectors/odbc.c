@@ -3,9 +3,10 @@
  * PostgreSQL through psqlODBC and for Redshift through a vendor driver
  * (`type: redshift` with `driver:`). It builds a connection string from
  * profile settings, runs statements, streams rows in bounded memory and
- * maps ODBC diagnostics onto sluice_err. It writes no SQL of its own
- * (engine/dialect-*.c owns SQL) and has no COPY: copy_out/copy_in are
- * NULL, and the engine asks the vtable before using them.
+ * maps ODBC diagnostics onto sluice_err. ODBC has no COPY: copy_out and
+ * copy_in are NULL, and load_csv inserts CSV rows instead. Apart from
+ * those INSERTs (plain SQL, the relation named by the caller) it writes
+ * no SQL of its own: engine/dialect-*.c owns SQL.
  */
 #include <pthread.h>
 #include <stdatomic.h>
