@@ -83,15 +83,21 @@ struct sluice_connector {
 
 	/*
 	 * Optional, for drivers without copy_in: insert the CSV rows fn yields
-	 * (RFC 4180, no header; an unquoted empty field is NULL) into rel,
-	 * whose first ncols columns take them in order, with batched
-	 * parameter-array INSERTs. *rows: rows inserted.
+	 * (RFC 4180, no header; an unquoted empty field is NULL, a quoted one
+	 * the empty string, as COPY ... CSV reads them) into rel, whose first
+	 * ncols columns take them in order, with batched parameter-array
+	 * INSERTs, in bounded memory. *rows: rows inserted. Unlike a COPY it
+	 * is several statements: call it inside BEGIN ... COMMIT for all or
+	 * nothing. Errors name the CSV row(s); SLUICE_ECANCEL after cancel().
 	 */
 	int (*load_csv)(struct sluice_conn *c, const char *rel, size_t ncols, sluice_read_fn fn, void *ud,
 			long long *rows, struct sluice_err *err);
 
 	/* Optional: one line describing the server, e.g. "PostgreSQL 15.18". */
 	int (*server_version)(struct sluice_conn *c, struct buf *out, struct sluice_err *err);
+	/* Optional: the client-side driver behind c, when the connector is a
+	 * gateway to several, e.g. "psqlodbcw.so 13.02.0000" under odbc. */
+	int (*driver_version)(struct sluice_conn *c, struct buf *out, struct sluice_err *err);
 
 	/*
 	 * Optional: environment a child process (shell model, psql) needs to

@@ -29,7 +29,7 @@ int cmd_debug(int argc, char **argv)
 		const struct dialect *d = NULL;
 		struct sluice_conn *conn = NULL;
 		struct sluice_err cerr = SLUICE_ERR_INIT;
-		struct buf ver = BUF_INIT;
+		struct buf ver = BUF_INIT, drv = BUF_INIT;
 		double t0 = now_seconds(), ms;
 
 		rc = build_connect(&s, c->name, &conn, &d, &cerr);
@@ -38,16 +38,20 @@ int cmd_debug(int argc, char **argv)
 		ms = (now_seconds() - t0) * 1000;
 		if (!rc && conn->drv->server_version)
 			conn->drv->server_version(conn, &ver, &cerr);
+		if (!rc && conn->drv->driver_version)
+			conn->drv->driver_version(conn, &drv, &cerr);
 		if (rc) {
 			printf("connection %s: FAILED: %s\n", c->name, cerr.msg);
 			failed = 1;
 		} else {
-			printf("connection %s: OK driver=%s dialect=%s server=\"%s\" latency=%.1fms\n", c->name,
-			       conn->drv->name, d ? d->name : "?", ver.len ? ver.s : "unknown", ms);
+			printf("connection %s: OK driver=%s%s%s%s dialect=%s server=\"%s\" latency=%.1fms\n",
+			       c->name, conn->drv->name, drv.len ? " (" : "", drv.len ? drv.s : "",
+			       drv.len ? ")" : "", d ? d->name : "?", ver.len ? ver.s : "unknown", ms);
 		}
 		if (conn)
 			conn->drv->close(conn);
 		buf_release(&ver);
+		buf_release(&drv);
 	}
 	cmd_close(&cli, &s);
 	if (ui_flush() < 0)

@@ -107,3 +107,5 @@ echo
 echo "## stage transfers (issue 4)"
 echo
 sh "$top/tests/bench/stages.sh"
+echo
+sh "$top/tests/bench/odbc.sh"

@@ -87,11 +87,7 @@ new_project bad_conn
 cat >>profiles.yml <<YML
       connections:
         lake:
-          type: postgres
-          host: "$SLUICE_TEST_PGHOST"
-          port: $SLUICE_TEST_PGPORT
-          user: "$SLUICE_TEST_PGUSER"
-          dbname: "$T_DB"
+$(conn_keys "          ")
 YML
 model conn "{{ config(connection='lakee') }}
 select 1 as id"
@@ -121,12 +117,7 @@ proj:
   target: dev
   outputs:
     dev:
-      type: postgres
-      host: "$SLUICE_TEST_PGHOST"
-      port: $1
-      user: "$SLUICE_TEST_PGUSER"
-      password: "$2"
-      dbname: "$T_DB"
+$(conn_keys "      " "$T_DB" "$1" "$2")
       schema: analytics
 YML
 }

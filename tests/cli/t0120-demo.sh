@@ -13,12 +13,7 @@ clinic:
   target: dev
   outputs:
     dev:
-      type: postgres
-      host: "$SLUICE_TEST_PGHOST"
-      port: $SLUICE_TEST_PGPORT
-      user: "$SLUICE_TEST_PGUSER"
-      password: "{{ env_var('SLUICE_TEST_PGPASSWORD') }}"
-      dbname: "$T_DB"
+$(conn_keys "      ")
       schema: analytics
       threads: 4
       connections:

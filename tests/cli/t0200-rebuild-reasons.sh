@@ -13,12 +13,7 @@ YML
 # A second output of the same profile, writing to another schema.
 cat >>profiles.yml <<YML
     other:
-      type: postgres
-      host: "$SLUICE_TEST_PGHOST"
-      port: $SLUICE_TEST_PGPORT
-      user: "$SLUICE_TEST_PGUSER"
-      password: "{{ env_var('SLUICE_TEST_PGPASSWORD') }}"
-      dbname: "$T_DB"
+$(conn_keys "      ")
       schema: analytics_other
       threads: 4
 YML

@@ -115,12 +115,7 @@ ok "local: deleting the target's files resets the state: everything is 'never bu
 t_target_name() {
 	cat >>profiles.yml <<YML
     ci/prod:
-      type: postgres
-      host: "$SLUICE_TEST_PGHOST"
-      port: $SLUICE_TEST_PGPORT
-      user: "$SLUICE_TEST_PGUSER"
-      password: "{{ env_var('SLUICE_TEST_PGPASSWORD') }}"
-      dbname: "$T_DB"
+$(conn_keys "      ")
       schema: analytics_ci
       threads: 4
 YML

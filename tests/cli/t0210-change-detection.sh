@@ -9,12 +9,7 @@ new_project cd
 cat >>profiles.yml <<YML
       connections:
         side:
-          type: postgres
-          host: "$SLUICE_TEST_PGHOST"
-          port: $SLUICE_TEST_PGPORT
-          user: "$SLUICE_TEST_PGUSER"
-          password: "{{ env_var('SLUICE_TEST_PGPASSWORD') }}"
-          dbname: "$T_DB"
+$(conn_keys "          ")
 YML
 psql_q "create schema lake;
 create table lake.patients (id int);

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Run the whole suite under prove: the unit test binaries given as
-# arguments, then tests/cli/t*.sh. Starts a PostgreSQL server
+# arguments, then tests/cli/t*.sh, through libpq and again through ODBC. Starts a PostgreSQL server
 # (tests/harness/pg.sh) and an S3-compatible server (tests/harness/s3.sh,
 # s3rver pinned in tests/package-lock.json) of its own on loopback, and
 # stops them afterwards.
@@ -44,4 +44,28 @@ export CMOCKA_MESSAGE_OUTPUT=TAP
 # Sanitizer builds: leaks fail the test that leaked.
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=23"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-prove --exec '' ${PROVE_JOBS:--j2} "$@" tests/cli/t*.sh
+# ... except leaks inside the ODBC driver library (see the file).
+export LSAN_OPTIONS="suppressions=$top/tests/harness/lsan-drivers.supp:print_suppressions=0"
+
+# The end-to-end scripts run once per connector in $SLUICE_TEST_CONNECTORS:
+# through libpq, then through psqlODBC (tests/cli/lib.sh writes the
+# profiles accordingly), against the same server. The second pass runs
+# wrappers under $BUILD/odbc/, so that prove names both passes apart and
+# ends with one summary.
+passes=""
+for c in ${SLUICE_TEST_CONNECTORS:-libpq odbc}; do
+	case $c in
+	libpq)	passes="$passes tests/cli/t*.sh" ;;
+	odbc)	w="$top/${BUILD:-build/std}/odbc"
+		rm -rf "$w" && mkdir -p "$w" || exit 1
+		for t in tests/cli/t*.sh; do
+			printf '#!/bin/sh\nexport SLUICE_TEST_CONNECTOR=odbc\nexec "%s" "$@"\n' "$top/$t" >"$w/${t##*/}"
+			chmod +x "$w/${t##*/}"
+		done
+		passes="$passes ${BUILD:-build/std}/odbc/t*.sh" ;;
+	*)	echo "SLUICE_TEST_CONNECTORS: unknown connector '$c' (libpq, odbc)" >&2
+		exit 2 ;;
+	esac
+done
+# shellcheck disable=SC2086 # $passes are globs
+prove --exec '' ${PROVE_JOBS:--j2} "$@" $passes
