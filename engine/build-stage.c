@@ -70,9 +70,10 @@ static char *read_watermark(struct build *b, const struct node *load, const char
 
 	if (!c && build_connect(b->s, load->connection, &own, NULL, &err))
 		return NULL;
-	buf_puts(&q, "SELECT max(");
+	/* the server's own text form: a driver's may drop a time zone */
+	buf_puts(&q, "SELECT CAST(max(");
 	dialect_quote_ident(&q, column);
-	buf_printf(&q, ") FROM %s", load->relation);
+	buf_printf(&q, ") AS VARCHAR) FROM %s", load->relation);
 	/* a target that does not exist yet means a full transfer */
 	if (!(own ? own : c)->drv->query(own ? own : c, q.s, build_first_value, &value, &err) && value) {
 		dialect_quote_literal(&lit, value);

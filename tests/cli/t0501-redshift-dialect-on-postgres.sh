@@ -12,9 +12,12 @@
 . "$(dirname "$0")/lib.sh"
 
 new_project rsp
-cat >>profiles.yml <<YML
-      dialect: redshift
-YML
+# through either connector: an ODBC profile already names its dialect
+if grep -q '^      dialect:' profiles.yml; then
+	sed -i 's/^      dialect: .*/      dialect: redshift/' profiles.yml
+else
+	echo "      dialect: redshift" >>profiles.yml
+fi
 # One worker: the stand-in svv_table_info counts rows of whatever tables
 # exist, and must not meet a table another worker is dropping.
 sed -i 's/threads: 4/threads: 1/' profiles.yml

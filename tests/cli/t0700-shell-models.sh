@@ -220,6 +220,14 @@ cat >>profiles.yml <<YML
 YML
 cat >>profiles.yml <<YML
       connections:
+        wh_pg:
+          type: postgres
+          host: "$SLUICE_TEST_PGHOST"
+          port: $SLUICE_TEST_PGPORT
+          user: "$SLUICE_TEST_PGUSER"
+          password: "{{ env_var('SLUICE_TEST_PGPASSWORD') }}"
+          dbname: "$T_DB"
+          schema: analytics
         wh_odbc:
           type: odbc
           driver: "${SLUICE_TEST_ODBC_DRIVER:-/usr/lib/x86_64-linux-gnu/odbc/psqlodbcw.so}"
@@ -239,7 +247,9 @@ esac
 echo "odbc: $SLUICE_ODBC_CONNECTION_STRING"
 echo "PGPASSWORD=${PGPASSWORD:-unset}"
 SH
+# libpq's variables come from a libpq connection, whichever the default is
 cat >models/env_check.sh <<'SH'
+# {{ config(connection='wh_pg') }}
 env | grep -E '^(SLUICE_(TARGET|INVOCATION_ID|NODE|SCHEMA)|PG(HOST|PORT|USER|DATABASE)|AWS_(ENDPOINT_URL|REGION|ACCESS_KEY_ID))=' | sort >target/env.txt
 [ "$PGPASSWORD" = "$SLUICE_TEST_PGPASSWORD" ] && echo "PGPASSWORD is set: $PGPASSWORD"
 [ "$AWS_SECRET_ACCESS_KEY" = "$T0700_S3_SECRET" ] && echo "AWS secret is set: $AWS_SECRET_ACCESS_KEY"
