@@ -104,7 +104,7 @@ static int test_selected(const struct build *b, size_t i, const unsigned char *e
 	return 0;
 }
 
-/* Nodes --exclude names (NULL when there is no --exclude). */
+/* Nodes --exclude names, and tests of what it names (NULL when there is no --exclude). */
 static unsigned char *excluded_nodes(const struct build *b, struct sluice_err *err, int *rc)
 {
 	const struct manifest *m = &b->s->manifest;
@@ -121,8 +121,12 @@ static unsigned char *excluded_nodes(const struct build *b, struct sluice_err *e
 	for (i = 0; i < m->n; i++)
 		info[i] = m->nodes[i].info;
 	*rc = dag_select(m->dag, info, NULL, b->s->cli->exclude.s, keep, err);
-	for (i = 0; i < m->n; i++)
+	for (i = 0; i < m->n; i++) {
+		size_t k;
 		out[i] = !keep[i];
+		for (k = 0; m->nodes[i].type == NODE_TEST && k < m->dag->nparents[i]; k++)
+			out[i] |= !keep[m->dag->parents[i][k]];
+	}
 	free(info);
 	free(keep);
 	return out;

@@ -186,10 +186,14 @@ void ui_test_done(int seq, int total, const char *status, long long failures, co
 		buf_printf(&line, "%s%s%s test %s ", paint(status), word.s, color ? "\033[0m" : "", name);
 		while (line.len < 64 + (color ? 9 : 0))
 			buf_addc(&line, '.');
-		if (strcmp(status, "SKIP") && strcmp(status, "REUSED"))
+		if (!strcmp(status, "SKIP") && nlines) {
+			buf_printf(&line, " %s", lines[0]);   /* one line, as for models */
+			nlines = 0;
+		} else if (strcmp(status, "SKIP") && strcmp(status, "REUSED")) {
 			buf_printf(&line, " %.2fs", elapsed);
-		else if (!strcmp(status, "REUSED"))
+		} else if (!strcmp(status, "REUSED")) {
 			buf_puts(&line, " passed before, inputs unchanged");
+		}
 		for (i = 0; i < nlines; i++)
 			buf_printf(&line, "\n    %s", lines[i]);
 		puts(line.s);
