@@ -972,7 +972,7 @@ static int scan_job(struct build *b, struct exec_worker *w, size_t gi, int *reus
 	struct buf sql = BUF_INIT;
 	struct one_row r = { 0 };
 	struct sluice_err serr = SLUICE_ERR_INIT;
-	double started;
+	double started, finished;
 	int rc;
 
 	for (k = 0; k < g->n; k++) {
@@ -1007,6 +1007,7 @@ static int scan_job(struct build *b, struct exec_worker *w, size_t gi, int *reus
 	started = now_seconds();
 	exec_worker_busy(w, c);
 	rc = run_query(b, &m->nodes[run[0]], c, sql.s, one_row, &r, &serr);
+	finished = now_seconds();
 	if (rc == SLUICE_ECANCEL) {
 		exec_worker_busy(w, NULL);
 		*err = serr;
@@ -1063,7 +1064,7 @@ static int scan_job(struct build *b, struct exec_worker *w, size_t gi, int *reus
 			break;
 		tr->combined = 1;
 		tr->scan_started = started;
-		tr->scan_finished = now_seconds();
+		tr->scan_finished = finished;
 		finish_result(t, tr);
 	}
 	exec_worker_busy(w, NULL);
