@@ -200,46 +200,58 @@ static void compile_test(struct build *b, size_t idx)
 	r->compile_done = now_seconds();
 }
 
-/* Ancestors of the parents of test i, the parents included (tests with two or more parents). */
-static unsigned char *ancestors_of_parents(const struct dag *d, size_t i)
+/* Whether to is reachable from from in x (the DAG being built). */
+static int reaches(const struct dag *x, size_t from, size_t to, unsigned char *seen, size_t *stack)
 {
-	unsigned char *seen = xcalloc(d->n ? d->n : 1, 1);
-	size_t *stack = xmalloc((d->n ? d->n : 1) * sizeof(size_t)), top = 0, k;
+	size_t top = 0, k, n = 0, *touched = stack + x->n;
+	int found = 0;
 
-	for (k = 0; k < d->nparents[i]; k++) {
-		seen[d->parents[i][k]] = 1;
-		stack[top++] = d->parents[i][k];
-	}
-	while (top) {
+	stack[top++] = from;
+	seen[from] = 1;
+	touched[n++] = from;
+	while (top && !found) {
 		size_t v = stack[--top];
-		for (k = 0; k < d->nparents[v]; k++)
-			if (!seen[d->parents[v][k]]) {
-				seen[d->parents[v][k]] = 1;
-				stack[top++] = d->parents[v][k];
+		for (k = 0; k < x->nchildren[v] && !found; k++) {
+			size_t c = x->children[v][k];
+			if (c == to)
+				found = 1;
+			else if (!seen[c]) {
+				seen[c] = 1;
+				touched[n++] = c;
+				stack[top++] = c;
 			}
+		}
 	}
-	free(stack);
-	return seen;
+	while (n)
+		seen[touched[--n]] = 0;
+	return found;
 }
 
-/* Models that read what test i tests wait for it (build only). */
-static void add_blocking_edges(struct build *b, struct dag *x, size_t i)
+/*
+ * Models that read what test i tests wait for it (build only). A test
+ * with one input cannot close a cycle this way (its only way in is from
+ * that input, which its children cannot reach), but one joining two
+ * models can: an edge to a model from which the test is reachable is
+ * left out, as dbt leaves out edges to the ancestors of a test's other
+ * inputs.
+ */
+static void add_blocking_edges(struct build *b, struct dag *x, size_t i, unsigned char *seen, size_t *stack)
 {
 	const struct manifest *m = &b->s->manifest;
 	const struct dag *d = m->dag;
-	unsigned char *anc = d->nparents[i] > 1 ? ancestors_of_parents(d, i) : NULL;
 	size_t k, c;
 
 	for (k = 0; k < d->nparents[i]; k++) {
 		size_t p = d->parents[i][k];
 		for (c = 0; c < d->nchildren[p]; c++) {
 			size_t child = d->children[p][c];
-			if (m->nodes[child].type != NODE_MODEL || !b->todo[child] || (anc && anc[child]))
+			if (m->nodes[child].type != NODE_MODEL || !b->todo[child])
+				continue;
+			if (d->nparents[i] > 1 && reaches(x, child, i, seen, stack))
 				continue;
 			dag_add_edge(x, i, child);
 		}
 	}
-	free(anc);
 }
 
 static int combine_setting(const struct build *b)
@@ -328,10 +340,15 @@ int build_tests_prepare(struct build *b, struct sluice_err *err)
 	for (i = 0; i < m->n; i++)
 		for (k = 0; k < d->nchildren[i]; k++)
 			dag_add_edge(x, i, d->children[i][k]);
-	if (b->what & BUILD_MODELS)
+	if (b->what & BUILD_MODELS) {
+		unsigned char *seen = xcalloc(nx ? nx : 1, 1);
+		size_t *stack = xmalloc(2 * (nx ? nx : 1) * sizeof(size_t));
 		for (i = 0; i < m->n; i++)
 			if (m->nodes[i].type == NODE_TEST && b->todo[i] == EXEC_RUN)
-				add_blocking_edges(b, x, i);
+				add_blocking_edges(b, x, i, seen, stack);
+		free(seen);
+		free(stack);
+	}
 	for (i = 0; i < bt->ngroups; i++) {
 		const struct scan_group *g = &bt->groups[i];
 		dag_add_edge(x, g->tested, m->n + i);

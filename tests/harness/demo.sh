@@ -1,9 +1,10 @@
 #!/bin/sh
-# make demo: fill the synthetic lake on the embedded PostgreSQL and run the
-# example pipeline at the repo root three times: a first build, a rerun
-# where nothing changed (everything reused), and a nightly load where new
-# lake rows arrive (only what reads them is rebuilt). The embedded server
-# stops again at the end.
+# make demo: fill the synthetic lake on the embedded PostgreSQL and build
+# the example pipeline at the repo root, with its data tests, three times:
+# a first build, a rerun where nothing changed (models and passed tests
+# reused), and a nightly load where new lake rows arrive (only what reads
+# them is rebuilt and tested again). The embedded server stops again at
+# the end.
 set -eu
 ./sluice embedded start >/dev/null
 trap './sluice embedded stop >/dev/null 2>&1 || true' EXIT
@@ -11,16 +12,16 @@ trap './sluice embedded stop >/dev/null 2>&1 || true' EXIT
 eval "$(./sluice embedded env)"
 psql -X -q -v ON_ERROR_STOP=1 -d clinic -f demo/lake.sql
 
-echo "== 1. sluice run: lake -> staging views -> marts =="
-./sluice run
+echo "== 1. sluice build: lake -> staging views -> marts, each tested right after it is built =="
+./sluice build
 echo
-echo "== 2. sluice run again: nothing changed, nothing is redone =="
-./sluice run
+echo "== 2. sluice build again: nothing changed, nothing is redone (a warning is checked again) =="
+./sluice build
 echo
 echo "== 3. the nightly load: new treatments arrive in the lake =="
 psql -X -q -v ON_ERROR_STOP=1 -d clinic -f demo/nightly.sql
 ./sluice plan
-./sluice run
+./sluice build
 echo
 echo "== the marts =="
 psql -X -d clinic -c 'select trial_name, drug, treatments, responded, stable, progressed from analytics_marts.trial_outcomes order by trial_id limit 5'
