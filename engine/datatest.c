@@ -1117,8 +1117,7 @@ static void row_predicate(const struct datatest *t, struct buf *b)
 		buf_puts(b, " IS NULL");
 		break;
 	case DT_ACCEPTED_VALUES:
-		column_sql(b, REL_ALIAS, t->column, t->quote_column);
-		buf_puts(b, " IS NOT NULL AND ");
+		/* NOT IN is null for a null value: nulls are not_null's business, as in dbt */
 		column_sql(b, REL_ALIAS, t->column, t->quote_column);
 		buf_puts(b, " NOT IN (");
 		for (i = 0; i < t->nvalues; i++) {
@@ -1186,6 +1185,16 @@ void datatest_scan_items(const struct datatest *t, const struct dialect *d, cons
 		break;
 	}
 	buf_release(&pred);
+}
+
+int datatest_scan_filter(const struct datatest *t, struct buf *out)
+{
+	if (!datatest_scannable(t) || datatest_aggregate(t))
+		return 0;
+	buf_addc(out, '(');
+	row_predicate(t, out);
+	buf_addc(out, ')');
+	return 1;
 }
 
 static void column_list(struct buf *b, const char *const *cols, size_t n)

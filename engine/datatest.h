@@ -153,6 +153,14 @@ size_t datatest_scan_width(const struct datatest *t);
 void datatest_scan_items(const struct datatest *t, const struct dialect *d, const char *prefix,
 			 struct buf *out);
 
+/*
+ * The condition every row a scannable row test counts meets, in
+ * parentheses, appended to out; 0 (nothing appended) for aggregate tests,
+ * which need every row. A scan whose tests all have one may skip the
+ * other rows: WHERE c1 OR c2 ... changes no count.
+ */
+int datatest_scan_filter(const struct datatest *t, struct buf *out);
+
 /* The relation t reads, as FROM-able text (with `where` applied): "rel" or "(SELECT ...)". */
 void datatest_from(const struct datatest *t, const struct node *n, struct buf *out);
 

@@ -21,6 +21,7 @@ select * from {{ source('lake', 'big') }}"
 model ok_big "{{ config(materialized='table') }}
 select * from {{ source('lake', 'big') }} where a is not null and amount >= 0 and status <> 'lost'"
 model daily "select * from {{ source('lake', 'daily') }}"
+model pred_only "select * from {{ source('lake', 'big') }}"
 cat >models/schema.yml <<'YML'
 version: 2
 sources:
@@ -66,6 +67,19 @@ models:
   - name: daily
     tests:
       - row_count_delta: {max_pct: 10}
+  # only tests that count rows: the shared scan skips the rows none fails
+  - name: pred_only
+    columns:
+      - name: a
+        tests: [not_null]
+      - name: b
+        tests: [not_null]
+      - name: status
+        tests:
+          - accepted_values: {values: [open, closed]}
+      - name: amount
+        tests:
+          - expression: ">= 0"
 YML
 
 ok "sluice run" expect_exit 0 sluice run
@@ -78,31 +92,32 @@ results() {
 }
 
 t_combined() {
-	expect_exit 1 sluice test -s big || return 1
+	expect_exit 1 sluice test -s big pred_only || return 1
 	results >"$T_DIR/combined.txt"
-	# the eight tests of big that can share a pass did, in one query
-	expect_eq "8 1" "$(rr '[.results[] | select(.combined_scan)] | length') $(rr '[.results[] | select(.combined_scan) | .execution_time] | unique | length')" || return 1
+	# the eight tests of big that can share a pass did, in one query; pred_only's four in another
+	expect_eq "12 2" "$(rr '[.results[] | select(.combined_scan)] | length') $(rr '[.results[] | select(.combined_scan) | .execution_time] | unique | length')" || return 1
 	expect_eq "false" "$(rr '.results[] | select(.unique_id == "test.proj.unique_big_id") | .combined_scan')"
 }
 ok "sluice test: the tests of big that can share a scan are counted in one" t_combined
 
 t_separate() {
-	expect_exit 1 sluice test -s big --no-combine --force || return 1
+	expect_exit 1 sluice test -s big pred_only --no-combine --force || return 1
 	results >"$T_DIR/separate.txt"
 	expect_eq 0 "$(rr '[.results[] | select(.combined_scan)] | length')" || return 1
 	diff "$T_DIR/combined.txt" "$T_DIR/separate.txt" || return 1
 	# and the results are not trivially equal
-	expect_eq "test.proj.accepted_values_big_status__open__closed fail 10" "$(grep accepted_values "$T_DIR/separate.txt" | cut -d' ' -f1-3)" || return 1
+	expect_eq "test.proj.accepted_values_big_status__open__closed fail 10" "$(grep accepted_values_big "$T_DIR/separate.txt" | cut -d' ' -f1-3)" || return 1
 	expect_eq "test.proj.not_null_big_a fail 6 150,300,450,600,750,900" "$(grep not_null_big_a "$T_DIR/separate.txt")" || return 1
 	expect_eq "test.proj.row_count_big_900__1 fail 100 1000" "$(grep row_count_big "$T_DIR/separate.txt")" || return 1
-	expect_eq "test.proj.fresher_than_big_ts__1h pass 0 " "$(grep fresher_than "$T_DIR/separate.txt")"
+	expect_eq "test.proj.fresher_than_big_ts__1h pass 0 " "$(grep fresher_than "$T_DIR/separate.txt")" || return 1
+	expect_eq "test.proj.expression_pred_only_amount___0 fail 3 333,666,999" "$(grep expression_pred_only "$T_DIR/separate.txt")"
 }
 ok "--no-combine: one query per test, the same statuses, counts and samples" t_separate
 
 t_config_off() {
 	cp sluice.yml "$T_DIR/sluice.yml.orig"
 	printf 'tests:\n  +combine: false\n' >>sluice.yml
-	expect_exit 1 sluice test -s big --force || return 1
+	expect_exit 1 sluice test -s big pred_only --force || return 1
 	cp "$T_DIR/sluice.yml.orig" sluice.yml
 	expect_eq 0 "$(rr '[.results[] | select(.combined_scan)] | length')" || return 1
 	results | diff "$T_DIR/combined.txt" -
@@ -135,7 +150,7 @@ t_reuse() {
 ok "a passed test with nothing changed is reused; a failed one runs again" t_reuse
 
 t_definition_change() {
-	line=$(grep -n 'accepted_values: {values: \[open, closed\]}' models/schema.yml | tail -1 | cut -d: -f1)
+	line=$(grep -n 'accepted_values: {values: \[open, closed\]}' models/schema.yml | sed -n 2p | cut -d: -f1)   # ok_big's
 	sed -i "${line}s/\[open, closed\]/[open, closed], severity: error/" models/schema.yml
 	expect_exit 0 sluice test -s ok_big || return 1
 	expect_eq "test.proj.accepted_values_ok_big_status__open__closed=definition changed" \
