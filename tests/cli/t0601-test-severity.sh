@@ -46,6 +46,12 @@ models:
           - not_null:
               name: stored
               store_failures: true
+          - not_null:
+              name: where_filtered
+              where: "id > 2"
+          - not_null:
+              name: switched_off
+              enabled: false
           - accepted_values:
               name: stored_pass
               values: [x]
@@ -77,6 +83,13 @@ t_thresholds() {
 	expect_eq "Got 3 failing rows, configured to fail if !=0" "$(rr '.results[] | select(.unique_id == "test.proj.default_severity") | .message')"
 }
 ok "warn_if / error_if thresholds as dbt applies them" t_thresholds
+
+t_where_enabled() {
+	expect_eq "fail:1" "$(st where_filtered)" || return 1
+	expect_eq "" "$(st switched_off)" || return 1
+	expect_no_grep switched_off "$T_DIR/first.out"
+}
+ok "where: tests only the rows it names; enabled: false leaves the test out" t_where_enabled
 
 t_store_failures() {
 	expect_eq "3" "$(psql_q "select count(*) from analytics_audit.stored where code is null and id <= 3")" || return 1
