@@ -858,7 +858,11 @@ static int create_schemas(struct build *b, struct sluice_err *err)
 			continue;
 		strmap_put(&seen, key, (void *)1);
 		b->slots[slot].dialect->create_schema(&q, m->nodes[i].schema);
-		rc = b->slots[slot].main->drv->exec(b->slots[slot].main, q.s, NULL, err);
+		/* a test's audit schema may be on a connection no model of this run uses */
+		if (!b->slots[slot].main)
+			rc = build_connect(b->s, b->s->project.target.conns[slot].name, &b->slots[slot].main, NULL, err);
+		if (!rc)
+			rc = b->slots[slot].main->drv->exec(b->slots[slot].main, q.s, NULL, err);
 		buf_release(&q);
 	}
 	strmap_release(&seen);

@@ -90,6 +90,8 @@ sources:
     tables:
       - name: copy
       - name: short
+        tests:
+          - row_count: {min: 10, store_failures: true}
 models:
 YML
 	tests_for clean
@@ -118,7 +120,7 @@ t_ls_names() {
 	for n in $CLEAN_TESTS clean_ages dirty_ages source_not_null_lake_clean_people_id; do
 		expect_line "$n" "$out" || return 1
 	done
-	expect_eq 29 "$(echo "$out" | wc -l)"
+	expect_eq 30 "$(echo "$out" | wc -l)"
 }
 ok "sluice ls lists the tests by their dbt-style names" t_ls_names
 
@@ -191,6 +193,13 @@ t_source_test() {
 	expect_eq "test.proj.source_not_null_lake_clean_people_id=pass" "$(rr '[.results[] | "\(.unique_id)=\(.status)"] | join(" ")')"
 }
 ok "tests on a source run when the source is selected" t_source_test
+
+t_other_connection() {
+	expect_exit 1 sluice test -s source:far.short || return 1
+	expect_eq "fail:4" "$(rr '.results[] | "\(.status):\(.failures)"')" || return 1
+	expect_eq "6" "$(psql -X -A -t -d "$SIDE_DB" -c "select row_count from analytics_audit.source_row_count_far_short_10")"
+}
+ok "a test on a source on another connection runs there, and stores its failures there" t_other_connection
 
 t_one_test() {
 	expect_exit 1 sluice test -s unique_dirty_id || return 1
