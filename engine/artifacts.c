@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "artifacts.h"
+#include "datatest.h"
 #include "json.h"
 #include "version.h"
 
@@ -41,7 +42,8 @@ static json_t *node_json_new(const struct session *s, const struct node *n)
 
 	json_object_set_new(o, "unique_id", json_string(n->unique_id));
 	json_object_set_new(o, "name", json_string(n->name));
-	json_object_set_new(o, "resource_type", json_string(n->type == NODE_MODEL ? "model" : "source"));
+	json_object_set_new(o, "resource_type", json_string(n->type == NODE_MODEL ? "model" :
+							      n->type == NODE_TEST ? "test" : "source"));
 	json_object_set_new(o, "schema", json_string(n->schema));
 	json_object_set_new(o, "identifier", json_string(n->identifier));
 	json_object_set_new(o, "relation_name", json_string(n->relation));
@@ -62,6 +64,17 @@ static json_t *node_json_new(const struct session *s, const struct node *n)
 		json_object_set_new(o, "fqn", json_array());
 		for (i = 0; i < n->model->nfqn; i++)
 			json_array_append_new(json_object_get(o, "fqn"), json_string(n->model->fqn[i]));
+	} else if (n->type == NODE_TEST) {
+		const struct datatest *t = n->test;
+		json_t *md = json_object();
+		json_object_set_new(o, "original_file_path", json_string(t->at.path));
+		json_object_set_new(o, "path", json_string(t->at.path));
+		json_object_set_new(md, "name", json_string(t->kind_name));
+		json_object_set_new(o, "test_metadata", md);
+		json_object_set_new(o, "column_name", t->column ? json_string(t->column) : json_null());
+		json_object_set_new(o, "attached_node", t->tested ? json_string(t->tested->unique_id) : json_null());
+		if (t->at.line)
+			json_object_set_new(o, "line", json_integer(t->at.line));
 	} else {
 		json_object_set_new(o, "source_name", json_string(n->source->source_name));
 		json_object_set_new(o, "original_file_path", json_string(n->source->path ? n->source->path : ""));
@@ -84,7 +97,7 @@ int artifacts_write_manifest(const struct session *s, struct sluice_err *err)
 	json_object_set_new(root, "metadata", metadata_new(s));
 	for (i = 0; i < m->n; i++) {
 		const struct node *n = &m->nodes[i];
-		json_object_set_new(n->type == NODE_MODEL ? nodes : sources, n->unique_id, node_json_new(s, n));
+		json_object_set_new(n->type == NODE_SOURCE ? sources : nodes, n->unique_id, node_json_new(s, n));
 		json_object_set_new(parents, n->unique_id, id_list_new(m, m->dag->parents[i], m->dag->nparents[i]));
 		json_object_set_new(children, n->unique_id, id_list_new(m, m->dag->children[i], m->dag->nchildren[i]));
 	}
@@ -167,6 +180,8 @@ int artifacts_write_run_results(const struct build *b, const char *command, stru
 		/* stage hops: every row count checked, as {name, expected, actual, status} */
 		if (r->validations.kind == V_LIST)
 			json_object_set_new(o, "validations", json_from_val_new(&r->validations));
+		if (m->nodes[i].type == NODE_TEST)
+			build_tests_result_json(b, i, o);
 		json_array_append_new(results, o);
 	}
 	json_object_set_new(root, "results", results);

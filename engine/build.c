@@ -181,7 +181,7 @@ void build_write_target_file(struct build *b, const char *dir, const char *path,
 	buf_release(&file);
 }
 
-static void audit_comment(struct build *b, const struct node *n, struct buf *out)
+void build_audit_comment(struct build *b, const struct node *n, struct buf *out)
 {
 	buf_printf(out, "/* sluice run=%s node=%s user=%s */\n", b->s->invocation_id, n->unique_id, b->s->user);
 }
@@ -211,7 +211,7 @@ static int prepare_plan(struct build *b, struct node *n, int incremental)
 		in.stage_text = stage.s;
 	}
 	if (!rc) {
-		audit_comment(b, n, &audit);
+		build_audit_comment(b, n, &audit);
 		in.node = n;
 		in.dialect = b->slots[build_slot_of(&b->s->project, n->connection)].dialect;
 		in.sql = sql.s;
@@ -436,6 +436,8 @@ static int read_versions(struct build *b, struct sluice_err *err)
 	size_t i, k;
 	int rc;
 
+	if (b->tests)
+		build_tests_want_versions(b, want);
 	for (i = 0; i < m->n; i++) {
 		if (!b->todo[i])
 			continue;
@@ -452,6 +454,12 @@ static int read_versions(struct build *b, struct sluice_err *err)
 
 int build_prepare(struct build *b, struct session *s, enum build_mode mode, struct sluice_err *err)
 {
+	return build_prepare_nodes(b, s, mode, BUILD_MODELS, err);
+}
+
+int build_prepare_nodes(struct build *b, struct session *s, enum build_mode mode, unsigned what,
+			struct sluice_err *err)
+{
 	int offline = mode == BUILD_OFFLINE;
 	struct manifest *m = &s->manifest;
 	struct project *p = &s->project;
@@ -461,6 +469,7 @@ int build_prepare(struct build *b, struct session *s, enum build_mode mode, stru
 	memset(b, 0, sizeof(*b));
 	b->s = s;
 	b->mode = mode;
+	b->what = what;
 	arena_init(&b->arena);
 	arena_init(&b->dir_arena);
 	pthread_mutex_init(&b->dirs_lock, NULL);
@@ -473,7 +482,7 @@ int build_prepare(struct build *b, struct session *s, enum build_mode mode, stru
 		if (m->nodes[i].mat == MAT_EPHEMERAL) {
 			/* never built, but children wait for its parents */
 			b->todo[i] = EXEC_PASS;
-		} else if (s->selected[i]) {
+		} else if (s->selected[i] && (what & BUILD_MODELS)) {
 			b->todo[i] = EXEC_RUN;
 			b->ntodo++;
 		}
@@ -511,6 +520,8 @@ int build_prepare(struct build *b, struct session *s, enum build_mode mode, stru
 			prepare_node(b, &m->nodes[i]);
 	if (offline)
 		return 0;
+	if ((what & BUILD_TESTS) && (rc = build_tests_prepare(b, err)))
+		return rc;
 	render_logical(b);
 	if ((rc = read_versions(b, err)))
 		return rc;
@@ -565,6 +576,15 @@ struct sluice_conn *build_worker_conn(struct build *b, struct exec_worker *w, co
 	if (dialect)
 		*dialect = b->slots[slot].dialect;
 	return worker_conn(b, w, slot, err);
+}
+
+void build_drop_worker_conn(struct build *b, struct exec_worker *w, size_t slot)
+{
+	struct sluice_conn **c = &b->worker_conns[w->id - 1][slot];
+
+	if (*c)
+		(*c)->drv->close(*c);
+	*c = NULL;
 }
 
 /* The state record of a node that just ran. */
@@ -688,9 +708,8 @@ static void checksum_output(struct build *b, const struct node *n, const struct 
 	buf_release(&q);
 }
 
-static int job_run(void *ud, struct exec_worker *w, size_t idx, int *reused, struct sluice_err *err)
+static int model_run(struct build *b, struct exec_worker *w, size_t idx, int *reused, struct sluice_err *err)
 {
-	struct build *b = ud;
 	struct node *n = &b->s->manifest.nodes[idx];
 	struct node_run *r = &b->runs[idx];
 	struct arena *a = &b->worker_arenas[w->id - 1];
@@ -699,7 +718,6 @@ static int job_run(void *ud, struct exec_worker *w, size_t idx, int *reused, str
 	struct sluice_conn *c;
 	int rc;
 
-	*reused = 0;
 	if (r->failed_early) {
 		*err = r->err;
 		return r->err.code ? r->err.code : SLUICE_EUSAGE;
@@ -774,21 +792,34 @@ static int job_run(void *ud, struct exec_worker *w, size_t idx, int *reused, str
 	return rc;
 }
 
+static int job_run(void *ud, struct exec_worker *w, size_t idx, int *reused, struct sluice_err *err)
+{
+	struct build *b = ud;
+
+	*reused = 0;
+	if (b->tests && build_tests_owns(b, idx))
+		return build_tests_run(b, w, idx, reused, err);
+	return model_run(b, w, idx, reused, err);
+}
+
 static const char *job_name(void *ud, size_t idx)
 {
 	struct build *b = ud;
 
+	if (idx >= b->s->manifest.n)
+		return build_tests_job_name(b, idx);
 	return b->s->manifest.nodes[idx].name;
 }
 
 static void job_started(void *ud, struct exec_worker *w, size_t idx, int seq)
 {
 	struct build *b = ud;
-	struct node *n = &b->s->manifest.nodes[idx];
 
-	(void)n;
+	(void)seq;
+	if (idx >= b->s->manifest.n)
+		return;   /* scan jobs are not nodes: they print nothing and take no number */
 	b->runs[idx].started = now_seconds();
-	b->runs[idx].seq = seq;
+	b->runs[idx].seq = ++b->nseq;
 	b->runs[idx].thread_id = w->id;
 	/* The START line waits for the decision: reused nodes print one line. */
 }
@@ -797,17 +828,25 @@ static void job_finished(void *ud, struct exec_worker *w, size_t idx, int seq, e
 			 const struct sluice_err *err)
 {
 	struct build *b = ud;
-	struct node *n = &b->s->manifest.nodes[idx];
-	struct node_run *r = &b->runs[idx];
+	struct node *n;
+	struct node_run *r;
 	static const char *const words[] = { "PENDING", "OK", "ERROR", "SKIP", "REUSED" };
 
 	(void)w;
+	if (idx >= b->s->manifest.n)
+		return;
+	n = &b->s->manifest.nodes[idx];
+	r = &b->runs[idx];
 	r->finished = now_seconds();
 	if (!r->started)
 		r->started = r->finished;
 	r->status = st;
 	if (st != EXEC_SUCCESS && err && err->msg[0] && !r->err.msg[0])
 		r->err = *err;
+	if (n->type == NODE_TEST) {
+		build_tests_finished(b, idx, st);
+		return;
+	}
 	switch (st) {
 	case EXEC_SUCCESS: b->ok++; break;
 	case EXEC_ERROR: b->errors++; break;
@@ -815,7 +854,7 @@ static void job_finished(void *ud, struct exec_worker *w, size_t idx, int seq, e
 	case EXEC_REUSED: b->reused++; break;
 	default: break;
 	}
-	ui_node_done(seq, b->ntodo, words[st], n->mat_name, n->display, n->unique_id, r->finished - r->started,
+	ui_node_done(seq ? r->seq : 0, b->ntodo, words[st], n->mat_name, n->display, n->unique_id, r->finished - r->started,
 		     st == EXEC_SUCCESS ? r->rows : -1,
 		     st == EXEC_SUCCESS || st == EXEC_REUSED ? NULL : r->err.msg);
 }
@@ -873,14 +912,19 @@ static int create_schemas(struct build *b, struct sluice_err *err)
 		size_t slot = build_slot_of(&b->s->project, m->nodes[i].connection);
 		struct buf q = BUF_INIT;
 		char *key;
-		if (b->todo[i] != EXEC_RUN || b->runs[i].failed_early || m->nodes[i].mat == MAT_UNLOAD)
+		if (b->todo[i] != EXEC_RUN || b->runs[i].failed_early || !m->nodes[i].schema ||
+		    m->nodes[i].mat == MAT_UNLOAD)
 			continue;
 		key = rel_key(&b->s->project.arena, m->nodes[i].connection, m->nodes[i].schema);
 		if (strmap_get(&seen, key))
 			continue;
 		strmap_put(&seen, key, (void *)1);
 		b->slots[slot].dialect->create_schema(&q, m->nodes[i].schema);
-		rc = b->slots[slot].main->drv->exec(b->slots[slot].main, q.s, NULL, err);
+		/* a test's audit schema may be on a connection no model of this run uses */
+		if (!b->slots[slot].main)
+			rc = build_connect(b->s, b->s->project.target.conns[slot].name, &b->slots[slot].main, NULL, err);
+		if (!rc)
+			rc = b->slots[slot].main->drv->exec(b->slots[slot].main, q.s, NULL, err);
 		buf_release(&q);
 	}
 	strmap_release(&seen);
@@ -899,8 +943,8 @@ int build_execute(struct build *b, struct sluice_err *err)
 	b->worker_arenas = xcalloc((size_t)b->threads, sizeof(*b->worker_arenas));
 	for (t = 0; t < b->threads; t++)
 		b->worker_conns[t] = xcalloc(p->target.nconns, sizeof(struct sluice_conn *));
-	b->ex.dag = b->s->manifest.dag;
-	b->ex.todo = b->todo;
+	b->ex.dag = b->exec_dag ? b->exec_dag : b->s->manifest.dag;
+	b->ex.todo = b->exec_todo ? b->exec_todo : b->todo;
 	b->ex.threads = b->threads;
 	b->ex.ops = &build_ops;
 	b->ex.ud = b;
@@ -933,6 +977,7 @@ void build_release(struct build *b)
 
 	if (!b->s)
 		return;
+	build_tests_release(b);
 	for (i = 0; i < m->n; i++) {
 		plan_release(&b->runs[i].plan);
 		free(b->runs[i].logical_sql);

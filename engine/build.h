@@ -12,6 +12,7 @@
 #ifndef SLUICE_BUILD_H
 #define SLUICE_BUILD_H
 
+#include <jansson.h>
 #include <pthread.h>
 #include "../connectors/connector.h"
 #include "dialect.h"
@@ -64,6 +65,15 @@ struct conn_slot {                     /* one per target connection */
 
 enum build_mode { BUILD_OFFLINE, BUILD_PLAN, BUILD_RUN };
 
+/* What build_prepare_nodes runs: models (run), data tests (test), both (build). */
+enum {
+	BUILD_MODELS = 1,
+	BUILD_TESTS = 2,
+	BUILD_NO_COMBINE = 4,          /* one query per test, no shared scans (--no-combine) */
+};
+
+struct build_tests;                    /* build-tests.c */
+
 struct build {
 	struct session *s;
 	enum build_mode mode;
@@ -86,6 +96,12 @@ struct build {
 	struct executor ex;
 	double finished_at;
 	int ok, errors, skipped, reused;
+	unsigned what;                 /* BUILD_MODELS | BUILD_TESTS | ... */
+	int nseq;                      /* progress lines numbered so far */
+	struct build_tests *tests;     /* tests of this run (build-tests.c), or NULL */
+	/* What the executor walks: the manifest's DAG and todo, or build-tests.c's (with scan jobs). */
+	const struct dag *exec_dag;
+	unsigned char *exec_todo;
 };
 
 /*
@@ -93,6 +109,9 @@ struct build {
  * lock (SLUICE_ELOCK when held). Connection errors: SLUICE_ECONN.
  */
 int build_prepare(struct build *b, struct session *s, enum build_mode mode, struct sluice_err *err);
+/* The same for models, tests or both (what: BUILD_* flags); build_prepare is BUILD_MODELS. */
+int build_prepare_nodes(struct build *b, struct session *s, enum build_mode mode, unsigned what,
+			struct sluice_err *err);
 /* BUILD_PLAN: decide every selected node without running anything (runs[i].decision). */
 void build_plan(struct build *b);
 /* Run it. Returns 0, SLUICE_EDB (some node failed), SLUICE_ECANCEL or a hook/connection error. */
@@ -148,5 +167,36 @@ int build_shell_job(struct build *b, struct exec_worker *w, size_t idx, int *reu
 /* Open the connection named `name` of the session's target. */
 int build_connect(struct session *s, const char *name, struct sluice_conn **out,
 		  const struct dialect **dialect, struct sluice_err *err);
+
+/* After a connection error: close w's connection for slot, so the next job reconnects. */
+void build_drop_worker_conn(struct build *b, struct exec_worker *w, size_t slot);
+/* The leading comment of every statement a node sends. */
+void build_audit_comment(struct build *b, const struct node *n, struct buf *out);
+
+/* ---- build-tests.c: data tests inside the run (docs/data-tests.md) ---- */
+
+/*
+ * Select the tests (a test runs when selected itself or when a model or
+ * source it reads is selected, unless --exclude names it), compile them
+ * and make the DAG the executor walks: the manifest's, plus one scan job
+ * per relation whose tests share a pass, plus (when models run too) edges
+ * from each test to the models downstream of what it tests, so a failing
+ * test skips them.
+ */
+int build_tests_prepare(struct build *b, struct sluice_err *err);
+/* Mark in want the sources and relations whose versions tests' fingerprints read. */
+void build_tests_want_versions(const struct build *b, unsigned char *want);
+/* Job callbacks for exec-DAG nodes that are tests or scan jobs (build_tests_owns). */
+int build_tests_owns(const struct build *b, size_t idx);
+int build_tests_run(struct build *b, struct exec_worker *w, size_t idx, int *reused, struct sluice_err *err);
+const char *build_tests_job_name(const struct build *b, size_t idx);
+/* A test node finished (b->runs[idx] is up to date): print its line and count it. Executor lock held. */
+void build_tests_finished(struct build *b, size_t idx, enum exec_status st);
+/* Counts for the summary line. */
+void build_tests_counts(const struct build *b, int *pass, int *warn, int *fail, int *error, int *skipped,
+			int *reused);
+/* Add a test's fields (status, failures, samples, ...) to its run_results entry o. */
+void build_tests_result_json(const struct build *b, size_t idx, json_t *o);
+void build_tests_release(struct build *b);
 
 #endif

@@ -19,6 +19,10 @@ static void print_fqn(const struct node *n, const char *project)
 		printf("source:%s.%s.%s\n", project, n->source->source_name, n->name);
 		return;
 	}
+	if (n->type == NODE_TEST) {
+		printf("test:%s.%s\n", project, n->name);
+		return;
+	}
 	for (i = 0; i < n->model->nfqn; i++)
 		printf("%s%s", i ? "." : "", n->model->fqn[i]);
 	putchar('\n');
@@ -40,8 +44,8 @@ int cmd_ls(int argc, char **argv)
 	if (strcmp(out, "selector") && strcmp(out, "name") && strcmp(out, "path") && strcmp(out, "json")) {
 		err_set(&err, SLUICE_EUSAGE, "--output takes selector, name, path or json, not '%s'", out);
 		rc = SLUICE_EUSAGE;
-	} else if (strcmp(type, "all") && strcmp(type, "model") && strcmp(type, "source")) {
-		err_set(&err, SLUICE_EUSAGE, "--resource-type takes model, source or all, not '%s'", type);
+	} else if (strcmp(type, "all") && strcmp(type, "model") && strcmp(type, "source") && strcmp(type, "test")) {
+		err_set(&err, SLUICE_EUSAGE, "--resource-type takes model, source, test or all, not '%s'", type);
 		rc = SLUICE_EUSAGE;
 	}
 	if (rc) {
@@ -52,18 +56,20 @@ int cmd_ls(int argc, char **argv)
 		const struct node *n = &s.manifest.nodes[i];
 		if (!s.selected[i])
 			continue;
-		if ((!strcmp(type, "model") && n->type != NODE_MODEL) || (!strcmp(type, "source") && n->type != NODE_SOURCE))
+		if ((!strcmp(type, "model") && n->type != NODE_MODEL) || (!strcmp(type, "source") && n->type != NODE_SOURCE) ||
+		    (!strcmp(type, "test") && n->type != NODE_TEST))
 			continue;
 		if (!strcmp(out, "name"))
 			printf("%s\n", n->type == NODE_SOURCE ? n->unique_id + strlen("source.") + strlen(s.project.name) + 1 : n->name);
 		else if (!strcmp(out, "path"))
-			printf("%s\n", n->type == NODE_MODEL ? n->model->path : n->source->path);
+			printf("%s\n", n->type == NODE_MODEL ? n->model->path : n->type == NODE_TEST ? n->info.path : n->source->path);
 		else if (!strcmp(out, "json")) {
 			json_t *o = json_object();
 			char *text;
 			json_object_set_new(o, "unique_id", json_string(n->unique_id));
 			json_object_set_new(o, "name", json_string(n->name));
-			json_object_set_new(o, "resource_type", json_string(n->type == NODE_MODEL ? "model" : "source"));
+			json_object_set_new(o, "resource_type", json_string(n->type == NODE_MODEL ? "model" :
+									      n->type == NODE_TEST ? "test" : "source"));
 			json_object_set_new(o, "relation_name", json_string(n->relation));
 			if (n->type == NODE_MODEL) {
 				json_object_set_new(o, "materialized", json_string(n->mat_name));

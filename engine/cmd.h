@@ -16,6 +16,10 @@ int cmd_ls(int argc, char **argv);
 int cmd_debug(int argc, char **argv);
 int cmd_embedded(int argc, char **argv);
 int cmd_sources(int argc, char **argv);
+int cmd_build(int argc, char **argv);
+int cmd_test(int argc, char **argv);
+/* build and test share one body (cmd-build.c); what: BUILD_* flags (build.h). */
+int cmd_build_like(int argc, char **argv, const char *which, unsigned what);
 
 /* Print err (with "sluice: error: ") and return its exit code. */
 int cmd_fail(const struct sluice_err *err);

@@ -177,6 +177,25 @@ struct dialect {
 	 * transaction it runs in, so there it is a DELETE.
 	 */
 	void (*delete_all)(struct buf *b, const char *rel);
+
+	/*
+	 * Data tests (engine/datatest.c, build-tests.c). count_if: an
+	 * aggregate counting the rows where pred holds (0 on no rows), so
+	 * many tests share one pass over a table. now_minus: a timestamp
+	 * expression for the current time minus seconds, comparable with
+	 * date and timestamp columns.
+	 */
+	void (*count_if)(struct buf *b, const char *pred);
+	void (*now_minus)(struct buf *b, long long seconds);
+	/*
+	 * failures_query: a query returning at most limit rows of sql, each
+	 * with the number of rows sql returns in all as its first column
+	 * (named __sluice_failures), and no rows when sql returns none: a
+	 * failing count and its sample in one pass. sample_query: at most
+	 * limit rows of sql.
+	 */
+	void (*failures_query)(struct buf *b, const char *sql, int limit);
+	void (*sample_query)(struct buf *b, const char *sql, int limit);
 };
 
 const struct dialect *dialect_find(const char *name);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "datatest.h"
 #include "dialect.h"
 #include "manifest.h"
 #include "shell.h"
@@ -377,13 +378,16 @@ int manifest_build(struct manifest *m, struct project *p, struct sluice_err *err
 {
 	struct arena *a = &p->arena;
 	struct build_ctx b = { m, NULL, err, NULL, 0 };
+	struct datatest_list tests;
 	size_t i, k, *cycle, ncycle;
 	int rc;
 
 	memset(m, 0, sizeof(*m));
 	m->project = p;
 	init_target_var(m);
-	m->nodes = arena_alloc(a, (p->nsources + p->nmodels) * sizeof(struct node));
+	if ((rc = datatest_parse(p, &tests, err)))
+		return rc;
+	m->nodes = arena_alloc(a, (p->nsources + p->nmodels + tests.n) * sizeof(struct node));
 	for (i = 0; i < p->nsources; i++) {
 		struct node *n = &m->nodes[m->n];
 		n->idx = m->n++;
@@ -418,9 +422,13 @@ int manifest_build(struct manifest *m, struct project *p, struct sluice_err *err
 		b.model_names[b.nmodel_names++] = mod->name;
 		strmap_put(&m->by_name, mod->name, n);
 	}
+	if ((rc = datatest_add_nodes(m, &tests, err)))
+		return rc;
 	m->dag = dag_new(a, m->n);
 	for (i = p->nsources; i < m->n; i++) {
 		struct node *n = &m->nodes[i];
+		if (n->type != NODE_MODEL)
+			continue;
 		b.node = n;
 		if ((rc = finish_model_node(m, n, err)))
 			return rc;
@@ -440,6 +448,8 @@ int manifest_build(struct manifest *m, struct project *p, struct sluice_err *err
 				dag_add_edge(m->dag, par->idx, n->idx);
 			}
 	}
+	if ((rc = datatest_link(m, err)))
+		return rc;
 	if (dag_check(m->dag, &cycle, &ncycle))
 		return format_cycle(m, cycle, ncycle, err);
 	return 0;

@@ -19,7 +19,9 @@
 #include "util/err.h"
 #include "util/strmap.h"
 
-enum node_type { NODE_MODEL, NODE_SOURCE };
+enum node_type { NODE_MODEL, NODE_SOURCE, NODE_TEST };
+
+struct datatest;
 
 /* The materializations; names in mat_names[] (manifest.c). */
 enum materialization { MAT_VIEW, MAT_TABLE, MAT_INCREMENTAL, MAT_EPHEMERAL, MAT_UNLOAD, MAT_LOAD, MAT_SHELL,
@@ -32,12 +34,14 @@ struct node {
 	const char *name;
 	struct model *model;           /* NODE_MODEL */
 	struct source_table *source;   /* NODE_SOURCE */
-	struct tpl *tpl;               /* NODE_MODEL */
+	struct datatest *test;         /* NODE_TEST (datatest.h) */
+	struct tpl *tpl;               /* NODE_MODEL, and singular NODE_TEST */
 	struct val config;             /* final config: folder < properties < config() */
 	struct val config_pos;         /* key -> [line, col] of the config() call that set it */
 	enum materialization mat;
 	const char *mat_name;
-	const char *schema;            /* relation schema (custom schemas: <target>_<custom>) */
+	const char *schema;            /* relation schema (custom schemas: <target>_<custom>);
+	                                  tests: the audit schema with store_failures, else NULL */
 	const char *identifier;        /* relation name (alias or model name) */
 	const char *relation;          /* quoted "schema"."identifier" */
 	const char *display;           /* schema.identifier, for people */
@@ -49,7 +53,7 @@ struct node {
 
 struct manifest {
 	struct project *project;
-	struct node *nodes;            /* sources first, then models, as in the project */
+	struct node *nodes;            /* sources first, then models, as in the project, then tests */
 	size_t n;
 	struct dag *dag;
 	struct strmap by_name;         /* model name -> node */

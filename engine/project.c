@@ -1212,6 +1212,7 @@ static int props_model(struct props_ctx *c, const struct ynode *e)
 	if ((rc = cfg_from_node(L, ymap_get(e, "config"), NULL, &m->config)))
 		return rc;
 	m->props = yaml_to_val(a, e);
+	m->props_node = e;
 	m->props_path = c->rel;
 	m->props_line = e->line;
 	return 0;
@@ -1243,6 +1244,7 @@ static int props_table(struct props_ctx *c, const struct source_table *proto,
 	    (rc = cfg_from_node(L, ymap_get(e, "config"), NULL, &t->config)))
 		return rc;
 	t->props = yaml_to_val(a, e);
+	t->props_node = e;
 	t->path = c->rel;
 	t->line = e->line;
 	prev = strmap_put(&p->source_index, arena_printf(a, "%s.%s", t->source_name, t->name), t);
@@ -1316,7 +1318,8 @@ static int props_file(struct props_ctx *c, const char *rel)
 	int rc;
 
 	c->rel = rel;
-	rc = load_yaml(&tmp, abs, rel, &root, c->L->err);
+	/* In the project arena: data tests read the entries' positions later. */
+	rc = load_yaml(&p->arena, abs, rel, &root, c->L->err);
 	if (!rc && root && root->kind != Y_MAP)
 		rc = yaml_error(c->L->err, root, "expected a map with version: 2, models: and sources:");
 	if (!rc && root)
@@ -1330,6 +1333,42 @@ static int props_file(struct props_ctx *c, const char *rel)
 static int cmp_source(const void *x, const void *y)
 {
 	return strcmp((*(struct source_table *const *)x)->unique_id, (*(struct source_table *const *)y)->unique_id);
+}
+
+/* Singular data tests: the .sql files under test-paths. */
+static int load_test_files(struct loader *L)
+{
+	struct project *p = L->p;
+	struct walk w = { L, NULL, 0, 0 };
+	struct buf rel = BUF_INIT;
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i < p->ntest_paths && !rc; i++) {
+		buf_reset(&rel);
+		buf_puts(&rel, p->test_paths[i]);
+		rc = walk_dir(&w, &rel, rel.len + 1, 0);
+	}
+	buf_release(&rel);
+	if (!rc && w.n)
+		qsort(w.v, w.n, sizeof(*w.v), cmp_found);
+	p->test_files = arena_alloc(&p->arena, (w.n ? w.n : 1) * sizeof(*p->test_files));
+	for (i = 0; i < w.n && !rc; i++) {
+		struct test_file *t;
+		const char *base = strrchr(w.v[i].rel, '/'), *dot;
+		if ((i && !strcmp(w.v[i].rel, w.v[i - 1].rel)) || !w.v[i].lang || strcmp(w.v[i].lang, "sql"))
+			continue;
+		base = base ? base + 1 : w.v[i].rel;
+		dot = strrchr(base, '.');
+		t = arena_alloc(&p->arena, sizeof(*t));
+		t->name = arena_strndup(&p->arena, base, (size_t)(dot - base));
+		t->path = w.v[i].rel;
+		t->src = w.v[i].src;
+		t->src_len = w.v[i].src_len;
+		p->test_files[p->ntest_files++] = t;
+	}
+	free(w.v);
+	return rc;
 }
 
 static int load_files(struct loader *L)
@@ -1369,6 +1408,8 @@ static int load_files(struct loader *L)
 		if (!w.v[i].lang)
 			rc = props_file(&pc, w.v[i].rel);
 	}
+	if (!rc)
+		rc = load_test_files(L);
 	if (!rc && pc.nsources) {
 		qsort(pc.sources, pc.nsources, sizeof(*pc.sources), cmp_source);
 		p->sources = arena_alloc(&p->arena, pc.nsources * sizeof(*p->sources));

@@ -16,6 +16,7 @@
 #include "util/strmap.h"
 #include "template.h"
 #include "value.h"
+#include "yaml.h"
 
 struct model {
 	const char *name;          /* file name without extension */
@@ -34,6 +35,7 @@ struct model {
 	struct val config;
 	const char *description;   /* from property YAML, or NULL */
 	struct val props;          /* the whole property YAML entry (dict), or none */
+	const struct ynode *props_node; /* the same entry as a YAML tree, with positions, or NULL */
 	const char *props_path;    /* where that entry is, or NULL */
 	int props_line;
 };
@@ -49,9 +51,18 @@ struct source_table {
 	struct val config;         /* source-level keys overridden by table-level keys
 	                              (change_detection, loaded_at_field, ...) */
 	struct val props;          /* the table's whole YAML entry */
+	const struct ynode *props_node; /* the same as a YAML tree, with positions */
 	const char *description;
 	const char *path;          /* property file, relative */
 	int line;
+};
+
+/* A singular data test: a .sql file under test-paths returning failing rows. */
+struct test_file {
+	const char *name;          /* file name without extension */
+	const char *path;          /* relative to the project dir */
+	const char *src;           /* contents, NUL-terminated */
+	size_t src_len;
 };
 
 /* One database connection of the target. */
@@ -90,6 +101,8 @@ struct project {
 	size_t nmodels;
 	struct source_table **sources;   /* sorted by unique_id */
 	size_t nsources;
+	struct test_file **test_files;   /* .sql files under test_paths, sorted by path */
+	size_t ntest_files;
 	struct target target;
 	/* private to project.c: name -> struct model *, "source.table" -> struct source_table * */
 	struct strmap model_index, source_index;

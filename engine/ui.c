@@ -35,9 +35,9 @@ static const char *paint(const char *status)
 		return "";
 	if (!strcmp(status, "OK") || !strcmp(status, "PASS"))
 		return "\033[32m";
-	if (!strcmp(status, "ERROR") || !strcmp(status, "FAIL"))
+	if (!strcmp(status, "ERROR") || !strncmp(status, "FAIL", 4))
 		return "\033[31m";
-	if (!strcmp(status, "SKIP") || !strcmp(status, "WARN"))
+	if (!strcmp(status, "SKIP") || !strncmp(status, "WARN", 4))
 		return "\033[33m";
 	return "\033[36m";
 }
@@ -148,6 +148,81 @@ void ui_summary(int ok, int error, int skipped, int reused, double elapsed)
 		emit_json(o);
 	} else {
 		printf("Done in %.2fs: %d ok, %d error, %d skipped, %d reused\n", elapsed, ok, error, skipped, reused);
+		fflush(stdout);
+	}
+	pthread_mutex_unlock(&ui_lock);
+}
+
+void ui_test_done(int seq, int total, const char *status, long long failures, const char *name,
+		  const char *unique_id, double elapsed, const char *const *lines, size_t nlines)
+{
+	int counted = !strcmp(status, "WARN") || !strcmp(status, "FAIL");
+	struct buf line = BUF_INIT, word = BUF_INIT;
+	size_t i;
+
+	pthread_mutex_lock(&ui_lock);
+	if (json_mode) {
+		json_t *o = node_event("test_done", seq, total, "test", name, unique_id), *a = json_array();
+		char *lower = strdup(status), *p;
+		for (p = lower; p && *p; p++)
+			*p = (char)(*p - 'A' + 'a');
+		json_object_set_new(o, "status", json_string(lower ? lower : status));
+		free(lower);
+		json_object_set_new(o, "execution_time", json_real(elapsed));
+		if (counted)
+			json_object_set_new(o, "failures", json_integer(failures));
+		for (i = 0; i < nlines; i++)
+			json_array_append_new(a, json_string(lines[i]));
+		json_object_set_new(o, "lines", a);
+		emit_json(o);
+	} else {
+		if (seq)
+			buf_printf(&line, "[%d/%d] ", seq, total);
+		else
+			buf_printf(&line, "[-/%d] ", total);
+		buf_puts(&word, status);
+		if (counted)
+			buf_printf(&word, " %lld", failures);
+		buf_printf(&line, "%s%s%s test %s ", paint(status), word.s, color ? "\033[0m" : "", name);
+		while (line.len < 64 + (color ? 9 : 0))
+			buf_addc(&line, '.');
+		if (!strcmp(status, "SKIP") && nlines) {
+			buf_printf(&line, " %s", lines[0]);   /* one line, as for models */
+			nlines = 0;
+		} else if (strcmp(status, "SKIP") && strcmp(status, "REUSED")) {
+			buf_printf(&line, " %.2fs", elapsed);
+		} else if (!strcmp(status, "REUSED")) {
+			buf_puts(&line, " passed before, inputs unchanged");
+		}
+		for (i = 0; i < nlines; i++)
+			buf_printf(&line, "\n    %s", lines[i]);
+		puts(line.s);
+		fflush(stdout);
+	}
+	pthread_mutex_unlock(&ui_lock);
+	buf_release(&line);
+	buf_release(&word);
+}
+
+void ui_test_summary(int pass, int warn, int fail, int error, int skipped, int reused, double elapsed)
+{
+	pthread_mutex_lock(&ui_lock);
+	if (json_mode) {
+		json_t *o = event("test_summary");
+		json_object_set_new(o, "pass", json_integer(pass));
+		json_object_set_new(o, "warn", json_integer(warn));
+		json_object_set_new(o, "fail", json_integer(fail));
+		json_object_set_new(o, "error", json_integer(error));
+		json_object_set_new(o, "skipped", json_integer(skipped));
+		json_object_set_new(o, "reused", json_integer(reused));
+		if (elapsed >= 0)
+			json_object_set_new(o, "elapsed_time", json_real(elapsed));
+		emit_json(o);
+	} else {
+		if (elapsed >= 0)
+			printf("Done in %.2fs: ", elapsed);
+		printf("%s%d pass, %d warn, %d fail, %d error, %d skipped, %d reused\n", elapsed >= 0 ? "tests " : "Tests: ",
+		       pass, warn, fail, error, skipped, reused);
 		fflush(stdout);
 	}
 	pthread_mutex_unlock(&ui_lock);

@@ -17,6 +17,15 @@ void ui_node_start(int seq, int total, const char *kind, const char *relation, c
 void ui_node_done(int seq, int total, const char *status, const char *kind, const char *relation,
 		  const char *unique_id, double elapsed, long long rows, const char *message);
 void ui_summary(int ok, int error, int skipped, int reused, double elapsed);
+/*
+ * A data test's line: "[4/12] FAIL 3 test not_null_x ...... 0.02s" and
+ * then its first failing rows (lines), indented. status: PASS, WARN,
+ * FAIL, ERROR, SKIP, REUSED; failures shown with WARN and FAIL.
+ */
+void ui_test_done(int seq, int total, const char *status, long long failures, const char *name,
+		  const char *unique_id, double elapsed, const char *const *lines, size_t nlines);
+/* "Tests: 8 pass, 1 warn, ..."; with elapsed >= 0 it is the run's last line ("Done in ..."). */
+void ui_test_summary(int pass, int warn, int fail, int error, int skipped, int reused, double elapsed);
 void ui_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void ui_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void ui_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -14,25 +14,7 @@ cleanup() {
 trap cleanup EXIT
 command -v /usr/bin/time >/dev/null || { echo "bench needs GNU time (apt-get install time)" >&2; exit 1; }
 
-# best_of N CMD...: the fastest wall time of N runs (seconds) and the peak
-# RSS of that run (KiB), as "secs kib".
-best_of() {
-	runs=$1
-	shift
-	best=""
-	for _ in $(seq "$runs"); do
-		/usr/bin/time -f '%e %M' -o "$tmp/time" "$@" >/dev/null 2>"$tmp/err" ||
-			{ cat "$tmp/err" >&2; exit 1; }
-		set -- "$@"
-		line=$(cat "$tmp/time")
-		if [ -z "$best" ] || awk -v a="${line% *}" -v b="${best% *}" 'BEGIN { exit !(a < b) }'; then
-			best=$line
-		fi
-	done
-	echo "$best"
-}
-
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b > 0 ? a / b : 0) }'; }
+. "$top/tests/bench/lib.sh"
 
 echo "## parse and compile (issue 2)"
 echo
@@ -109,3 +91,6 @@ echo
 sh "$top/tests/bench/stages.sh"
 echo
 sh "$top/tests/bench/odbc.sh"
+# ---- issue 6: data tests, one shared scan against one query per test ----
+echo
+sh "$top/tests/bench/datatests.sh"

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# t0120: the repo's example project (sluice.yml, models/, demo/lake.sql)
-# runs end to end against the test server, and its marts hold what the lake
-# says they should.
+# t0120: the repo's example project (sluice.yml, models/, data-tests/,
+# demo/lake.sql) runs end to end against the test server, its marts hold
+# what the lake says they should, and its data tests pass.
 . "$(dirname "$0")/lib.sh"
 
 top=$(cd "$(dirname "$SLUICE_BIN")" && pwd)
 D=$T_DIR/demo
 mkdir -p "$D"
-cp -r "$top/sluice.yml" "$top/models" "$top/demo" "$D"/ || exit 1
+cp -r "$top/sluice.yml" "$top/models" "$top/demo" "$top/data-tests" "$D"/ || exit 1
 cat >"$D/profiles.yml" <<YML
 clinic:
   target: dev
@@ -102,6 +102,15 @@ t_second_run() {
 		"$(psql_q "select count(*) || ' ' || count(distinct treatment_id) from analytics_marts.adverse_events")"
 }
 ok "a second run exits 0 and adverse_events is unchanged" t_second_run
+
+t_build() {
+	expect_exit 0 sluice build || return 1
+	expect_eq 0 "$(rr '[.results[] | select(.status == "fail" or .status == "error" or .status == "skipped")] | length')" || return 1
+	expect_eq 22 "$(rr '[.results[] | select(.unique_id | startswith("test."))] | length')" || return 1
+	expect_eq "test.clinic.expression_stg_variants_vaf___0_95" "$(rr '[.results[] | select(.status == "warn") | .unique_id] | join(" ")')" || return 1
+	expect_eq pass "$(rr '.results[] | select(.unique_id == "test.clinic.adverse_events_are_adults") | .status')"
+}
+ok "sluice build: the demo's data tests pass, the one review flag warns" t_build
 
 t_nightly() {
 	psql -X -q -v ON_ERROR_STOP=1 -d "$T_DB" -f demo/nightly.sql >/dev/null || return 1

@@ -1,10 +1,12 @@
 #!/bin/sh
-# make demo: fill the synthetic lake on the embedded PostgreSQL and run the
-# example pipeline at the repo root three times: a first build, a rerun
-# where nothing changed (everything reused), and a nightly load where new
-# lake rows arrive (only what reads them is rebuilt, the shell model that
-# exports a mart to a CSV file included). The embedded server stops again
-# at the end.
+# make demo: fill the synthetic lake (its own database on the embedded
+# PostgreSQL) and build the example pipeline at the repo root, with its
+# data tests, three times: a first build (lake -> stage -> warehouse ->
+# marts, each tested right after it is built), a rerun where nothing
+# changed (models and passed tests reused), and a nightly load where new
+# lake rows arrive (only they cross the stage; only what reads them is
+# rebuilt and tested again, the shell model that exports a mart to a CSV
+# file included). The embedded server stops again at the end.
 set -eu
 ./sluice embedded start >/dev/null
 trap './sluice embedded stop >/dev/null 2>&1 || true' EXIT
@@ -12,16 +14,16 @@ trap './sluice embedded stop >/dev/null 2>&1 || true' EXIT
 eval "$(./sluice embedded env)"
 psql -X -q -v ON_ERROR_STOP=1 -d lake -f demo/lake.sql
 
-echo "== 1. sluice run: lake -> stage -> warehouse -> staging views -> marts =="
-./sluice run
+echo "== 1. sluice build: lake -> stage -> warehouse -> staging views -> marts, each tested right after it is built =="
+./sluice build
 echo
-echo "== 2. sluice run again: nothing changed, nothing is redone =="
-./sluice run
+echo "== 2. sluice build again: nothing changed, nothing is redone (a warning is checked again) =="
+./sluice build
 echo
 echo "== 3. the nightly load: new treatments arrive in the lake; only they cross =="
 psql -X -q -v ON_ERROR_STOP=1 -d lake -f demo/nightly.sql
 ./sluice plan
-./sluice run
+./sluice build
 echo
 echo "== every hop's row counts (target/run_results.json) =="
 jq -r '.results[] | select(.validations) | .unique_id as $u | .validations[] | "\($u): \(.name): \(.expected) = \(.actual) \(.status)"' target/run_results.json

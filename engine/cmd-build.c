@@ -1,0 +1,66 @@
+/*
+ * cmd-build.c: `sluice build`: the selected models and their data tests
+ * in one DAG, each model's tests right after it; a failing test (severity
+ * error) skips what reads the model it tests. Also the body `sluice test`
+ * shares (cmd-test.c).
+ */
+#include <signal.h>
+#include <string.h>
+#include "artifacts.h"
+#include "build.h"
+#include "cmd.h"
+#include "ui.h"
+
+static const char *const test_flags[] = { "--no-combine", NULL };
+
+int cmd_build_like(int argc, char **argv, const char *which, unsigned what)
+{
+	struct cli cli = { 0 };
+	struct session s;
+	struct build b = { 0 };
+	struct sluice_err err = SLUICE_ERR_INIT, aerr = SLUICE_ERR_INIT;
+	int rc = 0, code, i, pass, warn, fail, error, skipped, reused;
+
+	if ((code = cmd_open(argc, argv, test_flags, &cli, &s)))
+		return code;
+	for (i = 0; i < cli.nargs && !rc; i++) {
+		if (!strcmp(cli.args[i], "--no-combine"))
+			what |= BUILD_NO_COMBINE;
+		else
+			rc = err_set(&err, SLUICE_EUSAGE, "%s takes no arguments (did you mean -s %s?)", which, cli.args[i]);
+	}
+	if (rc)
+		goto out;
+	if ((rc = artifacts_write_manifest(&s, &err)))
+		goto out;
+	if ((rc = build_prepare_nodes(&b, &s, BUILD_RUN, what, &err)))
+		goto out_build;
+	if (!b.ntodo)
+		ui_warn("nothing to run: no %s selected", what & BUILD_MODELS ? "models or tests" : "tests");
+	rc = build_execute(&b, &err);
+	if (artifacts_write_run_results(&b, which, &aerr))
+		ui_error("%s", aerr.msg);
+	build_tests_counts(&b, &pass, &warn, &fail, &error, &skipped, &reused);
+	if (what & BUILD_MODELS) {
+		ui_summary(b.ok, b.errors, b.skipped, b.reused, now_seconds() - s.started_at);
+		ui_test_summary(pass, warn, fail, error, skipped, reused, -1);
+	} else {
+		ui_test_summary(pass, warn, fail, error, skipped, reused, now_seconds() - s.started_at);
+	}
+out_build:
+	build_release(&b);
+out:
+	cmd_close(&cli, &s);
+	if (ui_flush() < 0 && !rc)
+		return 1;
+	if (rc == SLUICE_ECANCEL)
+		return 128 + (b.ex.signo ? b.ex.signo : SIGINT);
+	if (rc == SLUICE_EDB && !err.msg[0])
+		return 1;   /* nodes failed: each was reported */
+	return rc ? cmd_fail(&err) : 0;
+}
+
+int cmd_build(int argc, char **argv)
+{
+	return cmd_build_like(argc, argv, "build", BUILD_MODELS | BUILD_TESTS);
+}
