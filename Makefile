@@ -75,8 +75,8 @@ $(BUILD)/tests/test_template: $(T_TEMPLATE)
 $(BUILD)/tests/test_yaml: $(T_PROJECT)
 $(BUILD)/tests/test_project: $(T_PROJECT)
 $(BUILD)/tests/test_dag: $(T_DAG)
-T_DATATEST := $(T_PROJECT) $(T_DAG) $(BUILD)/engine/datatest.o $(BUILD)/engine/manifest.o \
-	$(BUILD)/engine/dialect.o $(BUILD)/engine/dialect-postgres.o
+T_DATATEST := $(T_PROJECT) $(T_DAG) $(T_SHELL) $(BUILD)/engine/datatest.o $(BUILD)/engine/manifest.o \
+	$(T_DIALECT)
 $(BUILD)/tests/test_datatest: $(T_DATATEST)
 $(BUILD)/tests/%: tests/unit/%.c $(UTIL_OBJ)
 	@mkdir -p $(dir $@)
