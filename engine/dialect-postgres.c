@@ -77,31 +77,15 @@ static void pg_recreate_dependent(struct buf *b, const char *rel, const char *re
 	buf_printf(b, "CREATE %sVIEW %s AS %s", !strcmp(relkind, "m") ? "MATERIALIZED " : "", rel, definition);
 }
 
-static void col_list(struct buf *b, const char *prefix, const char *const *cols, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		buf_printf(b, "%s%s%s", i ? ", " : "", prefix, cols[i]);
-}
-
 static void pg_insert_from(struct buf *b, const char *target, const char *tmp,
 			   const char *const *cols, size_t ncols)
 {
 	buf_printf(b, "INSERT INTO %s (", target);
-	col_list(b, "", cols, ncols);
+	dialect_col_list(b, "", cols, ncols);
 	buf_puts(b, ")\nSELECT ");
-	col_list(b, "", cols, ncols);
+	dialect_col_list(b, "", cols, ncols);
 	buf_puts(b, " FROM ");
 	dialect_quote_ident(b, tmp);
-}
-
-static void key_match(struct buf *b, const char *l, const char *r, const char *const *keys, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		buf_printf(b, "%s%s.%s = %s.%s", i ? " AND " : "", l, keys[i], r, keys[i]);
 }
 
 static void pg_delete_matching(struct buf *b, const char *target, const char *tmp,
@@ -110,7 +94,7 @@ static void pg_delete_matching(struct buf *b, const char *target, const char *tm
 	buf_printf(b, "DELETE FROM %s AS sluice_target\nUSING ", target);
 	dialect_quote_ident(b, tmp);
 	buf_puts(b, " AS sluice_source\nWHERE ");
-	key_match(b, "sluice_target", "sluice_source", keys, nkeys);
+	dialect_key_match(b, "sluice_target", "sluice_source", keys, nkeys);
 }
 
 static void pg_merge(struct buf *b, const char *target, const char *tmp, const char *const *keys,
@@ -121,7 +105,7 @@ static void pg_merge(struct buf *b, const char *target, const char *tmp, const c
 	buf_printf(b, "MERGE INTO %s AS sluice_target\nUSING ", target);
 	dialect_quote_ident(b, tmp);
 	buf_puts(b, " AS sluice_source\nON ");
-	key_match(b, "sluice_target", "sluice_source", keys, nkeys);
+	dialect_key_match(b, "sluice_target", "sluice_source", keys, nkeys);
 	for (i = 0; i < ncols; i++) {
 		size_t k;
 		int is_key = 0;
@@ -133,9 +117,9 @@ static void pg_merge(struct buf *b, const char *target, const char *tmp, const c
 			   cols[i], cols[i]);
 	}
 	buf_puts(b, "\nWHEN NOT MATCHED THEN INSERT (");
-	col_list(b, "", cols, ncols);
+	dialect_col_list(b, "", cols, ncols);
 	buf_puts(b, ")\nVALUES (");
-	col_list(b, "sluice_source.", cols, ncols);
+	dialect_col_list(b, "sluice_source.", cols, ncols);
 	buf_addc(b, ')');
 }
 
@@ -421,25 +405,6 @@ static void pg_describe(struct buf *setup, struct buf *query, struct buf *cleanu
 	buf_puts(cleanup, "DROP VIEW IF EXISTS pg_temp.\"__sluice_describe\"");
 }
 
-static void pg_create_table_like(struct buf *b, const char *rel, const char *like)
-{
-	buf_printf(b, "CREATE TABLE %s (LIKE %s)", rel, like);
-}
-
-static void pg_create_table_columns(struct buf *b, const char *rel, const char *const *names,
-				    const char *const *types, size_t n)
-{
-	size_t i;
-
-	buf_printf(b, "CREATE TABLE %s (", rel);
-	for (i = 0; i < n; i++) {
-		buf_puts(b, i ? ", " : "");
-		dialect_quote_ident(b, names[i]);
-		buf_printf(b, " %s", types[i]);
-	}
-	buf_addc(b, ')');
-}
-
 /* ---- data tests ---- */
 
 static void pg_count_if(struct buf *b, const char *pred)
@@ -497,8 +462,8 @@ const struct dialect dialect_postgres = {
 	.copy_out_csv = pg_copy_out_csv,
 	.copy_in_csv = pg_copy_in_csv,
 	.describe = pg_describe,
-	.create_table_like = pg_create_table_like,
-	.create_table_columns = pg_create_table_columns,
+	.create_table_like = dialect_create_table_like,
+	.create_table_columns = dialect_create_table_columns,
 	.delete_all = pg_delete_all,
 	.count_if = pg_count_if,
 	.now_minus = pg_now_minus,

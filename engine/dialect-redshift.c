@@ -60,14 +60,6 @@ static void side_ident(struct buf *b, const char *base, const char *suffix)
 	buf_release(&name);
 }
 
-static void col_list(struct buf *b, const char *prefix, const char *const *cols, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		buf_printf(b, "%s%s%s", i ? ", " : "", prefix, cols[i]);
-}
-
 /* ---- model config: dist and sort keys (dbt-redshift's names) ---- */
 
 static const char *const dist_styles[] = { "all", "even", "auto" };
@@ -341,22 +333,13 @@ static void rs_insert_from(struct buf *b, const char *target, const char *tmp,
 			   const char *const *cols, size_t ncols)
 {
 	buf_printf(b, "INSERT INTO %s (", target);
-	col_list(b, "", cols, ncols);
+	dialect_col_list(b, "", cols, ncols);
 	buf_puts(b, ")\nSELECT ");
-	col_list(b, "", cols, ncols);
+	dialect_col_list(b, "", cols, ncols);
 	buf_puts(b, " FROM ");
 	dialect_quote_ident(b, tmp);
 	buf_puts(b, ";\nDROP TABLE ");
 	dialect_quote_ident(b, tmp);
-}
-
-/* "schema"."t"."k" = "tmp"."k": Redshift's DELETE takes no alias for its target. */
-static void key_match(struct buf *b, const char *target, const char *src, const char *const *keys, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		buf_printf(b, "%s%s.%s = %s.%s", i ? " AND " : "", target, keys[i], src, keys[i]);
 }
 
 static void rs_delete_matching(struct buf *b, const char *target, const char *tmp,
@@ -366,7 +349,7 @@ static void rs_delete_matching(struct buf *b, const char *target, const char *tm
 
 	dialect_quote_ident(&src, tmp);
 	buf_printf(b, "DELETE FROM %s\nUSING %s\nWHERE ", target, src.s);
-	key_match(b, target, src.s, keys, nkeys);
+	dialect_key_match(b, target, src.s, keys, nkeys);
 	buf_release(&src);
 }
 
@@ -396,20 +379,20 @@ static void rs_merge(struct buf *b, const char *target, const char *tmp, const c
 
 	side_ident(&dedup, tmp, "_dedup");
 	buf_printf(b, "CREATE TEMP TABLE %s (LIKE %s);\nINSERT INTO %s (", dedup.s, target, dedup.s);
-	col_list(b, "", cols, ncols);
+	dialect_col_list(b, "", cols, ncols);
 	buf_puts(b, ")\nSELECT ");
-	col_list(b, "", cols, ncols);
+	dialect_col_list(b, "", cols, ncols);
 	buf_puts(b, " FROM (\n  SELECT ");
-	col_list(b, "", cols, ncols);
+	dialect_col_list(b, "", cols, ncols);
 	buf_puts(b, ", ROW_NUMBER() OVER (PARTITION BY ");
-	col_list(b, "", keys, nkeys);
+	dialect_col_list(b, "", keys, nkeys);
 	buf_puts(b, " ORDER BY ");
-	col_list(b, "", keys, nkeys);
+	dialect_col_list(b, "", keys, nkeys);
 	buf_puts(b, ") AS sluice_row\n  FROM ");
 	dialect_quote_ident(b, tmp);
 	buf_puts(b, "\n) AS sluice_ranked\nWHERE sluice_row = 1;\n");
 	buf_printf(b, "MERGE INTO %s\nUSING %s AS sluice_source\nON ", target, dedup.s);
-	key_match(b, target, "sluice_source", keys, nkeys);
+	dialect_key_match(b, target, "sluice_source", keys, nkeys);
 	for (i = 0; i < ncols; i++) {
 		if (is_key(cols[i], keys, nkeys))
 			continue;
@@ -419,9 +402,9 @@ static void rs_merge(struct buf *b, const char *target, const char *tmp, const c
 	if (!nset && nkeys)
 		buf_printf(b, "\nWHEN MATCHED THEN UPDATE SET %s = sluice_source.%s", keys[0], keys[0]);
 	buf_puts(b, "\nWHEN NOT MATCHED THEN INSERT (");
-	col_list(b, "", cols, ncols);
+	dialect_col_list(b, "", cols, ncols);
 	buf_puts(b, ")\nVALUES (");
-	col_list(b, "sluice_source.", cols, ncols);
+	dialect_col_list(b, "sluice_source.", cols, ncols);
 	buf_printf(b, ");\nDROP TABLE %s;\nDROP TABLE ", dedup.s);
 	dialect_quote_ident(b, tmp);
 	buf_release(&dedup);
@@ -651,25 +634,6 @@ static void rs_describe(struct buf *setup, struct buf *query, struct buf *cleanu
 	buf_puts(cleanup, "DROP TABLE IF EXISTS \"__sluice_describe\"");
 }
 
-static void rs_create_table_like(struct buf *b, const char *rel, const char *like)
-{
-	buf_printf(b, "CREATE TABLE %s (LIKE %s)", rel, like);
-}
-
-static void rs_create_table_columns(struct buf *b, const char *rel, const char *const *names,
-				    const char *const *types, size_t n)
-{
-	size_t i;
-
-	buf_printf(b, "CREATE TABLE %s (", rel);
-	for (i = 0; i < n; i++) {
-		buf_puts(b, i ? ", " : "");
-		dialect_quote_ident(b, names[i]);
-		buf_printf(b, " %s", types[i]);
-	}
-	buf_addc(b, ')');
-}
-
 /* Redshift needs an authorization: without an ARN, the cluster's default IAM role. */
 static void iam_role_clause(struct buf *b, const char *iam_role)
 {
@@ -752,8 +716,8 @@ static void rs_session_tag(struct buf *b, const char *tag)
 	.source_value_query = rs_source_value_query,                    \
 	.loaded_at_query = rs_loaded_at_query,                          \
 	.describe = rs_describe,                                        \
-	.create_table_like = rs_create_table_like,                      \
-	.create_table_columns = rs_create_table_columns,                \
+	.create_table_like = dialect_create_table_like,                      \
+	.create_table_columns = dialect_create_table_columns,                \
 	.unload = rs_unload,                                            \
 	.unload_count_query = "SELECT pg_last_unload_count()",          \
 	.copy_from_manifest = rs_copy_from_manifest,                    \

@@ -57,3 +57,38 @@ void dialect_session_tag_text(struct buf *b, const char *invocation_id, const ch
 {
 	buf_printf(b, DIALECT_TAG_PREFIX "%s user=%s", invocation_id, user);
 }
+
+void dialect_col_list(struct buf *b, const char *prefix, const char *const *cols, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		buf_printf(b, "%s%s%s", i ? ", " : "", prefix, cols[i]);
+}
+
+void dialect_key_match(struct buf *b, const char *l, const char *r, const char *const *keys, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		buf_printf(b, "%s%s.%s = %s.%s", i ? " AND " : "", l, keys[i], r, keys[i]);
+}
+
+void dialect_create_table_like(struct buf *b, const char *rel, const char *like)
+{
+	buf_printf(b, "CREATE TABLE %s (LIKE %s)", rel, like);
+}
+
+void dialect_create_table_columns(struct buf *b, const char *rel, const char *const *names,
+				  const char *const *types, size_t n)
+{
+	size_t i;
+
+	buf_printf(b, "CREATE TABLE %s (", rel);
+	for (i = 0; i < n; i++) {
+		buf_puts(b, i ? ", " : "");
+		dialect_quote_ident(b, names[i]);
+		buf_printf(b, " %s", types[i]);
+	}
+	buf_addc(b, ')');
+}

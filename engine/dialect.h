@@ -205,6 +205,14 @@ void dialect_quote_ident(struct buf *b, const char *ident);
 void dialect_quote_literal(struct buf *b, const char *s);
 /* "schema"."ident" */
 void dialect_relation(struct buf *b, const char *schema, const char *ident);
+/* prefix-qualified, comma-separated list of (already quoted) columns */
+void dialect_col_list(struct buf *b, const char *prefix, const char *const *cols, size_t n);
+/* l.k1 = r.k1 AND l.k2 = r.k2 ... for (already quoted) key columns */
+void dialect_key_match(struct buf *b, const char *l, const char *r, const char *const *keys, size_t n);
+/* The CREATE TABLE shapes both dialects here share (create_table_like/_columns slots). */
+void dialect_create_table_like(struct buf *b, const char *rel, const char *like);
+void dialect_create_table_columns(struct buf *b, const char *rel, const char *const *names,
+				  const char *const *types, size_t n);
 
 /*
  * The tag session_tag sets, and that a dialect's queries over the
