@@ -4,7 +4,6 @@
  * error) skips what reads the model it tests. Also the body `sluice test`
  * shares (cmd-test.c).
  */
-#include <signal.h>
 #include <string.h>
 #include "artifacts.h"
 #include "build.h"
@@ -51,13 +50,7 @@ out_build:
 	build_release(&b);
 out:
 	cmd_close(&cli, &s);
-	if (ui_flush() < 0 && !rc)
-		return 1;
-	if (rc == SLUICE_ECANCEL)
-		return 128 + (b.ex.signo ? b.ex.signo : SIGINT);
-	if (rc == SLUICE_EDB && !err.msg[0])
-		return 1;   /* nodes failed: each was reported */
-	return rc ? cmd_fail(&err) : 0;
+	return cmd_nodes_exit(rc, b.ex.signo, &err);
 }
 
 int cmd_build(int argc, char **argv)

@@ -2,7 +2,6 @@
  * cmd-run.c: `sluice run`: build the selected models in DAG order, in
  * parallel, atomically, and write the artifacts.
  */
-#include <signal.h>
 #include "artifacts.h"
 #include "build.h"
 #include "cmd.h"
@@ -36,11 +35,5 @@ out_build:
 	build_release(&b);
 out:
 	cmd_close(&cli, &s);
-	if (ui_flush() < 0 && !rc)
-		return 1;
-	if (rc == SLUICE_ECANCEL)
-		return 128 + (b.ex.signo ? b.ex.signo : SIGINT);
-	if (rc == SLUICE_EDB && !err.msg[0])
-		return 1;   /* nodes failed: each was reported */
-	return rc ? cmd_fail(&err) : 0;
+	return cmd_nodes_exit(rc, b.ex.signo, &err);
 }

@@ -23,6 +23,12 @@ int cmd_build_like(int argc, char **argv, const char *which, unsigned what);
 
 /* Print err (with "sluice: error: ") and return its exit code. */
 int cmd_fail(const struct sluice_err *err);
+/*
+ * The exit code of a command that ran nodes (run, build, test), after
+ * flushing output: 128+signo when cancelled, 1 when nodes failed (each
+ * was reported already) or stdout could not be written, else cmd_fail's.
+ */
+int cmd_nodes_exit(int rc, int signo, const struct sluice_err *err);
 
 struct cli;
 struct session;

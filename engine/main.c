@@ -39,6 +39,17 @@ int cmd_fail(const struct sluice_err *err)
 	return err_exit_code(err->code ? err->code : SLUICE_EUSAGE);
 }
 
+int cmd_nodes_exit(int rc, int signo, const struct sluice_err *err)
+{
+	if (ui_flush() < 0 && !rc)
+		return 1;
+	if (rc == SLUICE_ECANCEL)
+		return 128 + (signo ? signo : SIGINT);
+	if (rc == SLUICE_EDB && !err->msg[0])
+		return 1;   /* nodes failed: each was reported */
+	return rc ? cmd_fail(err) : 0;
+}
+
 int cmd_open(int argc, char **argv, const char *const *extra, struct cli *cli, struct session *s)
 {
 	struct sluice_err err = SLUICE_ERR_INIT;
