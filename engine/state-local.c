@@ -28,7 +28,6 @@
 #include "util/fs.h"
 #include "util/xalloc.h"
 
-#define SNAPSHOT_FORMAT 1
 
 struct local_state {
 	struct state base;
@@ -154,50 +153,14 @@ static int snapshot_error(struct local_state *l, struct sluice_err *err, const c
 /* Merge the snapshot's records into recs. */
 static int parse_snapshot(struct local_state *l, const struct buf *text, json_t *recs, struct sluice_err *err)
 {
-	json_error_t je;
-	json_t *j = json_loadb(text->s, text->len, 0, &je), *v;
-	const char *s;
 	struct buf why = BUF_INIT;
+	json_t *j;
 	int rc = 0;
 
-	if (!j) {
-		buf_printf(&why, "line %d, column %d: %s", je.line, je.column, je.text);
-		goto bad;
-	}
-	v = json_object_get(j, "format");
-	if (!json_is_integer(v)) {
-		buf_puts(&why, "not a sluice state snapshot (no \"format\")");
-		goto bad;
-	}
-	if (json_integer_value(v) != SNAPSHOT_FORMAT) {
-		rc = err_set(err, SLUICE_EIO, "%s: state format %lld is not one this sluice reads (%d); "
-			     "use the sluice that wrote it, or delete the file to start afresh",
-			     l->snapshot, (long long)json_integer_value(v), SNAPSHOT_FORMAT);
-		goto out;
-	}
-	s = json_string_value(json_object_get(j, "project"));
-	if (!s || strcmp(s, l->base.project)) {
-		rc = err_set(err, SLUICE_EIO, "%s: holds the state of project '%s', not '%s'; "
-			     "if the project was renamed, delete the file to start afresh",
-			     l->snapshot, s ? s : "?", l->base.project);
-		goto out;
-	}
-	s = json_string_value(json_object_get(j, "target"));
-	if (!s || strcmp(s, l->base.target)) {
-		rc = err_set(err, SLUICE_EIO, "%s: holds the state of target '%s', not '%s'; "
-			     "delete the file to start afresh", l->snapshot, s ? s : "?", l->base.target);
-		goto out;
-	}
-	v = json_object_get(j, "records");
-	if (!json_is_object(v)) {
-		buf_puts(&why, "\"records\" is not an object");
-		goto bad;
-	}
-	json_object_update(recs, v);
-	goto out;
-bad:
-	rc = snapshot_error(l, err, why.s);
-out:
+	if (state_snapshot_parse(&l->base, text->s, text->len, &j, &why))
+		rc = snapshot_error(l, err, why.s);
+	else
+		json_object_update(recs, json_object_get(j, "records"));
 	buf_release(&why);
 	json_decref(j);
 	return rc;
@@ -556,7 +519,7 @@ static int format_snapshot(struct local_state *l, json_t *recs, struct buf *out,
 		keys[i++] = key;
 	qsort(keys, n, sizeof(*keys), cmp_str);
 
-	json_object_set_new(head, "format", json_integer(SNAPSHOT_FORMAT));
+	json_object_set_new(head, "format", json_integer(STATE_SNAPSHOT_FORMAT));
 	json_object_set_new(head, "project", json_string(l->base.project));
 	json_object_set_new(head, "target", json_string(l->base.target));
 	s = json_dumps(head, JSON_COMPACT);

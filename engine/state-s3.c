@@ -49,7 +49,6 @@
 #include "util/strmap.h"
 #include "util/xalloc.h"
 
-#define SNAPSHOT_FORMAT 1
 #define LOCK_MAX (64 * 1024)                   /* a lock object is a few hundred bytes */
 #define JOURNAL_MAX (64LL * 1024 * 1024)
 #define SNAPSHOT_MAX (1024LL * 1024 * 1024)
@@ -444,49 +443,19 @@ static int snapshot_error(struct s3_state *s, struct sluice_err *err, const char
 
 static int parse_snapshot(struct s3_state *s, const struct buf *text, struct snapshot *snap, struct sluice_err *err)
 {
-	json_error_t je;
-	json_t *j = json_loadb(text->s, text->len, 0, &je), *v;
 	struct buf why = BUF_INIT;
-	const char *name;
+	json_t *j;
 	int rc = 0;
 
-	if (!j) {
-		buf_printf(&why, "line %d, column %d: %s", je.line, je.column, je.text);
-		goto bad;
+	if (state_snapshot_parse(&s->base, text->s, text->len, &j, &why)) {
+		rc = snapshot_error(s, err, why.s);
+	} else if (!json_is_integer(json_object_get(j, "generation")) || !json_is_integer(json_object_get(j, "sequence"))) {
+		rc = snapshot_error(s, err, "\"generation\" or \"sequence\" is missing");
+	} else {
+		snap->mark.gen = (unsigned long long)json_integer_value(json_object_get(j, "generation"));
+		snap->mark.seq = (unsigned)json_integer_value(json_object_get(j, "sequence"));
+		json_object_update(snap->records, json_object_get(j, "records"));
 	}
-	v = json_object_get(j, "format");
-	if (!json_is_integer(v)) {
-		buf_puts(&why, "not a sluice state snapshot (no \"format\")");
-		goto bad;
-	}
-	if (json_integer_value(v) != SNAPSHOT_FORMAT) {
-		buf_printf(&why, "state format %lld is not one this sluice reads (%d); use the sluice that wrote it",
-			   (long long)json_integer_value(v), SNAPSHOT_FORMAT);
-		goto bad;
-	}
-	name = str_or(json_object_get(j, "project"), "?");
-	if (strcmp(name, s->base.project)) {
-		buf_printf(&why, "holds the state of project '%s', not '%s'", name, s->base.project);
-		goto bad;
-	}
-	name = str_or(json_object_get(j, "target"), "?");
-	if (strcmp(name, s->base.target)) {
-		buf_printf(&why, "holds the state of target '%s', not '%s'", name, s->base.target);
-		goto bad;
-	}
-	v = json_object_get(j, "records");
-	if (!json_is_object(v) || !json_is_integer(json_object_get(j, "generation")) ||
-	    !json_is_integer(json_object_get(j, "sequence"))) {
-		buf_puts(&why, "\"records\" is not an object, or \"generation\" or \"sequence\" is missing");
-		goto bad;
-	}
-	snap->mark.gen = (unsigned long long)json_integer_value(json_object_get(j, "generation"));
-	snap->mark.seq = (unsigned)json_integer_value(json_object_get(j, "sequence"));
-	json_object_update(snap->records, v);
-	goto out;
-bad:
-	rc = snapshot_error(s, err, why.s);
-out:
 	buf_release(&why);
 	json_decref(j);
 	return rc;
@@ -956,7 +925,7 @@ static int format_snapshot(struct s3_state *s, const struct snapshot *snap, cons
 	json_object_foreach(snap->records, key, rec)
 		keys[i++] = key;
 	qsort(keys, n, sizeof(*keys), cmp_str);
-	json_object_set_new(head, "format", json_integer(SNAPSHOT_FORMAT));
+	json_object_set_new(head, "format", json_integer(STATE_SNAPSHOT_FORMAT));
 	json_object_set_new(head, "project", json_string(s->base.project));
 	json_object_set_new(head, "target", json_string(s->base.target));
 	json_object_set_new(head, "generation", json_integer((json_int_t)mark->gen));

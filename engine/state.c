@@ -196,3 +196,34 @@ void state_close(struct state *st)
 	if (st)
 		st->be->close(st);
 }
+
+int state_snapshot_parse(const struct state *st, const char *text, size_t len, json_t **out, struct buf *why)
+{
+	json_error_t je;
+	json_t *j = json_loadb(text, len, 0, &je), *v;
+	const char *name;
+
+	*out = NULL;
+	if (!j) {
+		buf_printf(why, "line %d, column %d: %s", je.line, je.column, je.text);
+		return -1;
+	}
+	v = json_object_get(j, "format");
+	if (!json_is_integer(v)) {
+		buf_puts(why, "not a sluice state snapshot (no \"format\")");
+	} else if (json_integer_value(v) != STATE_SNAPSHOT_FORMAT) {
+		buf_printf(why, "state format %lld is not one this sluice reads (%d); use the sluice that wrote it",
+			   (long long)json_integer_value(v), STATE_SNAPSHOT_FORMAT);
+	} else if (strcmp((name = json_string_value(json_object_get(j, "project"))) ? name : "?", st->project)) {
+		buf_printf(why, "holds the state of project '%s', not '%s'", name ? name : "?", st->project);
+	} else if (strcmp((name = json_string_value(json_object_get(j, "target"))) ? name : "?", st->target)) {
+		buf_printf(why, "holds the state of target '%s', not '%s'", name ? name : "?", st->target);
+	} else if (!json_is_object(json_object_get(j, "records"))) {
+		buf_puts(why, "\"records\" is not an object");
+	} else {
+		*out = j;
+		return 0;
+	}
+	json_decref(j);
+	return -1;
+}

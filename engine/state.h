@@ -91,6 +91,8 @@ void state_close(struct state *st);
  */
 #ifdef SLUICE_STATE_BACKEND
 #include <stddef.h>
+#include <jansson.h>
+#include "util/buf.h"
 
 struct state_backend {
 	const char *name;
@@ -134,6 +136,17 @@ void state_base_release(struct state *st);
 /* "alice (pid 4242 on host ci-7, run 6f1c...)": how a lock holder is named. */
 void state_holder_text(struct buf *b, const char *user, long long pid, const char *host,
 		       const char *invocation_id);
+/*
+ * Snapshots (one JSON object: format, project, target, records, and
+ * what a backend adds) are read the same way by every backend that keeps
+ * one. Parse text and check it is a snapshot this sluice reads, of st's
+ * project and target, with a "records" object: 0 and *out (a new
+ * reference), or -1 with why set to what is wrong, to be placed by the
+ * caller in its own message.
+ */
+#define STATE_SNAPSHOT_FORMAT 1
+int state_snapshot_parse(const struct state *st, const char *text, size_t len, json_t **out, struct buf *why);
+
 /* Now in UTC: ISO-8601 "2026-11-24T19:00:02Z", or with sql a timestamp literal's "2026-11-24 19:00:02". */
 void state_now_utc(char out[32], int sql);
 #endif
