@@ -417,18 +417,6 @@ static void pg_now_minus(struct buf *b, long long seconds)
 	buf_printf(b, "(now() - interval '%lld seconds')", seconds);
 }
 
-/* The window counts every row before LIMIT cuts: one pass, failing rows spill to disk past work_mem. */
-static void pg_failures_query(struct buf *b, const char *sql, int limit)
-{
-	buf_printf(b, "SELECT count(*) OVER () AS __sluice_failures, sluice_failing.*\nFROM (\n%s\n) AS sluice_failing\nLIMIT %d",
-		   sql, limit);
-}
-
-static void pg_sample_query(struct buf *b, const char *sql, int limit)
-{
-	buf_printf(b, "SELECT * FROM (\n%s\n) AS sluice_failing LIMIT %d", sql, limit);
-}
-
 const struct dialect dialect_postgres = {
 	.name = "postgres",
 	.begin = "BEGIN",
@@ -467,6 +455,6 @@ const struct dialect dialect_postgres = {
 	.delete_all = pg_delete_all,
 	.count_if = pg_count_if,
 	.now_minus = pg_now_minus,
-	.failures_query = pg_failures_query,
-	.sample_query = pg_sample_query,
+	.failures_query = dialect_failures_query,
+	.sample_query = dialect_sample_query,
 };

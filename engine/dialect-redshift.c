@@ -696,34 +696,53 @@ static void rs_session_tag(struct buf *b, const char *tag)
 	rs_literal(b, tag);
 }
 
+
+/* ---- data tests ---- */
+
+/* No FILTER clause on Redshift; a sum over no rows is NULL. */
+static void rs_count_if(struct buf *b, const char *pred)
+{
+	buf_printf(b, "coalesce(sum(CASE WHEN %s THEN 1 ELSE 0 END), 0)", pred);
+}
+
+/* getdate() is the current time in UTC, as a timestamp. */
+static void rs_now_minus(struct buf *b, long long seconds)
+{
+	buf_printf(b, "dateadd(second, %lld, getdate())", -seconds);
+}
+
 #define REDSHIFT_SLOTS                                                  \
-	.begin = "BEGIN",                                               \
-	.commit = "COMMIT",                                             \
-	.rollback = "ROLLBACK",                                         \
-	.create_schema = rs_create_schema,                              \
-	.create_table_as = rs_create_table_as,                          \
-	.create_view = rs_create_view,                                  \
-	.create_temp_as = rs_create_temp_as,                            \
-	.rename = rs_rename,                                            \
-	.drop = rs_drop,                                                \
-	.insert_from = rs_insert_from,                                  \
-	.delete_matching = rs_delete_matching,                          \
-	.merge = rs_merge,                                              \
-	.columns_query = rs_columns_query,                              \
-	.relations_query = rs_relations_query,                          \
-	.try_lock = rs_try_lock,                                        \
-	.unlock = rs_unlock,                                            \
-	.source_value_query = rs_source_value_query,                    \
-	.loaded_at_query = rs_loaded_at_query,                          \
-	.describe = rs_describe,                                        \
-	.create_table_like = dialect_create_table_like,                      \
-	.create_table_columns = dialect_create_table_columns,                \
-	.unload = rs_unload,                                            \
-	.unload_count_query = "SELECT pg_last_unload_count()",          \
-	.copy_from_manifest = rs_copy_from_manifest,                    \
-	.copy_count_query = "SELECT pg_last_copy_count()",              \
-	.check_config = rs_check_config,                                \
-	.session_tag = rs_session_tag,                                  \
+	.begin = "BEGIN",                                              \
+	.commit = "COMMIT",                                            \
+	.rollback = "ROLLBACK",                                        \
+	.create_schema = rs_create_schema,                             \
+	.create_table_as = rs_create_table_as,                         \
+	.create_view = rs_create_view,                                 \
+	.create_temp_as = rs_create_temp_as,                           \
+	.rename = rs_rename,                                           \
+	.drop = rs_drop,                                               \
+	.insert_from = rs_insert_from,                                 \
+	.delete_matching = rs_delete_matching,                         \
+	.merge = rs_merge,                                             \
+	.columns_query = rs_columns_query,                             \
+	.relations_query = rs_relations_query,                         \
+	.try_lock = rs_try_lock,                                       \
+	.unlock = rs_unlock,                                           \
+	.source_value_query = rs_source_value_query,                   \
+	.loaded_at_query = rs_loaded_at_query,                         \
+	.describe = rs_describe,                                       \
+	.count_if = rs_count_if,                                       \
+	.now_minus = rs_now_minus,                                     \
+	.failures_query = dialect_failures_query,                      \
+	.sample_query = dialect_sample_query,                          \
+	.create_table_like = dialect_create_table_like,                \
+	.create_table_columns = dialect_create_table_columns,          \
+	.unload = rs_unload,                                           \
+	.unload_count_query = "SELECT pg_last_unload_count()",         \
+	.copy_from_manifest = rs_copy_from_manifest,                   \
+	.copy_count_query = "SELECT pg_last_copy_count()",             \
+	.check_config = rs_check_config,                               \
+	.session_tag = rs_session_tag,                                 \
 	.delete_all = rs_delete_all
 
 /*

@@ -92,3 +92,15 @@ void dialect_create_table_columns(struct buf *b, const char *rel, const char *co
 	}
 	buf_addc(b, ')');
 }
+
+/* The window counts every row before LIMIT cuts: one pass over the failing rows. */
+void dialect_failures_query(struct buf *b, const char *sql, int limit)
+{
+	buf_printf(b, "SELECT count(*) OVER () AS __sluice_failures, sluice_failing.*\nFROM (\n%s\n) AS sluice_failing\nLIMIT %d",
+		   sql, limit);
+}
+
+void dialect_sample_query(struct buf *b, const char *sql, int limit)
+{
+	buf_printf(b, "SELECT * FROM (\n%s\n) AS sluice_failing LIMIT %d", sql, limit);
+}

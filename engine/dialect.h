@@ -209,6 +209,9 @@ void dialect_relation(struct buf *b, const char *schema, const char *ident);
 void dialect_col_list(struct buf *b, const char *prefix, const char *const *cols, size_t n);
 /* l.k1 = r.k1 AND l.k2 = r.k2 ... for (already quoted) key columns */
 void dialect_key_match(struct buf *b, const char *l, const char *r, const char *const *keys, size_t n);
+/* failures_query/sample_query in standard SQL (window count, LIMIT), shared by both dialects. */
+void dialect_failures_query(struct buf *b, const char *sql, int limit);
+void dialect_sample_query(struct buf *b, const char *sql, int limit);
 /* The CREATE TABLE shapes both dialects here share (create_table_like/_columns slots). */
 void dialect_create_table_like(struct buf *b, const char *rel, const char *like);
 void dialect_create_table_columns(struct buf *b, const char *rel, const char *const *names,

@@ -419,6 +419,21 @@ static void test_session_tag(void **unused)
 
 /* ---- stages ---- */
 
+/* Data tests: no FILTER clause, and timestamps from getdate(). */
+static void test_data_test_shapes(void **unused)
+{
+	struct buf b = BUF_INIT;
+
+	(void)unused;
+	rs->count_if(&b, "\"id\" IS NULL");
+	expect_sql(&b, "coalesce(sum(CASE WHEN \"id\" IS NULL THEN 1 ELSE 0 END), 0)");
+	rs->now_minus(&b, 86400);
+	expect_sql(&b, "dateadd(second, -86400, getdate())");
+	rs->failures_query(&b, "select 1", 20);
+	expect_sql(&b, "SELECT count(*) OVER () AS __sluice_failures, sluice_failing.*\nFROM (\nselect 1\n) AS sluice_failing\nLIMIT 20");
+	buf_release(&b);
+}
+
 static void test_unload(void **unused)
 {
 	struct buf b = BUF_INIT;
@@ -1004,6 +1019,7 @@ int main(void)
 		cmocka_unit_test(test_value_queries),
 		cmocka_unit_test(test_lock_statements),
 		cmocka_unit_test(test_session_tag),
+		cmocka_unit_test(test_data_test_shapes),
 		cmocka_unit_test(test_unload),
 		cmocka_unit_test(test_copy_from_manifest),
 		cmocka_unit_test(test_stage_tables),
