@@ -49,7 +49,8 @@ ok() {
 		echo "not ok $T_COUNT - $desc"
 		# awk ends every line, even an unterminated last one, so the
 		# next TAP line stays on its own line.
-		awk '{ print "#   " $0 }' "$T_DIR/.out" | tail -n 40
+		# on stderr too: prove shows it without -v, so CI logs say why
+		awk '{ print "#   " $0 }' "$T_DIR/.out" | tail -n 40 | tee /dev/stderr
 	fi
 }
 
