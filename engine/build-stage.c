@@ -76,7 +76,7 @@ static char *read_watermark(struct build *b, const struct node *load, const char
 	buf_printf(&q, ") AS VARCHAR) FROM %s", load->relation);
 	/* a target that does not exist yet means a full transfer */
 	if (!(own ? own : c)->drv->query(own ? own : c, q.s, build_first_value, &value, &err) && value) {
-		dialect_quote_literal(&lit, value);
+		dialect_literal(b->slots[slot].dialect, &lit, value);
 		free(value);
 		value = buf_detach(&lit, NULL);
 	} else {

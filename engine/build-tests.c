@@ -1028,7 +1028,7 @@ static int scan_job(struct build *b, struct exec_worker *w, size_t gi, int *reus
 		for (k = 0; k < nrun; k++) {
 			if (k)
 				buf_puts(&where, " OR ");
-			if (!datatest_scan_filter(m->nodes[run[k]].test, &where))
+			if (!datatest_scan_filter(m->nodes[run[k]].test, d, &where))
 				break;
 		}
 		if (k == nrun)

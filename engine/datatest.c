@@ -1107,7 +1107,7 @@ void datatest_from(const struct datatest *t, const struct node *n, struct buf *o
 }
 
 /* The condition a failing row meets (not_null, accepted_values, expression, relationships). */
-static void row_predicate(const struct datatest *t, struct buf *b)
+static void row_predicate(const struct datatest *t, const struct dialect *d, struct buf *b)
 {
 	size_t i;
 
@@ -1124,7 +1124,7 @@ static void row_predicate(const struct datatest *t, struct buf *b)
 			if (i)
 				buf_puts(b, ", ");
 			if (t->quote_values)
-				dialect_quote_literal(b, t->values[i]);
+				dialect_literal(d, b, t->values[i]);
 			else
 				buf_puts(b, t->values[i]);
 		}
@@ -1179,7 +1179,7 @@ void datatest_scan_items(const struct datatest *t, const struct dialect *d, cons
 		buf_printf(out, ") AS %s_1", prefix);
 		break;
 	default:
-		row_predicate(t, &pred);
+		row_predicate(t, d, &pred);
 		d->count_if(out, pred.s);
 		buf_printf(out, " AS %s_0", prefix);
 		break;
@@ -1187,12 +1187,12 @@ void datatest_scan_items(const struct datatest *t, const struct dialect *d, cons
 	buf_release(&pred);
 }
 
-int datatest_scan_filter(const struct datatest *t, struct buf *out)
+int datatest_scan_filter(const struct datatest *t, const struct dialect *d, struct buf *out)
 {
 	if (!datatest_scannable(t) || datatest_aggregate(t))
 		return 0;
 	buf_addc(out, '(');
-	row_predicate(t, out);
+	row_predicate(t, d, out);
 	buf_addc(out, ')');
 	return 1;
 }
@@ -1221,7 +1221,7 @@ void datatest_failing_sql(const struct datatest *t, const struct dialect *d, lon
 	case DT_EXPRESSION:
 	case DT_RELATIONSHIPS:
 		buf_printf(out, "SELECT * FROM %s AS " REL_ALIAS " WHERE ", from.s);
-		row_predicate(t, out);
+		row_predicate(t, d, out);
 		break;
 	case DT_UNIQUE:
 	case DT_UNIQUE_COMBINATION:

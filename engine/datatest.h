@@ -159,7 +159,7 @@ void datatest_scan_items(const struct datatest *t, const struct dialect *d, cons
  * which need every row. A scan whose tests all have one may skip the
  * other rows: WHERE c1 OR c2 ... changes no count.
  */
-int datatest_scan_filter(const struct datatest *t, struct buf *out);
+int datatest_scan_filter(const struct datatest *t, const struct dialect *d, struct buf *out);
 
 /* The relation t reads, as FROM-able text (with `where` applied): "rel" or "(SELECT ...)". */
 void datatest_from(const struct datatest *t, const struct node *n, struct buf *out);

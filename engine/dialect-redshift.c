@@ -730,6 +730,7 @@ static void rs_now_minus(struct buf *b, long long seconds)
 	.unlock = rs_unlock,                                           \
 	.source_value_query = rs_source_value_query,                   \
 	.loaded_at_query = rs_loaded_at_query,                         \
+	.quote_literal = rs_literal,                                    \
 	.describe = rs_describe,                                       \
 	.count_if = rs_count_if,                                       \
 	.now_minus = rs_now_minus,                                     \

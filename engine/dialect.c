@@ -46,6 +46,14 @@ void dialect_quote_literal(struct buf *b, const char *s)
 	quote_with(b, s, '\'');
 }
 
+void dialect_literal(const struct dialect *d, struct buf *b, const char *s)
+{
+	if (d && d->quote_literal)
+		d->quote_literal(b, s);
+	else
+		dialect_quote_literal(b, s);
+}
+
 void dialect_relation(struct buf *b, const char *schema, const char *ident)
 {
 	dialect_quote_ident(b, schema);

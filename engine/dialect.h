@@ -196,9 +196,19 @@ struct dialect {
 	 */
 	void (*failures_query)(struct buf *b, const char *sql, int limit);
 	void (*sample_query)(struct buf *b, const char *sql, int limit);
+
+	/* 'literal' where the standard doubling of quotes is not enough; NULL: standard. */
+	void (*quote_literal)(struct buf *b, const char *s);
 };
 
 const struct dialect *dialect_find(const char *name);
+
+/*
+ * A string literal for dialect d: its quote_literal slot when set (a
+ * warehouse whose literals read backslashes as escapes), else the
+ * standard form below. Every literal the engine writes goes through this.
+ */
+void dialect_literal(const struct dialect *d, struct buf *b, const char *s);
 
 /* Quoting shared by every dialect here: "ident" and 'literal' (doubled quotes). */
 void dialect_quote_ident(struct buf *b, const char *ident);

@@ -75,9 +75,9 @@ static int run_transaction(struct wh_state *w, const char *body, struct sluice_e
 static void where_scope(struct wh_state *w, struct buf *b)
 {
 	buf_puts(b, "project = ");
-	dialect_quote_literal(b, w->base.project);
+	dialect_literal(w->d, b, w->base.project);
 	buf_puts(b, " AND target = ");
-	dialect_quote_literal(b, w->base.target);
+	dialect_literal(w->d, b, w->base.target);
 }
 
 /* Concurrent CREATE ... IF NOT EXISTS can still collide in the catalog: that means it exists. */
@@ -233,13 +233,13 @@ static int write_holder(struct wh_state *w, struct sluice_err *err)
 	buf_puts(&sql, "DELETE FROM sluice_meta.locks WHERE ");
 	where_scope(w, &sql);
 	buf_puts(&sql, ";\nINSERT INTO sluice_meta.locks (project, target, holder, since) VALUES (");
-	dialect_quote_literal(&sql, w->base.project);
+	dialect_literal(w->d, &sql, w->base.project);
 	buf_puts(&sql, ", ");
-	dialect_quote_literal(&sql, w->base.target);
+	dialect_literal(w->d, &sql, w->base.target);
 	buf_puts(&sql, ", ");
-	dialect_quote_literal(&sql, h.s);
+	dialect_literal(w->d, &sql, h.s);
 	buf_puts(&sql, ", ");
-	dialect_quote_literal(&sql, now);
+	dialect_literal(w->d, &sql, now);
 	buf_addc(&sql, ')');
 	rc = run_transaction(w, sql.s, err);
 	buf_release(&sql);
@@ -351,20 +351,20 @@ static int wh_put(struct state *st, const char *unique_id, const char *record, s
 	buf_puts(&sql, "DELETE FROM sluice_meta.node_state WHERE ");
 	where_scope(w, &sql);
 	buf_puts(&sql, " AND unique_id = ");
-	dialect_quote_literal(&sql, unique_id);
+	dialect_literal(w->d, &sql, unique_id);
 	buf_puts(&sql, ";\nINSERT INTO sluice_meta.node_state (project, target, unique_id, record, updated_at, "
 		 "invocation_id) VALUES (");
-	dialect_quote_literal(&sql, w->base.project);
+	dialect_literal(w->d, &sql, w->base.project);
 	buf_puts(&sql, ", ");
-	dialect_quote_literal(&sql, w->base.target);
+	dialect_literal(w->d, &sql, w->base.target);
 	buf_puts(&sql, ", ");
-	dialect_quote_literal(&sql, unique_id);
+	dialect_literal(w->d, &sql, unique_id);
 	buf_puts(&sql, ", ");
-	dialect_quote_literal(&sql, record);
+	dialect_literal(w->d, &sql, record);
 	buf_puts(&sql, ", ");
-	dialect_quote_literal(&sql, now);
+	dialect_literal(w->d, &sql, now);
 	buf_puts(&sql, ", ");
-	dialect_quote_literal(&sql, w->base.invocation_id);
+	dialect_literal(w->d, &sql, w->base.invocation_id);
 	buf_addc(&sql, ')');
 	pthread_mutex_lock(&w->mu);
 	rc = run_transaction(w, sql.s, err);
@@ -393,7 +393,7 @@ static void wh_close(struct state *st)
 		buf_puts(&sql, "DELETE FROM sluice_meta.locks WHERE ");
 		where_scope(w, &sql);
 		buf_puts(&sql, " AND holder = ");
-		dialect_quote_literal(&sql, w->holder);
+		dialect_literal(w->d, &sql, w->holder);
 		run(w, sql.s, &ignored);
 		buf_release(&sql);
 		unlock_quietly(w);

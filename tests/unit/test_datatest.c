@@ -422,7 +422,7 @@ static void test_sql(void **state)
 	datatest_scan_items(test_named("expression_b_id___0"), d, "t3", &b);
 	assert_string_equal(b.s, "count(*) FILTER (WHERE NOT (sluice_rel.\"id\" >= 0)) AS t3_0");
 	buf_reset(&b);
-	assert_int_equal(datatest_scan_filter(test_named("row_count_b_2"), &b), 0);
+	assert_int_equal(datatest_scan_filter(test_named("row_count_b_2"), d, &b), 0);
 	datatest_scan_items(test_named("row_count_b_2"), d, "t0", &b);
 	assert_string_equal(b.s, "count(*) AS t0_0");
 	buf_release(&b);

@@ -419,6 +419,23 @@ static void test_session_tag(void **unused)
 
 /* ---- stages ---- */
 
+/*
+ * Every literal the engine writes (state records, watermarks, accepted
+ * values) goes through dialect_literal: Redshift reads a backslash as an
+ * escape, so a JSON state record's "\\" must reach it doubled.
+ */
+static void test_literals_double_backslashes(void **unused)
+{
+	struct buf b = BUF_INIT;
+
+	(void)unused;
+	dialect_literal(rs, &b, "C:\\dir 'x'");
+	expect_sql(&b, "'C:\\\\dir ''x'''");
+	dialect_literal(dialect_find("postgres"), &b, "C:\\dir 'x'");
+	expect_sql(&b, "'C:\\dir ''x'''");
+	buf_release(&b);
+}
+
 /* Data tests: no FILTER clause, and timestamps from getdate(). */
 static void test_data_test_shapes(void **unused)
 {
@@ -1019,6 +1036,7 @@ int main(void)
 		cmocka_unit_test(test_value_queries),
 		cmocka_unit_test(test_lock_statements),
 		cmocka_unit_test(test_session_tag),
+		cmocka_unit_test(test_literals_double_backslashes),
 		cmocka_unit_test(test_data_test_shapes),
 		cmocka_unit_test(test_unload),
 		cmocka_unit_test(test_copy_from_manifest),
