@@ -124,6 +124,45 @@ static void csv_field(struct buf *b, const char *v, size_t len)
 	buf_addc(b, '"');
 }
 
+/* ---- column lists (a query's, a manifest's, a source's) ---- */
+
+struct columns {
+	char **names, **types;
+	size_t n, cap;
+};
+
+static void columns_push(struct columns *c, const char *name, const char *type)
+{
+	if (c->n == c->cap) {
+		c->cap = c->cap ? 2 * c->cap : 16;
+		c->names = xrealloc(c->names, c->cap * sizeof(char *));
+		c->types = xrealloc(c->types, c->cap * sizeof(char *));
+	}
+	c->names[c->n] = xstrdup(name);
+	c->types[c->n++] = xstrdup(type ? type : "text");
+}
+
+static void columns_release(struct columns *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->n; i++) {
+		free(c->names[i]);
+		free(c->types[i]);
+	}
+	free(c->names);
+	free(c->types);
+	memset(c, 0, sizeof(*c));
+}
+
+/* sluice_row_fn for (name, type) rows. */
+static int column_row(void *ud, const struct sluice_row *row)
+{
+	if (row->ncols >= 2 && row->values[0])
+		columns_push(ud, row->values[0], row->values[1]);
+	return 0;
+}
+
 /* ---- unload: parts ---- */
 
 struct part_entry {
@@ -145,10 +184,10 @@ struct parts {
 	struct part_entry *v;
 	size_t n, cap;
 	long long total_rows, total_bytes;
-	/* schema from the first row of a query() unload */
+	/* a query() unload: the row being written, the columns from the first */
 	struct buf row;
-	char **names, **types;
-	size_t ncols;
+	struct columns rowcols;
+	int seen_row;
 	struct sluice_err err;
 	int rc;
 };
@@ -359,14 +398,10 @@ static int row_sink(void *ud, const struct sluice_row *row)
 	struct parts *ps = ud;
 	size_t i;
 
-	if (!ps->names) {
-		ps->ncols = row->ncols;
-		ps->names = xcalloc(row->ncols + 1, sizeof(char *));
-		ps->types = xcalloc(row->ncols + 1, sizeof(char *));
-		for (i = 0; i < row->ncols; i++) {
-			ps->names[i] = xstrdup(row->names[i]);
-			ps->types[i] = xstrdup(row->types && row->types[i] ? row->types[i] : "text");
-		}
+	if (!ps->seen_row) {
+		ps->seen_row = 1;
+		for (i = 0; i < row->ncols; i++)
+			columns_push(&ps->rowcols, row->names[i], row->types ? row->types[i] : NULL);
 	}
 	buf_reset(&ps->row);
 	for (i = 0; i < row->ncols; i++) {
@@ -380,40 +415,6 @@ static int row_sink(void *ud, const struct sluice_row *row)
 }
 
 /* ---- the manifest ---- */
-
-struct columns {
-	char **names, **types;
-	size_t n, cap;
-};
-
-static void columns_release(struct columns *c)
-{
-	size_t i;
-
-	for (i = 0; i < c->n; i++) {
-		free(c->names[i]);
-		free(c->types[i]);
-	}
-	free(c->names);
-	free(c->types);
-	memset(c, 0, sizeof(*c));
-}
-
-static int column_row(void *ud, const struct sluice_row *row)
-{
-	struct columns *c = ud;
-
-	if (row->ncols < 2 || !row->values[0])
-		return 0;
-	if (c->n == c->cap) {
-		c->cap = c->cap ? 2 * c->cap : 16;
-		c->names = xrealloc(c->names, c->cap * sizeof(char *));
-		c->types = xrealloc(c->types, c->cap * sizeof(char *));
-	}
-	c->names[c->n] = xstrdup(row->values[0]);
-	c->types[c->n++] = xstrdup(row->values[1] ? row->values[1] : "text");
-	return 0;
-}
 
 static int run_sql(struct sluice_conn *c, const char *audit, const char *sql, long long *rows,
 		   struct sluice_err *err)
@@ -607,14 +608,8 @@ int stage_unload(const struct stage_unload *u, long long *rows, long long *repor
 	if (!rc && reported >= 0 && reported != ps.total_rows)
 		rc = err_set(err, SLUICE_EDB, "unload: the database reported %lld rows but %lld were written",
 			     reported, ps.total_rows);
-	if (!rc && !cols.n && ps.names) {
-		cols.names = ps.names;
-		cols.types = ps.types;
-		cols.n = cols.cap = ps.ncols;
-		ps.names = ps.types = NULL;
-	}
 	if (!rc)
-		rc = write_manifest(u, &ps, &cols, err);
+		rc = write_manifest(u, &ps, cols.n ? &cols : &ps.rowcols, err);
 	if (!rc)
 		*rows = ps.total_rows;
 	*reported_out = reported;
@@ -623,12 +618,7 @@ out:
 	for (i = 0; i < ps.n; i++)
 		free(ps.v[i].url);
 	free(ps.v);
-	for (i = 0; ps.names && i < ps.ncols; i++) {
-		free(ps.names[i]);
-		free(ps.types[i]);
-	}
-	free(ps.names);
-	free(ps.types);
+	columns_release(&ps.rowcols);
 	free(ps.wbuf);
 	buf_release(&ps.row);
 	columns_release(&cols);
@@ -787,11 +777,8 @@ static void manifest_columns(const struct val *man, struct columns *cols)
 	for (i = 0; i < el->u.list.n; i++) {
 		const struct val *e = &el->u.list.items[i];
 		const char *name = val_get_str(e, "name", NULL);
-		const char *type = val_get_str(val_get(e, "type"), "base", "text");
-		const char *pair[2] = { name, type };
-		struct sluice_row row = { 2, NULL, NULL, pair, NULL };
 		if (name)
-			column_row(cols, &row);
+			columns_push(cols, name, val_get_str(val_get(e, "type"), "base", "text"));
 	}
 }
 
@@ -909,11 +896,8 @@ int stage_load(const struct stage_load *l, struct stage_counts *counts, struct s
 	counts->files = 0;
 	if (l->listing) {
 		rc = l->store->ops->list(l->store, l->prefix, list_key, &keys, err);
-		for (i = 0; i < l->ncols; i++) {
-			const char *pair[2] = { l->col_names[i], l->col_types[i] };
-			struct sluice_row row = { 2, NULL, NULL, pair, NULL };
-			column_row(&cols, &row);
-		}
+		for (i = 0; i < l->ncols; i++)
+			columns_push(&cols, l->col_names[i], l->col_types[i]);
 	} else {
 		buf_printf(&key, "%s%s", l->prefix, STAGE_MANIFEST);
 		rc = l->store->ops->get(l->store, key.s, buf_sink, &text, err);
