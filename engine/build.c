@@ -518,10 +518,10 @@ int build_prepare_nodes(struct build *b, struct session *s, enum build_mode mode
 	for (i = 0; i < m->n; i++)
 		if (b->todo[i] == EXEC_RUN)
 			prepare_node(b, &m->nodes[i]);
-	if (offline)
-		return 0;
 	if ((what & BUILD_TESTS) && (rc = build_tests_prepare(b, err)))
 		return rc;
+	if (offline)
+		return 0;
 	render_logical(b);
 	if ((rc = read_versions(b, err)))
 		return rc;

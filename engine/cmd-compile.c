@@ -1,7 +1,8 @@
 /*
  * cmd-compile.c: `sluice compile`: render every selected model to
- * target/compiled/<path> and its statements to target/run/<path>, with no
- * database connection (relations are assumed not to exist yet).
+ * target/compiled/<path> and its statements to target/run/<path>, and
+ * every selected data test's query to target/compiled, with no database
+ * connection (relations are assumed not to exist yet).
  */
 #include "artifacts.h"
 #include "build.h"
@@ -19,15 +20,15 @@ int cmd_compile(int argc, char **argv)
 
 	if ((rc = cmd_open(argc, argv, NULL, &cli, &s)))
 		return rc;
-	if (!(rc = artifacts_write_manifest(&s, &err)) && !(rc = build_prepare(&b, &s, BUILD_OFFLINE, &err))) {
+	if (!(rc = artifacts_write_manifest(&s, &err)) && !(rc = build_prepare_nodes(&b, &s, BUILD_OFFLINE, BUILD_MODELS | BUILD_TESTS, &err))) {
 		for (i = 0; i < s.manifest.n; i++)
 			if (b.todo[i] == EXEC_RUN && b.runs[i].failed_early) {
 				ui_error("%s", b.runs[i].err.msg);
 				failed++;
 			}
 		if (!failed)
-			ui_info("Compiled %d model%s to %s/compiled and %s/run", b.ntodo, b.ntodo == 1 ? "" : "s",
-				s.project.target_path, s.project.target_path);
+			ui_info("Compiled %d node%s (models and data tests) to %s/compiled and %s/run", b.ntodo,
+				b.ntodo == 1 ? "" : "s", s.project.target_path, s.project.target_path);
 	}
 	build_release(&b);
 	cmd_close(&cli, &s);

@@ -39,9 +39,23 @@ model z "select * from {{ source('s', 't') }}"
 model inc "{{ config(materialized='incremental', unique_key='id') }}
 select id from {{ source('s', 't') }}
 {% if is_incremental() %}where id > (select max(id) from {{ this }}){% endif %}"
+cat >models/props.yml <<'YML'
+models:
+  - name: z
+    columns:
+      - name: id
+        tests: [not_null]
+YML
 
 unset SLUICE_T_ENV
 ok "compile with an unreachable server exits 0" expect_exit 0 sluice compile --vars '{n: 42}'
+
+t_tests_compiled() {
+	f=target/compiled/models/props.yml/not_null_z_id.sql
+	expect_grep '"analytics"\."z"' "$f" || return 1
+	expect_grep '"id" IS NULL' "$f"
+}
+ok "data tests compile too: target/compiled/models/props.yml/not_null_z_id.sql selects the failing rows" t_tests_compiled
 
 t_compiled() {
 	f=target/compiled/models/x.sql
