@@ -775,10 +775,20 @@ static void manifest_columns(const struct val *man, struct columns *cols)
 	if (!el || el->kind != V_LIST)
 		return;
 	for (i = 0; i < el->u.list.n; i++) {
-		const struct val *e = &el->u.list.items[i];
+		const struct val *e = &el->u.list.items[i], *t = val_get(e, "type");
 		const char *name = val_get_str(e, "name", NULL);
-		if (name)
-			columns_push(cols, name, val_get_str(val_get(e, "type"), "base", "text"));
+		long long len = val_get_int(t, "length", -1), prec = val_get_int(t, "precision", -1);
+		struct buf type = BUF_INIT;
+		if (!name)
+			continue;
+		/* Redshift's manifests give a varchar's length and a numeric's precision apart */
+		buf_puts(&type, val_get_str(t, "base", "text"));
+		if (len > 0 && !strchr(type.s, '('))
+			buf_printf(&type, "(%lld)", len);
+		else if (prec > 0 && !strchr(type.s, '('))
+			buf_printf(&type, "(%lld,%lld)", prec, val_get_int(t, "scale", 0));
+		columns_push(cols, name, type.s);
+		buf_release(&type);
 	}
 }
 

@@ -86,6 +86,20 @@ t_validations() {
 }
 ok "run_results.json records every count under validations[] as {name, expected, actual, status}" t_validations
 
+t_redshift_manifest_types() {
+	local m
+	m=$(ls .sluice/stage/unload_patients/*/manifest) || return 1
+	# Redshift writes a varchar's length and a numeric's precision beside the base type
+	jq '.schema.elements[1].type = {"base": "character varying", "length": 40}
+	    | .schema.elements[4].type = {"base": "numeric", "precision": 7, "scale": 2}' "$m" >"$m.new" &&
+		mv "$m.new" "$m" || return 1
+	expect_exit 0 sluice run -s patients --force || return 1
+	expect_eq "character varying(40) numeric(7,2)" "$(psql_q "select format_type(atttypid, atttypmod) from pg_attribute
+		where attrelid = 'analytics.patients'::regclass and attname in ('name', 'score') order by attnum" | paste -sd ' ')" || return 1
+	expect_eq "$(table_hash "$LAKE" lake.patients)" "$(table_hash "$T_DB" analytics.patients)"
+}
+ok "a manifest's type lengths and precisions (as Redshift writes them) shape the loaded table" t_redshift_manifest_types
+
 t_target_run() {
 	expect_grep 'COPY \(' target/run/models/unload_patients.sql || return 1
 	expect_grep 'TO STDOUT WITH \(FORMAT csv\)' target/run/models/unload_patients.sql || return 1
