@@ -38,26 +38,12 @@ struct local_state {
 	off_t journal_size;      /* under mu: where the next line starts */
 };
 
-/* Target names become file names: keep [A-Za-z0-9_.-], %XX the rest and a leading dot. */
-static void file_part(struct buf *b, const char *name)
-{
-	const unsigned char *p;
-
-	for (p = (const unsigned char *)name; *p; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		    *p == '_' || *p == '-' || (*p == '.' && p != (const unsigned char *)name))
-			buf_addc(b, (char)*p);
-		else
-			buf_printf(b, "%%%02X", *p);
-	}
-}
-
 static char *state_path(const char *dir, const char *target, const char *suffix)
 {
 	struct buf b = BUF_INIT;
 
 	buf_printf(&b, "%s/", dir);
-	file_part(&b, target);
+	state_name_part(&b, target);
 	buf_puts(&b, suffix);
 	return buf_detach(&b, NULL);
 }

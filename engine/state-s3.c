@@ -95,20 +95,6 @@ struct own_put {
 
 /* ---- small helpers ----------------------------------------------------- */
 
-/* Names become key segments: keep [A-Za-z0-9_.-], %XX the rest and a leading dot. */
-static void key_part(struct buf *b, const char *name)
-{
-	const unsigned char *p;
-
-	for (p = (const unsigned char *)name; *p; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		    *p == '_' || *p == '-' || (*p == '.' && p != (const unsigned char *)name))
-			buf_addc(b, (char)*p);
-		else
-			buf_printf(b, "%%%02X", *p);
-	}
-}
-
 static char *dir_key(const struct s3_state *s, const char *name)
 {
 	struct buf b = BUF_INIT;
@@ -1077,9 +1063,9 @@ int state_store_open(const struct state_opts *o, const struct state_store_opts *
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_mutex_init(&s->hb_mu, NULL);
 	pthread_cond_init(&s->hb_cv, NULL);
-	key_part(&b, o->project);
+	state_name_part(&b, o->project);
 	buf_addc(&b, '/');
-	key_part(&b, o->target);
+	state_name_part(&b, o->target);
 	buf_addc(&b, '/');
 	s->dir = buf_detach(&b, NULL);
 	buf_puts(&b, so->where);

@@ -227,3 +227,16 @@ int state_snapshot_parse(const struct state *st, const char *text, size_t len, j
 	json_decref(j);
 	return -1;
 }
+
+void state_name_part(struct buf *b, const char *name)
+{
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)name; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		    *p == '_' || *p == '-' || (*p == '.' && p != (const unsigned char *)name))
+			buf_addc(b, (char)*p);
+		else
+			buf_printf(b, "%%%02X", *p);
+	}
+}

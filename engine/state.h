@@ -147,6 +147,12 @@ void state_holder_text(struct buf *b, const char *user, long long pid, const cha
 #define STATE_SNAPSHOT_FORMAT 1
 int state_snapshot_parse(const struct state *st, const char *text, size_t len, json_t **out, struct buf *why);
 
+/*
+ * Names (project, target) as file names or object key segments: keep
+ * [A-Za-z0-9_.-] but a leading dot, %XX the rest.
+ */
+void state_name_part(struct buf *b, const char *name);
+
 /* Now in UTC: ISO-8601 "2026-11-24T19:00:02Z", or with sql a timestamp literal's "2026-11-24 19:00:02". */
 void state_now_utc(char out[32], int sql);
 #endif
