@@ -77,17 +77,6 @@ static void pg_recreate_dependent(struct buf *b, const char *rel, const char *re
 	buf_printf(b, "CREATE %sVIEW %s AS %s", !strcmp(relkind, "m") ? "MATERIALIZED " : "", rel, definition);
 }
 
-static void pg_insert_from(struct buf *b, const char *target, const char *tmp,
-			   const char *const *cols, size_t ncols)
-{
-	buf_printf(b, "INSERT INTO %s (", target);
-	dialect_col_list(b, "", cols, ncols);
-	buf_puts(b, ")\nSELECT ");
-	dialect_col_list(b, "", cols, ncols);
-	buf_puts(b, " FROM ");
-	dialect_quote_ident(b, tmp);
-}
-
 static void pg_delete_matching(struct buf *b, const char *target, const char *tmp,
 			       const char *const *keys, size_t nkeys)
 {
@@ -431,7 +420,7 @@ const struct dialect dialect_postgres = {
 	.dependents_query = pg_dependents_query,
 	.search_path_qualify = "SET LOCAL search_path TO ''",
 	.recreate_dependent = pg_recreate_dependent,
-	.insert_from = pg_insert_from,
+	.insert_from = dialect_insert_select,
 	.delete_matching = pg_delete_matching,
 	.merge = pg_merge,
 	.columns_query = pg_columns_query,

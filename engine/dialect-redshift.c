@@ -332,12 +332,7 @@ static void rs_drop(struct buf *b, const char *rel, enum rel_kind kind, int casc
 static void rs_insert_from(struct buf *b, const char *target, const char *tmp,
 			   const char *const *cols, size_t ncols)
 {
-	buf_printf(b, "INSERT INTO %s (", target);
-	dialect_col_list(b, "", cols, ncols);
-	buf_puts(b, ")\nSELECT ");
-	dialect_col_list(b, "", cols, ncols);
-	buf_puts(b, " FROM ");
-	dialect_quote_ident(b, tmp);
+	dialect_insert_select(b, target, tmp, cols, ncols);
 	buf_puts(b, ";\nDROP TABLE ");
 	dialect_quote_ident(b, tmp);
 }

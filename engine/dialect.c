@@ -112,3 +112,13 @@ void dialect_sample_query(struct buf *b, const char *sql, int limit)
 {
 	buf_printf(b, "SELECT * FROM (\n%s\n) AS sluice_failing LIMIT %d", sql, limit);
 }
+
+void dialect_insert_select(struct buf *b, const char *target, const char *tmp, const char *const *cols, size_t n)
+{
+	buf_printf(b, "INSERT INTO %s (", target);
+	dialect_col_list(b, "", cols, n);
+	buf_puts(b, ")\nSELECT ");
+	dialect_col_list(b, "", cols, n);
+	buf_puts(b, " FROM ");
+	dialect_quote_ident(b, tmp);
+}

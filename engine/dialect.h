@@ -222,6 +222,8 @@ void dialect_key_match(struct buf *b, const char *l, const char *r, const char *
 /* failures_query/sample_query in standard SQL (window count, LIMIT), shared by both dialects. */
 void dialect_failures_query(struct buf *b, const char *sql, int limit);
 void dialect_sample_query(struct buf *b, const char *sql, int limit);
+/* INSERT INTO target (cols) SELECT cols FROM "tmp": the insert_from both dialects start from. */
+void dialect_insert_select(struct buf *b, const char *target, const char *tmp, const char *const *cols, size_t n);
 /* The CREATE TABLE shapes both dialects here share (create_table_like/_columns slots). */
 void dialect_create_table_like(struct buf *b, const char *rel, const char *like);
 void dialect_create_table_columns(struct buf *b, const char *rel, const char *const *names,
