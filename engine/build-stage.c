@@ -23,13 +23,6 @@ static int open_stage(const struct build *b, struct objstore **store, char **url
 	return stage_store_open(&default_conn(b)->settings, b->s->project.dir, store, url, err);
 }
 
-static int config_true(const struct val *config, const char *key)
-{
-	const struct val *v = val_get(config, key);
-
-	return v && (v->kind == V_BOOL ? v->u.b : v->kind == V_STR && !strcmp(v->u.str.s, "true"));
-}
-
 /* The one parent a load reads: an unload model or a source with a location. */
 static const struct node *load_input(const struct build *b, const struct node *n)
 {
@@ -291,7 +284,7 @@ static int run_load(struct build *b, struct exec_worker *w, const struct node *n
 		const char *loc = val_get_str(&in->config, "location", "");
 		l.listing = 1;
 		l.prefix = "";
-		l.header = config_true(&in->config, "header");
+		l.header = val_get_bool(&in->config, "header", 0);
 		l.ncols = declared_columns(in, a, (const char ***)&l.col_names, (const char ***)&l.col_types);
 		rc = stage_store_open_url(loc, &default_conn(b)->settings, b->s->project.dir, &store, &url, err);
 	} else {

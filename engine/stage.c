@@ -16,6 +16,7 @@
 #include <zlib.h>
 #include "fingerprint.h"
 #include "json.h"
+#include "materialize.h"
 #include "stage.h"
 #include "util/xalloc.h"
 
@@ -416,30 +417,6 @@ static int row_sink(void *ud, const struct sluice_row *row)
 
 /* ---- the manifest ---- */
 
-static int run_sql(struct sluice_conn *c, const char *audit, const char *sql, long long *rows,
-		   struct sluice_err *err)
-{
-	struct buf b = BUF_INIT;
-	int rc;
-
-	buf_printf(&b, "%s%s", audit ? audit : "", sql);
-	rc = c->drv->exec(c, b.s, rows, err);
-	buf_release(&b);
-	return rc;
-}
-
-static int run_query(struct sluice_conn *c, const char *audit, const char *sql, sluice_row_fn fn, void *ud,
-		     struct sluice_err *err)
-{
-	struct buf b = BUF_INIT;
-	int rc;
-
-	buf_printf(&b, "%s%s", audit ? audit : "", sql);
-	rc = c->drv->query(c, b.s, fn, ud, err);
-	buf_release(&b);
-	return rc;
-}
-
 /* The query's columns, without running it. */
 static int describe(const struct stage_unload *u, struct columns *cols, struct sluice_err *err)
 {
@@ -450,12 +427,12 @@ static int describe(const struct stage_unload *u, struct columns *cols, struct s
 		return 0;
 	u->d->describe(&setup, &q, &cleanup, u->sql);
 	if (setup.len)
-		rc = run_sql(u->c, u->audit, setup.s, NULL, err);
+		rc = plan_send_exec(u->c, u->audit, setup.s, NULL, err);
 	if (!rc)
-		rc = run_query(u->c, u->audit, q.s, column_row, cols, err);
+		rc = plan_send_query(u->c, u->audit, q.s, column_row, cols, err);
 	if (cleanup.len) {
 		struct sluice_err ignored = SLUICE_ERR_INIT;
-		run_sql(u->c, u->audit, cleanup.s, NULL, rc ? &ignored : err);
+		plan_send_exec(u->c, u->audit, cleanup.s, NULL, rc ? &ignored : err);
 	}
 	buf_release(&setup);
 	buf_release(&q);
@@ -532,13 +509,6 @@ static long long config_size(const struct val *config, const char *key, long lon
 	return n;
 }
 
-static int config_flag(const struct val *config, const char *key)
-{
-	const struct val *v = val_get(config, key);
-
-	return v && (v->kind == V_BOOL ? v->u.b : v->kind == V_STR && !strcmp(v->u.str.s, "true"));
-}
-
 static int first_number(void *ud, const struct sluice_row *row)
 {
 	long long *out = ud;
@@ -556,9 +526,9 @@ static int unload_server_side(const struct stage_unload *u, long long *rows, str
 
 	buf_printf(&url, "%s/%s", u->store_url, u->prefix);
 	u->d->unload(&sql, u->sql, url.s, u->iam_role, u->config);
-	rc = run_sql(u->c, u->audit, sql.s, NULL, err);
+	rc = plan_send_exec(u->c, u->audit, sql.s, NULL, err);
 	if (!rc && u->d->unload_count_query)
-		rc = run_query(u->c, u->audit, u->d->unload_count_query, first_number, rows, err);
+		rc = plan_send_query(u->c, u->audit, u->d->unload_count_query, first_number, rows, err);
 	buf_release(&sql);
 	buf_release(&url);
 	return rc;
@@ -582,7 +552,7 @@ int stage_unload(const struct stage_unload *u, long long *rows, long long *repor
 	memset(&ps, 0, sizeof(ps));
 	ps.u = u;
 	ps.max_raw = config_size(u->config, "max_file_size", STAGE_DEFAULT_PART);
-	ps.gzip = config_flag(u->config, "gzip");
+	ps.gzip = val_get_bool(u->config, "gzip", 0);
 	ps.wbuf = xmalloc(ZBUF);
 	if ((rc = describe(u, &cols, err)))
 		goto out;
@@ -592,10 +562,7 @@ int stage_unload(const struct stage_unload *u, long long *rows, long long *repor
 		rc = u->c->drv->copy_out(u->c, sql.s, copy_sink, &ps, &reported, err);
 		buf_release(&sql);
 	} else {
-		struct buf sql = BUF_INIT;
-		buf_printf(&sql, "%s%s", u->audit ? u->audit : "", u->sql);
-		rc = u->c->drv->query(u->c, sql.s, row_sink, &ps, err);
-		buf_release(&sql);
+		rc = plan_send_query(u->c, u->audit, u->sql, row_sink, &ps, err);
 		if (ps.rc) {
 			*err = ps.err;
 			rc = ps.rc;
@@ -809,7 +776,7 @@ static int create_into(const struct stage_load *l, const struct columns *cols, s
 	else
 		return err_set(err, SLUICE_EUSAGE, "cannot create %s: no column list (declare the source's columns with data_type)",
 			       l->into);
-	rc = run_sql(l->c, l->audit, sql.s, NULL, err);
+	rc = plan_send_exec(l->c, l->audit, sql.s, NULL, err);
 	buf_release(&sql);
 	return rc;
 }
@@ -875,9 +842,9 @@ static int load_server_side(const struct stage_load *l, long long *rows, struct 
 	*rows = -1;
 	buf_printf(&url, "%s/%s%s", l->store_url, l->prefix, STAGE_MANIFEST);
 	l->d->copy_from_manifest(&sql, l->into, url.s, l->iam_role, 0);
-	rc = run_sql(l->c, l->audit, sql.s, NULL, err);
+	rc = plan_send_exec(l->c, l->audit, sql.s, NULL, err);
 	if (!rc && l->d->copy_count_query)
-		rc = run_query(l->c, l->audit, l->d->copy_count_query, first_number, rows, err);
+		rc = plan_send_query(l->c, l->audit, l->d->copy_count_query, first_number, rows, err);
 	buf_release(&sql);
 	buf_release(&url);
 	return rc;
