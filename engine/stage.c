@@ -558,6 +558,7 @@ int stage_unload(const struct stage_unload *u, long long *rows, long long *repor
 		goto out;
 	if (u->c->drv->copy_out && u->d->copy_out_csv) {
 		struct buf sql = BUF_INIT;
+		buf_puts(&sql, u->audit ? u->audit : "");
 		u->d->copy_out_csv(&sql, u->sql);
 		rc = u->c->drv->copy_out(u->c, sql.s, copy_sink, &ps, &reported, err);
 		buf_release(&sql);
@@ -691,6 +692,7 @@ static int load_object(const struct stage_load *l, const char *key, size_t ncols
 		return err_set(err, SLUICE_EIO, "stage: cannot start a download thread");
 	}
 	if (l->c->drv->copy_in && l->d->copy_in_csv) {
+		buf_puts(&sql, l->audit ? l->audit : "");
 		l->d->copy_in_csv(&sql, l->into);
 		rc = l->c->drv->copy_in(l->c, sql.s, pump_read, &g.pump, rows, err);
 	} else if (l->c->drv->load_csv) {

@@ -108,6 +108,20 @@ t_target_run() {
 }
 ok "target/run shows the COPY statements and the swap" t_target_run
 
+t_audit() {
+	model unload_audit "{{ config(materialized='unload', connection='lake') }}
+select current_query() as q"
+	model audit_q "{{ config(materialized='load') }}
+{{ ref('unload_audit') }}"
+	expect_exit 0 sluice run -s unload_audit audit_q || return 1
+	# the lake ran the COPY with the audit comment in front, like every statement
+	psql_q "select q from analytics.audit_q" >"$T_DIR/q" || return 1
+	expect_grep '^/\* sluice run=[0-9a-f-]+ node=model\.proj\.unload_audit user=tester \*/' "$T_DIR/q" || return 1
+	expect_grep '^COPY \($' "$T_DIR/q"
+	rm -f models/unload_audit.sql models/audit_q.sql
+}
+ok "the unload's COPY carries the audit comment naming the run, node and user" t_audit
+
 t_reused() {
 	expect_exit 0 sluice run || return 1
 	expect_eq "model.proj.n_patients=reused model.proj.patients=reused model.proj.unload_patients=reused" \
