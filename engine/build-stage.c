@@ -18,6 +18,12 @@ static const struct conn_cfg *default_conn(const struct build *b)
 	return &b->s->project.target.conns[0];
 }
 
+/* The role Redshift assumes for UNLOAD and COPY (profile `iam_role:`), or NULL. */
+static const char *iam_role(const struct build *b)
+{
+	return val_get_str(&default_conn(b)->settings, "iam_role", NULL);
+}
+
 static int open_stage(const struct build *b, struct objstore **store, char **url, struct sluice_err *err)
 {
 	return stage_store_open(&default_conn(b)->settings, b->s->project.dir, store, url, err);
@@ -133,7 +139,7 @@ void build_stage_describe(const struct build *b, const struct node *n, const cha
 		if (d->copy_out_csv)
 			d->copy_out_csv(out, sql);
 		else if (d->unload)
-			d->unload(out, sql, "<stage>/<generation>/", val_get_str(&default_conn(b)->settings, "iam_role", NULL),
+			d->unload(out, sql, "<stage>/<generation>/", iam_role(b),
 				  &n->config);
 		return;
 	}
@@ -145,7 +151,7 @@ void build_stage_describe(const struct build *b, const struct node *n, const cha
 		d->copy_in_csv(out, "<side table>");
 	else if (d->copy_from_manifest)
 		d->copy_from_manifest(out, "<side table>", "<stage>/<generation>/manifest",
-				      val_get_str(&default_conn(b)->settings, "iam_role", NULL), 0);
+				      iam_role(b), 0);
 }
 
 int build_stage_exists(struct build *b, const struct node *n)
@@ -212,7 +218,7 @@ static int run_unload(struct build *b, struct exec_worker *w, const struct node 
 		u.store_url = url;
 		u.prefix = prefix.s;
 		u.config = &n->config;
-		u.iam_role = val_get_str(&default_conn(b)->settings, "iam_role", NULL);
+		u.iam_role = iam_role(b);
 		rc = stage_unload(&u, rows, &reported, err);
 	}
 	if (!rc) {
@@ -263,7 +269,7 @@ static int run_load(struct build *b, struct exec_worker *w, const struct node *n
 	struct arena *a = &b->worker_arenas[w->id - 1];
 	const struct node *in = load_input(b, n);
 	struct stage_load l = { 0 };
-	struct stage_counts counts = { -1, -1, 0, 0 };
+	struct stage_counts counts = { -1, -1, 0 };
 	struct objstore *store = NULL;
 	struct buf like = BUF_INIT;
 	char *url = NULL;
@@ -274,7 +280,7 @@ static int run_load(struct build *b, struct exec_worker *w, const struct node *n
 	l.audit = p->audit;
 	l.into = p->stage_into;
 	l.create = p->stage_create;
-	l.iam_role = val_get_str(&default_conn(b)->settings, "iam_role", NULL);
+	l.iam_role = iam_role(b);
 	if (l.create && r->existing == REL_TABLE && !b->s->cli->full_refresh) {
 		/* keep the target's column types; a first load takes the manifest's */
 		buf_puts(&like, n->relation);

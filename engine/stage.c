@@ -872,7 +872,6 @@ int stage_load(const struct stage_load *l, struct stage_counts *counts, struct s
 
 	counts->manifest = -1;
 	counts->loaded = 0;
-	counts->files = 0;
 	if (l->listing) {
 		rc = l->store->ops->list(l->store, l->prefix, list_key, &keys, err);
 		for (i = 0; i < l->ncols; i++)
@@ -894,14 +893,12 @@ int stage_load(const struct stage_load *l, struct stage_counts *counts, struct s
 		rc = create_into(l, &cols, err);
 	if (!rc && l->d->copy_from_manifest && !l->d->copy_in_csv && !l->listing) {
 		rc = load_server_side(l, &counts->loaded, err);
-		counts->files = (long long)keys.n;
 	} else {
 		for (i = 0; i < keys.n && !rc; i++) {
 			long long r = -1;
 			rc = load_object(l, keys.v[i], cols.n, &r, err);
 			if (r > 0)
 				counts->loaded += r;
-			counts->files++;
 		}
 	}
 	if (!rc) {

@@ -72,7 +72,6 @@ struct stage_counts {
 	long long unloaded;           /* what the unload reported (-1: not known, e.g. a source) */
 	long long manifest;           /* the manifest's meta.record_count (-1: no manifest) */
 	long long loaded;             /* what the database loaded */
-	long long files;
 };
 
 /*
