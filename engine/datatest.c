@@ -103,38 +103,6 @@ static int is_null_node(const struct ynode *n)
 
 /* ---- small parsers ---- */
 
-int datatest_parse_duration(const char *s, long long *seconds)
-{
-	char *end;
-	double x, scale;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	errno = 0;
-	x = strtod(s, &end);
-	if (end == s || errno || !isfinite(x) || x < 0)
-		return -1;
-	while (isspace((unsigned char)*end))
-		end++;
-	if (!*end || !strcmp(end, "s"))
-		scale = 1;
-	else if (!strcmp(end, "m") || !strcmp(end, "min"))
-		scale = 60;
-	else if (!strcmp(end, "h"))
-		scale = 3600;
-	else if (!strcmp(end, "d"))
-		scale = 86400;
-	else if (!strcmp(end, "w"))
-		scale = 7 * 86400;
-	else
-		return -1;
-	x *= scale;
-	if (x > 1e12)
-		return -1;
-	*seconds = llround(x);
-	return 0;
-}
-
 static int parse_threshold(const char *s, struct dt_threshold *th)
 {
 	static const struct { const char *w, *op; } ops[] = {
@@ -492,6 +460,7 @@ static int kind_arguments(struct parse_ctx *c, struct datatest *t, const struct 
 {
 	const struct ynode *v;
 	const char *s;
+	double secs;
 
 	switch (t->kind) {
 	case DT_NOT_NULL:
@@ -578,7 +547,8 @@ static int kind_arguments(struct parse_ctx *c, struct datatest *t, const struct 
 		v = ymap_get(args, "within");
 		if (!v)
 			return place_error(c->err, &t->at, "fresher_than needs within: (such as 30m, 24h or 7d)");
-		if (!(s = scalar_text(v)) || datatest_parse_duration(s, &t->within_seconds) || !t->within_seconds)
+		if (!(s = scalar_text(v)) || val_parse_duration(s, &secs) || secs > 1e12 ||
+		    !(t->within_seconds = llround(secs)))
 			return yaml_error(c->err, v, "within must be a duration such as 30m, 24h or 7d");
 		t->within = s;
 		return 0;

@@ -185,7 +185,5 @@ int datatest_eval_aggregate(const struct datatest *t, const char *const *vals, l
 /* Whether failures crosses threshold th. */
 int datatest_threshold_hit(const struct dt_threshold *th, long long failures);
 
-/* Parse "30m", "24h", "7d", "90s", "2w" (or a number of seconds): 0, or -1. */
-int datatest_parse_duration(const char *s, long long *seconds);
 
 #endif

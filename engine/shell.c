@@ -54,34 +54,6 @@ static const char *place(struct arena *a, const struct node *n, const char *key)
 	return n->model->path;
 }
 
-double shell_parse_duration(const struct val *v)
-{
-	const char *s;
-	char *end;
-	double x;
-
-	if (v->kind == V_NUM)
-		return v->u.num >= 0 && isfinite(v->u.num) ? v->u.num : -1;
-	if (v->kind != V_STR)
-		return -1;
-	s = v->u.str.s;
-	errno = 0;
-	x = strtod(s, &end);
-	if (end == s || errno || !isfinite(x) || x < 0)
-		return -1;
-	while (*end == ' ')
-		end++;
-	if (!*end || !strcmp(end, "s"))
-		return x;
-	if (!strcmp(end, "m"))
-		return x * 60;
-	if (!strcmp(end, "h"))
-		return x * 3600;
-	if (!strcmp(end, "d"))
-		return x * 86400;
-	return -1;
-}
-
 /* A string or a list of strings, as a list; 1 when it is neither. */
 static int string_list(struct arena *a, const struct val *v, struct val *out)
 {
@@ -121,7 +93,7 @@ int shell_config(const struct node *n, struct arena *a, struct shell_config *out
 			return err_set(err, SLUICE_EUSAGE, "%s: outputs are file paths, not patterns: '%s'",
 				       place(a, n, "outputs"), out->outputs.u.list.items[i].u.str.s);
 	v = val_get(c, "timeout");
-	if (v && v->kind != V_NONE && (out->timeout = shell_parse_duration(v)) <= 0) {
+	if (v && v->kind != V_NONE && (val_duration(v, &out->timeout) || out->timeout <= 0)) {
 		struct buf shown = BUF_INIT;
 		int rc;
 		val_format(v, &shown);

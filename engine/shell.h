@@ -45,8 +45,6 @@ struct shell_config {
  */
 int shell_config(const struct node *n, struct arena *a, struct shell_config *out, struct sluice_err *err);
 
-/* A duration: a number of seconds, or a number followed by s, m, h or d. -1 when malformed. */
-double shell_parse_duration(const struct val *v);
 
 /*
  * A running script, as a connection the executor can cancel: mark

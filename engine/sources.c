@@ -70,40 +70,14 @@ static char *str_concat(const char *a, const char *b)
 	return s;
 }
 
-/* A duration: a number of seconds, or a number with ms, s, m or h. */
-static int parse_duration(const struct val *v, long *ms)
+/* lag_tolerance in milliseconds, up to LAG_MAX_MS. */
+static int parse_lag(const struct val *v, long *ms)
 {
-	const char *s, *unit;
-	char *end;
-	double x, scale = 1000;
+	double secs;
 
-	if (v->kind == V_NUM) {
-		x = v->u.num * 1000;
-	} else if (v->kind == V_STR) {
-		s = v->u.str.s;
-		errno = 0;
-		x = strtod(s, &end);
-		if (end == s || errno)
-			return -1;
-		for (unit = end; *unit == ' '; unit++)
-			;
-		if (!strcmp(unit, "ms"))
-			scale = 1;
-		else if (!strcmp(unit, "") || !strcmp(unit, "s"))
-			scale = 1000;
-		else if (!strcmp(unit, "m") || !strcmp(unit, "min"))
-			scale = 60000;
-		else if (!strcmp(unit, "h"))
-			scale = 3600000;
-		else
-			return -1;
-		x *= scale;
-	} else {
+	if (val_duration(v, &secs) || secs * 1000 > LAG_MAX_MS)
 		return -1;
-	}
-	if (!isfinite(x) || x < 0 || x > LAG_MAX_MS)
-		return -1;
-	*ms = lround(x);
+	*ms = lround(secs * 1000);
 	return 0;
 }
 
@@ -162,7 +136,7 @@ static int classify(const struct node *n, struct cd *out, struct sluice_err *err
 					"change_detection loaded_at_field needs `loaded_at_field: <column>`");
 	}
 	lag = val_get(cfg, "lag_tolerance");
-	if (present(lag) && parse_duration(lag, &out->lag_ms)) {
+	if (present(lag) && parse_lag(lag, &out->lag_ms)) {
 		shown(lag, text, sizeof(text));
 		return node_err(err, SLUICE_EUSAGE, n,
 				"lag_tolerance takes a duration up to 10m such as 2s or 500ms, not '%s'", text);

@@ -3,6 +3,8 @@
  * or YAML, only how values are built, compared and printed.
  */
 #include <math.h>
+#include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -311,4 +313,42 @@ struct val val_clone(struct arena *a, const struct val *v)
 		break;
 	}
 	return c;
+}
+
+int val_parse_duration(const char *s, double *seconds)
+{
+	static const struct {
+		const char *unit;
+		double scale;
+	} units[] = {
+		{ "", 1 }, { "ms", 0.001 }, { "s", 1 }, { "m", 60 }, { "min", 60 },
+		{ "h", 3600 }, { "d", 86400 }, { "w", 7 * 86400 },
+	};
+	char *end;
+	double x;
+	size_t i;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	errno = 0;
+	x = strtod(s, &end);
+	if (end == s || errno || !isfinite(x) || x < 0)
+		return -1;
+	while (*end == ' ')
+		end++;
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (!strcmp(end, units[i].unit)) {
+			*seconds = x * units[i].scale;
+			return 0;
+		}
+	return -1;
+}
+
+int val_duration(const struct val *v, double *seconds)
+{
+	if (v && v->kind == V_NUM && v->u.num >= 0 && isfinite(v->u.num)) {
+		*seconds = v->u.num;
+		return 0;
+	}
+	return v && v->kind == V_STR ? val_parse_duration(v->u.str.s, seconds) : -1;
 }

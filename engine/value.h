@@ -56,6 +56,14 @@ const char *val_get_str(const struct val *dict, const char *key, const char *def
 const char *val_get_text(const struct val *dict, const char *key, char *tmp, size_t cap);
 /* dict[key] as an integer (number or numeric string), or def. */
 long long val_get_int(const struct val *dict, const char *key, long long def);
+/*
+ * A duration in seconds, as every setting writes one (timeout,
+ * lag_tolerance, within): text "<number>[ ]<unit>" with unit ms, s, m or
+ * min, h, d or w (none: seconds), or a plain number of seconds. 0, or -1
+ * when malformed or negative.
+ */
+int val_parse_duration(const char *s, double *seconds);
+int val_duration(const struct val *v, double *seconds);
 /* dict[key] truthiness (bool, "true"/"false" strings), or def. */
 int val_get_bool(const struct val *dict, const char *key, int def);
 

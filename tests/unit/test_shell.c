@@ -92,19 +92,27 @@ static void test_escape_dq_through_sh(void **state)
 	buf_release(&log);
 }
 
+/* A timeout's seconds, or -1 when it is not a duration. */
+static double timeout_of(const struct val *v)
+{
+	double secs;
+
+	return val_duration(v, &secs) ? -1 : secs;
+}
+
 static void test_durations(void **state)
 {
 	(void)state;
-	assert_true(shell_parse_duration(&(struct val){ V_NUM, { .num = 12 } }) == 12);
-	assert_true(shell_parse_duration(&(struct val){ V_STR, { .str = { "90s", 3 } } }) == 90);
-	assert_true(shell_parse_duration(&(struct val){ V_STR, { .str = { "10m", 3 } } }) == 600);
-	assert_true(shell_parse_duration(&(struct val){ V_STR, { .str = { "1.5h", 4 } } }) == 5400);
-	assert_true(shell_parse_duration(&(struct val){ V_STR, { .str = { "2d", 2 } } }) == 172800);
-	assert_true(shell_parse_duration(&(struct val){ V_STR, { .str = { "45", 2 } } }) == 45);
-	assert_true(shell_parse_duration(&(struct val){ V_STR, { .str = { "soon", 4 } } }) < 0);
-	assert_true(shell_parse_duration(&(struct val){ V_STR, { .str = { "5 weeks", 7 } } }) < 0);
-	assert_true(shell_parse_duration(&(struct val){ V_STR, { .str = { "-1s", 3 } } }) < 0);
-	assert_true(shell_parse_duration(&(struct val){ V_BOOL, { .b = 1 } }) < 0);
+	assert_true(timeout_of(&(struct val){ V_NUM, { .num = 12 } }) == 12);
+	assert_true(timeout_of(&(struct val){ V_STR, { .str = { "90s", 3 } } }) == 90);
+	assert_true(timeout_of(&(struct val){ V_STR, { .str = { "10m", 3 } } }) == 600);
+	assert_true(timeout_of(&(struct val){ V_STR, { .str = { "1.5h", 4 } } }) == 5400);
+	assert_true(timeout_of(&(struct val){ V_STR, { .str = { "2d", 2 } } }) == 172800);
+	assert_true(timeout_of(&(struct val){ V_STR, { .str = { "45", 2 } } }) == 45);
+	assert_true(timeout_of(&(struct val){ V_STR, { .str = { "soon", 4 } } }) < 0);
+	assert_true(timeout_of(&(struct val){ V_STR, { .str = { "5 weeks", 7 } } }) < 0);
+	assert_true(timeout_of(&(struct val){ V_STR, { .str = { "-1s", 3 } } }) < 0);
+	assert_true(timeout_of(&(struct val){ V_BOOL, { .b = 1 } }) < 0);
 }
 
 /* ---- running ---- */
