@@ -151,26 +151,6 @@ struct out_state {
 	size_t ntail, next, filled;
 };
 
-static void scrub(struct buf *b, const char *secret)
-{
-	size_t n = secret ? strlen(secret) : 0, off = 0;
-	struct buf out = BUF_INIT;
-	const char *hit;
-
-	if (!n)
-		return;
-	while ((hit = memmem(b->s + off, b->len - off, secret, n))) {
-		buf_add(&out, b->s + off, (size_t)(hit - (b->s + off)));
-		buf_puts(&out, "***");
-		off = (size_t)(hit - b->s) + n;
-	}
-	if (!off)
-		return;
-	buf_add(&out, b->s + off, b->len - off);
-	buf_release(b);
-	*b = out;
-}
-
 static void write_all(struct out_state *o, const char *s, size_t n)
 {
 	while (n && !o->write_errno) {
@@ -194,7 +174,7 @@ static void flush_line(struct out_state *o)
 	if (!o->line.len)
 		return;
 	for (s = o->secrets; s && *s; s++)
-		scrub(&o->line, *s);
+		buf_scrub(&o->line, *s);
 	write_all(o, o->line.s, o->line.len);
 	t = &o->tail[o->next];
 	buf_reset(t);

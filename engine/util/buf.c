@@ -124,17 +124,21 @@ void buf_add_folded(struct buf *b, const char *s)
 
 void buf_scrub(struct buf *b, const char *secret)
 {
+	size_t n = secret ? strlen(secret) : 0, off = 0;
 	struct buf out = BUF_INIT;
-	size_t n = secret ? strlen(secret) : 0;
-	const char *s, *hit;
+	const char *hit;
 
-	if (!n || !strstr(b->s, secret))
+	/* memmem: a script's output line may hold NUL bytes */
+	if (!n || !b->len)
 		return;
-	for (s = b->s; (hit = strstr(s, secret)); s = hit + n) {
-		buf_add(&out, s, (size_t)(hit - s));
+	while ((hit = memmem(b->s + off, b->len - off, secret, n))) {
+		buf_add(&out, b->s + off, (size_t)(hit - (b->s + off)));
 		buf_puts(&out, "***");
+		off = (size_t)(hit - b->s) + n;
 	}
-	buf_puts(&out, s);
+	if (!off)
+		return;
+	buf_add(&out, b->s + off, b->len - off);
 	buf_release(b);
 	*b = out;
 }
