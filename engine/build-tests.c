@@ -670,34 +670,27 @@ static void set_detail(struct test_run *tr, const struct buf *detail)
 
 /* ---- running ---- */
 
-static void with_comment(struct build *b, const struct node *n, const char *sql, struct buf *out)
-{
-	buf_reset(out);
-	build_audit_comment(b, n, out);
-	buf_puts(out, sql);
-}
-
 static int run_query(struct build *b, const struct node *n, struct sluice_conn *c, const char *sql,
 		     sluice_row_fn fn, void *ud, struct sluice_err *err)
 {
-	struct buf q = BUF_INIT;
+	struct buf audit = BUF_INIT;
 	int rc;
 
-	with_comment(b, n, sql, &q);
-	rc = c->drv->query(c, q.s, fn, ud, err);
-	buf_release(&q);
+	build_audit_comment(b, n, &audit);
+	rc = plan_send_query(c, audit.s, sql, fn, ud, err);
+	buf_release(&audit);
 	return rc;
 }
 
 static int run_exec(struct build *b, const struct node *n, struct sluice_conn *c, const char *sql,
 		    struct sluice_err *err)
 {
-	struct buf q = BUF_INIT;
+	struct buf audit = BUF_INIT;
 	int rc;
 
-	with_comment(b, n, sql, &q);
-	rc = c->drv->exec(c, q.s, NULL, err);
-	buf_release(&q);
+	build_audit_comment(b, n, &audit);
+	rc = plan_send_exec(c, audit.s, sql, NULL, err);
+	buf_release(&audit);
 	return rc;
 }
 
