@@ -64,17 +64,20 @@ static char *read_watermark(struct build *b, const struct node *load, const char
 	size_t slot = build_slot_of(&b->s->project, load->connection);
 	struct sluice_conn *c = b->slots[slot].main, *own = NULL;
 	struct sluice_err err = SLUICE_ERR_INIT;
-	struct buf q = BUF_INIT, lit = BUF_INIT;
+	struct buf q = BUF_INIT, lit = BUF_INIT, audit = BUF_INIT;
 	char *value = NULL;
 
 	if (!c && build_connect(b->s, load->connection, &own, NULL, &err))
 		return NULL;
+	if (own)
+		c = own;
+	build_audit_comment(b, load, &audit);
 	/* the server's own text form: a driver's may drop a time zone */
 	buf_puts(&q, "SELECT CAST(max(");
 	dialect_quote_ident(&q, column);
 	buf_printf(&q, ") AS VARCHAR) FROM %s", load->relation);
 	/* a target that does not exist yet means a full transfer */
-	if (!(own ? own : c)->drv->query(own ? own : c, q.s, build_first_value, &value, &err) && value) {
+	if (!plan_send_query(c, audit.s, q.s, build_first_value, &value, &err) && value) {
 		dialect_literal(b->slots[slot].dialect, &lit, value);
 		free(value);
 		value = buf_detach(&lit, NULL);
@@ -86,6 +89,7 @@ static char *read_watermark(struct build *b, const struct node *load, const char
 		own->drv->close(own);
 	buf_release(&q);
 	buf_release(&lit);
+	buf_release(&audit);
 	return value;
 }
 

@@ -181,9 +181,15 @@ void build_write_target_file(struct build *b, const char *dir, const char *path,
 	buf_release(&file);
 }
 
+/* The comment naming run, node (or hook) and user in front of every statement. */
+static void audit_line(const struct build *b, const char *node, struct buf *out)
+{
+	buf_printf(out, "/* sluice run=%s node=%s user=%s */\n", b->s->invocation_id, node, b->s->user);
+}
+
 void build_audit_comment(struct build *b, const struct node *n, struct buf *out)
 {
-	buf_printf(out, "/* sluice run=%s node=%s user=%s */\n", b->s->invocation_id, n->unique_id, b->s->user);
+	audit_line(b, n->unique_id, out);
 }
 
 /*
@@ -887,10 +893,10 @@ static int run_hooks(struct build *b, const struct val *hooks, const char *what,
 		}
 		rc = manifest_render_string(&b->s->manifest, NULL, "sluice.yml", h->u.str.s, &o, &scratch, &sql, err);
 		if (!rc && sql.len) {
-			struct buf q = BUF_INIT;
-			buf_printf(&q, "/* sluice run=%s node=%s user=%s */\n%s", b->s->invocation_id, what, b->s->user, sql.s);
-			rc = slot->main->drv->exec(slot->main, q.s, NULL, err);
-			buf_release(&q);
+			struct buf audit = BUF_INIT;
+			audit_line(b, what, &audit);
+			rc = plan_send_exec(slot->main, audit.s, sql.s, NULL, err);
+			buf_release(&audit);
 			if (rc)
 				err_prefix(err, "%s hook %zu", what, i + 1);
 		}
