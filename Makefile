@@ -69,7 +69,7 @@ $(BUILD)/tests/test_state: $(T_STATE)
 $(BUILD)/tests/test_state_s3: $(T_STATE)
 $(BUILD)/tests/test_redshift: $(T_STATE) $(BUILD)/engine/materialize.o
 $(BUILD)/tests/test_s3: $(T_S3)
-T_SHELL := $(BUILD)/engine/shell.o $(BUILD)/engine/fileset.o
+T_SHELL := $(BUILD)/engine/shell.o $(BUILD)/engine/fileset.o $(BUILD)/engine/fingerprint.o $(BUILD)/engine/json.o
 $(BUILD)/tests/test_shell: $(T_SHELL)
 $(BUILD)/tests/test_template: $(T_TEMPLATE)
 $(BUILD)/tests/test_yaml: $(T_PROJECT)

@@ -17,8 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 #include "datatest.h"
+#include "fingerprint.h"
 #include "json.h"
 #include "util/strmap.h"
 #include "util/xalloc.h"
@@ -385,10 +385,10 @@ static void set_name(struct parse_ctx *c, struct datatest *t, const char *custom
 	t->unique_id = arena_printf(a, "test.%s.%s", c->p->name, t->name);
 	/* Identifiers (the audit table) stay under 64 bytes, as dbt's aliases do. */
 	if (strlen(t->name) >= 64) {
-		XXH128_hash_t h = XXH3_128bits(t->name, strlen(t->name));
+		char hex[FP_HEX];
 		const char *pre = id.len ? id.s : t->name;
-		t->short_name = arena_printf(a, "%.30s_%016llx%016llx", pre, (unsigned long long)h.high64,
-					     (unsigned long long)h.low64);
+		fp_hash_hex(t->name, strlen(t->name), hex);
+		t->short_name = arena_printf(a, "%.30s_%s", pre, hex);
 	} else {
 		t->short_name = t->name;
 	}

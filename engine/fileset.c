@@ -11,8 +11,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <xxhash.h>
 #include "fileset.h"
+#include "fingerprint.h"
 #include "util/buf.h"
 #include "util/strmap.h"
 #include "util/xalloc.h"
@@ -22,26 +22,22 @@
 /* 0, or the errno that stopped the read. */
 static int hash_file(const char *path, char out[33])
 {
-	XXH3_state_t *st;
-	XXH128_hash_t h;
+	struct fp_hasher h;
 	char chunk[65536];
 	ssize_t r;
 	int fd = open(path, O_RDONLY | O_CLOEXEC), e = 0;
 
 	if (fd < 0)
 		return errno;
-	st = XXH3_createState();
-	XXH3_128bits_reset(st);
+	fp_hasher_init(&h);
 	while (!e && (r = read(fd, chunk, sizeof(chunk))) != 0) {
 		if (r > 0)
-			XXH3_128bits_update(st, chunk, (size_t)r);
+			fp_hasher_add(&h, chunk, (size_t)r);
 		else if (errno != EINTR)
 			e = errno;
 	}
-	h = XXH3_128bits_digest(st);
-	XXH3_freeState(st);
+	fp_hasher_finish(&h, out);
 	close(fd);
-	snprintf(out, 33, "%016llx%016llx", (unsigned long long)h.high64, (unsigned long long)h.low64);
 	return e;
 }
 

@@ -32,6 +32,26 @@ void fp_hash_hex(const void *data, size_t len, char out[FP_HEX])
 	hex128(XXH3_128bits(data, len), out);
 }
 
+void fp_hasher_init(struct fp_hasher *h)
+{
+	h->state = XXH3_createState();
+	if (!h->state)
+		abort();   /* out of memory, as xmalloc treats it */
+	XXH3_128bits_reset(h->state);
+}
+
+void fp_hasher_add(struct fp_hasher *h, const void *data, size_t len)
+{
+	XXH3_128bits_update(h->state, data, len);
+}
+
+void fp_hasher_finish(struct fp_hasher *h, char out[FP_HEX])
+{
+	hex128(XXH3_128bits_digest(h->state), out);
+	XXH3_freeState(h->state);
+	h->state = NULL;
+}
+
 /* Each part is length-prefixed so "ab"+"c" and "a"+"bc" differ. */
 static void feed(XXH3_state_t *st, const char *s)
 {

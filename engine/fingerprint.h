@@ -45,6 +45,16 @@ void fp_normalize_sql(const char *sql, struct buf *out);
 
 /* 128-bit hash as 32 hex digits. */
 void fp_hash_hex(const void *data, size_t len, char out[FP_HEX]);
+/*
+ * The same hash over data fed in pieces (a file, a listing), in constant
+ * memory: init, add as often as needed, then finish (which frees it).
+ */
+struct fp_hasher {
+	void *state;
+};
+void fp_hasher_init(struct fp_hasher *h);
+void fp_hasher_add(struct fp_hasher *h, const void *data, size_t len);
+void fp_hasher_finish(struct fp_hasher *h, char out[FP_HEX]);
 
 /* Why a node must be built. */
 struct fp_decision {

@@ -998,25 +998,27 @@ int stage_retain(struct objstore *s, const char *model, int keep, long long *del
 
 static int hash_entry(void *ud, const struct objstore_entry *e)
 {
-	struct buf *b = ud;
+	struct fp_hasher *h = ud;
+	struct buf line = BUF_INIT;
 
-	buf_printf(b, "%s\t%s\t%lld\n", e->key, e->etag ? e->etag : "", e->size);
+	buf_printf(&line, "%s\t%s\t%lld\n", e->key, e->etag ? e->etag : "", e->size);
+	fp_hasher_add(h, line.s, line.len);
+	buf_release(&line);
 	return 0;
 }
 
 int stage_listing_version(struct objstore *s, const char *prefix, struct buf *out, struct sluice_err *err)
 {
-	struct buf all = BUF_INIT;
+	struct fp_hasher h;
 	char hex[FP_HEX];
 	int rc;
 
-	/* (key, etag, size) lines: a few dozen bytes per object */
-	rc = s->ops->list(s, prefix, hash_entry, &all, err);
-	if (!rc) {
-		fp_hash_hex(all.s ? all.s : "", all.len, hex);
+	/* one (key, etag, size) line per object, hashed as listed: memory stays flat */
+	fp_hasher_init(&h);
+	rc = s->ops->list(s, prefix, hash_entry, &h, err);
+	fp_hasher_finish(&h, hex);
+	if (!rc)
 		buf_printf(out, "listing:%s", hex);
-	}
-	buf_release(&all);
 	return rc;
 }
 
