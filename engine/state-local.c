@@ -486,56 +486,6 @@ static int local_put(struct state *st, const char *unique_id, const char *record
 	return rc;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* Snapshot text: one record a line, sorted by unique_id, so it greps and diffs well. */
-static int format_snapshot(struct local_state *l, json_t *recs, struct buf *out, struct sluice_err *err)
-{
-	size_t n = json_object_size(recs), i = 0;
-	const char **keys = xmalloc((n ? n : 1) * sizeof(*keys));
-	const char *key;
-	json_t *head = json_object(), *rec;
-	char *s;
-	int rc = 0;
-
-	json_object_foreach(recs, key, rec)
-		keys[i++] = key;
-	qsort(keys, n, sizeof(*keys), cmp_str);
-
-	json_object_set_new(head, "format", json_integer(STATE_SNAPSHOT_FORMAT));
-	json_object_set_new(head, "project", json_string(l->base.project));
-	json_object_set_new(head, "target", json_string(l->base.target));
-	s = json_dumps(head, JSON_COMPACT);
-	json_decref(head);
-	if (!s) {
-		rc = err_set(err, SLUICE_EIO, "%s: cannot serialise the snapshot", l->snapshot);
-		goto out;
-	}
-	buf_add(out, s, strlen(s) - 1);         /* reopen the object */
-	buf_puts(out, ",\"records\":{\n");
-	free(s);
-	for (i = 0; i < n; i++) {
-		json_t *jk = json_string(keys[i]);
-		char *k = json_dumps(jk, JSON_ENCODE_ANY);
-		char *r = json_dumps(json_object_get(recs, keys[i]), JSON_COMPACT);
-		json_decref(jk);
-		if (k && r)
-			buf_printf(out, "%s:%s%s\n", k, r, i + 1 < n ? "," : "");
-		else
-			rc = err_set(err, SLUICE_EIO, "%s: cannot serialise the record for %s", l->snapshot, keys[i]);
-		free(k);
-		free(r);
-		if (rc)
-			goto out;
-	}
-	buf_puts(out, "}}\n");
-out:
-	free(keys);
-	return rc;
-}
 
 static int write_snapshot(struct local_state *l, const struct buf *text, struct sluice_err *err)
 {
@@ -567,7 +517,7 @@ static int local_finish(struct state *st, struct sluice_err *err)
 
 	if (l->journal_size == 0 && fs_exists(l->snapshot))
 		return 0;
-	if ((rc = read_records(l, &recs, err)) || (rc = format_snapshot(l, recs, &text, err)) ||
+	if ((rc = read_records(l, &recs, err)) || (rc = state_snapshot_format(&l->base, NULL, recs, l->snapshot, &text, err)) ||
 	    (rc = write_snapshot(l, &text, err)))
 		goto out;
 	/* Only now that the new snapshot is durable may the journal go. */

@@ -892,58 +892,15 @@ static int delete_covered(struct s3_state *s, const struct jlist *l, const struc
 	return rc;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* Snapshot text: one record a line, sorted by unique_id, so it greps and diffs well. */
+/* The snapshot also records the newest journal position it holds. */
 static int format_snapshot(struct s3_state *s, const struct snapshot *snap, const struct mark *mark, struct buf *out,
 			   struct sluice_err *err)
 {
-	size_t n = json_object_size(snap->records), i = 0;
-	const char **keys = xmalloc((n ? n : 1) * sizeof(*keys));
-	const char *key;
-	json_t *head = json_object(), *rec;
-	char *text;
-	int rc = 0;
+	json_t *extra = json_object();
 
-	json_object_foreach(snap->records, key, rec)
-		keys[i++] = key;
-	qsort(keys, n, sizeof(*keys), cmp_str);
-	json_object_set_new(head, "format", json_integer(STATE_SNAPSHOT_FORMAT));
-	json_object_set_new(head, "project", json_string(s->base.project));
-	json_object_set_new(head, "target", json_string(s->base.target));
-	json_object_set_new(head, "generation", json_integer((json_int_t)mark->gen));
-	json_object_set_new(head, "sequence", json_integer((json_int_t)mark->seq));
-	text = json_dumps(head, JSON_COMPACT);
-	json_decref(head);
-	if (!text) {
-		rc = err_set(err, SLUICE_EIO, "state: cannot serialise the snapshot");
-		goto out;
-	}
-	buf_add(out, text, strlen(text) - 1);       /* reopen the object */
-	buf_puts(out, ",\"records\":{\n");
-	free(text);
-	for (i = 0; i < n; i++) {
-		json_t *jk = json_string(keys[i]);
-		char *k = json_dumps(jk, JSON_ENCODE_ANY);
-		char *r = json_dumps(json_object_get(snap->records, keys[i]), JSON_COMPACT);
-
-		json_decref(jk);
-		if (k && r)
-			buf_printf(out, "%s:%s%s\n", k, r, i + 1 < n ? "," : "");
-		else
-			rc = err_set(err, SLUICE_EIO, "state: cannot serialise the record for %s", keys[i]);
-		free(k);
-		free(r);
-		if (rc)
-			goto out;
-	}
-	buf_puts(out, "}}\n");
-out:
-	free(keys);
-	return rc;
+	json_object_set_new(extra, "generation", json_integer((json_int_t)mark->gen));
+	json_object_set_new(extra, "sequence", json_integer((json_int_t)mark->seq));
+	return state_snapshot_format(&s->base, extra, snap->records, "state", out, err);
 }
 
 /*

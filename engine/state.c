@@ -240,3 +240,58 @@ void state_name_part(struct buf *b, const char *name)
 			buf_printf(b, "%%%02X", *p);
 	}
 }
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int state_snapshot_format(const struct state *st, json_t *extra, json_t *recs, const char *what, struct buf *out,
+			  struct sluice_err *err)
+{
+	size_t n = json_object_size(recs), i = 0;
+	const char **keys = xmalloc((n ? n : 1) * sizeof(*keys));
+	const char *key;
+	json_t *head = json_object(), *rec;
+	char *text;
+	int rc = 0;
+
+	json_object_foreach(recs, key, rec)
+		keys[i++] = key;
+	qsort(keys, n, sizeof(*keys), cmp_str);
+	json_object_set_new(head, "format", json_integer(STATE_SNAPSHOT_FORMAT));
+	json_object_set_new(head, "project", json_string(st->project));
+	json_object_set_new(head, "target", json_string(st->target));
+	if (extra) {
+		json_object_update(head, extra);
+		json_decref(extra);
+	}
+	text = json_dumps(head, JSON_COMPACT);
+	json_decref(head);
+	if (!text) {
+		rc = err_set(err, SLUICE_EIO, "%s: cannot serialise the snapshot", what);
+		goto out;
+	}
+	buf_add(out, text, strlen(text) - 1);       /* reopen the object */
+	buf_puts(out, ",\"records\":{\n");
+	free(text);
+	for (i = 0; i < n; i++) {
+		json_t *jk = json_string(keys[i]);
+		char *k = json_dumps(jk, JSON_ENCODE_ANY);
+		char *r = json_dumps(json_object_get(recs, keys[i]), JSON_COMPACT);
+
+		json_decref(jk);
+		if (k && r)
+			buf_printf(out, "%s:%s%s\n", k, r, i + 1 < n ? "," : "");
+		else
+			rc = err_set(err, SLUICE_EIO, "%s: cannot serialise the record for %s", what, keys[i]);
+		free(k);
+		free(r);
+		if (rc)
+			goto out;
+	}
+	buf_puts(out, "}}\n");
+out:
+	free(keys);
+	return rc;
+}

@@ -145,6 +145,14 @@ void state_holder_text(struct buf *b, const char *user, long long pid, const cha
  * caller in its own message.
  */
 #define STATE_SNAPSHOT_FORMAT 1
+/*
+ * Snapshot text: the head (format, project, target, then extra's keys;
+ * extra is stolen, may be NULL) and one record a line, sorted by
+ * unique_id, so it greps and diffs well. what names the snapshot in
+ * error messages.
+ */
+int state_snapshot_format(const struct state *st, json_t *extra, json_t *recs, const char *what, struct buf *out,
+			  struct sluice_err *err);
 int state_snapshot_parse(const struct state *st, const char *text, size_t len, json_t **out, struct buf *why);
 
 /*
