@@ -95,7 +95,7 @@ static void set_effective(struct build *b, size_t idx, int built)
 	for (i = 0; i < r->outputs.u.dict.n; i++)
 		buf_printf(&text, "%s\t%s\n", r->outputs.u.dict.keys[i],
 			   val_get_str(&r->outputs.u.dict.vals[i], "hash", ""));
-	fp_hash_hex(text.s, text.len, r->effective);
+	hash_hex(text.s, text.len, r->effective);
 	buf_release(&text);
 }
 

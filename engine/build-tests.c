@@ -472,7 +472,7 @@ static void decide_test(struct build *b, size_t idx, struct arena *a)
 	if (tr->logical)
 		fp_normalize_sql(tr->logical, &norm);
 	buf_puts(&text, norm.s);
-	fp_hash_hex(text.s, text.len, tr->fp_def);
+	hash_hex(text.s, text.len, tr->fp_def);
 	nk = tr->inputs.u.dict.n;
 	keys = xcalloc(nk ? nk : 1, sizeof(char *));
 	for (i = 0; i < nk; i++)
@@ -482,7 +482,7 @@ static void decide_test(struct build *b, size_t idx, struct arena *a)
 	buf_printf(&text, "%s\n", tr->fp_def);
 	for (i = 0; i < nk; i++)
 		buf_printf(&text, "%s=%s\n", keys[i], val_get_str(&tr->inputs, keys[i], ""));
-	fp_hash_hex(text.s, text.len, tr->fp);
+	hash_hex(text.s, text.len, tr->fp);
 
 	if (b->s->cli->force)
 		reason(a, &tr->reasons, "--force");

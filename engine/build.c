@@ -347,7 +347,7 @@ static void set_effective(struct build *b, size_t idx)
 		if (r->output_checksum) {
 			char buf[FP_HEX + 64];
 			snprintf(buf, sizeof(buf), "cutoff:%s", r->output_checksum);
-			fp_hash_hex(buf, strlen(buf), r->effective);
+			hash_hex(buf, strlen(buf), r->effective);
 		}
 	} else {
 		snprintf(r->effective, sizeof(r->effective), "%s", prev);

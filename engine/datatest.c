@@ -18,8 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "datatest.h"
-#include "fingerprint.h"
 #include "json.h"
+#include "util/hash.h"
 #include "util/strmap.h"
 #include "util/xalloc.h"
 
@@ -385,9 +385,9 @@ static void set_name(struct parse_ctx *c, struct datatest *t, const char *custom
 	t->unique_id = arena_printf(a, "test.%s.%s", c->p->name, t->name);
 	/* Identifiers (the audit table) stay under 64 bytes, as dbt's aliases do. */
 	if (strlen(t->name) >= 64) {
-		char hex[FP_HEX];
+		char hex[HASH_HEX];
 		const char *pre = id.len ? id.s : t->name;
-		fp_hash_hex(t->name, strlen(t->name), hex);
+		hash_hex(t->name, strlen(t->name), hex);
 		t->short_name = arena_printf(a, "%.30s_%s", pre, hex);
 	} else {
 		t->short_name = t->name;

@@ -12,36 +12,36 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "fileset.h"
-#include "fingerprint.h"
 #include "util/buf.h"
+#include "util/hash.h"
 #include "util/strmap.h"
 #include "util/xalloc.h"
 
 #define MAX_DEPTH 64
 
 /* 0, or the errno that stopped the read. */
-static int hash_file(const char *path, char out[33])
+static int hash_file(const char *path, char out[HASH_HEX])
 {
-	struct fp_hasher h;
+	struct hasher h;
 	char chunk[65536];
 	ssize_t r;
 	int fd = open(path, O_RDONLY | O_CLOEXEC), e = 0;
 
 	if (fd < 0)
 		return errno;
-	fp_hasher_init(&h);
+	hasher_init(&h);
 	while (!e && (r = read(fd, chunk, sizeof(chunk))) != 0) {
 		if (r > 0)
-			fp_hasher_add(&h, chunk, (size_t)r);
+			hasher_add(&h, chunk, (size_t)r);
 		else if (errno != EINTR)
 			e = errno;
 	}
-	fp_hasher_finish(&h, out);
+	hasher_finish(&h, out);
 	close(fd);
 	return e;
 }
 
-int fileset_hash_file(const char *path, char out[33], struct sluice_err *err)
+int fileset_hash_file(const char *path, char out[HASH_HEX], struct sluice_err *err)
 {
 	int e = hash_file(path, out);
 
@@ -70,7 +70,7 @@ static void abs_path(struct buf *b, const char *dir, const char *name)
 /* One regular file: its entry from the previous scan, or a fresh hash. */
 static int add_file(struct scan *s, const char *name, const struct stat *st)
 {
-	char mtime[32], hash[33];
+	char mtime[32], hash[HASH_HEX];
 	const struct val *old;
 	const char *h = NULL;
 	struct val e;

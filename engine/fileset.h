@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include "util/arena.h"
 #include "util/err.h"
+#include "util/hash.h"
 #include "value.h"
 
 enum fileset_mode {
@@ -38,6 +39,6 @@ int fileset_scan(const char *dir, const struct val *patterns, enum fileset_mode 
 		 struct sluice_err *err);
 
 /* XXH3-128 of a file's content as 32 hex digits and NUL; SLUICE_EIO when it cannot be read. */
-int fileset_hash_file(const char *path, char out[33], struct sluice_err *err);
+int fileset_hash_file(const char *path, char out[HASH_HEX], struct sluice_err *err);
 
 #endif

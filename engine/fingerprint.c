@@ -11,9 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 #include "fingerprint.h"
 #include "json.h"
+#include "util/hash.h"
 #include "util/xalloc.h"
 
 /* Config keys that change no SQL and no data: they do not make a node stale. */
@@ -22,38 +22,8 @@ static const char *const ignored_config[] = {
 	"persist_docs", "depends_on", "timeout",
 };
 
-static void hex128(XXH128_hash_t h, char out[FP_HEX])
-{
-	snprintf(out, FP_HEX, "%016llx%016llx", (unsigned long long)h.high64, (unsigned long long)h.low64);
-}
-
-void fp_hash_hex(const void *data, size_t len, char out[FP_HEX])
-{
-	hex128(XXH3_128bits(data, len), out);
-}
-
-void fp_hasher_init(struct fp_hasher *h)
-{
-	h->state = XXH3_createState();
-	if (!h->state)
-		abort();   /* out of memory, as xmalloc treats it */
-	XXH3_128bits_reset(h->state);
-}
-
-void fp_hasher_add(struct fp_hasher *h, const void *data, size_t len)
-{
-	XXH3_128bits_update(h->state, data, len);
-}
-
-void fp_hasher_finish(struct fp_hasher *h, char out[FP_HEX])
-{
-	hex128(XXH3_128bits_digest(h->state), out);
-	XXH3_freeState(h->state);
-	h->state = NULL;
-}
-
 /* Each part is length-prefixed so "ab"+"c" and "a"+"bc" differ. */
-static void feed(XXH3_state_t *st, const char *s)
+static void feed(struct hasher *h, const char *s)
 {
 	size_t len = s ? strlen(s) : 0;
 	unsigned char n[8];
@@ -61,9 +31,9 @@ static void feed(XXH3_state_t *st, const char *s)
 
 	for (i = 0; i < 8; i++)
 		n[i] = (unsigned char)(len >> (8 * i));
-	XXH3_128bits_update(st, n, sizeof(n));
+	hasher_add(h, n, sizeof(n));
 	if (len)
-		XXH3_128bits_update(st, s, len);
+		hasher_add(h, s, len);
 }
 
 void fp_normalize_sql(const char *s, struct buf *out)
@@ -131,14 +101,14 @@ static void hash_config(const struct node *n, char out[FP_HEX])
 			json_object_set_new(j, key, json_from_val_new(&n->config.u.dict.vals[i]));
 	}
 	text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-	fp_hash_hex(text, strlen(text), out);
+	hash_hex(text, strlen(text), out);
 	free(text);
 	json_decref(j);
 }
 
 static void hash_vars(const struct val *used, struct arena *a, struct fp *out)
 {
-	XXH3_state_t *st = XXH3_createState();
+	struct hasher st;
 	const char **keys;
 	size_t i, n = used && used->kind == V_DICT ? used->u.dict.n : 0;
 
@@ -147,25 +117,24 @@ static void hash_vars(const struct val *used, struct arena *a, struct fp *out)
 	for (i = 0; i < n; i++)
 		keys[i] = used->u.dict.keys[i];
 	qsort(keys, n, sizeof(char *), cmp_str);
-	XXH3_128bits_reset(st);
+	hasher_init(&st);
 	for (i = 0; i < n; i++) {
 		struct buf v = BUF_INIT;
 		char h[FP_HEX];
 		val_repr(val_get(used, keys[i]), &v);
-		feed(st, keys[i]);
-		feed(st, v.s);
-		fp_hash_hex(v.s, v.len, h);
+		feed(&st, keys[i]);
+		feed(&st, v.s);
+		hash_hex(v.s, v.len, h);
 		h[16] = '\0';
 		val_dict_set(a, &out->var_hashes, arena_strdup(a, keys[i]), val_str(arena_strdup(a, h)));
 		buf_release(&v);
 	}
-	hex128(XXH3_128bits_digest(st), out->vars);
-	XXH3_freeState(st);
+	hasher_finish(&st, out->vars);
 	free(keys);
 }
 
 /* Input files, sorted by path, as path=hash after an "inputs" marker (only when there are any). */
-static void hash_inputs(XXH3_state_t *st, const struct val *inputs, struct arena *a, struct fp *out)
+static void hash_inputs(struct hasher *st, const struct val *inputs, struct arena *a, struct fp *out)
 {
 	size_t n = inputs && inputs->kind == V_DICT ? inputs->u.dict.n : 0, i;
 	const char **keys;
@@ -194,24 +163,24 @@ void fp_compute(const struct manifest *m, const struct node *n, const struct fp_
 	size_t np = d->nparents[n->idx], i, nu = 0, ns = 0;
 	const char **up = xcalloc(np + 1, sizeof(char *)), **src = xcalloc(np + 1, sizeof(char *));
 	struct buf norm = BUF_INIT;
-	XXH3_state_t *st = XXH3_createState();
+	struct hasher st;
 
 	/* A script is hashed as written: "--" and quotes mean other things in a shell. */
 	if (n->mat == MAT_SHELL)
 		buf_puts(&norm, in->logical_sql ? in->logical_sql : "");
 	else
 		fp_normalize_sql(in->logical_sql ? in->logical_sql : "", &norm);
-	fp_hash_hex(norm.s, norm.len, out->code);
+	hash_hex(norm.s, norm.len, out->code);
 	hash_config(n, out->config);
 	hash_vars(in->used_vars, a, out);
 
-	XXH3_128bits_reset(st);
-	feed(st, FP_FORMAT);
-	feed(st, "def");
-	feed(st, out->code);
-	feed(st, out->config);
-	feed(st, out->vars);
-	hex128(XXH3_128bits_digest(st), out->def);
+	hasher_init(&st);
+	feed(&st, FP_FORMAT);
+	feed(&st, "def");
+	feed(&st, out->code);
+	feed(&st, out->config);
+	feed(&st, out->vars);
+	hasher_finish(&st, out->def);
 
 	out->upstream = val_dict_new();
 	out->sources = val_dict_new();
@@ -227,18 +196,17 @@ void fp_compute(const struct manifest *m, const struct node *n, const struct fp_
 	}
 	qsort(up, nu, sizeof(char *), cmp_str);
 	qsort(src, ns, sizeof(char *), cmp_str);
-	XXH3_128bits_reset(st);
-	feed(st, FP_FORMAT);
-	feed(st, out->def);
+	hasher_init(&st);
+	feed(&st, FP_FORMAT);
+	feed(&st, out->def);
 	for (i = 0; i < nu; i++)
-		feed(st, up[i]);
-	feed(st, "sources");
+		feed(&st, up[i]);
+	feed(&st, "sources");
 	for (i = 0; i < ns; i++)
-		feed(st, src[i]);
-	hash_inputs(st, in->inputs, a, out);
-	hex128(XXH3_128bits_digest(st), out->full);
+		feed(&st, src[i]);
+	hash_inputs(&st, in->inputs, a, out);
+	hasher_finish(&st, out->full);
 
-	XXH3_freeState(st);
 	buf_release(&norm);
 	free(up);
 	free(src);

@@ -11,10 +11,11 @@
 #include "manifest.h"
 #include "util/arena.h"
 #include "util/buf.h"
+#include "util/hash.h"
 #include "value.h"
 
 #define FP_FORMAT "sluice-fingerprint-1"
-#define FP_HEX 33                  /* 32 hex digits and NUL */
+#define FP_HEX HASH_HEX             /* fingerprints are util/hash.h digests */
 
 struct fp {
 	char code[FP_HEX];         /* normalised SQL with relations named logically */
@@ -42,19 +43,6 @@ void fp_compute(const struct manifest *m, const struct node *n, const struct fp_
 
 /* Formatting-insensitive form of SQL: comments dropped, runs of white space outside quotes folded to one space. */
 void fp_normalize_sql(const char *sql, struct buf *out);
-
-/* 128-bit hash as 32 hex digits. */
-void fp_hash_hex(const void *data, size_t len, char out[FP_HEX]);
-/*
- * The same hash over data fed in pieces (a file, a listing), in constant
- * memory: init, add as often as needed, then finish (which frees it).
- */
-struct fp_hasher {
-	void *state;
-};
-void fp_hasher_init(struct fp_hasher *h);
-void fp_hasher_add(struct fp_hasher *h, const void *data, size_t len);
-void fp_hasher_finish(struct fp_hasher *h, char out[FP_HEX]);
 
 /* Why a node must be built. */
 struct fp_decision {

@@ -14,10 +14,10 @@
 #include <string.h>
 #include <unistd.h>
 #include <zlib.h>
-#include "fingerprint.h"
 #include "json.h"
 #include "materialize.h"
 #include "stage.h"
+#include "util/hash.h"
 #include "util/xalloc.h"
 
 #define STAGE_DEFAULT_PART (64LL * 1024 * 1024)
@@ -998,25 +998,25 @@ int stage_retain(struct objstore *s, const char *model, int keep, long long *del
 
 static int hash_entry(void *ud, const struct objstore_entry *e)
 {
-	struct fp_hasher *h = ud;
+	struct hasher *h = ud;
 	struct buf line = BUF_INIT;
 
 	buf_printf(&line, "%s\t%s\t%lld\n", e->key, e->etag ? e->etag : "", e->size);
-	fp_hasher_add(h, line.s, line.len);
+	hasher_add(h, line.s, line.len);
 	buf_release(&line);
 	return 0;
 }
 
 int stage_listing_version(struct objstore *s, const char *prefix, struct buf *out, struct sluice_err *err)
 {
-	struct fp_hasher h;
-	char hex[FP_HEX];
+	struct hasher h;
+	char hex[HASH_HEX];
 	int rc;
 
 	/* one (key, etag, size) line per object, hashed as listed: memory stays flat */
-	fp_hasher_init(&h);
+	hasher_init(&h);
 	rc = s->ops->list(s, prefix, hash_entry, &h, err);
-	fp_hasher_finish(&h, hex);
+	hasher_finish(&h, hex);
 	if (!rc)
 		buf_printf(out, "listing:%s", hex);
 	return rc;
