@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "shell.h"
+#include "util/clock.h"
 #include "util/fs.h"
 #include "util/xalloc.h"
 
@@ -245,14 +246,6 @@ static void format_tail(const struct out_state *o, struct buf *out)
 
 /* ---- spawning ---- */
 
-static double mono_now(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 /* The inherited environment with cmd->env's names replaced; strings point into *store or environ. */
 static char **make_envp(const char *extra, char **store)
 {
@@ -412,10 +405,10 @@ static int group_alive(pid_t pgid)
  */
 static void finish_group(pid_t pid, double grace)
 {
-	double end = mono_now() + grace;
+	double end = clock_monotonic() + grace;
 	struct timespec tick = { 0, 20 * 1000 * 1000 };
 
-	while (group_alive(pid) && mono_now() < end)
+	while (group_alive(pid) && clock_monotonic() < end)
 		nanosleep(&tick, NULL);
 	kill(-pid, SIGKILL);
 }
@@ -473,7 +466,7 @@ int shell_run(const struct shell_cmd *cmd, struct shell_proc *p, struct shell_re
 		rc = err_set(err, SLUICE_EIO, "pipe: %s", strerror(errno));
 		goto out;
 	}
-	start = mono_now();
+	start = clock_monotonic();
 	if ((rc = spawn(cmd, pipefd[1], &pid, err)))
 		goto out;
 	__atomic_store_n(&p->pid, pid, __ATOMIC_SEQ_CST);
@@ -500,7 +493,7 @@ int shell_run(const struct shell_cmd *cmd, struct shell_proc *p, struct shell_re
 			eof = eof || drain(&o, pipefd[0]);
 			break;
 		}
-		now = mono_now();
+		now = clock_monotonic();
 		if (!res->cancelled && __atomic_load_n(&p->cancels, __ATOMIC_SEQ_CST)) {
 			/* cancel() forwarded the signal: TERM and KILL follow if it is ignored */
 			res->cancelled = 1;
@@ -528,7 +521,7 @@ int shell_run(const struct shell_cmd *cmd, struct shell_proc *p, struct shell_re
 			eof = drain(&o, pipefd[0]);
 	}
 	flush_line(&o);
-	res->elapsed = mono_now() - start;
+	res->elapsed = clock_monotonic() - start;
 	/* a script that died of the forwarded signal before the loop saw the cancel */
 	if (__atomic_load_n(&p->cancels, __ATOMIC_SEQ_CST))
 		res->cancelled = 1;

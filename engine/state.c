@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include "json.h"
 #include "state.h"
+#include "util/clock.h"
 #include "util/xalloc.h"
 
 /* The lock is polled this often while a run waits for it. */
@@ -100,14 +101,6 @@ int state_open(struct state **out, const struct state_opts *o, struct sluice_err
 		       "sluice.yml: unknown state backend '%s' (known: local, warehouse, s3://bucket/prefix/)", spec);
 }
 
-static double monotonic_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void sleep_ms(long ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
@@ -118,7 +111,7 @@ static void sleep_ms(long ms)
 
 int state_lock(struct state *st, int wait_seconds, struct sluice_err *err)
 {
-	double deadline = monotonic_s() + (wait_seconds > 0 ? wait_seconds : 0);
+	double deadline = clock_monotonic() + (wait_seconds > 0 ? wait_seconds : 0);
 	struct buf holder = BUF_INIT, since = BUF_INIT;
 	struct sluice_err attempt = SLUICE_ERR_INIT;   /* err is left alone on success */
 	int rc;
@@ -129,7 +122,7 @@ int state_lock(struct state *st, int wait_seconds, struct sluice_err *err)
 		buf_reset(&holder);
 		buf_reset(&since);
 		rc = st->be->lock(st, &holder, &since, &attempt);
-		if (rc != SLUICE_ELOCK || wait_seconds < 0 || monotonic_s() >= deadline)
+		if (rc != SLUICE_ELOCK || wait_seconds < 0 || clock_monotonic() >= deadline)
 			break;
 		sleep_ms(STATE_LOCK_POLL_MS);
 	}

@@ -12,6 +12,7 @@
 #include <time.h>
 #include "../../connectors/connector.h"
 #include "../../engine/util/arena.h"
+#include "../../engine/util/clock.h"
 
 static ssize_t file_read(void *ud, void *buf, size_t cap, struct sluice_err *err)
 {
@@ -20,14 +21,6 @@ static ssize_t file_read(void *ud, void *buf, size_t cap, struct sluice_err *err
 	if (!n && ferror((FILE *)ud))
 		return err_set(err, SLUICE_EIO, "read error");
 	return (ssize_t)n;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static void set(struct arena *a, struct val *d, const char *key, const char *env)
@@ -81,7 +74,7 @@ int main(int argc, char **argv)
 		goto out;
 	buf_reset(&sql);
 	/* In one transaction, as a build step would run it. */
-	t0 = now_s();
+	t0 = clock_monotonic();
 	if ((rc = drv->exec(c, "BEGIN", NULL, &err)))
 		goto out;
 	if (drv->copy_in) {
@@ -100,7 +93,7 @@ int main(int argc, char **argv)
 	if (!rc)
 		rc = drv->exec(c, "COMMIT", NULL, &err);
 	if (!rc)
-		printf("%lld %.3f\n", rows, now_s() - t0);
+		printf("%lld %.3f\n", rows, clock_monotonic() - t0);
 out:
 	if (rc)
 		fprintf(stderr, "load-csv: %s\n", err.msg);

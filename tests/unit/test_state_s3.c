@@ -30,6 +30,7 @@
 
 #include "../../connectors/objstore.h"
 #include "../../engine/state-s3.h"
+#include "../../engine/util/clock.h"
 #include "../../engine/util/fs.h"
 #include "../../engine/util/xalloc.h"
 
@@ -232,14 +233,6 @@ static int teardown(void **unused)
 	}
 	pthread_mutex_destroy(&ctl.mu);
 	return fs_remove_tree(tmp_dir, &err);
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static void sleep_ms(long ms)
@@ -679,7 +672,7 @@ static void test_load_during_compaction(void **unused)
 	struct state *reader = open_with("dev", "run-r", 0, 0);
 	pthread_t t;
 	size_t seen = 0;
-	double until = now_s() + 1.5;
+	double until = clock_monotonic() + 1.5;
 	int loads = 0;
 
 	(void)unused;
@@ -687,7 +680,7 @@ static void test_load_during_compaction(void **unused)
 	c.st = open_st();
 	lock_ok(c.st);
 	assert_int_equal(pthread_create(&t, NULL, compact_loop, &c), 0);
-	while (now_s() < until) {
+	while (clock_monotonic() < until) {
 		struct arena a = ARENA_INIT;
 		struct sluice_err err = SLUICE_ERR_INIT;
 		struct val recs;
@@ -743,9 +736,9 @@ static void test_wait_lock(void **unused)
 
 	(void)unused;
 	lock_ok(a);
-	t0 = now_s();
+	t0 = clock_monotonic();
 	assert_int_equal(state_lock(b, 1, &err), SLUICE_ELOCK);
-	assert_true(now_s() - t0 >= 0.95);
+	assert_true(clock_monotonic() - t0 >= 0.95);
 	assert_contains(err.msg, "still locked after waiting 1 s (--wait-lock 1)");
 	state_close(a);
 	state_close(b);
@@ -789,11 +782,11 @@ static void test_killed_holder_on_this_machine(void **unused)
 	waitpid(pid, NULL, 0);
 	child_pid = 0;
 	/* its lease has two minutes to run, but its process is gone: taken over at once */
-	t0 = now_s();
+	t0 = clock_monotonic();
 	err = (struct sluice_err)SLUICE_ERR_INIT;
 	if (state_lock(st, -1, &err))
 		fail_msg("a dead holder's lock was not taken over: %s", err.msg);
-	assert_true(now_s() - t0 < 0.5);
+	assert_true(clock_monotonic() - t0 < 0.5);
 	assert_int_equal(obj_int("lock.json", "generation"), 2);
 	/* what it put before dying is there */
 	recs = load_ok(st, &a);
@@ -854,14 +847,14 @@ static void test_lease_taken_over_stops_puts(void **unused)
 	struct arena a = ARENA_INIT;
 	struct state *st = open_with("dev", "run-1", 0, 2);
 	struct val r = record(&a, "model.proj.a", 1);
-	double until = now_s() + 3;
+	double until = clock_monotonic() + 3;
 
 	(void)unused;
 	lock_ok(st);
 	put_ok(st, &a, "model.proj.a", 1);
 	/* someone judged our lease expired and took the lock (a paused VM, a partition) */
 	foreign_lock("elsewhere", 77, 0, 120);
-	while (now_s() < until && !state_put(st, "model.proj.a", &r, &err))
+	while (clock_monotonic() < until && !state_put(st, "model.proj.a", &r, &err))
 		sleep_ms(100);
 	assert_int_equal(err.code, SLUICE_ELOCK);
 	assert_contains(err.msg, "record for model.proj.a not saved: state: the lock was taken over by bob (pid 77 on "
@@ -1040,8 +1033,8 @@ static void test_heartbeat_412_means_lost(void **unused)
 	/* the store says lock.json changed although it looks the same to a HEAD */
 	ctl.key = "lock.json";
 	ctl.lose = 1;
-	until = now_s() + 3;
-	while (now_s() < until && !state_put(st, "model.proj.a", &r, &err))
+	until = clock_monotonic() + 3;
+	while (clock_monotonic() < until && !state_put(st, "model.proj.a", &r, &err))
 		sleep_ms(100);
 	assert_int_equal(err.code, SLUICE_ELOCK);
 	assert_contains(err.msg, "the lock was taken over by another run");

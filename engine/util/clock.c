@@ -1,0 +1,11 @@
+/* clock.c: CLOCK_MONOTONIC as seconds; see clock.h. */
+#include <time.h>
+#include "clock.h"
+
+double clock_monotonic(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);   /* cannot fail for CLOCK_MONOTONIC on Linux */
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
