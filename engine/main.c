@@ -1,13 +1,13 @@
 /*
  * main.c: command dispatch (a table, as in git.c) and process-wide setup.
- * Only main and cmd-*.c print errors or choose exit codes.
+ * Only main and cmd-*.c print errors or choose exit codes; what the
+ * commands share is in cmd.c, not here.
  */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include "../connectors/connector.h"
 #include "cmd.h"
-#include "session.h"
 #include "ui.h"
 #include "version.h"
 
@@ -32,43 +32,6 @@ static const struct cmd_entry commands[] = {
 	{ "embedded", cmd_embedded, "start|stop|status|env of the embedded PostgreSQL" },
 	{ "help", cmd_help, "show this help" },
 };
-
-int cmd_fail(const struct sluice_err *err)
-{
-	ui_error("%s", err->msg[0] ? err->msg : "failed");
-	return err_exit_code(err->code ? err->code : SLUICE_EUSAGE);
-}
-
-int cmd_nodes_exit(int rc, int signo, const struct sluice_err *err)
-{
-	if (ui_flush() < 0 && !rc)
-		return 1;
-	if (rc == SLUICE_ECANCEL)
-		return 128 + (signo ? signo : SIGINT);
-	if (rc == SLUICE_EDB && !err->msg[0])
-		return 1;   /* nodes failed: each was reported */
-	return rc ? cmd_fail(err) : 0;
-}
-
-int cmd_open(int argc, char **argv, const char *const *extra, struct cli *cli, struct session *s)
-{
-	struct sluice_err err = SLUICE_ERR_INIT;
-
-	if (!cli_parse(cli, argc, argv, extra, &err)) {
-		ui_init(cli->log_format);
-		if (!session_open(s, cli, &err))
-			return 0;
-		session_close(s);
-	}
-	cli_release(cli);
-	return cmd_fail(&err);
-}
-
-void cmd_close(struct cli *cli, struct session *s)
-{
-	session_close(s);
-	cli_release(cli);
-}
 
 static int cmd_help(int argc, char **argv)
 {

@@ -1,0 +1,49 @@
+/*
+ * cmd.c: what the subcommands (cmd-*.c) share: opening and closing a
+ * project session from the command line, and turning an error into
+ * the process exit code. See cmd.h for the codes.
+ *
+ * Not the dispatch table (main.c) and not any one command's work: a
+ * helper belongs here only when more than one cmd-*.c needs it.
+ */
+#include <signal.h>
+#include "cmd.h"
+#include "session.h"
+#include "ui.h"
+
+int cmd_fail(const struct sluice_err *err)
+{
+	ui_error("%s", err->msg[0] ? err->msg : "failed");
+	return err_exit_code(err->code ? err->code : SLUICE_EUSAGE);
+}
+
+int cmd_nodes_exit(int rc, int signo, const struct sluice_err *err)
+{
+	if (ui_flush() < 0 && !rc)
+		return 1;
+	if (rc == SLUICE_ECANCEL)
+		return 128 + (signo ? signo : SIGINT);
+	if (rc == SLUICE_EDB && !err->msg[0])
+		return 1;   /* nodes failed: each was reported */
+	return rc ? cmd_fail(err) : 0;
+}
+
+int cmd_open(int argc, char **argv, const char *const *extra, struct cli *cli, struct session *s)
+{
+	struct sluice_err err = SLUICE_ERR_INIT;
+
+	if (!cli_parse(cli, argc, argv, extra, &err)) {
+		ui_init(cli->log_format);
+		if (!session_open(s, cli, &err))
+			return 0;
+		session_close(s);
+	}
+	cli_release(cli);
+	return cmd_fail(&err);
+}
+
+void cmd_close(struct cli *cli, struct session *s)
+{
+	session_close(s);
+	cli_release(cli);
+}
