@@ -57,12 +57,15 @@ $(BUILD)/%.o: %.c
 T_TEMPLATE := $(BUILD)/engine/template.o
 T_PROJECT := $(BUILD)/engine/yaml.o $(BUILD)/engine/project.o $(BUILD)/engine/json.o $(T_TEMPLATE)
 T_DAG := $(BUILD)/engine/dag.o
-T_POSTGRES := $(BUILD)/connectors/postgres.o $(BUILD)/connectors/pg-embedded.o $(BUILD)/connectors/registry.o \
-	$(BUILD)/connectors/odbc.o
+# registry.c names every driver and object store, so whatever links it
+# links them all.
+T_CONNECTORS := $(BUILD)/connectors/registry.o $(BUILD)/connectors/postgres.o $(BUILD)/connectors/pg-embedded.o \
+	$(BUILD)/connectors/odbc.o $(BUILD)/connectors/s3.o $(BUILD)/connectors/file.o
+T_POSTGRES := $(T_CONNECTORS)
 $(BUILD)/tests/test_postgres: $(T_POSTGRES)
 $(BUILD)/tests/test_odbc: $(T_POSTGRES)
 T_DIALECT := $(BUILD)/engine/dialect.o $(BUILD)/engine/dialect-postgres.o $(BUILD)/engine/dialect-redshift.o
-T_S3 := $(BUILD)/connectors/s3.o $(BUILD)/connectors/file.o
+T_S3 := $(T_CONNECTORS)
 T_STATE := $(BUILD)/engine/state.o $(BUILD)/engine/state-local.o $(BUILD)/engine/state-warehouse.o \
 	$(BUILD)/engine/state-s3.o $(BUILD)/engine/json.o $(T_DIALECT) $(T_POSTGRES) $(T_S3)
 $(BUILD)/tests/test_state: $(T_STATE)

@@ -127,6 +127,12 @@ int connector_resolve(const struct val *settings, const struct sluice_connector 
  */
 const char *connector_default_port(const struct val *settings);
 
+/*
+ * Close and free a connection from its driver's connect(); accepts NULL,
+ * so cleanup paths need no check. May block while the driver says goodbye.
+ */
+void conn_close(struct sluice_conn *c);
+
 /* Call every driver's shutdown(). */
 void connectors_shutdown(void);
 

@@ -1,6 +1,6 @@
 /*
- * file.c: the file:// object store (a local directory behind objstore.h),
- * and objstore_open(), which picks a store by URL scheme.
+ * file.c: the file:// object store (a local directory behind objstore.h).
+ * objstore_open() in registry.c picks it for file:// URLs.
  *
  * Writes go to ".sluice-tmp-<pid>.<n>.<name>" beside the target and are renamed into place after
  * fsync, so a reader sees the old object or the new one, never half.
@@ -517,15 +517,4 @@ int file_store_open(const char *url, struct objstore **out, struct sluice_err *e
 	}
 	*out = &s->base;
 	return 0;
-}
-
-int objstore_open(const char *url, const struct val *settings, struct objstore **out,
-		  struct sluice_err *err)
-{
-	*out = NULL;
-	if (strncmp(url, "s3://", 5) == 0)
-		return s3_store_open(url, settings, out, err);
-	if (strncmp(url, "file://", 7) == 0)
-		return file_store_open(url, out, err);
-	return err_set(err, SLUICE_EUSAGE, "%s: unknown storage URL scheme (want s3:// or file://)", url);
 }

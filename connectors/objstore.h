@@ -2,7 +2,8 @@
  * objstore.h: the one small interface for object storage (stages, unloads,
  * loads), implemented by s3.c (s3://bucket/prefix) and file.c
  * (file:///dir). The engine picks an implementation by URL scheme through
- * objstore_open() and then only talks to the vtable.
+ * objstore_open() (registry.c, beside the database drivers) and then only
+ * talks to the vtable.
  *
  * Keys are relative to the store's root (the URL's bucket + prefix, or the
  * directory) and use '/' as separator. Bodies move through callbacks so a
@@ -102,10 +103,12 @@ struct objstore {
  * Open a store for url: "s3://bucket[/prefix]" (settings is the s3 block
  * from profiles.yml, or NULL for the AWS_* environment alone; see s3.h) or
  * "file:///absolute/dir" (created when missing). Caller owns *out and
- * frees it with (*out)->ops->close(*out). Unknown scheme: SLUICE_EUSAGE.
+ * frees it with objstore_close(). Unknown scheme: SLUICE_EUSAGE.
  */
 int objstore_open(const char *url, const struct val *settings, struct objstore **out,
 		  struct sluice_err *err);
+/* Free a store from objstore_open() (or an implementation's opener); accepts NULL. */
+void objstore_close(struct objstore *s);
 
 /* The two implementations, for objstore_open() and tests. */
 int s3_store_open(const char *url, const struct val *settings, struct objstore **out,

@@ -1,12 +1,15 @@
 /*
  * registry.c: which driver serves a profile output, and which SQL dialect
- * the engine should speak to it. The engine calls connector_resolve() and
- * then only talks to the vtable it got; this is the one place that knows
- * driver names. It does not open connections or read other settings.
+ * the engine should speak to it; which object store serves a URL. The
+ * engine calls connector_resolve() or objstore_open() and then only talks
+ * to the vtable it got; this is the one place that knows driver names and
+ * URL schemes. It does not read settings beyond choosing, and the small
+ * wrappers here (conn_close, objstore_close) only forward to the vtable.
  */
 #include <ctype.h>
 #include <string.h>
 #include "connector.h"
+#include "objstore.h"
 #include "odbc.h"
 #include "postgres.h"
 
@@ -163,6 +166,29 @@ int connector_resolve(const struct val *settings, const struct sluice_connector 
 	}
 	*dialect = val_get_str(settings, "dialect", t->dialect);
 	return 0;
+}
+
+void conn_close(struct sluice_conn *c)
+{
+	if (c)
+		c->drv->close(c);
+}
+
+int objstore_open(const char *url, const struct val *settings, struct objstore **out,
+		  struct sluice_err *err)
+{
+	*out = NULL;
+	if (strncmp(url, "s3://", 5) == 0)
+		return s3_store_open(url, settings, out, err);
+	if (strncmp(url, "file://", 7) == 0)
+		return file_store_open(url, out, err);
+	return err_set(err, SLUICE_EUSAGE, "%s: unknown storage URL scheme (want s3:// or file://)", url);
+}
+
+void objstore_close(struct objstore *s)
+{
+	if (s)
+		s->ops->close(s);
 }
 
 void connectors_shutdown(void)

@@ -48,8 +48,7 @@ int cmd_debug(int argc, char **argv)
 			       c->name, conn->drv->name, drv.len ? " (" : "", drv.len ? drv.s : "",
 			       drv.len ? ")" : "", d ? d->name : "?", ver.len ? ver.s : "unknown", ms);
 		}
-		if (conn)
-			conn->drv->close(conn);
+		conn_close(conn);
 		buf_release(&ver);
 		buf_release(&drv);
 	}

@@ -288,8 +288,7 @@ int cmd_show(int argc, char **argv)
 		printf("(%lld row%s)\n", sh.rows, sh.rows == 1 ? "" : "s");
 	}
 out:
-	if (c)
-		c->drv->close(c);
+	conn_close(c);
 	show_release(&sh);
 	buf_release(&q);
 	buf_release(&sql);

@@ -595,7 +595,7 @@ static int versions_on(struct session *s, const char *name, struct cd *cds, size
 			rc = run_values(&bt, (enum cd_method)m, err);
 		batch_release(&bt);
 	}
-	conn->drv->close(conn);
+	conn_close(conn);
 	free(items);
 	return rc;
 }
@@ -620,8 +620,7 @@ static int listing_version(struct session *s, const struct node *n, char **out, 
 		node_err(err, rc, n, "%s", err->msg);
 	else
 		*out = buf_detach(&v, NULL);
-	if (store)
-		store->ops->close(store);
+	objstore_close(store);
 	buf_release(&v);
 	free(url);
 	return rc;
@@ -732,7 +731,7 @@ static int instrument_on(struct session *s, const char *name, struct cd *cds, si
 	}
 	batch_release(&bt);
 	buf_release(&sql);
-	conn->drv->close(conn);
+	conn_close(conn);
 	free(items);
 	return rc;
 }

@@ -958,10 +958,8 @@ static int s3_finish(struct state *st, struct sluice_err *err)
 
 static void s3_free(struct s3_state *s)
 {
-	if (s->store)
-		s->store->ops->close(s->store);
-	if (s->hb_store)
-		s->hb_store->ops->close(s->hb_store);
+	objstore_close(s->store);
+	objstore_close(s->hb_store);
 	free(s->where);
 	free(s->dir);
 	free(s->lock_key);

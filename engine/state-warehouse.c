@@ -106,8 +106,7 @@ static int create_tables(struct wh_state *w, struct sluice_err *err)
 
 static void wh_free(struct wh_state *w)
 {
-	if (w->conn)
-		w->conn->drv->close(w->conn);
+	conn_close(w->conn);
 	free(w->holder);
 	pthread_mutex_destroy(&w->mu);
 	state_base_release(&w->base);
