@@ -180,8 +180,7 @@ int artifacts_write_run_results(const struct build *b, const char *command, stru
 		/* stage hops: every row count checked, as {name, expected, actual, status} */
 		if (r->validations.kind == V_LIST)
 			json_object_set_new(o, "validations", json_from_val_new(&r->validations));
-		if (m->nodes[i].type == NODE_TEST)
-			build_tests_result_json(b, i, o);
+		build_result_json(b, i, o);
 		json_array_append_new(results, o);
 	}
 	json_object_set_new(root, "results", results);

@@ -18,7 +18,7 @@ int cmd_build_like(int argc, char **argv, const char *which, unsigned what)
 	struct session s;
 	struct build b = { 0 };
 	struct sluice_err err = SLUICE_ERR_INIT, aerr = SLUICE_ERR_INIT;
-	int rc = 0, code, i, pass, warn, fail, error, skipped, reused;
+	int rc = 0, code, i;
 
 	if ((code = cmd_open(argc, argv, test_flags, &cli, &s)))
 		return code;
@@ -39,13 +39,7 @@ int cmd_build_like(int argc, char **argv, const char *which, unsigned what)
 	rc = build_execute(&b, &err);
 	if (artifacts_write_run_results(&b, which, &aerr))
 		ui_error("%s", aerr.msg);
-	build_tests_counts(&b, &pass, &warn, &fail, &error, &skipped, &reused);
-	if (what & BUILD_MODELS) {
-		ui_summary(b.ok, b.errors, b.skipped, b.reused, now_seconds() - s.started_at);
-		ui_test_summary(pass, warn, fail, error, skipped, reused, -1);
-	} else {
-		ui_test_summary(pass, warn, fail, error, skipped, reused, now_seconds() - s.started_at);
-	}
+	build_summary(&b, now_seconds() - s.started_at);
 out_build:
 	build_release(&b);
 out:

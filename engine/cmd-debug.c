@@ -4,7 +4,7 @@
  * and latency. Secrets are never printed.
  */
 #include <stdio.h>
-#include "build.h"
+#include "conn.h"
 #include "cmd.h"
 #include "ui.h"
 #include "version.h"
@@ -32,7 +32,7 @@ int cmd_debug(int argc, char **argv)
 		struct buf ver = BUF_INIT, drv = BUF_INIT;
 		double t0 = now_seconds(), ms;
 
-		rc = build_connect(&s, c->name, &conn, &d, &cerr);
+		rc = conn_open(&s, c->name, &conn, &d, &cerr);
 		if (!rc && conn->drv->exec)
 			rc = conn->drv->exec(conn, "SELECT 1", NULL, &cerr);
 		ms = (now_seconds() - t0) * 1000;

@@ -30,7 +30,7 @@ int cmd_run(int argc, char **argv)
 	rc = build_execute(&b, &err);
 	if (artifacts_write_run_results(&b, "run", &aerr))
 		ui_error("%s", aerr.msg);
-	ui_summary(b.ok, b.errors, b.skipped, b.reused, now_seconds() - s.started_at);
+	build_summary(&b, now_seconds() - s.started_at);
 out_build:
 	build_release(&b);
 out:

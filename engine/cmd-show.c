@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "build.h"
+#include "conn.h"
 #include "cmd.h"
 #include "ui.h"
 #include "util/xalloc.h"
@@ -263,7 +263,7 @@ int cmd_show(int argc, char **argv)
 		rc = err_set(&err, SLUICE_EUSAGE, "'%s' is a shell model that creates no relation: nothing to show", name);
 		goto out;
 	}
-	if ((rc = build_connect(&s, n->connection, &c, &d, &err)))
+	if ((rc = conn_open(&s, n->connection, &c, &d, &err)))
 		goto out;
 	if (n->mat == MAT_EPHEMERAL) {
 		struct compile_opts o = { .invocation_id = s.invocation_id };

@@ -9,7 +9,7 @@
  * selects.
  *
  * Not here: connections, state, deciding what runs, printing. Running
- * tests is build-tests.c; docs/data-tests.md is the user's view.
+ * tests is kind-datatest.c; docs/data-tests.md is the user's view.
  */
 #ifndef SLUICE_DATATEST_H
 #define SLUICE_DATATEST_H

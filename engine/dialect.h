@@ -179,7 +179,7 @@ struct dialect {
 	void (*delete_all)(struct buf *b, const char *rel);
 
 	/*
-	 * Data tests (engine/datatest.c, build-tests.c). count_if: an
+	 * Data tests (engine/datatest.c, kind-datatest.c). count_if: an
 	 * aggregate counting the rows where pred holds (0 on no rows), so
 	 * many tests share one pass over a table. now_minus: a timestamp
 	 * expression for the current time minus seconds, comparable with

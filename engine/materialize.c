@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "conn.h"
 #include "materialize.h"
 #include "util/xalloc.h"
 
@@ -341,30 +342,6 @@ static int column_row(void *ud, const struct sluice_row *row)
 	return 0;
 }
 
-int plan_send_exec(struct sluice_conn *c, const char *audit, const char *sql, long long *rows,
-		   struct sluice_err *err)
-{
-	struct buf b = BUF_INIT;
-	int rc;
-
-	buf_printf(&b, "%s%s", audit ? audit : "", sql);
-	rc = c->drv->exec(c, b.s, rows, err);
-	buf_release(&b);
-	return rc;
-}
-
-int plan_send_query(struct sluice_conn *c, const char *audit, const char *sql, sluice_row_fn fn, void *ud,
-		    struct sluice_err *err)
-{
-	struct buf b = BUF_INIT;
-	int rc;
-
-	buf_printf(&b, "%s%s", audit ? audit : "", sql);
-	rc = c->drv->query(c, b.s, fn, ud, err);
-	buf_release(&b);
-	return rc;
-}
-
 static int exec_apply(const struct plan *p, struct sluice_conn *c, struct sluice_err *err)
 {
 	struct columns cols = { 0 };
@@ -373,12 +350,12 @@ static int exec_apply(const struct plan *p, struct sluice_conn *c, struct sluice
 	int rc;
 
 	p->dialect->columns_query(&q, p->schema, p->ident);
-	rc = plan_send_query(c, p->audit, q.s, column_row, &cols, err);
+	rc = conn_send_query(c, p->audit, q.s, column_row, &cols, err);
 	if (!rc && !cols.n)
 		rc = err_set(err, SLUICE_EDB, "%s has no columns (was it dropped?)", p->target);
 	if (!rc) {
 		apply_sql(p, (const char *const *)cols.v, cols.n, &sql);
-		rc = plan_send_exec(c, p->audit, sql.s, NULL, err);
+		rc = conn_send_exec(c, p->audit, sql.s, NULL, err);
 	}
 	for (i = 0; i < cols.n; i++)
 		free(cols.v[i]);
@@ -403,7 +380,7 @@ int plan_exec(const struct plan *p, struct sluice_conn *c, const struct plan_run
 
 		switch (s->op) {
 		case STEP_SQL:
-			rc = plan_send_exec(c, p->audit, s->sql, &r, err);
+			rc = conn_send_exec(c, p->audit, s->sql, &r, err);
 			if (!rc && i == 0 && !strcmp(s->sql, p->dialect->begin))
 				in_txn = 1;
 			if (!rc && !strcmp(s->sql, p->dialect->commit))
@@ -413,11 +390,11 @@ int plan_exec(const struct plan *p, struct sluice_conn *c, const struct plan_run
 			break;
 		case STEP_CAPTURE:
 			p->dialect->dependents_query(&q, p->target);
-			rc = plan_send_query(c, p->audit, q.s, capture_row, &cap, err);
+			rc = conn_send_query(c, p->audit, q.s, capture_row, &cap, err);
 			break;
 		case STEP_RECREATE:
 			if (cap.sql.len)
-				rc = plan_send_exec(c, p->audit, cap.sql.s, NULL, err);
+				rc = conn_send_exec(c, p->audit, cap.sql.s, NULL, err);
 			if (rc)
 				err_prefix(err, "re-creating views that depend on %s", p->target);
 			break;

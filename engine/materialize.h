@@ -80,15 +80,6 @@ void plan_write(const struct plan *p, struct buf *out);
 int plan_exec(const struct plan *p, struct sluice_conn *c, const struct plan_runtime *rt, long long *rows,
 	      struct sluice_err *err);
 
-/*
- * Send one statement (or a query, rows to fn) on c with the audit comment
- * in front, so the warehouse's own logs say who ran it; audit may be NULL.
- */
-int plan_send_exec(struct sluice_conn *c, const char *audit, const char *sql, long long *rows,
-		   struct sluice_err *err);
-int plan_send_query(struct sluice_conn *c, const char *audit, const char *sql, sluice_row_fn fn, void *ud,
-		    struct sluice_err *err);
-
 /* Name of the side table for a relation identifier: "<ident>__sluice_<what>", kept under 63 bytes. */
 char *plan_side_name(const char *ident, const char *what);
 

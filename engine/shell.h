@@ -6,7 +6,7 @@
  * thread.
  *
  * Not here: deciding whether a script must run, hashing its input and
- * output files (fileset.h), or recording state (build-shell.c).
+ * output files (fileset.h), or recording state (kind-shell.c).
  */
 #ifndef SLUICE_SHELL_H
 #define SLUICE_SHELL_H

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "build.h"
+#include "conn.h"
 #include "sources.h"
 #include "stage.h"
 #include "ui.h"
@@ -575,7 +575,7 @@ static int versions_on(struct session *s, const char *name, struct cd *cds, size
 	size_t j, k;
 	int rc, m;
 
-	if ((rc = build_connect(s, name, &conn, &d, err))) {
+	if ((rc = conn_open(s, name, &conn, &d, err))) {
 		free(items);
 		return rc;
 	}
@@ -703,7 +703,7 @@ static int instrument_on(struct session *s, const char *name, struct cd *cds, si
 	for (j = k = 0; j < ncd; j++)
 		if (!strcmp(cds[j].n->connection, name))
 			items[k++] = &cds[j];
-	if ((rc = build_connect(s, name, &conn, &d, err))) {
+	if ((rc = conn_open(s, name, &conn, &d, err))) {
 		free(items);
 		return rc;
 	}

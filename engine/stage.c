@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <zlib.h>
 #include "json.h"
+#include "conn.h"
 #include "materialize.h"
 #include "stage.h"
 #include "util/hash.h"
@@ -427,12 +428,12 @@ static int describe(const struct stage_unload *u, struct columns *cols, struct s
 		return 0;
 	u->d->describe(&setup, &q, &cleanup, u->sql);
 	if (setup.len)
-		rc = plan_send_exec(u->c, u->audit, setup.s, NULL, err);
+		rc = conn_send_exec(u->c, u->audit, setup.s, NULL, err);
 	if (!rc)
-		rc = plan_send_query(u->c, u->audit, q.s, column_row, cols, err);
+		rc = conn_send_query(u->c, u->audit, q.s, column_row, cols, err);
 	if (cleanup.len) {
 		struct sluice_err ignored = SLUICE_ERR_INIT;
-		plan_send_exec(u->c, u->audit, cleanup.s, NULL, rc ? &ignored : err);
+		conn_send_exec(u->c, u->audit, cleanup.s, NULL, rc ? &ignored : err);
 	}
 	buf_release(&setup);
 	buf_release(&q);
@@ -526,9 +527,9 @@ static int unload_server_side(const struct stage_unload *u, long long *rows, str
 
 	buf_printf(&url, "%s/%s", u->store_url, u->prefix);
 	u->d->unload(&sql, u->sql, url.s, u->iam_role, u->config);
-	rc = plan_send_exec(u->c, u->audit, sql.s, NULL, err);
+	rc = conn_send_exec(u->c, u->audit, sql.s, NULL, err);
 	if (!rc && u->d->unload_count_query)
-		rc = plan_send_query(u->c, u->audit, u->d->unload_count_query, first_number, rows, err);
+		rc = conn_send_query(u->c, u->audit, u->d->unload_count_query, first_number, rows, err);
 	buf_release(&sql);
 	buf_release(&url);
 	return rc;
@@ -563,7 +564,7 @@ int stage_unload(const struct stage_unload *u, long long *rows, long long *repor
 		rc = u->c->drv->copy_out(u->c, sql.s, copy_sink, &ps, &reported, err);
 		buf_release(&sql);
 	} else {
-		rc = plan_send_query(u->c, u->audit, u->sql, row_sink, &ps, err);
+		rc = conn_send_query(u->c, u->audit, u->sql, row_sink, &ps, err);
 		if (ps.rc) {
 			*err = ps.err;
 			rc = ps.rc;
@@ -778,7 +779,7 @@ static int create_into(const struct stage_load *l, const struct columns *cols, s
 	else
 		return err_set(err, SLUICE_EUSAGE, "cannot create %s: no column list (declare the source's columns with data_type)",
 			       l->into);
-	rc = plan_send_exec(l->c, l->audit, sql.s, NULL, err);
+	rc = conn_send_exec(l->c, l->audit, sql.s, NULL, err);
 	buf_release(&sql);
 	return rc;
 }
@@ -844,9 +845,9 @@ static int load_server_side(const struct stage_load *l, long long *rows, struct 
 	*rows = -1;
 	buf_printf(&url, "%s/%s%s", l->store_url, l->prefix, STAGE_MANIFEST);
 	l->d->copy_from_manifest(&sql, l->into, url.s, l->iam_role, 0);
-	rc = plan_send_exec(l->c, l->audit, sql.s, NULL, err);
+	rc = conn_send_exec(l->c, l->audit, sql.s, NULL, err);
 	if (!rc && l->d->copy_count_query)
-		rc = plan_send_query(l->c, l->audit, l->d->copy_count_query, first_number, rows, err);
+		rc = conn_send_query(l->c, l->audit, l->d->copy_count_query, first_number, rows, err);
 	buf_release(&sql);
 	buf_release(&url);
 	return rc;

@@ -1,5 +1,5 @@
 /*
- * build-shell.c: shell models as build jobs: render the script, scan the
+ * kind-shell.c: shell models as a node kind: render the script, scan the
  * files it declares so they feed its fingerprint, run it with the
  * environment its connection gives (shell.h), check what it promised to
  * leave behind (output files, a relation), and record it.
@@ -18,43 +18,58 @@
 #include "util/fs.h"
 #include "util/xalloc.h"
 
-int build_shell_prepare(struct build *b, struct node *n)
+/* What a shell model keeps of its run (node_run.kind_data); its input files are node_run.inputs. */
+struct shell_run {
+	char *script;                  /* the rendered script (heap) */
+	struct val outputs;            /* declared outputs on disk: when decided, then after the run */
+	size_t rehashed;               /* files the last scan had to read */
+};
+
+static struct shell_run *shrun(const struct build *b, size_t idx)
 {
-	struct node_run *r = &b->runs[n->idx];
+	return b->runs[idx].kind_data;
+}
+
+static int shell_prepare(struct build *b, size_t idx)
+{
+	const struct node *n = &b->s->manifest.nodes[idx];
+	struct node_run *r = &b->runs[idx];
+	struct shell_run *sr = xcalloc(1, sizeof(*sr));
 	struct compile_opts o = { .invocation_id = b->s->invocation_id };
 	struct arena scratch = ARENA_INIT;
 	struct buf script = BUF_INIT;
 	int rc;
 
+	r->kind_data = sr;
 	memset(&r->err, 0, sizeof(r->err));
 	rc = manifest_compile(&b->s->manifest, n, &o, &scratch, &script, NULL, &r->err);
 	if (!rc) {
-		free(r->script);
-		r->script = xstrndup(script.s, script.len);
+		sr->script = xstrndup(script.s, script.len);
 		if (b->mode != BUILD_PLAN) {
 			/* target/run holds what runs: for a script, the script itself */
 			build_write_target_file(b, "compiled", n->model->path, script.s);
 			build_write_target_file(b, "run", n->model->path, script.s);
 		}
 	}
-	r->failed_early = rc != 0;
 	buf_release(&script);
 	arena_release(&scratch);
 	return rc;
 }
 
-void build_shell_scan(struct build *b, size_t idx, struct arena *a, struct fp_context *ctx)
+/* Its files, before they feed the fingerprint. */
+static void shell_reads(struct build *b, size_t idx, struct arena *a, struct fp_context *ctx)
 {
 	const struct node *n = &b->s->manifest.nodes[idx];
 	const struct val *prev = build_prev_record(b, idx);
 	struct node_run *r = &b->runs[idx];
+	struct shell_run *sr = shrun(b, idx);
 	struct sluice_err err = SLUICE_ERR_INIT;
 	struct shell_config sc;
 	size_t nin = 0, nout = 0;
 
 	r->inputs = val_none();
-	r->outputs = val_none();
-	r->rehashed = 0;
+	sr->outputs = val_none();
+	sr->rehashed = 0;
 	if (shell_config(n, a, &sc, &err))
 		return;   /* manifest_build checked it */
 	if (sc.inputs.u.list.n &&
@@ -65,19 +80,20 @@ void build_shell_scan(struct build *b, size_t idx, struct arena *a, struct fp_co
 		struct sluice_err oerr = SLUICE_ERR_INIT;
 		*declared = sc.outputs;
 		/* an unreadable output is as good as missing: the script rewrites it */
-		fileset_scan(b->s->project.dir, declared, FILESET_PATHS, val_get(prev, "outputs"), a, &r->outputs, &nout, &oerr);
+		fileset_scan(b->s->project.dir, declared, FILESET_PATHS, val_get(prev, "outputs"), a, &sr->outputs, &nout, &oerr);
 		ctx->outputs_declared = declared;
-		ctx->outputs = &r->outputs;
+		ctx->outputs = &sr->outputs;
 	}
-	r->rehashed = nin + nout;
+	sr->rehashed = nin + nout;
 	if (err.code && !r->err.code)
 		r->err = err;
 }
 
 /* What children see: the fingerprint and the outputs' content. */
-static void set_effective(struct build *b, size_t idx, int built)
+static void shell_effective(struct build *b, size_t idx, int built)
 {
 	struct node_run *r = &b->runs[idx];
+	const struct shell_run *sr = shrun(b, idx);
 	const char *prev = val_get_str(build_prev_record(b, idx), "effective_fingerprint", NULL);
 	struct buf text = BUF_INIT;
 	size_t i;
@@ -86,15 +102,15 @@ static void set_effective(struct build *b, size_t idx, int built)
 		snprintf(r->effective, sizeof(r->effective), "%s", prev);
 		return;
 	}
-	if (r->outputs.kind != V_DICT || !r->outputs.u.dict.n) {
+	if (sr->outputs.kind != V_DICT || !sr->outputs.u.dict.n) {
 		snprintf(r->effective, sizeof(r->effective), "%s", r->fp.full);
 		return;
 	}
 	/* outputs keep their declared order, which is part of the config hash */
 	buf_printf(&text, "shell-outputs\n%s\n", r->fp.full);
-	for (i = 0; i < r->outputs.u.dict.n; i++)
-		buf_printf(&text, "%s\t%s\n", r->outputs.u.dict.keys[i],
-			   val_get_str(&r->outputs.u.dict.vals[i], "hash", ""));
+	for (i = 0; i < sr->outputs.u.dict.n; i++)
+		buf_printf(&text, "%s\t%s\n", sr->outputs.u.dict.keys[i],
+			   val_get_str(&sr->outputs.u.dict.vals[i], "hash", ""));
 	hash_hex(text.s, text.len, r->effective);
 	buf_release(&text);
 }
@@ -104,20 +120,21 @@ static void set_effective(struct build *b, size_t idx, int built)
  * keep the new size+mtime in its record, so the next run takes the fast
  * path again instead of reading those files every time.
  */
-static void refresh_stats(struct build *b, size_t idx, struct arena *a)
+static void shell_reuse(struct build *b, size_t idx, struct arena *a)
 {
 	const struct val *prev = build_prev_record(b, idx);
-	struct node_run *r = &b->runs[idx];
+	const struct node_run *r = &b->runs[idx];
+	const struct shell_run *sr = shrun(b, idx);
 	struct sluice_err err = SLUICE_ERR_INIT;
 	struct val rec;
 
-	if (!prev || !b->state || !r->rehashed)
+	if (!prev || !b->state || !sr->rehashed)
 		return;
 	rec = val_dict_merge(a, prev, NULL);
 	if (r->inputs.kind == V_DICT)
 		val_dict_set(a, &rec, "inputs", r->inputs);
-	if (r->outputs.kind == V_DICT)
-		val_dict_set(a, &rec, "outputs", r->outputs);
+	if (sr->outputs.kind == V_DICT)
+		val_dict_set(a, &rec, "outputs", sr->outputs);
 	if (state_put(b->state, b->s->manifest.nodes[idx].unique_id, &rec, &err))
 		ui_warn("%s", err.msg);
 }
@@ -226,8 +243,8 @@ static int check_relation(const struct node *n, struct sluice_conn *c, const str
 static int check_outputs(struct build *b, size_t idx, const struct shell_config *sc, struct arena *a,
 			 struct sluice_err *err)
 {
-	struct node_run *r = &b->runs[idx];
-	const struct val *before = r->outputs.kind == V_DICT ? &r->outputs : val_get(build_prev_record(b, idx), "outputs");
+	struct shell_run *sr = shrun(b, idx);
+	const struct val *before = sr->outputs.kind == V_DICT ? &sr->outputs : val_get(build_prev_record(b, idx), "outputs");
 	struct val now;
 	size_t i;
 	int rc;
@@ -241,7 +258,7 @@ static int check_outputs(struct build *b, size_t idx, const struct shell_config 
 		if (!val_get(&now, path))
 			return err_set(err, SLUICE_EDB, "the script exited 0 but did not write its declared output '%s'", path);
 	}
-	r->outputs = now;
+	sr->outputs = now;
 	return 0;
 }
 
@@ -249,10 +266,10 @@ static int run_script(struct build *b, struct exec_worker *w, size_t idx, const 
 		      struct arena *a, struct sluice_err *err)
 {
 	const struct node *n = &b->s->manifest.nodes[idx];
-	struct node_run *r = &b->runs[idx];
+	const struct shell_run *sr = shrun(b, idx);
 	struct project *p = &b->s->project;
-	const struct dialect *d;
-	struct sluice_conn *c = build_worker_conn(b, w, n->connection, &d, err);
+	const struct dialect *d = build_dialect(b, n);
+	struct sluice_conn *c = build_worker_conn(b, w, n, err);
 	struct buf env = BUF_INIT, script_path = BUF_INIT, log_path = BUF_INIT;
 	struct shell_cmd cmd = { 0 };
 	struct shell_proc proc;
@@ -268,10 +285,10 @@ static int run_script(struct build *b, struct exec_worker *w, size_t idx, const 
 	if (!rc) {
 		buf_printf(&script_path, "%s/run/%s", p->target_path, n->model->path);
 		buf_printf(&log_path, "%s/logs/%s.log", p->target_path, n->name);
-		rc = fs_write_if_changed(script_path.s, r->script, strlen(r->script), err);
+		rc = fs_write_if_changed(script_path.s, sr->script, strlen(sr->script), err);
 	}
 	if (!rc) {
-		cmd.script = r->script;
+		cmd.script = sr->script;
 		cmd.script_path = script_path.s;
 		cmd.dir = p->dir;
 		cmd.env = env.s;
@@ -299,38 +316,46 @@ static int run_script(struct build *b, struct exec_worker *w, size_t idx, const 
 	return rc;
 }
 
-int build_shell_job(struct build *b, struct exec_worker *w, size_t idx, int *reused, struct sluice_err *err)
+static int shell_job(struct build *b, struct exec_worker *w, size_t idx, struct sluice_err *err)
 {
 	const struct node *n = &b->s->manifest.nodes[idx];
-	struct node_run *r = &b->runs[idx];
-	struct arena *a = &b->worker_arenas[w->id - 1];
+	struct arena *a = build_worker_arena(b, w);
 	struct shell_config sc;
 	int rc;
 
-	*reused = 0;
-	r->rows = -1;
+	b->runs[idx].rows = -1;
 	if ((rc = shell_config(n, a, &sc, err)))
 		return rc;
-	build_decide(b, idx, a);
-	if (r->err.code) {   /* an input could not be read */
-		*err = r->err;
-		build_put_record(b, idx, "error", a);
-		return err->code;
-	}
-	if (!r->decision.build) {
-		set_effective(b, idx, 0);
-		refresh_stats(b, idx, a);
-		*reused = 1;
-		return 0;
-	}
-	ui_node_start(r->seq, b->ntodo, n->mat_name, n->display, n->unique_id);
-	rc = run_script(b, w, idx, &sc, a, err);
-	r->finished = now_seconds();
-	if (!rc) {
-		set_effective(b, idx, 1);
-		build_put_record(b, idx, "success", a);
-	} else {
-		build_put_record(b, idx, rc == SLUICE_ECANCEL ? "cancelled" : "error", a);
-	}
-	return rc;
+	return run_script(b, w, idx, &sc, a, err);
 }
+
+static void shell_record(struct build *b, size_t idx, int ok, struct val *rec, struct arena *a)
+{
+	const struct shell_run *sr = shrun(b, idx);
+
+	if (ok && sr->outputs.kind == V_DICT)
+		val_dict_set(a, rec, "outputs", sr->outputs);
+}
+
+static void shell_release(struct build *b, size_t idx)
+{
+	struct shell_run *sr = shrun(b, idx);
+
+	if (!sr)
+		return;
+	free(sr->script);
+	free(sr);
+	b->runs[idx].kind_data = NULL;
+}
+
+const struct node_kind kind_shell = {
+	.name = "shell",
+	.what = BUILD_MODELS,
+	.prepare = shell_prepare,
+	.reads = shell_reads,
+	.reuse = shell_reuse,
+	.run = shell_job,
+	.effective = shell_effective,
+	.record = shell_record,
+	.release = shell_release,
+};

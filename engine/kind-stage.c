@@ -1,9 +1,8 @@
 /*
- * build-stage.c: what the build does for unload and load models (stage.h
- * moves the bytes): which generation a load reads, the watermark an
- * incremental transfer renders, the counts it records as validations,
- * and stage retention. build.c calls in at three points: preparing a
- * node, deciding whether it exists, and its plan's STEP_STAGE.
+ * kind-stage.c: unload and load models as node kinds (stage.h moves the
+ * bytes): which generation a load reads, the watermark an incremental
+ * transfer renders, the counts it records as validations, what their
+ * state records keep, and stage retention.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,20 @@
 #include "stage.h"
 #include "ui.h"
 #include "util/xalloc.h"
+
+/* What an unload or a load keeps of its run (node_run.kind_data). */
+struct stage_run {
+	char *watermark;               /* unload: the literal {{ watermark }} renders (heap), or NULL */
+	char *stage_generation;        /* unload: "<model>/<invocation_id>/" it wrote (heap) */
+	int stage_delta;               /* unload: only rows past a watermark */
+	char *loaded_generation;       /* load: the generation it loaded (heap) */
+};
+
+/* Node idx's stage_run: NULL for a node this run did not prepare. */
+static struct stage_run *srun(const struct build *b, size_t idx)
+{
+	return b->runs[idx].kind_data;
+}
 
 static const struct conn_cfg *default_conn(const struct build *b)
 {
@@ -45,48 +58,46 @@ static int is_s3_source(const struct node *p)
 /* The generation an unload last wrote: this run's, else its state record's. */
 static const char *generation_of(const struct build *b, const struct node *u, long long *rows, int *delta)
 {
-	const struct node_run *r = &b->runs[u->idx];
+	const struct stage_run *st = srun(b, u->idx);
 	const struct val *rec = build_prev_record(b, u->idx);
 
-	if (r->stage_generation) {
-		*rows = r->rows;
-		*delta = r->stage_delta;
-		return r->stage_generation;
+	if (st && st->stage_generation) {
+		*rows = b->runs[u->idx].rows;
+		*delta = st->stage_delta;
+		return st->stage_generation;
 	}
 	*rows = val_get_int(rec, "rows", -1);
 	*delta = val_get_int(rec, "stage_delta", 0) != 0;
 	return val_get_str(rec, "stage_generation", NULL);
 }
 
-/* max(watermark column) of the load target, as a quoted literal; NULL when there is none. */
+/*
+ * max(watermark column) of the load target, as a quoted literal; NULL
+ * when there is none. Main thread: it reads on the main connection.
+ */
 static char *read_watermark(struct build *b, const struct node *load, const char *column)
 {
-	size_t slot = build_slot_of(&b->s->project, load->connection);
-	struct sluice_conn *c = b->slots[slot].main, *own = NULL;
 	struct sluice_err err = SLUICE_ERR_INIT;
+	struct sluice_conn *c = build_main_conn(b, load, &err);
 	struct buf q = BUF_INIT, lit = BUF_INIT, audit = BUF_INIT;
 	char *value = NULL;
 
-	if (!c && build_connect(b->s, load->connection, &own, NULL, &err))
+	if (!c)
 		return NULL;
-	if (own)
-		c = own;
 	build_audit_comment(b, load, &audit);
 	/* the server's own text form: a driver's may drop a time zone */
 	buf_puts(&q, "SELECT CAST(max(");
 	dialect_quote_ident(&q, column);
 	buf_printf(&q, ") AS VARCHAR) FROM %s", load->relation);
 	/* a target that does not exist yet means a full transfer */
-	if (!plan_send_query(c, audit.s, q.s, build_first_value, &value, &err) && value) {
-		dialect_literal(b->slots[slot].dialect, &lit, value);
+	if (!conn_send_query(c, audit.s, q.s, conn_first_value, &value, &err) && value) {
+		dialect_literal(build_dialect(b, load), &lit, value);
 		free(value);
 		value = buf_detach(&lit, NULL);
 	} else {
 		free(value);
 		value = NULL;
 	}
-	if (own)
-		own->drv->close(own);
 	buf_release(&q);
 	buf_release(&lit);
 	buf_release(&audit);
@@ -107,39 +118,74 @@ static const struct node *watermark_load(const struct build *b, const struct nod
 	return NULL;
 }
 
-int build_stage_prepare(struct build *b, struct node *n, struct compile_opts *o, struct sluice_err *err)
-{
-	struct node_run *r = &b->runs[n->idx];
-	const struct node *p;
-	const char *column;
+static void describe(const struct build *b, const struct node *n, const char *sql, struct buf *out);
 
-	if (n->mat == MAT_UNLOAD) {
-		const struct node *load = watermark_load(b, n, &column);
-		free(r->watermark);
-		r->watermark = NULL;
-		if (load && b->mode == BUILD_RUN && !b->s->cli->full_refresh && !r->no_watermark)
-			r->watermark = read_watermark(b, load, column);
-		o->watermark = r->watermark;
-		o->is_incremental = r->watermark != NULL;
-		return 0;
-	}
-	p = load_input(b, n);
-	if (!p || (p->type == NODE_MODEL && p->mat != MAT_UNLOAD) || (p->type == NODE_SOURCE && !is_s3_source(p)))
-		return err_set(err, SLUICE_EUSAGE,
-			       "%s: a load model's body is one {{ ref('<unload model>') }} or {{ source('<s3 source>', '<table>') }}",
-			       n->model->path);
-	return 0;
+static struct stage_run *srun_new(struct build *b, size_t idx)
+{
+	if (!b->runs[idx].kind_data)
+		b->runs[idx].kind_data = xcalloc(1, sizeof(struct stage_run));
+	return b->runs[idx].kind_data;
 }
 
-void build_stage_describe(const struct build *b, const struct node *n, const char *sql, struct buf *out)
+/* Plan an unload: rows past its watermark when it has one. Thread-safe for distinct nodes. */
+static int unload_plan(struct build *b, size_t idx)
 {
-	size_t slot = build_slot_of(&b->s->project, n->connection);
-	const struct dialect *d = b->slots[slot].dialect;
+	const struct stage_run *st = srun(b, idx);
+	struct compile_opts o = { .invocation_id = b->s->invocation_id };
+
+	o.watermark = st->watermark;
+	o.is_incremental = st->watermark != NULL;
+	return build_plan_node(b, idx, &o, 0, describe);
+}
+
+static int unload_prepare(struct build *b, size_t idx)
+{
+	const struct node *n = &b->s->manifest.nodes[idx];
+	struct stage_run *st = srun_new(b, idx);
+	const struct node *load;
+	const char *column;
+
+	/* read here, on the main thread, once: a worker's re-plan only drops it */
+	if ((load = watermark_load(b, n, &column)) && b->mode == BUILD_RUN && !b->s->cli->full_refresh)
+		st->watermark = read_watermark(b, load, column);
+	return unload_plan(b, idx);
+}
+
+/* Whether a load appends/merges (its input is a delta, or it has a unique_key) rather than replaces. */
+static int load_incremental(const struct build *b, const struct node *n);
+
+static int load_plan(struct build *b, size_t idx, int incremental)
+{
+	struct compile_opts o = { .invocation_id = b->s->invocation_id };
+
+	o.is_incremental = incremental;
+	return build_plan_node(b, idx, &o, incremental, describe);
+}
+
+static int load_prepare(struct build *b, size_t idx)
+{
+	const struct node *n = &b->s->manifest.nodes[idx];
+	const struct node *p = load_input(b, n);
+
+	srun_new(b, idx);
+	memset(&b->runs[idx].err, 0, sizeof(b->runs[idx].err));
+	if (!p || (p->type == NODE_MODEL && p->mat != MAT_UNLOAD) || (p->type == NODE_SOURCE && !is_s3_source(p)))
+		return err_set(&b->runs[idx].err, SLUICE_EUSAGE,
+			       "%s: a load model's body is one {{ ref('<unload model>') }} or {{ source('<s3 source>', '<table>') }}",
+			       n->model->path);
+	/* settled again when it runs, once the unload above has run or been reused */
+	return load_plan(b, idx, load_incremental(b, n));
+}
+
+/* What the transfer does, for target/run. */
+static void describe(const struct build *b, const struct node *n, const char *sql, struct buf *out)
+{
+	const struct dialect *d = build_dialect(b, n);
 	const struct node *p;
 
 	if (n->mat == MAT_UNLOAD) {
 		buf_printf(out, "-- unload to <stage>/%s/<invocation_id>/ (CSV parts and a manifest)%s\n", n->name,
-			   b->runs[n->idx].watermark ? ", rows past the watermark" : "");
+			   srun(b, n->idx)->watermark ? ", rows past the watermark" : "");
 		if (d->copy_out_csv)
 			d->copy_out_csv(out, sql);
 		else if (d->unload)
@@ -158,9 +204,10 @@ void build_stage_describe(const struct build *b, const struct node *n, const cha
 				      iam_role(b), 0);
 }
 
-int build_stage_exists(struct build *b, const struct node *n)
+/* Whether the generation an unload last wrote is still in the stage. */
+static int unload_exists(struct build *b, size_t idx)
 {
-	const struct val *rec = build_prev_record(b, n->idx);
+	const struct val *rec = build_prev_record(b, idx);
 	const char *gen = val_get_str(rec, "stage_generation", NULL);
 	struct sluice_err err = SLUICE_ERR_INIT;
 	struct objstore_info info = { 0 };
@@ -174,8 +221,7 @@ int build_stage_exists(struct build *b, const struct node *n)
 	buf_printf(&key, "%s%s", gen, STAGE_MANIFEST);
 	if (!open_stage(b, &store, &url, &err) && !store->ops->head(store, key.s, &info, &err))
 		exists = info.exists;
-	if (store)
-		store->ops->close(store);
+	objstore_close(store);
 	free(url);
 	buf_release(&key);
 	return exists;
@@ -199,8 +245,9 @@ static int run_unload(struct build *b, struct exec_worker *w, const struct node 
 		      struct sluice_conn *c, long long *rows, struct sluice_err *err)
 {
 	struct node_run *r = &b->runs[n->idx];
-	struct arena *a = &b->worker_arenas[w->id - 1];
-	struct compile_opts o = { r->watermark != NULL, b->s->invocation_id, 0, r->watermark };
+	struct stage_run *st = srun(b, n->idx);
+	struct arena *a = build_worker_arena(b, w);
+	struct compile_opts o = { st->watermark != NULL, b->s->invocation_id, 0, st->watermark };
 	struct stage_unload u = { 0 };
 	struct objstore *store = NULL;
 	struct arena scratch = ARENA_INIT;
@@ -228,15 +275,14 @@ static int run_unload(struct build *b, struct exec_worker *w, const struct node 
 	if (!rc) {
 		long long keep = val_get_int(&n->config, "stage_retention", 0), deleted = 0;
 		struct sluice_err rerr = SLUICE_ERR_INIT;
-		r->stage_generation = buf_detach(&prefix, NULL);
-		r->stage_delta = r->watermark != NULL;
+		st->stage_generation = buf_detach(&prefix, NULL);
+		st->stage_delta = st->watermark != NULL;
 		r->validations = val_list_new();
 		add_validation(a, &r->validations, "rows the database sent = rows written to the stage", reported, *rows);
 		if (keep > 0 && stage_retain(store, n->name, (int)keep, &deleted, &rerr))
 			ui_warn("%s: stage_retention: %s", n->name, rerr.msg);
 	}
-	if (store)
-		store->ops->close(store);
+	objstore_close(store);
 	free(url);
 	buf_release(&sql);
 	buf_release(&prefix);
@@ -270,7 +316,7 @@ static int run_load(struct build *b, struct exec_worker *w, const struct node *n
 		    struct sluice_conn *c, long long *rows, struct sluice_err *err)
 {
 	struct node_run *r = &b->runs[n->idx];
-	struct arena *a = &b->worker_arenas[w->id - 1];
+	struct arena *a = build_worker_arena(b, w);
 	const struct node *in = load_input(b, n);
 	struct stage_load l = { 0 };
 	struct stage_counts counts = { -1, -1, 0 };
@@ -321,25 +367,31 @@ static int run_load(struct build *b, struct exec_worker *w, const struct node *n
 				       counts.loaded);
 	}
 	if (!rc && l.prefix && in->type != NODE_SOURCE)
-		r->loaded_generation = xstrdup(l.prefix);
+		srun(b, n->idx)->loaded_generation = xstrdup(l.prefix);
 	*rows = counts.loaded;
-	if (store)
-		store->ops->close(store);
+	objstore_close(store);
 	free(url);
 	buf_release(&like);
 	return rc;
 }
 
-int build_stage_run(void *ud, const struct plan *p, struct sluice_conn *c, long long *rows, struct sluice_err *err)
-{
-	struct build_stage_job *j = ud;
-	const struct node *n = &j->b->s->manifest.nodes[j->idx];
+/* What a plan's STEP_STAGE does for the node a worker runs. */
+struct stage_job {
+	struct build *b;
+	struct exec_worker *w;
+	size_t idx;
+	int (*transfer)(struct build *b, struct exec_worker *w, const struct node *n, const struct plan *p,
+			struct sluice_conn *c, long long *rows, struct sluice_err *err);
+};
 
-	return n->mat == MAT_UNLOAD ? run_unload(j->b, j->w, n, p, c, rows, err)
-				    : run_load(j->b, j->w, n, p, c, rows, err);
+static int stage_step(void *ud, const struct plan *p, struct sluice_conn *c, long long *rows, struct sluice_err *err)
+{
+	struct stage_job *j = ud;
+
+	return j->transfer(j->b, j->w, &j->b->s->manifest.nodes[j->idx], p, c, rows, err);
 }
 
-int build_stage_load_incremental(const struct build *b, const struct node *n)
+static int load_incremental(const struct build *b, const struct node *n)
 {
 	const struct node *in = load_input(b, n);
 	long long rows;
@@ -356,7 +408,8 @@ int build_stage_load_incremental(const struct build *b, const struct node *n)
 	return val_get(&n->config, "unique_key") || val_get_str(&n->config, "incremental_strategy", NULL);
 }
 
-int build_stage_nothing_new(const struct build *b, const struct node *n)
+/* A load whose input is a delta it has already loaded: nothing to do. */
+static int nothing_new(const struct build *b, const struct node *n)
 {
 	const struct node *in = load_input(b, n);
 	const char *gen, *loaded = val_get_str(build_prev_record(b, n->idx), "loaded_generation", NULL);
@@ -369,3 +422,91 @@ int build_stage_nothing_new(const struct build *b, const struct node *n)
 	/* re-appending a delta already loaded would duplicate its rows */
 	return delta && gen && !strcmp(gen, loaded);
 }
+
+static int unload_run(struct build *b, struct exec_worker *w, size_t idx, struct sluice_err *err)
+{
+	struct node_run *r = &b->runs[idx];
+	struct stage_run *st = srun(b, idx);
+	struct stage_job job = { b, w, idx, run_unload };
+	struct plan_runtime rt = { stage_step, &job };
+
+	if (r->decision.full_refresh && st->watermark) {
+		/* everything this time: its query changed, or the target must be rebuilt */
+		free(st->watermark);
+		st->watermark = NULL;
+		if (unload_plan(b, idx)) {
+			*err = r->err;
+			return r->err.code;
+		}
+	}
+	return build_run_plan(b, w, idx, &rt, err);
+}
+
+static int load_run(struct build *b, struct exec_worker *w, size_t idx, struct sluice_err *err)
+{
+	const struct node *n = &b->s->manifest.nodes[idx];
+	struct node_run *r = &b->runs[idx];
+	struct stage_job job = { b, w, idx, run_load };
+	struct plan_runtime rt = { stage_step, &job };
+	/* known only now that the unload above has run or been reused */
+	int incremental = load_incremental(b, n);
+
+	if (incremental != (r->plan.strategy != NULL) && load_plan(b, idx, incremental)) {
+		*err = r->err;
+		return r->err.code;
+	}
+	if (nothing_new(b, n)) {
+		/* the target already holds this delta: appending it again would duplicate it */
+		srun(b, idx)->loaded_generation = xstrdup(val_get_str(build_prev_record(b, idx), "loaded_generation", NULL));
+		r->rows = 0;
+		return 0;
+	}
+	return build_run_plan(b, w, idx, &rt, err);
+}
+
+static void stage_record(struct build *b, size_t idx, int ok, struct val *rec, struct arena *a)
+{
+	const struct stage_run *st = srun(b, idx);
+
+	if (!ok)
+		return;
+	if (st->stage_generation) {
+		val_dict_set(a, rec, "stage_generation", val_str(arena_strdup(a, st->stage_generation)));
+		val_dict_set(a, rec, "stage_delta", val_num(st->stage_delta));
+	}
+	if (st->loaded_generation)
+		val_dict_set(a, rec, "loaded_generation", val_str(arena_strdup(a, st->loaded_generation)));
+}
+
+static void stage_release(struct build *b, size_t idx)
+{
+	struct stage_run *st = srun(b, idx);
+
+	if (!st)
+		return;
+	free(st->watermark);
+	free(st->stage_generation);
+	free(st->loaded_generation);
+	free(st);
+	b->runs[idx].kind_data = NULL;
+}
+
+const struct node_kind kind_unload = {
+	.name = "unload",
+	.flags = KIND_NO_RELATION,
+	.what = BUILD_MODELS,
+	.prepare = unload_prepare,
+	.exists = unload_exists,
+	.run = unload_run,
+	.record = stage_record,
+	.release = stage_release,
+};
+
+const struct node_kind kind_load = {
+	.name = "load",
+	.what = BUILD_MODELS,
+	.prepare = load_prepare,
+	.run = load_run,
+	.record = stage_record,
+	.release = stage_release,
+};

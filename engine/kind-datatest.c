@@ -1,8 +1,9 @@
 /*
- * build-tests.c: data tests inside a run (`sluice test`, `sluice build`):
- * which tests run, the DAG the executor walks when they do, whether a test
- * may be reused, the queries, the state records, the progress lines and
- * the run_results entries. The SQL text itself is datatest.c's.
+ * kind-datatest.c: data tests as a node kind (`sluice test`, `sluice
+ * build`): which tests run, the DAG the executor walks when they do,
+ * whether a test may be reused, the queries, the state records, the
+ * progress lines and the run_results entries. The SQL text itself is
+ * datatest.c's.
  *
  * The executor's DAG is the manifest's plus two kinds of additions:
  *  - a scan job per relation with two or more tests that can share one
@@ -59,9 +60,11 @@ struct scan_group {
 	size_t n;
 };
 
+/* The kind's run-wide data (build_kind_data). */
 struct build_tests {
 	struct test_run *runs;       /* per manifest node (tests only) */
 	size_t nnodes;
+	unsigned char *excluded;     /* what --exclude names, and tests of it; NULL without --exclude */
 	struct scan_group *groups;   /* exec-DAG node nnodes + g */
 	size_t ngroups;
 	int pass, warn, fail, error, skipped, reused;
@@ -69,29 +72,29 @@ struct build_tests {
 
 static const char *const outcome_words[] = { "skipped", "pass", "warn", "fail", "error" };
 
+static struct build_tests *tests_of(const struct build *b)
+{
+	return *build_kind_data(b, &kind_datatest);
+}
+
 static struct test_run *trun(const struct build *b, size_t idx)
 {
-	return &b->tests->runs[idx];
+	return &tests_of(b)->runs[idx];
 }
 
-int build_tests_owns(const struct build *b, size_t idx)
+/* A scan job is named after the relation it scans. */
+static const char *scan_name(const struct build *b, size_t gi)
 {
-	return idx >= b->tests->nnodes || b->s->manifest.nodes[idx].type == NODE_TEST;
-}
-
-const char *build_tests_job_name(const struct build *b, size_t idx)
-{
-	const struct scan_group *g = &b->tests->groups[idx - b->tests->nnodes];
-
-	return b->s->manifest.nodes[g->tested].name;
+	return b->s->manifest.nodes[tests_of(b)->groups[gi].tested].name;
 }
 
 /* ---- preparing ---- */
 
 /* Whether test i runs: selected itself, or something it reads is (dbt's eager selection). */
-static int test_selected(const struct build *b, size_t i, const unsigned char *excluded)
+static int test_selected(struct build *b, size_t i)
 {
 	const struct dag *d = b->s->manifest.dag;
+	const unsigned char *excluded = tests_of(b)->excluded;
 	size_t k;
 
 	if (excluded && excluded[i])
@@ -139,11 +142,6 @@ static long long prev_observed(const struct build *b, size_t idx)
 	return v && v->kind == V_NUM ? (long long)v->u.num : -1;
 }
 
-static void fail_early(struct build *b, size_t idx, const struct sluice_err *e)
-{
-	b->runs[idx].failed_early = 1;
-	b->runs[idx].err = *e;
-}
 
 /* Where target/compiled keeps a test's SQL: next to its YAML, as dbt does, or its own path. */
 static char *compiled_path(const struct datatest *t)
@@ -157,24 +155,21 @@ static char *compiled_path(const struct datatest *t)
 	return buf_detach(&p, NULL);
 }
 
-static void compile_test(struct build *b, size_t idx)
+static int compile_test(struct build *b, size_t idx)
 {
 	const struct manifest *m = &b->s->manifest;
 	const struct node *n = &m->nodes[idx];
 	const struct datatest *t = n->test;
-	struct node_run *r = &b->runs[idx];
 	struct test_run *tr = trun(b, idx);
-	const struct dialect *d = b->slots[build_slot_of(&b->s->project, n->connection)].dialect;
+	const struct dialect *d = build_dialect(b, n);
 	struct sluice_err e = SLUICE_ERR_INIT;
 	struct buf sql = BUF_INIT;
 	char *path;
 
-	r->compile_started = now_seconds();
 	tr->baseline = prev_observed(b, idx);
 	if (!d->failures_query || !d->sample_query || !d->now_minus) {
 		err_set(&e, SLUICE_ENOTSUP, "%s: test %s: data tests are not supported on dialect %s", t->at.path,
 			t->name, d->name);
-		fail_early(b, idx, &e);
 	} else if (t->file) {
 		struct compile_opts real = { .invocation_id = b->s->invocation_id },
 				    logical = { .invocation_id = b->s->invocation_id, .logical = 1 };
@@ -182,7 +177,7 @@ static void compile_test(struct build *b, size_t idx)
 		struct buf lsql = BUF_INIT;
 		if (manifest_compile(m, n, &real, &scratch, &sql, NULL, &e) ||
 		    manifest_compile(m, n, &logical, &scratch, &lsql, NULL, &e)) {
-			fail_early(b, idx, &e);
+			/* e says why */
 		} else {
 			tr->sql = xstrdup(sql.s);
 			tr->logical = buf_detach(&lsql, NULL);
@@ -192,13 +187,14 @@ static void compile_test(struct build *b, size_t idx)
 	} else {
 		datatest_failing_sql(t, d, tr->baseline, &sql);
 	}
-	if (!r->failed_early) {
+	if (!e.code) {
 		path = compiled_path(t);
 		build_write_target_file(b, "compiled", path, sql.s);
 		free(path);
 	}
 	buf_release(&sql);
-	r->compile_done = now_seconds();
+	b->runs[idx].err = e;
+	return e.code;
 }
 
 /* Whether to is reachable from from in x (the DAG being built). */
@@ -269,14 +265,14 @@ static int combine_setting(const struct build *b)
 static void make_groups(struct build *b)
 {
 	const struct manifest *m = &b->s->manifest;
-	struct build_tests *bt = b->tests;
+	struct build_tests *bt = tests_of(b);
 	size_t *count = xcalloc(m->n ? m->n : 1, sizeof(size_t)), i;
 	size_t *slot_of_group = xcalloc(m->n ? m->n : 1, sizeof(size_t));
 
 	for (i = 0; i < m->n; i++) {
 		const struct node *n = &m->nodes[i];
 		if (n->type != NODE_TEST || b->todo[i] != EXEC_RUN || b->runs[i].failed_early ||
-		    !datatest_scannable(n->test) || !b->slots[build_slot_of(&b->s->project, n->connection)].dialect->count_if)
+		    !datatest_scannable(n->test) || !build_dialect(b, n)->count_if)
 			continue;
 		count[n->test->tested->idx]++;
 	}
@@ -296,7 +292,7 @@ static void make_groups(struct build *b)
 		const struct node *n = &m->nodes[i];
 		size_t gi;
 		if (n->type != NODE_TEST || b->todo[i] != EXEC_RUN || b->runs[i].failed_early ||
-		    !datatest_scannable(n->test) || !b->slots[build_slot_of(&b->s->project, n->connection)].dialect->count_if)
+		    !datatest_scannable(n->test) || !build_dialect(b, n)->count_if)
 			continue;
 		if ((gi = slot_of_group[n->test->tested->idx])) {
 			struct scan_group *g = &bt->groups[gi - 1];
@@ -307,33 +303,37 @@ static void make_groups(struct build *b)
 	free(slot_of_group);
 }
 
-int build_tests_prepare(struct build *b, struct sluice_err *err)
+static int tests_begin(struct build *b, struct sluice_err *err)
+{
+	const struct manifest *m = &b->s->manifest;
+	struct build_tests *bt = xcalloc(1, sizeof(*bt));
+	size_t i;
+	int rc;
+
+	*build_kind_data(b, &kind_datatest) = bt;
+	bt->nnodes = m->n;
+	bt->runs = xcalloc(m->n ? m->n : 1, sizeof(*bt->runs));
+	for (i = 0; i < m->n; i++)
+		bt->runs[i].observed = bt->runs[i].baseline = -1;
+	bt->excluded = excluded_nodes(b, err, &rc);
+	return rc;
+}
+
+/*
+ * The DAG the executor walks: the manifest's, plus one scan job per
+ * relation whose tests share a pass, plus (when models run too) edges
+ * from each test to the models downstream of what it tests, so a failing
+ * test skips them.
+ */
+static int tests_link(struct build *b, struct sluice_err *err)
 {
 	const struct manifest *m = &b->s->manifest;
 	const struct dag *d = m->dag;
-	struct build_tests *bt = xcalloc(1, sizeof(*bt));
-	unsigned char *excluded;
+	struct build_tests *bt = tests_of(b);
+	unsigned char *todo;
 	struct dag *x;
 	size_t i, k, nx, *cycle, ncycle;
-	int rc;
 
-	b->tests = bt;
-	bt->nnodes = m->n;
-	bt->runs = xcalloc(m->n ? m->n : 1, sizeof(*bt->runs));
-	excluded = excluded_nodes(b, err, &rc);
-	if (rc) {
-		free(excluded);
-		return rc;
-	}
-	for (i = 0; i < m->n; i++) {
-		bt->runs[i].observed = bt->runs[i].baseline = -1;
-		if (m->nodes[i].type != NODE_TEST || !test_selected(b, i, excluded))
-			continue;
-		b->todo[i] = EXEC_RUN;
-		b->ntodo++;
-		compile_test(b, i);
-	}
-	free(excluded);
 	if (!(b->what & BUILD_NO_COMBINE) && combine_setting(b))
 		make_groups(b);
 	nx = m->n + bt->ngroups;
@@ -359,11 +359,11 @@ int build_tests_prepare(struct build *b, struct sluice_err *err)
 	if (dag_check(x, &cycle, &ncycle))
 		return err_set(err, SLUICE_EUSAGE, "data tests make a dependency cycle through '%s'",
 			       cycle[0] < m->n ? m->nodes[cycle[0]].name : "a scan");
-	b->exec_dag = x;
-	b->exec_todo = arena_alloc(&b->arena, nx ? nx : 1);
-	memcpy(b->exec_todo, b->todo, m->n);
+	todo = arena_alloc(&b->arena, nx ? nx : 1);
+	memcpy(todo, b->todo, m->n);
 	for (i = m->n; i < nx; i++)
-		b->exec_todo[i] = EXEC_RUN;
+		todo[i] = EXEC_RUN;
+	build_set_exec_dag(b, x, todo, &kind_datatest);
 	return 0;
 }
 
@@ -426,14 +426,9 @@ static void walk_inputs(const struct build *b, size_t idx, unsigned char *want, 
 	free(stack);
 }
 
-void build_tests_want_versions(const struct build *b, unsigned char *want)
+static void test_wants(const struct build *b, size_t idx, unsigned char *want)
 {
-	const struct manifest *m = &b->s->manifest;
-	size_t i;
-
-	for (i = 0; i < m->n; i++)
-		if (m->nodes[i].type == NODE_TEST && b->todo[i] == EXEC_RUN)
-			walk_inputs(b, i, want, NULL, NULL);
+	walk_inputs(b, idx, want, NULL, NULL);
 }
 
 static int cmp_str(const void *x, const void *y)
@@ -518,6 +513,16 @@ static void decide_test(struct build *b, size_t idx, struct arena *a)
 	buf_release(&text);
 	buf_release(&norm);
 	buf_release(&why);
+}
+
+/* A shared scan may have decided already. */
+static void test_decide(struct build *b, size_t idx, struct arena *a)
+{
+	struct test_run *tr = trun(b, idx);
+
+	if (!tr->decided)
+		decide_test(b, idx, a);
+	b->runs[idx].decision.build = !tr->reused;
 }
 
 /* ---- results ---- */
@@ -677,7 +682,7 @@ static int run_query(struct build *b, const struct node *n, struct sluice_conn *
 	int rc;
 
 	build_audit_comment(b, n, &audit);
-	rc = plan_send_query(c, audit.s, sql, fn, ud, err);
+	rc = conn_send_query(c, audit.s, sql, fn, ud, err);
 	buf_release(&audit);
 	return rc;
 }
@@ -689,7 +694,7 @@ static int run_exec(struct build *b, const struct node *n, struct sluice_conn *c
 	int rc;
 
 	build_audit_comment(b, n, &audit);
-	rc = plan_send_exec(c, audit.s, sql, NULL, err);
+	rc = conn_send_exec(c, audit.s, sql, NULL, err);
 	buf_release(&audit);
 	return rc;
 }
@@ -752,20 +757,20 @@ static int run_equal_counts(struct build *b, struct exec_worker *w, const struct
 			    struct test_run *tr, struct sluice_err *err)
 {
 	const struct datatest *t = n->test;
-	size_t oslot = build_slot_of(&b->s->project, t->other->connection);
+	size_t oslot = conn_slot_of(&b->s->project, t->other->connection);
 	struct sluice_conn *oc;
 	long long a = 0, o = 0;
 	int rc;
 
 	if ((rc = count_rows(b, n, c, t, t->tested, &a, err)))
 		return rc;
-	if (!(oc = build_worker_conn(b, w, t->other->connection, NULL, err)))
+	if (!(oc = build_worker_conn(b, w, t->other, err)))
 		return err->code;
 	exec_worker_busy(w, oc);
 	rc = count_rows(b, n, oc, t, t->other, &o, err);
 	exec_worker_busy(w, c);
 	if (rc == SLUICE_ECONN)
-		build_drop_worker_conn(b, w, oslot);
+		conn_pool_drop(&b->conns, w->id, oslot);
 	if (rc)
 		return rc;
 	tr->failures = a > o ? a - o : o - a;
@@ -932,14 +937,13 @@ static int run_single(struct build *b, struct exec_worker *w, size_t idx, struct
 	const struct node *n = &b->s->manifest.nodes[idx];
 	const struct datatest *t = n->test;
 	struct test_run *tr = trun(b, idx);
-	size_t slot = build_slot_of(&b->s->project, n->connection);
-	const struct dialect *d = b->slots[slot].dialect;
-	struct arena *a = &b->worker_arenas[w->id - 1];
+	const struct dialect *d = build_dialect(b, n);
+	struct arena *a = build_worker_arena(b, w);
 	struct sluice_conn *c;
 	struct buf fq = BUF_INIT;
 	int rc;
 
-	if (!(c = build_worker_conn(b, w, n->connection, NULL, err)))
+	if (!(c = build_worker_conn(b, w, n, err)))
 		return err->code;
 	ui_node_start(b->runs[idx].seq, b->ntodo, "test", n->name, n->unique_id);
 	json_decref(tr->sample);
@@ -962,8 +966,6 @@ static int run_single(struct build *b, struct exec_worker *w, size_t idx, struct
 	if (rc)
 		explain_error(b, n, d, c, a, err);
 	exec_worker_busy(w, NULL);
-	if (rc == SLUICE_ECONN)
-		build_drop_worker_conn(b, w, slot);
 	if (!rc)
 		finish_result(t, tr);
 	buf_release(&fq);
@@ -974,9 +976,9 @@ static int run_single(struct build *b, struct exec_worker *w, size_t idx, struct
 static int scan_job(struct build *b, struct exec_worker *w, size_t gi, int *reused, struct sluice_err *err)
 {
 	const struct manifest *m = &b->s->manifest;
-	const struct scan_group *g = &b->tests->groups[gi];
+	const struct scan_group *g = &tests_of(b)->groups[gi];
 	const struct node *rel = &m->nodes[g->tested];
-	struct arena *a = &b->worker_arenas[w->id - 1];
+	struct arena *a = build_worker_arena(b, w);
 	size_t *run = xcalloc(g->n, sizeof(size_t)), nrun = 0, k, col = 0, slot;
 	const struct dialect *d;
 	struct sluice_conn *c;
@@ -1000,9 +1002,9 @@ static int scan_job(struct build *b, struct exec_worker *w, size_t gi, int *reus
 		free(run);
 		return 0;
 	}
-	slot = build_slot_of(&b->s->project, rel->connection);
-	d = b->slots[slot].dialect;
-	if (!(c = build_worker_conn(b, w, rel->connection, NULL, &serr))) {
+	slot = conn_slot_of(&b->s->project, rel->connection);
+	d = build_dialect(b, rel);
+	if (!(c = build_worker_conn(b, w, rel, &serr))) {
 		free(run);
 		return 0;   /* the tests try by themselves and report it */
 	}
@@ -1041,7 +1043,7 @@ static int scan_job(struct build *b, struct exec_worker *w, size_t gi, int *reus
 		return rc;
 	}
 	if (rc == SLUICE_ECONN)
-		build_drop_worker_conn(b, w, slot);
+		conn_pool_drop(&b->conns, w->id, slot);
 	for (k = 0; !rc && k < nrun; k++) {
 		const struct node *n = &m->nodes[run[k]];
 		const struct datatest *t = n->test;
@@ -1100,86 +1102,61 @@ static int scan_job(struct build *b, struct exec_worker *w, size_t gi, int *reus
 
 /* ---- state ---- */
 
-static void put_test_record(struct build *b, size_t idx, const char *status, struct arena *a)
+/* The record of a test is its last result: status is the outcome when it has one. */
+static void test_record(struct build *b, size_t idx, int ok, struct val *rec, struct arena *a)
 {
-	const struct node *n = &b->s->manifest.nodes[idx];
-	struct node_run *r = &b->runs[idx];
 	struct test_run *tr = trun(b, idx);
-	struct sluice_err err = SLUICE_ERR_INIT;
-	struct val rec = val_dict_new();
 	long long baseline = tr->baseline;
-	double finished = now_seconds();
 
-	if (!b->state)
-		return;
-	val_dict_set(a, &rec, "unique_id", val_str(n->unique_id));
-	val_dict_set(a, &rec, "status", val_str(status));
-	val_dict_set(a, &rec, "invocation_id", val_str(b->s->invocation_id));
-	val_dict_set(a, &rec, "finished_at", val_num(finished));
-	val_dict_set(a, &rec, "duration", val_num(r->started ? finished - r->started : 0));
+	(void)ok;
+	if (tr->outcome == TO_PASS || tr->outcome == TO_WARN || tr->outcome == TO_FAIL)
+		val_dict_set(a, rec, "status", val_str(outcome_words[tr->outcome]));
 	if (tr->decided) {
-		val_dict_set(a, &rec, "def_fingerprint", val_str(arena_strdup(a, tr->fp_def)));
-		val_dict_set(a, &rec, "inputs", tr->inputs);
+		val_dict_set(a, rec, "def_fingerprint", val_str(arena_strdup(a, tr->fp_def)));
+		val_dict_set(a, rec, "inputs", tr->inputs);
 	}
 	if (tr->have_result) {
-		val_dict_set(a, &rec, "fingerprint", val_str(arena_strdup(a, tr->fp)));
-		val_dict_set(a, &rec, "failures", val_num((double)tr->failures));
+		val_dict_set(a, rec, "fingerprint", val_str(arena_strdup(a, tr->fp)));
+		val_dict_set(a, rec, "failures", val_num((double)tr->failures));
 	}
 	/* row_count_delta's baseline moves only with a run that passed or warned */
 	if (tr->observed >= 0 && (tr->outcome == TO_PASS || tr->outcome == TO_WARN))
 		baseline = tr->observed;
 	if (baseline >= 0)
-		val_dict_set(a, &rec, "observed_rows", val_num((double)baseline));
-	if (state_put(b->state, n->unique_id, &rec, &err))
-		ui_error("%s", err.msg);
+		val_dict_set(a, rec, "observed_rows", val_num((double)baseline));
 }
 
-static int test_job(struct build *b, struct exec_worker *w, size_t idx, int *reused, struct sluice_err *err)
+/* A test whose shared scan left its result only reports it; the others run their own query. */
+static int test_job(struct build *b, struct exec_worker *w, size_t idx, struct sluice_err *err)
 {
 	const struct node *n = &b->s->manifest.nodes[idx];
 	const struct datatest *t = n->test;
-	struct node_run *r = &b->runs[idx];
 	struct test_run *tr = trun(b, idx);
-	struct arena *a = &b->worker_arenas[w->id - 1];
 	int rc;
 
-	if (r->failed_early) {
-		*err = r->err;
-		tr->outcome = TO_ERROR;
-		put_test_record(b, idx, "error", a);
-		return r->err.code ? r->err.code : SLUICE_EUSAGE;
-	}
-	if (!tr->decided)
-		decide_test(b, idx, a);
-	if (tr->reused) {
-		*reused = 1;
-		return 0;
-	}
 	if (!tr->have_result && (rc = run_single(b, w, idx, err))) {
 		tr->outcome = TO_ERROR;
-		put_test_record(b, idx, rc == SLUICE_ECANCEL ? "cancelled" : "error", a);
 		return rc;
 	}
-	put_test_record(b, idx, outcome_words[tr->outcome], a);
 	if (tr->outcome == TO_FAIL)
 		return err_set(err, SLUICE_EDB, "test %s failed: %lld failing row%s (error_if %s)", t->name, tr->failures,
 			       tr->failures == 1 ? "" : "s", t->error_if.text);
 	return 0;
 }
 
-int build_tests_run(struct build *b, struct exec_worker *w, size_t idx, int *reused, struct sluice_err *err)
+/* run_single prints the START line once it has a connection; a result from a shared scan prints none. */
+static void test_started(struct build *b, size_t idx)
 {
-	if (idx >= b->tests->nnodes)
-		return scan_job(b, w, idx - b->tests->nnodes, reused, err);
-	return test_job(b, w, idx, reused, err);
+	(void)b;
+	(void)idx;
 }
 
 /* ---- reporting ---- */
 
-void build_tests_finished(struct build *b, size_t idx, enum exec_status st)
+static void test_finished(struct build *b, size_t idx, enum exec_status st)
 {
 	const struct node *n = &b->s->manifest.nodes[idx];
-	struct build_tests *bt = b->tests;
+	struct build_tests *bt = tests_of(b);
 	struct node_run *r = &b->runs[idx];
 	struct test_run *tr = trun(b, idx);
 	const char *word = "ERROR", *msg = r->err.msg;
@@ -1216,20 +1193,14 @@ void build_tests_finished(struct build *b, size_t idx, enum exec_status st)
 			     (const char *const *)tr->lines, tr->nlines);
 }
 
-void build_tests_counts(const struct build *b, int *pass, int *warn, int *fail, int *error, int *skipped,
-			int *reused)
+static void tests_summary(const struct build *b, double elapsed)
 {
-	const struct build_tests *bt = b->tests;
+	const struct build_tests *bt = tests_of(b);
 
-	*pass = bt ? bt->pass : 0;
-	*warn = bt ? bt->warn : 0;
-	*fail = bt ? bt->fail : 0;
-	*error = bt ? bt->error : 0;
-	*skipped = bt ? bt->skipped : 0;
-	*reused = bt ? bt->reused : 0;
+	ui_test_summary(bt->pass, bt->warn, bt->fail, bt->error, bt->skipped, bt->reused, elapsed);
 }
 
-void build_tests_result_json(const struct build *b, size_t idx, json_t *o)
+static void test_result(const struct build *b, size_t idx, json_t *o)
 {
 	const struct node *n = &b->s->manifest.nodes[idx];
 	const struct datatest *t = n->test;
@@ -1238,8 +1209,6 @@ void build_tests_result_json(const struct build *b, size_t idx, json_t *o)
 	json_t *def = json_object();
 	const char *status;
 
-	if (!b->tests)
-		return;
 	tr = trun(b, idx);
 	status = r->status == EXEC_REUSED ? "reused" : r->status == EXEC_SKIPPED || r->status == EXEC_PENDING
 		? "skipped" : outcome_words[tr->outcome];
@@ -1280,9 +1249,9 @@ void build_tests_result_json(const struct build *b, size_t idx, json_t *o)
 	json_object_set_new(o, "test", def);
 }
 
-void build_tests_release(struct build *b)
+static void tests_end(struct build *b)
 {
-	struct build_tests *bt = b->tests;
+	struct build_tests *bt = tests_of(b);
 	size_t i, k;
 
 	if (!bt)
@@ -1301,6 +1270,28 @@ void build_tests_release(struct build *b)
 		free(bt->groups[i].members);
 	free(bt->groups);
 	free(bt->runs);
+	free(bt->excluded);
 	free(bt);
-	b->tests = NULL;
+	*build_kind_data(b, &kind_datatest) = NULL;
 }
+
+const struct node_kind kind_datatest = {
+	.name = "data test",
+	.flags = KIND_RECORDS_RESULT,
+	.what = BUILD_TESTS,
+	.begin = tests_begin,
+	.selected = test_selected,
+	.link = tests_link,
+	.summary = tests_summary,
+	.end = tests_end,
+	.extra_run = scan_job,
+	.extra_name = scan_name,
+	.prepare = compile_test,
+	.wants = test_wants,
+	.decide = test_decide,
+	.run = test_job,
+	.record = test_record,
+	.started = test_started,
+	.finished = test_finished,
+	.result = test_result,
+};

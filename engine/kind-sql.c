@@ -1,0 +1,62 @@
+/*
+ * kind-sql.c: SQL models as node kinds: views, tables, incremental
+ * models and ephemeral models. Their statements are materialize.c's
+ * plans; here is only when each is planned and run. An ephemeral model is
+ * inlined into what reads it and never runs.
+ */
+#include "build.h"
+
+/* An incremental model whose table exists, unless a full refresh is asked for. */
+static int sql_prepare(struct build *b, size_t idx)
+{
+	const struct node_run *r = &b->runs[idx];
+	struct compile_opts o = { .invocation_id = b->s->invocation_id };
+
+	o.is_incremental = (r->kind->flags & KIND_INCREMENTAL) && r->existing == REL_TABLE &&
+			   !b->s->cli->full_refresh;
+	return build_plan_node(b, idx, &o, o.is_incremental, NULL);
+}
+
+static int sql_run(struct build *b, struct exec_worker *w, size_t idx, struct sluice_err *err)
+{
+	struct node_run *r = &b->runs[idx];
+
+	if (r->decision.full_refresh && r->plan.strategy) {
+		/* planned incremental, but the decision says from scratch */
+		struct compile_opts o = { .invocation_id = b->s->invocation_id };
+		if (build_plan_node(b, idx, &o, 0, NULL)) {
+			*err = r->err;
+			return r->err.code;
+		}
+	}
+	return build_run_plan(b, w, idx, NULL, err);
+}
+
+const struct node_kind kind_view = {
+	.name = "view",
+	.flags = KIND_LIVE,
+	.what = BUILD_MODELS,
+	.prepare = sql_prepare,
+	.run = sql_run,
+};
+
+const struct node_kind kind_table = {
+	.name = "table",
+	.what = BUILD_MODELS,
+	.prepare = sql_prepare,
+	.run = sql_run,
+};
+
+const struct node_kind kind_incremental = {
+	.name = "incremental",
+	.flags = KIND_INCREMENTAL,
+	.what = BUILD_MODELS,
+	.prepare = sql_prepare,
+	.run = sql_run,
+};
+
+const struct node_kind kind_ephemeral = {
+	.name = "ephemeral",
+	.flags = KIND_PASS | KIND_LIVE,
+	.what = BUILD_MODELS,
+};
