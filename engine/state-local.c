@@ -482,7 +482,7 @@ static int local_put(struct state *st, const char *unique_id, const char *record
 		rc = io_error(err, l->journal, "fsync");
 	buf_release(&line);
 	if (rc)
-		err_prefix(err, "state: record for %s not saved", unique_id);
+		err_prefix(err, "state (local): record for %s not saved", unique_id);
 	return rc;
 }
 

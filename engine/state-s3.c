@@ -842,7 +842,7 @@ static int s3_put(struct state *st, const char *unique_id, const char *record, s
 	pthread_mutex_unlock(&s->mu);
 out:
 	if (rc)
-		err_prefix(err, "state: record for %s not saved", unique_id);
+		err_prefix(err, "state (s3): record for %s not saved", unique_id);
 	free(uid);
 	free(inv);
 	buf_release(&body);
