@@ -287,7 +287,7 @@ static const char *parent_effective(struct build *b, size_t p, struct arena *a)
 
 	if (r->effective[0])
 		return r->effective;
-	/* Ephemeral models are inlined: what they read is what their children read. */
+	/* A live node not settled (ephemeral, or a view not selected): what it reads now. */
 	node_fp(b, p, a, &fp);
 	return arena_strdup(a, fp.full);
 }
@@ -388,7 +388,11 @@ static void render_logical(struct build *b)
 	}
 }
 
-/* Nodes not run now show children what they last built (or would build). */
+/*
+ * Nodes not run now show children what they last built (or, never built,
+ * what they would build). Live nodes are not settled: they pass on what
+ * they read now, computed when a child asks (parent_effective).
+ */
 static void settle_unselected(struct build *b)
 {
 	const struct manifest *m = &b->s->manifest;
@@ -583,6 +587,13 @@ int build_prepare_nodes(struct build *b, struct session *s, enum build_mode mode
 		} else if (kind_in_run(b, k) && (k->selected ? k->selected(b, i) : s->selected[i])) {
 			b->todo[i] = EXEC_RUN;
 			b->ntodo++;
+		} else if (k->flags & KIND_LIVE) {
+			/*
+			 * Not selected, but a view is read as it is now: its children
+			 * see its parents' state now, so they wait for its parents
+			 * like they would for it (docs/fingerprints.md, selection).
+			 */
+			b->todo[i] = EXEC_PASS;
 		}
 	}
 	/*
