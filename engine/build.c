@@ -702,6 +702,18 @@ static void checksum_output(struct build *b, size_t idx, const struct dialect *d
 	buf_release(&q);
 }
 
+/*
+ * A deadlock or a serialization failure is the server choosing a victim
+ * among transactions that could each have gone alone: the victim was
+ * rolled back whole and may run again, a bounded number of times.
+ */
+#define PLAN_ATTEMPTS 3
+
+static int retryable(const struct sluice_err *err)
+{
+	return err->code == SLUICE_EDB && (!strcmp(err->sqlstate, "40P01") || !strcmp(err->sqlstate, "40001"));
+}
+
 int build_run_plan(struct build *b, struct exec_worker *w, size_t idx, const struct plan_runtime *rt,
 		   struct sluice_err *err)
 {
@@ -709,12 +721,18 @@ int build_run_plan(struct build *b, struct exec_worker *w, size_t idx, const str
 	struct node_run *r = &b->runs[idx];
 	const struct dialect *d = build_dialect(b, n);
 	struct sluice_conn *c;
-	int rc;
+	int rc, attempt;
 
 	if (!(c = build_worker_conn(b, w, n, err)))
 		return err->code;
 	exec_worker_busy(w, c);
 	rc = plan_exec(&r->plan, c, rt, &r->rows, err);
+	for (attempt = 2; rc && retryable(err) && attempt <= PLAN_ATTEMPTS && !exec_cancelled(w); attempt++) {
+		/* rolled back whole: nothing of it is left to redo or undo */
+		ui_warn("%s: %s; running it again (attempt %d of %d)", n->name, err->msg, attempt, PLAN_ATTEMPTS);
+		memset(err, 0, sizeof(*err));
+		rc = plan_exec(&r->plan, c, rt, &r->rows, err);
+	}
 	if (!rc && !(r->kind->flags & KIND_NO_RELATION)) {
 		if (d->after_write) {
 			struct sluice_err ignored = SLUICE_ERR_INIT;

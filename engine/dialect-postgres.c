@@ -77,6 +77,11 @@ static void pg_recreate_dependent(struct buf *b, const char *rel, const char *re
 	buf_printf(b, "CREATE %sVIEW %s AS %s", !strcmp(relkind, "m") ? "MATERIALIZED " : "", rel, definition);
 }
 
+static void pg_drop_dependent(struct buf *b, const char *rel, const char *relkind)
+{
+	buf_printf(b, "DROP %sVIEW IF EXISTS %s CASCADE", !strcmp(relkind, "m") ? "MATERIALIZED " : "", rel);
+}
+
 static void pg_delete_matching(struct buf *b, const char *target, const char *tmp,
 			       const char *const *keys, size_t nkeys)
 {
@@ -419,7 +424,10 @@ const struct dialect dialect_postgres = {
 	.drop = pg_drop,
 	.dependents_query = pg_dependents_query,
 	.search_path_qualify = "SET LOCAL search_path TO ''",
+	/* one key for the database ('sluice' in ASCII): the deadlock detector sees it, unlike a mutex */
+	.swap_lock = "SELECT pg_advisory_xact_lock(x'736c75696365'::bigint)",
 	.recreate_dependent = pg_recreate_dependent,
+	.drop_dependent = pg_drop_dependent,
 	.insert_from = dialect_insert_select,
 	.delete_matching = pg_delete_matching,
 	.merge = pg_merge,

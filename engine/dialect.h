@@ -47,8 +47,17 @@ struct dialect {
 	 */
 	void (*dependents_query)(struct buf *b, const char *rel);
 	const char *search_path_qualify;
+	/*
+	 * Taken inside a swap's transaction before its dependents are captured
+	 * and held until it commits: swaps that drop and re-create views must
+	 * not interleave, or two of them sharing a view deadlock, and a view
+	 * captured by one could be re-created under it by another. NULL: none.
+	 */
+	const char *swap_lock;
 	/* Re-create one captured dependent (relkind as returned above). */
 	void (*recreate_dependent)(struct buf *b, const char *rel, const char *relkind, const char *definition);
+	/* Drop one captured dependent (relkind as returned above), before the swap touches rel. */
+	void (*drop_dependent)(struct buf *b, const char *rel, const char *relkind);
 
 	/* Incremental strategies. cols: quoted column list "a", "b". keys: quoted key columns. */
 	void (*insert_from)(struct buf *b, const char *target, const char *tmp, const char *const *cols, size_t ncols);

@@ -117,6 +117,8 @@ static void plan_swap(struct plan *p, const struct plan_input *in, enum rel_kind
 	}
 	if (replacing) {
 		if (d->dependents_query) {
+			if (d->swap_lock)
+				add_sql(p, d->swap_lock);
 			add_sql(p, d->search_path_qualify);
 			add_step(p, STEP_CAPTURE, NULL, 0);
 		}
@@ -303,22 +305,45 @@ void plan_write(const struct plan *p, struct buf *out)
 /* ---- execution ---- */
 
 struct captured {
-	struct buf sql;       /* CREATE statements, ';'-separated */
+	struct buf sql;       /* CREATE statements, ';'-separated, readers after what they read */
+	char **drops;         /* DROP statements, in the same order (heap) */
+	size_t ndrops;
 	const struct dialect *d;
 };
 
 static int capture_row(void *ud, const struct sluice_row *row)
 {
 	struct captured *c = ud;
-	struct buf rel = BUF_INIT;
+	struct buf rel = BUF_INIT, drop = BUF_INIT;
+	const char *relkind;
 
 	if (row->ncols < 4 || !row->values[0] || !row->values[1] || !row->values[3])
 		return 0;
+	relkind = row->values[2] ? row->values[2] : "v";
 	dialect_relation(&rel, row->values[0], row->values[1]);
-	c->d->recreate_dependent(&c->sql, rel.s, row->values[2] ? row->values[2] : "v", row->values[3]);
+	c->d->recreate_dependent(&c->sql, rel.s, relkind, row->values[3]);
 	buf_puts(&c->sql, ";\n");
+	c->d->drop_dependent(&drop, rel.s, relkind);
+	c->drops = xrealloc(c->drops, (c->ndrops + 1) * sizeof(char *));
+	c->drops[c->ndrops++] = buf_detach(&drop, NULL);
 	buf_release(&rel);
 	return 0;
+}
+
+/* The drops, readers before what they read: the reverse of the capture's order. */
+static int drop_captured(const struct plan *p, struct sluice_conn *c, const struct captured *cap,
+			 struct sluice_err *err)
+{
+	struct buf sql = BUF_INIT;
+	size_t i;
+	int rc = 0;
+
+	for (i = cap->ndrops; i > 0; i--)
+		buf_printf(&sql, "%s;\n", cap->drops[i - 1]);
+	if (sql.len)
+		rc = conn_send_exec(c, p->audit, sql.s, NULL, err);
+	buf_release(&sql);
+	return rc;
 }
 
 struct columns {
@@ -368,7 +393,7 @@ static int exec_apply(const struct plan *p, struct sluice_conn *c, struct sluice
 int plan_exec(const struct plan *p, struct sluice_conn *c, const struct plan_runtime *rt, long long *rows,
 	      struct sluice_err *err)
 {
-	struct captured cap = { BUF_INIT, p->dialect };
+	struct captured cap = { BUF_INIT, NULL, 0, p->dialect };
 	int in_txn = 0, rc = 0;
 	size_t i;
 
@@ -391,6 +416,15 @@ int plan_exec(const struct plan *p, struct sluice_conn *c, const struct plan_run
 		case STEP_CAPTURE:
 			p->dialect->dependents_query(&q, p->target);
 			rc = conn_send_query(c, p->audit, q.s, capture_row, &cap, err);
+			/*
+			 * Dropped before the swap touches the target, in the order
+			 * a reader locks them (the view it names first): a reader
+			 * then either finishes first or waits for the new views,
+			 * and never holds a view the swap needs while waiting
+			 * for the table the swap holds.
+			 */
+			if (!rc)
+				rc = drop_captured(p, c, &cap, err);
 			break;
 		case STEP_RECREATE:
 			if (cap.sql.len)
@@ -418,5 +452,8 @@ int plan_exec(const struct plan *p, struct sluice_conn *c, const struct plan_run
 		c->drv->exec(c, p->dialect->rollback, NULL, &ignored);
 	}
 	buf_release(&cap.sql);
+	for (i = 0; i < cap.ndrops; i++)
+		free(cap.drops[i]);
+	free(cap.drops);
 	return rc;
 }
