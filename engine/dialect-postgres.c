@@ -82,6 +82,27 @@ static void pg_drop_dependent(struct buf *b, const char *rel, const char *relkin
 	buf_printf(b, "DROP %sVIEW IF EXISTS %s CASCADE", !strcmp(relkind, "m") ? "MATERIALIZED " : "", rel);
 }
 
+/*
+ * A session publishes its counts when it goes idle, unless it did less
+ * than 1 s before: then 10 s later, or at exit, which ends before it
+ * leaves pg_stat_activity (docs/change-detection.md). So the sessions to
+ * wait for went idle less than 10 s before as_of. Sessions that went idle
+ * after it committed nothing the run has to see; sluice's own sessions
+ * are left out: another run's writes count once it has ended.
+ */
+static void pg_pending_stats_query(struct buf *b, const char *as_of)
+{
+	const char *t = as_of ? as_of : "clock_timestamp()";
+
+	buf_printf(b, "SELECT pid, extract(epoch FROM state_change + interval '10200 milliseconds' - clock_timestamp()), "
+		   "(%s)::text\n"
+		   "FROM pg_stat_activity\n"
+		   "WHERE datname = current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid()\n"
+		   "  AND state = 'idle' AND coalesce(application_name, '') NOT LIKE 'sluice/%%'\n"
+		   "  AND state_change <= (%s)::timestamptz AND state_change > (%s)::timestamptz - interval '10200 milliseconds'",
+		   t, t, t);
+}
+
 static void pg_delete_matching(struct buf *b, const char *target, const char *tmp,
 			       const char *const *keys, size_t nkeys)
 {
@@ -438,6 +459,7 @@ const struct dialect dialect_postgres = {
 	.try_lock = pg_try_lock,
 	.unlock = pg_unlock,
 	.source_stats_query = pg_source_stats_query,
+	.pending_stats_query = pg_pending_stats_query,
 	.trigger_versions_query = pg_trigger_versions_query,
 	.source_value_query = pg_source_value_query,
 	.loaded_at_query = pg_loaded_at_query,

@@ -96,6 +96,16 @@ struct dialect {
 	 */
 	void (*source_stats_query)(struct buf *b, const char *const *schemas, const char *const *idents, size_t n);
 	/*
+	 * pending_stats_query: rows (pid, seconds, as_of) for the other
+	 * sessions of the database that may hold the counts of a write they
+	 * committed before as_of without publishing them yet, with how long
+	 * they may still hold them. as_of is a quoted literal of the server's
+	 * time, or NULL for "now", which every row then returns as text for
+	 * the next call. No rows: every write committed before as_of shows in
+	 * source_stats_query. NULL slot: counts are never published late.
+	 */
+	void (*pending_stats_query)(struct buf *b, const char *as_of);
+	/*
 	 * trigger_versions_query: rows (schema, name, instrumented 't'|'f',
 	 * counter or NULL) for the tables of the batch that exist. Fails with
 	 * SQLSTATE 42P01 when the counter table was never created.

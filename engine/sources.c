@@ -21,6 +21,7 @@
 #include "stage.h"
 #include "ui.h"
 #include "util/arena.h"
+#include "util/clock.h"
 #include "util/strmap.h"
 #include "util/xalloc.h"
 
@@ -249,6 +250,77 @@ static void set_version(struct batch *bt, size_t j, char *v)
 
 /* ---- stats ---- */
 
+struct pending {
+	size_t n;
+	double longest;                /* seconds the slowest may still take */
+	struct buf pids;               /* the first few, for the message */
+	char *as_of;                   /* the server's time of the first look, quoted (heap) */
+};
+
+static int pending_row(void *ud, const struct sluice_row *row)
+{
+	struct pending *p = ud;
+	double left;
+
+	if (row->ncols < 3 || !row->values[0] || !row->values[1] || !row->values[2])
+		return 0;
+	if (!p->as_of) {
+		struct buf q = BUF_INIT;
+		dialect_quote_literal(&q, row->values[2]);
+		p->as_of = buf_detach(&q, NULL);
+	}
+	left = strtod(row->values[1], NULL);
+	if (left > p->longest)
+		p->longest = left;
+	if (p->n++ < 5)
+		buf_printf(&p->pids, "%s%s", p->pids.len ? ", " : "", row->values[0]);
+	return 0;
+}
+
+#define PENDING_WAIT_MAX 11.0          /* seconds: the longest a session holds counts, and a margin */
+
+/*
+ * Before counting: wait while another session of the database may still
+ * hold the counts of a write it committed (dialect pending_stats_query),
+ * so that every write committed before the run started shows, whether
+ * its writer went idle or ended. Bounded; polls every 100 ms; says so
+ * once when it waits. What it cannot wait for is in
+ * docs/change-detection.md.
+ */
+static void wait_pending_stats(struct batch *bt)
+{
+	double start = clock_monotonic();
+	struct pending p = { 0, 0, BUF_INIT, NULL };
+	struct buf q = BUF_INIT;
+	int told = 0;
+
+	if (!bt->d->pending_stats_query)
+		return;
+	for (;;) {
+		struct sluice_err ignored = SLUICE_ERR_INIT;
+		double waited = clock_monotonic() - start;
+		int rc;
+		p.n = 0;
+		p.longest = 0;
+		buf_reset(&p.pids);
+		buf_reset(&q);
+		bt->d->pending_stats_query(&q, p.as_of);
+		rc = bt->conn->drv->query(bt->conn, q.s, pending_row, &p, &ignored);
+		if (rc || !p.n || waited >= PENDING_WAIT_MAX)
+			break;
+		/* a session on its way out is gone in milliseconds: say nothing for those */
+		if (waited >= 0.5 && !told++)
+			ui_info("connection '%s': waiting up to %.1f s more for %zu session%s that may not have "
+				"published the row counts of %s last commit yet (pid %s%s)",
+				bt->conn_name, p.longest < PENDING_WAIT_MAX - waited ? p.longest : PENDING_WAIT_MAX - waited,
+				p.n, p.n == 1 ? "" : "s", p.n == 1 ? "its" : "their", p.pids.s, p.n > 5 ? ", ..." : "");
+		sleep_ms(100);
+	}
+	buf_release(&p.pids);
+	buf_release(&q);
+	free(p.as_of);
+}
+
 /* Per distinct table: seen in the catalog, and its version (NULL: untrackable). */
 struct stats_read {
 	struct batch *bt;
@@ -331,6 +403,7 @@ static int run_stats(struct batch *bt, struct sluice_err *err)
 	 * first was taken have had that long to arrive. One sleep covers the
 	 * whole batch.
 	 */
+	wait_pending_stats(bt);
 	rc = stats_read(bt, sql.s, &r, err);
 	if (!rc && lag) {
 		sleep_ms(lag);
