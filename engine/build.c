@@ -277,29 +277,37 @@ const struct val *build_prev_record(const struct build *b, size_t idx)
 	return r && r->kind == V_DICT ? r : NULL;
 }
 
-static void node_fp(struct build *b, size_t idx, struct arena *a, struct fp *out);
+static void node_fp(struct build *b, size_t idx, const char *def, struct arena *a, struct fp *out);
 
 /* The fingerprint parent p shows its children. */
 static const char *parent_effective(struct build *b, size_t p, struct arena *a)
 {
 	struct node_run *r = &b->runs[p];
+	const char *def = NULL;
 	struct fp fp;
 
 	if (r->effective[0])
 		return r->effective;
-	/* A live node not settled (ephemeral, or a view not selected): what it reads now. */
-	node_fp(b, p, a, &fp);
+	/*
+	 * A live node not settled: what it reads now. An ephemeral model is
+	 * inlined as its code is now; a view not selected is read as the
+	 * warehouse holds it, with the definition it was last built with.
+	 */
+	if (!(r->kind->flags & KIND_PASS))
+		def = val_get_str(build_prev_record(b, p), "def_fingerprint", NULL);
+	node_fp(b, p, def, a, &fp);
 	return arena_strdup(a, fp.full);
 }
 
-static void node_fp(struct build *b, size_t idx, struct arena *a, struct fp *out)
+static void node_fp(struct build *b, size_t idx, const char *def, struct arena *a, struct fp *out)
 {
 	const struct manifest *m = &b->s->manifest;
 	const struct dag *d = m->dag;
 	size_t np = d->nparents[idx], i;
 	const char **pfp = arena_alloc(a, (np + 1) * sizeof(char *));
 	const char **pver = arena_alloc(a, (np + 1) * sizeof(char *));
-	struct fp_input in = { b->runs[idx].logical_sql, &b->runs[idx].used_vars, pfp, pver, &b->runs[idx].inputs };
+	struct fp_input in = { b->runs[idx].logical_sql, &b->runs[idx].used_vars, pfp, pver, &b->runs[idx].inputs,
+			       def };
 
 	for (i = 0; i < np; i++) {
 		size_t p = d->parents[idx][i];
@@ -326,7 +334,7 @@ static void decide(struct build *b, size_t idx, struct arena *a)
 	}
 	if (k->reads)
 		k->reads(b, idx, a, &ctx);   /* its files, before they feed the fingerprint */
-	node_fp(b, idx, a, &r->fp);
+	node_fp(b, idx, NULL, a, &r->fp);
 	ctx.prev = build_prev_record(b, idx);
 	ctx.relation_exists = k->exists ? k->exists(b, idx) : r->existing != REL_NONE;
 	ctx.relation_version = b->versions.version ? b->versions.version[idx] : NULL;
@@ -408,7 +416,7 @@ static void settle_unselected(struct build *b)
 		if (prev) {
 			snprintf(b->runs[i].effective, FP_HEX, "%s", prev);
 		} else {
-			node_fp(b, i, &b->arena, &fp);
+			node_fp(b, i, NULL, &b->arena, &fp);
 			snprintf(b->runs[i].effective, FP_HEX, "%s", fp.full);
 		}
 	}

@@ -181,6 +181,8 @@ void fp_compute(const struct manifest *m, const struct node *n, const struct fp_
 	feed(&st, out->config);
 	feed(&st, out->vars);
 	hasher_finish(&st, out->def);
+	if (in->def)
+		snprintf(out->def, sizeof(out->def), "%s", in->def);
 
 	out->upstream = val_dict_new();
 	out->sources = val_dict_new();

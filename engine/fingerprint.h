@@ -36,6 +36,12 @@ struct fp_input {
 	const char *const *parent_fp;    /* per dag parent (same order): effective fp, or NULL for sources */
 	const char *const *parent_version; /* per dag parent: version for source parents, else NULL */
 	const struct val *inputs;        /* shell models: path -> {size, mtime_ns, hash} (fileset.h), or NULL */
+	/*
+	 * The definition fingerprint to use instead of the one the code gives,
+	 * or NULL: an unselected view's, as the warehouse holds it (from its
+	 * state record), since that is what its readers read.
+	 */
+	const char *def;
 };
 
 void fp_compute(const struct manifest *m, const struct node *n, const struct fp_input *in,
