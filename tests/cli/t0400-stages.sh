@@ -118,9 +118,11 @@ select current_query() as q"
 	psql_q "select q from analytics.audit_q" >"$T_DIR/q" || return 1
 	expect_grep '^/\* sluice run=[0-9a-f-]+ node=model\.proj\.unload_audit user=tester \*/' "$T_DIR/q" || return 1
 	expect_grep '^COPY \($' "$T_DIR/q"
-	rm -f models/unload_audit.sql models/audit_q.sql
 }
 ok "the unload's COPY carries the audit comment naming the run, node and user" t_audit
+# out here, so that the test's status is its last check's, and they go
+# whatever it found
+rm -f models/unload_audit.sql models/audit_q.sql
 
 t_reused() {
 	expect_exit 0 sluice run || return 1
@@ -208,9 +210,9 @@ t_bad_load() {
 select * from {{ ref('patients') }}"
 	expect_exit 1 sluice run -s bad_load || return 1
 	expect_grep "models/bad_load.sql: a load model's body is one \{\{ ref\('<unload model>'\) \}\} or \{\{ source\('<s3 source>', '<table>'\) \}\}" "$T_DIR/out"
-	rm -f models/bad_load.sql
 }
 ok "a load that does not read an unload or an S3 source is an error naming the file" t_bad_load
+rm -f models/bad_load.sql
 
 # ---- S3 sources: files versioned by listing ------------------------------------
 
