@@ -57,7 +57,7 @@ create view public.hand_on_dep as select name from analytics.dep_view;
 
 # views_see LETTER N: every view over base shows N rows (i, LETTERi).
 views_see() {
-	want=$(seq 1 "$2" | sed "s/.*/&$1&/" | paste -sd, -)
+	want=$(seq 1 "$2" | sed "s/.*/&$1&/" | paste -sd, -) || return 1
 	expect_eq "$want" "$(psql_q "select string_agg(id || name, ',' order by id) from analytics.dep_view")" || return 1
 	expect_eq "$want" "$(psql_q "select string_agg(id || name, ',' order by id) from public.hand_view")" || return 1
 	expect_eq $(($2 - 1)) "$(psql_q "select count(*) from public.hand_view2")" || return 1
@@ -111,12 +111,13 @@ t_reader() {
 	end=$(($(date +%s) + 30))
 	: >"$T_DIR/reads"
 	while [ ! -s "$T_DIR/slowrun.rc" ] && [ "$(date +%s)" -lt "$end" ]; do
-		psql_q "select count(*) || ':' || min(ver) || ':' || max(ver) from analytics.slow" \
-			>>"$T_DIR/reads" 2>&1 || echo "(psql failed)" >>"$T_DIR/reads"
+		if ! psql_q "select count(*) || ':' || min(ver) || ':' || max(ver) from analytics.slow" >>"$T_DIR/reads" 2>&1; then
+			echo "(psql failed)" >>"$T_DIR/reads"
+		fi
 		reads=$((reads + 1))
 		sleep 0.05
 	done
-	rc=$(bg_wait slowrun 30)
+	rc=$(bg_wait slowrun 30) || return 1
 	expect_eq 0 "$rc" || { cat "$T_DIR/slowrun.log"; return 1; }
 	[ "$reads" -ge 5 ] || { echo "only $reads reads during the run"; return 1; }
 	if grep -Ev '^(100:old:old|200:new:new)$' "$T_DIR/reads"; then

@@ -116,7 +116,7 @@ t_wh_kill() {
 select 2 as x"
 	bg_start W "$SLUICE_BIN" run || return 1
 	wait_until 20 sleeping || { echo "the run never reached pg_sleep"; cat "$T_DIR/W.log"; return 1; }
-	kill -KILL "$BG_PID"
+	kill -KILL "$BG_PID" || return 1
 	expect_eq "signal 9" "$(bg_wait W 10)" || return 1
 	wait_until 20 no_sessions || { echo "the server still has sluice sessions"; return 1; }
 	expect_eq "" "$(leftovers)" || return 1
@@ -154,7 +154,7 @@ kill9() {
 	shift
 	bg_start "$n" "$SLUICE_BIN" "$@" --threads 1 || return 1
 	wait_until 20 sleeping || { echo "the run never reached pg_sleep"; cat "$T_DIR/$n.log"; return 1; }
-	kill -KILL "$BG_PID"
+	kill -KILL "$BG_PID" || return 1
 	expect_eq "signal 9" "$(bg_wait "$n" 10)"
 }
 
@@ -208,7 +208,7 @@ t_sigint() {
 	wait_until 10 stats_settled lake.s 4 || { echo "lake.s's statistics never counted the insert"; return 1; }
 	bg_start I "$SLUICE_BIN" run --threads 1 || return 1
 	wait_until 20 sleeping || { echo "the run never reached pg_sleep"; cat "$T_DIR/I.log"; return 1; }
-	kill -INT "$BG_PID"
+	kill -INT "$BG_PID" || return 1
 	expect_eq 130 "$(bg_wait I 20)" || { cat "$T_DIR/I.log"; return 1; }
 	expect_eq 3 "$(psql_q "select n from analytics_crash.k2")" || return 1
 	plan_out || return 1

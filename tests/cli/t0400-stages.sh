@@ -73,7 +73,7 @@ t_parts() {
 	expect_eq "numeric(6,2)" "$(jq -r '.schema.elements[4].type.base' "$m")" || return 1
 	# content_length is each file's size
 	local url f
-	url=$(jq -r '.entries[0].url' "$m")
+	url=$(jq -r '.entries[0].url' "$m") || return 1
 	f=${url#file://}
 	expect_eq "$(stat -c %s "$f")" "$(jq '.entries[0].meta.content_length' "$m")"
 }
@@ -166,9 +166,9 @@ ok "--full-refresh moves every row again and replaces the target" t_full_refresh
 t_altered_part() {
 	local before m part
 	expect_exit 0 sluice run --full-refresh -s unload_patients || return 1
-	before=$(table_hash "$T_DB" analytics.patients)
-	m=$(ls -t .sluice/stage/unload_patients/*/manifest | head -n 1)
-	part=$(jq -r '.entries[1].url' "$m")
+	before=$(table_hash "$T_DB" analytics.patients) || return 1
+	m=$(ls -t .sluice/stage/unload_patients/*/manifest | head -n 1) || return 1
+	part=$(jq -r '.entries[1].url' "$m") || return 1
 	part=${part#file://}
 	# drop one whole row from the part (lines of the numeric ids only)
 	sed -i '0,/^[0-9][0-9]*,patient [0-9]*,,/{//d}' "$part" || return 1
@@ -295,12 +295,12 @@ select p.id, p.name, p.note, p.born, p.score, p.updated_at
 from {{ source('lake', 'patients') }} p, lateral (select pg_sleep(case when p.id = 1500 then 4 else 0 end)) s"
 t_s3_down() {
 	local before
-	before=$(table_hash "$T_DB" analytics.patients)
+	before=$(table_hash "$T_DB" analytics.patients) || return 1
 	bg_start U "$SLUICE_BIN" run -s unload_patients patients || return 1
 	# parts before row 1500 are uploaded; then the server goes away
 	wait_until 20 has_part 00001 ||
 		{ echo "no part was uploaded"; cat "$T_DIR/U.log"; return 1; }
-	sh "$HARNESS/s3.sh" stop "$T_DIR/s3" >/dev/null 2>&1
+	sh "$HARNESS/s3.sh" stop "$T_DIR/s3" >/dev/null 2>&1 || return 1
 	expect_eq 1 "$(bg_wait U 60)" || { cat "$T_DIR/U.log"; return 1; }
 	expect_grep "ERROR unload .*unload_patients" "$T_DIR/U.log" || return 1
 	expect_grep "s3 PUT s3://$SLUICE_TEST_S3_BUCKET/stage/unload_patients/.*part-0000[0-9].csv: .*(Couldn't connect|connect)" "$T_DIR/U.log" || return 1
