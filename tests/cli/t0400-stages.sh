@@ -9,12 +9,11 @@ HARNESS=$(cd "$(dirname "$0")/../harness" && pwd)
 LAKE="${T_DB}_lake"
 psql -X -q -d postgres -c "CREATE DATABASE \"$LAKE\"" >/dev/null || { echo "Bail out! cannot create $LAKE"; exit 1; }
 at_exit "psql -X -q -d postgres -c 'DROP DATABASE IF EXISTS \"$LAKE\" WITH (FORCE)' >/dev/null 2>&1"
-lake_q() { psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$LAKE" -c "$1"; }
+lake_q() { psql_db "$LAKE" "$1"; }
 
 # The rows of a table as one hash, so two databases can be compared.
 table_hash() {
-	psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$1" \
-		-c "select count(*) || ':' || coalesce(md5(string_agg(t::text, '|' order by t.id)), '') from $2 t"
+	psql_db "$1" "select count(*) || ':' || coalesce(md5(string_agg(t::text, '|' order by t.id)), '') from $2 t"
 }
 
 new_project stage
