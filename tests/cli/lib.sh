@@ -385,3 +385,34 @@ models_map() {
 		echo "$_m=$_s"
 	done | LC_ALL=C sort | paste -sd ' '
 }
+
+# --- a gate: a model waits at it until the test opens it ---------------------
+# For tests that act while a build is under way (read, lock, kill, interrupt):
+# they wait for the state they need, not for time, so a busy machine does not
+# make them fail. A model whose query has "where (select public.gate_wait()) = 1"
+# waits while the gate is closed; gate_wait polls public.gate (a volatile
+# function sees each commit) and fails the query after 120 s rather than hang.
+
+# gate_setup: the gate (open) and gate_wait in this test's database.
+gate_setup() {
+	psql_q "create table public.gate (open boolean not null);
+insert into public.gate values (true);
+create function public.gate_wait() returns int language plpgsql volatile as \$\$
+begin
+	for i in 1 .. 2400 loop
+		if (select open from public.gate) then
+			return 1;
+		end if;
+		perform pg_sleep(0.05);
+	end loop;
+	raise exception 'gate_wait: the gate stayed closed for 120 s';
+end \$\$" >/dev/null
+}
+gate_close() { psql_q "update public.gate set open = false" >/dev/null; }
+gate_open() { psql_q "update public.gate set open = true" >/dev/null; }
+
+# at_gate: a session of sluice's waits at the gate (for wait_until).
+at_gate() {
+	[ "$(psql_q "select count(*) from pg_stat_activity where datname = current_database()
+		and application_name like 'sluice/%' and state = 'active' and query like '%gate_wait()%'")" -ge 1 ]
+}
