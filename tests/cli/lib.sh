@@ -17,8 +17,24 @@ export PGPASSWORD="$SLUICE_TEST_PGPASSWORD" PGDATABASE="$T_DB"
 
 sluice() { "$SLUICE_BIN" "$@"; }
 
-# psql_q SQL: one value per line, no headers, against this test's database.
-psql_q() { psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$T_DB" -c "$1"; }
+# t_noted COMMAND...: run a command whose output tests compare; when it
+# fails, note it in $T_DIR/.failed as well, and ok fails the test it ran in.
+# A failed query inside "$(...)" prints nothing, so without this
+# expect_eq "$(psql_q A)" "$(psql_q B)" would pass when both fail, and
+# expect_eq "" "$(psql_q ...)" whenever its query does.
+t_noted() {
+	"$@" && return 0
+	_t_noted_rc=$?
+	[ "${T_NOTE-}" = off ] ||
+		printf '%s failed (exit %s): %s\n' "$1" "$_t_noted_rc" "$*" >>"$T_DIR/.failed"
+	return "$_t_noted_rc"
+}
+
+# psql_db DB SQL: one value per line, no headers, against database DB.
+psql_db() { t_noted psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$1" -c "$2"; }
+
+# psql_q SQL: psql_db against this test's database.
+psql_q() { psql_db "$T_DB" "$1"; }
 
 T_AT_EXIT=""
 # at_exit COMMAND: a shell command (one string) run when the script ends, before
@@ -37,12 +53,24 @@ t_cleanup() {
 trap t_cleanup EXIT
 psql -X -q -d postgres -c "CREATE DATABASE \"$T_DB\"" >/dev/null || { echo "Bail out! cannot create $T_DB"; exit 1; }
 
-# ok DESCRIPTION COMMAND...: a test passes when the command succeeds.
+# ok DESCRIPTION COMMAND...: a test passes when the command succeeds, and
+# no query or jq of t_noted's failed since the previous test (in the
+# command, in its arguments, or in the setup before it).
 ok() {
 	desc=$1
 	shift
 	T_COUNT=$((T_COUNT + 1))
-	if ( "$@" ) >"$T_DIR/.out" 2>&1; then
+	( "$@" ) >"$T_DIR/.out" 2>&1
+	_ok_rc=$?
+	if [ -s "$T_DIR/.failed" ]; then
+		{
+			echo "--- failed since the previous test (a comparison may have seen their empty output):"
+			cat "$T_DIR/.failed"
+		} >>"$T_DIR/.out"
+		rm -f "$T_DIR/.failed"
+		_ok_rc=1
+	fi
+	if [ "$_ok_rc" = 0 ]; then
 		echo "ok $T_COUNT - $desc"
 	else
 		T_FAILED=$((T_FAILED + 1))
@@ -54,15 +82,19 @@ ok() {
 	fi
 }
 
-# expect_eq EXPECTED ACTUAL: for use inside ok's commands.
+# expect_eq EXPECTED ACTUAL: for use inside ok's commands. Two empty strings
+# are equal: when both sides are computed, check that they are not
+# (expect_positive for counts).
 expect_eq() {
 	[ "$1" = "$2" ] && return 0
 	printf 'expected: %s\n     got: %s\n' "$1" "$2"
 	return 1
 }
 
-# expect_grep PATTERN FILE: grep -E with the file shown on failure.
+# expect_grep PATTERN FILE: grep -E with the file shown on failure. An empty
+# PATTERN (a variable that came out empty) would match any file: it fails.
 expect_grep() {
+	[ -n "$1" ] || { echo "expect_grep: empty pattern (for $2)"; return 1; }
 	grep -Eq -- "$1" "$2" && return 0
 	echo "pattern not found: $1"
 	echo "--- $2:"
@@ -70,12 +102,28 @@ expect_grep() {
 	return 1
 }
 
+# expect_no_grep PATTERN FILE: PATTERN is not in FILE, which exists; an error
+# of grep's (no such file, a bad pattern) is not "not found".
 expect_no_grep() {
-	grep -Eq -- "$1" "$2" || return 0
-	echo "pattern unexpectedly found: $1"
+	[ -n "$1" ] || { echo "expect_no_grep: empty pattern (for $2)"; return 1; }
+	grep -Eq -- "$1" "$2"
+	case $? in
+	1)	return 0 ;;
+	0)	echo "pattern unexpectedly found: $1" ;;
+	*)	echo "expect_no_grep: grep failed on $2 (pattern: $1)"
+		return 1 ;;
+	esac
 	echo "--- $2:"
 	cat "$2"
 	return 1
+}
+
+# expect_positive N WHAT: N is a whole number above 0; for counts compared
+# with other counts, which would be equal when both are 0.
+expect_positive() {
+	case $1 in
+	'' | *[!0-9]* | 0 | 0*) echo "expected a positive count of $2, got '$1'"; return 1 ;;
+	esac
 }
 
 # expect_exit CODE COMMAND...: run, save output to $T_DIR/out, check the exit code.
@@ -119,6 +167,7 @@ conn_keys() {
 ok_libpq() {
 	if [ "$SLUICE_TEST_CONNECTOR" = odbc ]; then
 		T_COUNT=$((T_COUNT + 1))
+		rm -f "$T_DIR/.failed"	# what its arguments ran is not a test's
 		echo "ok $T_COUNT - $2 # SKIP $1"
 		return 0
 	fi
@@ -162,14 +211,21 @@ model() {
 }
 
 # wait_until SECONDS COMMAND...: poll COMMAND every 0.1 s until it succeeds;
-# fails when it has not after SECONDS.
+# fails when it has not after SECONDS. What t_noted sees fail in a poll is
+# not noted: a poll may fail until it does not.
 wait_until() {
 	_end=$(($(date +%s) + $1))
 	shift
+	_wait_note=${T_NOTE-}
+	T_NOTE=off
 	until "$@" >/dev/null 2>&1; do
-		[ "$(date +%s)" -lt "$_end" ] || return 1
+		if [ "$(date +%s)" -ge "$_end" ]; then
+			T_NOTE=$_wait_note
+			return 1
+		fi
 		sleep 0.1
 	done
+	T_NOTE=$_wait_note
 }
 
 # bg_start NAME PROGRAM ARGS...: run a program (not a shell function: use
@@ -207,9 +263,15 @@ bg_wait() {
 }
 
 # rr JQ_FILTER: jq -r on target/run_results.json of the current project.
-rr() { jq -r "$1" target/run_results.json; }
+rr() { t_noted jq -r "$1" target/run_results.json; }
 
 done_testing() {
+	if [ -s "$T_DIR/.failed" ]; then
+		T_COUNT=$((T_COUNT + 1))
+		T_FAILED=$((T_FAILED + 1))
+		echo "not ok $T_COUNT - no query or jq failed after the last test"
+		awk '{ print "#   " $0 }' "$T_DIR/.failed" | tee /dev/stderr
+	fi
 	echo "1..$T_COUNT"
 	[ "$T_FAILED" = 0 ]
 }
@@ -238,12 +300,12 @@ plan_json() { sluice plan --format json "$@" >"$T_DIR/plan.json" 2>"$T_DIR/plan.
 
 # plan_action NAME: build or reuse, from $T_DIR/plan.json.
 plan_action() {
-	jq -r --arg n "$1" '.[] | select((.unique_id | sub("^model\\.[^.]*\\."; "")) == $n) | .action' "$T_DIR/plan.json"
+	t_noted jq -r --arg n "$1" '.[] | select((.unique_id | sub("^model\\.[^.]*\\."; "")) == $n) | .action' "$T_DIR/plan.json"
 }
 
 # plan_reasons NAME: NAME's reasons in the text plan ($T_DIR/plan.out), one a line.
 plan_reasons() {
-	awk -v n="$1" '
+	t_noted awk -v n="$1" '
 		($1 == "build" || $1 == "reuse") && ($2 == n || $2 == n ":") {
 			sub(/^(build|reuse)  [^ :]+( \(full refresh\))?(: )?/, "")
 			if ($0 != "") { gsub(/; /, "\n"); print }
@@ -252,12 +314,12 @@ plan_reasons() {
 
 # plan_json_reasons NAME: the same from $T_DIR/plan.json.
 plan_json_reasons() {
-	jq -r --arg n "$1" '.[] | select((.unique_id | sub("^model\\.[^.]*\\."; "")) == $n) | .reasons[]' "$T_DIR/plan.json"
+	t_noted jq -r --arg n "$1" '.[] | select((.unique_id | sub("^model\\.[^.]*\\."; "")) == $n) | .reasons[]' "$T_DIR/plan.json"
 }
 
 # plan_actions: "name=action ..." for every model of $T_DIR/plan.json, sorted by name.
 plan_actions() {
-	jq -r '[.[] | "\(.unique_id | sub("^model\\.[^.]*\\."; ""))=\(.action)"] | sort | join(" ")' "$T_DIR/plan.json"
+	t_noted jq -r '[.[] | "\(.unique_id | sub("^model\\.[^.]*\\."; ""))=\(.action)"] | sort | join(" ")' "$T_DIR/plan.json"
 }
 
 # plan_builds NAME [ARGS...]: run the JSON plan; succeeds when it would build NAME
@@ -270,24 +332,27 @@ plan_builds() {
 
 # rr_status NAME, rr_reasons NAME (one a line): from target/run_results.json.
 rr_status() {
-	jq -r --arg n "$1" '.results[] | select((.unique_id | sub("^model\\.[^.]*\\."; "")) == $n) | .status' target/run_results.json
+	t_noted jq -r --arg n "$1" '.results[] | select((.unique_id | sub("^model\\.[^.]*\\."; "")) == $n) | .status' target/run_results.json
 }
 rr_reasons() {
-	jq -r --arg n "$1" '.results[] | select((.unique_id | sub("^model\\.[^.]*\\."; "")) == $n) | (.reasons // [])[]' target/run_results.json
+	t_noted jq -r --arg n "$1" '.results[] | select((.unique_id | sub("^model\\.[^.]*\\."; "")) == $n) | (.reasons // [])[]' target/run_results.json
 }
 
 # rr_statuses: "name=status ..." for every result, sorted by name.
 rr_statuses() {
-	jq -r '[.results[] | "\(.unique_id | sub("^model\\.[^.]*\\."; ""))=\(.status)"] | sort | join(" ")' target/run_results.json
+	t_noted jq -r '[.results[] | "\(.unique_id | sub("^model\\.[^.]*\\."; ""))=\(.status)"] | sort | join(" ")' target/run_results.json
 }
 
 # expect_line LINE TEXT: TEXT (lines) has LINE exactly; expect_no_line: has not.
+# An empty LINE would be found in an empty TEXT: it fails.
 expect_line() {
+	[ -n "$1" ] || { echo "expect_line: empty line"; return 1; }
 	printf '%s\n' "$2" | grep -Fxq -- "$1" && return 0
 	printf 'line not found: %s\n--- in:\n%s\n' "$1" "$2"
 	return 1
 }
 expect_no_line() {
+	[ -n "$1" ] || { echo "expect_no_line: empty line"; return 1; }
 	printf '%s\n' "$2" | grep -Fxq -- "$1" || return 0
 	printf 'line unexpectedly found: %s\n--- in:\n%s\n' "$1" "$2"
 	return 1
@@ -319,4 +384,35 @@ models_map() {
 		done
 		echo "$_m=$_s"
 	done | LC_ALL=C sort | paste -sd ' '
+}
+
+# --- a gate: a model waits at it until the test opens it ---------------------
+# For tests that act while a build is under way (read, lock, kill, interrupt):
+# they wait for the state they need, not for time, so a busy machine does not
+# make them fail. A model whose query has "where (select public.gate_wait()) = 1"
+# waits while the gate is closed; gate_wait polls public.gate (a volatile
+# function sees each commit) and fails the query after 120 s rather than hang.
+
+# gate_setup: the gate (open) and gate_wait in this test's database.
+gate_setup() {
+	psql_q "create table public.gate (open boolean not null);
+insert into public.gate values (true);
+create function public.gate_wait() returns int language plpgsql volatile as \$\$
+begin
+	for i in 1 .. 2400 loop
+		if (select open from public.gate) then
+			return 1;
+		end if;
+		perform pg_sleep(0.05);
+	end loop;
+	raise exception 'gate_wait: the gate stayed closed for 120 s';
+end \$\$" >/dev/null
+}
+gate_close() { psql_q "update public.gate set open = false" >/dev/null; }
+gate_open() { psql_q "update public.gate set open = true" >/dev/null; }
+
+# at_gate: a session of sluice's waits at the gate (for wait_until).
+at_gate() {
+	[ "$(psql_q "select count(*) from pg_stat_activity where datname = current_database()
+		and application_name like 'sluice/%' and state = 'active' and query like '%gate_wait()%'")" -ge 1 ]
 }

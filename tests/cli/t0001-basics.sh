@@ -35,7 +35,7 @@ t_unknown_opt() {
 ok "an unknown option exits 2 and names it" t_unknown_opt
 
 t_unknown_opt_no_side_effect() {
-	sluice run --frobnicate >/dev/null 2>&1
+	expect_exit 2 sluice run --frobnicate || return 1
 	expect_eq 0 "$(psql_q "select count(*) from pg_class where relname = 'a'")"
 }
 ok "a run with an unknown option builds nothing" t_unknown_opt_no_side_effect

@@ -57,7 +57,7 @@ create view public.hand_on_dep as select name from analytics.dep_view;
 
 # views_see LETTER N: every view over base shows N rows (i, LETTERi).
 views_see() {
-	want=$(seq 1 "$2" | sed "s/.*/&$1&/" | paste -sd, -)
+	want=$(seq 1 "$2" | sed "s/.*/&$1&/" | paste -sd, -) || return 1
 	expect_eq "$want" "$(psql_q "select string_agg(id || name, ',' order by id) from analytics.dep_view")" || return 1
 	expect_eq "$want" "$(psql_q "select string_agg(id || name, ',' order by id) from public.hand_view")" || return 1
 	expect_eq $(($2 - 1)) "$(psql_q "select count(*) from public.hand_view2")" || return 1
@@ -96,29 +96,44 @@ ok "dropping a column a view uses fails the rebuild and keeps the old table" t_r
 ok "still no __sluice_new/__sluice_old relation" expect_eq 0 "$(leftovers)"
 
 # -- a reader during a long rebuild -------------------------------------------
+# The rebuild's query waits at a gate (lib.sh) until the reader has read
+# five times; then the reader reads on while sluice swaps, until it ends.
 new_project reader
+gate_setup || exit 1
 model slow "{{ config(materialized='table') }}
 select i as id, 'old' as ver from generate_series(1, 100) as i"
 ok "first build of slow" expect_exit 0 sluice run
 
 model slow "{{ config(materialized='table') }}
 select i as id, 'new' as ver from generate_series(1, 200) as i
-where (select count(*) from pg_sleep(2)) = 1"
+where (select public.gate_wait()) = 1"
+
+# read_slow: one reader's look at slow, appended to $T_DIR/reads.
+read_slow() {
+	if ! psql_q "select count(*) || ':' || min(ver) || ':' || max(ver) from analytics.slow" >>"$T_DIR/reads" 2>&1; then
+		echo "(that read failed)" >>"$T_DIR/reads"
+	fi
+}
 
 t_reader() {
-	bg_start slowrun "$SLUICE_BIN" run -s slow || return 1
-	reads=0
-	end=$(($(date +%s) + 30))
 	: >"$T_DIR/reads"
-	while [ ! -s "$T_DIR/slowrun.rc" ] && [ "$(date +%s)" -lt "$end" ]; do
-		psql_q "select count(*) || ':' || min(ver) || ':' || max(ver) from analytics.slow" \
-			>>"$T_DIR/reads" 2>&1 || echo "(psql failed)" >>"$T_DIR/reads"
-		reads=$((reads + 1))
-		sleep 0.05
+	gate_close || return 1
+	bg_start slowrun "$SLUICE_BIN" run -s slow || return 1
+	wait_until 60 at_gate || { echo "the rebuild never reached the gate"; cat "$T_DIR/slowrun.log"; gate_open; return 1; }
+	for i in 1 2 3 4 5; do
+		read_slow || return 1
 	done
-	rc=$(bg_wait slowrun 30)
-	expect_eq 0 "$rc" || { cat "$T_DIR/slowrun.log"; return 1; }
-	[ "$reads" -ge 5 ] || { echo "only $reads reads during the run"; return 1; }
+	[ ! -s "$T_DIR/slowrun.rc" ] || { echo "the run ended while its query waited at the gate"; return 1; }
+	gate_open || return 1
+	# on while sluice swaps the tables: at least once, until the run ends
+	end=$(($(date +%s) + 60))
+	read_slow || return 1
+	until [ -s "$T_DIR/slowrun.rc" ] || [ "$(date +%s)" -ge "$end" ]; do
+		read_slow || return 1
+	done
+	expect_eq 0 "$(bg_wait slowrun 10)" || { cat "$T_DIR/slowrun.log"; return 1; }
+	cat "$T_DIR/reads"
+	[ "$(grep -c '^100:old:old$' "$T_DIR/reads")" -ge 5 ] || { echo "fewer than 5 reads of the old table"; return 1; }
 	if grep -Ev '^(100:old:old|200:new:new)$' "$T_DIR/reads"; then
 		echo "a reader saw something else than the old or the new table"
 		return 1

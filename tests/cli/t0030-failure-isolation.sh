@@ -55,7 +55,7 @@ t_results() {
 ok "run_results.json: a, x, y success; b error; c skipped" t_results
 
 t_results_error() {
-	msg=$(rr '.results[] | select(.unique_id == "model.proj.b") | .message')
+	msg=$(rr '.results[] | select(.unique_id == "model.proj.b") | .message') || return 1
 	case $msg in
 	*"division by zero"*) ;;
 	*) echo "b's message lacks the database error: $msg"; return 1 ;;

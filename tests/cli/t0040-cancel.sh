@@ -32,8 +32,8 @@ interrupt() {
 	wait_until 15 is_sleeping || { echo "the slow statement never started"; cat "$T_DIR/run$sig.log"; return 1; }
 	sleep 0.5
 	t0=$(date +%s%N)
-	kill -"$sig" "$BG_PID"
-	rc=$(bg_wait "run$sig" 10)
+	kill -"$sig" "$BG_PID" || return 1
+	rc=$(bg_wait "run$sig" 10) || return 1
 	t1=$(date +%s%N)
 	ms=$(((t1 - t0) / 1000000))
 	echo "sluice exited with '$rc' ${ms}ms after SIG$sig"
@@ -45,7 +45,7 @@ interrupt() {
 check_results() {
 	[ -f target/run_results.json ] || { echo "no target/run_results.json"; return 1; }
 	expect_eq error "$(rr '.results[] | select(.unique_id == "model.proj.sleepy") | .status')" || return 1
-	msg=$(rr '.results[] | select(.unique_id == "model.proj.sleepy") | .message')
+	msg=$(rr '.results[] | select(.unique_id == "model.proj.sleepy") | .message') || return 1
 	echo "$msg" | grep -qi cancel || { echo "message does not mention cancel: $msg"; return 1; }
 	expect_eq skipped "$(rr '.results[] | select(.unique_id == "model.proj.after") | .status')"
 }

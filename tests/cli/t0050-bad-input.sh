@@ -166,7 +166,7 @@ t_goodpw() {
 	expect_exit 0 sluice debug || return 1
 	expect_no_grep "$SLUICE_TEST_PGPASSWORD" "$T_DIR/out" || return 1
 	expect_grep "postgres" "$T_DIR/out" || return 1
-	ver=$(psql_q "show server_version" | cut -d' ' -f1)
+	ver=$(psql_q "show server_version" | cut -d' ' -f1) || return 1
 	expect_grep "$ver" "$T_DIR/out" || return 1
 	expect_grep "[0-9.]+ ?ms" "$T_DIR/out" || return 1
 	expect_exit 0 sluice run --log-format json || return 1

@@ -128,7 +128,7 @@ ok "env_var takes the environment's value; JSON --vars override sluice.yml vars"
 
 t_deterministic() {
 	sluice compile --vars '{n: 42}' >/dev/null 2>&1 || return 1
-	cp -r target/compiled "$T_DIR/c1"
+	cp -r target/compiled "$T_DIR/c1" || return 1
 	sluice compile --vars '{n: 42}' >/dev/null 2>&1 || return 1
 	diff -r "$T_DIR/c1" target/compiled
 }

@@ -15,9 +15,9 @@ t_app() {
 ok "application_name is sluice/\$SLUICE_USER" t_app
 
 t_comment() {
-	inv=$(rr .metadata.invocation_id)
+	inv=$(rr .metadata.invocation_id) || return 1
 	[ -n "$inv" ] || return 1
-	q=$(psql_q "select q from analytics.audit")
+	q=$(psql_q "select q from analytics.audit") || return 1
 	want="/* sluice run=$inv node=model.proj.audit user=tester */"
 	case $q in
 	*"$want"*) ;;
@@ -32,10 +32,10 @@ t_comment() {
 ok "the statement starts with /* sluice run=<invocation_id> node=model.proj.audit user=tester */" t_comment
 
 t_login_user() {
-	me=$(id -un)
+	me=$(id -un) || return 1
 	(unset SLUICE_USER; "$SLUICE_BIN" run --force -s audit) >"$T_DIR/out" 2>&1 || { cat "$T_DIR/out"; return 1; }
 	expect_eq "sluice/$me" "$(psql_q "select app from analytics.audit")" || return 1
-	inv=$(rr .metadata.invocation_id)
+	inv=$(rr .metadata.invocation_id) || return 1
 	psql_q "select q from analytics.audit" | grep -qF "/* sluice run=$inv node=model.proj.audit user=$me */" ||
 		{ psql_q "select q from analytics.audit"; return 1; }
 	expect_eq "$me" "$(rr .metadata.user)"

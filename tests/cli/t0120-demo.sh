@@ -50,31 +50,40 @@ ok "every model is OK ($nbuilt built, the ephemeral one inlined)" t_all_ok
 ADULT="from lake.treatments t join lake.patients p using (patient_id)
 	where t.dose_mg > 0 and date_part('year', age(date '2026-01-01', p.birth_date))::int >= 18"
 
+# Each count is checked against the lake's, and the lake's against 0: two
+# empty sides would be equal too.
 t_dim_patients() {
-	expect_eq "$(psql_q "select count(*) from lake.patients")" \
-		"$(psql_q "select count(*) from analytics_marts.dim_patients")"
+	want=$(psql_q "select count(*) from lake.patients") || return 1
+	expect_positive "$want" "lake patients" || return 1
+	expect_eq "$want" "$(psql_q "select count(*) from analytics_marts.dim_patients")"
 }
 ok "dim_patients: one row per lake patient" t_dim_patients
 
 t_trial_outcomes() {
-	expect_eq "$(psql_q "select count(distinct t.trial_id) || ' ' || count(*) $ADULT and t.trial_id in (select trial_id from lake.trials)")" \
+	trials=$(psql_q "select count(distinct t.trial_id) $ADULT and t.trial_id in (select trial_id from lake.trials)") || return 1
+	treatments=$(psql_q "select count(*) $ADULT and t.trial_id in (select trial_id from lake.trials)") || return 1
+	responded=$(psql_q "select count(*) filter (where outcome = 'responded') $ADULT") || return 1
+	expect_positive "$trials" "trials with adult treatments" || return 1
+	expect_positive "$treatments" "adult treatments in a trial" || return 1
+	expect_positive "$responded" "adult treatments that responded" || return 1
+	expect_eq "$trials $treatments" \
 		"$(psql_q "select count(*) || ' ' || sum(treatments) from analytics_marts.trial_outcomes")" || return 1
-	expect_eq "$(psql_q "select count(*) filter (where outcome = 'responded') $ADULT")" \
-		"$(psql_q "select sum(responded) from analytics_marts.trial_outcomes")"
+	expect_eq "$responded" "$(psql_q "select sum(responded) from analytics_marts.trial_outcomes")"
 }
 ok "trial_outcomes: one row per trial with adult treatments, counts add up" t_trial_outcomes
 
 t_gene_burden() {
-	expect_eq "$(psql_q "select count(*) from (select distinct v.gene, upper(p.site)
+	want=$(psql_q "select count(*) from (select distinct v.gene, upper(p.site)
 		from lake.variants v join lake.patients p using (patient_id)
-		where v.vaf >= 0.05 and v.gene in ('TP53', 'KRAS', 'EGFR', 'BRAF', 'PIK3CA')) s")" \
-		"$(psql_q "select count(*) from analytics_marts.gene_burden")"
+		where v.vaf >= 0.05 and v.gene in ('TP53', 'KRAS', 'EGFR', 'BRAF', 'PIK3CA')) s") || return 1
+	expect_positive "$want" "tracked (gene, site) pairs in the lake" || return 1
+	expect_eq "$want" "$(psql_q "select count(*) from analytics_marts.gene_burden")"
 }
 ok "gene_burden: one row per tracked gene and site" t_gene_burden
 
 AE_EXPECTED=$(psql_q "select count(*) $ADULT and t.adverse_event")
 t_adverse_events() {
-	[ "$AE_EXPECTED" -gt 0 ] || { echo "the lake has no adverse events?"; return 1; }
+	expect_positive "$AE_EXPECTED" "adult adverse events in the lake" || return 1
 	expect_eq "$AE_EXPECTED $AE_EXPECTED" \
 		"$(psql_q "select count(*) || ' ' || count(distinct treatment_id) from analytics_marts.adverse_events")"
 }
@@ -88,8 +97,9 @@ t_staging() {
 ok "staging: four views in analytics_staging; the intermediate model is not built" t_staging
 
 t_export() {
-	expect_eq "$(psql_q "select count(*) + 1 from analytics_marts.trial_outcomes")" \
-		"$(wc -l <target/files/trial_outcomes.csv)" || return 1
+	rows=$(psql_q "select count(*) from analytics_marts.trial_outcomes") || return 1
+	expect_positive "$rows" "rows of trial_outcomes" || return 1
+	expect_eq "$((rows + 1))" "$(wc -l <target/files/trial_outcomes.csv)" || return 1
 	expect_eq "$(psql_q "select trial_id from analytics_marts.trial_outcomes order by trial_id limit 1")" \
 		"$(sed -n 2p target/files/trial_outcomes.csv | cut -d, -f1)"
 }
@@ -118,7 +128,9 @@ t_nightly() {
 	expect_exit 0 sluice run || return 1
 	expect_grep "OK unload .*unload_treatments .* 100 rows" "$T_DIR/out" || return 1
 	expect_grep "REUSED unload .*unload_patients" "$T_DIR/out" || return 1
-	expect_eq "$(psql_q "select count(*) from lake.treatments")" "$(psql_q "select count(*) from analytics_raw.raw_treatments")" || return 1
+	want=$(psql_q "select count(*) from lake.treatments") || return 1
+	expect_positive "$want" "lake treatments" || return 1
+	expect_eq "$want" "$(psql_q "select count(*) from analytics_raw.raw_treatments")" || return 1
 	expect_eq "pass pass" "$(rr '[.results[] | select(.unique_id == "model.clinic.raw_treatments") | .validations[].status] | join(" ")')"
 }
 ok "the nightly load: only the 100 new treatments cross the stage, and every count matches" t_nightly

@@ -46,7 +46,7 @@ t_cluster() {
 ok "the run created the cluster under .sluice/pg" t_cluster
 
 t_stopped_after_run() {
-	"$SLUICE_BIN" embedded status >"$T_DIR/out" 2>&1
+	expect_exit 1 "$SLUICE_BIN" embedded status || return 1
 	expect_grep "stopped" "$T_DIR/out" || return 1
 	expect_no_grep "running" "$T_DIR/out" || return 1
 	[ ! -e .sluice/pg/postmaster.pid ] || { echo "postmaster.pid still there"; return 1; }
@@ -69,8 +69,8 @@ t_status_running() {
 	expect_grep "pid" "$T_DIR/out" || return 1
 	expect_grep "port" "$T_DIR/out" || return 1
 	expect_grep "socket" "$T_DIR/out" || return 1
-	grep -oE 'socket[ :=]+/[^ ,]+' "$T_DIR/out" | sed 's/^socket[ :=]*//' >"$T_DIR/sockdir"
-	pid=$(grep -oE 'pid[ :=]+[0-9]+' "$T_DIR/out" | grep -oE '[0-9]+$')
+	grep -oE 'socket[ :=]+/[^ ,]+' "$T_DIR/out" | sed 's/^socket[ :=]*//' >"$T_DIR/sockdir" || return 1
+	pid=$(grep -oE 'pid[ :=]+[0-9]+' "$T_DIR/out" | grep -oE '[0-9]+$') || return 1
 	[ -n "$pid" ] && kill -0 "$pid" || { echo "no live pid in the status"; return 1; }
 }
 ok "status prints a live pid, the port and the socket" t_status_running
@@ -87,7 +87,7 @@ ok "psql through embedded env sees the table sluice built in database sluice, sc
 	expect_eq 42 "$(in_embedded "select answer from public.t")"
 
 t_run_keeps_manual_server() {
-	pid1=$("$SLUICE_BIN" embedded status | grep -oE 'pid[ :=]+[0-9]+')
+	pid1=$("$SLUICE_BIN" embedded status | grep -oE 'pid[ :=]+[0-9]+') || return 1
 	model t "{{ config(materialized='table') }}
 select 43 as answer"
 	expect_exit 0 esluice run || return 1
@@ -99,7 +99,7 @@ ok "a run while the server was started by hand uses it and leaves it running" t_
 
 t_stop() {
 	expect_exit 0 esluice embedded stop || return 1
-	"$SLUICE_BIN" embedded status >"$T_DIR/out" 2>&1
+	expect_exit 1 "$SLUICE_BIN" embedded status || return 1
 	expect_grep "stopped" "$T_DIR/out" || return 1
 	if in_embedded "select 1" >/dev/null 2>&1; then
 		echo "still reachable after stop"

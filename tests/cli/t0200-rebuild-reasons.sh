@@ -249,7 +249,7 @@ psql_q "insert into lake.t values (4)"
 
 t_source() {
 	wait_until 10 stats_settled lake.t 4 || { echo "lake.t's statistics never counted the insert"; return 1; }
-	v_new=$(src_version lake.t)
+	v_new=$(src_version lake.t) || return 1
 	r="source 'lake.t' changed ($v_old -> $v_new)"
 	t_reason base "$r" || return 1
 	exact_reasons "$r" "$(rr_reasons base)" || return 1
@@ -393,7 +393,7 @@ t_other_schema() {
 ok "--target other builds in that schema" t_other_schema
 
 t_moved() {
-	sed -i 's/^      schema: analytics$/      schema: analytics_moved/' profiles.yml
+	sed -i 's/^      schema: analytics$/      schema: analytics_moved/' profiles.yml || return 1
 	grep -q 'schema: analytics_moved' profiles.yml || { echo "profiles.yml not edited"; return 1; }
 	t_config_only || return 1
 	expect_eq 3 "$(psql_q "select count(*) from analytics_moved.down")"

@@ -102,7 +102,7 @@ ok "a fresh worker after an insert into s2: b1, c and inc (incrementally) rebuil
 # --- the same with local state --------------------------------------------------
 
 t_local() {
-	sed -i '/^state:/d' sluice.yml
+	sed -i '/^state:/d' sluice.yml || return 1
 	# Switching backends starts from an empty state (docs/state.md).
 	expect_exit 0 sluice run || return 1
 	expect_eq "$(models_map success)" "$(rr_statuses)" || return 1

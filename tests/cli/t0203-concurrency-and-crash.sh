@@ -4,8 +4,10 @@
 # --wait-lock and then sees what the first one built; nothing is corrupted.
 # A run killed with -9 leaves no half-built relations, and the next run
 # rebuilds exactly what did not finish; an interrupted (SIGINT) model says
-# 'last run was interrupted'.
+# 'last run was interrupted'. The slow models wait at a gate (lib.sh) that the
+# test opens when it is done acting on the run that waits.
 . "$(dirname "$0")/lib.sh"
+gate_setup || { echo "Bail out! cannot create the gate"; exit 1; }
 
 # project DIR SCHEMA [STATE]: a project in its own schema (and, for warehouse
 # state, with its own name: warehouse state is keyed by project and target).
@@ -17,11 +19,6 @@ project() {
 	grep -q "schema: $2" profiles.yml || { echo "Bail out! profiles.yml not edited"; exit 1; }
 }
 
-# sleeping: a sluice session of this test is in pg_sleep.
-sleeping() {
-	[ "$(psql_q "select count(*) from pg_stat_activity where datname = current_database()
-		and application_name like 'sluice/%' and state = 'active' and query like '%pg_sleep%'")" -ge 1 ]
-}
 # no_sessions: the server has noticed that every sluice session is gone.
 no_sessions() {
 	[ "$(psql_q "select count(*) from pg_stat_activity where datname = current_database()
@@ -41,22 +38,28 @@ select 1 as x"
 	# Never built before the first run: a waiting run that planned before the
 	# lock was its would build it again.
 	model slow "{{ config(materialized='table') }}
-select x from {{ ref('first') }}, pg_sleep(5)"
+select x from {{ ref('first') }} where (select public.gate_wait()) = 1"
 	model after "{{ config(materialized='table') }}
 select x + 1 as x from {{ ref('slow') }}"
 
+	gate_close || exit 1
 	bg_start "A_$kind" "$SLUICE_BIN" run
-	ok "$kind: a first run is building (in pg_sleep)" wait_until 20 sleeping
+	ok "$kind: a first run is building (slow waits at the gate)" wait_until 60 at_gate
 
+	# The first run holds the lock until the gate opens, so a run that waited
+	# for the lock would only end at its timeout. The time "at once" takes,
+	# B.ms, is the yardstick of t_wait_gives_up.
 	t_fail_fast() {
-		t0=$(date +%s)
-		sluice run >"$T_DIR/B.out" 2>&1
+		t0=$(date +%s%N)
+		timeout 30 "$SLUICE_BIN" run >"$T_DIR/B.out" 2>&1
 		rc=$?
-		t1=$(date +%s)
+		ms=$((($(date +%s%N) - t0) / 1000000))
+		echo "$ms" >"$T_DIR/B.ms" || return 1
 		cat "$T_DIR/B.out"
+		[ "$rc" != 124 ] || { echo "the second run waited for the lock"; return 1; }
 		[ "$rc" != 0 ] || { echo "the second run exited 0"; return 1; }
-		[ $((t1 - t0)) -le 2 ] || { echo "the second run took $((t1 - t0)) s to fail"; return 1; }
 		[ ! -s "$T_DIR/A_$kind.rc" ] || { echo "the first run had already ended"; return 1; }
+		[ "$ms" -lt 10000 ] || { echo "the second run took $ms ms to fail"; return 1; }
 		# docs/state.md: state is locked by alice (pid 4242 on host ci-7, run 6f1c...)
 		# since 2026-11-24T19:00:02Z; wait with --wait-lock SECONDS
 		expect_grep 'state is locked by tester \(pid [0-9]+ on host [^,]+, run [0-9a-f-]+\) since [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z; wait with --wait-lock SECONDS$' "$T_DIR/B.out"
@@ -64,33 +67,46 @@ select x + 1 as x from {{ ref('slow') }}"
 	ok "$kind: a second run fails at once (exit non-zero), naming the holder and since when" t_fail_fast
 
 	t_plan_unlocked() {
-		expect_exit 0 sluice plan || return 1
+		expect_exit 0 timeout 30 "$SLUICE_BIN" plan || return 1
 		[ ! -s "$T_DIR/A_$kind.rc" ] || { echo "the first run had already ended"; return 1; }
 	}
 	ok "$kind: sluice plan does not wait for the lock" t_plan_unlocked
 
+	# C, started before the run that waits a second, meets the lock before
+	# that one gives up; it must then be waiting, not failed.
+	bg_start "C_$kind" "$SLUICE_BIN" run --wait-lock 60
+	# "About a second": at least 1 s, and at most 3 s more than failing at
+	# once took (B.ms), whatever the load.
 	t_wait_gives_up() {
 		t0=$(date +%s%N)
-		sluice run --wait-lock 1 >"$T_DIR/B1.out" 2>&1
+		timeout 30 "$SLUICE_BIN" run --wait-lock 1 >"$T_DIR/B1.out" 2>&1
 		rc=$?
 		ms=$((($(date +%s%N) - t0) / 1000000))
 		cat "$T_DIR/B1.out"
 		[ "$rc" != 0 ] || { echo "the run exited 0"; return 1; }
-		[ "$ms" -ge 1000 ] && [ "$ms" -lt 2500 ] || { echo "it gave up after ${ms} ms"; return 1; }
 		[ ! -s "$T_DIR/A_$kind.rc" ] || { echo "the first run had already ended"; return 1; }
+		b_ms=$(cat "$T_DIR/B.ms") || return 1
+		[ "$ms" -ge 1000 ] && [ "$ms" -lt $((b_ms + 4000)) ] ||
+			{ echo "it gave up after $ms ms (failing at once took $b_ms ms)"; return 1; }
 		expect_grep 'state is locked by tester ' "$T_DIR/B1.out"
 	}
 	ok "$kind: --wait-lock 1 gives up after about a second, naming the holder" t_wait_gives_up
 
-	bg_start "C_$kind" "$SLUICE_BIN" run --wait-lock 30
+	t_third_waiting() {
+		[ ! -s "$T_DIR/C_$kind.rc" ] || { echo "the run with --wait-lock 60 ended while the lock was held:"; cat "$T_DIR/C_$kind.log"; return 1; }
+		[ ! -s "$T_DIR/A_$kind.rc" ] || { echo "the first run had already ended"; return 1; }
+	}
+	ok "$kind: meanwhile a third run, with --wait-lock 60, is waiting" t_third_waiting
+
+	gate_open || exit 1
 	t_waits() {
-		expect_eq 0 "$(bg_wait "A_$kind" 30)" || { cat "$T_DIR/A_$kind.log"; return 1; }
-		expect_eq 0 "$(bg_wait "C_$kind" 30)" || { cat "$T_DIR/C_$kind.log"; return 1; }
+		expect_eq 0 "$(bg_wait "A_$kind" 60)" || { cat "$T_DIR/A_$kind.log"; return 1; }
+		expect_eq 0 "$(bg_wait "C_$kind" 60)" || { cat "$T_DIR/C_$kind.log"; return 1; }
 		cat "$T_DIR/C_$kind.log"
 		expect_grep 'Done in .*: 0 ok, 0 error, 0 skipped, 3 reused$' "$T_DIR/C_$kind.log" || return 1
 		expect_eq "after=reused first=reused slow=reused" "$(rr_statuses)"
 	}
-	ok "$kind: with --wait-lock 30, a third run waits for the first, exits 0, and reuses what it built" t_waits
+	ok "$kind: once the gate opens, the third run gets the lock after the first, exits 0, and reuses what it built" t_waits
 
 	t_intact() {
 		expect_exit 0 sluice run || return 1
@@ -111,13 +127,24 @@ lock_tests local
 project wh analytics_wh warehouse
 lock_tests warehouse
 
+# kill9 NAME ARGS...: start `sluice ARGS`, kill -9 it while slow (or k2) waits
+# at the gate, then open the gate: the server's session of the killed run
+# goes on until its query ends.
+kill9() {
+	n=$1
+	shift
+	gate_close || return 1
+	bg_start "$n" "$SLUICE_BIN" "$@" || { gate_open; return 1; }
+	wait_until 60 at_gate || { echo "the run never reached the gate"; cat "$T_DIR/$n.log"; gate_open; return 1; }
+	kill -KILL "$BG_PID" || { gate_open; return 1; }
+	gate_open || return 1
+	expect_eq "signal 9" "$(bg_wait "$n" 10)"
+}
+
 t_wh_kill() {
 	model first "{{ config(materialized='table') }}
 select 2 as x"
-	bg_start W "$SLUICE_BIN" run || return 1
-	wait_until 20 sleeping || { echo "the run never reached pg_sleep"; cat "$T_DIR/W.log"; return 1; }
-	kill -KILL "$BG_PID"
-	expect_eq "signal 9" "$(bg_wait W 10)" || return 1
+	kill9 W run || return 1
 	wait_until 20 no_sessions || { echo "the server still has sluice sessions"; return 1; }
 	expect_eq "" "$(leftovers)" || return 1
 	expect_exit 0 sluice run || return 1
@@ -137,29 +164,20 @@ sources:
     tables:
       - name: s
 YML
-# With one thread: k1, then k2 (it sleeps), then k3 and k4 (the longest path goes first).
+# With one thread: k1, then k2 (it waits at the gate, when that is closed),
+# then k3 and k4 (the longest path goes first).
 model k1 "{{ config(materialized='table') }}
 select count(*) as n from {{ source('lake', 's') }}"
 model k2 "{{ config(materialized='table') }}
-select n from {{ ref('k1') }}, pg_sleep(3)"
+select n from {{ ref('k1') }} where (select public.gate_wait()) = 1"
 model k3 "{{ config(materialized='table') }}
 select n from {{ ref('k2') }}"
 model k4 "{{ config(materialized='table') }}
 select 4 as x"
 ok "crash: setup: the source's statistics count the inserted rows" wait_until 10 stats_settled lake.s 2
 
-# kill9 NAME ARGS...: start `sluice ARGS` (one thread), kill -9 it while it sleeps in k2.
-kill9() {
-	n=$1
-	shift
-	bg_start "$n" "$SLUICE_BIN" "$@" --threads 1 || return 1
-	wait_until 20 sleeping || { echo "the run never reached pg_sleep"; cat "$T_DIR/$n.log"; return 1; }
-	kill -KILL "$BG_PID"
-	expect_eq "signal 9" "$(bg_wait "$n" 10)"
-}
-
 t_kill_first() {
-	kill9 K1 run || return 1
+	kill9 K1 run --threads 1 || return 1
 	expect_eq "t f f" "$(exists analytics_crash.k1) $(exists analytics_crash.k2) $(exists analytics_crash.k4)"
 }
 ok "crash: a first build killed -9 while k2 runs: k1 was built, k2 and k4 were not" t_kill_first
@@ -182,7 +200,7 @@ ok "crash: and the run after that reuses everything" t_all_reused
 psql_q "insert into lake.s values (3)"
 t_kill_rebuild() {
 	wait_until 10 stats_settled lake.s 3 || { echo "lake.s's statistics never counted the insert"; return 1; }
-	kill9 K2 run || return 1
+	kill9 K2 run --threads 1 || return 1
 	# k1 was rebuilt; k2 still has the version of the last finished run.
 	expect_eq "3 2" "$(psql_q "select (select n from analytics_crash.k1) || ' ' || (select n from analytics_crash.k2)")"
 }
@@ -206,10 +224,12 @@ ok "crash: and the run after that reuses everything" t_all_reused
 psql_q "insert into lake.s values (4)"
 t_sigint() {
 	wait_until 10 stats_settled lake.s 4 || { echo "lake.s's statistics never counted the insert"; return 1; }
-	bg_start I "$SLUICE_BIN" run --threads 1 || return 1
-	wait_until 20 sleeping || { echo "the run never reached pg_sleep"; cat "$T_DIR/I.log"; return 1; }
-	kill -INT "$BG_PID"
-	expect_eq 130 "$(bg_wait I 20)" || { cat "$T_DIR/I.log"; return 1; }
+	gate_close || return 1
+	bg_start I "$SLUICE_BIN" run --threads 1 || { gate_open; return 1; }
+	wait_until 60 at_gate || { echo "the run never reached the gate"; cat "$T_DIR/I.log"; gate_open; return 1; }
+	kill -INT "$BG_PID" || { gate_open; return 1; }
+	expect_eq 130 "$(bg_wait I 20)" || { cat "$T_DIR/I.log"; gate_open; return 1; }
+	gate_open || return 1
 	expect_eq 3 "$(psql_q "select n from analytics_crash.k2")" || return 1
 	plan_out || return 1
 	expect_eq build "$(plan_action k2)" || return 1

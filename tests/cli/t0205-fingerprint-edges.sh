@@ -191,7 +191,7 @@ ok "sluice plan changes neither the state nor the database (a dropped table stay
 # target/run is "the statements its materialization runs" (docs/materializations.md).
 t_plan_target() {
 	printf '%s\n' "$target_before" >"$T_DIR/target.before"
-	snapshot target >"$T_DIR/target.after"
+	snapshot target >"$T_DIR/target.after" || return 1
 	diff "$T_DIR/target.before" "$T_DIR/target.after" && return 0
 	echo "(< before sluice plan, > after)"
 	return 1

@@ -67,9 +67,9 @@ ok "local: a torn last journal line (a put killed mid-write) is ignored, then re
 t_damaged() {
 	{
 		echo 'this is not json'
-		jq -c '{uid: "model.proj.c", record: .records["model.proj.c"]}' $S/dev.json
+		jq -c '{uid: "model.proj.c", record: .records["model.proj.c"]}' $S/dev.json || return 1
 	} >$S/dev.journal
-	before=$(relations analytics)
+	before=$(relations analytics) || return 1
 	sluice plan >"$T_DIR/out" 2>&1 && { echo "plan exited 0"; cat "$T_DIR/out"; return 1; }
 	expect_grep '\.sluice/state/dev\.journal:1: damaged journal entry' "$T_DIR/out" || return 1
 	sluice run >"$T_DIR/out" 2>&1 && { echo "run exited 0"; cat "$T_DIR/out"; return 1; }
@@ -79,24 +79,24 @@ t_damaged() {
 ok "local: a damaged journal line in the middle is an error naming file and line; nothing is rebuilt" t_damaged
 
 t_damaged_fixed() {
-	sed -i 1d $S/dev.journal
+	sed -i 1d $S/dev.journal || return 1
 	expect_exit 0 sluice run || return 1
 	statuses_are reused
 }
 ok "local: ... and once that line is deleted, the run goes on" t_damaged_fixed
 
 t_bad_snapshot() {
-	cp $S/dev.json "$T_DIR/dev.json.good"
+	cp $S/dev.json "$T_DIR/dev.json.good" || return 1
 	echo '{"format": 1, "project": "proj", "target": "dev", "records": {' >$S/dev.json
-	before=$(relations analytics)
+	before=$(relations analytics) || return 1
 	sluice run >"$T_DIR/out" 2>&1 && { echo "run exited 0"; cat "$T_DIR/out"; return 1; }
 	expect_grep '\.sluice/state/dev\.json' "$T_DIR/out" || return 1
 	expect_eq "$before" "$(relations analytics)" || return 1
-	jq -c '.project = "another"' "$T_DIR/dev.json.good" >$S/dev.json
+	jq -c '.project = "another"' "$T_DIR/dev.json.good" >$S/dev.json || return 1
 	sluice run >"$T_DIR/out" 2>&1 && { echo "run exited 0 on another project's snapshot"; cat "$T_DIR/out"; return 1; }
 	expect_grep '\.sluice/state/dev\.json' "$T_DIR/out" || return 1
 	expect_eq "$before" "$(relations analytics)" || return 1
-	cp "$T_DIR/dev.json.good" $S/dev.json
+	cp "$T_DIR/dev.json.good" $S/dev.json || return 1
 	expect_exit 0 sluice run || return 1
 	statuses_are reused
 }
@@ -136,7 +136,7 @@ ok "warehouse: one row per model in sluice_meta.node_state" \
 
 t_wh_bad() {
 	psql_q "update sluice_meta.node_state set record = '{oops' where project = 'pw' and unique_id = 'model.pw.b'" || return 1
-	before=$(relations analytics_pw)
+	before=$(relations analytics_pw) || return 1
 	sluice run >"$T_DIR/out" 2>&1 && { echo "run exited 0"; cat "$T_DIR/out"; return 1; }
 	expect_grep 'model\.pw\.b' "$T_DIR/out" || return 1
 	expect_eq "$before" "$(relations analytics_pw)"

@@ -74,7 +74,7 @@ ver() {
 
 # changed TABLE OLD: its version is no longer OLD (and was read fine).
 changed() {
-	v=$(ver "$1")
+	v=$(ver "$1") || return 1
 	case $v in FAILED*|'') echo "$v"; return 1 ;; esac
 	[ "$v" != "$2" ]
 }

@@ -75,8 +75,11 @@ ok "unknown model, bad --format, bad --limit: exit 2 with the reason" t_bad
 # path, whichever the pass does not use): the engine does not know which
 # connector it talks to.
 t_other() {
-	other=odbc
-	[ "$SLUICE_TEST_CONNECTOR" = odbc ] && other=libpq
+	if [ "$SLUICE_TEST_CONNECTOR" = odbc ]; then
+		other=libpq
+	else
+		other=odbc
+	fi
 	{
 		echo "    other:"
 		SLUICE_TEST_CONNECTOR=$other conn_keys "      "

@@ -9,12 +9,11 @@ HARNESS=$(cd "$(dirname "$0")/../harness" && pwd)
 LAKE="${T_DB}_lake"
 psql -X -q -d postgres -c "CREATE DATABASE \"$LAKE\"" >/dev/null || { echo "Bail out! cannot create $LAKE"; exit 1; }
 at_exit "psql -X -q -d postgres -c 'DROP DATABASE IF EXISTS \"$LAKE\" WITH (FORCE)' >/dev/null 2>&1"
-lake_q() { psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$LAKE" -c "$1"; }
+lake_q() { psql_db "$LAKE" "$1"; }
 
 # The rows of a table as one hash, so two databases can be compared.
 table_hash() {
-	psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$1" \
-		-c "select count(*) || ':' || coalesce(md5(string_agg(t::text, '|' order by t.id)), '') from $2 t"
+	psql_db "$1" "select count(*) || ':' || coalesce(md5(string_agg(t::text, '|' order by t.id)), '') from $2 t"
 }
 
 new_project stage
@@ -73,7 +72,7 @@ t_parts() {
 	expect_eq "numeric(6,2)" "$(jq -r '.schema.elements[4].type.base' "$m")" || return 1
 	# content_length is each file's size
 	local url f
-	url=$(jq -r '.entries[0].url' "$m")
+	url=$(jq -r '.entries[0].url' "$m") || return 1
 	f=${url#file://}
 	expect_eq "$(stat -c %s "$f")" "$(jq '.entries[0].meta.content_length' "$m")"
 }
@@ -118,9 +117,11 @@ select current_query() as q"
 	psql_q "select q from analytics.audit_q" >"$T_DIR/q" || return 1
 	expect_grep '^/\* sluice run=[0-9a-f-]+ node=model\.proj\.unload_audit user=tester \*/' "$T_DIR/q" || return 1
 	expect_grep '^COPY \($' "$T_DIR/q"
-	rm -f models/unload_audit.sql models/audit_q.sql
 }
 ok "the unload's COPY carries the audit comment naming the run, node and user" t_audit
+# out here, so that the test's status is its last check's, and they go
+# whatever it found
+rm -f models/unload_audit.sql models/audit_q.sql
 
 t_reused() {
 	expect_exit 0 sluice run || return 1
@@ -164,9 +165,9 @@ ok "--full-refresh moves every row again and replaces the target" t_full_refresh
 t_altered_part() {
 	local before m part
 	expect_exit 0 sluice run --full-refresh -s unload_patients || return 1
-	before=$(table_hash "$T_DB" analytics.patients)
-	m=$(ls -t .sluice/stage/unload_patients/*/manifest | head -n 1)
-	part=$(jq -r '.entries[1].url' "$m")
+	before=$(table_hash "$T_DB" analytics.patients) || return 1
+	m=$(ls -t .sluice/stage/unload_patients/*/manifest | head -n 1) || return 1
+	part=$(jq -r '.entries[1].url' "$m") || return 1
 	part=${part#file://}
 	# drop one whole row from the part (lines of the numeric ids only)
 	sed -i '0,/^[0-9][0-9]*,patient [0-9]*,,/{//d}' "$part" || return 1
@@ -208,9 +209,9 @@ t_bad_load() {
 select * from {{ ref('patients') }}"
 	expect_exit 1 sluice run -s bad_load || return 1
 	expect_grep "models/bad_load.sql: a load model's body is one \{\{ ref\('<unload model>'\) \}\} or \{\{ source\('<s3 source>', '<table>'\) \}\}" "$T_DIR/out"
-	rm -f models/bad_load.sql
 }
 ok "a load that does not read an unload or an S3 source is an error naming the file" t_bad_load
+rm -f models/bad_load.sql
 
 # ---- S3 sources: files versioned by listing ------------------------------------
 
@@ -293,12 +294,12 @@ select p.id, p.name, p.note, p.born, p.score, p.updated_at
 from {{ source('lake', 'patients') }} p, lateral (select pg_sleep(case when p.id = 1500 then 4 else 0 end)) s"
 t_s3_down() {
 	local before
-	before=$(table_hash "$T_DB" analytics.patients)
+	before=$(table_hash "$T_DB" analytics.patients) || return 1
 	bg_start U "$SLUICE_BIN" run -s unload_patients patients || return 1
 	# parts before row 1500 are uploaded; then the server goes away
 	wait_until 20 has_part 00001 ||
 		{ echo "no part was uploaded"; cat "$T_DIR/U.log"; return 1; }
-	sh "$HARNESS/s3.sh" stop "$T_DIR/s3" >/dev/null 2>&1
+	sh "$HARNESS/s3.sh" stop "$T_DIR/s3" >/dev/null 2>&1 || return 1
 	expect_eq 1 "$(bg_wait U 60)" || { cat "$T_DIR/U.log"; return 1; }
 	expect_grep "ERROR unload .*unload_patients" "$T_DIR/U.log" || return 1
 	expect_grep "s3 PUT s3://$SLUICE_TEST_S3_BUCKET/stage/unload_patients/.*part-0000[0-9].csv: .*(Couldn't connect|connect)" "$T_DIR/U.log" || return 1

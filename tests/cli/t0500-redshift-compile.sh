@@ -61,7 +61,7 @@ t_never() {
 ok "target/run: no TRUNCATE, no CREATE OR REPLACE, no ON COMMIT anywhere" t_never
 
 t_same_project_postgres() {
-	sed -e 's/type: redshift/type: postgres/' -e '/iam_role/d' profiles.yml >p.tmp && mv p.tmp profiles.yml
+	sed -e 's/type: redshift/type: postgres/' -e '/iam_role/d' profiles.yml >p.tmp && mv p.tmp profiles.yml || return 1
 	expect_exit 0 sluice compile || return 1
 	expect_no_grep 'DISTKEY|SORTKEY|SCHEMA BINDING' target/run/models/orders.sql || return 1
 	expect_no_grep 'SCHEMA BINDING' target/run/models/summary.sql || return 1
@@ -98,7 +98,7 @@ ok "dist: <column> with diststyle: even is refused" t_bad_dist
 
 t_iam_without_driver() {
 	rs_profile "      iam: {cluster_id: prod-cluster, region: eu-west-1, db_user: etl}"
-	sed -i '/password:/d' profiles.yml
+	sed -i '/password:/d' profiles.yml || return 1
 	expect_exit 2 sluice compile || return 1
 	rs_profile ""
 	expect_grep "profiles\.yml: connection 'default': type redshift: iam authentication needs the Amazon Redshift ODBC driver \(driver:\)" "$T_DIR/out" || return 1
@@ -118,7 +118,7 @@ ok "password: and iam: together are refused, and the password is not printed" t_
 
 t_bad_iam_role() {
 	rs_profile ""
-	sed -i 's|iam_role: .*|iam_role: sluice-stage|' profiles.yml
+	sed -i 's|iam_role: .*|iam_role: sluice-stage|' profiles.yml || return 1
 	expect_exit 2 sluice compile || return 1
 	rs_profile ""
 	expect_grep "iam_role must be the ARN of an IAM role" "$T_DIR/out"

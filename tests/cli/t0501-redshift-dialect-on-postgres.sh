@@ -93,7 +93,7 @@ t_scratch_gone() {
 ok "a second incremental run works on the same kind of session" t_scratch_gone
 
 t_log_delete() {
-	oid=$(psql_q "select 'raw.src'::regclass::oid::int")
+	oid=$(psql_q "select 'raw.src'::regclass::oid::int") || return 1
 	# Written by sluice (its query_group): not a change.
 	psql_q "insert into stl_query values (8, 'sluice run=other user=etl');
 		insert into stl_delete values (8, $oid, now())" >/dev/null || return 1
@@ -118,12 +118,12 @@ t_no_privilege() {
 		grant select on all tables in schema raw, analytics to $role;
 		grant select on stl_query, stl_insert, stl_delete, svv_external_tables to $role" >/dev/null || return 1
 	sluice run >/dev/null 2>&1 || return 1
-	sed -e "s/user: .*/user: $role/" -e "s/password: .*/password: limited-pw/" profiles.yml >"$T_DIR/limited.yml"
-	cp profiles.yml "$T_DIR/saved.yml"
-	cp "$T_DIR/limited.yml" profiles.yml
+	sed -e "s/user: .*/user: $role/" -e "s/password: .*/password: limited-pw/" profiles.yml >"$T_DIR/limited.yml" || return 1
+	cp profiles.yml "$T_DIR/saved.yml" || return 1
+	cp "$T_DIR/limited.yml" profiles.yml || return 1
 	sluice plan >"$T_DIR/plan.out" 2>"$T_DIR/plan.err"
 	rc=$?
-	cp "$T_DIR/saved.yml" profiles.yml
+	cp "$T_DIR/saved.yml" profiles.yml || return 1
 	expect_eq 0 "$rc" || { cat "$T_DIR/plan.out" "$T_DIR/plan.err"; return 1; }
 	expect_grep "connection 'default': cannot read table statistics \(.*svv_table_info.*\); sources using change_detection stats are treated as always changed" "$T_DIR/plan.err" || return 1
 	plan_reasons inc_merge | grep -q "^source 'raw.src' changed (stats:.* -> always:" ||

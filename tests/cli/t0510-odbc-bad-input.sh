@@ -143,11 +143,11 @@ t_lost_run() {
 	bg_start lost "$SLUICE_BIN" run || return 1
 	wait_until 20 sleeping || { echo "slow never started"; cat "$T_DIR/lost.log"; return 1; }
 	expect_eq t "$(psql_q "select pg_terminate_backend($(backend))")" || return 1
-	rc=$(bg_wait lost 20)
+	rc=$(bg_wait lost 20) || return 1
 	cat "$T_DIR/lost.log"
 	expect_eq 1 "$rc" || return 1
 	expect_eq "$(models_map success slow=error down=skipped down2=skipped)" "$(rr_statuses)" || return 1
-	msg=$(rr '.results[] | select(.unique_id == "model.proj.slow") | .message')
+	msg=$(rr '.results[] | select(.unique_id == "model.proj.slow") | .message') || return 1
 	echo "$msg" | grep -Eqi "connection|terminat" || { echo "message does not say the session ended: $msg"; return 1; }
 }
 ok "the server ends slow's session: exit 1, slow fails, down and down2 are skipped, up and side built" t_lost_run

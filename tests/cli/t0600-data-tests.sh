@@ -232,44 +232,44 @@ fails_with() {
 }
 
 t_unknown_test() {
-	cp "$T_DIR/schema.yml.good" models/schema.yml
-	line=$(grep -n 'tests: \[not_null, unique\]' models/schema.yml | head -1 | cut -d: -f1)
-	sed -i "${line}s/unique\]/uniqe]/" models/schema.yml
+	cp "$T_DIR/schema.yml.good" models/schema.yml || return 1
+	line=$(grep -n 'tests: \[not_null, unique\]' models/schema.yml | head -1 | cut -d: -f1) || return 1
+	sed -i "${line}s/unique\]/uniqe]/" models/schema.yml || return 1
 	fails_with "models/schema.yml:$line:[0-9]+: unknown test 'uniqe' \(did you mean 'unique'\?\)" sluice test
 }
 ok "an unknown test name: file:line:col and a suggestion" t_unknown_test
 
 t_bad_yaml() {
-	cp "$T_DIR/schema.yml.good" models/schema.yml
+	cp "$T_DIR/schema.yml.good" models/schema.yml || return 1
 	printf '  - name: broken\n    columns: [oops\n' >>models/schema.yml
 	fails_with "models/schema.yml:[0-9]+:[0-9]+: " sluice test
 }
 ok "YAML that does not parse: file:line:col" t_bad_yaml
 
 t_bad_args() {
-	cp "$T_DIR/schema.yml.good" models/schema.yml
-	line=$(grep -n 'accepted_values: {values: \[new, done\]}' models/schema.yml | head -1 | cut -d: -f1)
-	sed -i "${line}s/{values: \[new, done\]}/{valeus: [new, done]}/" models/schema.yml
+	cp "$T_DIR/schema.yml.good" models/schema.yml || return 1
+	line=$(grep -n 'accepted_values: {values: \[new, done\]}' models/schema.yml | head -1 | cut -d: -f1) || return 1
+	sed -i "${line}s/{values: \[new, done\]}/{valeus: [new, done]}/" models/schema.yml || return 1
 	fails_with "models/schema.yml:$line:[0-9]+: unknown argument 'valeus' for accepted_values" sluice test || return 1
-	cp "$T_DIR/schema.yml.good" models/schema.yml
-	line=$(grep -n 'fresher_than' models/schema.yml | head -1 | cut -d: -f1)
-	sed -i "${line}s/24h/24 parsecs/" models/schema.yml
+	cp "$T_DIR/schema.yml.good" models/schema.yml || return 1
+	line=$(grep -n 'fresher_than' models/schema.yml | head -1 | cut -d: -f1) || return 1
+	sed -i "${line}s/24h/24 parsecs/" models/schema.yml || return 1
 	fails_with "models/schema.yml:$line:[0-9]+: within must be a duration such as 30m, 24h or 7d" sluice test || return 1
-	cp "$T_DIR/schema.yml.good" models/schema.yml
-	line=$(grep -n "to: ref('clean')" models/schema.yml | head -1 | cut -d: -f1)
-	sed -i "${line}s/ref('clean')/ref('cleen')/" models/schema.yml
+	cp "$T_DIR/schema.yml.good" models/schema.yml || return 1
+	line=$(grep -n "to: ref('clean')" models/schema.yml | head -1 | cut -d: -f1) || return 1
+	sed -i "${line}s/ref('clean')/ref('cleen')/" models/schema.yml || return 1
 	fails_with "models/schema.yml:$line:[0-9]+: unknown model 'cleen' in to:" sluice test || return 1
-	cp "$T_DIR/schema.yml.good" models/schema.yml
-	line=$(grep -n "severity\|row_count: {min: 10, max: 10}" models/schema.yml | head -1 | cut -d: -f1)
-	sed -i "${line}s/{min: 10, max: 10}/{min: 10, max: 10, severity: fatal}/" models/schema.yml
+	cp "$T_DIR/schema.yml.good" models/schema.yml || return 1
+	line=$(grep -n "severity\|row_count: {min: 10, max: 10}" models/schema.yml | head -1 | cut -d: -f1) || return 1
+	sed -i "${line}s/{min: 10, max: 10}/{min: 10, max: 10, severity: fatal}/" models/schema.yml || return 1
 	fails_with "models/schema.yml:$line:[0-9]+: severity must be warn or error" sluice test
 }
 ok "bad arguments (a misspelt key, a bad duration, an unknown model, a bad severity): file:line:col" t_bad_args
 
 t_unknown_column() {
-	cp "$T_DIR/schema.yml.good" models/schema.yml
-	line=$(grep -n -- '- name: site' models/schema.yml | sed -n 2p | cut -d: -f1)
-	sed -i "${line}s/name: site/name: sitee/" models/schema.yml
+	cp "$T_DIR/schema.yml.good" models/schema.yml || return 1
+	line=$(grep -n -- '- name: site' models/schema.yml | sed -n 2p | cut -d: -f1) || return 1
+	sed -i "${line}s/name: site/name: sitee/" models/schema.yml || return 1
 	expect_exit 1 sluice test -s dirty || return 1
 	expect_grep "ERROR test not_null_dirty_sitee " "$T_DIR/out" || return 1
 	expect_grep "^    models/schema.yml:$line:[0-9]+: test not_null_dirty_sitee: unknown column 'sitee' in analytics.dirty \(did you mean 'site'\?\)" "$T_DIR/out" || return 1

@@ -127,15 +127,15 @@ YML
 	expect_exit 0 sluice test -s default_severity || return 1
 	expect_eq "warn:2" "$(st default_severity)" || return 1
 	# an entry's own severity still wins
-	sed -i 's/name: error_at_3/name: error_at_3\n              severity: error/' models/schema.yml
-	sed -i 's/error_if: "=3"/error_if: "=2"/' models/schema.yml
+	sed -i 's/name: error_at_3/name: error_at_3\n              severity: error/' models/schema.yml || return 1
+	sed -i 's/error_if: "=3"/error_if: "=2"/' models/schema.yml || return 1
 	expect_exit 1 sluice test -s error_at_3 || return 1
 	expect_eq "fail:2" "$(st error_at_3)"
 }
 ok "sluice.yml tests: +severity sets the default, an entry's severity overrides it" t_project_defaults
 
 t_bad_threshold() {
-	sed -i 's/warn_if: ">5"/warn_if: "more than 5"/' models/schema.yml
+	sed -i 's/warn_if: ">5"/warn_if: "more than 5"/' models/schema.yml || return 1
 	expect_exit 2 sluice test || return 1
 	expect_grep 'models/schema.yml:[0-9]+:[0-9]+: warn_if must be a threshold such as ">10", ">=1" or "!=0"' "$T_DIR/out"
 }

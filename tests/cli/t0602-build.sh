@@ -77,9 +77,9 @@ ok "the failing test skips everything that reads stg_orders; the rest is built" 
 t_warn_does_not_block() {
 	expect_eq "success" "$(rr_status contacts)" || return 1
 	# the warning's line comes after stg_customers is built and before contacts starts
-	w=$(grep -n 'WARN 1 test not_null_stg_customers_email' "$T_DIR/build1.out" | cut -d: -f1)
-	m=$(grep -n 'OK view analytics.stg_customers' "$T_DIR/build1.out" | cut -d: -f1)
-	c=$(grep -n 'START table analytics.contacts' "$T_DIR/build1.out" | cut -d: -f1)
+	w=$(grep -n 'WARN 1 test not_null_stg_customers_email' "$T_DIR/build1.out" | cut -d: -f1) || return 1
+	m=$(grep -n 'OK view analytics.stg_customers' "$T_DIR/build1.out" | cut -d: -f1) || return 1
+	c=$(grep -n 'START table analytics.contacts' "$T_DIR/build1.out" | cut -d: -f1) || return 1
 	[ -n "$w" ] && [ -n "$m" ] && [ -n "$c" ] && [ "$m" -lt "$w" ] && [ "$w" -lt "$c" ] ||
 		{ echo "model $m, test $w, downstream $c:"; cat "$T_DIR/build1.out"; return 1; }
 }

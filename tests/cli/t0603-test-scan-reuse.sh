@@ -93,7 +93,7 @@ results() {
 
 t_combined() {
 	expect_exit 1 sluice test -s big pred_only || return 1
-	results >"$T_DIR/combined.txt"
+	results >"$T_DIR/combined.txt" || return 1
 	# the eight tests of big that can share a pass did, in one query; pred_only's four in another
 	expect_eq "12 2" "$(rr '[.results[] | select(.combined_scan)] | length') $(rr '[.results[] | select(.combined_scan) | .execution_time] | unique | length')" || return 1
 	expect_eq "false" "$(rr '.results[] | select(.unique_id == "test.proj.unique_big_id") | .combined_scan')"
@@ -102,7 +102,7 @@ ok "sluice test: the tests of big that can share a scan are counted in one" t_co
 
 t_separate() {
 	expect_exit 1 sluice test -s big pred_only --no-combine --force || return 1
-	results >"$T_DIR/separate.txt"
+	results >"$T_DIR/separate.txt" || return 1
 	expect_eq 0 "$(rr '[.results[] | select(.combined_scan)] | length')" || return 1
 	diff "$T_DIR/combined.txt" "$T_DIR/separate.txt" || return 1
 	# and the results are not trivially equal
@@ -115,10 +115,10 @@ t_separate() {
 ok "--no-combine: one query per test, the same statuses, counts and samples" t_separate
 
 t_config_off() {
-	cp sluice.yml "$T_DIR/sluice.yml.orig"
+	cp sluice.yml "$T_DIR/sluice.yml.orig" || return 1
 	printf 'tests:\n  +combine: false\n' >>sluice.yml
 	expect_exit 1 sluice test -s big pred_only --force || return 1
-	cp "$T_DIR/sluice.yml.orig" sluice.yml
+	cp "$T_DIR/sluice.yml.orig" sluice.yml || return 1
 	expect_eq 0 "$(rr '[.results[] | select(.combined_scan)] | length')" || return 1
 	results | diff "$T_DIR/combined.txt" -
 }
@@ -129,10 +129,10 @@ ok "sluice.yml tests: {+combine: false} turns the shared scan off" t_config_off
 scans() { psql_q "select seq_scan from pg_stat_user_tables where schemaname = 'analytics' and relname = 'ok_big'"; }
 scans_are() { [ "$(scans)" = "$1" ]; }
 t_one_pass() {
-	before=$(scans)
+	before=$(scans) || return 1
 	expect_exit 0 sluice test -s ok_big --force || return 1
 	wait_until 5 scans_are $((before + 1)) || { echo "combined: $before -> $(scans) scans, expected one"; return 1; }
-	before=$(scans)
+	before=$(scans) || return 1
 	expect_exit 0 sluice test -s ok_big --force --no-combine || return 1
 	wait_until 5 scans_are $((before + 6)) || { echo "separate: $before -> $(scans) scans, expected six"; return 1; }
 }
@@ -150,8 +150,8 @@ t_reuse() {
 ok "a passed test with nothing changed is reused; a failed one runs again" t_reuse
 
 t_definition_change() {
-	line=$(grep -n 'accepted_values: {values: \[open, closed\]}' models/schema.yml | sed -n 2p | cut -d: -f1)   # ok_big's
-	sed -i "${line}s/\[open, closed\]/[open, closed], severity: error/" models/schema.yml
+	line=$(grep -n 'accepted_values: {values: \[open, closed\]}' models/schema.yml | sed -n 2p | cut -d: -f1) || return 1   # ok_big's
+	sed -i "${line}s/\[open, closed\]/[open, closed], severity: error/" models/schema.yml || return 1
 	expect_exit 0 sluice test -s ok_big || return 1
 	expect_eq "test.proj.accepted_values_ok_big_status__open__closed=definition changed" \
 		"$(rr '[.results[] | select(.status != "reused") | "\(.unique_id)=\(.reasons | join(";"))"] | join(" ")')"
@@ -160,13 +160,20 @@ ok "a changed definition (even only its config) runs that test alone again" t_de
 
 # tests_ran SEL N: `sluice test -s SEL` ran (did not reuse) N tests that passed.
 tests_ran() {
-	sluice test -s "$1" >/dev/null 2>&1
+	sluice test -s "$1" >/dev/null 2>&1 || return 1
 	[ "$(rr '[.results[] | select(.status == "pass")] | length')" = "$2" ]
 }
-# test_status_is SEL STATUS: `sluice test -s SEL` gave its first test STATUS.
+# test_status_is SEL STATUS: `sluice test -s SEL` gave its first test STATUS,
+# and exited 1 if that is fail, 0 if not.
 test_status_is() {
 	sluice test -s "$1" >/dev/null 2>&1
-	[ "$(rr '.results[0].status')" = "$2" ]
+	_rc=$?
+	[ "$(rr '.results[0].status')" = "$2" ] || return 1
+	if [ "$2" = fail ]; then
+		[ "$_rc" = 1 ]
+	else
+		[ "$_rc" = 0 ]
+	fi
 }
 
 t_data_change() {

@@ -84,8 +84,8 @@ state_mtime() {
 	jq -r --arg f "$1" '.records["model.proj.load_genes"].inputs[$f].mtime_ns' .sluice/state/dev.json
 }
 t_touch() {
-	before=$(state_mtime data/ref/genes.csv)
-	touch -d @978307200 data/ref/genes.csv
+	before=$(state_mtime data/ref/genes.csv) || return 1
+	touch -d @978307200 data/ref/genes.csv || return 1
 	plan_out || return 1
 	expect_eq "0 to build, 5 to reuse" "$(tail -n 1 "$T_DIR/plan.out")" || return 1
 	expect_exit 0 sluice run || return 1
@@ -183,7 +183,7 @@ SH
 	t1=$(date +%s)
 	[ $((t1 - t0)) -le 4 ] || { echo "took $((t1 - t0)) s"; return 1; }
 	expect_grep "models/hangs.sh: timed out after 1s: its process group was killed" "$T_DIR/out" || return 1
-	pid=$(cat target/sleep.pid)
+	pid=$(cat target/sleep.pid) || return 1
 	[ -n "$pid" ] || return 1
 	# gone, or a zombie waiting to be reaped (read from /proc: ps may not be installed)
 	wait_until 3 sh -c "! kill -0 $pid 2>/dev/null || [ \"\$(cut -d' ' -f3 /proc/$pid/stat)\" = Z ]" ||
@@ -198,8 +198,8 @@ sh -c 'trap "echo INT >target/child-got-int; exit 9" INT; echo $$ >target/child.
 SH
 	bg_start int "$SLUICE_BIN" run -s waits || return 1
 	wait_until 10 test -s target/child.pid || { echo "the script never started"; cat "$T_DIR/int.log"; return 1; }
-	kill -INT "$BG_PID"
-	rc=$(bg_wait int 10)
+	kill -INT "$BG_PID" || return 1
+	rc=$(bg_wait int 10) || return 1
 	cat "$T_DIR/int.log"
 	expect_eq 130 "$rc" || return 1
 	wait_until 5 test -s target/child-got-int || { echo "the script's child never got SIGINT"; return 1; }
@@ -258,8 +258,9 @@ SH
 
 t_env() {
 	# none of libpq's variables come from the caller: sluice sets them
-	env -u PGHOST -u PGPORT -u PGUSER -u PGPASSWORD -u PGDATABASE PGDATABASE_WANTED="$T_DB" \
-		"$SLUICE_BIN" run >"$T_DIR/out" 2>&1
+	# (env_check exits 2, so that its log's tail is in its message)
+	expect_exit 1 env -u PGHOST -u PGPORT -u PGUSER -u PGPASSWORD -u PGDATABASE PGDATABASE_WANTED="$T_DB" \
+		"$SLUICE_BIN" run || return 1
 	expect_eq "AWS_ACCESS_KEY_ID=AKIDT0700
 AWS_ENDPOINT_URL=http://127.0.0.1:9
 AWS_REGION=eu-west-1

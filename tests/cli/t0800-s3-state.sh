@@ -115,7 +115,7 @@ t_env_credentials() {
 	cp -r "$P" "$T_DIR/envcopy" && cd "$T_DIR/envcopy" || return 1
 	rm -rf .sluice target
 	# the profile without its s3: block: the AWS_* environment instead
-	sed -i '/^      s3:$/,$d' profiles.yml
+	sed -i '/^      s3:$/,$d' profiles.yml || return 1
 	grep -q 's3:' profiles.yml && { echo "profiles.yml still has the s3 block"; return 1; }
 	env AWS_ENDPOINT_URL="$SLUICE_TEST_S3_ENDPOINT" AWS_REGION="$SLUICE_TEST_S3_REGION" \
 		AWS_ACCESS_KEY_ID="$SLUICE_TEST_S3_ACCESS_KEY_ID" AWS_SECRET_ACCESS_KEY="$T0800_SECRET" \
@@ -124,7 +124,7 @@ t_env_credentials() {
 	# a key id s3rver does not know: refused, naming the object, never the secret
 	expect_exit 1 env AWS_ENDPOINT_URL="$SLUICE_TEST_S3_ENDPOINT" AWS_ACCESS_KEY_ID=NOSUCHKEY \
 		AWS_SECRET_ACCESS_KEY="$T0800_SECRET" "$SLUICE_BIN" run || return 1
-	cp "$T_DIR/out" "$T_DIR/denied.out"
+	cp "$T_DIR/out" "$T_DIR/denied.out" || return 1
 	cat "$T_DIR/out"
 	expect_grep "s3 HEAD s3://$BUCKET/$DIR/lock.json: Forbidden: access denied \\(HTTP 403\\)" "$T_DIR/out"
 }
@@ -179,7 +179,7 @@ select 3 as x"
 t_kill() {
 	bg_start K "$SLUICE_BIN" run --threads 1 || return 1
 	wait_until 20 sleeping || { echo "the run never reached pg_sleep"; cat "$T_DIR/K.log"; return 1; }
-	kill -KILL "$BG_PID"
+	kill -KILL "$BG_PID" || return 1
 	expect_eq "signal 9" "$(bg_wait K 10)" || return 1
 	# its lock is still there, naming the dead process; its record of first too
 	s3_get "$DIR/lock.json" >"$T_DIR/lock.json" || return 1
@@ -190,7 +190,7 @@ t_kill() {
 ok "a run killed -9 while slow rebuilds leaves its lock held and its journal in the bucket" t_kill
 
 t_takeover() {
-	gen=$(jq -r '.generation' "$T_DIR/lock.json")
+	gen=$(jq -r '.generation' "$T_DIR/lock.json") || return 1
 	t0=$(date +%s)
 	expect_exit 0 sluice run --threads 1 || return 1
 	cat "$T_DIR/out"

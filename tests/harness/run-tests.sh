@@ -1,5 +1,6 @@
 #!/bin/sh
-# Run the whole suite under prove: the unit test binaries given as
+# Run the whole suite under prove: the chain linter of the end-to-end tests
+# (tests/harness/chainlint.pl, once), the unit test binaries given as
 # arguments, then tests/cli/t*.sh, through libpq and again through ODBC. Starts a PostgreSQL server
 # (tests/harness/pg.sh) and an S3-compatible server (tests/harness/s3.sh,
 # s3rver pinned in tests/package-lock.json) of its own on loopback, and
@@ -68,4 +69,4 @@ for c in ${SLUICE_TEST_CONNECTORS:-libpq odbc}; do
 	esac
 done
 # shellcheck disable=SC2086 # $passes are globs
-prove --exec '' ${PROVE_JOBS:--j2} "$@" $passes
+prove --exec '' ${PROVE_JOBS:--j2} tests/harness/chainlint.pl "$@" $passes
