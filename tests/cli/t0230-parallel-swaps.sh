@@ -29,8 +29,9 @@ ok "views shared by two tables each: 10 full refreshes with 4 threads, no deadlo
 reader() {
 	while [ ! -f "$T_DIR/stop" ]; do
 		for v in "$@"; do
-			psql -X -q -A -t -d "$T_DB" -c "select count(*) from analytics.$v" >/dev/null 2>>"$T_DIR/reader.err" ||
+			if ! psql -X -q -A -t -d "$T_DB" -c "select count(*) from analytics.$v" >/dev/null 2>>"$T_DIR/reader.err"; then
 				echo "$v" >>"$T_DIR/reader.failed"
+			fi
 			echo x >>"$T_DIR/reader.count"
 		done
 	done
@@ -42,8 +43,8 @@ t_readers() {
 	_rp=$!
 	refresh_n 5
 	_rc=$?
-	touch "$T_DIR/stop"
-	wait "$_rp"
+	touch "$T_DIR/stop" || return 1
+	wait "$_rp" || return 1
 	[ "$_rc" = 0 ] || return 1
 	[ -s "$T_DIR/reader.count" ] || { echo "the reader read nothing"; return 1; }
 	[ ! -s "$T_DIR/reader.failed" ] || { cat "$T_DIR/reader.err"; return 1; }
