@@ -19,6 +19,7 @@
 #include "../engine/util/err.h"
 #include "../engine/value.h"
 
+struct arena;
 struct sluice_connector;
 
 struct sluice_conn {
@@ -104,6 +105,21 @@ struct sluice_connector {
 	 * reach the same database, as "NAME=value" lines appended to out.
 	 */
 	int (*child_env)(struct sluice_conn *c, struct buf *out, struct sluice_err *err);
+
+	/*
+	 * Optional: the values in settings (as connect() gets them) that must
+	 * never be shown, such as passwords, for the engine to scrub ("***")
+	 * from output it does not control: a shell model's log. Each value in
+	 * every spelling a child could print it in (an ODBC password as the
+	 * connection string writes it and unquoted), and a value that holds
+	 * others (a whole connection string) before them, so it is masked
+	 * whole. Returns a NULL-terminated array allocated in a, never NULL;
+	 * the strings are non-empty, borrowed from settings or allocated in a.
+	 * Reads settings only: no I/O, cannot fail, and any thread may call
+	 * it (with an arena of its own).
+	 * NULL slot: the engine takes settings' `password` as the only secret.
+	 */
+	const char **(*secrets)(const struct val *settings, struct arena *a);
 
 	/* Optional: called once at process end (stops servers this process started). */
 	void (*shutdown)(void);

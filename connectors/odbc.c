@@ -1564,6 +1564,51 @@ static int odbc_child_env(struct sluice_conn *c, struct buf *out, struct sluice_
 	return 0;
 }
 
+/*
+ * A password reaches the driver from password: or pwd:, or inside
+ * connection_string: as PWD or Password. There it may be brace-quoted,
+ * with '}' doubled, so a script printing the string shows "a}}b" for the
+ * password "a}b": both spellings are listed, after the whole string.
+ */
+static const char **odbc_secrets(const struct val *s, struct arena *a)
+{
+	static const char *const settings_keys[] = { "password", "pwd" };
+	static const char *const cs_keys_pwd[] = { "PWD", "Password" };
+	const char *given = val_get_str(s, "connection_string", NULL);
+	/* the string, two spellings per key inside it, the settings keys, NULL */
+	const char **out = arena_alloc(a, (1 + 2 * sizeof(cs_keys_pwd) / sizeof(cs_keys_pwd[0]) +
+					   sizeof(settings_keys) / sizeof(settings_keys[0]) + 1) * sizeof(char *));
+	size_t n = 0, i;
+
+	if (given && *given)
+		out[n++] = given;
+	for (i = 0; given && i < sizeof(cs_keys_pwd) / sizeof(cs_keys_pwd[0]); i++) {
+		struct buf v = BUF_INIT, quoted = BUF_INIT;
+		const char *p;
+
+		if (cs_get(given, cs_keys_pwd[i], &v) && v.len) {
+			out[n++] = arena_strndup(a, v.s, v.len);
+			if (strchr(v.s, '}')) {
+				for (p = v.s; *p; p++) {
+					buf_addc(&quoted, *p);
+					if (*p == '}')
+						buf_addc(&quoted, '}');
+				}
+				out[n++] = arena_strndup(a, quoted.s, quoted.len);
+			}
+		}
+		buf_release(&v);
+		buf_release(&quoted);
+	}
+	for (i = 0; i < sizeof(settings_keys) / sizeof(settings_keys[0]); i++) {
+		const char *v = val_get_str(s, settings_keys[i], NULL);
+		if (v && *v)
+			out[n++] = v;
+	}
+	out[n] = NULL;
+	return out;
+}
+
 const struct sluice_connector odbc_connector = {
 	.name = "odbc",
 	.connect = odbc_connect,
@@ -1577,5 +1622,6 @@ const struct sluice_connector odbc_connector = {
 	.server_version = odbc_server_version,
 	.driver_version = odbc_driver_version,
 	.child_env = odbc_child_env,
+	.secrets = odbc_secrets,
 	.shutdown = NULL,
 };

@@ -890,6 +890,22 @@ static int pg_child_env(struct sluice_conn *c, struct buf *out, struct sluice_er
 	return 0;
 }
 
+/* pg_connect() logs in with password:, or dbt's spelling pass:. */
+static const char **pg_secrets(const struct val *s, struct arena *a)
+{
+	static const char *const keys[] = { "password", "pass" };
+	const char **out = arena_alloc(a, (sizeof(keys) / sizeof(keys[0]) + 1) * sizeof(char *));
+	size_t n = 0, i;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		const char *v = val_get_str(s, keys[i], NULL);
+		if (v && *v)
+			out[n++] = v;
+	}
+	out[n] = NULL;
+	return out;
+}
+
 const struct sluice_connector pg_connector = {
 	.name = "postgres",
 	.connect = pg_connect,
@@ -901,5 +917,6 @@ const struct sluice_connector pg_connector = {
 	.copy_in = pg_copy_in,
 	.server_version = pg_server_version,
 	.child_env = pg_child_env,
+	.secrets = pg_secrets,
 	.shutdown = pg_shutdown,
 };

@@ -176,13 +176,21 @@ static int aws_env(const struct project *p, const char *connection, struct buf *
 	return 0;
 }
 
-/* Values the log must not show: variables named like secrets, and the connection's password. */
-static const char **secrets_of(const char *env, const struct conn_cfg *c, struct arena *a)
+/* Values the log must not show: variables named like secrets, and what the connection's driver calls secret. */
+static const char **secrets_of(const char *env, const struct sluice_connector *drv, const struct conn_cfg *c,
+			       struct arena *a)
 {
 	static const char *const words[] = { "PASSWORD", "SECRET", "TOKEN", "CONNECTION_STRING" };
-	size_t n = 0, cap = 2, i;
+	const char *password[2] = { NULL, NULL }, *const *conn = password;
+	size_t n = 0, cap = 1, i;
 	const char *p, **out;
 
+	if (c && drv->secrets)
+		conn = drv->secrets(&c->settings, a);
+	else if (c)
+		password[0] = val_get_str(&c->settings, "password", NULL);
+	for (i = 0; conn[i]; i++)
+		cap++;
 	for (p = env; *p; p++)
 		cap += *p == '\n';
 	out = arena_alloc(a, (cap + 1) * sizeof(char *));
@@ -201,8 +209,8 @@ static const char **secrets_of(const char *env, const struct conn_cfg *c, struct
 		}
 		p = *nl ? nl + 1 : nl;
 	}
-	if (c && val_get_str(&c->settings, "password", NULL) && *val_get_str(&c->settings, "password", NULL))
-		out[n++] = val_get_str(&c->settings, "password", NULL);
+	for (i = 0; conn[i]; i++)
+		out[n++] = conn[i];
 	out[n] = NULL;
 	return out;
 }
@@ -293,7 +301,7 @@ static int run_script(struct build *b, struct exec_worker *w, size_t idx, const 
 		cmd.dir = p->dir;
 		cmd.env = env.s;
 		cmd.log_path = log_path.s;
-		cmd.secrets = secrets_of(env.s, project_conn(p, n->connection), a);
+		cmd.secrets = secrets_of(env.s, c->drv, project_conn(p, n->connection), a);
 		cmd.timeout = sc->timeout;
 		shell_proc_init(&proc, n->connection, &w->ex->signo);
 		exec_worker_busy(w, &proc.base);

@@ -292,4 +292,50 @@ t_no_secrets() {
 }
 ok "passwords and keys appear in no log, artifact or message" t_no_secrets
 
+# A password written inside an ODBC connection_string, with no password:
+# key, is a secret too (the driver lists it): whether the script cuts it
+# out of $SLUICE_ODBC_CONNECTION_STRING or prints the environment it got
+# from the caller. Both keys psqlODBC reads, brace-quoted and plain. The
+# connections are ODBC ones of their own, so both passes run this.
+new_project cspw
+cat >>profiles.yml <<YML
+      connections:
+        cs_braced:
+          type: odbc
+          connection_string: "Driver=$T_ODBC_DRIVER;Server=$SLUICE_TEST_PGHOST;Port=$SLUICE_TEST_PGPORT;UID=$SLUICE_TEST_PGUSER;PWD={{ '{' }}{{ env_var('SLUICE_TEST_PGPASSWORD') }}{{ '}' }};Database=$T_DB"
+          schema: analytics
+        cs_plain:
+          type: odbc
+          connection_string: "Driver=$T_ODBC_DRIVER;Server=$SLUICE_TEST_PGHOST;Port=$SLUICE_TEST_PGPORT;UID=$SLUICE_TEST_PGUSER;Password={{ env_var('SLUICE_TEST_PGPASSWORD') }};Database=$T_DB"
+          schema: analytics
+YML
+cat >models/cs_braced.sh <<'SH'
+# {{ config(connection='cs_braced') }}
+pw=$(printf '%s\n' "$SLUICE_ODBC_CONNECTION_STRING" | sed -n 's/.*;PWD={\([^}]*\)};.*/\1/p')
+[ "$pw" = "$SLUICE_TEST_PGPASSWORD" ] && echo "PWD from the connection string: $pw"
+echo "as written: PWD={$pw}"
+env | grep -E '^(SLUICE_|PG)' | sort
+SH
+cat >models/cs_plain.sh <<'SH'
+# {{ config(connection='cs_plain') }}
+pw=$(printf '%s\n' "$SLUICE_ODBC_CONNECTION_STRING" | sed -n 's/.*;Password=\([^;]*\);.*/\1/p')
+[ "$pw" = "$SLUICE_TEST_PGPASSWORD" ] && echo "Password from the connection string: $pw"
+env | grep -E '^(SLUICE_|PG)' | sort
+SH
+
+t_cs_password() {
+	expect_exit 0 sluice run || return 1
+	expect_eq "cs_braced=success cs_plain=success" "$(rr_statuses)" || return 1
+	expect_grep "^PWD from the connection string: \*\*\*$" target/logs/cs_braced.log || return 1
+	expect_grep "^as written: PWD=\{\*\*\*\}$" target/logs/cs_braced.log || return 1
+	expect_grep "^Password from the connection string: \*\*\*$" target/logs/cs_plain.log || return 1
+	# the whole string, and the caller's copies of the password
+	expect_grep "^SLUICE_ODBC_CONNECTION_STRING=\*\*\*$" target/logs/cs_plain.log || return 1
+	expect_grep "^SLUICE_TEST_PGPASSWORD=\*\*\*$" target/logs/cs_plain.log || return 1
+	for f in target/logs/cs_braced.log target/logs/cs_plain.log target/run_results.json "$T_DIR/out"; do
+		expect_no_grep "$SLUICE_TEST_PGPASSWORD" "$f" || return 1
+	done
+}
+ok "a password inside an ODBC connection_string stays out of logs, braced or not" t_cs_password
+
 done_testing

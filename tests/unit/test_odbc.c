@@ -1193,6 +1193,43 @@ static void test_child_env(void **state)
 	odbc_connector.close(c);
 }
 
+/* The secrets slot's list, joined with '|' after each, for comparing. */
+static void assert_secrets(const struct sluice_connector *drv, const struct val *s, const char *want)
+{
+	const char **v = drv->secrets(s, &arena);
+	struct buf got = BUF_INIT;
+
+	for (; *v; v++)
+		buf_printf(&got, "%s|", *v);
+	assert_string_equal(got.s, want);
+	buf_release(&got);
+}
+
+/* What a shell model's log must not show: the connection string whole,
+ * then its password as meant and as brace-quoting writes it, then the
+ * password keys. Nothing empty. */
+static void test_secrets(void **state)
+{
+	struct val s;
+	(void)state;
+
+	s = settings("type", "odbc", "connection_string", "Driver=x;UID=u;PWD={a;b}}c};Server=h", NULL);
+	assert_secrets(&odbc_connector, &s, "Driver=x;UID=u;PWD={a;b}}c};Server=h|a;b}c|a;b}}c|");
+	s = settings("type", "odbc", "connection_string", "Driver=x;password=plain", "pwd", "k2", NULL);
+	assert_secrets(&odbc_connector, &s, "Driver=x;password=plain|plain|k2|");
+	s = settings("type", "odbc", "connection_string", "Driver=x;PWD={br;aced};Password=other", NULL);
+	assert_secrets(&odbc_connector, &s, "Driver=x;PWD={br;aced};Password=other|br;aced|other|");
+	s = settings("type", "odbc", "connection_string", "Driver=x;PWD=;Server=h", "password", "k1", NULL);
+	assert_secrets(&odbc_connector, &s, "Driver=x;PWD=;Server=h|k1|");
+	s = settings("type", "odbc", "dsn", "d", NULL);
+	assert_secrets(&odbc_connector, &s, "");
+	/* libpq's driver: dbt's two spellings */
+	s = settings("type", "postgres", "password", "k1", "pass", "k2", "user", "u", NULL);
+	assert_secrets(&pg_connector, &s, "k1|k2|");
+	s = settings("type", "postgres", "password", "", NULL);
+	assert_secrets(&pg_connector, &s, "");
+}
+
 static int group_setup(void **state)
 {
 	(void)state;
@@ -1252,6 +1289,7 @@ int main(void)
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_server_version),
 		cmocka_unit_test(test_child_env),
+		cmocka_unit_test(test_secrets),
 	};
 
 	pg_host = need_env("SLUICE_TEST_PGHOST");
