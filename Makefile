@@ -13,7 +13,10 @@ DEBS := libpq-dev unixodbc-dev odbc-postgresql libjansson-dev libxxhash-dev \
 	libcurl4-openssl-dev libyaml-dev postgresql postgresql-client libcmocka-dev \
 	pkg-config jq libssl-dev zlib1g-dev node=nodejs npm=npm curl=curl
 SANITIZE ?=
-BUILD := build/$(if $(SANITIZE),san,std)
+# One build directory per sanitizer set (build/std, build/address-undefined,
+# build/thread): their objects cannot be linked together.
+comma := ,
+BUILD := build/$(if $(SANITIZE),$(subst $(comma),-,$(SANITIZE)),std)
 
 WARN := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
