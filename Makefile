@@ -78,6 +78,9 @@ $(BUILD)/tests/test_template: $(T_TEMPLATE)
 $(BUILD)/tests/test_yaml: $(T_PROJECT)
 $(BUILD)/tests/test_project: $(T_PROJECT)
 $(BUILD)/tests/test_dag: $(T_DAG)
+# The executor test refuses threads through a wrapped pthread_create.
+$(BUILD)/tests/test_executor: $(T_DAG) $(BUILD)/engine/executor.o
+$(BUILD)/tests/test_executor: LDFLAGS += -Wl,--wrap=pthread_create
 T_DATATEST := $(T_PROJECT) $(T_DAG) $(T_SHELL) $(BUILD)/engine/datatest.o $(BUILD)/engine/manifest.o \
 	$(T_DIALECT)
 $(BUILD)/tests/test_datatest: $(T_DATATEST)
