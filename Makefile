@@ -4,6 +4,7 @@
 #   make test       unit + end-to-end suite (starts its own PostgreSQL)
 #   make bench      benchmarks under tests/bench (figures go to docs/benchmarks.md)
 #   make test SANITIZE=address,undefined
+#   make test SANITIZE=thread        (the concurrency scripts only: docs/testing.md)
 # demo, test and bench install missing Debian packages first (as root), or
 # print the apt-get line to run.
 
@@ -13,7 +14,22 @@ DEBS := libpq-dev unixodbc-dev odbc-postgresql libjansson-dev libxxhash-dev \
 	libcurl4-openssl-dev libyaml-dev postgresql postgresql-client libcmocka-dev \
 	pkg-config jq libssl-dev zlib1g-dev node=nodejs npm=npm curl=curl
 SANITIZE ?=
-BUILD := build/$(if $(SANITIZE),san,std)
+# One build directory per sanitizer set (build/std, build/address-undefined,
+# build/thread): their objects cannot be linked together.
+comma := ,
+BUILD := build/$(if $(SANITIZE),$(subst $(comma),-,$(SANITIZE)),std)
+
+# ThreadSanitizer makes the suite several times slower: under it, unless
+# told otherwise, only the end-to-end scripts that exercise threads run
+# (worker threads, cancellation, concurrent runs and crashes, the S3 and
+# stage helper threads, the S3 lock's heartbeat), plus every unit test.
+TSAN_SCRIPTS := t0020-atomicity.sh t0030-failure-isolation.sh t0040-cancel.sh t0080-artifacts.sh \
+	t0203-concurrency-and-crash.sh t0215-parallel-target-files.sh t0400-stages.sh \
+	t0700-shell-models.sh t0800-s3-state.sh
+ifeq ($(SANITIZE),thread)
+SLUICE_TEST_SCRIPTS ?= $(TSAN_SCRIPTS)
+export SLUICE_TEST_SCRIPTS
+endif
 
 WARN := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -80,6 +96,9 @@ $(BUILD)/tests/test_template: $(T_TEMPLATE)
 $(BUILD)/tests/test_yaml: $(T_PROJECT)
 $(BUILD)/tests/test_project: $(T_PROJECT)
 $(BUILD)/tests/test_dag: $(T_DAG)
+# The executor test refuses threads through a wrapped pthread_create.
+$(BUILD)/tests/test_executor: $(T_DAG) $(BUILD)/engine/executor.o
+$(BUILD)/tests/test_executor: LDFLAGS += -Wl,--wrap=pthread_create
 T_DATATEST := $(T_PROJECT) $(T_DAG) $(T_SHELL) $(BUILD)/engine/datatest.o $(BUILD)/engine/manifest.o \
 	$(T_DIALECT)
 $(BUILD)/tests/test_datatest: $(T_DATATEST)

@@ -5,6 +5,12 @@
  * highest priority (dag->prio, the critical path): O(ready) per pick,
  * which is cheap next to a SQL statement. A signal thread waits with
  * sigtimedwait so it can also notice the end of the run.
+ *
+ * A thread the system refuses to start (pthread_create fails: EAGAIN at a
+ * thread or memory limit) must not be waited for. The run goes on with
+ * the workers that did start; with none, or without the signal thread
+ * (a run that ignored Ctrl-C), nothing runs and every node is reported
+ * skipped with the reason.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -188,7 +194,7 @@ int executor_run(struct executor *ex)
 	pthread_t *tids, sigtid;
 	sigset_t set, old;
 	size_t i, k;
-	int t;
+	int t, sig_started, create_errno = 0;
 
 	ex->priv = p;
 	pthread_mutex_init(&p->lock, NULL);
@@ -217,27 +223,36 @@ int executor_run(struct executor *ex)
 	pthread_sigmask(SIG_BLOCK, &set, &old);
 	p->workers = xcalloc((size_t)ex->threads, sizeof(*p->workers));
 	tids = xcalloc((size_t)ex->threads, sizeof(*tids));
-	pthread_create(&sigtid, NULL, signal_main, ex);
 	for (t = 0; t < ex->threads; t++) {
 		p->workers[t].id = t + 1;
 		p->workers[t].ex = ex;
-		pthread_create(&tids[t], NULL, worker_main, &p->workers[t]);
 	}
-	for (t = 0; t < ex->threads; t++)
+	/* pthread_create returns the error number; it does not set errno */
+	sig_started = !(create_errno = pthread_create(&sigtid, NULL, signal_main, ex));
+	ex->nworkers = 0;
+	while (sig_started && ex->nworkers < ex->threads &&
+	       !(create_errno = pthread_create(&tids[ex->nworkers], NULL, worker_main, &p->workers[ex->nworkers])))
+		ex->nworkers++;
+	for (t = 0; t < ex->nworkers; t++)
 		pthread_join(tids[t], NULL);
 	pthread_mutex_lock(&p->lock);
 	p->done = 1;
-	/* Whatever never started was cancelled. */
+	/* Whatever never started was cancelled, or had no thread to run on. */
 	for (i = 0; i < d->n; i++)
 		if (ex->todo[i] && ex->status[i] == EXEC_PENDING) {
 			struct sluice_err e = SLUICE_ERR_INIT;
 			ex->status[i] = EXEC_SKIPPED;
-			err_set(&e, SLUICE_ECANCEL, "skipped: run cancelled");
+			if (ex->nworkers)
+				err_set(&e, SLUICE_ECANCEL, "skipped: run cancelled");
+			else
+				err_set(&e, SLUICE_EIO, "skipped: cannot start a thread: %s", strerror(create_errno));
+			p->failed = 1;
 			if (ex->ops->finished && ex->todo[i] == EXEC_RUN)
 				ex->ops->finished(ex->ud, &p->workers[0], i, 0, EXEC_SKIPPED, &e);
 		}
 	pthread_mutex_unlock(&p->lock);
-	pthread_join(sigtid, NULL);
+	if (sig_started)
+		pthread_join(sigtid, NULL);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	free(tids);
 	if (ex->signo)

@@ -53,6 +53,7 @@ struct executor {
 	enum exec_status *status;       /* per node */
 	int signo;                      /* signal that cancelled the run, or 0 */
 	int ntodo, nstarted;
+	int nworkers;                   /* worker threads that started: fewer than threads if the system refused some */
 	/* private */
 	struct exec_private *priv;
 };
@@ -61,7 +62,10 @@ struct executor {
  * Run to completion (or cancellation). Returns 0 when every node succeeded
  * or was reused, SLUICE_EDB when any failed or was skipped, SLUICE_ECANCEL
  * on a signal (ex->signo says which). Blocks SIGINT/SIGTERM in the calling
- * thread for its duration.
+ * thread for its duration. When the system refuses to start some worker
+ * threads, the others run every node (ex->nworkers says how many); when it
+ * refuses all, or the signal thread, every node is skipped, finished()
+ * saying why, and the result is SLUICE_EDB.
  */
 int executor_run(struct executor *ex);
 void executor_release(struct executor *ex);

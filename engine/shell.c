@@ -542,8 +542,12 @@ int shell_run(const struct shell_cmd *cmd, struct shell_proc *p, struct shell_re
 		buf_printf(&msg, "timed out after %s: its process group was killed", duration_text(cmd->timeout, unit));
 	else if (res->status > 0)
 		buf_printf(&msg, "exited with status %d", res->status);
-	else if (res->status < 0)
-		buf_printf(&msg, "killed by signal %d (%s)", res->signo, strsignal(res->signo));
+	else if (res->status < 0) {
+		/* not strsignal: this runs on worker threads, and its buffer is shared */
+		const char *what = sigdescr_np(res->signo);
+
+		buf_printf(&msg, "killed by signal %d (%s)", res->signo, what ? what : "unknown signal");
+	}
 	{
 		char foot[256];
 		snprintf(foot, sizeof(foot), "[sluice] %s after %.2fs\n", msg.len ? msg.s : "exited with status 0",

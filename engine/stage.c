@@ -31,8 +31,12 @@ struct pump {
 	int fd[2];
 	pthread_t th;
 	int started;
-	volatile int aborted;          /* the reader must fail, not see end of data */
-	volatile int failed;           /* the thread failed: the writer should stop */
+	/*
+	 * Set by one thread, read by the other while both run: only through
+	 * __atomic builtins (volatile orders nothing between threads).
+	 */
+	int aborted;                   /* the reader must fail, not see end of data */
+	int failed;                    /* the thread failed: the writer should stop */
 	struct sluice_err err;         /* the thread's */
 	int rc;
 	/* pull side (put_stream or load) */
@@ -75,7 +79,7 @@ static ssize_t pump_read(void *ud, void *buf, size_t cap, struct sluice_err *err
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return err_set(err, SLUICE_EIO, "stage pipe: %s", strerror(errno));
-	if (n == 0 && p->aborted)
+	if (n == 0 && __atomic_load_n(&p->aborted, __ATOMIC_SEQ_CST))
 		return err_set(err, SLUICE_EIO, "unload aborted");
 	return n;
 }
@@ -201,7 +205,7 @@ static void *upload_thread(void *ud)
 	p->rc = p->store->ops->put_stream(p->store, p->key, pump_read, p, &p->err);
 	/* Drain so the writer never blocks on a reader that gave up. */
 	if (p->rc) {
-		p->failed = 1;
+		__atomic_store_n(&p->failed, 1, __ATOMIC_SEQ_CST);
 		char sink[4096];
 		while (read(p->fd[0], sink, sizeof(sink)) > 0)
 			;
@@ -264,9 +268,9 @@ static int part_join(struct parts *ps, struct sluice_err *err)
 
 static int part_send(struct parts *ps, const void *data, size_t len, struct sluice_err *err)
 {
-	if (write_all(ps->pump.fd[1], data, len) < 0 || ps->pump.failed) {
+	if (write_all(ps->pump.fd[1], data, len) < 0 || __atomic_load_n(&ps->pump.failed, __ATOMIC_SEQ_CST)) {
 		/* The reader gave up: its error says why. */
-		ps->pump.aborted = 1;
+		__atomic_store_n(&ps->pump.aborted, 1, __ATOMIC_SEQ_CST);
 		if (part_join(ps, err) == 0)
 			err_set(err, SLUICE_EIO, "stage: upload of %s stopped", ps->pump.key);
 		return err->code ? err->code : SLUICE_EIO;
@@ -334,7 +338,7 @@ static int part_finish(struct parts *ps, struct sluice_err *err)
 	if (!rc)
 		rc = part_flush(ps, err);
 	if (rc)
-		ps->pump.aborted = 1;
+		__atomic_store_n(&ps->pump.aborted, 1, __ATOMIC_SEQ_CST);
 	if (part_join(ps, rc ? &ps->err : err) && !rc)
 		rc = err->code;
 	if (!rc) {
@@ -366,7 +370,7 @@ static void parts_abort(struct parts *ps)
 		return;
 	if (ps->gzip)
 		deflateEnd(&ps->z);
-	ps->pump.aborted = 1;
+	__atomic_store_n(&ps->pump.aborted, 1, __ATOMIC_SEQ_CST);
 	part_join(ps, &ignored);
 	free((char *)ps->pump.key);
 	ps->pump.key = NULL;
@@ -659,7 +663,7 @@ static void *download_thread(void *ud)
 		inflateEnd(&g->z);
 	/* failing, the reader must see an error rather than a short file */
 	if (g->pump.rc)
-		g->pump.aborted = 1;
+		__atomic_store_n(&g->pump.aborted, 1, __ATOMIC_SEQ_CST);
 	close(g->pump.fd[1]);
 	return NULL;
 }
