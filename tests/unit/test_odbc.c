@@ -33,18 +33,24 @@
 static struct arena arena;
 static const char *pg_host, *pg_port, *pg_user, *pg_password, *psqlodbc;
 
+/* Arenas are not thread-safe: test_threads' workers build their settings
+ * at the same time. */
+static pthread_mutex_t arena_lock = PTHREAD_MUTEX_INITIALIZER;
+
 /* A settings dict from key, value string pairs ending with NULL. */
 static struct val settings(const char *key, ...)
 {
 	struct val d = val_dict_new();
 	va_list ap;
 
+	pthread_mutex_lock(&arena_lock);
 	va_start(ap, key);
 	for (; key; key = va_arg(ap, const char *)) {
 		const char *v = va_arg(ap, const char *);
 		val_dict_set(&arena, &d, key, val_str(arena_strdup(&arena, v)));
 	}
 	va_end(ap);
+	pthread_mutex_unlock(&arena_lock);
 	return d;
 }
 
