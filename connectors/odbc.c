@@ -490,6 +490,14 @@ static void free_handles(SQLHENV env, SQLHDBC dbc, int connected)
 		SQLFreeHandle(SQL_HANDLE_ENV, env);
 }
 
+/*
+ * psqlODBC switches the process's locale (setlocale) while it connects,
+ * to learn the client encoding, and setlocale is not thread-safe: worker
+ * threads that connect at once race on it (ThreadSanitizer shows it). So
+ * connects take turns; everything after them runs in parallel.
+ */
+static pthread_mutex_t connect_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static int odbc_connect(const struct sluice_conn_params *p, struct sluice_conn **out,
 			struct sluice_err *err)
 {
@@ -518,8 +526,10 @@ static int odbc_connect(const struct sluice_conn_params *p, struct sluice_conn *
 	SQLSetConnectAttr(dbc, SQL_ATTR_LOGIN_TIMEOUT,
 			  (SQLPOINTER)(SQLULEN)val_get_int(p->settings, "connect_timeout",
 							   DEFAULT_CONNECT_TIMEOUT), 0);
+	pthread_mutex_lock(&connect_lock);
 	r = SQLDriverConnect(dbc, NULL, (SQLCHAR *)cs.s, SQL_NTS, NULL, 0, NULL,
 			     SQL_DRIVER_NOPROMPT);
+	pthread_mutex_unlock(&connect_lock);
 	if (!SQL_SUCCEEDED(r)) {
 		rc = conn_error(name, env, dbc, cs.s, password, err);
 		goto fail;
