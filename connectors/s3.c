@@ -25,6 +25,7 @@
 
 #include "s3.h"
 #include "../engine/util/xalloc.h"
+#include "../engine/util/clock.h"
 
 #define S3_XML_CAP (4u * 1024 * 1024)   /* list pages are ~250 KiB; errors are small */
 
@@ -519,14 +520,6 @@ static int transient_curl_error(CURLcode rc)
 	default:
 		return 0;
 	}
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
 }
 
 /* S3's code for a status whose answer had no XML body. */

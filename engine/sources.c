@@ -147,14 +147,6 @@ static int classify(const struct node *n, struct cd *out, struct sluice_err *err
 	return 0;
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec t = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&t, &t) && errno == EINTR)
-		;
-}
-
 static int text_true(const char *s)
 {
 	return s && (!strcmp(s, "t") || !strcmp(s, "true") || !strcmp(s, "1"));

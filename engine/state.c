@@ -101,14 +101,6 @@ int state_open(struct state **out, const struct state_opts *o, struct sluice_err
 		       "sluice.yml: unknown state backend '%s' (known: local, warehouse, s3://bucket/prefix/)", spec);
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 int state_lock(struct state *st, int wait_seconds, struct sluice_err *err)
 {
 	double deadline = clock_monotonic() + (wait_seconds > 0 ? wait_seconds : 0);

@@ -9,5 +9,7 @@
 
 /* Seconds on CLOCK_MONOTONIC, with nanosecond resolution. Never blocks. */
 double clock_monotonic(void);
+/* Sleep ms milliseconds, on through signals that interrupt it. */
+void sleep_ms(long ms);
 
 #endif
