@@ -8,6 +8,7 @@
 #include <string.h>
 #include "build.h"
 #include "ui.h"
+#include "util/clock.h"
 #include "util/fs.h"
 #include "util/xalloc.h"
 
@@ -688,6 +689,39 @@ static char *relation_version_now(const struct dialect *d, struct sluice_conn *c
 	}
 	buf_release(&q);
 	return v.version;
+}
+
+#define SCRIPT_SESSIONS_WAIT 5.0        /* seconds: a script's sessions on their way out */
+
+static int count_row(void *ud, const struct sluice_row *row)
+{
+	*(long *)ud = row->ncols && row->values[0] ? strtol(row->values[0], NULL, 10) : 0;
+	return 0;
+}
+
+void build_script_wrote(struct build *b, size_t idx, struct sluice_conn *c, const char *app)
+{
+	const struct node *n = node_at(b, idx);
+	const struct dialect *d = build_dialect(b, n);
+	double start = clock_monotonic();
+	struct buf q = BUF_INIT;
+	long left = 1;
+
+	if (d->sessions_named_query) {
+		d->sessions_named_query(&q, app);
+		for (;;) {
+			struct sluice_err ignored = SLUICE_ERR_INIT;
+			if (c->drv->query(c, q.s, count_row, &left, &ignored) || !left ||
+			    clock_monotonic() - start >= SCRIPT_SESSIONS_WAIT)
+				break;
+			sleep_ms(20);
+		}
+		if (left)
+			ui_warn("%s: a session of the script is still open (application_name '%s'); a write it "
+				"publishes later will show as a change made outside sluice", n->name, app);
+	}
+	buf_release(&q);
+	b->runs[idx].relation_version = relation_version_now(d, c, n);
 }
 
 /* cutoff: checksum: what the rebuilt relation holds, so equal output can stop the cascade. */

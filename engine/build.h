@@ -130,6 +130,13 @@ struct sluice_conn *build_worker_conn(struct build *b, struct exec_worker *w, co
 				      struct sluice_err *err);
 /* The main thread's connection for node n. Main thread only (conn.h). */
 struct sluice_conn *build_main_conn(struct build *b, const struct node *n, struct sluice_err *err);
+/*
+ * A script that creates node idx's relation exited: wait (bounded) until
+ * its sessions, named app, are gone, then record the relation's
+ * statistics version, so that a later write outside sluice shows. Worker
+ * thread of c.
+ */
+void build_script_wrote(struct build *b, size_t idx, struct sluice_conn *c, const char *app);
 /* The leading comment of every statement node n sends. */
 void build_audit_comment(const struct build *b, const struct node *n, struct buf *out);
 /* Write target/<dir>/<path>, only when its content changed; a failure is a warning. Thread-safe. */

@@ -103,6 +103,13 @@ static void pg_pending_stats_query(struct buf *b, const char *as_of)
 		   t, t, t);
 }
 
+static void pg_sessions_named_query(struct buf *b, const char *app)
+{
+	buf_puts(b, "SELECT count(*) FROM pg_stat_activity\n"
+		 "WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = ");
+	dialect_quote_literal(b, app);
+}
+
 static void pg_delete_matching(struct buf *b, const char *target, const char *tmp,
 			       const char *const *keys, size_t nkeys)
 {
@@ -460,6 +467,8 @@ const struct dialect dialect_postgres = {
 	.unlock = pg_unlock,
 	.source_stats_query = pg_source_stats_query,
 	.pending_stats_query = pg_pending_stats_query,
+	.app_name_env = "PGAPPNAME",
+	.sessions_named_query = pg_sessions_named_query,
 	.trigger_versions_query = pg_trigger_versions_query,
 	.source_value_query = pg_source_value_query,
 	.loaded_at_query = pg_loaded_at_query,

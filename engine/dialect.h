@@ -106,6 +106,17 @@ struct dialect {
 	 */
 	void (*pending_stats_query)(struct buf *b, const char *as_of);
 	/*
+	 * A script's sessions (shell models that create their relation):
+	 * app_name_env is the environment variable a client takes its
+	 * application name from; sessions_named_query returns one count, the
+	 * sessions of the database with application name app. A session
+	 * publishes its counts as it ends, before it leaves that count, so
+	 * once its script's sessions are gone the relation's statistics
+	 * version holds the script's write. NULL: nothing to wait for.
+	 */
+	const char *app_name_env;
+	void (*sessions_named_query)(struct buf *b, const char *app);
+	/*
 	 * trigger_versions_query: rows (schema, name, instrumented 't'|'f',
 	 * counter or NULL) for the tables of the batch that exist. Fails with
 	 * SQLSTATE 42P01 when the counter table was never created.

@@ -278,7 +278,7 @@ static int run_script(struct build *b, struct exec_worker *w, size_t idx, const 
 	struct project *p = &b->s->project;
 	const struct dialect *d = build_dialect(b, n);
 	struct sluice_conn *c = build_worker_conn(b, w, n, err);
-	struct buf env = BUF_INIT, script_path = BUF_INIT, log_path = BUF_INIT;
+	struct buf env = BUF_INIT, script_path = BUF_INIT, log_path = BUF_INIT, app = BUF_INIT;
 	struct shell_cmd cmd = { 0 };
 	struct shell_proc proc;
 	int rc = c ? 0 : err->code;
@@ -288,8 +288,12 @@ static int run_script(struct build *b, struct exec_worker *w, size_t idx, const 
 	    !(rc = env_line(&env, "SLUICE_NODE", n->unique_id, err)) &&
 	    !(rc = env_line(&env, "SLUICE_SCHEMA", n->schema, err)) &&
 	    !(rc = sc->relation ? env_line(&env, "SLUICE_RELATION", n->relation, err) : 0) &&
-	    !(rc = c->drv->child_env ? c->drv->child_env(c, &env, err) : 0))
-		rc = aws_env(p, n->connection, &env, err);
+	    !(rc = c->drv->child_env ? c->drv->child_env(c, &env, err) : 0) &&
+	    !(rc = aws_env(p, n->connection, &env, err)) && d->app_name_env) {
+		/* its sessions show in the database under the node's name */
+		buf_printf(&app, "sluice-script/%.48s", n->name);
+		rc = env_line(&env, d->app_name_env, app.s, err);
+	}
 	if (!rc) {
 		buf_printf(&script_path, "%s/run/%s", p->target_path, n->model->path);
 		buf_printf(&log_path, "%s/logs/%s.log", p->target_path, n->name);
@@ -314,13 +318,14 @@ static int run_script(struct build *b, struct exec_worker *w, size_t idx, const 
 	}
 	if (!rc)
 		rc = check_outputs(b, idx, sc, a, err);
-	if (!rc && sc->relation)
-		rc = check_relation(n, c, d, err);
+	if (!rc && sc->relation && !(rc = check_relation(n, c, d, err)))
+		build_script_wrote(b, idx, c, app.s ? app.s : "");
 	if (rc)
 		err_prefix(err, "%s", n->model->path);
 	buf_release(&env);
 	buf_release(&script_path);
 	buf_release(&log_path);
+	buf_release(&app);
 	return rc;
 }
 

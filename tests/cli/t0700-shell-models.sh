@@ -67,6 +67,19 @@ t_input_changed() {
 }
 ok "a changed input file rebuilds exactly its script and what reads it" t_input_changed
 
+# The script's own write is its build; a write into its relation by
+# anyone else afterwards is a change made outside sluice, as for SQL models.
+t_relation_written_outside() {
+	expect_exit 0 sluice run || return 1
+	expect_eq "$(models_map reused)" "$(rr_statuses)" || return 1
+	psql_q "insert into analytics.load_genes values ('NRAS', 1)" >/dev/null || return 1
+	expect_exit 0 sluice run || return 1
+	expect_eq "$(models_map reused load_genes=success)" "$(rr_statuses)" || return 1
+	expect_eq "relation analytics.load_genes was changed outside sluice" "$(rr_reasons load_genes)" || return 1
+	expect_eq 4 "$(psql_q 'select count(*) from analytics.load_genes')"
+}
+ok "a write into a script's relation outside sluice rebuilds the script" t_relation_written_outside
+
 t_input_added_removed() {
 	printf 'code,label\nB,beta\n' >data/lookup/more.csv
 	expect_exit 0 sluice run || return 1
