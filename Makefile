@@ -53,7 +53,7 @@ UTIL_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard engine/util/*.c) engine/value
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps demo test unit cli bench clean FORCE
+.PHONY: all deps demo test unit cli bench campaign clean FORCE
 
 all: sluice
 
@@ -117,6 +117,17 @@ demo: deps
 test: deps
 	@$(MAKE) --no-print-directory sluice $(UNIT_BIN)
 	@BUILD=$(BUILD) sh tests/harness/run-tests.sh $(UNIT_BIN)
+
+# The randomized differential test of skipping, long: make campaign
+# ROUNDS=1000 SEED=7 [CONNECTORS="libpq odbc"] (docs/testing.md).
+ROUNDS ?= 200
+SEED ?= $(shell date +%s)
+CONNECTORS ?= libpq
+campaign: deps
+	@$(MAKE) --no-print-directory sluice
+	@SLUICE_TEST_SCRIPTS=t0900-differential.sh SLUICE_TEST_CONNECTORS="$(CONNECTORS)" \
+		SLUICE_DIFF_ROUNDS=$(ROUNDS) SLUICE_DIFF_SEED=$(SEED) PROVE_JOBS=-v BUILD=$(BUILD) \
+		sh tests/harness/run-tests.sh
 
 bench: deps
 	@sh tests/harness/deps.sh time
