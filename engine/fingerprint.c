@@ -359,7 +359,9 @@ void fp_decide(const struct manifest *m, const struct node *n, const struct fp *
 			reason(a, d, "relation %s is missing (dropped outside sluice?)", n->display);
 		else if (has_relation && ctx->relation_version && val_get_str(prev, "relation_version", NULL) &&
 			 differs(prev, "relation_version", ctx->relation_version))
-			reason(a, d, "relation %s was changed outside sluice", n->display);
+			reason(a, d, n->mat == MAT_INCREMENTAL ? "relation %s was changed outside sluice (an incremental "
+				     "run keeps that change: --full-refresh rebuilds it)" : "relation %s was changed outside sluice",
+			       n->display);
 		if (differs(prev, "code_hash", cur->code)) {
 			reason(a, d, "code changed");
 			code_changed = 1;
