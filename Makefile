@@ -89,7 +89,7 @@ T_STATE := $(BUILD)/engine/state.o $(BUILD)/engine/state-local.o $(BUILD)/engine
 	$(BUILD)/engine/state-s3.o $(BUILD)/engine/json.o $(T_DIALECT) $(T_POSTGRES) $(T_S3)
 $(BUILD)/tests/test_state: $(T_STATE)
 $(BUILD)/tests/test_state_s3: $(T_STATE)
-$(BUILD)/tests/test_redshift: $(T_STATE) $(BUILD)/engine/materialize.o $(BUILD)/engine/conn.o $(T_PROJECT)
+$(BUILD)/tests/test_redshift: $(T_STATE) $(BUILD)/engine/materialize.o $(BUILD)/engine/conn.o $(BUILD)/engine/audit.o $(BUILD)/engine/ui.o $(T_PROJECT)
 $(BUILD)/tests/test_s3: $(T_S3)
 T_SHELL := $(BUILD)/engine/shell.o $(BUILD)/engine/fileset.o $(BUILD)/engine/fingerprint.o $(BUILD)/engine/json.o
 $(BUILD)/tests/test_shell: $(T_SHELL)
