@@ -103,6 +103,8 @@ $(BUILD)/tests/test_executor: LDFLAGS += -Wl,--wrap=pthread_create
 T_DATATEST := $(T_PROJECT) $(T_DAG) $(T_SHELL) $(BUILD)/engine/datatest.o $(BUILD)/engine/manifest.o \
 	$(T_DIALECT)
 $(BUILD)/tests/test_datatest: $(T_DATATEST)
+$(BUILD)/tests/test_trace: $(T_DAG) $(BUILD)/engine/blame.o $(BUILD)/engine/graph.o $(BUILD)/engine/identity.o \
+	$(BUILD)/engine/audit.o $(BUILD)/engine/ui.o $(T_CONNECTORS)
 $(BUILD)/tests/%: tests/unit/%.c $(UTIL_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(LIBS) -lcmocka
