@@ -20,6 +20,7 @@ int cmd_build_like(int argc, char **argv, const char *which, unsigned what)
 	struct sluice_err err = SLUICE_ERR_INIT;
 	int rc = 0, code, i;
 
+	cli.identity_git = 1;   /* its artifacts and records name the commit */
 	if ((code = cmd_open(argc, argv, test_flags, &cli, &s)))
 		return code;
 	for (i = 0; i < cli.nargs && !rc; i++) {

@@ -15,6 +15,7 @@ int cmd_run(int argc, char **argv)
 	struct sluice_err err = SLUICE_ERR_INIT;
 	int rc, code;
 
+	cli.identity_git = 1;   /* its artifacts and records name the commit */
 	if ((code = cmd_open(argc, argv, NULL, &cli, &s)))
 		return code;
 	if (cli.nargs) {

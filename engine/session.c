@@ -174,7 +174,9 @@ int session_open(struct session *s, struct cli *cli, struct sluice_err *err)
 	s->cli = cli;
 	s->started_at = now_seconds();
 	make_invocation_id(s->invocation_id, sizeof(s->invocation_id));
-	identity_init(&s->id, cli->project_dir ? cli->project_dir : ".", cli->argc, cli->argv);
+	/* git status can take a while in a large repository: only for what records it */
+	identity_init(&s->id, cli->identity_git ? (cli->project_dir ? cli->project_dir : ".") : NULL, cli->argc,
+		      cli->argv);
 	s->user = s->id.user;
 	/* application_name is at most 63 bytes */
 	snprintf(s->app_name, sizeof(s->app_name), "sluice/%.56s", s->user);

@@ -27,6 +27,7 @@ struct cli {
 	int no_compile_write;
 	char **args;                       /* positional arguments left over */
 	int nargs;
+	int identity_git;                  /* set before cmd_open: ask git for the commit (commands that record runs) */
 	int argc;                          /* the command's own argv (argv[0]: its name), borrowed */
 	char **argv;
 };

@@ -11,7 +11,7 @@ insert into lake.patients values (1), (2), (3)" >/dev/null || exit 1
 
 # write_project: the files of the project in the current directory.
 write_project() {
-	sources_yml lake patients
+	sources_yml lake patients || return 1
 	model stg "select id from {{ source('lake', 'patients') }}"
 	model mart "{{ config(materialized='table') }}
 select id, id * 10 as score from {{ ref('stg') }}"
