@@ -497,7 +497,8 @@ static int local_put(struct state *st, const char *unique_id, const char *record
 static int local_history_put(struct state *st, const char *run, size_t len, struct sluice_err *err)
 {
 	struct local_state *l = (struct local_state *)st;
-	int fd = open(l->history, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644), rc = 0;
+	/* read-write: pread looks at the last byte */
+	int fd = open(l->history, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644), rc = 0;
 	struct buf line = BUF_INIT;
 	struct stat sb;
 	char last = '\n';
