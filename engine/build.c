@@ -978,6 +978,7 @@ int build_execute(struct build *b, struct sluice_err *err)
 	struct project *p = &b->s->project;
 	int rc;
 
+	b->executed = 1;
 	if ((rc = create_schemas(b, err)) || (rc = run_hooks(b, &p->on_run_start, "on-run-start", err)))
 		return rc;
 	b->threads = b->s->cli->threads ? b->s->cli->threads : p->target.threads;

@@ -44,7 +44,7 @@ void cmd_build_end(struct build *b, const char *which, int rc, const struct slui
 	struct sluice_err aerr = SLUICE_ERR_INIT;
 	int code = cmd_exit_status(rc, b->ex.signo, err);
 
-	if (b->finished_at) {
+	if (b->executed) {
 		if (artifacts_write_run_results(b, which, code, &aerr))
 			ui_error("%s", aerr.msg);
 		build_summary(b, now_seconds() - b->s->started_at);
