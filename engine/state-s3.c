@@ -873,7 +873,16 @@ static int read_history(struct s3_state *s, json_t **runs, struct sluice_err *er
 	if (rc)
 		return rc;
 	r = json_object_get(j, "runs");
-	*runs = json_is_array(r) ? json_incref(r) : json_array();
+	if (info.exists && !json_is_array(r)) {
+		/* left as it is: a damaged history is not silently replaced by a short one */
+		struct buf name = BUF_INIT;
+		object_name(s, s->history_key, &name);
+		rc = err_set(err, SLUICE_EIO, "%s: not a run history (no \"runs\" list); delete it to start afresh", name.s);
+		buf_release(&name);
+		json_decref(j);
+		return rc;
+	}
+	*runs = info.exists ? json_incref(r) : json_array();
 	json_decref(j);
 	return 0;
 }

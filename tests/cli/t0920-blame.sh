@@ -126,6 +126,18 @@ $(cat "$T_DIR/r1.id") success 0 0" || return 1
 }
 ok "history.json: four runs newest first, the failed one with its status and counts" t_history
 
+t_history_before_nodes() {
+	# a run that fails before any node runs is recorded too
+	cp sluice.yml "$T_DIR/sluice.yml.bak" || return 1
+	echo 'on-run-start: "select * from public.no_such_table"' >>sluice.yml
+	expect_exit 1 sluice run || return 1
+	cp "$T_DIR/sluice.yml.bak" sluice.yml || return 1
+	expect_eq 1 "$(rr .metadata.exit_status)" || return 1
+	expect_eq "$(rr .metadata.invocation_id) error 5" \
+		"$(t_noted jq -r '"\(.runs[0].invocation_id) \(.runs[0].status) \(.runs | length)"' target/history.json)"
+}
+ok "a run whose on-run-start hook fails: run_results.json and history record it" t_history_before_nodes
+
 t_fresh_warehouse() {
 	cd "$T_DIR" && mkdir wh && cd wh || return 1
 	cp "$P/sluice.yml" "$P/profiles.yml" . && echo "state: warehouse" >>sluice.yml && write_project || return 1
