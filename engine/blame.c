@@ -119,6 +119,9 @@ json_t *blame_json_new(const struct node *n, const json_t *record, const json_t 
 	} else {
 		json_object_set_new(o, "finished_at", json_null());
 	}
+	/* a null commit was recorded (no repository); a missing one was not */
+	json_object_set_new(o, "git_repository", json_is_string(json_object_get(record, "git_commit")) ? json_true()
+						 : json_object_get(record, "git_commit") ? json_false() : json_null());
 	json_object_set_new(o, "command", field(run, "command"));
 	json_object_set_new(o, "relation_now", json_string(now_words[now]));
 	json_object_set_new(o, "relation_version_now", now_version ? json_string(now_version) : json_null());
@@ -176,8 +179,11 @@ void blame_text(struct buf *out, const json_t *v)
 		buf_printf(out, " (from %s)", json_string_value(json_object_get(v, "user_source")));
 	buf_addc(out, '\n');
 	buf_printf(out, "%-13s %s\n", "finished at", or_not(json_object_get(v, "finished_at")));
-	buf_printf(out, "%-13s %s%s\n", "git commit", or_not(json_object_get(v, "git_commit")),
-		   json_is_true(dirty) ? " (dirty: tracked files were modified)" : "");
+	if (json_is_false(json_object_get(v, "git_repository")))
+		buf_printf(out, "%-13s none (the project was not in a git repository)\n", "git commit");
+	else
+		buf_printf(out, "%-13s %s%s\n", "git commit", or_not(json_object_get(v, "git_commit")),
+			   json_is_true(dirty) ? " (dirty: tracked files were modified)" : "");
 	buf_printf(out, "%-13s %s\n", "fingerprint", or_not(json_object_get(v, "fingerprint")));
 	if (json_is_integer(rows) || json_is_real(rows)) {
 		double r = json_number_value(rows);

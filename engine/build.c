@@ -486,10 +486,9 @@ static int put_record(struct build *b, size_t idx, const char *status, struct ar
 	/* who built it, from what: what `sluice blame` tells (docs/blame.md) */
 	val_dict_set(a, &rec, "user", val_str(b->s->id.user));
 	val_dict_set(a, &rec, "user_source", val_str(b->s->id.user_source));
-	if (b->s->id.git_commit[0]) {
-		val_dict_set(a, &rec, "git_commit", val_str(b->s->id.git_commit));
-		val_dict_set(a, &rec, "git_dirty", val_bool(b->s->id.git_dirty));
-	}
+	/* null: not in a git repository (a record without the key predates it) */
+	val_dict_set(a, &rec, "git_commit", b->s->id.git_commit[0] ? val_str(b->s->id.git_commit) : val_none());
+	val_dict_set(a, &rec, "git_dirty", val_bool(b->s->id.git_dirty));
 	if (!r->kind->decide) {
 		val_dict_set(a, &rec, "relation", val_str(n->display));
 		val_dict_set(a, &rec, "materialized", val_str(n->mat_name));

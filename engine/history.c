@@ -14,7 +14,7 @@ static struct val run_record(const struct build *b, const char *which, int exit_
 {
 	const struct session *s = b->s;
 	struct val rec = val_dict_new();
-	int built = 0, reused = 0, failed = 0, skipped = 0;
+	int built = 0, reused = 0, failed = 0, skipped = 0, tests = 0;
 	double end = b->finished_at ? b->finished_at : now_seconds();
 	char started[64], finished[64];
 	size_t i;
@@ -22,6 +22,12 @@ static struct val run_record(const struct build *b, const char *which, int exit_
 	for (i = 0; i < s->manifest.n; i++) {
 		if (b->todo[i] != EXEC_RUN)
 			continue;
+		if (!(b->runs[i].kind->what & BUILD_MODELS)) {
+			/* a data test builds nothing; its failure fails the run all the same */
+			tests++;
+			failed += b->runs[i].status == EXEC_ERROR;
+			continue;
+		}
 		switch (b->runs[i].status) {
 		case EXEC_SUCCESS: built++; break;
 		case EXEC_REUSED: reused++; break;
@@ -46,6 +52,7 @@ static struct val run_record(const struct build *b, const char *which, int exit_
 	val_dict_set(a, &rec, "reused", val_num(reused));
 	val_dict_set(a, &rec, "failed", val_num(failed));
 	val_dict_set(a, &rec, "skipped", val_num(skipped));
+	val_dict_set(a, &rec, "tests", val_num(tests));
 	val_dict_set(a, &rec, "git_commit", s->id.git_commit[0] ? val_str(s->id.git_commit) : val_none());
 	val_dict_set(a, &rec, "git_dirty", val_bool(s->id.git_dirty));
 	return rec;

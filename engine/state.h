@@ -11,7 +11,8 @@
  *   ("success" | "error"), finished_at (epoch s), duration (s), rows,
  *   invocation_id, relation, relation_version, output_checksum,
  *   effective_fingerprint; for shell models inputs and outputs
- *   {path: {size, mtime_ns, hash}} (fileset.h).
+ *   {path: {size, mtime_ns, hash}} (fileset.h); who built it, for blame:
+ *   user, user_source, git_commit (null outside a repository), git_dirty.
  *
  * Concurrency: one run at a time holds the state's lock; state_put is
  * thread-safe (workers call it as nodes finish) and durable when it

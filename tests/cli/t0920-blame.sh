@@ -77,8 +77,8 @@ ok "blame after a reuse names the earlier run that built it" t_reuse
 t_json() {
 	sluice blame model.proj.mart --format json >"$T_DIR/blame.json" || return 1
 	expect_eq "$(cat "$T_DIR/r2.id")" "$(t_noted jq -r .invocation_id "$T_DIR/blame.json")" || return 1
-	expect_eq "tester SLUICE_USER unchanged 3" \
-		"$(t_noted jq -r '"\(.user) \(.user_source) \(.relation_now) \(.rows)"' "$T_DIR/blame.json")" || return 1
+	expect_eq "tester SLUICE_USER unchanged 3 true" \
+		"$(t_noted jq -r '"\(.user) \(.user_source) \(.relation_now) \(.rows) \(.git_repository)"' "$T_DIR/blame.json")" || return 1
 	expect_eq "$(t_noted jq -r '.results[] | select(.unique_id == "model.proj.stg") | .fingerprint' target/run_results.json)" \
 		"$(t_noted jq -r '.upstream["model.proj.stg"]' "$T_DIR/blame.json")" || return 1
 	# mart reads no source itself: an empty map, not "not recorded"
@@ -148,6 +148,7 @@ t_fresh_warehouse() {
 	[ ! -e target ] && [ ! -e .sluice ] || return 1
 	sluice blame mart >"$T_DIR/blame.out" 2>&1 || { cat "$T_DIR/blame.out"; return 1; }
 	expect_grep "^built by run  $first \(sluice run\)$" "$T_DIR/blame.out" || return 1
+	expect_grep "^git commit    none \(the project was not in a git repository\)$" "$T_DIR/blame.out" || return 1
 	# and the history is there too: this run lists the first one after itself
 	sluice run >"$T_DIR/wh2.out" 2>&1 || { cat "$T_DIR/wh2.out"; return 1; }
 	expect_eq "$(rr .metadata.invocation_id) $first" "$(t_noted jq -r '[.runs[].invocation_id] | join(" ")' target/history.json)"
