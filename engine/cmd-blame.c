@@ -31,7 +31,8 @@ static json_t *run_of(struct build *b, const char *id, struct arena *a)
 	return NULL;
 }
 
-static int blame(struct build *b, const struct node *n, int as_json, struct sluice_err *err)
+/* Print the verdict on n (stdout's errors are ui_flush's to report). */
+static void blame(struct build *b, const struct node *n, int as_json)
 {
 	const struct val *rec = build_prev_record(b, n->idx);
 	const struct node_run *r = &b->runs[n->idx];
@@ -59,8 +60,6 @@ static int blame(struct build *b, const struct node *n, int as_json, struct slui
 	json_decref(run);
 	json_decref(record);
 	arena_release(&a);
-	(void)err;
-	return 0;
 }
 
 static int unknown_name(const struct manifest *m, const char *name, struct sluice_err *err)
@@ -101,7 +100,7 @@ int cmd_blame(int argc, char **argv)
 		memset(s.selected, 0, s.manifest.n);
 		s.selected[n->idx] = 1;
 		if (!(rc = build_prepare(&b, &s, BUILD_PLAN, &err)))
-			rc = blame(&b, n, cli.format && !strcmp(cli.format, "json"), &err);
+			blame(&b, n, cli.format && !strcmp(cli.format, "json"));
 	}
 	build_release(&b);
 	cmd_close(&cli, &s);
