@@ -138,6 +138,23 @@ t_history_before_nodes() {
 }
 ok "a run whose on-run-start hook fails: run_results.json and history record it" t_history_before_nodes
 
+t_history_interrupted() {
+	gate_close || return 1
+	model slow "{{ config(materialized='table') }}
+select 1 as id where (select public.gate_wait()) = 1"
+	bg_start int "$SLUICE_BIN" run -s slow || return 1
+	wait_until 30 at_gate || { echo "the run never reached the gate"; cat "$T_DIR/int.log"; return 1; }
+	kill -INT "$BG_PID" || return 1
+	rc=$(bg_wait int 20) || return 1
+	gate_open || return 1
+	rm models/slow.sql
+	expect_eq 130 "$rc" || { cat "$T_DIR/int.log"; return 1; }
+	expect_eq "$(rr .metadata.invocation_id) cancelled 130 sluice run -s slow" \
+		"$(t_noted jq -r '.runs[0] | "\(.invocation_id) \(.status) \(.exit_status) \(.command)"' target/history.json)"
+}
+gate_setup || exit 1
+ok "an interrupted run (SIGINT) is in the history as cancelled, exit 130" t_history_interrupted
+
 t_fresh_warehouse() {
 	cd "$T_DIR" && mkdir wh && cd wh || return 1
 	cp "$P/sluice.yml" "$P/profiles.yml" . && echo "state: warehouse" >>sluice.yml && write_project || return 1
