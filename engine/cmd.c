@@ -30,13 +30,12 @@ int cmd_exit_status(int rc, int signo, const struct sluice_err *err)
 
 int cmd_nodes_exit(int rc, int signo, const struct sluice_err *err)
 {
-	int code = cmd_exit_status(rc, signo, err);
-
 	if (ui_flush() < 0 && !rc)
 		return 1;
-	if (code && !(rc == SLUICE_ECANCEL || (rc == SLUICE_EDB && !err->msg[0])))
+	/* an error not reported yet is printed, with the code cmd_exit_status gives it */
+	if (rc && rc != SLUICE_ECANCEL && !(rc == SLUICE_EDB && !err->msg[0]))
 		return cmd_fail(err);
-	return code;
+	return cmd_exit_status(rc, signo, err);
 }
 
 void cmd_build_end(struct build *b, const char *which, int rc, const struct sluice_err *err)

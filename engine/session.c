@@ -6,13 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
 #include "audit.h"
 #include "session.h"
-#include "util/fs.h"
 #include "ui.h"
+#include "util/fs.h"
 #include "util/xalloc.h"
 
 static int flag_value(int argc, char **argv, int *i, const char *name, const char **out,
