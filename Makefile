@@ -26,7 +26,7 @@ BUILD := build/$(if $(SANITIZE),$(subst $(comma),-,$(SANITIZE)),std)
 TSAN_SCRIPTS := t0020-atomicity.sh t0030-failure-isolation.sh t0040-cancel.sh t0080-artifacts.sh \
 	t0203-concurrency-and-crash.sh t0215-parallel-target-files.sh t0220-selection-decisions.sh \
 	t0230-parallel-swaps.sh t0400-stages.sh \
-	t0700-shell-models.sh t0800-s3-state.sh
+	t0700-shell-models.sh t0800-s3-state.sh t0930-audit-graph.sh
 ifeq ($(SANITIZE),thread)
 SLUICE_TEST_SCRIPTS ?= $(TSAN_SCRIPTS)
 export SLUICE_TEST_SCRIPTS
@@ -89,7 +89,7 @@ T_STATE := $(BUILD)/engine/state.o $(BUILD)/engine/state-local.o $(BUILD)/engine
 	$(BUILD)/engine/state-s3.o $(BUILD)/engine/json.o $(T_DIALECT) $(T_POSTGRES) $(T_S3)
 $(BUILD)/tests/test_state: $(T_STATE)
 $(BUILD)/tests/test_state_s3: $(T_STATE)
-$(BUILD)/tests/test_redshift: $(T_STATE) $(BUILD)/engine/materialize.o $(BUILD)/engine/conn.o $(T_PROJECT)
+$(BUILD)/tests/test_redshift: $(T_STATE) $(BUILD)/engine/materialize.o $(BUILD)/engine/conn.o $(BUILD)/engine/audit.o $(BUILD)/engine/ui.o $(T_PROJECT)
 $(BUILD)/tests/test_s3: $(T_S3)
 T_SHELL := $(BUILD)/engine/shell.o $(BUILD)/engine/fileset.o $(BUILD)/engine/fingerprint.o $(BUILD)/engine/json.o
 $(BUILD)/tests/test_shell: $(T_SHELL)
@@ -103,6 +103,8 @@ $(BUILD)/tests/test_executor: LDFLAGS += -Wl,--wrap=pthread_create
 T_DATATEST := $(T_PROJECT) $(T_DAG) $(T_SHELL) $(BUILD)/engine/datatest.o $(BUILD)/engine/manifest.o \
 	$(T_DIALECT)
 $(BUILD)/tests/test_datatest: $(T_DATATEST)
+$(BUILD)/tests/test_trace: $(T_DAG) $(BUILD)/engine/blame.o $(BUILD)/engine/graph.o $(BUILD)/engine/identity.o \
+	$(BUILD)/engine/audit.o $(BUILD)/engine/ui.o $(T_CONNECTORS)
 $(BUILD)/tests/%: tests/unit/%.c $(UTIL_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(LIBS) -lcmocka

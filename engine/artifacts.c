@@ -21,6 +21,13 @@ static json_t *metadata_new(const struct session *s)
 	json_object_set_new(md, "project_name", json_string(s->project.name));
 	json_object_set_new(md, "user", json_string(s->user));
 	json_object_set_new(md, "target", json_string(s->project.target.name));
+	/* who ran it and from what: the run identity (docs/blame.md) */
+	json_object_set_new(md, "user_source", json_string(s->id.user_source));
+	json_object_set_new(md, "git_commit", s->id.git_commit[0] ? json_string(s->id.git_commit) : json_null());
+	json_object_set_new(md, "git_dirty", json_boolean(s->id.git_dirty));
+	json_object_set_new(md, "command_line", json_string(s->id.command_line.s));
+	format_iso_time(s->started_at, ts, sizeof(ts));
+	json_object_set_new(md, "started_at", json_string(ts));
 	return md;
 }
 
@@ -124,7 +131,7 @@ static json_t *timing_new(const char *name, double start, double end)
 	return t;
 }
 
-int artifacts_write_run_results(const struct build *b, const char *command, struct sluice_err *err)
+int artifacts_write_run_results(const struct build *b, const char *command, int exit_status, struct sluice_err *err)
 {
 	static const char *const status_words[] = { "skipped", "success", "error", "skipped", "reused" };
 	const struct session *s = b->s;
@@ -135,6 +142,7 @@ int artifacts_write_run_results(const struct build *b, const char *command, stru
 	int rc;
 
 	json_object_set_new(root, "metadata", metadata_new(s));
+	json_object_set_new(json_object_get(root, "metadata"), "exit_status", json_integer(exit_status));
 	json_object_set_new(root, "elapsed_time", json_real((b->finished_at ? b->finished_at : now_seconds()) - s->started_at));
 	json_object_set_new(args, "which", json_string(command));
 	json_object_set_new(args, "select", json_string(s->cli->select.s));

@@ -9,6 +9,7 @@
 #include "session.h"
 
 int artifacts_write_manifest(const struct session *s, struct sluice_err *err);
-int artifacts_write_run_results(const struct build *b, const char *command, struct sluice_err *err);
+/* exit_status: the process's exit code for this run (cmd.h), in metadata. */
+int artifacts_write_run_results(const struct build *b, const char *command, int exit_status, struct sluice_err *err);
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "audit.h"
 #include "build.h"
 #include "ui.h"
 #include "util/clock.h"
@@ -483,6 +484,12 @@ static int put_record(struct build *b, size_t idx, const char *status, struct ar
 	val_dict_set(a, &rec, "invocation_id", val_str(b->s->invocation_id));
 	val_dict_set(a, &rec, "finished_at", val_num(r->finished ? r->finished : now_seconds()));
 	val_dict_set(a, &rec, "duration", val_num(r->finished > r->started ? r->finished - r->started : 0));
+	/* who built it, from what: what `sluice blame` tells (docs/blame.md) */
+	val_dict_set(a, &rec, "user", val_str(b->s->id.user));
+	val_dict_set(a, &rec, "user_source", val_str(b->s->id.user_source));
+	/* null: not in a git repository (a record without the key predates it) */
+	val_dict_set(a, &rec, "git_commit", b->s->id.git_commit[0] ? val_str(b->s->id.git_commit) : val_none());
+	val_dict_set(a, &rec, "git_dirty", val_bool(b->s->id.git_dirty));
 	if (!r->kind->decide) {
 		val_dict_set(a, &rec, "relation", val_str(n->display));
 		val_dict_set(a, &rec, "materialized", val_str(n->mat_name));
@@ -848,11 +855,18 @@ static int node_job(struct build *b, struct exec_worker *w, size_t idx, int *reu
 static int job_run(void *ud, struct exec_worker *w, size_t idx, int *reused, struct sluice_err *err)
 {
 	struct build *b = ud;
+	int rc;
 
 	*reused = 0;
-	if (idx >= b->s->manifest.n)
+	if (idx >= b->s->manifest.n) {
+		/* a kind's shared job (a combined scan) is no one node's */
+		audit_set_node(NULL);
 		return b->extra_owner->extra_run(b, w, idx - b->s->manifest.n, reused, err);
-	return node_job(b, w, idx, reused, err);
+	}
+	audit_set_node(node_at(b, idx)->unique_id);
+	rc = node_job(b, w, idx, reused, err);
+	audit_set_node(NULL);
+	return rc;
 }
 
 static const char *job_name(void *ud, size_t idx)
@@ -997,6 +1011,7 @@ int build_execute(struct build *b, struct sluice_err *err)
 	struct project *p = &b->s->project;
 	int rc;
 
+	b->executed = 1;
 	if ((rc = create_schemas(b, err)) || (rc = run_hooks(b, &p->on_run_start, "on-run-start", err)))
 		return rc;
 	b->threads = b->s->cli->threads ? b->s->cli->threads : p->target.threads;

@@ -81,6 +81,7 @@ struct build {
 	struct strmap relations;       /* "schema.ident" -> (enum rel_kind + 1) */
 	int threads;
 	struct executor ex;
+	int executed;                  /* build_execute was called: there are results to report */
 	double finished_at;
 	int ok, errors, skipped, reused;
 	unsigned what;                 /* BUILD_MODELS | BUILD_TESTS | ... */

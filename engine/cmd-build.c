@@ -17,9 +17,10 @@ int cmd_build_like(int argc, char **argv, const char *which, unsigned what)
 	struct cli cli = { 0 };
 	struct session s;
 	struct build b = { 0 };
-	struct sluice_err err = SLUICE_ERR_INIT, aerr = SLUICE_ERR_INIT;
+	struct sluice_err err = SLUICE_ERR_INIT;
 	int rc = 0, code, i;
 
+	cli.identity_git = 1;   /* its artifacts and records name the commit */
 	if ((code = cmd_open(argc, argv, test_flags, &cli, &s)))
 		return code;
 	for (i = 0; i < cli.nargs && !rc; i++) {
@@ -30,17 +31,15 @@ int cmd_build_like(int argc, char **argv, const char *which, unsigned what)
 	}
 	if (rc)
 		goto out;
-	if ((rc = artifacts_write_manifest(&s, &err)))
+	if ((rc = artifacts_write_manifest(&s, &err)) || (rc = session_audit(&s, &err)))
 		goto out;
 	if ((rc = build_prepare_nodes(&b, &s, BUILD_RUN, what, &err)))
 		goto out_build;
 	if (!b.ntodo)
 		ui_warn("nothing to run: no %s selected", what & BUILD_MODELS ? "models or tests" : "tests");
 	rc = build_execute(&b, &err);
-	if (artifacts_write_run_results(&b, which, &aerr))
-		ui_error("%s", aerr.msg);
-	build_summary(&b, now_seconds() - s.started_at);
 out_build:
+	cmd_build_end(&b, which, rc, &err);
 	build_release(&b);
 out:
 	cmd_close(&cli, &s);

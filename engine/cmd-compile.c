@@ -18,6 +18,7 @@ int cmd_compile(int argc, char **argv)
 	size_t i;
 	int rc, failed = 0;
 
+	cli.identity_git = 1;   /* its artifacts and records name the commit */
 	if ((rc = cmd_open(argc, argv, NULL, &cli, &s)))
 		return rc;
 	if (!(rc = artifacts_write_manifest(&s, &err)) && !(rc = build_prepare_nodes(&b, &s, BUILD_OFFLINE, BUILD_MODELS | BUILD_TESTS, &err))) {

@@ -12,26 +12,25 @@ int cmd_run(int argc, char **argv)
 	struct cli cli = { 0 };
 	struct session s;
 	struct build b = { 0 };
-	struct sluice_err err = SLUICE_ERR_INIT, aerr = SLUICE_ERR_INIT;
+	struct sluice_err err = SLUICE_ERR_INIT;
 	int rc, code;
 
+	cli.identity_git = 1;   /* its artifacts and records name the commit */
 	if ((code = cmd_open(argc, argv, NULL, &cli, &s)))
 		return code;
 	if (cli.nargs) {
 		rc = err_set(&err, SLUICE_EUSAGE, "run takes no arguments (did you mean -s %s?)", cli.args[0]);
 		goto out;
 	}
-	if ((rc = artifacts_write_manifest(&s, &err)))
+	if ((rc = artifacts_write_manifest(&s, &err)) || (rc = session_audit(&s, &err)))
 		goto out;
 	if ((rc = build_prepare(&b, &s, BUILD_RUN, &err)))
 		goto out_build;
 	if (!b.ntodo)
 		ui_warn("nothing to run: no models selected");
 	rc = build_execute(&b, &err);
-	if (artifacts_write_run_results(&b, "run", &aerr))
-		ui_error("%s", aerr.msg);
-	build_summary(&b, now_seconds() - s.started_at);
 out_build:
+	cmd_build_end(&b, "run", rc, &err);
 	build_release(&b);
 out:
 	cmd_close(&cli, &s);

@@ -7,7 +7,9 @@
  * helper belongs here only when more than one cmd-*.c needs it.
  */
 #include <signal.h>
+#include "artifacts.h"
 #include "cmd.h"
+#include "history.h"
 #include "session.h"
 #include "ui.h"
 
@@ -17,15 +19,36 @@ int cmd_fail(const struct sluice_err *err)
 	return err_exit_code(err->code ? err->code : SLUICE_EUSAGE);
 }
 
-int cmd_nodes_exit(int rc, int signo, const struct sluice_err *err)
+int cmd_exit_status(int rc, int signo, const struct sluice_err *err)
 {
-	if (ui_flush() < 0 && !rc)
-		return 1;
 	if (rc == SLUICE_ECANCEL)
 		return 128 + (signo ? signo : SIGINT);
 	if (rc == SLUICE_EDB && !err->msg[0])
 		return 1;   /* nodes failed: each was reported */
-	return rc ? cmd_fail(err) : 0;
+	return rc ? err_exit_code(err->code ? err->code : SLUICE_EUSAGE) : 0;
+}
+
+int cmd_nodes_exit(int rc, int signo, const struct sluice_err *err)
+{
+	if (ui_flush() < 0 && !rc)
+		return 1;
+	/* an error not reported yet is printed, with the code cmd_exit_status gives it */
+	if (rc && rc != SLUICE_ECANCEL && !(rc == SLUICE_EDB && !err->msg[0]))
+		return cmd_fail(err);
+	return cmd_exit_status(rc, signo, err);
+}
+
+void cmd_build_end(struct build *b, const char *which, int rc, const struct sluice_err *err)
+{
+	struct sluice_err aerr = SLUICE_ERR_INIT;
+	int code = cmd_exit_status(rc, b->ex.signo, err);
+
+	if (b->executed) {
+		if (artifacts_write_run_results(b, which, code, &aerr))
+			ui_error("%s", aerr.msg);
+		build_summary(b, now_seconds() - b->s->started_at);
+	}
+	history_record(b, which, code);
 }
 
 int cmd_open(int argc, char **argv, const char *const *extra, struct cli *cli, struct session *s)

@@ -18,6 +18,8 @@ int cmd_embedded(int argc, char **argv);
 int cmd_sources(int argc, char **argv);
 int cmd_build(int argc, char **argv);
 int cmd_test(int argc, char **argv);
+int cmd_blame(int argc, char **argv);
+int cmd_graph(int argc, char **argv);
 /* build and test share one body (cmd-build.c); what: BUILD_* flags (build.h). */
 int cmd_build_like(int argc, char **argv, const char *which, unsigned what);
 
@@ -29,6 +31,16 @@ int cmd_fail(const struct sluice_err *err);
  * was reported already) or stdout could not be written, else cmd_fail's.
  */
 int cmd_nodes_exit(int rc, int signo, const struct sluice_err *err);
+/* The exit code cmd_nodes_exit will return, without printing anything. */
+int cmd_exit_status(int rc, int signo, const struct sluice_err *err);
+
+struct build;
+/*
+ * The end run, build and test share, failed or not: run_results.json
+ * (with the exit status) and the summary when the nodes were executed,
+ * then the run's history (state and target/history.json).
+ */
+void cmd_build_end(struct build *b, const char *which, int rc, const struct sluice_err *err);
 
 struct cli;
 struct session;

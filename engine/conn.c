@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "audit.h"
 #include "conn.h"
 #include "util/xalloc.h"
 
@@ -27,7 +28,11 @@ int conn_open(struct session *s, const char *name, struct sluice_conn **out, con
 	params.settings = &cfg->settings;
 	params.project_dir = s->project.dir;
 	params.application_name = s->app_name;
-	return drv->connect(&params, out, err);
+	if ((rc = drv->connect(&params, out, err)))
+		return rc;
+	/* every statement on it is logged, whoever sends it */
+	*out = audit_wrap(s->audit, *out);
+	return 0;
 }
 
 size_t conn_slot_of(const struct project *p, const char *name)

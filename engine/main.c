@@ -26,6 +26,8 @@ static const struct cmd_entry commands[] = {
 	{ "plan", cmd_plan, "show what run would build or reuse, and why (changes nothing)" },
 	{ "compile", cmd_compile, "render models to target/compiled and their statements to target/run" },
 	{ "ls", cmd_ls, "list the selected nodes" },
+	{ "blame", cmd_blame, "which run built a relation as it is now: who, when, from what (--format json)" },
+	{ "graph", cmd_graph, "print the DAG of the selected nodes (--format dot|mermaid|json)" },
 	{ "show", cmd_show, "print a model's rows (--limit N, --format table|csv|json)" },
 	{ "debug", cmd_debug, "check the project, the profile and every connection" },
 	{ "sources", cmd_sources, "instrument|uninstrument|versions: source change detection" },

@@ -3,35 +3,15 @@
  * command starts with; see session.h.
  */
 #include <fcntl.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
+#include "audit.h"
 #include "session.h"
 #include "ui.h"
+#include "util/fs.h"
 #include "util/xalloc.h"
-
-double now_seconds(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return (double)tv.tv_sec + tv.tv_usec / 1e6;
-}
-
-void format_iso_time(double t, char *out, size_t n)
-{
-	time_t secs = (time_t)t;
-	struct tm tm;
-	char base[32];
-
-	gmtime_r(&secs, &tm);
-	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out, n, "%s.%06dZ", base, (int)((t - (double)secs) * 1e6));
-}
 
 static int flag_value(int argc, char **argv, int *i, const char *name, const char **out,
 		      struct sluice_err *err)
@@ -64,6 +44,8 @@ int cli_parse(struct cli *cli, int argc, char **argv, const char *const *extra, 
 	int i, r;
 
 	cli->args = xcalloc((size_t)argc + 1, sizeof(char *));
+	cli->argc = argc;
+	cli->argv = argv;
 	cli->wait_lock = -1;
 	for (i = 1; i < argc; i++) {
 		const char *v = NULL, *a = argv[i];
@@ -180,24 +162,6 @@ static void make_invocation_id(char *out, size_t n)
 		 r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15]);
 }
 
-/* $SLUICE_USER, else the login name: every statement is traced to a person. */
-static void find_user(char *out, size_t n)
-{
-	const char *u = getenv("SLUICE_USER");
-	struct passwd *pw;
-	char *p;
-
-	if (!u || !*u)
-		u = getenv("USER");
-	if ((!u || !*u) && (pw = getpwuid(geteuid())))
-		u = pw->pw_name;
-	snprintf(out, n, "%s", u && *u ? u : "unknown");
-	/* It goes inside SQL comments: keep it printable and comment-safe. */
-	for (p = out; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == '*' || *p == '/')
-			*p = '_';
-}
-
 int session_open(struct session *s, struct cli *cli, struct sluice_err *err)
 {
 	struct project_opts po = { cli->project_dir, cli->profiles_dir, cli->target, cli->vars };
@@ -208,7 +172,10 @@ int session_open(struct session *s, struct cli *cli, struct sluice_err *err)
 	s->cli = cli;
 	s->started_at = now_seconds();
 	make_invocation_id(s->invocation_id, sizeof(s->invocation_id));
-	find_user(s->user, sizeof(s->user));
+	/* git status can take a while in a large repository: only for what records it */
+	identity_init(&s->id, cli->identity_git ? (cli->project_dir ? cli->project_dir : ".") : NULL, cli->argc,
+		      cli->argv);
+	s->user = s->id.user;
 	/* application_name is at most 63 bytes */
 	snprintf(s->app_name, sizeof(s->app_name), "sluice/%.56s", s->user);
 	if ((rc = project_load(&s->project, &po, err)))
@@ -231,8 +198,23 @@ int session_open(struct session *s, struct cli *cli, struct sluice_err *err)
 	return rc;
 }
 
+int session_audit(struct session *s, struct sluice_err *err)
+{
+	struct buf path = BUF_INIT;
+	int rc;
+
+	buf_printf(&path, "%s/audit.jsonl", s->project.target_path);
+	if (!(rc = fs_mkdir_parent(path.s, err)))
+		rc = audit_open(&s->audit, path.s, s->invocation_id, s->user, err);
+	buf_release(&path);
+	return rc;
+}
+
 void session_close(struct session *s)
 {
+	audit_close(s->audit);
+	s->audit = NULL;
+	identity_release(&s->id);
 	manifest_release(&s->manifest);
 	project_release(&s->project);
 }

@@ -6,9 +6,11 @@
 #ifndef SLUICE_SESSION_H
 #define SLUICE_SESSION_H
 
+#include "identity.h"
 #include "manifest.h"
 #include "project.h"
 #include "util/buf.h"
+#include "util/clock.h"
 #include "util/err.h"
 
 struct cli {
@@ -25,6 +27,9 @@ struct cli {
 	int no_compile_write;
 	char **args;                       /* positional arguments left over */
 	int nargs;
+	int identity_git;                  /* set before cmd_open: ask git for the commit (commands that record runs) */
+	int argc;                          /* the command's own argv (argv[0]: its name), borrowed */
+	char **argv;
 };
 
 struct session {
@@ -33,9 +38,11 @@ struct session {
 	struct manifest manifest;
 	unsigned char *selected;           /* per node */
 	char invocation_id[40];
-	char user[128];
+	struct identity id;                /* who runs, from which commit, with which command line */
+	const char *user;                  /* id.user */
 	char app_name[64];                 /* application_name: sluice/<user> */
 	double started_at;                 /* epoch seconds */
+	struct audit_log *audit;           /* target/audit.jsonl while run, build or test runs (audit.h), or NULL */
 };
 
 /*
@@ -46,13 +53,16 @@ struct session {
 int cli_parse(struct cli *cli, int argc, char **argv, const char *const *extra, struct sluice_err *err);
 void cli_release(struct cli *cli);
 
+struct audit_log;
+
 /* Load project and manifest and apply the selection. */
 int session_open(struct session *s, struct cli *cli, struct sluice_err *err);
 void session_close(struct session *s);
+/*
+ * From now on log every statement to target/audit.jsonl (audit.h); closed
+ * by session_close, after every connection. Errors name the file.
+ */
+int session_audit(struct session *s, struct sluice_err *err);
 
-/* Wall clock in epoch seconds, with microseconds. */
-double now_seconds(void);
-/* ISO 8601 UTC with microseconds, as dbt writes it. */
-void format_iso_time(double t, char *out, size_t n);
 
 #endif

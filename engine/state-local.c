@@ -5,6 +5,7 @@
  *   <target>.json     snapshot: {"format": 1, "project", "target", "records"}
  *   <target>.journal  puts since the snapshot, one {"uid", "record"} a line
  *   <target>.lock     flock()ed by the run holding the lock; says who it is
+ *   <target>.history  one JSON object a line per run, oldest first
  *
  * A put is one write() of one line plus fsync, so kill -9 leaves at most a
  * torn last line, which load ignores and the next lock cuts off. finish
@@ -31,7 +32,7 @@
 
 struct local_state {
 	struct state base;
-	char *dir, *snapshot, *tmp, *journal, *lockfile;
+	char *dir, *snapshot, *tmp, *journal, *lockfile, *history;
 	int lock_fd;             /* the flock()ed lock file, or -1 */
 	int journal_fd;          /* O_APPEND; open while the lock is held, else -1 */
 	pthread_mutex_t mu;      /* orders appends to the journal */
@@ -55,6 +56,7 @@ static void local_free(struct local_state *l)
 	free(l->tmp);
 	free(l->journal);
 	free(l->lockfile);
+	free(l->history);
 	pthread_mutex_destroy(&l->mu);
 	state_base_release(&l->base);
 	free(l);
@@ -75,6 +77,7 @@ static int local_open(const struct state_opts *o, struct state **out, struct slu
 	l->tmp = state_path(l->dir, o->target, ".json.tmp");
 	l->journal = state_path(l->dir, o->target, ".journal");
 	l->lockfile = state_path(l->dir, o->target, ".lock");
+	l->history = state_path(l->dir, o->target, ".history");
 	if ((rc = fs_mkdir_p(l->dir, err))) {
 		local_free(l);
 		return err_prefix(err, "state");
@@ -486,6 +489,63 @@ static int local_put(struct state *st, const char *unique_id, const char *record
 	return rc;
 }
 
+/*
+ * A run's record is one line, written with one write() under the lock;
+ * a torn last line (kill -9 mid-write) is ignored by load, and the next
+ * append starts on a line of its own.
+ */
+static int local_history_put(struct state *st, const char *run, size_t len, struct sluice_err *err)
+{
+	struct local_state *l = (struct local_state *)st;
+	/* read-write: pread looks at the last byte */
+	int fd = open(l->history, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644), rc = 0;
+	struct buf line = BUF_INIT;
+	struct stat sb;
+	char last = '\n';
+
+	if (fd < 0)
+		return err_set(err, SLUICE_EIO, "state (local): run history not saved: %s: %s", l->history, strerror(errno));
+	if (fstat(fd, &sb) == 0 && sb.st_size > 0 && pread(fd, &last, 1, sb.st_size - 1) != 1)
+		last = '\n';
+	if (last != '\n')
+		buf_addc(&line, '\n');
+	buf_add(&line, run, len);
+	buf_addc(&line, '\n');
+	if (write_all(fd, line.s, line.len) < 0 || fdatasync(fd) < 0)
+		rc = io_error(err, l->history, NULL);
+	if (close(fd) < 0 && !rc)
+		rc = io_error(err, l->history, "close");
+	buf_release(&line);
+	if (rc)
+		err_prefix(err, "state (local): run history not saved");
+	return rc;
+}
+
+static int local_history_load(struct state *st, int n, json_t *runs, struct sluice_err *err)
+{
+	struct local_state *l = (struct local_state *)st;
+	struct buf text = BUF_INIT;
+	const char *end;
+	int exists, rc;
+
+	if ((rc = read_optional(l->history, &text, &exists, NULL, NULL, err)) || !exists)
+		goto out;
+	/* newest last: walk the lines backwards */
+	end = text.s + text.len;
+	while (end > text.s && (int)json_array_size(runs) < n) {
+		const char *start = end - 1;
+		json_t *j;
+		while (start > text.s && start[-1] != '\n')
+			start--;
+		if ((j = json_loadb(start, (size_t)(end - start), 0, NULL)) && json_is_object(j))
+			json_array_append(runs, j);
+		json_decref(j);
+		end = start;
+	}
+out:
+	buf_release(&text);
+	return rc;
+}
 
 static int write_snapshot(struct local_state *l, const struct buf *text, struct sluice_err *err)
 {
@@ -563,6 +623,8 @@ const struct state_backend state_local = {
 	.lock = local_lock,
 	.load = local_load,
 	.put = local_put,
+	.history_put = local_history_put,
+	.history_load = local_history_load,
 	.finish = local_finish,
 	.close = local_close,
 };

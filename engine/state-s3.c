@@ -61,7 +61,7 @@ struct s3_state {
 	struct objstore *hb_store;   /* the heartbeat thread's own */
 	char *where;                 /* "s3://bucket/prefix/proj/dev/": messages name objects with it */
 	char *dir;                   /* "proj/dev/": keys under the store root */
-	char *lock_key, *state_key, *journal_key;
+	char *lock_key, *state_key, *journal_key, *history_key;
 	int ttl;                     /* seconds: the lease we declare */
 	char token[33];              /* this instance, in the lock: tells our own lock from others' */
 	char boot_id[64], pid_ns[64];
@@ -850,6 +850,94 @@ out:
 	return rc;
 }
 
+/*
+ * history.json: {"format": 1, "project", "target", "runs": [newest
+ * first]}, at most STATE_HISTORY_KEEP runs. Rewritten whole by each run
+ * under the lock, so a read-modify-write is safe without conditions.
+ */
+#define HISTORY_MAX (64LL * 1024 * 1024)
+
+static int read_history(struct s3_state *s, json_t **runs, struct sluice_err *err)
+{
+	struct objstore_info info;
+	struct buf text = BUF_INIT;
+	json_t *j = NULL, *r;
+	int rc;
+
+	*runs = NULL;
+	if ((rc = s->store->ops->head(s->store, s->history_key, &info, err)))
+		return rc;
+	if (info.exists && !(rc = get_object(s, s->store, s->history_key, HISTORY_MAX, &text, err)))
+		j = json_loadb(text.s, text.len, 0, NULL);
+	buf_release(&text);
+	if (rc)
+		return rc;
+	r = json_object_get(j, "runs");
+	if (info.exists && !json_is_array(r)) {
+		/* left as it is: a damaged history is not silently replaced by a short one */
+		struct buf name = BUF_INIT;
+		object_name(s, s->history_key, &name);
+		rc = err_set(err, SLUICE_EIO, "%s: not a run history (no \"runs\" list); delete it to start afresh", name.s);
+		buf_release(&name);
+		json_decref(j);
+		return rc;
+	}
+	*runs = info.exists ? json_incref(r) : json_array();
+	json_decref(j);
+	return 0;
+}
+
+static int s3_history_put(struct state *st, const char *run, size_t len, struct sluice_err *err)
+{
+	struct s3_state *s = (struct s3_state *)st;
+	json_t *runs = NULL, *rec = json_loadb(run, len, 0, NULL), *doc;
+	char *text = NULL;
+	int rc;
+
+	pthread_mutex_lock(&s->mu);
+	if (!(rc = check_not_lost(s, err)) && !(rc = read_history(s, &runs, err))) {
+		json_array_insert_new(runs, 0, rec);
+		rec = NULL;
+		while (json_array_size(runs) > STATE_HISTORY_KEEP)
+			json_array_remove(runs, json_array_size(runs) - 1);
+		doc = json_pack("{s:i, s:s, s:s, s:O}", "format", STATE_SNAPSHOT_FORMAT, "project", s->base.project,
+				"target", s->base.target, "runs", runs);
+		text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+		json_decref(doc);
+		rc = text ? s->store->ops->put(s->store, s->history_key, text, strlen(text), err)
+			  : err_set(err, SLUICE_EIO, "cannot serialise history.json");
+	}
+	pthread_mutex_unlock(&s->mu);
+	json_decref(rec);
+	json_decref(runs);
+	free(text);
+	if (rc) {
+		struct buf name = BUF_INIT;
+		object_name(s, s->history_key, &name);
+		err_prefix(err, "state (s3): run history not saved to %s", name.s);
+		buf_release(&name);
+	}
+	return rc;
+}
+
+static int s3_history_load(struct state *st, int n, json_t *runs, struct sluice_err *err)
+{
+	struct s3_state *s = (struct s3_state *)st;
+	json_t *all = NULL;
+	size_t i;
+	int rc;
+
+	pthread_mutex_lock(&s->mu);
+	rc = read_history(s, &all, err);
+	pthread_mutex_unlock(&s->mu);
+	if (rc)
+		return err_prefix(err, "state (s3)");
+	for (i = 0; i < json_array_size(all) && (int)i < n; i++)
+		json_array_append(runs, json_array_get(all, i));
+	json_decref(all);
+	return 0;
+}
+
 /* Forget the puts kept for finish (under mu, or with no put running). */
 static void own_clear(struct s3_state *s)
 {
@@ -965,6 +1053,7 @@ static void s3_free(struct s3_state *s)
 	free(s->lock_key);
 	free(s->state_key);
 	free(s->journal_key);
+	free(s->history_key);
 	own_clear(s);
 	pthread_mutex_destroy(&s->mu);
 	pthread_mutex_destroy(&s->hb_mu);
@@ -1031,6 +1120,7 @@ int state_store_open(const struct state_opts *o, const struct state_store_opts *
 	s->lock_key = dir_key(s, "lock.json");
 	s->state_key = dir_key(s, "state.json");
 	s->journal_key = dir_key(s, "journal/");
+	s->history_key = dir_key(s, "history.json");
 
 	s->ttl = so->lock_ttl;
 	if (!s->ttl && env && *env) {
@@ -1101,6 +1191,8 @@ const struct state_backend state_s3 = {
 	.lock = s3_lock,
 	.load = s3_load,
 	.put = s3_put,
+	.history_put = s3_history_put,
+	.history_load = s3_history_load,
 	.finish = s3_finish,
 	.close = s3_close,
 };

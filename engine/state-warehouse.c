@@ -5,6 +5,11 @@
  *
  *   sluice_meta.node_state  one row per (project, target, unique_id): the record as JSON text
  *   sluice_meta.locks       who holds the run lock of a (project, target), for messages
+ *   sluice_meta.run_history one row per run: its history record as JSON text
+ *
+ * run_history is created by the first run that writes history, not at
+ * open: a schema an administrator prepared with the first two tables
+ * only keeps working, with history as a warning until it is added.
  *
  * The lock itself is the dialect's session lock (pg_try_advisory_lock on
  * PostgreSQL) on a dedicated connection: the server drops it when the
@@ -78,6 +83,18 @@ static void where_scope(struct wh_state *w, struct buf *b)
 	dialect_literal(w->d, b, w->base.project);
 	buf_puts(b, " AND target = ");
 	dialect_literal(w->d, b, w->base.target);
+}
+
+/* "(lit, lit, ...)" of n strings. */
+static void values_row(struct wh_state *w, struct buf *b, const char *const *vals, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		buf_puts(b, i ? ", " : "(");
+		dialect_literal(w->d, b, vals[i]);
+	}
+	buf_addc(b, ')');
 }
 
 /* Concurrent CREATE ... IF NOT EXISTS can still collide in the catalog: that means it exists. */
@@ -352,19 +369,11 @@ static int wh_put(struct state *st, const char *unique_id, const char *record, s
 	buf_puts(&sql, " AND unique_id = ");
 	dialect_literal(w->d, &sql, unique_id);
 	buf_puts(&sql, ";\nINSERT INTO sluice_meta.node_state (project, target, unique_id, record, updated_at, "
-		 "invocation_id) VALUES (");
-	dialect_literal(w->d, &sql, w->base.project);
-	buf_puts(&sql, ", ");
-	dialect_literal(w->d, &sql, w->base.target);
-	buf_puts(&sql, ", ");
-	dialect_literal(w->d, &sql, unique_id);
-	buf_puts(&sql, ", ");
-	dialect_literal(w->d, &sql, record);
-	buf_puts(&sql, ", ");
-	dialect_literal(w->d, &sql, now);
-	buf_puts(&sql, ", ");
-	dialect_literal(w->d, &sql, w->base.invocation_id);
-	buf_addc(&sql, ')');
+		 "invocation_id) VALUES ");
+	{
+		const char *row[] = { w->base.project, w->base.target, unique_id, record, now, w->base.invocation_id };
+		values_row(w, &sql, row, 6);
+	}
 	pthread_mutex_lock(&w->mu);
 	rc = run_transaction(w, sql.s, err);
 	pthread_mutex_unlock(&w->mu);
@@ -372,6 +381,77 @@ static int wh_put(struct state *st, const char *unique_id, const char *record, s
 	if (rc)
 		err_prefix(err, "state (warehouse): record for %s not saved", unique_id);
 	return rc;
+}
+
+static const char history_table_sql[] =
+	"CREATE TABLE IF NOT EXISTS sluice_meta.run_history (project varchar(256), target varchar(256), "
+	"invocation_id varchar(64), record varchar(65535), started_at timestamp)";
+
+static int wh_history_put(struct state *st, const char *run, size_t len, struct sluice_err *err)
+{
+	struct wh_state *w = (struct wh_state *)st;
+	struct buf sql = BUF_INIT;
+	char now[32];
+	int rc = 0, tries;
+
+	if (len > RECORD_MAX)
+		return err_set(err, SLUICE_EIO, "state (warehouse): run history not saved: the record is %zu bytes, more "
+			       "than the %d sluice_meta.run_history.record holds", len, RECORD_MAX);
+	state_now_utc(now, 1);
+	buf_puts(&sql, "INSERT INTO sluice_meta.run_history (project, target, invocation_id, record, started_at) VALUES ");
+	{
+		const char *row[] = { w->base.project, w->base.target, w->base.invocation_id, run, now };
+		values_row(w, &sql, row, 5);
+	}
+	pthread_mutex_lock(&w->mu);
+	for (tries = 0; tries < 3; tries++) {
+		rc = w->conn->drv->exec(w->conn, history_table_sql, NULL, err);
+		if (!rc || !already_there(err))
+			break;
+	}
+	if (!rc)
+		rc = w->conn->drv->exec(w->conn, sql.s, NULL, err);
+	pthread_mutex_unlock(&w->mu);
+	buf_release(&sql);
+	if (rc)
+		err_prefix(err, "state (warehouse): run history not saved");
+	return rc;
+}
+
+static int history_row(void *ud, const struct sluice_row *row)
+{
+	json_t *j;
+
+	if (row->ncols < 1 || !row->values[0])
+		return 0;
+	/* a damaged row is left out: history is a report, not a decision */
+	if ((j = json_loadb(row->values[0], row->lens[0], 0, NULL)) && json_is_object(j))
+		json_array_append(ud, j);
+	json_decref(j);
+	return 0;
+}
+
+static int wh_history_load(struct state *st, int n, json_t *runs, struct sluice_err *err)
+{
+	struct wh_state *w = (struct wh_state *)st;
+	struct buf sql = BUF_INIT;
+	int rc;
+
+	/* invocation ids are UUIDv7: they sort by start time */
+	buf_puts(&sql, "SELECT record FROM sluice_meta.run_history WHERE ");
+	where_scope(w, &sql);
+	buf_printf(&sql, " ORDER BY invocation_id DESC LIMIT %d", n);
+	pthread_mutex_lock(&w->mu);
+	rc = w->conn->drv->query(w->conn, sql.s, history_row, runs, err);
+	pthread_mutex_unlock(&w->mu);
+	buf_release(&sql);
+	if (rc && !strcmp(err->sqlstate, "42P01")) {
+		/* no run has written history here yet */
+		memset(err, 0, sizeof(*err));
+		json_array_clear(runs);
+		return 0;
+	}
+	return rc ? db_error(err) : 0;
 }
 
 static int wh_finish(struct state *st, struct sluice_err *err)
@@ -406,6 +486,8 @@ const struct state_backend state_warehouse = {
 	.lock = wh_lock,
 	.load = wh_load,
 	.put = wh_put,
+	.history_put = wh_history_put,
+	.history_load = wh_history_load,
 	.finish = wh_finish,
 	.close = wh_close,
 };

@@ -141,6 +141,11 @@ int state_lock(struct state *st, int wait_seconds, struct sluice_err *err)
 	return rc;
 }
 
+int state_is_locked(const struct state *st)
+{
+	return st && st->locked;
+}
+
 int state_load(struct state *st, struct arena *a, struct val *records, struct sluice_err *err)
 {
 	*records = val_dict_new();
@@ -166,6 +171,39 @@ int state_put(struct state *st, const char *unique_id, const struct val *record,
 		return err_set(err, SLUICE_EIO, "state: cannot serialise the record for %s", unique_id);
 	rc = st->be->put(st, unique_id, text, strlen(text), err);
 	free(text);
+	return rc;
+}
+
+int state_history_put(struct state *st, const struct val *run, struct sluice_err *err)
+{
+	json_t *j;
+	char *text;
+	int rc;
+
+	if (!st->be->history_put)
+		return err_set(err, SLUICE_ENOTSUP, "state (%s): keeps no history", st->be->name);
+	if (!st->locked)
+		return err_set(err, SLUICE_EUSAGE, "state (%s): history put without holding the state lock (internal error)",
+			       st->be->name);
+	j = json_from_val_new(run);
+	text = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (!text)
+		return err_set(err, SLUICE_EIO, "state (%s): cannot serialise the run's history record", st->be->name);
+	rc = st->be->history_put(st, text, strlen(text), err);
+	free(text);
+	return rc;
+}
+
+int state_history_load(struct state *st, int n, struct arena *a, struct val *runs, struct sluice_err *err)
+{
+	json_t *j = json_array();
+	int rc = 0;
+
+	if (st->be->history_load && n > 0)
+		rc = st->be->history_load(st, n, j, err);
+	*runs = rc ? val_list_new() : json_to_val(a, j);
+	json_decref(j);
 	return rc;
 }
 

@@ -11,7 +11,8 @@
  *   ("success" | "error"), finished_at (epoch s), duration (s), rows,
  *   invocation_id, relation, relation_version, output_checksum,
  *   effective_fingerprint; for shell models inputs and outputs
- *   {path: {size, mtime_ns, hash}} (fileset.h).
+ *   {path: {size, mtime_ns, hash}} (fileset.h); who built it, for blame:
+ *   user, user_source, git_commit (null outside a repository), git_dirty.
  *
  * Concurrency: one run at a time holds the state's lock; state_put is
  * thread-safe (workers call it as nodes finish) and durable when it
@@ -64,6 +65,9 @@ int state_open(struct state **out, const struct state_opts *o, struct sluice_err
  */
 int state_lock(struct state *st, int wait_seconds, struct sluice_err *err);
 
+/* Whether this process holds the run lock (state_lock succeeded). */
+int state_is_locked(const struct state *st);
+
 /* All records of this project and target: a dict unique_id -> record, allocated in a. */
 int state_load(struct state *st, struct arena *a, struct val *records, struct sluice_err *err);
 
@@ -73,6 +77,22 @@ int state_load(struct state *st, struct arena *a, struct val *records, struct sl
  * without it, SLUICE_EUSAGE.
  */
 int state_put(struct state *st, const char *unique_id, const struct val *record, struct sluice_err *err);
+
+/*
+ * History: one record per run (a dict: invocation_id, started_at,
+ * elapsed_time, user, command, status, exit_status, counts; see
+ * history.h), appended at the end of the run. Needs the lock, like put;
+ * durable on return. A backend that keeps no history: SLUICE_ENOTSUP.
+ */
+int state_history_put(struct state *st, const struct val *run, struct sluice_err *err);
+/*
+ * The last n runs of this project and target, newest first, as a list of
+ * dicts allocated in a. No lock needed (a fresh worker reads it). State
+ * written before history existed has none: an empty list.
+ */
+int state_history_load(struct state *st, int n, struct arena *a, struct val *runs, struct sluice_err *err);
+/* How many runs the s3:// backend keeps (local and warehouse keep all). */
+#define STATE_HISTORY_KEEP 200
 
 /*
  * End of run: compact what put wrote (local: journal into one file).
@@ -113,6 +133,13 @@ struct state_backend {
 	 */
 	int (*put)(struct state *st, const char *unique_id, const char *record, size_t len,
 		   struct sluice_err *err);
+	/*
+	 * Append one run's record (compact JSON text of an object), under
+	 * the lock; NULL: no history. history_load fills runs (an empty
+	 * array) with at most n records, newest first, lock or not.
+	 */
+	int (*history_put)(struct state *st, const char *run, size_t len, struct sluice_err *err);
+	int (*history_load)(struct state *st, int n, json_t *runs, struct sluice_err *err);
 	/* Called only under the lock, with no put running. */
 	int (*finish)(struct state *st, struct sluice_err *err);
 	/* Release the lock if held and free the instance (not NULL). */

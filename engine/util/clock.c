@@ -1,5 +1,7 @@
-/* clock.c: CLOCK_MONOTONIC as seconds; see clock.h. */
+/* clock.c: CLOCK_MONOTONIC as seconds, sleeping, and the wall clock; see clock.h. */
 #include <errno.h>
+#include <stdio.h>
+#include <sys/time.h>
 #include <time.h>
 #include "clock.h"
 
@@ -17,4 +19,23 @@ void sleep_ms(long ms)
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
+}
+
+double now_seconds(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (double)tv.tv_sec + tv.tv_usec / 1e6;
+}
+
+void format_iso_time(double t, char *out, size_t n)
+{
+	time_t secs = (time_t)t;
+	struct tm tm;
+	char base[32];
+
+	gmtime_r(&secs, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out, n, "%s.%06dZ", base, (int)((t - (double)secs) * 1e6));
 }

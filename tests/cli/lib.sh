@@ -210,6 +210,17 @@ model() {
 	printf '%s\n' "$2" >"$d/$1.sql"
 }
 
+# sources_yml SOURCE TABLE...: models/sources.yml declaring those tables of SOURCE.
+sources_yml() {
+	_src=$1
+	shift
+	mkdir -p models
+	printf 'version: 2\nsources:\n  - name: %s\n    tables:\n' "$_src" >models/sources.yml
+	for _t in "$@"; do
+		printf '      - name: %s\n' "$_t" >>models/sources.yml
+	done
+}
+
 # wait_until SECONDS COMMAND...: poll COMMAND every 0.1 s until it succeeds;
 # fails when it has not after SECONDS. What t_noted sees fail in a poll is
 # not noted: a poll may fail until it does not.

@@ -863,6 +863,72 @@ static void test_local_needs_lock_to_put(void **unused)
 	arena_release(&a);
 }
 
+/* ---- run history ------------------------------------------------------ */
+
+static void history_put_ok(struct state *st, struct arena *a, const char *id, int n)
+{
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct val r = val_dict_new();
+
+	val_dict_set(a, &r, "invocation_id", val_str(arena_strdup(a, id)));
+	val_dict_set(a, &r, "built", val_num(n));
+	val_dict_set(a, &r, "command", val_str("sluice run -s 'x' \"y\""));
+	if (state_history_put(st, &r, &err))
+		fail_msg("state_history_put %s: %s", id, err.msg);
+}
+
+/* The invocation ids of the last n runs, newest first, space-separated. */
+static void history_ids(struct state *st, struct arena *a, int n, struct buf *out)
+{
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct val runs;
+	size_t i;
+
+	buf_reset(out);
+	if (state_history_load(st, n, a, &runs, &err))
+		fail_msg("state_history_load: %s", err.msg);
+	assert_int_equal(runs.kind, V_LIST);
+	for (i = 0; i < runs.u.list.n; i++)
+		buf_printf(out, "%s%s", i ? " " : "", val_get_str(&runs.u.list.items[i], "invocation_id", "?"));
+}
+
+static void test_local_history(void **unused)
+{
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct arena a = ARENA_INIT;
+	struct state *st = open_local("dev");
+	struct buf ids = BUF_INIT;
+	struct val r = val_dict_new();
+
+	(void)unused;
+	/* old state: no history, not an error */
+	history_ids(st, &a, 50, &ids);
+	assert_string_equal(ids.s, "");
+	/* like a record, history needs the lock */
+	assert_int_equal(state_history_put(st, &r, &err), SLUICE_EUSAGE);
+	lock_ok(st);
+	history_put_ok(st, &a, "run-1", 1);
+	history_put_ok(st, &a, "run-2", 2);
+	history_put_ok(st, &a, "run-3", 3);
+	history_ids(st, &a, 2, &ids);
+	assert_string_equal(ids.s, "run-3 run-2");
+	state_close(st);
+	/* a run killed mid-write leaves a torn line: ignored, and the next append starts afresh */
+	append_file("dev.history", "{\"invocation_id\":\"run-4\",\"bui");
+	st = open_local("dev");
+	history_ids(st, &a, 50, &ids);
+	assert_string_equal(ids.s, "run-3 run-2 run-1");
+	lock_ok(st);
+	history_put_ok(st, &a, "run-5", 5);
+	history_ids(st, &a, 50, &ids);
+	assert_string_equal(ids.s, "run-5 run-3 run-2 run-1");
+	/* history is not a node record: the snapshot does not change */
+	assert_false(state_file_exists("dev.json"));
+	state_close(st);
+	buf_release(&ids);
+	arena_release(&a);
+}
+
 static void test_local_targets_apart(void **unused)
 {
 	struct arena a = ARENA_INIT;
@@ -1105,6 +1171,53 @@ static void test_wh_fresh_machine(void **unused)
 	arena_release(&a);
 }
 
+/* One run of a worker: open, lock, write its history record, close. */
+static void wh_history_run(const char *project, const char *id, struct arena *a)
+{
+	struct state_opts o = wh_opts(project, "prod");
+	struct state *st;
+
+	o.invocation_id = id;
+	need_pg();
+	st = open_ok(&o);
+	lock_ok(st);
+	history_put_ok(st, a, id, 1);
+	state_close(st);
+}
+
+static void test_wh_history(void **unused)
+{
+	struct arena a = ARENA_INIT;
+	struct sluice_conn *c;
+	struct state *st;
+	struct buf ids = BUF_INIT;
+
+	(void)unused;
+	need_pg();
+	c = admin_connect(&a, pg_db);
+	sql_ok(c, "DROP SCHEMA IF EXISTS sluice_meta CASCADE");
+	/* a schema without run_history (an older sluice, or prepared by hand): no history, no error */
+	st = open_wh("p_hist", "prod");
+	history_ids(st, &a, 50, &ids);
+	assert_string_equal(ids.s, "");
+	state_close(st);
+	/* three runs on three workers; ids are UUIDv7 in real runs, ordered like these */
+	wh_history_run("p_hist", "01a2-0001", &a);
+	wh_history_run("p_hist", "01a2-0002", &a);
+	wh_history_run("p_hist", "01a2-0003", &a);
+	wh_history_run("p_other", "01a2-0004", &a);
+	/* a fresh worker reads them, newest first, only its project's */
+	st = open_wh("p_hist", "prod");
+	history_ids(st, &a, 2, &ids);
+	assert_string_equal(ids.s, "01a2-0003 01a2-0002");
+	history_ids(st, &a, 50, &ids);
+	assert_string_equal(ids.s, "01a2-0003 01a2-0002 01a2-0001");
+	state_close(st);
+	c->drv->close(c);
+	buf_release(&ids);
+	arena_release(&a);
+}
+
 static void test_wh_lock_conflict(void **unused)
 {
 	struct sluice_err err = SLUICE_ERR_INIT;
@@ -1341,10 +1454,12 @@ int main(void)
 		LOCAL(test_local_killed_holder),
 		LOCAL(test_local_needs_lock_to_put),
 		LOCAL(test_local_targets_apart),
+		LOCAL(test_local_history),
 		LOCAL(test_specs),
 		LOCAL(test_wh_tables_created),
 		LOCAL(test_wh_round_trip),
 		LOCAL(test_wh_fresh_machine),
+		LOCAL(test_wh_history),
 		LOCAL(test_wh_lock_conflict),
 		LOCAL(test_wh_killed_holder),
 		LOCAL(test_wh_targets_apart),

@@ -533,6 +533,72 @@ static void test_needs_lock_to_put(void **unused)
 	arena_release(&a);
 }
 
+/* One run of a worker: open with id, lock, write its history record, release. */
+static void history_run(const char *id, struct arena *a)
+{
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct state *st = open_with("dev", id, 0, 0);
+	struct val r = val_dict_new();
+
+	lock_ok(st);
+	val_dict_set(a, &r, "invocation_id", val_str(arena_strdup(a, id)));
+	if (state_history_put(st, &r, &err))
+		fail_msg("state_history_put: %s", err.msg);
+	state_close(st);
+}
+
+static void test_history(void **unused)
+{
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct arena a = ARENA_INIT;
+	struct state *st = open_st();
+	struct val runs;
+	char id[32];
+	int i;
+
+	(void)unused;
+	/* no history.json yet: none, not an error */
+	assert_int_equal(state_history_load(st, 50, &a, &runs, &err), 0);
+	assert_int_equal(runs.u.list.n, 0);
+	state_close(st);
+	for (i = 1; i <= STATE_HISTORY_KEEP + 2; i++) {
+		snprintf(id, sizeof(id), "run-%03d", i);
+		history_run(id, &a);
+	}
+	/* a fresh worker reads it newest first; the oldest beyond what is kept are gone */
+	st = open_with("dev", "reader", 0, 0);
+	assert_int_equal(state_history_load(st, 2, &a, &runs, &err), 0);
+	assert_int_equal(runs.u.list.n, 2);
+	snprintf(id, sizeof(id), "run-%03d", STATE_HISTORY_KEEP + 2);
+	assert_string_equal(val_get_str(&runs.u.list.items[0], "invocation_id", ""), id);
+	assert_int_equal(state_history_load(st, 1000, &a, &runs, &err), 0);
+	assert_int_equal(runs.u.list.n, STATE_HISTORY_KEEP);
+	assert_string_equal(val_get_str(&runs.u.list.items[STATE_HISTORY_KEEP - 1], "invocation_id", ""), "run-003");
+	assert_string_equal(obj_str("history.json", "project"), "proj");
+	state_close(st);
+	/* a damaged history.json is named, and not replaced by a run's shorter one */
+	{
+		char *path = obj_path("history.json");
+		const char *damaged = "{\"runs\": 7}";
+		assert_int_equal(fs_write_file(path, damaged, strlen(damaged), &err), 0);
+		free(path);
+	}
+	st = open_with("dev", "reader2", 0, 0);
+	lock_ok(st);
+	assert_int_not_equal(state_history_load(st, 5, &a, &runs, &err), 0);
+	assert_contains(err.msg, "prefix/proj/dev/history.json: not a run history");
+	memset(&err, 0, sizeof(err));
+	{
+		struct val r = val_dict_new();
+		val_dict_set(&a, &r, "invocation_id", val_str("reader2"));
+		assert_int_not_equal(state_history_put(st, &r, &err), 0);
+	}
+	assert_contains(err.msg, "run history not saved");
+	assert_int_equal(obj_int("history.json", "runs"), 7);
+	state_close(st);
+	arena_release(&a);
+}
+
 static void test_targets_apart(void **unused)
 {
 	struct arena a = ARENA_INIT;
@@ -1092,6 +1158,7 @@ int main(void)
 		T(test_finish_reads_back_only_others_puts),
 		T(test_needs_lock_to_put),
 		T(test_targets_apart),
+		T(test_history),
 		T(test_leftover_journal_is_loaded_and_generations_pass_it),
 		T(test_damaged_objects_are_named),
 		T(test_load_during_compaction),
