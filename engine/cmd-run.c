@@ -31,6 +31,8 @@ int cmd_run(int argc, char **argv)
 	if (artifacts_write_run_results(&b, "run", &aerr))
 		ui_error("%s", aerr.msg);
 	build_summary(&b, now_seconds() - s.started_at);
+	if (!aerr.code && cmd_report_run(&s) && !rc)
+		rc = SLUICE_EDB;   /* reported: exit 1 */
 out_build:
 	build_release(&b);
 out:

@@ -8,6 +8,7 @@
  */
 #include <signal.h>
 #include "cmd.h"
+#include "report.h"
 #include "session.h"
 #include "ui.h"
 
@@ -46,4 +47,29 @@ void cmd_close(struct cli *cli, struct session *s)
 {
 	session_close(s);
 	cli_release(cli);
+}
+
+int cmd_report_run(struct session *s)
+{
+	const struct project *p = &s->project;
+	const char *dest = s->cli->report_to ? s->cli->report_to : val_get_str(&p->raw, "report", NULL);
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct buf where = BUF_INIT;
+	int rc;
+
+	if ((rc = report_write(p->target_path, &err))) {
+		ui_error("%s", err.msg);
+		return -1;
+	}
+	ui_info("report: %s/report.html", p->target_path);
+	if (!dest || !*dest)
+		return 0;
+	rc = report_publish(p->target_path, dest, p->dir,
+			    p->target.nconns ? val_get(&p->target.conns[0].settings, "s3") : NULL, &where, &err);
+	if (rc)
+		ui_error("%s", err.msg);
+	else
+		ui_info("published: %s", where.s);
+	buf_release(&where);
+	return rc ? -1 : 0;
 }

@@ -33,6 +33,15 @@ int cmd_nodes_exit(int rc, int signo, const struct sluice_err *err);
 struct cli;
 struct session;
 /*
+ * The end of run, build and test, whatever happened: write
+ * target/report.html from the artifacts, and publish it where --report-to
+ * or sluice.yml's `report:` says. Prints one line for each. Returns 0, or
+ * -1 when either failed (the error is printed): the run's own exit code
+ * stands, but a run that succeeded then exits 1.
+ */
+int cmd_report_run(struct session *s);
+int cmd_report(int argc, char **argv);
+/*
  * The start every project command shares: parse the flags (extra: more
  * accepted flags, or NULL), set up output, load the project and select.
  * Returns 0, or the exit code after printing the error (nothing is then

@@ -27,6 +27,7 @@ static const struct cmd_entry commands[] = {
 	{ "compile", cmd_compile, "render models to target/compiled and their statements to target/run" },
 	{ "ls", cmd_ls, "list the selected nodes" },
 	{ "show", cmd_show, "print a model's rows (--limit N, --format table|csv|json)" },
+	{ "report", cmd_report, "rebuild target/report.html from target/ (--open: show it)" },
 	{ "debug", cmd_debug, "check the project, the profile and every connection" },
 	{ "sources", cmd_sources, "instrument|uninstrument|versions: source change detection" },
 	{ "embedded", cmd_embedded, "start|stop|status|env of the embedded PostgreSQL" },
@@ -53,6 +54,7 @@ static int cmd_help(int argc, char **argv)
 	       "  --full-refresh        rebuild incremental models from scratch\n"
 	       "  --force               rebuild even what is up to date\n"
 	       "  --wait-lock SECONDS   wait for another run holding the state lock\n"
+	       "  --report-to DEST      run, build, test: publish the report to s3://bucket/prefix or a directory\n"
 	       "  --log-format text|json\n"
 	       "  --version\n"
 	       "\nexit codes: 0 ok, 1 a node failed, 2 usage or project error, 3 connection error,\n"

@@ -82,6 +82,7 @@ int cli_parse(struct cli *cli, int argc, char **argv, const char *const *extra, 
 		VALUE("-o", cli->output)
 		VALUE("--resource-type", cli->resource_type)
 		VALUE("--format", cli->format)
+		VALUE("--report-to", cli->report_to)
 #undef VALUE
 		if (!strcmp(a, "-s") || !strcmp(a, "--select") || !strcmp(a, "-m") || !strcmp(a, "--models") ||
 		    !strcmp(a, "--exclude")) {
