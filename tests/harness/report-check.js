@@ -83,8 +83,12 @@ function pageFacts() {
 		b.dispatchEvent(new MouseEvent("click", { bubbles: true }));
 		reasons[b.getAttribute("data-test")] = Array.from(document.querySelectorAll("#panel ul.reasons li:not(.muted)")).map((li) => li.textContent);
 	});
+	const rows = (id) => document.querySelectorAll("#" + id + " table tr").length - 1;
 	return { boxes, badges, reasons, ready_ms: +document.body.dataset.readyMs, title: document.title,
-		history: document.getElementById("history").textContent.slice(0, 200) };
+		history_rows: Math.max(0, rows("history")), history_bars: document.querySelectorAll("#history-chart rect").length,
+		history_text: document.getElementById("history").textContent.slice(0, 100),
+		source_rows: Math.max(0, rows("sources")), changed: document.querySelectorAll("#sources .changed").length,
+		links: Array.from(document.querySelectorAll("a[href]")).map((a) => a.getAttribute("href")) };
 }
 
 async function main() {
@@ -133,7 +137,9 @@ async function main() {
 	await Promise.race([exited, sleep(5000)]);
 	try { fs.rmSync(profile, { recursive: true, force: true }); } catch (e) { /* a straggling child: tmp is cleaned later */ }
 	console.log(JSON.stringify({ ready_ms: facts.ready_ms, requests: requests.length, nodes: Object.keys(facts.boxes).length,
-		tests: Object.keys(facts.badges).length, title: facts.title }));
+		tests: Object.keys(facts.badges).length, title: facts.title, history_rows: facts.history_rows,
+		history_bars: facts.history_bars, history_text: facts.history_text, source_rows: facts.source_rows,
+		sources_changed: facts.changed, links: facts.links }));
 	if (problems.length) fail(problems.join("\n"));
 	process.exit(0);
 }
