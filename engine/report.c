@@ -83,10 +83,13 @@ static json_t *file_text_new(const char *path, size_t max, int tail)
 		}
 		len = tail ? len - off : max;
 	}
-	s = json_stringn_nocheck(b.s + off, len);
-	if (s && !json_string_value(s)[0] && len) {
-		json_decref(s);
-		s = NULL;
+	/* a log or a cut may hold bytes that are not UTF-8, which JSON cannot carry */
+	if (!(s = json_stringn(b.s + off, len))) {
+		size_t k;
+		for (k = off; k < off + len; k++)
+			if ((unsigned char)b.s[k] >= 0x80)
+				b.s[k] = '?';
+		s = json_stringn(b.s + off, len);
 	}
 out:
 	buf_release(&b);
@@ -269,12 +272,14 @@ static json_t *report_data_new(const char *target_dir, const json_t *rr, const j
 }
 
 /* The page with data embedded: every '<' in the JSON becomes \u003c, so no text in it can end the script. */
-static void report_render(const json_t *data, struct buf *out)
+static int report_render(const json_t *data, struct buf *out, struct sluice_err *err)
 {
 	const char *mark = strstr(report_page, REPORT_DATA_MARK);
 	char *js = json_dumps(data, JSON_COMPACT);
 	const char *p;
 
+	if (!js)
+		return err_set(err, SLUICE_EIO, "report: cannot serialise the run's data");
 	buf_add(out, report_page, (size_t)(mark - report_page));
 	buf_puts(out, "<script type=\"application/json\" id=\"sluice-data\">");
 	for (p = js; p && *p; p++)
@@ -285,6 +290,7 @@ static void report_render(const json_t *data, struct buf *out)
 	buf_puts(out, "</script>");
 	buf_puts(out, mark + strlen(REPORT_DATA_MARK));
 	free(js);
+	return 0;
 }
 
 int report_write(const char *target_dir, struct sluice_err *err)
@@ -299,9 +305,10 @@ int report_write(const char *target_dir, struct sluice_err *err)
 	manifest = load_artifact(target_dir, "manifest.json", 0, err);
 	history = load_artifact(target_dir, "history.json", 0, err);
 	data = report_data_new(target_dir, rr, manifest, history);
-	report_render(data, &page);
 	snprintf(path, sizeof(path), "%s/report.html", target_dir);
-	rc = fs_write_atomic(path, page.s, page.len, err);
+	rc = report_render(data, &page, err);
+	if (!rc)
+		rc = fs_write_atomic(path, page.s, page.len, err);
 	buf_release(&page);
 	json_decref(data);
 	json_decref(history);

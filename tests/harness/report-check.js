@@ -6,6 +6,8 @@
 //
 //   node report-check.js REPORT.html [--results run_results.json]
 //        [--manifest manifest.json] [--screenshot out.png] [--timeout S]
+//        [--ungroup 1]   (then also time drawing every node ungrouped: ungroup_ms)
+//        [--select NAME] (click that node before the screenshot: for docs/report.png)
 //
 // Always: waits until the page sets body[data-ready], records every
 // request the page makes (Network.requestWillBeSent) and fails when there
@@ -71,22 +73,24 @@ function send(method, params, sessionId) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // Runs in the page: what the reader sees, per node.
-function pageFacts() {
+function pageFacts(click) {
 	const boxes = {}, badges = {}, reasons = {};
 	document.querySelectorAll("#dag-svg g.nd[data-id]").forEach((g) => {
 		boxes[g.getAttribute("data-id")] = g.getAttribute("data-status");
+		if (!click) return;
 		g.dispatchEvent(new MouseEvent("click", { bubbles: true }));
 		reasons[g.getAttribute("data-id")] = Array.from(document.querySelectorAll("#panel ul.reasons li:not(.muted)")).map((li) => li.textContent);
 	});
 	document.querySelectorAll("#dag-svg [data-test]").forEach((b) => {
 		badges[b.getAttribute("data-test")] = b.getAttribute("data-status");
+		if (!click) return;
 		b.dispatchEvent(new MouseEvent("click", { bubbles: true }));
 		reasons[b.getAttribute("data-test")] = Array.from(document.querySelectorAll("#panel ul.reasons li:not(.muted)")).map((li) => li.textContent);
 	});
 	const rows = (id) => document.querySelectorAll("#" + id + " table tr").length - 1;
 	return { boxes, badges, reasons, ready_ms: +document.body.dataset.readyMs, title: document.title,
 		history_rows: Math.max(0, rows("history")), history_bars: document.querySelectorAll("#history-chart rect").length,
-		history_text: document.getElementById("history").textContent.slice(0, 100),
+		history_text: document.getElementById("history") ? document.getElementById("history").textContent.slice(0, 100) : null,
 		source_rows: Math.max(0, rows("sources")), changed: document.querySelectorAll("#sources .changed").length,
 		links: Array.from(document.querySelectorAll("a[href]")).map((a) => a.getAttribute("href")) };
 }
@@ -104,7 +108,17 @@ async function main() {
 		if (r.result.value === "1") break;
 		await sleep(25);
 	}
-	const facts = (await send("Runtime.evaluate", { expression: "(" + pageFacts.toString() + ")()", returnByValue: true }, sessionId)).result.value;
+	let ungroup_ms;
+	if (opt.ungroup) {
+		// what drawing every node, ungrouped, costs once the page is up
+		const expr = "(function () { var t = performance.now(), s = document.getElementById('group'); s.value = 'none';" +
+			" s.dispatchEvent(new Event('change')); return performance.now() - t; })()";
+		ungroup_ms = Math.round((await send("Runtime.evaluate", { expression: expr, returnByValue: true }, sessionId)).result.value);
+	}
+	await send("Performance.enable", {}, sessionId);
+	const metrics = (await send("Performance.getMetrics", {}, sessionId)).metrics;
+	const heap = metrics.find((m) => m.name === "JSHeapUsedSize");
+	const facts = (await send("Runtime.evaluate", { expression: "(" + pageFacts.toString() + ")(" + !!opt.results + ")", returnByValue: true }, sessionId)).result.value;
 	const problems = [];
 	const others = requests.filter((u) => u !== fileUrl);
 	if (others.length) problems.push("the page made requests besides the file: " + others.join(", "));
@@ -125,6 +139,12 @@ async function main() {
 			if (want !== got) problems.push(r.unique_id + ": reasons on the page " + got + ", in run_results.json " + want);
 		}
 	}
+	if (opt.select) {
+		const expr = "(function (n) { var g = Array.from(document.querySelectorAll('#dag-svg g.nd[data-id]')).find(function (e) {" +
+			" return e.getAttribute('data-id').split('.').pop() === n; }); if (g) g.dispatchEvent(new MouseEvent('click', { bubbles: true })); return !!g; })(" +
+			JSON.stringify(opt.select) + ")";
+		if (!(await send("Runtime.evaluate", { expression: expr, returnByValue: true }, sessionId)).result.value) problems.push("no node " + opt.select);
+	}
 	if (opt.screenshot) {
 		const shot = await send("Page.captureScreenshot", { format: "png" }, sessionId);
 		const png = Buffer.from(shot.data, "base64");
@@ -136,7 +156,8 @@ async function main() {
 	await send("Browser.close").catch(() => {});
 	await Promise.race([exited, sleep(5000)]);
 	try { fs.rmSync(profile, { recursive: true, force: true }); } catch (e) { /* a straggling child: tmp is cleaned later */ }
-	console.log(JSON.stringify({ ready_ms: facts.ready_ms, requests: requests.length, nodes: Object.keys(facts.boxes).length,
+	console.log(JSON.stringify({ ready_ms: facts.ready_ms, ungroup_ms, js_heap_mib: heap ? +(heap.value / 1048576).toFixed(1) : null,
+		requests: requests.length, nodes: Object.keys(facts.boxes).length,
 		tests: Object.keys(facts.badges).length, title: facts.title, history_rows: facts.history_rows,
 		history_bars: facts.history_bars, history_text: facts.history_text, source_rows: facts.source_rows,
 		sources_changed: facts.changed, links: facts.links }));
