@@ -239,6 +239,17 @@ else
 	ok "  s3rver holds both runs' pages and artifacts, and the index lists them newest first" t_s3
 fi
 
+t_source_changed() {
+	psql_q "insert into shop.orders values (4, 'cy')" >/dev/null || return 1
+	expect_exit 1 sluice build || return 1   # the not_null test still fails
+	expect_eq "source.proj.shop.orders query:4 query:3 true" \
+		"$(rr '.sources[] | "\(.unique_id) \(.version) \(.previous) \(.changed)"')" || return 1
+	[ -z "$HAVE_CHROMIUM" ] && return 0
+	browse || return 1
+	expect_eq 1 "$(jq -r .sources_changed "$T_DIR/facts.json")"
+}
+ok "a source that changed since the last run is marked changed, in run_results.json and on the page" t_source_changed
+
 # Ctrl-C: the page and the publication are still written
 gate_setup
 model slow "{{ config(materialized='table') }} select 1 as x where (select public.gate_wait()) = 1"
