@@ -139,6 +139,9 @@ int cli_parse(struct cli *cli, int argc, char **argv, const char *const *extra, 
 			return err_set(err, SLUICE_EUSAGE, "unknown option '%s' for '%s' (see sluice help)", a, argv[0]);
 		cli->args[cli->nargs++] = argv[i];
 	}
+	/* only the commands that end with a report publish it (cmd_report_run) */
+	if (cli->report_to && strcmp(argv[0], "run") && strcmp(argv[0], "build") && strcmp(argv[0], "test"))
+		return err_set(err, SLUICE_EUSAGE, "--report-to is for run, build and test, not '%s'", argv[0]);
 	if (cli->log_format && strcmp(cli->log_format, "text") && strcmp(cli->log_format, "json"))
 		return err_set(err, SLUICE_EUSAGE, "--log-format takes text or json, not '%s'", cli->log_format);
 	return 0;

@@ -195,6 +195,7 @@ t_open() {
 	expect_grep "^$P/target/report.html$" "$T_DIR/out"
 }
 ok "report --open without xdg-open prints the page's path" t_open
+ok "--report-to on a command that writes no report is refused (exit 2)" expect_exit 2 sluice ls --report-to "$PUB"
 
 t_bad_dest() {
 	touch "$T_DIR/afile" &&
