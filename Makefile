@@ -12,7 +12,7 @@ CC ?= cc
 PKGS := libpq odbc jansson libxxhash libcurl yaml-0.1 libcrypto zlib
 DEBS := libpq-dev unixodbc-dev odbc-postgresql libjansson-dev libxxhash-dev \
 	libcurl4-openssl-dev libyaml-dev postgresql postgresql-client libcmocka-dev \
-	pkg-config jq libssl-dev zlib1g-dev node=nodejs npm=npm curl=curl
+	pkg-config jq libssl-dev zlib1g-dev node=nodejs npm=npm curl=curl chromium
 SANITIZE ?=
 # One build directory per sanitizer set (build/std, build/address-undefined,
 # build/thread): their objects cannot be linked together.
@@ -47,7 +47,7 @@ endif
 
 LIB_SRC := $(sort $(wildcard engine/util/*.c engine/*.c connectors/*.c))
 LIB_SRC := $(filter-out engine/main.c,$(LIB_SRC))
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/engine/report-page.o
 UTIL_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard engine/util/*.c) engine/value.c)
 
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
@@ -69,6 +69,17 @@ $(BUILD)/libsluice.a: $(LIB_OBJ)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# The report's page (HTML, CSS, JavaScript: engine/report-page.html) as one
+# C string, report_page[], for engine/report.c. '?' is escaped so that no
+# trigraph can form.
+$(BUILD)/engine/report-page.c: engine/report-page.html
+	@mkdir -p $(dir $@)
+	{ echo 'const char report_page[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/?/\\?/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
+	  echo ';'; } >$@
+$(BUILD)/engine/report-page.o: $(BUILD)/engine/report-page.c
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 # Unit tests link only what they test, so one module's work in progress

@@ -131,6 +131,39 @@ static json_t *timing_new(const char *name, double start, double end)
 	return t;
 }
 
+/*
+ * Each source's version as this run read it, and as the last run that
+ * built one of its readers saw it (from that reader's state record):
+ * {unique_id, version, previous, changed}; changed is null when no reader
+ * was built before.
+ */
+static json_t *sources_json_new(const struct build *b)
+{
+	const struct manifest *m = &b->s->manifest;
+	json_t *list = json_array();
+	size_t i, k;
+
+	for (i = 0; i < m->n && i < b->versions.n; i++) {
+		const char *now = b->versions.version ? b->versions.version[i] : NULL, *prev = NULL;
+		json_t *o;
+		if (m->nodes[i].type != NODE_SOURCE || !now)
+			continue;
+		for (k = 0; k < m->dag->nchildren[i] && !prev; k++) {
+			const struct val *rec = build_prev_record(b, m->dag->children[i][k]);
+			const struct val *v = rec ? val_get(val_get(rec, "sources"), m->nodes[i].unique_id) : NULL;
+			if (v && v->kind == V_STR)
+				prev = v->u.str.s;
+		}
+		o = json_object();
+		json_object_set_new(o, "unique_id", json_string(m->nodes[i].unique_id));
+		json_object_set_new(o, "version", json_string(now));
+		json_object_set_new(o, "previous", prev ? json_string(prev) : json_null());
+		json_object_set_new(o, "changed", prev ? json_boolean(strcmp(prev, now) != 0) : json_null());
+		json_array_append_new(list, o);
+	}
+	return list;
+}
+
 int artifacts_write_run_results(const struct build *b, const char *command, int exit_status, struct sluice_err *err)
 {
 	static const char *const status_words[] = { "skipped", "success", "error", "skipped", "reused" };
@@ -192,6 +225,7 @@ int artifacts_write_run_results(const struct build *b, const char *command, int 
 		json_array_append_new(results, o);
 	}
 	json_object_set_new(root, "results", results);
+	json_object_set_new(root, "sources", sources_json_new(b));
 	snprintf(path, sizeof(path), "%s/run_results.json", s->project.target_path);
 	rc = json_write_file(root, path, err);
 	json_decref(root);

@@ -39,7 +39,8 @@ int cmd_build_like(int argc, char **argv, const char *which, unsigned what)
 		ui_warn("nothing to run: no %s selected", what & BUILD_MODELS ? "models or tests" : "tests");
 	rc = build_execute(&b, &err);
 out_build:
-	cmd_build_end(&b, which, rc, &err);
+	if (cmd_build_end(&b, which, rc, &err) && !rc)
+		rc = SLUICE_EDB;   /* the report failed: exit 1 */
 	build_release(&b);
 out:
 	cmd_close(&cli, &s);

@@ -30,7 +30,8 @@ int cmd_run(int argc, char **argv)
 		ui_warn("nothing to run: no models selected");
 	rc = build_execute(&b, &err);
 out_build:
-	cmd_build_end(&b, "run", rc, &err);
+	if (cmd_build_end(&b, "run", rc, &err) && !rc)
+		rc = SLUICE_EDB;   /* the report failed: exit 1 */
 	build_release(&b);
 out:
 	cmd_close(&cli, &s);

@@ -10,6 +10,7 @@
 #include "artifacts.h"
 #include "cmd.h"
 #include "history.h"
+#include "report.h"
 #include "session.h"
 #include "ui.h"
 
@@ -38,17 +39,21 @@ int cmd_nodes_exit(int rc, int signo, const struct sluice_err *err)
 	return cmd_exit_status(rc, signo, err);
 }
 
-void cmd_build_end(struct build *b, const char *which, int rc, const struct sluice_err *err)
+int cmd_build_end(struct build *b, const char *which, int rc, const struct sluice_err *err)
 {
 	struct sluice_err aerr = SLUICE_ERR_INIT;
 	int code = cmd_exit_status(rc, b->ex.signo, err);
 
-	if (b->executed) {
-		if (artifacts_write_run_results(b, which, code, &aerr))
-			ui_error("%s", aerr.msg);
-		build_summary(b, now_seconds() - b->s->started_at);
+	if (!b->executed) {
+		history_record(b, which, code);
+		return 0;
 	}
+	if (artifacts_write_run_results(b, which, code, &aerr))
+		ui_error("%s", aerr.msg);
+	build_summary(b, now_seconds() - b->s->started_at);
+	/* history first: the report shows it */
 	history_record(b, which, code);
+	return aerr.code ? 0 : cmd_report_run(b->s);
 }
 
 int cmd_open(int argc, char **argv, const char *const *extra, struct cli *cli, struct session *s)
@@ -69,4 +74,29 @@ void cmd_close(struct cli *cli, struct session *s)
 {
 	session_close(s);
 	cli_release(cli);
+}
+
+int cmd_report_run(struct session *s)
+{
+	const struct project *p = &s->project;
+	const char *dest = s->cli->report_to ? s->cli->report_to : val_get_str(&p->raw, "report", NULL);
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct buf where = BUF_INIT;
+	int rc;
+
+	if ((rc = report_write(p->target_path, &err))) {
+		ui_error("%s", err.msg);
+		return -1;
+	}
+	ui_info("report: %s/report.html", p->target_path);
+	if (!dest || !*dest)
+		return 0;
+	rc = report_publish(p->target_path, dest, p->dir,
+			    p->target.nconns ? val_get(&p->target.conns[0].settings, "s3") : NULL, &where, &err);
+	if (rc)
+		ui_error("%s", err.msg);
+	else
+		ui_info("published: %s", where.s);
+	buf_release(&where);
+	return rc ? -1 : 0;
 }

@@ -38,12 +38,23 @@ struct build;
 /*
  * The end run, build and test share, failed or not: run_results.json
  * (with the exit status) and the summary when the nodes were executed,
- * then the run's history (state and target/history.json).
+ * the run's history (state and target/history.json), then the report
+ * (cmd_report_run). Returns what cmd_report_run returns, 0 when there
+ * was no report to write.
  */
-void cmd_build_end(struct build *b, const char *which, int rc, const struct sluice_err *err);
+int cmd_build_end(struct build *b, const char *which, int rc, const struct sluice_err *err);
 
 struct cli;
 struct session;
+/*
+ * The end of run, build and test, whatever happened: write
+ * target/report.html from the artifacts, and publish it where --report-to
+ * or sluice.yml's `report:` says. Prints one line for each. Returns 0, or
+ * -1 when either failed (the error is printed): the run's own exit code
+ * stands, but a run that succeeded then exits 1.
+ */
+int cmd_report_run(struct session *s);
+int cmd_report(int argc, char **argv);
 /*
  * The start every project command shares: parse the flags (extra: more
  * accepted flags, or NULL), set up output, load the project and select.

@@ -29,6 +29,7 @@ static const struct cmd_entry commands[] = {
 	{ "blame", cmd_blame, "which run built a relation as it is now: who, when, from what (--format json)" },
 	{ "graph", cmd_graph, "print the DAG of the selected nodes (--format dot|mermaid|json)" },
 	{ "show", cmd_show, "print a model's rows (--limit N, --format table|csv|json)" },
+	{ "report", cmd_report, "rebuild target/report.html from target/ (--open: show it)" },
 	{ "debug", cmd_debug, "check the project, the profile and every connection" },
 	{ "sources", cmd_sources, "instrument|uninstrument|versions: source change detection" },
 	{ "embedded", cmd_embedded, "start|stop|status|env of the embedded PostgreSQL" },
@@ -55,6 +56,7 @@ static int cmd_help(int argc, char **argv)
 	       "  --full-refresh        rebuild incremental models from scratch\n"
 	       "  --force               rebuild even what is up to date\n"
 	       "  --wait-lock SECONDS   wait for another run holding the state lock\n"
+	       "  --report-to DEST      run, build, test: publish the report to s3://bucket/prefix or a directory\n"
 	       "  --log-format text|json\n"
 	       "  --version\n"
 	       "\nexit codes: 0 ok, 1 a node failed, 2 usage or project error, 3 connection error,\n"

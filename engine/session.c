@@ -64,6 +64,7 @@ int cli_parse(struct cli *cli, int argc, char **argv, const char *const *extra, 
 		VALUE("-o", cli->output)
 		VALUE("--resource-type", cli->resource_type)
 		VALUE("--format", cli->format)
+		VALUE("--report-to", cli->report_to)
 #undef VALUE
 		if (!strcmp(a, "-s") || !strcmp(a, "--select") || !strcmp(a, "-m") || !strcmp(a, "--models") ||
 		    !strcmp(a, "--exclude")) {
@@ -120,6 +121,9 @@ int cli_parse(struct cli *cli, int argc, char **argv, const char *const *extra, 
 			return err_set(err, SLUICE_EUSAGE, "unknown option '%s' for '%s' (see sluice help)", a, argv[0]);
 		cli->args[cli->nargs++] = argv[i];
 	}
+	/* only the commands that end with a report publish it (cmd_report_run) */
+	if (cli->report_to && strcmp(argv[0], "run") && strcmp(argv[0], "build") && strcmp(argv[0], "test"))
+		return err_set(err, SLUICE_EUSAGE, "--report-to is for run, build and test, not '%s'", argv[0]);
 	if (cli->log_format && strcmp(cli->log_format, "text") && strcmp(cli->log_format, "json"))
 		return err_set(err, SLUICE_EUSAGE, "--log-format takes text or json, not '%s'", cli->log_format);
 	return 0;

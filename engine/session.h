@@ -23,6 +23,7 @@ struct cli {
 	int force;                         /* --force: rebuild even what is up to date */
 	int wait_lock;                     /* --wait-lock SECONDS; -1: fail at once */
 	const char *format;                /* plan: text | json */
+	const char *report_to;             /* run, build, test: --report-to DEST (report.h) */
 	int threads;                       /* 0: from the profile */
 	int no_compile_write;
 	char **args;                       /* positional arguments left over */

@@ -94,3 +94,6 @@ sh "$top/tests/bench/odbc.sh"
 # ---- issue 6: data tests, one shared scan against one query per test ----
 echo
 sh "$top/tests/bench/datatests.sh"
+# ---- issue 12: the run report at 10,000 models, in Chromium ----
+echo
+sh "$top/tests/bench/report.sh"

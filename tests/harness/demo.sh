@@ -33,3 +33,6 @@ psql -X -d clinic -c 'select trial_name, drug, treatments, responded, stable, pr
 echo
 echo "== what the shell model exported (target/files/trial_outcomes.csv) =="
 head -n 4 target/files/trial_outcomes.csv
+echo
+echo "== the report of the last build: the DAG, why each node ran, the timeline, the failing rows =="
+echo "report: $(pwd)/target/report.html   (./sluice report --open opens it)"

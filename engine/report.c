@@ -1,0 +1,542 @@
+/*
+ * report.c: target/report.html from the artifacts in target/, and its
+ * publication (see report.h and docs/report.md).
+ *
+ * The C side only gathers: it reads the artifacts, joins each node's
+ * manifest entry with its result, its statements and its log tail, and
+ * embeds that as one compact JSON document in the page; the page's
+ * JavaScript lays out and draws everything, so the file stays small.
+ * Jansson: json_object_set_new steals, json_object_get borrows.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <jansson.h>
+#include "../connectors/objstore.h"
+#include "report.h"
+#include "util/fs.h"
+
+/* engine/report-page.html, made into a C string by the Makefile. */
+extern const char report_page[];
+
+#define REPORT_DATA_MARK "<!--SLUICE-DATA-->"
+#define REPORT_TEXT_MAX (64 * 1024)   /* statements shown per node */
+#define REPORT_LOG_MAX (8 * 1024)     /* the tail of a shell model's log */
+
+/* The artifact at path, or NULL when it is missing (or unreadable: required says whether that is an error). */
+static json_t *load_artifact(const char *dir, const char *name, int required, struct sluice_err *err)
+{
+	char path[PATH_MAX];
+	json_error_t je;
+	json_t *j;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (!fs_exists(path)) {
+		if (required)
+			err_set(err, SLUICE_EUSAGE, "%s: no such file (run sluice run, build or test first)", path);
+		return NULL;
+	}
+	j = json_load_file(path, 0, &je);
+	if (!j && required)
+		err_set(err, SLUICE_EUSAGE, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+	return j;
+}
+
+/* "2026-12-02T13:27:27.123456Z" -> epoch seconds; 0 when unreadable. */
+static double iso_seconds(const char *s)
+{
+	struct tm tm = { 0 };
+	double frac = 0;
+	int n = 0;
+
+	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+			 &tm.tm_min, &tm.tm_sec, &n) != 6)
+		return 0;
+	if (s[n] == '.')
+		frac = strtod(s + n, NULL);
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (double)timegm(&tm) + frac;
+}
+
+/*
+ * The file's text as a JSON string, at most max bytes (its tail when
+ * tail, else its head), or NULL when there is no such file.
+ */
+static json_t *file_text_new(const char *path, size_t max, int tail)
+{
+	struct buf b = BUF_INIT;
+	struct sluice_err e = SLUICE_ERR_INIT;
+	json_t *s = NULL;
+	size_t off = 0, len;
+
+	if (!fs_exists(path) || fs_read_file(path, &b, &e))
+		goto out;
+	len = b.len;
+	if (len > max) {
+		if (tail) {
+			off = len - max;
+			while (off < len && b.s[off - 1] != '\n')   /* start at a whole line */
+				off++;
+		}
+		len = tail ? len - off : max;
+	}
+	/* a log or a cut may hold bytes that are not UTF-8, which JSON cannot carry */
+	if (!(s = json_stringn(b.s + off, len))) {
+		size_t k;
+		for (k = off; k < off + len; k++)
+			if ((unsigned char)b.s[k] >= 0x80)
+				b.s[k] = '?';
+		s = json_stringn(b.s + off, len);
+	}
+out:
+	buf_release(&b);
+	return s;
+}
+
+static void set_if(json_t *o, const char *key, json_t *v)
+{
+	if (v && !json_is_null(v))
+		json_object_set(o, key, v);
+}
+
+/* The node's start and end within the run, from timing[]'s execute (else compile) entry. */
+static void add_times(json_t *o, const json_t *timing, double t0)
+{
+	const json_t *t, *best = NULL;
+	size_t i;
+
+	json_array_foreach(timing, i, t)
+		if (!best || !strcmp(json_string_value(json_object_get(t, "name")), "execute"))
+			best = t;
+	if (!best)
+		return;
+	json_object_set_new(o, "b", json_real(iso_seconds(json_string_value(json_object_get(best, "started_at"))) - t0));
+	json_object_set_new(o, "e", json_real(iso_seconds(json_string_value(json_object_get(best, "completed_at"))) - t0));
+}
+
+/* The earliest start in any result's timing: time 0 of the timeline. */
+static double run_start(const json_t *results)
+{
+	const json_t *r, *t;
+	double t0 = 0, v;
+	size_t i, k;
+
+	json_array_foreach(results, i, r)
+		json_array_foreach(json_object_get(r, "timing"), k, t) {
+			v = iso_seconds(json_string_value(json_object_get(t, "started_at")));
+			if (v && (!t0 || v < t0))
+				t0 = v;
+		}
+	return t0;
+}
+
+/* What the node sent: target/run/<path> for models, the compiled test for tests. */
+static json_t *statements_new(const char *target_dir, const json_t *mn)
+{
+	const char *path = json_string_value(json_object_get(mn, "path"));
+	const char *type = json_string_value(json_object_get(mn, "resource_type"));
+	char f[PATH_MAX];
+	json_t *s;
+
+	if (!path || !type)
+		return NULL;
+	if (!strcmp(type, "model")) {
+		snprintf(f, sizeof(f), "%s/run/%s", target_dir, path);
+		return file_text_new(f, REPORT_TEXT_MAX, 0);
+	}
+	snprintf(f, sizeof(f), "%s/compiled/%s/%s.sql", target_dir, path,
+		 json_string_value(json_object_get(mn, "name")));
+	if ((s = file_text_new(f, REPORT_TEXT_MAX, 0)))
+		return s;
+	snprintf(f, sizeof(f), "%s/compiled/%s", target_dir, path);
+	return file_text_new(f, REPORT_TEXT_MAX, 0);
+}
+
+/* The page's short key for an artifact's key (docs/report.md): a page may hold 10,000 nodes. */
+struct key_map {
+	const char *to, *from;
+};
+
+static const struct key_map from_manifest[] = {
+	{ "id", "unique_id" }, { "n", "name" }, { "k", "resource_type" }, { "m", "materialized" },
+	{ "p", "path" }, { "src", "source_name" }, { "rel", "relation_name" }, { NULL, NULL },
+};
+
+static const struct key_map from_result[] = {
+	{ "s", "status" }, { "r", "reasons" }, { "t", "execution_time" }, { "msg", "message" },
+	{ "sq", "sqlstate" }, { "fp", "fingerprint" }, { "f", "failures" }, { "v", "validations" },
+	{ NULL, NULL },
+};
+
+static void copy_keys(json_t *o, const json_t *from, const struct key_map *k)
+{
+	for (; k->to; k++)
+		set_if(o, k->to, json_object_get(from, k->from));
+}
+
+/* One node of the page: short keys, since a page may hold 10,000 of them (docs/report.md). */
+static json_t *node_new(const char *target_dir, const json_t *mn, const json_t *res, const json_t *index, double t0)
+{
+	json_t *o = json_object(), *deps = json_array(), *v;
+	const json_t *d;
+	const char *name = json_string_value(json_object_get(mn, "name"));
+	char f[PATH_MAX];
+	size_t i;
+
+	copy_keys(o, mn, from_manifest);
+	if (json_array_size(json_object_get(mn, "tags")))
+		json_object_set(o, "g", json_object_get(mn, "tags"));
+	json_array_foreach(json_object_get(json_object_get(mn, "depends_on"), "nodes"), i, d)
+		if ((v = json_object_get(index, json_string_value(d))))
+			json_array_append(deps, v);
+	json_object_set_new(o, "d", deps);
+	if ((v = json_object_get(index, json_string_value(json_object_get(mn, "attached_node")) ?
+					 json_string_value(json_object_get(mn, "attached_node")) : "")))
+		json_object_set(o, "a", v);
+	if (res) {
+		copy_keys(o, res, from_result);
+		set_if(o, "rows", json_object_get(json_object_get(res, "adapter_response"), "rows_affected"));
+		if (json_array_size(json_object_get(res, "samples")))
+			json_object_set(o, "smp", json_object_get(res, "samples"));
+		if (json_is_true(json_object_get(res, "combined_scan")))
+			json_object_set_new(o, "cs", json_true());
+		if ((v = json_object_get(res, "thread_id")) && json_is_string(v))
+			json_object_set_new(o, "th", json_integer(atoi(json_string_value(v) + strcspn(json_string_value(v), "0123456789"))));
+		add_times(o, json_object_get(res, "timing"), t0);
+		if ((v = statements_new(target_dir, mn)))
+			json_object_set_new(o, "sql", v);
+		if (json_is_string(json_object_get(mn, "materialized")) &&
+		    !strcmp(json_string_value(json_object_get(mn, "materialized")), "shell") && name) {
+			snprintf(f, sizeof(f), "%s/logs/%s.log", target_dir, name);
+			if ((v = file_text_new(f, REPORT_LOG_MAX, 1)))
+				json_object_set_new(o, "log", v);
+		}
+	}
+	return o;
+}
+
+/* Append every entry of the manifest's section (nodes or sources) to list, indexed by unique_id. */
+static void index_section(const json_t *section, json_t *list, json_t *index)
+{
+	const char *id;
+	json_t *mn;
+
+	json_object_foreach((json_t *)section, id, mn) {
+		json_object_set_new(index, id, json_integer((json_int_t)json_array_size(list)));
+		json_array_append(list, mn);
+	}
+}
+
+/* The document the page draws: {meta, nodes[], sources[], history}. */
+static json_t *report_data_new(const char *target_dir, const json_t *rr, const json_t *manifest, const json_t *history)
+{
+	json_t *data = json_object(), *meta, *nodes = json_array(), *mnodes = json_array(), *index = json_object();
+	json_t *byid = json_object(), *r, *mn;
+	const json_t *results = json_object_get(rr, "results");
+	double t0 = run_start(results);
+	size_t i;
+
+	meta = json_deep_copy(json_object_get(rr, "metadata"));
+	if (!meta)
+		meta = json_object();
+	set_if(meta, "elapsed_time", json_object_get(rr, "elapsed_time"));
+	set_if(meta, "args", json_object_get(rr, "args"));
+	json_object_set_new(meta, "timeline_start", json_real(t0));
+	json_object_set_new(data, "meta", meta);
+	json_array_foreach(results, i, r)
+		json_object_set(byid, json_string_value(json_object_get(r, "unique_id")), r);
+	index_section(json_object_get(manifest, "nodes"), mnodes, index);
+	index_section(json_object_get(manifest, "sources"), mnodes, index);
+	/* results the manifest does not know (e.g. one written by a newer run) still show */
+	json_array_foreach(results, i, r)
+		if (!json_object_get(index, json_string_value(json_object_get(r, "unique_id")))) {
+			json_t *stub = json_pack("{s:O,s:O,s:s}", "unique_id", json_object_get(r, "unique_id"), "name",
+						 json_object_get(r, "unique_id"), "resource_type", "model");
+			json_object_set_new(index, json_string_value(json_object_get(r, "unique_id")),
+					    json_integer((json_int_t)json_array_size(mnodes)));
+			json_array_append_new(mnodes, stub);
+		}
+	json_array_foreach(mnodes, i, mn)
+		json_array_append_new(nodes, node_new(target_dir, mn, json_object_get(byid, json_string_value(
+									json_object_get(mn, "unique_id"))), index, t0));
+	json_object_set_new(data, "nodes", nodes);
+	json_object_set(data, "sources", json_object_get(rr, "sources") ? json_object_get(rr, "sources") : json_null());
+	json_object_set(data, "history", history ? json_object_get(history, "runs") : json_null());
+	json_decref(mnodes);
+	json_decref(index);
+	json_decref(byid);
+	return data;
+}
+
+/* The page with data embedded: every '<' in the JSON becomes \u003c, so no text in it can end the script. */
+static int report_render(const json_t *data, struct buf *out, struct sluice_err *err)
+{
+	const char *mark = strstr(report_page, REPORT_DATA_MARK);
+	char *js = json_dumps(data, JSON_COMPACT);
+	const char *p;
+
+	if (!js)
+		return err_set(err, SLUICE_EIO, "report: cannot serialise the run's data");
+	buf_add(out, report_page, (size_t)(mark - report_page));
+	buf_puts(out, "<script type=\"application/json\" id=\"sluice-data\">");
+	for (p = js; p && *p; p++)
+		if (*p == '<')
+			buf_puts(out, "\\u003c");
+		else
+			buf_addc(out, *p);
+	buf_puts(out, "</script>");
+	buf_puts(out, mark + strlen(REPORT_DATA_MARK));
+	free(js);
+	return 0;
+}
+
+int report_write(const char *target_dir, struct sluice_err *err)
+{
+	json_t *rr, *manifest, *history, *data;
+	struct buf page = BUF_INIT;
+	char path[PATH_MAX];
+	int rc;
+
+	if (!(rr = load_artifact(target_dir, "run_results.json", 1, err)))
+		return err_prefix(err, "report");
+	manifest = load_artifact(target_dir, "manifest.json", 0, err);
+	history = load_artifact(target_dir, "history.json", 0, err);
+	data = report_data_new(target_dir, rr, manifest, history);
+	snprintf(path, sizeof(path), "%s/report.html", target_dir);
+	rc = report_render(data, &page, err);
+	if (!rc)
+		rc = fs_write_atomic(path, page.s, page.len, err);
+	buf_release(&page);
+	json_decref(data);
+	json_decref(history);
+	json_decref(manifest);
+	json_decref(rr);
+	return rc;
+}
+
+/* ---- publishing ---- */
+
+static void html_escape(struct buf *out, const char *s)
+{
+	for (; s && *s; s++)
+		switch (*s) {
+		case '<': buf_puts(out, "&lt;"); break;
+		case '>': buf_puts(out, "&gt;"); break;
+		case '&': buf_puts(out, "&amp;"); break;
+		case '"': buf_puts(out, "&quot;"); break;
+		case '\'': buf_puts(out, "&#39;"); break;
+		default: buf_addc(out, *s);
+		}
+}
+
+/* A copy of target_dir/name at <id>/name. */
+static int put_file(struct objstore *st, const char *target_dir, const char *id, const char *name,
+		    struct sluice_err *err)
+{
+	struct buf b = BUF_INIT, key = BUF_INIT;
+	char path[PATH_MAX];
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/%s", target_dir, name);
+	buf_printf(&key, "%s/%s", id, name);
+	rc = fs_read_file(path, &b, err);
+	if (!rc)
+		rc = st->ops->put(st, key.s, b.s, b.len, err);
+	buf_release(&b);
+	buf_release(&key);
+	return rc;
+}
+
+static int collect(void *ud, const void *data, size_t len, struct sluice_err *err)
+{
+	(void)err;
+	buf_add(ud, data, len);
+	return 0;
+}
+
+/* The entry index.json keeps for this run. */
+static json_t *index_entry_new(const json_t *rr)
+{
+	const json_t *md = json_object_get(rr, "metadata"), *r;
+	json_t *e = json_object();
+	int built = 0, reused = 0, failed = 0;
+	const char *s;
+	size_t i;
+
+	json_array_foreach(json_object_get(rr, "results"), i, r) {
+		s = json_string_value(json_object_get(r, "status"));
+		if (!s)
+			continue;
+		built += !strcmp(s, "success") || !strcmp(s, "pass");
+		reused += !strcmp(s, "reused");
+		failed += !strcmp(s, "error") || !strcmp(s, "fail");
+	}
+	json_object_set(e, "invocation_id", json_object_get(md, "invocation_id"));
+	set_if(e, "started_at", json_object_get(md, "started_at"));
+	set_if(e, "generated_at", json_object_get(md, "generated_at"));
+	set_if(e, "user", json_object_get(md, "user"));
+	set_if(e, "target", json_object_get(md, "target"));
+	set_if(e, "command", json_object_get(json_object_get(rr, "args"), "which"));
+	set_if(e, "elapsed_time", json_object_get(rr, "elapsed_time"));
+	set_if(e, "exit_status", json_object_get(md, "exit_status"));
+	json_object_set_new(e, "status", json_string(failed ? "failed" : "ok"));
+	json_object_set_new(e, "built", json_integer(built));
+	json_object_set_new(e, "reused", json_integer(reused));
+	json_object_set_new(e, "failed", json_integer(failed));
+	json_object_set_new(e, "report", json_sprintf("%s/report.html", json_string_value(json_object_get(md, "invocation_id"))));
+	return e;
+}
+
+static void index_html(const json_t *runs, const char *project, struct buf *out)
+{
+	const json_t *r;
+	char n[64];
+	size_t i;
+
+	buf_puts(out, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+		 "<meta name=\"viewport\" content=\"width=device-width\"><title>sluice runs: ");
+	html_escape(out, project);
+	buf_puts(out, "</title><style>body{font:14px system-ui,sans-serif;margin:2em;color:#222}"
+		 "table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}"
+		 ".failed{color:#b00020;font-weight:600}</style></head><body>\n<h1>sluice runs: ");
+	html_escape(out, project);
+	buf_puts(out, "</h1>\n");
+	if (json_array_size(runs)) {
+		buf_puts(out, "<p><a id=\"latest\" href=\"");
+		html_escape(out, json_string_value(json_object_get(json_array_get(runs, 0), "report")));
+		buf_puts(out, "\">latest</a></p>\n");
+	}
+	buf_puts(out, "<table><thead><tr><th>started</th><th>run</th><th>command</th><th>target</th><th>user</th>"
+		 "<th>status</th><th>built</th><th>reused</th><th>failed</th><th>seconds</th></tr></thead><tbody>\n");
+	json_array_foreach(runs, i, r) {
+		buf_puts(out, "<tr class=\"run\"><td>");
+		html_escape(out, json_string_value(json_object_get(r, "started_at")) ?
+				 json_string_value(json_object_get(r, "started_at")) :
+				 json_string_value(json_object_get(r, "generated_at")));
+		buf_puts(out, "</td><td><a href=\"");
+		html_escape(out, json_string_value(json_object_get(r, "report")));
+		buf_puts(out, "\">");
+		html_escape(out, json_string_value(json_object_get(r, "invocation_id")));
+		buf_puts(out, "</a></td><td>");
+		html_escape(out, json_string_value(json_object_get(r, "command")));
+		buf_puts(out, "</td><td>");
+		html_escape(out, json_string_value(json_object_get(r, "target")));
+		buf_puts(out, "</td><td>");
+		html_escape(out, json_string_value(json_object_get(r, "user")));
+		buf_printf(out, "</td><td class=\"%s\">", !strcmp(json_string_value(json_object_get(r, "status")) ?
+								      json_string_value(json_object_get(r, "status")) : "", "failed") ? "failed" : "ok");
+		html_escape(out, json_string_value(json_object_get(r, "status")));
+		snprintf(n, sizeof(n), "%.1f", json_number_value(json_object_get(r, "elapsed_time")));
+		buf_printf(out, "</td><td>%lld</td><td>%lld</td><td>%lld</td><td>%s</td></tr>\n",
+			   (long long)json_integer_value(json_object_get(r, "built")),
+			   (long long)json_integer_value(json_object_get(r, "reused")),
+			   (long long)json_integer_value(json_object_get(r, "failed")), n);
+	}
+	buf_puts(out, "</tbody></table>\n</body></html>\n");
+}
+
+/*
+ * Add entry to index.json (newest first) and rewrite index.html. Where the
+ * store can write conditionally, a run that publishes at the same time
+ * makes this one read again rather than lose its entry.
+ */
+static int update_index(struct objstore *st, const json_t *entry, const char *project, struct sluice_err *err)
+{
+	int attempt, rc = 0;
+
+	for (attempt = 0; attempt < 5; attempt++) {
+		struct objstore_info info = { 0 };
+		struct buf old = BUF_INIT, html = BUF_INIT;
+		json_t *idx = NULL, *runs = json_array(), *r;
+		const char *id = json_string_value(json_object_get(entry, "invocation_id"));
+		char *text;
+		size_t i;
+
+		if (!(rc = st->ops->head(st, "index.json", &info, err)) && info.exists)
+			rc = st->ops->get(st, "index.json", collect, &old, err);
+		if (!rc && info.exists)
+			idx = json_loadb(old.s, old.len, 0, NULL);
+		json_array_append(runs, (json_t *)entry);
+		json_array_foreach(json_object_get(idx, "runs"), i, r)
+			if (json_is_object(r) && json_string_value(json_object_get(r, "invocation_id")) &&
+			    strcmp(json_string_value(json_object_get(r, "invocation_id")), id ? id : ""))
+				json_array_append(runs, r);
+		json_decref(idx);
+		idx = json_pack("{s:o}", "runs", runs);
+		text = json_dumps(idx, JSON_INDENT(2));
+		if (!rc && st->ops->put_if)
+			rc = st->ops->put_if(st, "index.json", text, strlen(text), info.etag, !info.exists, NULL, err);
+		else if (!rc)
+			rc = st->ops->put(st, "index.json", text, strlen(text), err);
+		if (!rc) {
+			index_html(runs, project, &html);
+			rc = st->ops->put(st, "index.html", html.s, html.len, err);
+		}
+		free(text);
+		json_decref(idx);
+		buf_release(&old);
+		buf_release(&html);
+		if (rc != SLUICE_ECONFLICT)
+			break;
+		*err = (struct sluice_err)SLUICE_ERR_INIT;
+	}
+	return rc;
+}
+
+/* dest as an object-store URL: s3:// as it is, a directory as file:///absolute. */
+static void dest_url(const char *dest, const char *project_dir, struct buf *url)
+{
+	if (!strncmp(dest, "s3://", 5) || !strncmp(dest, "file://", 7))
+		buf_puts(url, dest);
+	else if (dest[0] == '/')
+		buf_printf(url, "file://%s", dest);
+	else
+		buf_printf(url, "file://%s/%s", project_dir, dest);
+	while (url->len > 1 && url->s[url->len - 1] == '/')
+		url->s[--url->len] = '\0';
+}
+
+int report_publish(const char *target_dir, const char *dest, const char *project_dir, const struct val *s3,
+		   struct buf *where, struct sluice_err *err)
+{
+	static const char *const files[] = { "report.html", "run_results.json", "manifest.json" };
+	struct objstore *st = NULL;
+	struct buf url = BUF_INIT;
+	json_t *rr, *entry = NULL;
+	const char *id, *project;
+	size_t i;
+	int rc;
+
+	dest_url(dest, project_dir, &url);
+	if (!(rr = load_artifact(target_dir, "run_results.json", 1, err))) {
+		rc = err->code;
+		goto out;
+	}
+	id = json_string_value(json_object_get(json_object_get(rr, "metadata"), "invocation_id"));
+	project = json_string_value(json_object_get(json_object_get(rr, "metadata"), "project_name"));
+	if (!id || !*id || strchr(id, '/')) {
+		rc = err_set(err, SLUICE_EUSAGE, "run_results.json has no usable invocation_id");
+		goto out;
+	}
+	if ((rc = objstore_open(url.s, s3, &st, err)))
+		goto out;
+	for (i = 0; !rc && i < sizeof(files) / sizeof(files[0]); i++)
+		rc = put_file(st, target_dir, id, files[i], err);
+	if (!rc) {
+		entry = index_entry_new(rr);
+		rc = update_index(st, entry, project ? project : "", err);
+	}
+	if (!rc)
+		buf_printf(where, "%s/%s/report.html", url.s, id);
+out:
+	if (rc)
+		err_prefix(err, "publishing the report to %s", url.s);
+	objstore_close(st);
+	json_decref(entry);
+	json_decref(rr);
+	buf_release(&url);
+	return rc;
+}
