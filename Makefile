@@ -12,7 +12,7 @@ CC ?= cc
 PKGS := libpq odbc jansson libxxhash libcurl yaml-0.1 libcrypto zlib
 DEBS := libpq-dev unixodbc-dev odbc-postgresql libjansson-dev libxxhash-dev \
 	libcurl4-openssl-dev libyaml-dev postgresql postgresql-client libcmocka-dev \
-	pkg-config jq libssl-dev zlib1g-dev node=nodejs npm=npm curl=curl
+	pkg-config jq libssl-dev zlib1g-dev tzdata node=nodejs npm=npm curl=curl
 SANITIZE ?=
 # One build directory per sanitizer set (build/std, build/address-undefined,
 # build/thread): their objects cannot be linked together.
@@ -97,6 +97,7 @@ $(BUILD)/tests/test_template: $(T_TEMPLATE)
 $(BUILD)/tests/test_yaml: $(T_PROJECT)
 $(BUILD)/tests/test_project: $(T_PROJECT)
 $(BUILD)/tests/test_dag: $(T_DAG)
+$(BUILD)/tests/test_cron: $(BUILD)/engine/cron.o
 # The executor test refuses threads through a wrapped pthread_create.
 $(BUILD)/tests/test_executor: $(T_DAG) $(BUILD)/engine/executor.o
 $(BUILD)/tests/test_executor: LDFLAGS += -Wl,--wrap=pthread_create
