@@ -74,7 +74,8 @@ $(BUILD)/%.o: %.c
 # Unit tests link only what they test, so one module's work in progress
 # does not block another's tests.
 T_TEMPLATE := $(BUILD)/engine/template.o
-T_PROJECT := $(BUILD)/engine/yaml.o $(BUILD)/engine/project.o $(BUILD)/engine/json.o $(T_TEMPLATE)
+T_PROJECT := $(BUILD)/engine/yaml.o $(BUILD)/engine/project.o $(BUILD)/engine/json.o $(T_TEMPLATE) \
+	$(BUILD)/engine/schedule.o $(BUILD)/engine/cron.o
 T_DAG := $(BUILD)/engine/dag.o
 # registry.c names every driver and object store, so whatever links it
 # links them all.
