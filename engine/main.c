@@ -29,6 +29,7 @@ static const struct cmd_entry commands[] = {
 	{ "show", cmd_show, "print a model's rows (--limit N, --format table|csv|json)" },
 	{ "debug", cmd_debug, "check the project, the profile and every connection" },
 	{ "sources", cmd_sources, "instrument|uninstrument|versions: source change detection" },
+	{ "schedule", cmd_schedule, "run the schedules of sluice.yml (--once NAME, --list, --print-systemd, --print-crontab)" },
 	{ "embedded", cmd_embedded, "start|stop|status|env of the embedded PostgreSQL" },
 	{ "help", cmd_help, "show this help" },
 };
@@ -67,6 +68,12 @@ int main(int argc, char **argv)
 
 	/* A closed pipe is reported as a write error, not a silent death mid-run. */
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * SIGUSR1 drains a run (executor.h); outside a run it must not kill
+	 * the process. An ignored signal still reaches a thread that blocks
+	 * and waits for it, as the executor's signal thread does.
+	 */
+	signal(SIGUSR1, SIG_IGN);
 	ui_init(NULL);
 	if (argc < 2) {
 		cmd_help(0, NULL);
