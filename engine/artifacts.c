@@ -21,6 +21,8 @@ static json_t *metadata_new(const struct session *s)
 	json_object_set_new(md, "project_name", json_string(s->project.name));
 	json_object_set_new(md, "user", json_string(s->user));
 	json_object_set_new(md, "target", json_string(s->project.target.name));
+	if (s->schedule[0])
+		json_object_set_new(md, "schedule", json_string(s->schedule));
 	return md;
 }
 

@@ -2,6 +2,7 @@
  * session.c: common flags and the load-project-then-select sequence every
  * command starts with; see session.h.
  */
+#include <ctype.h>
 #include <fcntl.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+#include "schedule.h"
 #include "session.h"
 #include "ui.h"
 #include "util/xalloc.h"
@@ -150,7 +152,7 @@ void cli_release(struct cli *cli)
 	free(cli->args);
 }
 
-static void make_invocation_id(char *out, size_t n)
+void session_new_invocation_id(char *out, size_t n)
 {
 	unsigned char r[16] = { 0 };
 	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
@@ -198,6 +200,27 @@ static void find_user(char *out, size_t n)
 			*p = '_';
 }
 
+/*
+ * A run started by `sluice schedule` gets the schedule's name and the
+ * invocation id the scheduler chose in its environment (cmd-schedule.c),
+ * so that its audit comment names the schedule and the scheduler can
+ * find this run's run_results.json among the attempts.
+ */
+static void find_schedule(struct session *s)
+{
+	const char *name = getenv("SLUICE_SCHEDULE"), *id = getenv("SLUICE_INVOCATION_ID");
+	size_t i;
+
+	if (name && schedule_name_ok(name))
+		snprintf(s->schedule, sizeof(s->schedule), "%s", name);
+	for (i = 0; id && id[i] && (isxdigit((unsigned char)id[i]) || id[i] == '-'); i++)
+		;
+	if (id && i == 36 && !id[i])
+		snprintf(s->invocation_id, sizeof(s->invocation_id), "%s", id);
+	else
+		session_new_invocation_id(s->invocation_id, sizeof(s->invocation_id));
+}
+
 int session_open(struct session *s, struct cli *cli, struct sluice_err *err)
 {
 	struct project_opts po = { cli->project_dir, cli->profiles_dir, cli->target, cli->vars };
@@ -207,8 +230,8 @@ int session_open(struct session *s, struct cli *cli, struct sluice_err *err)
 	memset(s, 0, sizeof(*s));
 	s->cli = cli;
 	s->started_at = now_seconds();
-	make_invocation_id(s->invocation_id, sizeof(s->invocation_id));
 	find_user(s->user, sizeof(s->user));
+	find_schedule(s);
 	/* application_name is at most 63 bytes */
 	snprintf(s->app_name, sizeof(s->app_name), "sluice/%.56s", s->user);
 	if ((rc = project_load(&s->project, &po, err)))

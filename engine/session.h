@@ -34,6 +34,7 @@ struct session {
 	unsigned char *selected;           /* per node */
 	char invocation_id[40];
 	char user[128];
+	char schedule[64];                 /* $SLUICE_SCHEDULE: the schedule that started this run, or "" */
 	char app_name[64];                 /* application_name: sluice/<user> */
 	double started_at;                 /* epoch seconds */
 };
@@ -49,6 +50,9 @@ void cli_release(struct cli *cli);
 /* Load project and manifest and apply the selection. */
 int session_open(struct session *s, struct cli *cli, struct sluice_err *err);
 void session_close(struct session *s);
+
+/* A new invocation id (a UUIDv7: sorts by time) into out[n], n >= 37. */
+void session_new_invocation_id(char *out, size_t n);
 
 /* Wall clock in epoch seconds, with microseconds. */
 double now_seconds(void);
