@@ -99,6 +99,7 @@ $(BUILD)/tests/test_yaml: $(T_PROJECT)
 $(BUILD)/tests/test_project: $(T_PROJECT)
 $(BUILD)/tests/test_dag: $(T_DAG)
 $(BUILD)/tests/test_cron: $(BUILD)/engine/cron.o
+$(BUILD)/tests/test_retry: $(BUILD)/engine/retry.o
 # The executor test refuses threads through a wrapped pthread_create.
 $(BUILD)/tests/test_executor: $(T_DAG) $(BUILD)/engine/executor.o
 $(BUILD)/tests/test_executor: LDFLAGS += -Wl,--wrap=pthread_create

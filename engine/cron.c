@@ -273,15 +273,19 @@ static int find_next(const struct cron *c, time_t after, time_t *next)
 	return -1;
 }
 
-int cron_next(const struct cron *c, const char *tz, time_t after, time_t *next)
+/* Switch TZ to tz; returns what to give tz_restore. */
+static char *tz_switch(const char *tz)
 {
 	const char *old = getenv("TZ");
 	char *saved = old ? strdup(old) : NULL;
-	int rc;
 
 	setenv("TZ", tz && *tz ? tz : "UTC", 1);
 	tzset();
-	rc = find_next(c, after, next);
+	return saved;
+}
+
+static void tz_restore(char *saved)
+{
 	if (saved) {
 		setenv("TZ", saved, 1);
 		free(saved);
@@ -289,5 +293,23 @@ int cron_next(const struct cron *c, const char *tz, time_t after, time_t *next)
 		unsetenv("TZ");
 	}
 	tzset();
+}
+
+int cron_next(const struct cron *c, const char *tz, time_t after, time_t *next)
+{
+	char *saved = tz_switch(tz);
+	int rc = find_next(c, after, next);
+
+	tz_restore(saved);
 	return rc;
+}
+
+void cron_format_local(time_t t, const char *tz, char *out, size_t n)
+{
+	char *saved = tz_switch(tz);
+	struct tm tm;
+
+	localtime_r(&t, &tm);
+	strftime(out, n, "%Y-%m-%d %H:%M %Z", &tm);
+	tz_restore(saved);
 }

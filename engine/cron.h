@@ -56,4 +56,7 @@ int cron_zone_ok(const char *tz);
  */
 int cron_next(const struct cron *c, const char *tz, time_t after, time_t *next);
 
+/* t as local time in tz, "2026-03-29 04:00 EEST", into out[n]. Same thread rule as cron_next. */
+void cron_format_local(time_t t, const char *tz, char *out, size_t n);
+
 #endif

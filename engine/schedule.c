@@ -2,6 +2,7 @@
  * schedule.c: reading `schedules:` and `notifications:` (see schedule.h).
  * Only checking and converting: no clock, no processes, no HTTP.
  */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include "schedule.h"
@@ -99,6 +100,16 @@ static int load_notifier(struct arena *a, const struct ynode *k, const struct yn
 	return 0;
 }
 
+int schedule_name_ok(const char *name)
+{
+	size_t i;
+
+	for (i = 0; name[i]; i++)
+		if (!isalnum((unsigned char)name[i]) && !strchr("_-.", name[i]))
+			return 0;
+	return i > 0 && i < 64;
+}
+
 static int load_schedule(struct arena *a, const struct ynode *v, const struct notifier *nts, size_t nn,
 			 struct schedule *s, struct sluice_err *err)
 {
@@ -119,6 +130,9 @@ static int load_schedule(struct arena *a, const struct ynode *v, const struct no
 		return yaml_error(err, v, "schedule: missing name:");
 	if ((rc = text(a, ymap_get(v, "name"), what, "name", &s->name, err)))
 		return rc;
+	if (!schedule_name_ok(s->name))
+		return yaml_error(err, ymap_get(v, "name"), "schedule name '%s' may hold only letters, digits, '_', '-' and '.'",
+				  s->name);
 	what = arena_printf(a, "schedule '%s'", s->name);
 	if ((rc = known_keys(v, what, keys, err)))
 		return rc;

@@ -69,6 +69,12 @@ struct schedule {
 int schedule_load(struct arena *a, const struct ynode *schedules, const struct ynode *notifications,
 		  struct schedule **out, size_t *n, struct notifier **nout, size_t *nn, struct sluice_err *err);
 
+/*
+ * A schedule's name is letters, digits, '_', '-' and '.', under 64 bytes:
+ * it goes into SQL comments, file names and the environment.
+ */
+int schedule_name_ok(const char *name);
+
 /* The schedule called name, or NULL. */
 const struct schedule *schedule_find(const struct schedule *s, size_t n, const char *name);
 
