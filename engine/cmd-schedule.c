@@ -259,16 +259,13 @@ static void pump_stderr(struct run *r, int final)
 	while (r->errfd >= 0 && (got = read(r->errfd, chunk, sizeof(chunk))) > 0)
 		buf_add(&r->errbuf, chunk, (size_t)got);
 	while (r->errbuf.len && ((nl = memchr(r->errbuf.s, '\n', r->errbuf.len)) || final)) {
-		size_t len = nl ? (size_t)(nl - r->errbuf.s) : r->errbuf.len;
+		size_t len = nl ? (size_t)(nl - r->errbuf.s) : r->errbuf.len, skip = 0;
 		fwrite(r->errbuf.s, 1, len, stderr);
 		fputc('\n', stderr);
 		if (len) {
-			const char *line = r->errbuf.s;
-			if (!strncmp(line, "sluice: error: ", 15) && len > 15) {
-				line += 15;
-				len -= 15;
-			}
-			snprintf(r->last_error, sizeof(r->last_error), "%.*s", (int)len, line);
+			if (!strncmp(r->errbuf.s, "sluice: error: ", 15) && len > 15)
+				skip = 15;
+			snprintf(r->last_error, sizeof(r->last_error), "%.*s", (int)(len - skip), r->errbuf.s + skip);
 		}
 		len = nl ? len + 1 : len;
 		memmove(r->errbuf.s, r->errbuf.s + len, r->errbuf.len - len);
@@ -896,9 +893,9 @@ static int print_crontab(struct sched *S)
 	       "SLUICE_USER=%s\n",
 	       S->s->user, S->s->user);
 	for (i = 0; i < p->nschedules; i++)
-		printf("CRON_TZ=%s\n%s %s schedule%s --once %s >>%s/logs/schedule-%s.log 2>&1\n", p->schedules[i].timezone,
-		       p->schedules[i].cron_text, S->self, flags.s, p->schedules[i].name, p->target_path,
-		       p->schedules[i].name);
+		printf("CRON_TZ=%s\n%s mkdir -p %s/logs && %s schedule%s --once %s >>%s/logs/schedule-%s.log 2>&1\n",
+		       p->schedules[i].timezone, p->schedules[i].cron_text, p->target_path, S->self, flags.s,
+		       p->schedules[i].name, p->target_path, p->schedules[i].name);
 	buf_release(&flags);
 	return ui_flush() < 0 ? 1 : 0;
 }
