@@ -442,10 +442,12 @@ static void notify_all(struct sched *S, struct run *r, int ok, int was_failing, 
 		struct sluice_err err = SLUICE_ERR_INIT;
 		if (!notify_wanted(n, ok, was_failing))
 			continue;
-		if (notify_send(p, n, sum, &err))
+		int rc = notify_send(p, n, sum, &err);
+		if (rc < 0)
 			ui_schedule(sched_now(), "notify", r->sc->name, "failed: %s (the run's result stands)", err.msg);
 		else
-			ui_schedule(sched_now(), "notify", r->sc->name, "sent to '%s'", n->name);
+			ui_schedule(sched_now(), "notify", r->sc->name, rc ? "'%s' has no webhook set: not sent" : "sent to '%s'",
+				    n->name);
 	}
 	json_decref(sum);
 }

@@ -44,7 +44,7 @@ static int render_url(const struct project *p, const struct notifier *n, struct 
 		snprintf(msg, sizeof(msg), "%s", m && *m == ' ' ? m + 1 : err->msg);
 		return err_set(err, rc, "%s:%d: webhook: %s", n->path, n->line, msg);
 	}
-	if (!rc && (strncmp(url->s, "http://", 7) && strncmp(url->s, "https://", 8)))
+	if (!rc && url->len && (strncmp(url->s, "http://", 7) && strncmp(url->s, "https://", 8)))
 		rc = err_set(err, SLUICE_EUSAGE, "the webhook is not an http:// or https:// URL");
 	return rc;
 }
@@ -96,6 +96,10 @@ int notify_send(const struct project *p, const struct notifier *n, const json_t 
 
 	if ((rc = render_url(p, n, &url, err)))
 		goto out;
+	if (!url.len) {
+		rc = 1;   /* no webhook configured: nothing to send */
+		goto out;
+	}
 	slack = n->slack ? slack_body_new(summary) : NULL;
 	body = json_dumps(slack ? slack : summary, JSON_COMPACT);
 	if (!body || !(h = curl_easy_init())) {
@@ -118,7 +122,7 @@ int notify_send(const struct project *p, const struct notifier *n, const json_t 
 	else if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK && (status < 200 || status > 299))
 		rc = err_set(err, SLUICE_EIO, "the webhook answered HTTP %ld", status);
 out:
-	if (rc)
+	if (rc < 0)
 		err_prefix(err, "notification '%s'", n->name);
 	curl_slist_free_all(hdrs);
 	if (h)

@@ -23,8 +23,9 @@ int notify_wanted(const struct notifier *n, int ok, int was_failing);
 /*
  * POST summary (a JSON object, borrowed; see docs/schedule.md for its
  * fields) to n's webhook, as is or as a Slack message. Blocks up to 10
- * seconds. 0, or a negative code with a message that names the
- * notification and never the URL.
+ * seconds. 0 when sent, 1 when the webhook renders empty (an unset
+ * env_var with a '' default: notifications off), or a negative code
+ * with a message that names the notification and never the URL.
  */
 int notify_send(const struct project *p, const struct notifier *n, const json_t *summary, struct sluice_err *err);
 
