@@ -12,7 +12,8 @@ CC ?= cc
 PKGS := libpq odbc jansson libxxhash libcurl yaml-0.1 libcrypto zlib
 DEBS := libpq-dev unixodbc-dev odbc-postgresql libjansson-dev libxxhash-dev \
 	libcurl4-openssl-dev libyaml-dev postgresql postgresql-client libcmocka-dev \
-	pkg-config jq libssl-dev zlib1g-dev tzdata node=nodejs npm=npm curl=curl
+	pkg-config jq libssl-dev zlib1g-dev tzdata node=nodejs npm=npm curl=curl \
+	docker-compose=docker-compose
 SANITIZE ?=
 # One build directory per sanitizer set (build/std, build/address-undefined,
 # build/thread): their objects cannot be linked together.
