@@ -33,3 +33,6 @@ psql -X -d clinic -c 'select trial_name, drug, treatments, responded, stable, pr
 echo
 echo "== what the shell model exported (target/files/trial_outcomes.csv) =="
 head -n 4 target/files/trial_outcomes.csv
+echo
+echo "== the schedule in sluice.yml: sluice schedule --list (docs/schedule.md) =="
+./sluice schedule --list
