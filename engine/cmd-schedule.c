@@ -144,9 +144,11 @@ struct run {
 	double attempt_started;
 	int attempt;               /* 1-based */
 	pid_t pid;
-	int errfd;
-	struct buf errbuf;         /* the child's stderr: a partial line */
-	char last_error[1024];     /* its last stderr line */
+	struct relay {             /* the child's stdout [0] and stderr [1], passed on line by line */
+		int fd;
+		struct buf part;   /* a line not yet ended */
+	} io[2];
+	char last_error[1024];     /* its last error line (text on stderr, or a JSON "error" event) */
 	char invocation_id[40];
 	double retry_at;           /* > 0: waiting to retry */
 	json_t *attempts;
@@ -171,7 +173,7 @@ static pid_t spawn_attempt(struct sched *S, struct run *r, struct sluice_err *er
 	const char *argv[24], **envp;
 	char env_sched[96], env_id[64];
 	size_t n = 0, i, ne = 0;
-	int fds[2];
+	int fds[2], outfds[2];
 	pid_t pid;
 
 	session_new_invocation_id(r->invocation_id, sizeof(r->invocation_id));
@@ -224,55 +226,102 @@ static pid_t spawn_attempt(struct sched *S, struct run *r, struct sluice_err *er
 		free(envp);
 		return err_set(err, SLUICE_EIO, "pipe: %s", strerror(errno));
 	}
+	if (pipe2(outfds, O_CLOEXEC)) {
+		close(fds[0]);
+		close(fds[1]);
+		free(envp);
+		return err_set(err, SLUICE_EIO, "pipe: %s", strerror(errno));
+	}
 	fflush(stdout);
 	fflush(stderr);
 	pid = fork();
 	if (pid == 0) {
 		/* Its own process group: a terminal's Ctrl-C or a container's stop reaches the scheduler, which decides. */
 		setpgid(0, 0);
+		dup2(outfds[1], STDOUT_FILENO);
 		dup2(fds[1], STDERR_FILENO);
 		execve(S->self, (char *const *)argv, (char *const *)envp);
 		_exit(127);
 	}
 	free(envp);
 	close(fds[1]);
+	close(outfds[1]);
 	if (pid < 0) {
 		close(fds[0]);
+		close(outfds[0]);
 		return err_set(err, SLUICE_EIO, "fork: %s", strerror(errno));
 	}
 	fcntl(fds[0], F_SETFL, O_NONBLOCK);
+	fcntl(outfds[0], F_SETFL, O_NONBLOCK);
 	r->pid = pid;
-	r->errfd = fds[0];
+	r->io[0].fd = outfds[0];
+	r->io[1].fd = fds[0];
 	r->last_error[0] = '\0';
 	r->attempt_started = sched_now();
 	r->drained = r->cancel_sent = 0;
 	return 0;
 }
 
-/* Pass the child's stderr on, line by line, remembering the last line. */
-static void pump_stderr(struct run *r, int final)
+/* An error line of the child: remember it for the attempt's record and notifications. */
+static void note_error(struct run *r, const char *line, size_t len, int is_stderr)
+{
+	static const char needle[] = "\"event\":\"error\"";
+	json_t *o;
+
+	if (is_stderr) {
+		if (len > 15 && !strncmp(line, "sluice: error: ", 15)) {
+			line += 15;
+			len -= 15;
+		}
+		snprintf(r->last_error, sizeof(r->last_error), "%.*s", (int)len, line);
+		return;
+	}
+	/* --log-format json: errors are events on stdout */
+	if (line[0] != '{' || !memmem(line, len, needle, sizeof(needle) - 1))
+		return;
+	if ((o = json_loadb(line, len, 0, NULL)) && json_string_value(json_object_get(o, "message")))
+		snprintf(r->last_error, sizeof(r->last_error), "%s", json_string_value(json_object_get(o, "message")));
+	json_decref(o);
+}
+
+/* Pass the child's output on, a whole line at a time (final: the rest too). */
+static void pump(struct run *r, int final)
 {
 	char chunk[4096];
 	ssize_t got;
 	char *nl;
+	int k;
 
-	while (r->errfd >= 0 && (got = read(r->errfd, chunk, sizeof(chunk))) > 0)
-		buf_add(&r->errbuf, chunk, (size_t)got);
-	while (r->errbuf.len && ((nl = memchr(r->errbuf.s, '\n', r->errbuf.len)) || final)) {
-		size_t len = nl ? (size_t)(nl - r->errbuf.s) : r->errbuf.len, skip = 0;
-		fwrite(r->errbuf.s, 1, len, stderr);
-		fputc('\n', stderr);
-		if (len) {
-			if (!strncmp(r->errbuf.s, "sluice: error: ", 15) && len > 15)
-				skip = 15;
-			snprintf(r->last_error, sizeof(r->last_error), "%.*s", (int)(len - skip), r->errbuf.s + skip);
+	for (k = 0; k < 2; k++) {
+		struct relay *io = &r->io[k];
+		FILE *dst = k ? stderr : stdout;
+		while (io->fd >= 0 && (got = read(io->fd, chunk, sizeof(chunk))) > 0)
+			buf_add(&io->part, chunk, (size_t)got);
+		while (io->part.len && ((nl = memchr(io->part.s, '\n', io->part.len)) || final)) {
+			size_t len = nl ? (size_t)(nl - io->part.s) : io->part.len;
+			fwrite(io->part.s, 1, len, dst);
+			fputc('\n', dst);
+			if (len)
+				note_error(r, io->part.s, len, k);
+			len = nl ? len + 1 : len;
+			memmove(io->part.s, io->part.s + len, io->part.len - len);
+			io->part.len -= len;
+			io->part.s[io->part.len] = '\0';
 		}
-		len = nl ? len + 1 : len;
-		memmove(r->errbuf.s, r->errbuf.s + len, r->errbuf.len - len);
-		r->errbuf.len -= len;
-		r->errbuf.s[r->errbuf.len] = '\0';
+		fflush(dst);
 	}
-	fflush(stderr);
+}
+
+static void relay_close(struct run *r)
+{
+	int k;
+
+	for (k = 0; k < 2; k++) {
+		if (r->io[k].fd >= 0)
+			close(r->io[k].fd);
+		r->io[k].fd = -1;
+		buf_release(&r->io[k].part);
+	}
 }
 
 static const char *first_line(const char *s, struct buf *out)
@@ -333,13 +382,24 @@ static int read_results(struct sched *S, struct run *r, int *failed, int *transi
 	return 0;
 }
 
-/* Add the attempts to the last attempt's run_results.json (write a copy, then rename). */
+/*
+ * Add the attempts to run_results.json (write a copy, then rename) when
+ * the file is one of this run's attempts': an attempt that stopped
+ * before writing one leaves an older run's file, which stays as it is.
+ */
 static void record_attempts(struct sched *S, struct run *r)
 {
 	struct buf path = BUF_INIT, tmp = BUF_INIT;
-	json_t *root = json_load_file(results_path(S, &path), 0, NULL);
+	json_t *root = json_load_file(results_path(S, &path), 0, NULL), *a;
+	const char *id = json_string_value(json_object_get(json_object_get(root, "metadata"), "invocation_id"));
+	size_t i;
+	int ours = 0;
 
-	if (root && json_is_object(root)) {
+	json_array_foreach(r->attempts, i, a)
+		if (id && !strcmp(id, json_string_value(json_object_get(a, "invocation_id")) ?
+					  json_string_value(json_object_get(a, "invocation_id")) : ""))
+			ours = 1;
+	if (ours && json_is_object(root)) {
 		json_object_set(root, "attempts", r->attempts);
 		buf_printf(&tmp, "%s.tmp", path.s);
 		if (json_dump_file(root, tmp.s, JSON_INDENT(2)) || rename(tmp.s, path.s))
@@ -427,7 +487,7 @@ static void notify_all(struct sched *S, struct run *r, int ok, int was_failing, 
 	json_object_set_new(sum, "trigger_time", json_string(ts));
 	json_object_set_new(sum, "duration", json_real(finished - r->started));
 	json_object_set_new(sum, "attempts", json_integer(r->attempt));
-	json_object_set(sum, "counts", r->summary ? json_object_get(r->summary, "counts") : json_object());
+	json_object_set_new(sum, "counts", r->summary ? json_incref(json_object_get(r->summary, "counts")) : json_object());
 	json_object_set_new(sum, "failed_nodes", r->summary ? json_incref(json_object_get(r->summary, "failed_nodes")) : json_array());
 	if (!ok && !json_array_size(json_object_get(sum, "failed_nodes")) && r->last_error[0])
 		json_object_set_new(sum, "error", json_string(r->last_error));
@@ -479,9 +539,8 @@ static int attempt_over(struct sched *S, struct run *r, int wstatus)
 	const char *status;
 	json_t *a;
 
-	pump_stderr(r, 1);
-	close(r->errfd);
-	r->errfd = -1;
+	pump(r, 1);
+	relay_close(r);
 	r->pid = 0;
 	r->exit_code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
 	have = read_results(S, r, &failed, &transient) == 0;
@@ -565,7 +624,7 @@ static void run_begin(struct sched *S, struct run *r, const struct schedule *sc,
 	r->sc = sc;
 	r->fire = fire;
 	r->started = sched_now();
-	r->errfd = -1;
+	r->io[0].fd = r->io[1].fd = -1;
 	r->attempts = json_array();
 	iso_utc(fire, when);
 	ui_schedule(r->started, "trigger", sc->name, "trigger time %s", when);
@@ -576,9 +635,9 @@ static void run_release(struct run *r)
 {
 	json_decref(r->attempts);
 	json_decref(r->summary);
-	buf_release(&r->errbuf);
+	relay_close(r);
 	memset(r, 0, sizeof(*r));
-	r->errfd = -1;
+	r->io[0].fd = r->io[1].fd = -1;
 }
 
 static int run_active(const struct run *r)
@@ -592,7 +651,7 @@ static int run_active(const struct run *r)
  */
 static int run_step(struct sched *S, struct run *r, int ms)
 {
-	struct pollfd pfd = { r->errfd, POLLIN, 0 };
+	struct pollfd pfd[2] = { { r->io[0].fd, POLLIN, 0 }, { r->io[1].fd, POLLIN, 0 } };
 	int wstatus;
 	pid_t got;
 
@@ -624,8 +683,8 @@ static int run_step(struct sched *S, struct run *r, int ms)
 		poll(NULL, 0, ms);
 		return 1;
 	}
-	poll(&pfd, 1, ms);
-	pump_stderr(r, 0);
+	poll(pfd, 2, ms);
+	pump(r, 0);
 	got = waitpid(r->pid, &wstatus, WNOHANG);
 	if (got == r->pid)
 		return attempt_over(S, r, wstatus);
@@ -638,6 +697,36 @@ struct slot {
 	double next;               /* next trigger, scheduler clock */
 	double catchup;            /* > 0: a missed trigger to run once */
 };
+
+#define MISSED_COUNTED 1000
+
+/*
+ * The latest trigger time after last and not after now, or 0; *n: how
+ * many there were, counted up to MISSED_COUNTED (an every-minute
+ * schedule down for a month is not walked minute by minute).
+ */
+static time_t latest_missed(const struct schedule *sc, time_t last, time_t now, int *n)
+{
+	static const time_t windows[] = { 120, 3600, 86400, 32 * 86400, 366 * 86400, 8 * 366 * 86400 };
+	time_t k = last, missed = 0;
+	size_t w;
+
+	for (*n = 0; *n < MISSED_COUNTED && !cron_next(&sc->cron, sc->timezone, k, &k) && k <= now; ++*n)
+		missed = k;
+	if (*n < MISSED_COUNTED)
+		return missed;
+	/* Many: look back from now in growing windows for the latest. */
+	for (w = 0; w < sizeof(windows) / sizeof(windows[0]); w++) {
+		time_t from = now - windows[w] > missed ? now - windows[w] : missed;
+		if (cron_next(&sc->cron, sc->timezone, from, &k) || k > now)
+			continue;
+		do
+			missed = k;
+		while (!cron_next(&sc->cron, sc->timezone, k, &k) && k <= now);
+		break;
+	}
+	return missed;
+}
 
 static void plan_slots(struct sched *S, struct slot *slots, int catch_up)
 {
@@ -654,18 +743,13 @@ static void plan_slots(struct sched *S, struct slot *slots, int catch_up)
 			struct arena a = ARENA_INIT;
 			struct val rec = load_record(S, sc->name, &a);
 			const struct val *last = val_get(&rec, "fire_time");
-			time_t missed = 0, k;
 			int n = 0;
-			/* The latest trigger time since the last one that ran, if any passed. */
-			if (last && last->kind == V_NUM)
-				for (k = (time_t)last->u.num; !cron_next(&sc->cron, sc->timezone, k, &k) && k <= (time_t)now &&
-							       n < 1000000; n++)
-					missed = k;
+			time_t missed = last && last->kind == V_NUM ? latest_missed(sc, (time_t)last->u.num, (time_t)now, &n) : 0;
 			if (missed) {
 				char when[32];
 				iso_utc((double)missed, when);
-				ui_schedule(now, "catch-up", sc->name, "missed %d trigger%s while down, the last at %s: running once",
-					    n, n == 1 ? "" : "s", when);
+				ui_schedule(now, "catch-up", sc->name, "missed %s%d trigger%s while down, the last at %s: running once",
+					    n >= MISSED_COUNTED ? "at least " : "", n, n == 1 ? "" : "s", when);
 				slots[i].catchup = (double)missed;
 			}
 			arena_release(&a);
@@ -716,7 +800,7 @@ static int schedule_loop(struct sched *S)
 	int pending_reload = 0;
 
 	memset(&r, 0, sizeof(r));
-	r.errfd = -1;
+	r.io[0].fd = r.io[1].fd = -1;
 	install_signals();
 	ui_schedule(sched_now(), "begin", NULL, "project %s, target %s, %zu schedule%s, as %s", S->s->project.name,
 		    S->s->project.target.name, S->s->project.nschedules, S->s->project.nschedules == 1 ? "" : "s",

@@ -53,6 +53,7 @@ ok "a SQL error is never retried" t_permanent
 t_refused() {
 	# a port nothing listens on: connection refused, every time
 	port=$(perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 0, Listen => 1) or die; print $s->sockport') || return 1
+	before=$(rr .metadata.invocation_id) || return 1
 	cp profiles.yml profiles.yml.ok || return 1
 	sed "s/port: .*/port: $port/" profiles.yml.ok >profiles.yml || return 1
 	expect_exit 3 sluice schedule --once down
@@ -62,7 +63,17 @@ t_refused() {
 	expect_grep 'retry +down: attempt 1 failed with a transient error; attempt 2 in 1s' "$T_DIR/out" || return 1
 	expect_grep 'retry +down: attempt 2 failed with a transient error; attempt 3 in 2s' "$T_DIR/out" || return 1
 	expect_grep 'fail +down: attempt 3 failed with a transient error, no retries left' "$T_DIR/out" || return 1
-	expect_grep 'done +down: failure after 3 attempts' "$T_DIR/out"
+	expect_grep 'done +down: failure after 3 attempts' "$T_DIR/out" || return 1
+	# what failed is said, also when the run's errors are JSON events
+	expect_grep 'retry +down: attempt 1 failed .*: .*Connection refused' "$T_DIR/out" || return 1
+	sed "s/port: .*/port: $port/" profiles.yml.ok >profiles.yml || return 1
+	sluice schedule --once down --log-format json >"$T_DIR/out.json" 2>&1
+	rc=$?
+	cp profiles.yml.ok profiles.yml || return 1
+	expect_eq 3 "$rc" || return 1
+	expect_grep '"event":"retry","schedule":"down","message":"attempt 1 failed .*Connection refused' "$T_DIR/out.json" || return 1
+	# no attempt wrote run_results.json: the one there (an earlier run's) is left alone
+	expect_eq "$before $before" "$(rr '"\(.metadata.invocation_id) \(.attempts[0].invocation_id)"')"
 }
 ok "connection refused is retried with a doubling backoff, up to retries" t_refused
 
