@@ -27,7 +27,7 @@ BUILD := build/$(if $(SANITIZE),$(subst $(comma),-,$(SANITIZE)),std)
 TSAN_SCRIPTS := t0020-atomicity.sh t0030-failure-isolation.sh t0040-cancel.sh t0080-artifacts.sh \
 	t0203-concurrency-and-crash.sh t0215-parallel-target-files.sh t0220-selection-decisions.sh \
 	t0230-parallel-swaps.sh t0400-stages.sh \
-	t0700-shell-models.sh t0800-s3-state.sh
+	t0700-shell-models.sh t0800-s3-state.sh t1010-schedule-retry.sh
 ifeq ($(SANITIZE),thread)
 SLUICE_TEST_SCRIPTS ?= $(TSAN_SCRIPTS)
 export SLUICE_TEST_SCRIPTS

@@ -170,7 +170,7 @@ static pid_t spawn_attempt(struct sched *S, struct run *r, struct sluice_err *er
 {
 	const struct schedule *sc = r->sc;
 	const struct cli *cli = S->cli;
-	const char *argv[24], **envp;
+	const char *argv[32], **envp;
 	char env_sched[96], env_id[64];
 	size_t n = 0, i, ne = 0;
 	int fds[2], outfds[2];
@@ -192,6 +192,16 @@ static pid_t spawn_attempt(struct sched *S, struct run *r, struct sluice_err *er
 	if (cli->vars) {
 		argv[n++] = "--vars";
 		argv[n++] = cli->vars;
+	}
+	if (cli->force)
+		argv[n++] = "--force";
+	if (cli->full_refresh)
+		argv[n++] = "--full-refresh";
+	if (cli->wait_lock >= 0) {
+		static char wait[16];
+		snprintf(wait, sizeof(wait), "%d", cli->wait_lock);
+		argv[n++] = "--wait-lock";
+		argv[n++] = wait;
 	}
 	if (cli->threads) {
 		static char threads[16];
@@ -488,7 +498,8 @@ static void notify_all(struct sched *S, struct run *r, int ok, int was_failing, 
 	json_object_set_new(sum, "duration", json_real(finished - r->started));
 	json_object_set_new(sum, "attempts", json_integer(r->attempt));
 	json_object_set_new(sum, "counts", r->summary ? json_incref(json_object_get(r->summary, "counts")) : json_object());
-	json_object_set_new(sum, "failed_nodes", r->summary ? json_incref(json_object_get(r->summary, "failed_nodes")) : json_array());
+	json_object_set_new(sum, "failed_nodes",
+			    r->summary ? json_incref(json_object_get(r->summary, "failed_nodes")) : json_array());
 	if (!ok && !json_array_size(json_object_get(sum, "failed_nodes")) && r->last_error[0])
 		json_object_set_new(sum, "error", json_string(r->last_error));
 	if (p->report) {
@@ -986,7 +997,9 @@ static int print_crontab(struct sched *S)
 	return ui_flush() < 0 ? 1 : 0;
 }
 
-static const char *const schedule_flags[] = { "--once", "--list", "--print-systemd", "--print-crontab", "--grace", NULL };
+static const char *const schedule_flags[] = {
+	"--once", "--list", "--print-systemd", "--print-crontab", "--grace", NULL
+};
 
 int cmd_schedule(int argc, char **argv)
 {
@@ -1025,6 +1038,9 @@ int cmd_schedule(int argc, char **argv)
 			err_set(&err, SLUICE_EUSAGE, "schedule takes no arguments ('%s'; did you mean --once %s?)", a, a);
 		}
 	}
+	if (!err.code && (cli.select.len || cli.exclude.len))
+		err_set(&err, SLUICE_EUSAGE,
+			"schedule takes each schedule's selection from sluice.yml (select:, exclude:), not -s or --exclude");
 	if (!err.code && once && mode)
 		err_set(&err, SLUICE_EUSAGE, "--once and %s cannot be used together", mode);
 	if (!err.code && (n = readlink("/proc/self/exe", self, sizeof(self) - 1)) > 0) {

@@ -62,9 +62,19 @@ ok "--list shows the last result, read from the state" t_list_last
 
 t_once_unknown() {
 	expect_exit 2 sluice schedule --once nighty || return 1
-	expect_grep "no schedule 'nighty'" "$T_DIR/out"
+	expect_grep "no schedule 'nighty'" "$T_DIR/out" || return 1
+	expect_exit 2 sluice schedule --once nightly -s other || return 1
+	expect_grep "selection from sluice.yml" "$T_DIR/out"
 }
-ok "--once with an unknown name exits 2 and names it" t_once_unknown
+ok "--once with an unknown name, or with -s, exits 2 and says why" t_once_unknown
+
+t_once_force() {
+	expect_exit 0 sluice schedule --once nightly || return 1
+	expect_eq reused "$(rr '.results[] | select(.unique_id == "model.proj.a") | .status')" || return 1
+	expect_exit 0 sluice schedule --once nightly --force || return 1
+	expect_eq success "$(rr '.results[] | select(.unique_id == "model.proj.a") | .status')"
+}
+ok "--force reaches the run: what is up to date is rebuilt" t_once_force
 
 # A day of hourly triggers in 24 seconds: an hour a second. A trigger that
 # comes while a run is slow (a loaded machine) is skipped: counted too.
