@@ -116,4 +116,41 @@ t_topology() {
 }
 ok "lake, warehouse, S3 and sluice schedule: the nightly schedule loads the lake into the warehouse" t_topology
 
+# The lake's server restarts (pg_ctl restart) in the middle of a run: a
+# transient failure, retried. A small project of its own on the lake.
+R=$T_DIR/restart
+mkdir -p "$R/models"
+cat >"$R/sluice.yml" <<'YML'
+name: restart
+profile: restart
+schedules:
+  - {name: lakeside, cron: "@daily", retries: 2, retry-delay: 2s}
+YML
+cat >"$R/profiles.yml" <<YML
+restart:
+  target: lake
+  outputs:
+    lake:
+      type: postgres
+      host: 127.0.0.1
+      port: $LAKE_PORT
+      user: "$SLUICE_TEST_PGUSER"
+      password: "{{ env_var('LAKE_PASSWORD') }}"
+      dbname: lake
+      schema: scratch
+YML
+printf '%s\n' "{{ config(materialized='table') }}" "select 1 as id from pg_sleep(3)" >"$R/models/slow.sql"
+
+t_restart() {
+	bg_start lakeside "$SLUICE_BIN" schedule --project-dir "$R" --profiles-dir "$R" --once lakeside || return 1
+	wait_until 30 grep -q 'START table scratch.slow' "$T_DIR/lakeside.log" || { cat "$T_DIR/lakeside.log"; return 1; }
+	sh "$top/tests/harness/pg.sh" restart "$T_DIR/lakepg" 2>"$T_DIR/restart.err" || { cat "$T_DIR/restart.err"; return 1; }
+	expect_eq 0 "$(bg_wait lakeside 90)" || { cat "$T_DIR/lakeside.log"; return 1; }
+	expect_grep 'retry +lakeside: attempt 1 failed with a transient error; attempt 2 in 2s: .*terminat' \
+		"$T_DIR/lakeside.log" || return 1
+	expect_grep 'done +lakeside: success after 2 attempts' "$T_DIR/lakeside.log" || return 1
+	expect_eq 1 "$(PGPORT=$LAKE_PORT psql_db lake "select count(*) from scratch.slow")"
+}
+ok "the lake's server restarted mid-run: the run is retried and succeeds" t_restart
+
 done_testing
