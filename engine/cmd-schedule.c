@@ -165,8 +165,11 @@ static const char *results_path(const struct sched *S, struct buf *b)
 	return b->s;
 }
 
-/* argv and environment of an attempt, built before fork (the child only calls execve). */
-static pid_t spawn_attempt(struct sched *S, struct run *r, struct sluice_err *err)
+/*
+ * Start an attempt: 0 with r->pid and its pipes set, or an error. argv and
+ * the environment are built before fork: the child only calls execve.
+ */
+static int spawn_attempt(struct sched *S, struct run *r, struct sluice_err *err)
 {
 	const struct schedule *sc = r->sc;
 	const struct cli *cli = S->cli;
