@@ -12,7 +12,8 @@ CC ?= cc
 PKGS := libpq odbc jansson libxxhash libcurl yaml-0.1 libcrypto zlib
 DEBS := libpq-dev unixodbc-dev odbc-postgresql libjansson-dev libxxhash-dev \
 	libcurl4-openssl-dev libyaml-dev postgresql postgresql-client libcmocka-dev \
-	pkg-config jq libssl-dev zlib1g-dev node=nodejs npm=npm curl=curl chromium
+	pkg-config jq libssl-dev zlib1g-dev tzdata node=nodejs npm=npm curl=curl chromium \
+	docker-compose=docker-compose
 SANITIZE ?=
 # One build directory per sanitizer set (build/std, build/address-undefined,
 # build/thread): their objects cannot be linked together.
@@ -26,7 +27,7 @@ BUILD := build/$(if $(SANITIZE),$(subst $(comma),-,$(SANITIZE)),std)
 TSAN_SCRIPTS := t0020-atomicity.sh t0030-failure-isolation.sh t0040-cancel.sh t0080-artifacts.sh \
 	t0203-concurrency-and-crash.sh t0215-parallel-target-files.sh t0220-selection-decisions.sh \
 	t0230-parallel-swaps.sh t0400-stages.sh \
-	t0700-shell-models.sh t0800-s3-state.sh t0930-audit-graph.sh
+	t0700-shell-models.sh t0800-s3-state.sh t0930-audit-graph.sh t1010-schedule-retry.sh
 ifeq ($(SANITIZE),thread)
 SLUICE_TEST_SCRIPTS ?= $(TSAN_SCRIPTS)
 export SLUICE_TEST_SCRIPTS
@@ -85,7 +86,8 @@ $(BUILD)/engine/report-page.o: $(BUILD)/engine/report-page.c
 # Unit tests link only what they test, so one module's work in progress
 # does not block another's tests.
 T_TEMPLATE := $(BUILD)/engine/template.o
-T_PROJECT := $(BUILD)/engine/yaml.o $(BUILD)/engine/project.o $(BUILD)/engine/json.o $(T_TEMPLATE)
+T_PROJECT := $(BUILD)/engine/yaml.o $(BUILD)/engine/project.o $(BUILD)/engine/json.o $(T_TEMPLATE) \
+	$(BUILD)/engine/schedule.o $(BUILD)/engine/cron.o
 T_DAG := $(BUILD)/engine/dag.o
 # registry.c names every driver and object store, so whatever links it
 # links them all.
@@ -108,6 +110,8 @@ $(BUILD)/tests/test_template: $(T_TEMPLATE)
 $(BUILD)/tests/test_yaml: $(T_PROJECT)
 $(BUILD)/tests/test_project: $(T_PROJECT)
 $(BUILD)/tests/test_dag: $(T_DAG)
+$(BUILD)/tests/test_cron: $(BUILD)/engine/cron.o
+$(BUILD)/tests/test_retry: $(BUILD)/engine/retry.o
 # The executor test refuses threads through a wrapped pthread_create.
 $(BUILD)/tests/test_executor: $(T_DAG) $(BUILD)/engine/executor.o
 $(BUILD)/tests/test_executor: LDFLAGS += -Wl,--wrap=pthread_create

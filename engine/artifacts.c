@@ -28,6 +28,8 @@ static json_t *metadata_new(const struct session *s)
 	json_object_set_new(md, "command_line", json_string(s->id.command_line.s));
 	format_iso_time(s->started_at, ts, sizeof(ts));
 	json_object_set_new(md, "started_at", json_string(ts));
+	if (s->schedule[0])
+		json_object_set_new(md, "schedule", json_string(s->schedule));
 	return md;
 }
 

@@ -428,9 +428,9 @@ static void settle_unselected(struct build *b)
 
 static int state_connect(void *ud, struct sluice_conn **out, const struct dialect **d, struct sluice_err *err)
 {
-	struct build *b = ud;
+	struct session *s = ud;
 
-	return conn_open(b->s, "default", out, d, err);
+	return conn_open(s, "default", out, d, err);
 }
 
 static const char *state_spec(const struct build *b)
@@ -438,22 +438,28 @@ static const char *state_spec(const struct build *b)
 	return val_get_str(&b->s->project.raw, "state", "local");
 }
 
-static int open_state(struct build *b, struct sluice_err *err)
+int build_state_open(struct session *s, struct state **out, struct sluice_err *err)
 {
-	struct project *p = &b->s->project;
+	struct project *p = &s->project;
 	struct state_opts o = { 0 };
-	int rc;
 
-	o.spec = state_spec(b);
+	o.spec = val_get_str(&p->raw, "state", "local");
 	o.project_dir = p->dir;
 	o.project = p->name;
 	o.target = p->target.name;
-	o.user = b->s->user;
-	o.invocation_id = b->s->invocation_id;
+	o.user = s->user;
+	o.invocation_id = s->invocation_id;
 	o.connect = state_connect;
-	o.connect_ud = b;
+	o.connect_ud = s;
 	o.s3 = val_get(&p->target.conns[0].settings, "s3");
-	if ((rc = state_open(&b->state, &o, err)))
+	return state_open(out, &o, err);
+}
+
+static int open_state(struct build *b, struct sluice_err *err)
+{
+	int rc;
+
+	if ((rc = build_state_open(b->s, &b->state, err)))
 		return rc;
 	if (b->mode == BUILD_RUN && (rc = state_lock(b->state, b->s->cli->wait_lock, err)))
 		return rc;

@@ -98,6 +98,12 @@ struct build {
  * lock (SLUICE_ELOCK when held). Connection errors: SLUICE_ECONN.
  * what: BUILD_* flags; build_prepare is BUILD_MODELS.
  */
+/*
+ * Open the state of s's project and target as a build does (sluice.yml
+ * `state:`), without taking the lock: for commands that read or add
+ * records of their own (sluice schedule). state_close() it.
+ */
+int build_state_open(struct session *s, struct state **out, struct sluice_err *err);
 int build_prepare(struct build *b, struct session *s, enum build_mode mode, struct sluice_err *err);
 int build_prepare_nodes(struct build *b, struct session *s, enum build_mode mode, unsigned what,
 			struct sluice_err *err);

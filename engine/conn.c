@@ -137,7 +137,8 @@ void conn_pool_release(struct conn_pool *pool)
 
 void conn_audit_comment(const struct session *s, const char *node, struct buf *out)
 {
-	buf_printf(out, "/* sluice run=%s node=%s user=%s */\n", s->invocation_id, node, s->user);
+	buf_printf(out, "/* sluice run=%s node=%s user=%s%s%s */\n", s->invocation_id, node, s->user,
+		   s->schedule[0] ? " schedule=" : "", s->schedule);
 }
 
 int conn_send_exec(struct sluice_conn *c, const char *audit, const char *sql, long long *rows,

@@ -30,6 +30,7 @@ struct exec_private {
 	int running;
 	int remaining;            /* todo nodes not yet finished */
 	int done;                 /* the run is over: the signal thread may leave */
+	int draining;             /* SIGUSR1: start nothing new, let what runs finish */
 	struct exec_worker *workers;
 	int failed;
 };
@@ -116,9 +117,9 @@ static void *worker_main(void *arg)
 		struct sluice_err err = SLUICE_ERR_INIT;
 		enum exec_status st;
 
-		while (!p->nready && p->remaining > 0 && !ex->signo)
+		while (!p->nready && p->remaining > 0 && !ex->signo && !p->draining)
 			pthread_cond_wait(&p->cond, &p->lock);
-		if (ex->signo || p->remaining <= 0 || !pick_ready(p, d, &idx))
+		if (ex->signo || p->draining || p->remaining <= 0 || !pick_ready(p, d, &idx))
 			break;
 		if (ex->todo[idx] == EXEC_PASS) {
 			ex->status[idx] = EXEC_SUCCESS;
@@ -168,6 +169,7 @@ static void *signal_main(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGUSR1);
 	for (;;) {
 		int sig = sigtimedwait(&set, NULL, &tick), i;
 
@@ -176,7 +178,10 @@ static void *signal_main(void *arg)
 			pthread_mutex_unlock(&p->lock);
 			return NULL;
 		}
-		if (sig > 0) {
+		if (sig == SIGUSR1) {
+			p->draining = 1;
+			pthread_cond_broadcast(&p->cond);
+		} else if (sig > 0) {
 			__atomic_store_n(&ex->signo, sig, __ATOMIC_SEQ_CST);
 			for (i = 0; i < ex->threads; i++)
 				if (p->workers[i].busy && p->workers[i].busy->drv->cancel)
@@ -220,6 +225,7 @@ int executor_run(struct executor *ex)
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, &old);
 	p->workers = xcalloc((size_t)ex->threads, sizeof(*p->workers));
 	tids = xcalloc((size_t)ex->threads, sizeof(*tids));
@@ -255,6 +261,8 @@ int executor_run(struct executor *ex)
 		pthread_join(sigtid, NULL);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	free(tids);
+	if (p->draining && !ex->signo)
+		ex->signo = SIGTERM;   /* drained: ended like a termination, but without cancelling */
 	if (ex->signo)
 		return SLUICE_ECANCEL;
 	return p->failed ? SLUICE_EDB : 0;

@@ -4,6 +4,9 @@
  * start first. When a job fails, everything downstream of it is skipped
  * and independent branches go on. SIGINT/SIGTERM cancel the running jobs
  * (through the connection each job marks as busy) and skip the rest.
+ * SIGUSR1 drains: nothing new starts, the running jobs finish, the rest
+ * is skipped, and the run ends as if by SIGTERM (signo; sluice schedule
+ * sends it to give running nodes a grace period before it cancels them).
  */
 #ifndef SLUICE_EXECUTOR_H
 #define SLUICE_EXECUTOR_H

@@ -16,7 +16,7 @@
 
 struct identity {
 	char user[128];
-	char user_source[64];          /* "SLUICE_USER", "login" ("schedule:<name>": the scheduler's) */
+	char user_source[80];          /* "SLUICE_USER", "login" ("schedule:<name>": the scheduler's) */
 	char git_commit[48];           /* "" when the project is not in a git repository */
 	int git_dirty;                 /* tracked files modified */
 	struct buf command_line;       /* "sluice run -s orders --vars <omitted>" */

@@ -32,6 +32,7 @@ static const struct cmd_entry commands[] = {
 	{ "report", cmd_report, "rebuild target/report.html from target/ (--open: show it)" },
 	{ "debug", cmd_debug, "check the project, the profile and every connection" },
 	{ "sources", cmd_sources, "instrument|uninstrument|versions: source change detection" },
+	{ "schedule", cmd_schedule, "run the schedules of sluice.yml (--once NAME, --list, --print-systemd, --print-crontab)" },
 	{ "embedded", cmd_embedded, "start|stop|status|env of the embedded PostgreSQL" },
 	{ "help", cmd_help, "show this help" },
 };
@@ -71,6 +72,12 @@ int main(int argc, char **argv)
 
 	/* A closed pipe is reported as a write error, not a silent death mid-run. */
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * SIGUSR1 drains a run (executor.h); outside a run it must not kill
+	 * the process. An ignored signal still reaches a thread that blocks
+	 * and waits for it, as the executor's signal thread does.
+	 */
+	signal(SIGUSR1, SIG_IGN);
 	ui_init(NULL);
 	if (argc < 2) {
 		cmd_help(0, NULL);

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "project.h"
+#include "schedule.h"
 #include "yaml.h"
 #include "util/buf.h"
 #include "util/fs.h"
@@ -597,7 +598,9 @@ static int is_late_key(const char *k)
 {
 	static const char *const late[] = {
 		"on-run-start", "on-run-end", "on_run_start", "on_run_end",
-		"query-comment", "query_comment", NULL
+		"query-comment", "query_comment",
+		"notifications",   /* webhooks are secrets: rendered only when sent (schedule.h) */
+		NULL
 	};
 	size_t i;
 
@@ -700,6 +703,16 @@ static int finish_sluice_yml(struct loader *L, const struct ynode *root)
 	if ((rc = hook_list(L, root, "on-run-start", &p->on_run_start)) ||
 	    (rc = hook_list(L, root, "on-run-end", &p->on_run_end)))
 		return rc;
+	if ((rc = schedule_load(&p->arena, ymap_get(root, "schedules"), ymap_get(root, "notifications"),
+				&p->schedules, &p->nschedules, &p->notifiers, &p->nnotifiers, L->err)))
+		return rc;
+	n = ymap_get(root, "report");
+	if (!is_null(n)) {
+		v = val_get(&p->raw, "report");
+		if (n->kind != Y_SCALAR || v->kind != V_STR || !v->u.str.len)
+			return yaml_error(L->err, n, "report must be a URL or path where reports are published");
+		p->report = v->u.str.s;
+	}
 	n = ymap_get(root, "models");
 	p->models_config = val_none();
 	if (!is_null(n)) {

@@ -18,6 +18,9 @@
 #include "value.h"
 #include "yaml.h"
 
+struct schedule;
+struct notifier;
+
 struct model {
 	const char *name;          /* file name without extension */
 	const char *unique_id;     /* "model.<project>.<name>" */
@@ -104,6 +107,11 @@ struct project {
 	struct test_file **test_files;   /* .sql files under test_paths, sorted by path */
 	size_t ntest_files;
 	struct target target;
+	struct schedule *schedules;      /* sluice.yml `schedules:` (schedule.h), in file order */
+	size_t nschedules;
+	struct notifier *notifiers;      /* `notifications:` */
+	size_t nnotifiers;
+	const char *report;              /* `report:` where reports are published, or NULL */
 	/* private to project.c: name -> struct model *, "source.table" -> struct source_table * */
 	struct strmap model_index, source_index;
 };

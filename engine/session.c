@@ -2,12 +2,14 @@
  * session.c: common flags and the load-project-then-select sequence every
  * command starts with; see session.h.
  */
+#include <ctype.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "audit.h"
+#include "schedule.h"
 #include "session.h"
 #include "ui.h"
 #include "util/fs.h"
@@ -136,7 +138,7 @@ void cli_release(struct cli *cli)
 	free(cli->args);
 }
 
-static void make_invocation_id(char *out, size_t n)
+void session_new_invocation_id(char *out, size_t n)
 {
 	unsigned char r[16] = { 0 };
 	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
@@ -166,6 +168,27 @@ static void make_invocation_id(char *out, size_t n)
 		 r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15]);
 }
 
+/*
+ * A run started by `sluice schedule` gets the schedule's name and the
+ * invocation id the scheduler chose in its environment (cmd-schedule.c),
+ * so that its audit comment names the schedule and the scheduler can
+ * find this run's run_results.json among the attempts.
+ */
+static void find_schedule(struct session *s)
+{
+	const char *name = getenv("SLUICE_SCHEDULE"), *id = getenv("SLUICE_INVOCATION_ID");
+	size_t i;
+
+	if (name && schedule_name_ok(name))
+		snprintf(s->schedule, sizeof(s->schedule), "%s", name);
+	for (i = 0; id && id[i] && (isxdigit((unsigned char)id[i]) || id[i] == '-'); i++)
+		;
+	if (id && i == 36 && !id[i])
+		snprintf(s->invocation_id, sizeof(s->invocation_id), "%s", id);
+	else
+		session_new_invocation_id(s->invocation_id, sizeof(s->invocation_id));
+}
+
 int session_open(struct session *s, struct cli *cli, struct sluice_err *err)
 {
 	struct project_opts po = { cli->project_dir, cli->profiles_dir, cli->target, cli->vars };
@@ -175,10 +198,12 @@ int session_open(struct session *s, struct cli *cli, struct sluice_err *err)
 	memset(s, 0, sizeof(*s));
 	s->cli = cli;
 	s->started_at = now_seconds();
-	make_invocation_id(s->invocation_id, sizeof(s->invocation_id));
+	find_schedule(s);
 	/* git status can take a while in a large repository: only for what records it */
 	identity_init(&s->id, cli->identity_git ? (cli->project_dir ? cli->project_dir : ".") : NULL, cli->argc,
 		      cli->argv);
+	if (s->schedule[0])    /* the person who started the scheduler, through the schedule */
+		snprintf(s->id.user_source, sizeof(s->id.user_source), "schedule:%s", s->schedule);
 	s->user = s->id.user;
 	/* application_name is at most 63 bytes */
 	snprintf(s->app_name, sizeof(s->app_name), "sluice/%.56s", s->user);

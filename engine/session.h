@@ -41,6 +41,7 @@ struct session {
 	char invocation_id[40];
 	struct identity id;                /* who runs, from which commit, with which command line */
 	const char *user;                  /* id.user */
+	char schedule[64];                 /* $SLUICE_SCHEDULE: the schedule that started this run, or "" */
 	char app_name[64];                 /* application_name: sluice/<user> */
 	double started_at;                 /* epoch seconds */
 	struct audit_log *audit;           /* target/audit.jsonl while run, build or test runs (audit.h), or NULL */
@@ -65,5 +66,7 @@ void session_close(struct session *s);
  */
 int session_audit(struct session *s, struct sluice_err *err);
 
+/* A new invocation id (a UUIDv7: sorts by time) into out[n], n >= 37. */
+void session_new_invocation_id(char *out, size_t n);
 
 #endif

@@ -282,3 +282,33 @@ int ui_flush(void)
 		return -1;
 	return 0;
 }
+
+void ui_schedule(double at, const char *event_name, const char *schedule, const char *fmt, ...)
+{
+	char msg[2048], ts[32], base[32];
+	time_t secs = (time_t)at;
+	struct tm tm;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	gmtime_r(&secs, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	pthread_mutex_lock(&ui_lock);
+	if (json_mode) {
+		json_t *o = json_object();
+		snprintf(ts, sizeof(ts), "%.3f", at);
+		json_object_set_new(o, "ts", json_string(ts));
+		json_object_set_new(o, "time", json_string(base));
+		json_object_set_new(o, "event", json_string(event_name));
+		if (schedule)
+			json_object_set_new(o, "schedule", json_string(schedule));
+		json_object_set_new(o, "message", json_string(msg));
+		emit_json(o);
+	} else {
+		printf("%s %-9s %s%s%s\n", base, event_name, schedule ? schedule : "", schedule ? ": " : "", msg);
+		fflush(stdout);
+	}
+	pthread_mutex_unlock(&ui_lock);
+}

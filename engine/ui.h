@@ -30,6 +30,16 @@ void ui_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void ui_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void ui_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/*
+ * A scheduler's line (sluice schedule): at is the scheduler's clock (epoch
+ * seconds, which a fake clock may drive), event a word such as "trigger",
+ * "start", "retry", "done", "skip"; schedule may be NULL. Text:
+ * "2026-03-29T01:00:00Z start     nightly: attempt 1 of 3"; JSON: ts, time,
+ * event, schedule, message.
+ */
+void ui_schedule(double at, const char *event, const char *schedule, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 /* Check stdout for write errors (full disk, closed pipe); 0 or -1. */
 int ui_flush(void);
 

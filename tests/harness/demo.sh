@@ -34,5 +34,8 @@ echo
 echo "== what the shell model exported (target/files/trial_outcomes.csv) =="
 head -n 4 target/files/trial_outcomes.csv
 echo
+echo "== the schedule in sluice.yml: sluice schedule --list (docs/schedule.md) =="
+./sluice schedule --list
+echo
 echo "== the report of the last build: the DAG, why each node ran, the timeline, the failing rows =="
 echo "report: $(pwd)/target/report.html   (./sluice report --open opens it)"

@@ -4,6 +4,7 @@
 #
 #   sh tests/harness/pg.sh start DIR   initdb DIR/data, start, print settings
 #   sh tests/harness/pg.sh stop DIR    fast shutdown (no-op when not running)
+#   sh tests/harness/pg.sh restart DIR fast shutdown (sessions are terminated, 57P01), then start again
 #
 # `start` prints shell-evaluable SLUICE_TEST_PG*=value lines on stdout;
 # progress and errors go to stderr. Not for anything but tests: the role
@@ -14,7 +15,7 @@ me="pg.sh"
 die() { echo "$me: $*" >&2; exit 1; }
 
 usage() {
-	echo "usage: sh tests/harness/pg.sh start|stop DIR" >&2
+	echo "usage: sh tests/harness/pg.sh start|stop|restart DIR" >&2
 	exit 2
 }
 
@@ -173,21 +174,23 @@ cmd_start() {
 	echo "SLUICE_TEST_PGSOCKDIR=$(q "$run")"
 }
 
-cmd_stop() {
+# pg_ctl ACTION on the cluster in DIR, as the user that owns it (stop, restart).
+cmd_ctl() {
 	bindir=$(find_bindir)
 	data=$dir/data
 	if [ ! -f "$data/postmaster.pid" ]; then
 		echo "$me: no server running in $data" >&2
-		return 0
+		[ "$1" = stop ] && return 0
+		exit 1
 	fi
 	run_as=""
 	if [ "$(id -u)" = 0 ]; then
 		run_as=$(stat -c %U "$data")
 		[ "$run_as" != root ] || run_as=""
 	fi
-	as_server "$bindir/pg_ctl" -D "$data" -m fast -w -t 60 stop >"$dir/pg_ctl-stop.log" 2>&1 || {
-		echo "$me: pg_ctl stop failed:" >&2
-		log_tail "$dir/pg_ctl-stop.log"
+	as_server "$bindir/pg_ctl" -D "$data" -l "$dir/server.log" -m fast -w -t 60 "$1" >"$dir/pg_ctl-$1.log" 2>&1 || {
+		echo "$me: pg_ctl $1 failed:" >&2
+		log_tail "$dir/pg_ctl-$1.log"
 		exit 1
 	}
 }
@@ -196,6 +199,7 @@ cmd_stop() {
 dir=$2
 case $1 in
 start) cmd_start ;;
-stop) cmd_stop ;;
+stop) cmd_ctl stop ;;
+restart) cmd_ctl restart ;;
 *) usage ;;
 esac

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include "../../engine/project.h"
+#include "../../engine/schedule.h"
 #include "../../engine/util/buf.h"
 #include "../../engine/util/fs.h"
 
@@ -988,11 +989,69 @@ static void test_many_models(void **state)
 	assert_null(val_get(&project_find_model(&P, "m0014")->config, "tags"));
 }
 
+/* schedules: and notifications: (engine/schedule.c), errors at file:line:col. */
+static void test_schedules(void **state)
+{
+	const struct schedule *sc;
+
+	(void)state;
+	unsetenv("OPS_HOOK_FOR_TEST");
+	put("sluice.yml", "name: demo\n"
+	    "schedules:\n"
+	    "  - name: nightly\n"
+	    "    cron: \"0 2 * * MON-FRI\"\n"
+	    "    timezone: Europe/Athens\n"
+	    "    command: build\n"
+	    "    select: tag:nightly\n"
+	    "    retries: 2\n"
+	    "    retry-delay: 1m\n"
+	    "    notify: [ops]\n"
+	    "  - {name: hourly, cron: \"@hourly\"}\n"
+	    "notifications:\n"
+	    "  ops: {webhook: \"{{ env_var('OPS_HOOK_FOR_TEST') }}\", on: [failure, recovery], format: slack}\n");
+	load_ok(tmp);   /* the webhook's variable is not set: only sending needs it */
+	assert_int_equal(P.nschedules, 2);
+	sc = schedule_find(P.schedules, P.nschedules, "nightly");
+	assert_non_null(sc);
+	assert_string_equal(sc->timezone, "Europe/Athens");
+	assert_string_equal(sc->command, "build");
+	assert_string_equal(sc->select, "tag:nightly");
+	assert_int_equal(sc->retries, 2);
+	assert_true(sc->retry_delay == 60);
+	assert_int_equal(sc->nnotify, 1);
+	assert_string_equal(sc->notify[0]->webhook, "{{ env_var('OPS_HOOK_FOR_TEST') }}");
+	assert_int_equal(sc->notify[0]->on, NOTIFY_FAILURE | NOTIFY_RECOVERY);
+	assert_true(sc->notify[0]->slack);
+	sc = schedule_find(P.schedules, P.nschedules, "hourly");
+	assert_string_equal(sc->command, "run");
+	assert_string_equal(sc->timezone, "UTC");
+	assert_int_equal(sc->line, 11);
+	project_release(&P);
+
+	put("sluice.yml", "name: demo\nschedules:\n  - name: n\n    cron: \"60 2 * * *\"\n");
+	assert_string_equal(load_err(), "sluice.yml:4:11: schedule 'n': cron: minute: '60' is out of range 0-59");
+	put("sluice.yml", "name: demo\nschedules:\n  - {name: n, cron: \"0 2 * * *\", timezone: Europe/Athen}\n");
+	assert_string_equal(load_err(),
+			    "sluice.yml:3:44: schedule 'n': unknown time zone 'Europe/Athen' (an IANA name such as Europe/Athens)");
+	put("sluice.yml", "name: demo\nschedules:\n  - {name: n, cron: \"0 2 * * *\", notify: [ops]}\n");
+	assert_string_equal(load_err(), "sluice.yml:3:42: schedule 'n': notify: no notification 'ops' under notifications:");
+	put("sluice.yml", "name: demo\nschedules:\n  - {name: n, cron: \"0 2 * * *\", command: seed}\n");
+	assert_string_equal(load_err(), "sluice.yml:3:43: schedule 'n': command must be run, build or test, not 'seed'");
+	put("sluice.yml", "name: demo\nschedules:\n  - {name: n, cronn: \"0 2 * * *\"}\n");
+	assert_string_equal(load_err(), "sluice.yml:3:15: schedule 'n': unknown key 'cronn'");
+	put("sluice.yml", "name: demo\nschedules:\n  - {name: n, cron: \"@daily\"}\n  - {name: n, cron: \"@daily\"}\n");
+	assert_string_equal(load_err(), "sluice.yml:4:5: schedule 'n' is defined twice (first at line 3)");
+	put("sluice.yml", "name: demo\nnotifications:\n  ops: {webhook: x, on: [sometimes]}\n");
+	assert_string_equal(load_err(),
+			    "sluice.yml:3:25: notification 'ops': on: 'sometimes' is not one of failure, success, recovery, always");
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_defaults),
+		T(test_schedules),
 		T(test_missing_sluice_yml),
 		T(test_name_is_required_and_an_identifier),
 		T(test_sluice_yml_yaml_errors),
