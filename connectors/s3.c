@@ -422,6 +422,10 @@ struct s3_req {
 	/* per-attempt state */
 	size_t body_off;
 	long long delivered;         /* bytes handed to sink */
+	/* a GET cut short resumes where it stopped, from the same object */
+	long long resume_from;       /* bytes the sink had when this attempt began */
+	long long resent;            /* of those, bytes a 200 (Range ignored) sent again */
+	char resume_etag[OBJSTORE_ETAG_SIZE];
 	int sink_failed;
 	struct buf errbody;
 	struct sluice_err *err;
@@ -448,13 +452,22 @@ static size_t s3_write_cb(char *data, size_t size, size_t nmemb, void *ud)
 	long status = 0;
 
 	curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &status);
+	if (status == 200 && r->sink && r->resent < r->resume_from) {
+		/* the whole object again: skip what the sink already has */
+		size_t skip = (size_t)(r->resume_from - r->resent) < n ? (size_t)(r->resume_from - r->resent) : n;
+		r->resent += (long long)skip;
+		data += skip;
+		n -= skip;
+		if (!n)
+			return size * nmemb;
+	}
 	if (status >= 200 && status < 300 && r->sink) {
 		if (r->sink(r->sink_ud, data, n, r->err) < 0) {
 			r->sink_failed = 1;
 			return 0;  /* makes libcurl stop with CURLE_WRITE_ERROR */
 		}
 		r->delivered += (long long)n;
-		return n;
+		return size * nmemb;
 	}
 	if (status >= 200 && status < 300 && r->xml) {
 		if (r->xml->len + n > S3_XML_CAP)
@@ -582,7 +595,14 @@ static int s3_attempt(struct s3_client *c, struct s3_req *r, const char *url, in
 		snprintf(line, sizeof(line), "Content-MD5: %s", r->content_md5);
 		hdrs = curl_slist_append(hdrs, line);
 	}
-	if (r->if_none_match) {
+	r->resume_from = r->delivered;
+	r->resent = 0;
+	if (r->resume_from) {
+		snprintf(line, sizeof(line), "Range: bytes=%lld-", r->resume_from);
+		hdrs = curl_slist_append(hdrs, line);
+		snprintf(line, sizeof(line), "If-Match: \"%s\"", r->resume_etag);
+		hdrs = curl_slist_append(hdrs, line);
+	} else if (r->if_none_match) {
 		hdrs = curl_slist_append(hdrs, "If-None-Match: *");
 	} else if (r->if_match) {
 		snprintf(line, sizeof(line), "If-Match: \"%s\"", r->if_match);
@@ -635,8 +655,14 @@ static int s3_attempt(struct s3_client *c, struct s3_req *r, const char *url, in
 	if (rc != CURLE_OK) {
 		struct buf tries = BUF_INIT;
 
-		/* A sink that already has bytes cannot be rewound: no retry. */
-		if (transient_curl_error(rc) && !last && r->delivered == 0) {
+		/*
+		 * A sink that already has bytes cannot be rewound: the next
+		 * attempt asks for the rest (Range) of the same object
+		 * (If-Match its ETag), or, without an ETag, gives up.
+		 */
+		if (transient_curl_error(rc) && !last && (r->delivered == 0 || r->etag[0])) {
+			if (r->delivered)
+				snprintf(r->resume_etag, sizeof(r->resume_etag), "%s", r->etag);
 			ret = 1;
 			goto out;
 		}
