@@ -38,13 +38,6 @@ static char project_dir[256];
 /* A test that fails before killing its child leaves it to the teardown. */
 static pid_t child_pid;
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
 static int make_project(void **unused)
 {
 	const char *base = getenv("SLUICE_TEST_TMP");
