@@ -18,6 +18,8 @@ int cmd_embedded(int argc, char **argv);
 int cmd_sources(int argc, char **argv);
 int cmd_build(int argc, char **argv);
 int cmd_test(int argc, char **argv);
+int cmd_seed(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
 /* build and test share one body (cmd-build.c); what: BUILD_* flags (build.h). */
 int cmd_build_like(int argc, char **argv, const char *which, unsigned what);
 

@@ -576,6 +576,46 @@ static void add_test(struct parse_ctx *c, struct datatest *t)
 }
 
 /*
+ * dbt 1.10 puts a test's arguments under `arguments:`, beside `config:`:
+ * the same test as the arguments written next to config. The entry is
+ * read as that flat map (a new node in the arena; positions kept).
+ */
+static int flatten_arguments(struct parse_ctx *c, const struct ynode **args)
+{
+	const struct ynode *in = *args, *inner;
+	struct ynode *out;
+	size_t i, k = 0;
+
+	if (!in || in->kind != Y_MAP || !(inner = ymap_get(in, "arguments")))
+		return 0;
+	if (is_null_node(inner))
+		inner = NULL;
+	else if (inner->kind != Y_MAP)
+		return yaml_error(c->err, inner, "arguments must be a map of argument: value");
+	out = arena_alloc(c->a, sizeof(*out));
+	*out = *in;
+	out->items = arena_alloc(c->a, (2 * (in->n + (inner ? inner->n : 0)) + 1) * sizeof(*out->items));
+	out->n = 0;
+	for (i = 0; i < in->n; i++) {
+		if (!strcmp(in->items[2 * i]->scalar, "arguments"))
+			continue;
+		out->items[2 * k] = in->items[2 * i];
+		out->items[2 * k++ + 1] = in->items[2 * i + 1];
+		out->n = k;
+	}
+	for (i = 0; inner && i < inner->n; i++) {
+		if (ymap_get(out, inner->items[2 * i]->scalar))
+			return yaml_error(c->err, inner->items[2 * i], "'%s' is given twice: under arguments: and beside it",
+					  inner->items[2 * i]->scalar);
+		out->items[2 * k] = inner->items[2 * i];
+		out->items[2 * k++ + 1] = inner->items[2 * i + 1];
+		out->n = k;
+	}
+	*args = out;
+	return 0;
+}
+
+/*
  * One entry of a tests: list: "not_null", or {accepted_values: {values:
  * [...], severity: warn}}, or {unique_combination: [a, b]}.
  */
@@ -624,7 +664,7 @@ static int parse_test(struct parse_ctx *c, struct model *model, struct source_ta
 	}
 	t->kind = (enum datatest_kind)k;
 	t->kind_name = kind_names[k];
-	if ((rc = apply_defaults(c, t)))
+	if ((rc = apply_defaults(c, t)) || (rc = flatten_arguments(c, &args)))
 		return rc;
 	if (args && args->kind == Y_MAP) {
 		/* Config first (the entry's own keys, then config:), then what the kind takes. */

@@ -25,7 +25,7 @@ struct datatest;
 
 /* The materializations; names in mat_names[] (manifest.c). */
 enum materialization { MAT_VIEW, MAT_TABLE, MAT_INCREMENTAL, MAT_EPHEMERAL, MAT_UNLOAD, MAT_LOAD, MAT_SHELL,
-		       MAT__COUNT };
+		       MAT_SEED, MAT_SNAPSHOT, MAT__COUNT };
 
 struct node {
 	size_t idx;

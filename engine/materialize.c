@@ -101,8 +101,8 @@ static void plan_swap(struct plan *p, const struct plan_input *in, enum rel_kind
 
 	dialect_relation(&side_rel, p->schema, side);
 	dialect_relation(&old_rel, p->schema, old);
-	if (in->node->mat == MAT_LOAD) {
-		/* a side table left by a crashed run is in the way */
+	if (in->node->mat == MAT_LOAD || in->node->mat == MAT_SEED) {
+		/* filled by the caller's stage step; a side table left by a crashed run is in the way */
 		d->drop(&b, side_rel.s, REL_TABLE, 0);
 		add_step(p, STEP_SQL, &b, 0);
 		p->stage_into = xstrdup(side_rel.s);

@@ -235,14 +235,6 @@ static int teardown(void **unused)
 	return fs_remove_tree(tmp_dir, &err);
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 static struct state_opts opts(const char *target, const char *invocation)
 {
 	struct state_opts o = { 0 };
