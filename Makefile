@@ -103,6 +103,7 @@ $(BUILD)/tests/test_executor: LDFLAGS += -Wl,--wrap=pthread_create
 T_DATATEST := $(T_PROJECT) $(T_DAG) $(T_SHELL) $(BUILD)/engine/datatest.o $(BUILD)/engine/manifest.o \
 	$(T_DIALECT)
 $(BUILD)/tests/test_datatest: $(T_DATATEST)
+$(BUILD)/tests/test_seed: $(BUILD)/engine/seed.o $(T_DIALECT)
 $(BUILD)/tests/%: tests/unit/%.c $(UTIL_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(LIBS) -lcmocka
