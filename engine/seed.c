@@ -355,29 +355,12 @@ void seed_write_csv(const struct seed_table *t, struct buf *out)
 	}
 }
 
-static int is_plain_ident(const char *s)
-{
-	if (!(isalpha((unsigned char)*s) || *s == '_'))
-		return 0;
-	for (s++; *s; s++)
-		if (!(isalnum((unsigned char)*s) || *s == '_'))
-			return 0;
-	return 1;
-}
-
 void seed_column_sql(const struct seed_table *t, size_t c, int quote_columns, struct buf *out)
 {
 	const char *name = t->names[c];
 
-	struct buf low = BUF_INIT;
-
-	if (quote_columns || !is_plain_ident(name)) {
+	if (quote_columns || !dialect_is_ident(name))
 		dialect_quote_ident(out, name);
-		return;
-	}
-	/* quoted all the same: a column named like a keyword (order, user) still works */
-	for (; *name; name++)
-		buf_addc(&low, (char)tolower((unsigned char)*name));
-	dialect_quote_ident(out, low.s);
-	buf_release(&low);
+	else
+		dialect_folded_ident(out, name);
 }

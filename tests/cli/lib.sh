@@ -419,15 +419,14 @@ at_gate() {
 
 # --- dbt projects (t11xx) ------------------------------------------------------
 
-# new_dbt_project DIR [PROFILES_DIR]: a copy of tests/fixtures/dbt-shop (a
-# dbt_project.yml, no sluice.yml) with a dbt profile `shop` for this test's
-# database in PROFILES_DIR (default: the project directory); cd into it.
+# new_dbt_project DIR [FIXTURE]: a copy of tests/fixtures/FIXTURE (default
+# dbt-shop: a dbt_project.yml, no sluice.yml) with a dbt profile `shop` for
+# this test's database in the project directory; cd into it.
 new_dbt_project() {
 	P="$T_DIR/$1"
 	mkdir -p "$T_DIR" &&
-	cp -R "$(dirname "$0")/../fixtures/dbt-shop" "$P" || exit 1
-	mkdir -p "${2:-$P}"
-	cat >"${2:-$P}/profiles.yml" <<YML
+	cp -R "$(dirname "$0")/../fixtures/${2:-dbt-shop}" "$P" || exit 1
+	cat >"$P/profiles.yml" <<YML
 shop:
   target: dev
   outputs:
