@@ -158,6 +158,11 @@ static int add_ref_edge(void *ud, const struct tpl_call *c)
 	if (!name)
 		return call_error(b->err, c, "ref() needs a model name");
 	parent = strmap_get(&b->m->by_name, name);
+	if (!parent && strmap_get(&b->m->disabled, name)) {
+		const struct model *off = strmap_get(&b->m->disabled, name);
+		return call_error(b->err, c, "ref('%s'): %s '%s' (%s) is disabled (enabled: false)", name, off->resource,
+				  name, off->path);
+	}
 	if (!parent) {
 		const char *s = dag_suggest(name, b->model_names, b->nmodel_names);
 		if (s)
@@ -447,6 +452,7 @@ int manifest_build(struct manifest *m, struct project *p, struct sluice_err *err
 		if ((rc = tpl_each_call_nested(n->tpl, "config", apply_config_call, config_inner_call, &b, a)))
 			return rc;
 		if (!val_get_bool(&n->config, "enabled", 1)) {
+			strmap_put(&m->disabled, mod->name, mod);
 			m->n--;   /* disabled models are not nodes (dbt) */
 			continue;
 		}
@@ -489,6 +495,7 @@ int manifest_build(struct manifest *m, struct project *p, struct sluice_err *err
 void manifest_release(struct manifest *m)
 {
 	strmap_release(&m->depends_on_refs);
+	strmap_release(&m->disabled);
 	strmap_release(&m->by_name);
 	strmap_release(&m->by_source);
 }

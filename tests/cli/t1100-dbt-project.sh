@@ -35,6 +35,14 @@ t_disabled() {
 }
 ok "+enabled: false in the config tree leaves the model out" t_disabled
 
+t_ref_disabled() {
+	model uses_legacy "select * from {{ ref('legacy_report') }}" &&
+	expect_exit 2 sluice ls || { rm -f models/uses_legacy.sql; return 1; }
+	rm -f models/uses_legacy.sql
+	expect_grep "models/uses_legacy\.sql:1:18: ref\('legacy_report'\): model 'legacy_report' \(models/marts/legacy_report\.sql\) is disabled" "$T_DIR/out"
+}
+ok "a ref to a disabled model says so" t_ref_disabled
+
 t_tags() {
 	sluice ls -s tag:staging >"$T_DIR/ls" 2>&1 || { cat "$T_DIR/ls"; return 1; }
 	expect_eq "shop.staging.stg_customers
