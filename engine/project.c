@@ -1415,6 +1415,8 @@ static int props_list(struct props_ctx *c, const struct ynode *root, const char 
 	return 0;
 }
 
+static int dbt_props_snapshot(struct props_ctx *c, const struct ynode *e);
+
 static int props_file(struct props_ctx *c, const char *rel)
 {
 	struct project *p = c->L->p;
@@ -1433,7 +1435,7 @@ static int props_file(struct props_ctx *c, const char *rel)
 	if (!rc && root)
 		rc = props_list(c, root, "seeds", props_model);
 	if (!rc && root)
-		rc = props_list(c, root, "snapshots", props_model);
+		rc = props_list(c, root, "snapshots", dbt_props_snapshot);
 	if (!rc && root)
 		rc = props_list(c, root, "sources", props_source);
 	arena_release(&tmp);
@@ -1535,6 +1537,43 @@ static int dbt_add_snapshots(struct loader *L, const struct found *f, struct dir
 		at = e1;
 	}
 	return 0;
+}
+
+/*
+ * dbt 1.9's snapshots in YAML: an entry with relation: ref(...) or
+ * source(...) is a snapshot of that relation, configured by its config:.
+ * Without relation: it describes a {% snapshot %} block, like a model's
+ * properties.
+ */
+static int dbt_props_snapshot(struct props_ctx *c, const struct ynode *e)
+{
+	struct loader *L = c->L;
+	struct project *p = L->p;
+	const struct ynode *name, *rel;
+	struct found f;
+	struct dir_cfg dc;
+	const char *src, *slash;
+	int rc;
+
+	if ((rc = entry_name(L, e, "snapshot", &name)))
+		return rc;
+	rel = ymap_get(e, "relation");
+	if (is_null(rel))
+		return props_model(c, e);
+	if (rel->kind != Y_SCALAR)
+		return yaml_error(L->err, rel, "relation must be ref('...') or source('...', '...')");
+	memset(&f, 0, sizeof(f));
+	memset(&dc, 0, sizeof(dc));
+	f.rel = c->rel;
+	slash = strchr(c->rel, '/');
+	f.prefix = slash ? (size_t)(slash - c->rel) + 1 : 0;
+	f.lang = "sql";
+	src = arena_printf(&p->arena, "select * from {{ %s }}", rel->scalar);
+	/* one more than load_files counted */
+	p->models = arena_grow(&p->arena, p->models, p->nmodels, p->nmodels + 1, sizeof(*p->models));
+	if ((rc = add_resource(L, &f, &dc, "snapshot", arena_strdup(&p->arena, name->scalar), src, strlen(src))))
+		return rc;
+	return props_model(c, e);
 }
 
 /* Singular data tests: the .sql files under test-paths. */

@@ -99,4 +99,25 @@ t_build_dag() {
 }
 ok "sluice build runs snapshots before the models that read them (timestamp: no new updated_at, no new version)" t_build_dag
 
+t_yaml_form() {
+	cat >snapshots/snaps.yml <<'YML' &&
+snapshots:
+  - name: customers_yaml
+    relation: source('lake', 'customers')
+    config:
+      unique_key: id
+      strategy: check
+      check_cols: all
+      hard_deletes: invalidate
+YML
+	expect_exit 0 sluice snapshot -s customers_yaml || return 1
+	psql_q "delete from lake.customers where id = 4" >/dev/null &&
+	expect_exit 0 sluice snapshot -s customers_yaml || return 1
+	expect_eq "1|t
+2|t
+3|t
+4|f" "$(psql_q 'select id, dbt_valid_to is null from snapshots.customers_yaml order by id')"
+}
+ok "dbt 1.9's YAML snapshots: relation: and config:" t_yaml_form
+
 done_testing
