@@ -120,6 +120,7 @@ T_DATATEST := $(T_PROJECT) $(T_DAG) $(T_SHELL) $(BUILD)/engine/datatest.o $(BUIL
 $(BUILD)/tests/test_datatest: $(T_DATATEST)
 $(BUILD)/tests/test_trace: $(T_DAG) $(BUILD)/engine/blame.o $(BUILD)/engine/graph.o $(BUILD)/engine/identity.o \
 	$(BUILD)/engine/audit.o $(BUILD)/engine/ui.o $(T_CONNECTORS)
+$(BUILD)/tests/test_seed: $(BUILD)/engine/seed.o $(T_DIALECT)
 $(BUILD)/tests/%: tests/unit/%.c $(UTIL_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) $(LIBS) -lcmocka

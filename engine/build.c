@@ -16,7 +16,7 @@
 /* Kinds whose nodes build what children read: build.c fingerprints them (unless their decide slot does). */
 static int builds_for_children(const struct node_kind *k)
 {
-	return (k->what & BUILD_MODELS) != 0;
+	return (k->what & BUILD_RELATIONS) != 0;
 }
 
 static const struct node *node_at(const struct build *b, size_t idx)
@@ -1059,7 +1059,7 @@ void build_summary(const struct build *b, double elapsed)
 {
 	size_t i;
 
-	if (b->what & BUILD_MODELS) {
+	if (b->what & BUILD_RELATIONS) {
 		ui_summary(b->ok, b->errors, b->skipped, b->reused, elapsed);
 		elapsed = -1;   /* said once */
 	}

@@ -55,11 +55,15 @@ struct node_run {
 
 enum build_mode { BUILD_OFFLINE, BUILD_PLAN, BUILD_RUN };
 
-/* What build_prepare_nodes runs: models (run), data tests (test), both (build). */
+/* What build_prepare_nodes runs: models (run), data tests (test), seeds (seed), snapshots (snapshot), all (build). */
 enum {
 	BUILD_MODELS = 1,
 	BUILD_TESTS = 2,
 	BUILD_NO_COMBINE = 4,          /* one query per test, no shared scans (--no-combine) */
+	BUILD_SEEDS = 8,               /* seeds (seed, build) */
+	BUILD_SNAPSHOTS = 16,          /* snapshots (snapshot, build) */
+	/* the kinds that build relations children read: fingerprinted, counted in the summary */
+	BUILD_RELATIONS = BUILD_MODELS | BUILD_SEEDS | BUILD_SNAPSHOTS,
 };
 
 struct build {

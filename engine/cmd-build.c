@@ -12,6 +12,11 @@
 
 static const char *const test_flags[] = { "--no-combine", NULL };
 
+static const char *which_nodes(unsigned what)
+{
+	return what & BUILD_TESTS ? "tests" : what & BUILD_SEEDS ? "seeds" : "snapshots";
+}
+
 int cmd_build_like(int argc, char **argv, const char *which, unsigned what)
 {
 	struct cli cli = { 0 };
@@ -36,7 +41,7 @@ int cmd_build_like(int argc, char **argv, const char *which, unsigned what)
 	if ((rc = build_prepare_nodes(&b, &s, BUILD_RUN, what, &err)))
 		goto out_build;
 	if (!b.ntodo)
-		ui_warn("nothing to run: no %s selected", what & BUILD_MODELS ? "models or tests" : "tests");
+		ui_warn("nothing to run: no %s selected", what & BUILD_MODELS ? "models or tests" : which_nodes(what));
 	rc = build_execute(&b, &err);
 out_build:
 	if (cmd_build_end(&b, which, rc, &err) && !rc)
@@ -49,5 +54,6 @@ out:
 
 int cmd_build(int argc, char **argv)
 {
-	return cmd_build_like(argc, argv, "build", BUILD_MODELS | BUILD_TESTS);
+	/* as dbt's build: seeds and snapshots too, where `run` has models only */
+	return cmd_build_like(argc, argv, "build", BUILD_MODELS | BUILD_TESTS | BUILD_SEEDS | BUILD_SNAPSHOTS);
 }

@@ -21,7 +21,7 @@ int cmd_compile(int argc, char **argv)
 	cli.identity_git = 1;   /* its artifacts and records name the commit */
 	if ((rc = cmd_open(argc, argv, NULL, &cli, &s)))
 		return rc;
-	if (!(rc = artifacts_write_manifest(&s, &err)) && !(rc = build_prepare_nodes(&b, &s, BUILD_OFFLINE, BUILD_MODELS | BUILD_TESTS, &err))) {
+	if (!(rc = artifacts_write_manifest(&s, &err)) && !(rc = build_prepare_nodes(&b, &s, BUILD_OFFLINE, BUILD_RELATIONS | BUILD_TESTS, &err))) {
 		for (i = 0; i < s.manifest.n; i++)
 			if (b.todo[i] == EXEC_RUN && b.runs[i].failed_early) {
 				ui_error("%s", b.runs[i].err.msg);

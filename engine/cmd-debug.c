@@ -4,10 +4,26 @@
  * and latency. Secrets are never printed.
  */
 #include <stdio.h>
+#include <string.h>
 #include "conn.h"
 #include "cmd.h"
 #include "ui.h"
 #include "version.h"
+
+/* models, seeds and snapshots are in one list, told apart by resource */
+static void debug_counts(const struct project *p)
+{
+	size_t i, models = 0, seeds = 0, snapshots = 0;
+
+	for (i = 0; i < p->nmodels; i++) {
+		const char *r = p->models[i]->resource;
+		*(!strcmp(r, "seed") ? &seeds : !strcmp(r, "snapshot") ? &snapshots : &models) += 1;
+	}
+	printf("models:   %zu, sources: %zu", models, p->nsources);
+	if (seeds || snapshots)
+		printf(", seeds: %zu, snapshots: %zu", seeds, snapshots);
+	printf("\n");
+}
 
 int cmd_debug(int argc, char **argv)
 {
@@ -19,10 +35,10 @@ int cmd_debug(int argc, char **argv)
 	if ((rc = cmd_open(argc, argv, NULL, &cli, &s)))
 		return rc;
 	printf("sluice %s\n", SLUICE_VERSION);
-	printf("project:  %s (%s)\n", s.project.name, s.project.dir);
+	printf("project:  %s (%s/%s)\n", s.project.name, s.project.dir, s.project.file);
 	printf("profile:  %s, target %s, from %s\n", s.project.target.profile, s.project.target.name,
 	       s.project.target.profiles_path ? s.project.target.profiles_path : "(embedded default)");
-	printf("models:   %zu, sources: %zu\n", s.project.nmodels, s.project.nsources);
+	debug_counts(&s.project);
 	printf("user:     %s\n", s.user);
 	for (i = 0; i < s.project.target.nconns; i++) {
 		const struct conn_cfg *c = &s.project.target.conns[i];

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/evp.h>
 #include "datatest.h"
 #include "json.h"
 #include "util/hash.h"
@@ -356,6 +357,171 @@ static int apply_defaults(struct parse_ctx *c, struct datatest *t)
 	return 0;
 }
 
+/* ---- dbt's names for long tests and its unique_id suffix ---- */
+
+/* md5 of s as 32 hex digits (dbt hashes test names with md5). */
+static void md5_hex(const char *s, size_t len, char out[33])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0, i;
+
+	if (!EVP_Digest(s, len, md, &n, EVP_md5(), NULL))
+		n = 0;
+	for (i = 0; i < n && i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	out[2 * i] = '\0';
+}
+
+/* Python's repr() of a str: dbt hashes repr() of its test metadata. */
+static void py_repr(struct buf *b, const char *s)
+{
+	char q = strchr(s, '\'') && !strchr(s, '"') ? '"' : '\'';
+
+	buf_addc(b, q);
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '\\' || ch == (unsigned char)q)
+			buf_printf(b, "\\%c", ch);
+		else if (ch == '\n')
+			buf_puts(b, "\\n");
+		else if (ch == '\r')
+			buf_puts(b, "\\r");
+		else if (ch == '\t')
+			buf_puts(b, "\\t");
+		else if (ch < 0x20 || ch == 0x7f)
+			buf_printf(b, "\\x%02x", ch);
+		else
+			buf_addc(b, (char)ch);
+	}
+	buf_addc(b, q);
+}
+
+/* str() of a YAML scalar as Python would have loaded it: true -> 'True', null -> 'None'. */
+static void py_str_scalar(struct arena *a, struct buf *b, const struct ynode *n)
+{
+	struct val v;
+	char tmp[64];
+
+	if (!n->plain) {
+		py_repr(b, n->scalar);
+		return;
+	}
+	v = yaml_to_val(a, n);
+	if (v.kind == V_NONE)
+		py_repr(b, "None");
+	else if (v.kind == V_BOOL)
+		py_repr(b, v.u.b ? "True" : "False");
+	else if (v.kind == V_NUM && v.u.num == (double)(long long)v.u.num && !strpbrk(n->scalar, ".eE"))
+		snprintf(tmp, sizeof(tmp), "%lld", (long long)v.u.num), py_repr(b, tmp);
+	else if (v.kind == V_NUM)
+		snprintf(tmp, sizeof(tmp), "%.17g", v.u.num), py_repr(b, tmp);
+	else
+		py_repr(b, n->scalar);
+}
+
+static int cmp_key_node(const void *x, const void *y)
+{
+	return strcmp((*(const struct ynode *const *)x)->scalar, (*(const struct ynode *const *)y)->scalar);
+}
+
+/* repr() of a YAML value with dict keys sorted and every leaf str()'d: dbt's get_hashable_md. */
+static void py_repr_node(struct arena *a, struct buf *b, const struct ynode *n)
+{
+	size_t i;
+
+	if (!n) {
+		py_repr(b, "None");
+	} else if (n->kind == Y_SEQ) {
+		buf_addc(b, '[');
+		for (i = 0; i < n->n; i++) {
+			buf_puts(b, i ? ", " : "");
+			py_repr_node(a, b, n->items[i]);
+		}
+		buf_addc(b, ']');
+	} else if (n->kind == Y_MAP) {
+		const struct ynode **keys = xcalloc(n->n ? n->n : 1, sizeof(*keys));
+		for (i = 0; i < n->n; i++)
+			keys[i] = n->items[2 * i];
+		qsort(keys, n->n, sizeof(*keys), cmp_key_node);
+		buf_addc(b, '{');
+		for (i = 0; i < n->n; i++) {
+			buf_puts(b, i ? ", " : "");
+			py_repr(b, keys[i]->scalar);
+			buf_puts(b, ": ");
+			py_repr_node(a, b, ymap_get(n, keys[i]->scalar));
+		}
+		buf_addc(b, '}');
+		free(keys);
+	} else {
+		py_str_scalar(a, b, n);
+	}
+}
+
+/* A test's kwargs as dbt builds them: its arguments, column_name, and the model it reads. */
+struct kwarg {
+	const char *key;
+	const struct ynode *node;  /* or NULL: text */
+	const char *text;
+};
+
+static int cmp_kwarg(const void *x, const void *y)
+{
+	return strcmp(((const struct kwarg *)x)->key, ((const struct kwarg *)y)->key);
+}
+
+/*
+ * dbt's unique_id for a generic test: test.<project>.<name>.<hash>, the
+ * hash being the last 10 hex digits of md5(name + repr(metadata)), where
+ * metadata is {kwargs, name, namespace} with sorted keys and str() leaves.
+ */
+static const char *dbt_test_unique_id(struct parse_ctx *c, const struct datatest *t, const struct ynode *args)
+{
+	struct buf md = BUF_INIT, model = BUF_INIT;
+	struct kwarg *kw = xcalloc((args && args->kind == Y_MAP ? args->n : 0) + 2, sizeof(*kw));
+	size_t n = 0, i;
+	char hex[33];
+	const char *id;
+
+	for (i = 0; args && args->kind == Y_MAP && i < args->n; i++) {
+		const char *k = args->items[2 * i]->scalar;
+		if (!strcmp(k, "config") || !strcmp(k, "name") || in_list(config_keys, k) || !strcmp(k, "column_name"))
+			continue;
+		kw[n].key = k;
+		kw[n++].node = args->items[2 * i + 1];
+	}
+	if (t->column) {
+		kw[n].key = "column_name";
+		kw[n++].text = t->column;
+	}
+	if (t->source)
+		buf_printf(&model, "{{ get_where_subquery(source('%s', '%s')) }}", t->source->source_name, t->source->name);
+	else
+		buf_printf(&model, "{{ get_where_subquery(ref('%s')) }}", t->model->name);
+	kw[n].key = "model";
+	kw[n++].text = model.s;
+	qsort(kw, n, sizeof(*kw), cmp_kwarg);
+	buf_puts(&md, t->name);
+	buf_puts(&md, "{'kwargs': {");
+	for (i = 0; i < n; i++) {
+		buf_puts(&md, i ? ", " : "");
+		py_repr(&md, kw[i].key);
+		buf_puts(&md, ": ");
+		if (kw[i].node)
+			py_repr_node(c->a, &md, kw[i].node);
+		else
+			py_repr(&md, kw[i].text);
+	}
+	buf_puts(&md, "}, 'name': ");
+	py_repr(&md, t->kind_name);
+	buf_puts(&md, ", 'namespace': 'None'}");
+	md5_hex(md.s, md.len, hex);
+	id = arena_printf(c->a, "test.%s.%s.%s", c->p->name, t->name, hex + 22);
+	free(kw);
+	buf_release(&md);
+	buf_release(&model);
+	return id;
+}
+
 /* Name the test (dbt's rule) and make it unique in the project. */
 static void set_name(struct parse_ctx *c, struct datatest *t, const char *custom, const struct val *args)
 {
@@ -385,9 +551,9 @@ static void set_name(struct parse_ctx *c, struct datatest *t, const char *custom
 	t->unique_id = arena_printf(a, "test.%s.%s", c->p->name, t->name);
 	/* Identifiers (the audit table) stay under 64 bytes, as dbt's aliases do. */
 	if (strlen(t->name) >= 64) {
-		char hex[HASH_HEX];
+		char hex[33];
 		const char *pre = id.len ? id.s : t->name;
-		hash_hex(t->name, strlen(t->name), hex);
+		md5_hex(t->name, strlen(t->name), hex);   /* dbt's alias for the same test */
 		t->short_name = arena_printf(a, "%.30s_%s", pre, hex);
 	} else {
 		t->short_name = t->name;
@@ -576,6 +742,46 @@ static void add_test(struct parse_ctx *c, struct datatest *t)
 }
 
 /*
+ * dbt 1.10 puts a test's arguments under `arguments:`, beside `config:`:
+ * the same test as the arguments written next to config. The entry is
+ * read as that flat map (a new node in the arena; positions kept).
+ */
+static int flatten_arguments(struct parse_ctx *c, const struct ynode **args)
+{
+	const struct ynode *in = *args, *inner;
+	struct ynode *out;
+	size_t i, k = 0;
+
+	if (!in || in->kind != Y_MAP || !(inner = ymap_get(in, "arguments")))
+		return 0;
+	if (is_null_node(inner))
+		inner = NULL;
+	else if (inner->kind != Y_MAP)
+		return yaml_error(c->err, inner, "arguments must be a map of argument: value");
+	out = arena_alloc(c->a, sizeof(*out));
+	*out = *in;
+	out->items = arena_alloc(c->a, (2 * (in->n + (inner ? inner->n : 0)) + 1) * sizeof(*out->items));
+	out->n = 0;
+	for (i = 0; i < in->n; i++) {
+		if (!strcmp(in->items[2 * i]->scalar, "arguments"))
+			continue;
+		out->items[2 * k] = in->items[2 * i];
+		out->items[2 * k++ + 1] = in->items[2 * i + 1];
+		out->n = k;
+	}
+	for (i = 0; inner && i < inner->n; i++) {
+		if (ymap_get(out, inner->items[2 * i]->scalar))
+			return yaml_error(c->err, inner->items[2 * i], "'%s' is given twice: under arguments: and beside it",
+					  inner->items[2 * i]->scalar);
+		out->items[2 * k] = inner->items[2 * i];
+		out->items[2 * k++ + 1] = inner->items[2 * i + 1];
+		out->n = k;
+	}
+	*args = out;
+	return 0;
+}
+
+/*
  * One entry of a tests: list: "not_null", or {accepted_values: {values:
  * [...], severity: warn}}, or {unique_combination: [a, b]}.
  */
@@ -624,7 +830,7 @@ static int parse_test(struct parse_ctx *c, struct model *model, struct source_ta
 	}
 	t->kind = (enum datatest_kind)k;
 	t->kind_name = kind_names[k];
-	if ((rc = apply_defaults(c, t)))
+	if ((rc = apply_defaults(c, t)) || (rc = flatten_arguments(c, &args)))
 		return rc;
 	if (args && args->kind == Y_MAP) {
 		/* Config first (the entry's own keys, then config:), then what the kind takes. */
@@ -685,6 +891,9 @@ static int parse_test(struct parse_ctx *c, struct model *model, struct source_ta
 		if (t->column)
 			val_dict_set(a, &named, "column_name", val_str(t->column));
 		set_name(c, t, custom, &named);
+		/* a dbt project keeps dbt's ids, which dashboards and --select strings hold */
+		if (c->p->dbt)
+			t->unique_id = dbt_test_unique_id(c, t, args);
 		set_definition(c, t, &named);
 	}
 	if (enabled)

@@ -2,6 +2,7 @@
  * dialect.c: quoting shared by all dialects, and the table of dialects.
  * The SQL each warehouse needs lives in dialect-<name>.c.
  */
+#include <ctype.h>
 #include <string.h>
 #include "dialect.h"
 
@@ -39,6 +40,26 @@ static void quote_with(struct buf *b, const char *s, char q)
 void dialect_quote_ident(struct buf *b, const char *ident)
 {
 	quote_with(b, ident, '"');
+}
+
+int dialect_is_ident(const char *s)
+{
+	if (!s || !(isalpha((unsigned char)*s) || *s == '_'))
+		return 0;
+	for (s++; *s; s++)
+		if (!(isalnum((unsigned char)*s) || *s == '_'))
+			return 0;
+	return 1;
+}
+
+void dialect_folded_ident(struct buf *b, const char *ident)
+{
+	struct buf low = BUF_INIT;
+
+	for (; *ident; ident++)
+		buf_addc(&low, (char)tolower((unsigned char)*ident));
+	dialect_quote_ident(b, low.s ? low.s : "");
+	buf_release(&low);
 }
 
 void dialect_quote_literal(struct buf *b, const char *s)

@@ -243,6 +243,14 @@ void dialect_literal(const struct dialect *d, struct buf *b, const char *s);
 /* Quoting shared by every dialect here: "ident" and 'literal' (doubled quotes). */
 void dialect_quote_ident(struct buf *b, const char *ident);
 void dialect_quote_literal(struct buf *b, const char *s);
+/* Whether s is a plain identifier (letters, digits, _; not starting with a digit). */
+int dialect_is_ident(const char *s);
+/*
+ * A plain identifier written unquoted in dbt's SQL (a seed's column, a
+ * snapshot's unique_key), quoted as PostgreSQL and Redshift fold it: lower
+ * case. Quoted, a column named like a keyword (order, user) still works.
+ */
+void dialect_folded_ident(struct buf *b, const char *ident);
 /* "schema"."ident" */
 void dialect_relation(struct buf *b, const char *schema, const char *ident);
 /* prefix-qualified, comma-separated list of (already quoted) columns */

@@ -341,6 +341,8 @@ void fp_decide(const struct manifest *m, const struct node *n, const struct fp *
 		reason(a, d, "--force");
 	if (ctx->full_refresh)
 		reason(a, d, "--full-refresh");
+	if (ctx->must_build)
+		reason(a, d, "%s", ctx->must_build);
 	if (!strcmp(val_get_str(&n->config, "cue", ""), "always"))
 		reason(a, d, "cue: always");
 	if (!prev) {

@@ -65,6 +65,7 @@ struct fp_context {
 	int full_refresh;          /* --full-refresh */
 	const struct val *outputs_declared; /* shell models: list of output paths, or NULL */
 	const struct val *outputs; /* and those on disk now: path -> {size, mtime_ns, hash} */
+	const char *must_build;    /* a kind's reason to build whatever the fingerprint says, or NULL */
 };
 
 /* Decide build or reuse, with every reason that applies (dbt-style names in messages). */

@@ -6,7 +6,7 @@
 
 const struct node_kind *const node_kinds[] = {
 	&kind_view, &kind_table, &kind_incremental, &kind_ephemeral,
-	&kind_unload, &kind_load, &kind_shell, &kind_datatest, &kind_source,
+	&kind_unload, &kind_load, &kind_shell, &kind_datatest, &kind_source, &kind_seed, &kind_snapshot,
 };
 const size_t node_kinds_n = sizeof(node_kinds) / sizeof(node_kinds[0]);
 
@@ -19,6 +19,8 @@ static const struct node_kind *const by_mat[MAT__COUNT] = {
 	[MAT_UNLOAD] = &kind_unload,
 	[MAT_LOAD] = &kind_load,
 	[MAT_SHELL] = &kind_shell,
+	[MAT_SEED] = &kind_seed,
+	[MAT_SNAPSHOT] = &kind_snapshot,
 };
 
 const struct node_kind *node_kind_of(const struct node *n)

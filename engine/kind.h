@@ -96,9 +96,10 @@ struct node_kind {
 	void (*release)(struct build *b, size_t idx);
 };
 
-/* The kinds: kind-sql.c, kind-shell.c, kind-stage.c, kind-datatest.c. */
+/* The kinds: kind-sql.c, kind-shell.c, kind-stage.c, kind-datatest.c, kind-seed.c, kind-snapshot.c. */
 extern const struct node_kind kind_view, kind_table, kind_incremental, kind_ephemeral;
 extern const struct node_kind kind_shell, kind_unload, kind_load, kind_datatest, kind_source;
+extern const struct node_kind kind_seed, kind_snapshot;
 
 /* The kind of node n (kind.c: the one table). */
 const struct node_kind *node_kind_of(const struct node *n);

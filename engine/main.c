@@ -22,6 +22,8 @@ static int cmd_help(int argc, char **argv);
 static const struct cmd_entry commands[] = {
 	{ "run", cmd_run, "build the selected models (only what needs building)" },
 	{ "test", cmd_test, "run the data tests of the selected models (--no-combine: one query per test)" },
+	{ "seed", cmd_seed, "load the CSV files under seed-paths into tables (dbt's seeds)" },
+	{ "snapshot", cmd_snapshot, "run the snapshots under snapshot-paths (SCD type 2)" },
 	{ "build", cmd_build, "run and test the selected models in DAG order; a failing test stops what reads its model" },
 	{ "plan", cmd_plan, "show what run would build or reuse, and why (changes nothing)" },
 	{ "compile", cmd_compile, "render models to target/compiled and their statements to target/run" },

@@ -15,6 +15,7 @@
 #include "dialect.h"
 #include "manifest.h"
 #include "shell.h"
+#include "util/hash.h"
 #include "util/xalloc.h"
 
 static const char *const mat_names[MAT__COUNT] = {
@@ -25,6 +26,8 @@ static const char *const mat_names[MAT__COUNT] = {
 	[MAT_UNLOAD] = "unload",
 	[MAT_LOAD] = "load",
 	[MAT_SHELL] = "shell",
+	[MAT_SEED] = "seed",
+	[MAT_SNAPSHOT] = "snapshot",
 };
 
 struct node *manifest_node(const struct manifest *m, const char *name)
@@ -155,6 +158,11 @@ static int add_ref_edge(void *ud, const struct tpl_call *c)
 	if (!name)
 		return call_error(b->err, c, "ref() needs a model name");
 	parent = strmap_get(&b->m->by_name, name);
+	if (!parent && strmap_get(&b->m->disabled, name)) {
+		const struct model *off = strmap_get(&b->m->disabled, name);
+		return call_error(b->err, c, "ref('%s'): %s '%s' (%s) is disabled (enabled: false)", name, off->resource,
+				  name, off->path);
+	}
 	if (!parent) {
 		const char *s = dag_suggest(name, b->model_names, b->nmodel_names);
 		if (s)
@@ -203,6 +211,13 @@ static int set_materialization(struct arena *a, struct node *n, struct sluice_er
 	const char *mat = val_get_str(&n->config, "materialized", "view");
 	int i;
 
+	/* A seed or a snapshot is what its file is, whatever the folder config says. */
+	if (strcmp(n->model->resource, "model")) {
+		n->mat = !strcmp(n->model->resource, "seed") ? MAT_SEED : MAT_SNAPSHOT;
+		n->mat_name = mat_names[n->mat];
+		return 0;
+	}
+
 	/* A script is a script: folder defaults for SQL models do not apply to it. */
 	if (is_shell(n) && (!val_get(&n->config_pos, "materialized") || !strcmp(mat, "shell"))) {
 		n->mat = MAT_SHELL;
@@ -212,14 +227,14 @@ static int set_materialization(struct arena *a, struct node *n, struct sluice_er
 	if (is_shell(n) || !strcmp(mat, "shell"))
 		return err_set(err, SLUICE_EUSAGE, "%s: materialized='%s': shell models (.sh) and only they are materialized as 'shell'",
 			       config_place(a, n, "materialized"), mat);
-	for (i = 0; i < MAT__COUNT; i++)
+	for (i = 0; i < MAT_SEED; i++)
 		if (!strcmp(mat, mat_names[i])) {
 			n->mat = i;
 			n->mat_name = mat_names[i];
 			return 0;
 		}
 	{
-		const char *s = dag_suggest(mat, (const char *const *)mat_names, MAT__COUNT);
+		const char *s = dag_suggest(mat, (const char *const *)mat_names, MAT_SEED);
 		return err_set(err, SLUICE_EUSAGE, "%s: unknown materialization '%s'%s%s%s (known: view, table, incremental, ephemeral)",
 			       config_place(a, n, "materialized"), mat, s ? " (did you mean '" : "", s ? s : "", s ? "'?)" : "");
 	}
@@ -298,6 +313,9 @@ static int finish_model_node(struct manifest *m, struct node *n, struct sluice_e
 	if ((rc = set_materialization(a, n, err)))
 		return rc;
 	n->schema = custom ? arena_printf(a, "%s_%s", p->target.schema, custom) : p->target.schema;
+	/* dbt's snapshots before 1.9 name their schema whole */
+	if (n->mat == MAT_SNAPSHOT && val_get_str(&n->config, "target_schema", NULL))
+		n->schema = val_get_str(&n->config, "target_schema", NULL);
 	n->identifier = val_get_str(&n->config, "alias", n->name);
 	n->relation = relation_of(a, n->schema, n->identifier);
 	n->display = arena_printf(a, "%s.%s", n->schema, n->identifier);
@@ -374,6 +392,24 @@ static void init_target_var(struct manifest *m)
 	m->target = t;
 }
 
+/*
+ * A seed's template is a line naming its file and the file's content hash:
+ * its code fingerprint, so that an edit to the CSV rebuilds it and nothing
+ * else does. It is what target/compiled shows for it.
+ */
+static int parse_resource(struct arena *a, const struct model *mod, struct tpl **out, struct sluice_err *err)
+{
+	char hex[HASH_HEX];
+	const char *text;
+
+	if (strcmp(mod->resource, "seed"))
+		return tpl_parse(a, mod->path, mod->src, mod->src_len, out, err);
+	hash_hex(mod->src, mod->src_len, hex);
+	/* not a comment: fingerprints hash SQL without its comments */
+	text = arena_printf(a, "seed '%s' content '%s'", mod->path, hex);
+	return tpl_parse(a, mod->path, text, strlen(text), out, err);
+}
+
 int manifest_build(struct manifest *m, struct project *p, struct sluice_err *err)
 {
 	struct arena *a = &p->arena;
@@ -410,12 +446,13 @@ int manifest_build(struct manifest *m, struct project *p, struct sluice_err *err
 		n->info.name = mod->name;
 		n->info.unique_id = mod->unique_id;
 		n->info.path = mod->path;
-		if ((rc = tpl_parse(a, mod->path, mod->src, mod->src_len, &n->tpl, err)))
+		if ((rc = parse_resource(a, mod, &n->tpl, err)))
 			return rc;
 		b.node = n;
 		if ((rc = tpl_each_call_nested(n->tpl, "config", apply_config_call, config_inner_call, &b, a)))
 			return rc;
 		if (!val_get_bool(&n->config, "enabled", 1)) {
+			strmap_put(&m->disabled, mod->name, mod);
 			m->n--;   /* disabled models are not nodes (dbt) */
 			continue;
 		}
@@ -458,6 +495,7 @@ int manifest_build(struct manifest *m, struct project *p, struct sluice_err *err
 void manifest_release(struct manifest *m)
 {
 	strmap_release(&m->depends_on_refs);
+	strmap_release(&m->disabled);
 	strmap_release(&m->by_name);
 	strmap_release(&m->by_source);
 }

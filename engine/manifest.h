@@ -25,7 +25,7 @@ struct datatest;
 
 /* The materializations; names in mat_names[] (manifest.c). */
 enum materialization { MAT_VIEW, MAT_TABLE, MAT_INCREMENTAL, MAT_EPHEMERAL, MAT_UNLOAD, MAT_LOAD, MAT_SHELL,
-		       MAT__COUNT };
+		       MAT_SEED, MAT_SNAPSHOT, MAT__COUNT };
 
 struct node {
 	size_t idx;
@@ -60,6 +60,7 @@ struct manifest {
 	struct strmap by_source;       /* "source.table" -> node */
 	struct val target;             /* the `target` template variable */
 	struct strmap depends_on_refs; /* private: "path:line:col" of each ref() inside config() */
+	struct strmap disabled;        /* private: name -> struct model * of each disabled model */
 };
 
 /* Build; errors are SLUICE_EUSAGE with file:line:col (cycles list the path). */

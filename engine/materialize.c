@@ -38,10 +38,7 @@ static void add_step(struct plan *p, enum step_op op, struct buf *sql, int count
 
 static void add_sql(struct plan *p, const char *sql)
 {
-	struct buf b = BUF_INIT;
-
-	buf_puts(&b, sql);
-	add_step(p, STEP_SQL, &b, 0);
+	plan_add_sql(p, sql, 0);
 }
 
 static void add_hooks(struct plan *p, const char *const *hooks, size_t n)
@@ -82,10 +79,7 @@ static int collect_keys(struct plan *p, const struct node *n, struct sluice_err 
 
 static void add_stage(struct plan *p, const struct plan_input *in)
 {
-	struct buf b = BUF_INIT;
-
-	buf_puts(&b, in->stage_text ? in->stage_text : "-- stage transfer");
-	add_step(p, STEP_STAGE, &b, 1);
+	plan_add_stage(p, in->stage_text ? in->stage_text : "-- stage transfer");
 }
 
 /*
@@ -101,8 +95,8 @@ static void plan_swap(struct plan *p, const struct plan_input *in, enum rel_kind
 
 	dialect_relation(&side_rel, p->schema, side);
 	dialect_relation(&old_rel, p->schema, old);
-	if (in->node->mat == MAT_LOAD) {
-		/* a side table left by a crashed run is in the way */
+	if (in->node->mat == MAT_LOAD || in->node->mat == MAT_SEED) {
+		/* filled by the caller's stage step; a side table left by a crashed run is in the way */
 		d->drop(&b, side_rel.s, REL_TABLE, 0);
 		add_step(p, STEP_SQL, &b, 0);
 		p->stage_into = xstrdup(side_rel.s);
@@ -187,6 +181,32 @@ static int config_error(const struct node *n, const char *key, struct sluice_err
 	return err_prefix(err, "%s", n->model->path);
 }
 
+void plan_init(struct plan *p, const struct node *n, const struct dialect *d, const char *audit)
+{
+	memset(p, 0, sizeof(*p));
+	p->dialect = d;
+	p->audit = xstrdup(audit ? audit : "");
+	p->target = xstrdup(n->relation);
+	p->schema = xstrdup(n->schema);
+	p->ident = xstrdup(n->identifier);
+}
+
+void plan_add_sql(struct plan *p, const char *sql, int counts_rows)
+{
+	struct buf b = BUF_INIT;
+
+	buf_puts(&b, sql);
+	add_step(p, STEP_SQL, &b, counts_rows);
+}
+
+void plan_add_stage(struct plan *p, const char *text)
+{
+	struct buf b = BUF_INIT;
+
+	buf_puts(&b, text);
+	add_step(p, STEP_STAGE, &b, 1);
+}
+
 int plan_build(const struct plan_input *in, struct plan *p, struct sluice_err *err)
 {
 	const struct node *n = in->node;
@@ -195,12 +215,7 @@ int plan_build(const struct plan_input *in, struct plan *p, struct sluice_err *e
 	struct buf b = BUF_INIT;
 	int rc = 0;
 
-	memset(p, 0, sizeof(*p));
-	p->dialect = d;
-	p->audit = xstrdup(in->audit ? in->audit : "");
-	p->target = xstrdup(n->relation);
-	p->schema = xstrdup(n->schema);
-	p->ident = xstrdup(n->identifier);
+	plan_init(p, n, d, in->audit);
 	if (n->mat == MAT_EPHEMERAL)
 		return 0;
 	if (n->mat == MAT_UNLOAD) {

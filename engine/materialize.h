@@ -65,6 +65,16 @@ struct plan_input {
 	const char *stage_text;    /* unload/load: what the transfer does, for target/run */
 };
 
+/*
+ * For kinds that write their own statements (snapshots): an empty plan
+ * for node n, its target and audit set; then its steps, in order.
+ * plan_add_stage adds a STEP_STAGE whose rows are the node's, text saying
+ * what it does. p is released with plan_release.
+ */
+void plan_init(struct plan *p, const struct node *n, const struct dialect *d, const char *audit);
+void plan_add_sql(struct plan *p, const char *sql, int counts_rows);
+void plan_add_stage(struct plan *p, const char *text);
+
 /* Build the plan; SLUICE_EUSAGE for bad config (e.g. merge without unique_key). */
 int plan_build(const struct plan_input *in, struct plan *out, struct sluice_err *err);
 void plan_release(struct plan *p);

@@ -631,24 +631,84 @@ static int convert_root(struct loader *L, const struct ynode *root)
 	return 0;
 }
 
+/* ---- dbt_project.yml -------------------------------------------------------- */
+
+/*
+ * The project file: sluice.yml, or dbt's dbt_project.yml when there is no
+ * sluice.yml, so that a dbt project runs as it is. Both read the same
+ * way (sluice.yml takes dbt's keys); what differs for a dbt project is
+ * where profiles.yml may be (find_profiles) and that the embedded server
+ * is never a silent fallback.
+ */
+static int dbt_project_file(struct loader *L, const char **abs)
+{
+	struct project *p = L->p;
+
+	p->file = "sluice.yml";
+	*abs = arena_printf(&L->tmp, "%s/sluice.yml", p->dir);
+	if (fs_exists(*abs))
+		return 0;
+	*abs = arena_printf(&L->tmp, "%s/dbt_project.yml", p->dir);
+	if (fs_exists(*abs)) {
+		p->file = "dbt_project.yml";
+		p->dbt = 1;
+		return 0;
+	}
+	return err_set(L->err, SLUICE_EUSAGE,
+		       "no sluice.yml or dbt_project.yml in %s (run sluice in a project directory or pass --project-dir)",
+		       p->dir);
+}
+
+/* seed-paths, snapshot-paths, macro-paths (analysis-paths is accepted and ignored). */
+static int dbt_paths(struct loader *L, const struct ynode *root)
+{
+	struct project *p = L->p;
+	int rc;
+
+	if ((rc = path_list(L, root, "seed-paths", "seeds", &p->seed_paths, &p->nseed_paths)) ||
+	    (rc = path_list(L, root, "snapshot-paths", "snapshots", &p->snapshot_paths, &p->nsnapshot_paths)) ||
+	    (rc = path_list(L, root, "macro-paths", "macros", &p->macro_paths, &p->nmacro_paths)))
+		return rc;
+	return 0;
+}
+
+/* The `seeds:` and `snapshots:` config trees, keyed by project name like `models:`. */
+static int dbt_config_trees(struct loader *L, const struct ynode *root)
+{
+	static const char *const keys[] = { "seeds", "snapshots" };
+	struct val *trees[] = { &L->p->seeds_config, &L->p->snapshots_config };
+	size_t i;
+	int rc;
+
+	for (i = 0; i < 2; i++) {
+		const struct ynode *n = ymap_get(root, keys[i]);
+		*trees[i] = val_none();
+		if (is_null(n))
+			continue;
+		if ((rc = check_folder_config(L, n)))
+			return rc;
+		*trees[i] = *val_get(&L->p->raw, keys[i]);
+	}
+	return 0;
+}
+
 static int read_sluice_yml(struct loader *L, struct ynode **rootp)
 {
 	struct project *p = L->p;
-	const char *abs = arena_printf(&L->tmp, "%s/sluice.yml", p->dir);
+	const char *abs;
 	struct ynode *root, *n;
 	const char *found;
 	struct val v;
 	int rc;
 
-	if (!fs_exists(abs))
-		return err_set(L->err, SLUICE_EUSAGE,
-			       "no sluice.yml in %s (run sluice in a project directory or pass --project-dir)", p->dir);
-	if ((rc = load_yaml(&L->tmp, abs, "sluice.yml", &root, L->err)))
+	if ((rc = dbt_project_file(L, &abs)))
+		return rc;
+	if ((rc = load_yaml(&L->tmp, abs, p->file, &root, L->err)))
 		return rc;
 	if (!root)
-		return err_set(L->err, SLUICE_EUSAGE, "sluice.yml: the file is empty (it needs at least 'name:')");
+		return err_set(L->err, SLUICE_EUSAGE, "%s: the file is empty (it needs at least 'name:')", p->file);
 	if (root->kind != Y_MAP)
-		return yaml_error(L->err, root, "sluice.yml must be a map of settings");
+		return yaml_error(L->err, root, "%s must be a map of settings", p->file);
 	n = ymap_get(root, "name");
 	if (is_null(n))
 		return yaml_error(L->err, root, "missing required key 'name' (the project name)");
@@ -690,7 +750,8 @@ static int finish_sluice_yml(struct loader *L, const struct ynode *root)
 	if ((rc = convert_root(L, root)))
 		return rc;
 	if ((rc = path_list(L, root, "model-paths", "models", &p->model_paths, &p->nmodel_paths)) ||
-	    (rc = path_list(L, root, "test-paths", "tests", &p->test_paths, &p->ntest_paths)))
+	    (rc = path_list(L, root, "test-paths", "tests", &p->test_paths, &p->ntest_paths)) ||
+	    (rc = dbt_paths(L, root)) || (rc = dbt_config_trees(L, root)))
 		return rc;
 	n = ykey(root, "target-path", &found);
 	p->target_path = arena_printf(&p->arena, "%s/target", p->dir);
@@ -728,8 +789,8 @@ static int finish_sluice_yml(struct loader *L, const struct ynode *root)
 static int find_profiles(struct loader *L, const char **abs, const char **display)
 {
 	struct arena *a = &L->p->arena;
-	const char *env = getenv("SLUICE_PROFILES_DIR"), *home = getenv("HOME");
-	const char *dirs[4];
+	const char *env = getenv("SLUICE_PROFILES_DIR"), *dbt_env = getenv("DBT_PROFILES_DIR"), *home = getenv("HOME");
+	const char *dirs[5];
 	size_t i;
 
 	*abs = *display = NULL;
@@ -742,22 +803,41 @@ static int find_profiles(struct loader *L, const char **abs, const char **displa
 		*abs = *display = f;
 		return 0;
 	}
+	/* sluice's places and dbt's, each in its own order */
 	dirs[0] = env && *env ? env : NULL;
-	dirs[1] = L->p->dir;
-	dirs[2] = home && *home ? arena_printf(a, "%s/.sluice", home) : NULL;
-	dirs[3] = NULL;
-	for (i = 0; i < 3; i++) {
+	dirs[1] = dbt_env && *dbt_env ? dbt_env : NULL;
+	dirs[2] = L->p->dir;
+	dirs[3] = home && *home ? arena_printf(a, "%s/.sluice", home) : NULL;
+	dirs[4] = home && *home ? arena_printf(a, "%s/.dbt", home) : NULL;
+	for (i = 0; i < 5; i++) {
 		const char *f;
 		if (!dirs[i])
 			continue;
 		f = arena_printf(a, "%s/profiles.yml", dirs[i]);
 		if (fs_exists(f)) {
 			*abs = f;
-			*display = i == 1 ? "profiles.yml" : f;
+			*display = i == 2 ? "profiles.yml" : f;
 			return 0;
 		}
 	}
-	return 0;
+	if (!L->p->dbt)
+		return 0;
+	/* A dbt project means a warehouse: starting an empty local one would hide the mistake. */
+	{
+		struct buf where = BUF_INIT;
+		static const char *const names[] = { "$SLUICE_PROFILES_DIR", "$DBT_PROFILES_DIR", "the project directory",
+						     "~/.sluice", "~/.dbt" };
+		for (i = 0; i < 5; i++) {
+			if (!dirs[i])
+				buf_printf(&where, "%s%s (not set)", where.len ? ", " : "", names[i]);
+			else
+				buf_printf(&where, "%s%s/profiles.yml", where.len ? ", " : "", dirs[i]);
+		}
+		err_set(L->err, SLUICE_EUSAGE, "dbt_project.yml: no profiles.yml found for profile '%s' (looked in: %s); "
+			"pass --profiles-dir or set DBT_PROFILES_DIR", L->p->profile, where.s);
+		buf_release(&where);
+		return SLUICE_EUSAGE;
+	}
 }
 
 static void embedded_target(struct loader *L)
@@ -982,6 +1062,7 @@ struct walk {
 	struct loader *L;
 	struct found *v;
 	size_t n, cap;
+	const char *(*lang_of)(const char *name);   /* which files are read: NULL for model files */
 };
 
 static const char *lang_of(const char *name)
@@ -1064,7 +1145,7 @@ static int walk_dir(struct walk *w, struct buf *rel, size_t prefix, int depth)
 		}
 		if (is_dir)
 			rc = walk_dir(w, rel, prefix, depth + 1);
-		else if (is_reg && (lang = lang_of(de->d_name)))
+		else if (is_reg && (lang = (w->lang_of ? w->lang_of : lang_of)(de->d_name)))
 			rc = walk_read(w, d, de->d_name, walk_add(w, rel->s, prefix, lang));
 		else if (is_reg && is_yaml_name(de->d_name))
 			walk_add(w, rel->s, prefix, NULL);
@@ -1081,6 +1162,24 @@ static int cmp_found(const void *x, const void *y)
 	return strcmp(((const struct found *)x)->rel, ((const struct found *)y)->rel);
 }
 
+/* Walk every path of a list into w (model, seed, snapshot or test paths). */
+static int walk_paths(struct walk *w, const char *const *paths, size_t npaths)
+{
+	struct buf rel = BUF_INIT;
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i < npaths && !rc; i++) {
+		buf_reset(&rel);
+		buf_puts(&rel, paths[i]);
+		rc = walk_dir(w, &rel, rel.len + 1, 0);
+	}
+	buf_release(&rel);
+	if (!rc && w->n)
+		qsort(w->v, w->n, sizeof(*w->v), cmp_found);
+	return rc;
+}
+
 /* ---- models ---------------------------------------------------------------- */
 
 /* Folder config is the same for every model of a directory: computed once. */
@@ -1094,7 +1193,9 @@ struct dir_cfg {
 static void folder_config(struct loader *L, const struct model *m, struct dir_cfg *dc)
 {
 	struct arena *a = &L->p->arena;
-	const struct val *root = &L->p->models_config, *level;
+	const struct val *root = !strcmp(m->resource, "seed") ? &L->p->seeds_config :
+				 !strcmp(m->resource, "snapshot") ? &L->p->snapshots_config : &L->p->models_config;
+	const struct val *level;
 	const char *slash = strrchr(m->path, '/');
 	size_t len = slash ? (size_t)(slash - m->path) : 0, i;
 
@@ -1118,7 +1219,9 @@ static void folder_config(struct loader *L, const struct model *m, struct dir_cf
 	}
 }
 
-static int add_model(struct loader *L, const struct found *f, struct dir_cfg *dc)
+/* A model, seed or snapshot from file f; name NULL: the file's name. */
+static int add_resource(struct loader *L, const struct found *f, struct dir_cfg *dc, const char *resource,
+			const char *name, const char *src, size_t src_len)
 {
 	struct project *p = L->p;
 	struct arena *a = &p->arena;
@@ -1129,13 +1232,16 @@ static int add_model(struct loader *L, const struct found *f, struct dir_cfg *dc
 
 	base = base ? base + 1 : f->rel;
 	dot = strrchr(base, '.');
-	m->name = arena_strndup(a, base, (size_t)(dot - base));
-	m->unique_id = arena_printf(a, "model.%s.%s", p->name, m->name);
+	m->name = name ? name : arena_strndup(a, base, (size_t)(dot - base));
+	m->resource = resource;
+	m->unique_id = arena_printf(a, "%s.%s.%s", resource, p->name, m->name);
 	m->path = f->rel;
 	m->lang = f->lang;
 	prev = strmap_put(&p->model_index, m->name, m);
-	if (prev)
-		return err_set(L->err, SLUICE_EUSAGE, "duplicate model name '%s': %s and %s", m->name, prev->path, m->path);
+	if (prev) {
+		const char *what = strcmp(resource, prev->resource) ? "name" : arena_printf(a, "%s name", resource);
+		return err_set(L->err, SLUICE_EUSAGE, "duplicate %s '%s': %s and %s", what, m->name, prev->path, m->path);
+	}
 	/* fqn: project, folders below the model path, name */
 	nf = 2;
 	for (s = f->rel + f->prefix; *s; s++)
@@ -1149,8 +1255,8 @@ static int add_model(struct loader *L, const struct found *f, struct dir_cfg *dc
 	}
 	m->fqn[nf - 1] = m->name;
 	m->nfqn = nf;
-	m->src = f->src;
-	m->src_len = f->src_len;
+	m->src = src;
+	m->src_len = src_len;
 	folder_config(L, m, dc);
 	m->config = val_dict_merge(a, &dc->cfg, NULL);
 	own = dc->level ? val_get(dc->level, m->name) : NULL;
@@ -1322,6 +1428,8 @@ static int props_list(struct props_ctx *c, const struct ynode *root, const char 
 	return 0;
 }
 
+static int dbt_props_snapshot(struct props_ctx *c, const struct ynode *e);
+
 static int props_file(struct props_ctx *c, const char *rel)
 {
 	struct project *p = c->L->p;
@@ -1338,6 +1446,10 @@ static int props_file(struct props_ctx *c, const char *rel)
 	if (!rc && root)
 		rc = props_list(c, root, "models", props_model);
 	if (!rc && root)
+		rc = props_list(c, root, "seeds", props_model);
+	if (!rc && root)
+		rc = props_list(c, root, "snapshots", dbt_props_snapshot);
+	if (!rc && root)
 		rc = props_list(c, root, "sources", props_source);
 	arena_release(&tmp);
 	return rc;
@@ -1348,23 +1460,143 @@ static int cmp_source(const void *x, const void *y)
 	return strcmp((*(struct source_table *const *)x)->unique_id, (*(struct source_table *const *)y)->unique_id);
 }
 
+/* ---- seeds and snapshots (dbt) ------------------------------------------------ */
+
+static const char *dbt_seed_lang(const char *name)
+{
+	size_t len = strlen(name);
+
+	return len > 4 && !strcmp(name + len - 4, ".csv") ? "csv" : NULL;
+}
+
+static const char *dbt_snapshot_lang(const char *name)
+{
+	size_t len = strlen(name);
+
+	return len > 4 && !strcmp(name + len - 4, ".sql") ? "sql" : NULL;
+}
+
+/*
+ * Find the next "{% snapshot name %}" (or, with name NULL, "{% endsnapshot %}")
+ * tag at or after from: its start and end offsets and the name's span.
+ */
+static int snapshot_tag(const char *s, size_t from, int end, size_t *t0, size_t *t1, size_t *n0, size_t *n1)
+{
+	const char *word = end ? "endsnapshot" : "snapshot";
+	const char *p = s + from;
+
+	while ((p = strstr(p, "{%"))) {
+		const char *q = p + 2;
+		if (*q == '-' || *q == '+')
+			q++;
+		while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')
+			q++;
+		if (!strncmp(q, word, strlen(word)) && !(isalnum((unsigned char)q[strlen(word)]) || q[strlen(word)] == '_')) {
+			const char *e;
+			q += strlen(word);
+			while (*q == ' ' || *q == '\t')
+				q++;
+			*n0 = (size_t)(q - s);
+			while (isalnum((unsigned char)*q) || *q == '_')
+				q++;
+			*n1 = (size_t)(q - s);
+			e = strstr(q, "%}");
+			if (!e)
+				return 0;
+			*t0 = (size_t)(p - s);
+			*t1 = (size_t)(e + 2 - s);
+			return 1;
+		}
+		p += 2;
+	}
+	return 0;
+}
+
+static size_t dbt_snapshot_count(const char *src)
+{
+	size_t n = 0, at = 0, t0, t1, n0, n1;
+
+	while (src && snapshot_tag(src, at, 0, &t0, &t1, &n0, &n1)) {
+		n++;
+		at = t1;
+	}
+	return n;
+}
+
+/*
+ * Each {% snapshot name %} ... {% endsnapshot %} block of a file is a
+ * snapshot. Its source is the file with everything outside the block
+ * blanked (newlines kept), so that messages keep the file's lines and columns.
+ */
+static int dbt_add_snapshots(struct loader *L, const struct found *f, struct dir_cfg *dc)
+{
+	struct arena *a = &L->p->arena;
+	size_t at = 0, t0, t1, n0, n1, e0, e1, x0, x1, i;
+	int rc;
+
+	while (snapshot_tag(f->src, at, 0, &t0, &t1, &n0, &n1)) {
+		char *copy;
+		if (n0 == n1)
+			return err_set(L->err, SLUICE_EUSAGE, "%s: {%% snapshot %%} needs a name", f->rel);
+		if (!snapshot_tag(f->src, t1, 1, &e0, &e1, &x0, &x1))
+			return err_set(L->err, SLUICE_EUSAGE, "%s: {%% snapshot %.*s %%} has no {%% endsnapshot %%}", f->rel,
+				       (int)(n1 - n0), f->src + n0);
+		copy = arena_strndup(a, f->src, f->src_len);
+		for (i = 0; i < f->src_len; i++)
+			if ((i < t1 || i >= e0) && copy[i] != '\n')
+				copy[i] = ' ';
+		if ((rc = add_resource(L, f, dc, "snapshot", arena_strndup(a, f->src + n0, n1 - n0), copy, f->src_len)))
+			return rc;
+		at = e1;
+	}
+	return 0;
+}
+
+/*
+ * dbt 1.9's snapshots in YAML: an entry with relation: ref(...) or
+ * source(...) is a snapshot of that relation, configured by its config:.
+ * Without relation: it describes a {% snapshot %} block, like a model's
+ * properties.
+ */
+static int dbt_props_snapshot(struct props_ctx *c, const struct ynode *e)
+{
+	struct loader *L = c->L;
+	struct project *p = L->p;
+	const struct ynode *name, *rel;
+	struct found f;
+	struct dir_cfg dc;
+	const char *src, *slash;
+	int rc;
+
+	if ((rc = entry_name(L, e, "snapshot", &name)))
+		return rc;
+	rel = ymap_get(e, "relation");
+	if (is_null(rel))
+		return props_model(c, e);
+	if (rel->kind != Y_SCALAR)
+		return yaml_error(L->err, rel, "relation must be ref('...') or source('...', '...')");
+	memset(&f, 0, sizeof(f));
+	memset(&dc, 0, sizeof(dc));
+	f.rel = c->rel;
+	slash = strchr(c->rel, '/');
+	f.prefix = slash ? (size_t)(slash - c->rel) + 1 : 0;
+	f.lang = "sql";
+	src = arena_printf(&p->arena, "select * from {{ %s }}", rel->scalar);
+	/* one more than load_files counted */
+	p->models = arena_grow(&p->arena, p->models, p->nmodels, p->nmodels + 1, sizeof(*p->models));
+	if ((rc = add_resource(L, &f, &dc, "snapshot", arena_strdup(&p->arena, name->scalar), src, strlen(src))))
+		return rc;
+	return props_model(c, e);
+}
+
 /* Singular data tests: the .sql files under test-paths. */
 static int load_test_files(struct loader *L)
 {
 	struct project *p = L->p;
-	struct walk w = { L, NULL, 0, 0 };
-	struct buf rel = BUF_INIT;
+	struct walk w = { L, NULL, 0, 0, NULL };
 	size_t i;
-	int rc = 0;
+	int rc = walk_paths(&w, p->test_paths, p->ntest_paths);
 
-	for (i = 0; i < p->ntest_paths && !rc; i++) {
-		buf_reset(&rel);
-		buf_puts(&rel, p->test_paths[i]);
-		rc = walk_dir(&w, &rel, rel.len + 1, 0);
-	}
-	buf_release(&rel);
-	if (!rc && w.n)
-		qsort(w.v, w.n, sizeof(*w.v), cmp_found);
 	p->test_files = arena_alloc(&p->arena, (w.n ? w.n : 1) * sizeof(*p->test_files));
 	for (i = 0; i < w.n && !rc; i++) {
 		struct test_file *t;
@@ -1387,40 +1619,44 @@ static int load_test_files(struct loader *L)
 static int load_files(struct loader *L)
 {
 	struct project *p = L->p;
-	struct walk w = { L, NULL, 0, 0 };
+	struct walk w[3] = { { L, NULL, 0, 0, NULL }, { L, NULL, 0, 0, dbt_seed_lang }, { L, NULL, 0, 0, dbt_snapshot_lang } };
 	struct props_ctx pc;
 	struct dir_cfg dc;
-	struct buf rel = BUF_INIT;
-	size_t i, nmodels = 0;
+	size_t i, k, nmodels = 0;
 	int rc = 0;
 
 	memset(&pc, 0, sizeof(pc));
-	memset(&dc, 0, sizeof(dc));
 	pc.L = L;
-	for (i = 0; i < p->nmodel_paths && !rc; i++) {
-		buf_reset(&rel);
-		buf_puts(&rel, p->model_paths[i]);
-		rc = walk_dir(&w, &rel, rel.len + 1, 0);
-	}
-	buf_release(&rel);
-	if (!rc && w.n)
-		qsort(w.v, w.n, sizeof(*w.v), cmp_found);
-	for (i = 0; i < w.n; i++)
-		nmodels += w.v[i].lang != NULL;
+	if ((rc = walk_paths(&w[0], p->model_paths, p->nmodel_paths)) ||
+	    (rc = walk_paths(&w[1], p->seed_paths, p->nseed_paths)) ||
+	    (rc = walk_paths(&w[2], p->snapshot_paths, p->nsnapshot_paths)))
+		goto out;
+	for (k = 0; k < 3; k++)
+		for (i = 0; i < w[k].n; i++)
+			nmodels += w[k].v[i].lang ? (k == 2 ? dbt_snapshot_count(w[k].v[i].src) : 1) : 0;
 	p->models = arena_alloc(&p->arena, (nmodels ? nmodels : 1) * sizeof(*p->models));
-	for (i = 0; i < w.n && !rc; i++) {
-		/* overlapping model paths list a file twice */
-		if (i && !strcmp(w.v[i].rel, w.v[i - 1].rel))
-			continue;
-		if (w.v[i].lang)
-			rc = add_model(L, &w.v[i], &dc);
+	for (k = 0; k < 3 && !rc; k++) {
+		memset(&dc, 0, sizeof(dc));
+		for (i = 0; i < w[k].n && !rc; i++) {
+			const struct found *f = &w[k].v[i];
+			/* overlapping paths list a file twice */
+			if ((i && !strcmp(f->rel, w[k].v[i - 1].rel)) || !f->lang)
+				continue;
+			if (k == 0)
+				rc = add_resource(L, f, &dc, "model", NULL, f->src, f->src_len);
+			else if (k == 1)
+				rc = add_resource(L, f, &dc, "seed", NULL, f->src, f->src_len);
+			else
+				rc = dbt_add_snapshots(L, f, &dc);
+		}
 	}
-	for (i = 0; i < w.n && !rc; i++) {
-		if (i && !strcmp(w.v[i].rel, w.v[i - 1].rel))
-			continue;
-		if (!w.v[i].lang)
-			rc = props_file(&pc, w.v[i].rel);
-	}
+	for (k = 0; k < 3 && !rc; k++)
+		for (i = 0; i < w[k].n && !rc; i++) {
+			if (i && !strcmp(w[k].v[i].rel, w[k].v[i - 1].rel))
+				continue;
+			if (!w[k].v[i].lang)
+				rc = props_file(&pc, w[k].v[i].rel);
+		}
 	if (!rc)
 		rc = load_test_files(L);
 	if (!rc && pc.nsources) {
@@ -1429,8 +1665,10 @@ static int load_files(struct loader *L)
 		memcpy(p->sources, pc.sources, pc.nsources * sizeof(*p->sources));
 		p->nsources = pc.nsources;
 	}
+out:
 	free(pc.sources);
-	free(w.v);
+	for (k = 0; k < 3; k++)
+		free(w[k].v);
 	return rc;
 }
 

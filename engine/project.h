@@ -22,11 +22,13 @@ struct schedule;
 struct notifier;
 
 struct model {
-	const char *name;          /* file name without extension */
-	const char *unique_id;     /* "model.<project>.<name>" */
+	const char *name;          /* file name without extension (a snapshot: its block's name) */
+	const char *resource;      /* "model", "seed" (a CSV under seed-paths) or "snapshot" */
+	const char *unique_id;     /* "<resource>.<project>.<name>" */
 	const char *path;          /* relative to the project dir: "models/staging/stg_patients.sql" */
-	const char *lang;          /* "sql" or "sh", from the extension */
-	const char *src;           /* file contents, NUL-terminated */
+	const char *lang;          /* "sql", "sh" or "csv", from the extension */
+	const char *src;           /* file contents, NUL-terminated (a snapshot: its block only,
+	                              the rest blanked so that lines and columns stay) */
 	size_t src_len;
 	const char **fqn;          /* [project, folder..., name] */
 	size_t nfqn;
@@ -88,19 +90,29 @@ struct target {
 struct project {
 	struct arena arena;
 	const char *dir;           /* absolute, no trailing slash */
+	const char *file;          /* the project file read: "sluice.yml" or "dbt_project.yml" */
+	int dbt;                   /* it was dbt_project.yml (no sluice.yml): dbt's defaults apply */
 	const char *name;
 	const char *profile;
 	const char **model_paths;  /* relative, default ["models"] */
 	size_t nmodel_paths;
 	const char **test_paths;   /* relative, default ["tests"] */
 	size_t ntest_paths;
+	const char **seed_paths;   /* relative, default ["seeds"] (dbt; sluice.yml may set it too) */
+	size_t nseed_paths;
+	const char **snapshot_paths; /* relative, default ["snapshots"] */
+	size_t nsnapshot_paths;
+	const char **macro_paths;  /* relative, default ["macros"]: read by the macros issue */
+	size_t nmacro_paths;
 	const char *target_path;   /* absolute, default <dir>/target */
 	struct val vars;           /* sluice.yml vars (global and this project's), then --vars */
 	struct val on_run_start;   /* list of SQL strings (templates) */
 	struct val on_run_end;
 	struct val models_config;  /* the raw `models:` block of sluice.yml */
+	struct val seeds_config;   /* the raw `seeds:` block */
+	struct val snapshots_config; /* the raw `snapshots:` block */
 	struct val raw;            /* the whole sluice.yml, for keys later issues add */
-	struct model **models;     /* sorted by path */
+	struct model **models;     /* sorted by path: models, then seeds, then snapshots */
 	size_t nmodels;
 	struct source_table **sources;   /* sorted by unique_id */
 	size_t nsources;
@@ -118,7 +130,8 @@ struct project {
 
 struct project_opts {
 	const char *project_dir;   /* default "." */
-	const char *profiles_dir;  /* default: $SLUICE_PROFILES_DIR, the project dir, ~/.sluice */
+	const char *profiles_dir;  /* default: $SLUICE_PROFILES_DIR, $DBT_PROFILES_DIR, the project dir,
+	                              ~/.sluice, ~/.dbt */
 	const char *target;        /* default: the profile's target: */
 	const char *vars_json;     /* --vars, a JSON (or YAML flow) object, or NULL */
 };

@@ -427,3 +427,24 @@ at_gate() {
 	[ "$(psql_q "select count(*) from pg_stat_activity where datname = current_database()
 		and application_name like 'sluice/%' and state = 'active' and query like '%gate_wait()%'")" -ge 1 ]
 }
+
+# --- dbt projects (t11xx) ------------------------------------------------------
+
+# new_dbt_project DIR [FIXTURE]: a copy of tests/fixtures/FIXTURE (default
+# dbt-shop: a dbt_project.yml, no sluice.yml) with a dbt profile `shop` for
+# this test's database in the project directory; cd into it.
+new_dbt_project() {
+	P="$T_DIR/$1"
+	mkdir -p "$T_DIR" &&
+	cp -R "$(dirname "$0")/../fixtures/${2:-dbt-shop}" "$P" || exit 1
+	cat >"$P/profiles.yml" <<YML
+shop:
+  target: dev
+  outputs:
+    dev:
+$(conn_keys "      ")
+      schema: analytics
+      threads: 4
+YML
+	cd "$P" || exit 1
+}

@@ -471,11 +471,67 @@ static void test_aggregate_eval(void **state)
 	buf_release(&detail);
 }
 
+/*
+ * In a dbt project (dbt_project.yml) a generic test's unique_id ends in
+ * dbt's hash, and a long name's short form is dbt's alias. The expected
+ * ids are those dbt gives the same tests in dbt-labs/jaffle_shop.
+ */
+static void test_dbt_unique_ids(void **state)
+{
+	const struct datatest *t;
+	size_t i;
+
+	(void)state;
+	put("dbt_project.yml", "name: jaffle_shop\nprofile: p\n");
+	put("profiles.yml", "p:\n  target: t\n  outputs:\n    t:\n      type: postgres\n      schema: an\n");
+	put("models/customers.sql", "select 1 as customer_id");
+	put("models/orders.sql", "select 1 as order_id, 1 as customer_id, 'placed' as status");
+	put("models/schema.yml", "version: 2\n"
+	    "models:\n"
+	    "  - name: customers\n"
+	    "    columns:\n"
+	    "      - name: customer_id\n"
+	    "        tests: [unique, not_null]\n"
+	    "  - name: orders\n"
+	    "    columns:\n"
+	    "      - name: order_id\n"
+	    "        data_tests: [unique]\n"
+	    "      - name: status\n"
+	    "        tests:\n"
+	    "          - accepted_values:\n"
+	    "              values: ['placed', 'shipped', 'completed', 'return_pending', 'returned']\n"
+	    "      - name: customer_id\n"
+	    "        data_tests:\n"
+	    "          - relationships:\n"
+	    "              arguments:\n"
+	    "                to: ref('customers')\n"
+	    "                field: customer_id\n"
+	    "              config: {severity: warn}\n");
+	build_ok();
+	assert_string_equal(test_named("unique_customers_customer_id")->unique_id,
+			    "test.jaffle_shop.unique_customers_customer_id.c5af1ff4b1");
+	assert_string_equal(test_named("not_null_customers_customer_id")->unique_id,
+			    "test.jaffle_shop.not_null_customers_customer_id.5c9bf9911d");
+	assert_string_equal(test_named("unique_orders_order_id")->unique_id,
+			    "test.jaffle_shop.unique_orders_order_id.fed79b3a6e");
+	/* the 1.10 arguments: form hashes as the flat form does; config stays out */
+	assert_string_equal(test_named("relationships_orders_customer_id__customer_id__ref_customers_")->unique_id,
+			    "test.jaffle_shop.relationships_orders_customer_id__customer_id__ref_customers_.c6ec7f58f2");
+	t = test_named("accepted_values_orders_status__placed__shipped__completed__return_pending__returned");
+	assert_string_equal(t->unique_id, "test.jaffle_shop.accepted_values_orders_status__placed__shipped__completed"
+			    "__return_pending__returned.be6b5b5ec3");
+	assert_string_equal(t->short_name, "accepted_values_orders_1ce6ab157c285f7cd2ac656013faf758");
+	for (i = 0; i < M.n; i++)
+		if (M.nodes[i].type == NODE_TEST)
+			assert_string_equal(M.nodes[i].unique_id, M.nodes[i].test->unique_id);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_dbt_names),
+		T(test_dbt_unique_ids),
 		T(test_duplicate_names_get_a_suffix_and_long_ones_a_short_form),
 		T(test_config_thresholds_and_where),
 		T(test_project_defaults),

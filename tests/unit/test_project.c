@@ -218,7 +218,7 @@ static void test_missing_sluice_yml(void **state)
 	(void)state;
 	assert_non_null(realpath(tmp, real));
 	snprintf(want, sizeof(want),
-		 "no sluice.yml in %s (run sluice in a project directory or pass --project-dir)", real);
+		 "no sluice.yml or dbt_project.yml in %s (run sluice in a project directory or pass --project-dir)", real);
 	assert_string_equal(load_err(), want);
 	/* a failed load leaves nothing to free, and releasing twice is harmless */
 	project_release(&P);
