@@ -87,7 +87,8 @@ $(BUILD)/engine/report-page.o: $(BUILD)/engine/report-page.c
 # does not block another's tests.
 T_TEMPLATE := $(BUILD)/engine/template.o
 T_PROJECT := $(BUILD)/engine/yaml.o $(BUILD)/engine/project.o $(BUILD)/engine/json.o $(T_TEMPLATE) \
-	$(BUILD)/engine/schedule.o $(BUILD)/engine/cron.o
+	$(BUILD)/engine/schedule.o $(BUILD)/engine/cron.o $(BUILD)/engine/dialect.o $(BUILD)/engine/dialect-postgres.o \
+	$(BUILD)/engine/dialect-redshift.o
 T_DAG := $(BUILD)/engine/dag.o
 # registry.c names every driver and object store, so whatever links it
 # links them all.

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "dialect.h"
 #include "project.h"
 #include "schedule.h"
 #include "yaml.h"
@@ -46,16 +47,6 @@ struct loader {
 };
 
 /* ---- small helpers ------------------------------------------------------ */
-
-static int is_ident(const char *s)
-{
-	if (!s || !(isalpha((unsigned char)*s) || *s == '_'))
-		return 0;
-	for (s++; *s; s++)
-		if (!(isalnum((unsigned char)*s) || *s == '_'))
-			return 0;
-	return 1;
-}
 
 static int is_null(const struct ynode *n)
 {
@@ -712,7 +703,7 @@ static int read_sluice_yml(struct loader *L, struct ynode **rootp)
 	n = ymap_get(root, "name");
 	if (is_null(n))
 		return yaml_error(L->err, root, "missing required key 'name' (the project name)");
-	if (n->kind != Y_SCALAR || !is_ident(n->scalar))
+	if (n->kind != Y_SCALAR || !dialect_is_ident(n->scalar))
 		return yaml_error(L->err, n,
 				  "name must be an identifier (letters, digits and _, not starting with a digit)");
 	p->name = arena_strdup(&p->arena, n->scalar);
