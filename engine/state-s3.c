@@ -178,12 +178,22 @@ static int get_object(struct s3_state *s, struct objstore *store, const char *ke
 {
 	struct buf what = BUF_INIT;
 	struct sink k = { out, cap, NULL };
-	int rc;
+	int rc, attempt;
 
-	buf_reset(out);
 	buf_printf(&what, "%s%s", s->where, key + strlen(s->dir));
 	k.what = what.s;
-	rc = store->ops->get(store, key, sink_write, &k, err);
+	/*
+	 * A read cut short resumes from the same object (s3.c); when the
+	 * object was rewritten meanwhile (a heartbeat), that fails (412, or
+	 * 416 from a store that ignores If-Match). These objects are small:
+	 * read them again whole.
+	 */
+	for (attempt = 0; attempt < 3; attempt++) {
+		buf_reset(out);
+		memset(err, 0, sizeof(*err));
+		if ((rc = store->ops->get(store, key, sink_write, &k, err)) != SLUICE_EIO)
+			break;
+	}
 	buf_release(&what);
 	return rc;
 }
