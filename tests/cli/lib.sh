@@ -191,8 +191,15 @@ new_project() {
 name: proj
 profile: proj
 YML
+	write_profile proj
+	cd "$P" || exit 1
+}
+
+# write_profile NAME: $P/profiles.yml with profile NAME, target dev, this
+# test's database through the connector under test, schema analytics.
+write_profile() {
 	cat >"$P/profiles.yml" <<YML
-proj:
+$1:
   target: dev
   outputs:
     dev:
@@ -200,7 +207,6 @@ $(conn_keys "      ")
       schema: analytics
       threads: 4
 YML
-	cd "$P" || exit 1
 }
 
 # model NAME SQL [DIR]: write models/[DIR/]NAME.sql
@@ -437,14 +443,6 @@ new_dbt_project() {
 	P="$T_DIR/$1"
 	mkdir -p "$T_DIR" &&
 	cp -R "$(dirname "$0")/../fixtures/${2:-dbt-shop}" "$P" || exit 1
-	cat >"$P/profiles.yml" <<YML
-shop:
-  target: dev
-  outputs:
-    dev:
-$(conn_keys "      ")
-      schema: analytics
-      threads: 4
-YML
+	write_profile shop
 	cd "$P" || exit 1
 }

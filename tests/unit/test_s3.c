@@ -665,7 +665,8 @@ static int verify_sigv4(const char *req, const char *secret, const char *region)
 	return ret;
 }
 
-static struct s3_client *capture_client(int port)
+/* A client of the capture server at port, trying max_attempts times, 10 ms apart at first. */
+static struct s3_client *capture_client_n(int port, int max_attempts)
 {
 	struct sluice_err err = SLUICE_ERR_INIT;
 	struct s3_client *c = NULL;
@@ -680,9 +681,15 @@ static struct s3_client *capture_client(int port)
 	cfg.secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 	cfg.session_token = "session/token+1";
 	cfg.path_style = 1;
-	cfg.max_attempts = 1;
+	cfg.max_attempts = max_attempts;
+	cfg.retry_base_ms = 10;
 	assert_int_equal(s3_client_new(&cfg, &c, &err), 0);
 	return c;
+}
+
+static struct s3_client *capture_client(int port)
+{
+	return capture_client_n(port, 1);
 }
 
 static void test_sigv4_put_signs_payload_hash(void **unused)
@@ -811,22 +818,12 @@ static void get_resumes(const char *second, const char *want_range)
 	struct capture cap;
 	pthread_t th;
 	struct s3_client *c;
-	struct s3_config cfg;
-	char endpoint[64];
 
 	memset(&cap, 0, sizeof(cap));
 	cap.replies = replies;
 	cap.nreplies = 2;
 	capture_start(&cap, &th);
-	snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", cap.port);
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.endpoint = endpoint;
-	cfg.access_key_id = "AKID";
-	cfg.secret_access_key = "secret";
-	cfg.path_style = 1;
-	cfg.max_attempts = 3;
-	cfg.retry_base_ms = 10;
-	assert_int_equal(s3_client_new(&cfg, &c, &err), 0);
+	c = capture_client_n(cap.port, 3);
 	assert_int_equal(s3_get_object(c, "bkt", "k", keep_sink, &got, &err), 0);
 	pthread_join(th, NULL);
 	close(cap.lfd);
