@@ -867,11 +867,14 @@ static int job_run(void *ud, struct exec_worker *w, size_t idx, int *reused, str
 	if (idx >= b->s->manifest.n) {
 		/* a kind's shared job (a combined scan) is no one node's */
 		audit_set_node(NULL);
-		return b->extra_owner->extra_run(b, w, idx - b->s->manifest.n, reused, err);
+		rc = b->extra_owner->extra_run(b, w, idx - b->s->manifest.n, reused, err);
+		conn_pool_job_done(&b->conns, w->id);
+		return rc;
 	}
 	audit_set_node(node_at(b, idx)->unique_id);
 	rc = node_job(b, w, idx, reused, err);
 	audit_set_node(NULL);
+	conn_pool_job_done(&b->conns, w->id);
 	return rc;
 }
 
@@ -1012,6 +1015,53 @@ static int create_schemas(struct build *b, struct sluice_err *err)
 	return rc;
 }
 
+/*
+ * The workers that fit in what each server this run uses still allows
+ * (conn.h), at most `threads`; says so when fewer fit. A server that does
+ * not answer the question leaves threads as they are.
+ */
+static int plan_workers(struct build *b, int threads)
+{
+	const struct manifest *m = &b->s->manifest;
+	size_t nslots = b->conns.nslots, i, k;
+	unsigned char *used = xcalloc(nslots ? nslots : 1, 2);
+	struct buf why = BUF_INIT;
+	int workers = threads;
+
+	for (i = 0; i < m->n; i++) {
+		if (b->todo[i] != EXEC_RUN || b->runs[i].failed_early)
+			continue;
+		k = conn_slot_of(&b->s->project, m->nodes[i].connection);
+		used[2 * k] = 1;
+		if (b->runs[i].kind->flags & KIND_OWN_SESSIONS)
+			used[2 * k + 1] = 1;
+	}
+	for (k = 0; k < nslots; k++) {
+		struct sluice_err ignored = SLUICE_ERR_INIT;
+		struct buf w_why = BUF_INIT;
+		int w;
+		if (used[2 * k] && !conn_pool_plan(&b->conns, k, threads, used[2 * k + 1], &w, &w_why, &ignored) &&
+		    w < workers) {
+			workers = w;
+			buf_reset(&why);
+			buf_puts(&why, w_why.s);
+		}
+		buf_release(&w_why);
+	}
+	if (workers < threads)
+		ui_info("threads: %d of the %d asked for: %s", workers, threads, why.s);
+	buf_release(&why);
+	free(used);
+	return workers;
+}
+
+static int build_give_up(void *ud)
+{
+	struct build *b = ud;
+
+	return __atomic_load_n(&b->ex.signo, __ATOMIC_SEQ_CST) != 0;
+}
+
 int build_execute(struct build *b, struct sluice_err *err)
 {
 	struct project *p = &b->s->project;
@@ -1020,8 +1070,8 @@ int build_execute(struct build *b, struct sluice_err *err)
 	b->executed = 1;
 	if ((rc = create_schemas(b, err)) || (rc = run_hooks(b, &p->on_run_start, "on-run-start", err)))
 		return rc;
-	b->threads = b->s->cli->threads ? b->s->cli->threads : p->target.threads;
-	conn_pool_add_workers(&b->conns, b->threads);
+	b->threads = plan_workers(b, b->s->cli->threads ? b->s->cli->threads : p->target.threads);
+	conn_pool_add_workers(&b->conns, b->threads, build_give_up, b);
 	b->worker_arenas = xcalloc((size_t)b->threads, sizeof(*b->worker_arenas));
 	b->ex.dag = b->exec_dag ? b->exec_dag : b->s->manifest.dag;
 	b->ex.todo = b->exec_todo ? b->exec_todo : b->todo;

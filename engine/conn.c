@@ -5,8 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "audit.h"
 #include "conn.h"
+#include "ui.h"
+#include "util/clock.h"
 #include "util/xalloc.h"
 
 int conn_open(struct session *s, const char *name, struct sluice_conn **out, const struct dialect **dialect,
@@ -48,6 +51,7 @@ size_t conn_slot_of(const struct project *p, const char *name)
 int conn_pool_init(struct conn_pool *pool, struct session *s, struct sluice_err *err)
 {
 	struct project *p = &s->project;
+	pthread_condattr_t ca;
 	size_t i;
 	int rc;
 
@@ -55,8 +59,14 @@ int conn_pool_init(struct conn_pool *pool, struct session *s, struct sluice_err 
 	pool->s = s;
 	pool->nslots = p->target.nconns;
 	pool->slots = xcalloc(pool->nslots ? pool->nslots : 1, sizeof(*pool->slots));
+	pthread_mutex_init(&pool->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&pool->returned, &ca);
+	pthread_condattr_destroy(&ca);
 	for (i = 0; i < pool->nslots; i++) {
 		const char *dname;
+		pool->slots[i].idle = xcalloc(1, sizeof(*pool->slots[i].idle));
 		if ((rc = connector_resolve(&p->target.conns[i].settings, &pool->slots[i].drv, &dname, err)))
 			return err_prefix(err, "%s: connection '%s'", p->target.profiles_path ? p->target.profiles_path : "profile",
 					  p->target.conns[i].name);
@@ -66,14 +76,25 @@ int conn_pool_init(struct conn_pool *pool, struct session *s, struct sluice_err 
 	return 0;
 }
 
-void conn_pool_add_workers(struct conn_pool *pool, int workers)
+/* A new connection of slot i, tagged with the run and user. */
+static struct sluice_conn *open_tagged(struct conn_pool *pool, size_t slot, struct sluice_err *err)
 {
-	int t;
+	const struct dialect *d = pool->slots[slot].dialect;
+	struct sluice_conn *c;
 
-	pool->workers = xcalloc((size_t)(workers > 0 ? workers : 1), sizeof(*pool->workers));
-	for (t = 0; t < workers; t++)
-		pool->workers[t] = xcalloc(pool->nslots ? pool->nslots : 1, sizeof(struct sluice_conn *));
-	pool->nworkers = workers;
+	if (conn_open(pool->s, pool->s->project.target.conns[slot].name, &c, NULL, err))
+		return NULL;
+	if (d->session_tag) {
+		/* The warehouse's query log can then tell this run's sessions apart. */
+		struct sluice_err ignored = SLUICE_ERR_INIT;
+		struct buf tag = BUF_INIT, sql = BUF_INIT;
+		dialect_session_tag_text(&tag, pool->s->invocation_id, pool->s->user);
+		d->session_tag(&sql, tag.s);
+		c->drv->exec(c, sql.s, NULL, &ignored);
+		buf_release(&tag);
+		buf_release(&sql);
+	}
+	return c;
 }
 
 const struct dialect *conn_pool_dialect(const struct conn_pool *pool, size_t slot)
@@ -85,53 +106,218 @@ struct sluice_conn *conn_pool_main(struct conn_pool *pool, size_t slot, struct s
 {
 	struct conn_slot *cs = &pool->slots[slot];
 
-	if (!cs->main && conn_open(pool->s, pool->s->project.target.conns[slot].name, &cs->main, NULL, err))
-		return NULL;
+	if (!cs->main) {
+		if (!(cs->main = open_tagged(pool, slot, err)))
+			return NULL;
+		cs->nopen++;
+	}
 	return cs->main;
 }
 
-struct sluice_conn *conn_pool_worker(struct conn_pool *pool, int worker, size_t slot, struct sluice_err *err)
-{
-	struct sluice_conn **c = &pool->workers[worker - 1][slot];
-	const struct dialect *d = pool->slots[slot].dialect;
+/* Budget query's two values: sessions still allowed, and the limit that allows them. */
+struct budget {
+	long long room, limit;
+	int rows;
+};
 
-	if (*c)
-		return *c;
-	if (conn_open(pool->s, pool->s->project.target.conns[slot].name, c, NULL, err))
-		return NULL;
-	if (d->session_tag) {
-		/* The warehouse's query log can then tell this run's sessions apart. */
-		struct sluice_err ignored = SLUICE_ERR_INIT;
-		struct buf tag = BUF_INIT, sql = BUF_INIT;
-		dialect_session_tag_text(&tag, pool->s->invocation_id, pool->s->user);
-		d->session_tag(&sql, tag.s);
-		(*c)->drv->exec(*c, sql.s, NULL, &ignored);
-		buf_release(&tag);
-		buf_release(&sql);
+static int budget_row(void *ud, const struct sluice_row *row)
+{
+	struct budget *bu = ud;
+
+	if (!bu->rows++ && row->ncols >= 2 && row->values[0] && row->values[1]) {
+		bu->room = strtoll(row->values[0], NULL, 10);
+		bu->limit = strtoll(row->values[1], NULL, 10);
 	}
-	return *c;
+	return 0;
 }
 
-void conn_pool_drop(struct conn_pool *pool, int worker, size_t slot)
+int conn_pool_plan(struct conn_pool *pool, size_t slot, int threads, int extra_per_worker, int *workers,
+		   struct buf *why, struct sluice_err *err)
 {
-	conn_close(pool->workers[worker - 1][slot]);
-	pool->workers[worker - 1][slot] = NULL;
+	const struct dialect *d = pool->slots[slot].dialect;
+	struct budget bu = { -1, -1, 0 };
+	struct sluice_conn *c;
+	struct buf q = BUF_INIT;
+	long long reserve, fit;
+	int rc;
+
+	*workers = threads;
+	if (!d->connection_budget_query)
+		return 0;
+	if (!(c = conn_pool_main(pool, slot, err)))
+		return err->code;
+	d->connection_budget_query(&q);
+	rc = conn_send_query(c, NULL, q.s, budget_row, &bu, err);
+	buf_release(&q);
+	if (rc || bu.limit < 0)
+		return rc;
+	/* room for a DBA's session and another run's first connections */
+	reserve = bu.limit / 10 > 2 ? bu.limit / 10 : 2;
+	/*
+	 * The main connection (open, so counted already) is lent to the
+	 * workers too: one more worker than there is room for.
+	 */
+	fit = (bu.room - reserve) / (1 + extra_per_worker) + 1;
+	if (fit >= threads)
+		return 0;
+	*workers = fit < 1 ? 1 : (int)fit;
+	buf_printf(why, "connection '%s' may open %lld more session%s (of a limit of %lld), "
+		   "%lld kept free for others", pool->s->project.target.conns[slot].name,
+		   bu.room < 0 ? 0 : bu.room, bu.room == 1 ? "" : "s", bu.limit, reserve);
+	return 0;
 }
 
-void conn_pool_release(struct conn_pool *pool)
+void conn_pool_add_workers(struct conn_pool *pool, int workers, int (*give_up)(void *ud), void *ud)
 {
 	size_t k;
 	int t;
 
-	for (k = 0; k < pool->nslots; k++)
-		conn_close(pool->slots[k].main);
-	for (t = 0; t < pool->nworkers; t++) {
-		for (k = 0; k < pool->nslots; k++)
-			conn_close(pool->workers[t][k]);
-		free(pool->workers[t]);
+	pool->held = xcalloc((size_t)(workers > 0 ? workers : 1), sizeof(*pool->held));
+	for (t = 0; t < workers; t++)
+		pool->held[t] = xcalloc(pool->nslots ? pool->nslots : 1, sizeof(struct sluice_conn *));
+	pool->nworkers = workers;
+	pool->give_up = give_up;
+	pool->give_up_ud = ud;
+	for (k = 0; k < pool->nslots; k++) {
+		struct conn_slot *cs = &pool->slots[k];
+		cs->idle = xrealloc(cs->idle, (size_t)(workers + 1) * sizeof(*cs->idle));
+		if (cs->main)
+			cs->idle[cs->nidle++] = cs->main;
 	}
-	free(pool->workers);
+}
+
+static void deadline_in(struct timespec *ts, long ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/* Open a new connection of the slot, unlocked; the pool's lock is held on return. */
+static struct sluice_conn *try_open(struct conn_pool *pool, size_t slot, struct sluice_err *err)
+{
+	struct sluice_conn *c;
+
+	pthread_mutex_unlock(&pool->mu);
+	c = open_tagged(pool, slot, err);
+	pthread_mutex_lock(&pool->mu);
+	if (c)
+		pool->slots[slot].nopen++;
+	return c;
+}
+
+struct sluice_conn *conn_pool_worker(struct conn_pool *pool, int worker, size_t slot, struct sluice_err *err)
+{
+	struct conn_slot *cs = &pool->slots[slot];
+	struct sluice_conn **held = &pool->held[worker - 1][slot];
+	struct sluice_err oerr = SLUICE_ERR_INIT;
+	double give_up_at = 0, retry_at = 0;
+
+	if (*held)
+		return *held;
+	pthread_mutex_lock(&pool->mu);
+	for (;;) {
+		struct timespec ts;
+		double now;
+		if (cs->nidle) {
+			*held = cs->idle[--cs->nidle];
+			break;
+		}
+		now = clock_monotonic();
+		if (now >= retry_at) {
+			if ((*held = try_open(pool, slot, &oerr)))
+				break;
+			if (oerr.code == SLUICE_EUSAGE || !cs->nopen) {
+				*err = oerr;   /* nothing of this run's to wait for */
+				break;
+			}
+			if (!give_up_at)
+				give_up_at = now + CONN_WAIT_SECONDS;
+			/* each refused attempt is a line in the server's log: not too often */
+			retry_at = now + 5;
+			if (!cs->refused++)
+				ui_warn("connection '%s': the server refused another session (%s); "
+					"this run goes on with the %d it has", pool->s->project.target.conns[slot].name,
+					oerr.msg, cs->nopen);
+		}
+		if (pool->give_up && pool->give_up(pool->give_up_ud)) {
+			err_set(err, SLUICE_ECANCEL, "cancelled while waiting for a connection");
+			break;
+		}
+		if (now >= give_up_at) {
+			*err = oerr;
+			err_prefix(err, "no connection of this run came free in %d s", CONN_WAIT_SECONDS);
+			break;
+		}
+		deadline_in(&ts, 250);
+		pthread_cond_timedwait(&pool->returned, &pool->mu, &ts);
+	}
+	pthread_mutex_unlock(&pool->mu);
+	return *held;
+}
+
+void conn_pool_job_done(struct conn_pool *pool, int worker)
+{
+	size_t k;
+	int back = 0;
+
+	pthread_mutex_lock(&pool->mu);
+	for (k = 0; k < pool->nslots; k++) {
+		struct sluice_conn **held = &pool->held[worker - 1][k];
+		if (*held) {
+			pool->slots[k].idle[pool->slots[k].nidle++] = *held;
+			*held = NULL;
+			back = 1;
+		}
+	}
+	if (back)
+		pthread_cond_broadcast(&pool->returned);
+	pthread_mutex_unlock(&pool->mu);
+}
+
+void conn_pool_drop(struct conn_pool *pool, int worker, size_t slot)
+{
+	struct conn_slot *cs = &pool->slots[slot];
+	struct sluice_conn *c = pool->held[worker - 1][slot];
+
+	if (!c)
+		return;
+	pool->held[worker - 1][slot] = NULL;
+	conn_close(c);
+	pthread_mutex_lock(&pool->mu);
+	cs->nopen--;
+	if (c == cs->main)
+		cs->main = NULL;
+	pthread_cond_broadcast(&pool->returned);
+	pthread_mutex_unlock(&pool->mu);
+}
+
+void conn_pool_release(struct conn_pool *pool)
+{
+	size_t k, i;
+	int t;
+
+	for (k = 0; k < pool->nslots; k++) {
+		struct conn_slot *cs = &pool->slots[k];
+		for (t = 0; t < pool->nworkers; t++)
+			if (pool->held[t][k] && pool->held[t][k] != cs->main)
+				conn_close(pool->held[t][k]);
+		for (i = 0; i < cs->nidle; i++)
+			if (cs->idle[i] != cs->main)
+				conn_close(cs->idle[i]);
+		conn_close(cs->main);
+		free(cs->idle);
+	}
+	for (t = 0; t < pool->nworkers; t++)
+		free(pool->held[t]);
+	free(pool->held);
 	free(pool->slots);
+	pthread_mutex_destroy(&pool->mu);
+	pthread_cond_destroy(&pool->returned);
 	memset(pool, 0, sizeof(*pool));
 }
 

@@ -103,6 +103,25 @@ static void pg_pending_stats_query(struct buf *b, const char *as_of)
 		   t, t, t);
 }
 
+/*
+ * The tightest of three limits: the server's (less the slots it reserves),
+ * the role's and the database's; a superuser passes the last two.
+ */
+static void pg_connection_budget_query(struct buf *b)
+{
+	buf_puts(b, "WITH a AS (SELECT usename, datname FROM pg_stat_activity WHERE backend_type = 'client backend'),\n"
+		 " me AS (SELECT rolconnlimit, rolsuper FROM pg_roles WHERE rolname = current_user)\n"
+		 "SELECT room, lim FROM (\n"
+		 " SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int\n"
+		 "  - coalesce(current_setting('reserved_connections', true)::int, 0) - (SELECT count(*) FROM a) AS room,\n"
+		 "  current_setting('max_connections')::int AS lim\n"
+		 " UNION ALL SELECT rolconnlimit - (SELECT count(*) FROM a WHERE usename = current_user), rolconnlimit\n"
+		 "  FROM me WHERE rolconnlimit >= 0 AND NOT rolsuper\n"
+		 " UNION ALL SELECT d.datconnlimit - (SELECT count(*) FROM a WHERE a.datname = d.datname), d.datconnlimit\n"
+		 "  FROM pg_database d, me WHERE d.datname = current_database() AND d.datconnlimit >= 0 AND NOT me.rolsuper\n"
+		 ") x ORDER BY room LIMIT 1");
+}
+
 static void pg_sessions_named_query(struct buf *b, const char *app)
 {
 	buf_puts(b, "SELECT count(*) FROM pg_stat_activity\n"
@@ -469,6 +488,7 @@ const struct dialect dialect_postgres = {
 	.pending_stats_query = pg_pending_stats_query,
 	.app_name_env = "PGAPPNAME",
 	.sessions_named_query = pg_sessions_named_query,
+	.connection_budget_query = pg_connection_budget_query,
 	.trigger_versions_query = pg_trigger_versions_query,
 	.source_value_query = pg_source_value_query,
 	.loaded_at_query = pg_loaded_at_query,

@@ -117,6 +117,14 @@ struct dialect {
 	const char *app_name_env;
 	void (*sessions_named_query)(struct buf *b, const char *app);
 	/*
+	 * One row: how many more sessions this login may open on this
+	 * database now (the tightest of the server's, the role's and the
+	 * database's limits, leaving the slots the server reserves alone),
+	 * and the size of that limit. NULL: the warehouse does not say, and
+	 * a run takes the threads it is given.
+	 */
+	void (*connection_budget_query)(struct buf *b);
+	/*
 	 * trigger_versions_query: rows (schema, name, instrumented 't'|'f',
 	 * counter or NULL) for the tables of the batch that exist. Fails with
 	 * SQLSTATE 42P01 when the counter table was never created.

@@ -363,6 +363,7 @@ static void shell_release(struct build *b, size_t idx)
 
 const struct node_kind kind_shell = {
 	.name = "shell",
+	.flags = KIND_OWN_SESSIONS,
 	.what = BUILD_MODELS,
 	.prepare = shell_prepare,
 	.reads = shell_reads,

@@ -35,6 +35,7 @@ enum {
 	KIND_NO_RELATION = 4,   /* writes nothing in the warehouse (unload): no schema, no relation version */
 	KIND_RECORDS_RESULT = 8,/* its state record is its last result, so a failure to compile is recorded too */
 	KIND_INCREMENTAL = 16,  /* runs the incremental path when its relation exists and no full refresh is asked */
+	KIND_OWN_SESSIONS = 32, /* its job may open sessions of its own (a script's): the connection budget counts them */
 };
 
 struct node_kind {
