@@ -54,7 +54,7 @@ UTIL_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard engine/util/*.c) engine/value
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps demo test unit cli bench campaign clean FORCE
+.PHONY: all deps demo test unit cli bench campaign faults clean FORCE
 
 all: sluice
 
@@ -146,6 +146,12 @@ campaign: deps
 	@$(MAKE) --no-print-directory sluice
 	@SLUICE_TEST_SCRIPTS=t0900-differential.sh SLUICE_TEST_CONNECTORS="$(CONNECTORS)" \
 		SLUICE_DIFF_ROUNDS=$(ROUNDS) SLUICE_DIFF_SEED=$(SEED) PROVE_JOBS=-v BUILD=$(BUILD) \
+		sh tests/harness/run-tests.sh
+
+# The reliability campaigns (docs/testing.md): the load scenario, long.
+faults: deps
+	@$(MAKE) --no-print-directory sluice
+	@SLUICE_TEST_SUITE=tests/faults SLUICE_TEST_CONNECTORS="$(CONNECTORS)" PROVE_JOBS=-v BUILD=$(BUILD) \
 		sh tests/harness/run-tests.sh
 
 bench: deps

@@ -37,7 +37,7 @@ held_are() {
 }
 release_sessions() {
 	psql_q "select count(pg_terminate_backend(pid)) from pg_stat_activity
-		where usename = '$ROLE' and query like '%pg_sleep(300)%'" >/dev/null
+		where usename = '$ROLE' and query like '%pg_sleep(300)%'" >/dev/null &&
 	wait
 }
 
@@ -53,9 +53,9 @@ t_says_so() {
 ok "32 threads on a login allowed 8 sessions: the first line says how many run, and why" t_says_so
 
 t_workers() {
-	_planned=$(head -n 1 "$T_DIR/out" | sed -n 's/^threads: \([0-9]*\) of.*/\1/p')
-	_used=$(rr '[.results[].thread_id | ltrimstr("Thread-") | tonumber] | max')
-	# 8 - the run's main connection - 2 kept free = 5 more, and the main one is lent too
+	_planned=$(head -n 1 "$T_DIR/out" | sed -n 's/^threads: \([0-9]*\) of.*/\1/p') &&
+	_used=$(rr '[.results[].thread_id | ltrimstr("Thread-") | tonumber] | max') &&
+	# 8 - the run's main connection - 2 kept free = 5 more, and the main one is lent too:
 	expect_eq 6 "$_planned" || return 1
 	[ "$_used" -le "$_planned" ] && [ "$_used" -gt 1 ] || { echo "thread ids up to $_used, planned $_planned"; return 1; }
 	expect_eq 40 "$(rr '[.results[] | select(.status == "success")] | length')"
@@ -75,8 +75,8 @@ cd "$T_DIR/one" || exit 1
 t_two_at_once() {
 	bg_start a "$SLUICE_BIN" run --threads 32 --full-refresh --project-dir "$T_DIR/one" &&
 	bg_start b "$SLUICE_BIN" run --threads 32 --project-dir "$T_DIR/two" || return 1
-	_a=$(bg_wait a 300)
-	_b=$(bg_wait b 300)
+	_a=$(bg_wait a 300) &&
+	_b=$(bg_wait b 300) &&
 	[ "$_a" = 0 ] && [ "$_b" = 0 ] || { echo "exit codes: $_a and $_b"; cat "$T_DIR/a.log" "$T_DIR/b.log"; return 1; }
 	# (the second may plan before the first has opened all it planned for,
 	# and then share its own connections: see the next test)
@@ -98,14 +98,14 @@ select i + $i as i, pg_sleep(0.05) is not null as slept from {{ ref('m1') }}"
 done
 
 t_refused() {
-	gate_close
+	gate_close &&
 	bg_start c "$SLUICE_BIN" run --threads 32 || return 1
 	wait_until 60 at_gate || { echo "the run never reached the gate"; cat "$T_DIR/c.log"; return 1; }
 	# all but one of the sessions it planned for are taken
 	hold_sessions 5 || { release_sessions; return 1; }
-	gate_open
-	_c=$(bg_wait c 300)
-	release_sessions
+	gate_open &&
+	_c=$(bg_wait c 300) &&
+	release_sessions &&
 	[ "$_c" = 0 ] || { echo "exit code $_c"; cat "$T_DIR/c.log"; return 1; }
 	grep "connection 'default': the server refused another session (.*); this run goes on with the [0-9]* it has" \
 		"$T_DIR/c.log" || { cat "$T_DIR/c.log"; return 1; }
@@ -119,7 +119,7 @@ t_crowded() {
 	hold_sessions 5 || { release_sessions; return 1; }
 	expect_exit 0 sluice run --threads 32 --full-refresh
 	_rc=$?
-	release_sessions
+	release_sessions &&
 	[ "$_rc" = 0 ] || return 1
 	head -n 1 "$T_DIR/out" | grep '^threads: 1 of the 32 asked for' || { head -n 3 "$T_DIR/out"; return 1; }
 }

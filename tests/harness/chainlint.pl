@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# chainlint.pl: finds the checks of the end-to-end tests (tests/cli/t*.sh)
+# chainlint.pl: finds the checks of the end-to-end tests (tests/cli/t*.sh, tests/faults/t*.sh)
 # whose failure would not fail their test, as git's t/chainlint does for
 # its && chains. It parses the shell (quotes, $(...), heredocs, line
 # continuations, if/while/for/case, groups and subshells), so that a
@@ -38,7 +38,7 @@
 #
 # Usage: chainlint.pl FILE...   prints FILE:LINE: check not chained: TEXT
 #                               and exits 1 if it found any
-#        chainlint.pl           all of tests/cli/t*.sh, as TAP for prove
+#        chainlint.pl           all of tests/cli/t*.sh and tests/faults/t*.sh, as TAP for prove
 use strict;
 use warnings;
 
@@ -661,7 +661,7 @@ if (@ARGV) {
 # prove runs it without arguments: TAP, first on its own cases
 (my $dir = $0) =~ s{/?[^/]*$}{};
 $dir = '.' if $dir eq '';
-my @files = sort glob("$dir/../cli/t[0-9]*.sh");
+my @files = sort(glob("$dir/../cli/t[0-9]*.sh"), glob("$dir/../faults/t[0-9]*.sh"));
 @files or die "chainlint: no tests/cli/t*.sh next to $0\n";
 print '1..', 1 + @files, "\n";
 my $n = 0;
@@ -675,7 +675,7 @@ my $tap = sub {
 $tap->('chainlint reports exactly the marked lines of tests/harness/chainlint-cases.sh',
 	self_check("$dir/chainlint-cases.sh"));
 for my $file (@files) {
-	(my $name = $file) =~ s{^.*/}{tests/cli/};
+	(my $name = $file) =~ s{^.*/([^/]+/[^/]+)$}{tests/$1};
 	$tap->("$name: every check is chained", map { s/^\Q$file\E:/$name:/r } found($file));
 }
 exit 0;

@@ -7,7 +7,8 @@
 #   sh tests/harness/pg.sh restart DIR fast shutdown (sessions are terminated, 57P01), then start again
 #
 # `start` prints shell-evaluable SLUICE_TEST_PG*=value lines on stdout;
-# progress and errors go to stderr. Not for anything but tests: the role
+# progress and errors go to stderr. SLUICE_PG_MAX_CONNECTIONS sets the
+# server's max_connections (default 60). Not for anything but tests: the role
 # sluice_test has a fixed, published password.
 set -e
 
@@ -126,7 +127,7 @@ cmd_start() {
 		echo "listen_addresses = '127.0.0.1'"
 		echo "unix_socket_directories = '$run'"
 		echo "fsync = off"
-		echo "max_connections = 60"
+		echo "max_connections = ${SLUICE_PG_MAX_CONNECTIONS:-60}"
 		echo "shared_buffers = 32MB"
 	} >>"$data/postgresql.conf"
 

@@ -19,16 +19,18 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# SLUICE_TEST_SCRIPTS: the end-to-end scripts to run, file names or globs
-# under tests/cli/ separated by spaces ("t0040-cancel.sh t08*.sh"); all of
+# SLUICE_TEST_SUITE: where the scripts are (tests/cli; make faults:
+# tests/faults). SLUICE_TEST_SCRIPTS: the scripts to run, file names or globs
+# under it separated by spaces ("t0040-cancel.sh t08*.sh"); all of
 # them by default. A name that matches no script is an error, so that a
 # renamed script cannot drop out of a subset unnoticed.
+suite=${SLUICE_TEST_SUITE:-tests/cli}
 scripts=""
 for s in ${SLUICE_TEST_SCRIPTS:-t*.sh}; do
 	found=""
-	for t in tests/cli/$s; do
+	for t in $suite/$s; do
 		case $t in
-		tests/cli/t*.sh) [ -f "$t" ] || continue ;;
+		$suite/t*.sh) [ -f "$t" ] || continue ;;
 		*) continue ;;
 		esac
 		found=1
@@ -38,7 +40,7 @@ for s in ${SLUICE_TEST_SCRIPTS:-t*.sh}; do
 		esac
 	done
 	if [ -z "$found" ]; then
-		echo "SLUICE_TEST_SCRIPTS: no script tests/cli/$s" >&2
+		echo "SLUICE_TEST_SCRIPTS: no script $suite/$s" >&2
 		exit 2
 	fi
 done
