@@ -1160,4 +1160,7 @@ void build_release(struct build *b)
 	pthread_mutex_destroy(&b->dirs_lock);
 	free(b->runs);
 	free(b->todo);
+	b->runs = NULL;
+	b->todo = NULL;
+	b->s = NULL;   /* released: a second call does nothing */
 }

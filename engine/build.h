@@ -122,6 +122,7 @@ int build_execute(struct build *b, struct sluice_err *err);
 void build_summary(const struct build *b, double elapsed);
 /* Add node idx's kind's fields to its run_results entry o. */
 void build_result_json(const struct build *b, size_t idx, json_t *o);
+/* Free what the build holds (not its session); a second call does nothing. */
 void build_release(struct build *b);
 
 /* ---- for the kinds (kind-*.c) ---- */

@@ -43,6 +43,7 @@ int cmd_build_end(struct build *b, const char *which, int rc, const struct sluic
 {
 	struct sluice_err aerr = SLUICE_ERR_INIT;
 	int code = cmd_exit_status(rc, b->ex.signo, err);
+	struct session *s;
 
 	if (!b->executed) {
 		history_record(b, which, code);
@@ -53,7 +54,10 @@ int cmd_build_end(struct build *b, const char *which, int rc, const struct sluic
 	build_summary(b, now_seconds() - b->s->started_at);
 	/* history first: the report shows it */
 	history_record(b, which, code);
-	return aerr.code ? 0 : cmd_report_run(b->s);
+	s = b->s;
+	/* the report reads the artifacts: the build's memory can go first */
+	build_release(b);
+	return aerr.code ? 0 : cmd_report_run(s);
 }
 
 int cmd_open(int argc, char **argv, const char *const *extra, struct cli *cli, struct session *s)

@@ -42,8 +42,9 @@ struct build;
  * The end run, build and test share, failed or not: run_results.json
  * (with the exit status) and the summary when the nodes were executed,
  * the run's history (state and target/history.json), then the report
- * (cmd_report_run). Returns what cmd_report_run returns, 0 when there
- * was no report to write.
+ * (cmd_report_run), which reads the artifacts: the build is released
+ * before it (build_release). Returns what cmd_report_run returns, 0 when
+ * there was no report to write.
  */
 int cmd_build_end(struct build *b, const char *which, int rc, const struct sluice_err *err);
 

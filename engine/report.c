@@ -271,32 +271,57 @@ static json_t *report_data_new(const char *target_dir, const json_t *rr, const j
 	return data;
 }
 
-/* The page with data embedded: every '<' in the JSON becomes \u003c, so no text in it can end the script. */
-static int report_render(const json_t *data, struct buf *out, struct sluice_err *err)
+/* The page, written as it is made: the JSON is never held whole. */
+struct page_out {
+	struct fs_atomic f;
+	struct buf b;   /* flushed every 64 KiB */
+};
+
+static void page_flush(struct page_out *o)
+{
+	fs_atomic_write(&o->f, o->b.s, o->b.len);
+	buf_reset(&o->b);
+}
+
+/* json_dump_callback's sink: every '<' becomes \u003c, so no text in the data can end the script. */
+static int page_json(const char *s, size_t n, void *ud)
+{
+	struct page_out *o = ud;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (s[i] == '<')
+			buf_puts(&o->b, "\\u003c");
+		else
+			buf_addc(&o->b, s[i]);
+	if (o->b.len >= 65536)
+		page_flush(o);
+	return o->f.rc ? -1 : 0;
+}
+
+static int report_render(const json_t *data, const char *path, struct sluice_err *err)
 {
 	const char *mark = strstr(report_page, REPORT_DATA_MARK);
-	char *js = json_dumps(data, JSON_COMPACT);
-	const char *p;
+	struct page_out o = { .b = BUF_INIT };
+	int ok;
 
-	if (!js)
-		return err_set(err, SLUICE_EIO, "report: cannot serialise the run's data");
-	buf_add(out, report_page, (size_t)(mark - report_page));
-	buf_puts(out, "<script type=\"application/json\" id=\"sluice-data\">");
-	for (p = js; p && *p; p++)
-		if (*p == '<')
-			buf_puts(out, "\\u003c");
-		else
-			buf_addc(out, *p);
-	buf_puts(out, "</script>");
-	buf_puts(out, mark + strlen(REPORT_DATA_MARK));
-	free(js);
-	return 0;
+	if (fs_atomic_open(&o.f, path, err))
+		return o.f.rc;
+	buf_add(&o.b, report_page, (size_t)(mark - report_page));
+	buf_puts(&o.b, "<script type=\"application/json\" id=\"sluice-data\">");
+	ok = !json_dump_callback(data, page_json, &o, JSON_COMPACT);
+	if (!ok && !o.f.rc)
+		err_set(err, SLUICE_EIO, "report: cannot serialise the run's data");
+	buf_puts(&o.b, "</script>");
+	buf_puts(&o.b, mark + strlen(REPORT_DATA_MARK));
+	page_flush(&o);
+	buf_release(&o.b);
+	return fs_atomic_close(&o.f, ok) ? (err->code ? err->code : SLUICE_EIO) : 0;
 }
 
 int report_write(const char *target_dir, struct sluice_err *err)
 {
 	json_t *rr, *manifest, *history, *data;
-	struct buf page = BUF_INIT;
 	char path[PATH_MAX];
 	int rc;
 
@@ -305,15 +330,13 @@ int report_write(const char *target_dir, struct sluice_err *err)
 	manifest = load_artifact(target_dir, "manifest.json", 0, err);
 	history = load_artifact(target_dir, "history.json", 0, err);
 	data = report_data_new(target_dir, rr, manifest, history);
-	snprintf(path, sizeof(path), "%s/report.html", target_dir);
-	rc = report_render(data, &page, err);
-	if (!rc)
-		rc = fs_write_atomic(path, page.s, page.len, err);
-	buf_release(&page);
-	json_decref(data);
+	/* the page needs only what data holds: the artifacts' trees can go first */
 	json_decref(history);
 	json_decref(manifest);
 	json_decref(rr);
+	snprintf(path, sizeof(path), "%s/report.html", target_dir);
+	rc = report_render(data, path, err);
+	json_decref(data);
 	return rc;
 }
 

@@ -32,40 +32,65 @@ int fs_read_file(const char *path, struct buf *out, struct sluice_err *err)
 	return 0;
 }
 
-int fs_write_atomic(const char *path, const void *data, size_t len, struct sluice_err *err)
+int fs_atomic_open(struct fs_atomic *f, const char *path, struct sluice_err *err)
 {
-	struct buf tmp = BUF_INIT;
-	const char *p = data;
-	int fd, rc = 0;
-
-	buf_printf(&tmp, "%s.tmp.%ld", path, (long)getpid());
-	fd = open(tmp.s, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		rc = err_set(err, SLUICE_EIO, "%s: %s", tmp.s, strerror(errno));
-		goto out;
+	f->path = path;
+	f->err = err;
+	f->rc = 0;
+	buf_init(&f->tmp);
+	buf_printf(&f->tmp, "%s.tmp.%ld", path, (long)getpid());
+	f->fd = open(f->tmp.s, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (f->fd < 0) {
+		f->rc = err_set(err, SLUICE_EIO, "%s: %s", f->tmp.s, strerror(errno));
+		buf_release(&f->tmp);
 	}
-	while (len) {
-		ssize_t n = write(fd, p, len);
+	return f->rc;
+}
+
+int fs_atomic_write(struct fs_atomic *f, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len && !f->rc) {
+		ssize_t n = write(f->fd, p, len);
 		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			rc = err_set(err, SLUICE_EIO, "%s: %s", path, strerror(errno));
-			break;
+			if (errno != EINTR)
+				f->rc = err_set(f->err, SLUICE_EIO, "%s: %s", f->path, strerror(errno));
+			continue;
 		}
 		p += n;
 		len -= (size_t)n;
 	}
-	if (!rc && fsync(fd) < 0)
-		rc = err_set(err, SLUICE_EIO, "%s: fsync: %s", path, strerror(errno));
-	if (close(fd) < 0 && !rc)
-		rc = err_set(err, SLUICE_EIO, "%s: close: %s", path, strerror(errno));
-	if (!rc && rename(tmp.s, path) < 0)
-		rc = err_set(err, SLUICE_EIO, "%s: rename: %s", path, strerror(errno));
-	if (rc)
-		unlink(tmp.s);
-out:
-	buf_release(&tmp);
-	return rc;
+	return f->rc;
+}
+
+int fs_atomic_close(struct fs_atomic *f, int commit)
+{
+	if (f->fd < 0)
+		return f->rc;
+	if (!commit && !f->rc)
+		f->rc = SLUICE_EIO;   /* the caller's error is in err already */
+	if (!f->rc && fsync(f->fd) < 0)
+		f->rc = err_set(f->err, SLUICE_EIO, "%s: fsync: %s", f->path, strerror(errno));
+	if (close(f->fd) < 0 && !f->rc)
+		f->rc = err_set(f->err, SLUICE_EIO, "%s: close: %s", f->path, strerror(errno));
+	if (!f->rc && rename(f->tmp.s, f->path) < 0)
+		f->rc = err_set(f->err, SLUICE_EIO, "%s: rename: %s", f->path, strerror(errno));
+	if (f->rc)
+		unlink(f->tmp.s);
+	f->fd = -1;
+	buf_release(&f->tmp);
+	return f->rc;
+}
+
+int fs_write_atomic(const char *path, const void *data, size_t len, struct sluice_err *err)
+{
+	struct fs_atomic f;
+
+	if (fs_atomic_open(&f, path, err))
+		return f.rc;
+	fs_atomic_write(&f, data, len);
+	return fs_atomic_close(&f, 1);
 }
 
 int fs_write_file(const char *path, const void *data, size_t len, struct sluice_err *err)

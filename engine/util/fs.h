@@ -12,6 +12,21 @@
 int fs_read_file(const char *path, struct buf *out, struct sluice_err *err);
 /* Write via "<path>.tmp.<pid>" + fsync + rename, so readers see old or new, never half. */
 int fs_write_atomic(const char *path, const void *data, size_t len, struct sluice_err *err);
+/*
+ * The same, written piece by piece: fs_atomic_open, any number of
+ * fs_atomic_write, then fs_atomic_close, which renames the file into place
+ * when every write succeeded (commit non-zero) and removes it otherwise.
+ * The first error is kept and returned by fs_atomic_close.
+ */
+struct fs_atomic {
+	const char *path;
+	struct buf tmp;
+	int fd, rc;
+	struct sluice_err *err;
+};
+int fs_atomic_open(struct fs_atomic *f, const char *path, struct sluice_err *err);
+int fs_atomic_write(struct fs_atomic *f, const void *data, size_t len);
+int fs_atomic_close(struct fs_atomic *f, int commit);
 /* Plain write (no fsync): for derived files such as target/compiled. */
 int fs_write_file(const char *path, const void *data, size_t len, struct sluice_err *err);
 /*
