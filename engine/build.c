@@ -561,6 +561,14 @@ static int kind_in_run(const struct build *b, const struct node_kind *k)
 	return (k->what & b->what) != 0;
 }
 
+/* Whether node i is chosen for this command: its kind runs here and it is selected. */
+static int chosen(struct build *b, size_t i)
+{
+	const struct node_kind *k = b->runs[i].kind;
+
+	return kind_in_run(b, k) && (k->selected ? k->selected(b, i) : b->s->selected[i]);
+}
+
 /* Whether slot i needs its main connection now: the default one, and those models of this run use. */
 static int slot_used(const struct build *b, size_t slot)
 {
@@ -606,7 +614,7 @@ int build_prepare_nodes(struct build *b, struct session *s, enum build_mode mode
 		if (k->flags & KIND_PASS) {
 			/* never built, but children wait for its parents */
 			b->todo[i] = EXEC_PASS;
-		} else if (kind_in_run(b, k) && (k->selected ? k->selected(b, i) : s->selected[i])) {
+		} else if (chosen(b, i)) {
 			b->todo[i] = EXEC_RUN;
 			b->ntodo++;
 		} else if (k->flags & KIND_LIVE) {
@@ -630,7 +638,8 @@ int build_prepare_nodes(struct build *b, struct session *s, enum build_mode mode
 				return rc;
 	for (i = 0; i < m->n; i++) {
 		struct node_run *r = &b->runs[i];
-		if (b->todo[i] != EXEC_RUN)
+		/* a node that never runs is prepared when chosen, for target/ alone */
+		if (b->todo[i] != EXEC_RUN && !((r->kind->flags & KIND_PASS) && chosen(b, i)))
 			continue;
 		r->compile_started = now_seconds();
 		r->existing = offline ? REL_NONE : existing_kind(b, &m->nodes[i]);
