@@ -319,6 +319,7 @@ static int apply_config(struct parse_ctx *c, struct datatest *t, const char *key
 			return place_error(c->err, &at, "where must be a SQL condition");
 		t->where = arena_strdup(a, s);
 		val_dict_set(a, &t->config, "where", val_str(t->where));
+
 	} else if (!strcmp(key, "tags")) {
 		size_t i, n = v->kind == V_LIST ? v->u.list.n : 1;
 		const struct val *items = v->kind == V_LIST ? v->u.list.items : v;
@@ -1192,17 +1193,13 @@ int datatest_link(struct manifest *m, struct sluice_err *err)
 				return rc;
 			continue;
 		}
+		/* an ephemeral model is read as its query (manifest_read_sql) */
 		t->tested = t->model ? manifest_node(m, t->model->name) : resolve(m, NULL, t->source->source_name, t->source->name);
-		if (t->tested->type == NODE_MODEL && t->tested->mat == MAT_EPHEMERAL)
-			return place_error(err, &t->at, "test %s: model '%s' is ephemeral: it is never built, so test the "
-					   "models that read it", t->name, t->tested->name);
 		dag_add_edge(m->dag, t->tested->idx, n->idx);
 		if (t->to_model || t->to_source) {
 			t->other = resolve(m, t->to_model, t->to_source, t->to_table);
 			if (!t->other)
 				return place_error(err, &t->to_at, "model '%s' in to: is disabled", t->to_model);
-			if (t->other->type == NODE_MODEL && t->other->mat == MAT_EPHEMERAL)
-				return place_error(err, &t->to_at, "model '%s' is ephemeral: it is never built", t->other->name);
 			if (t->other != t->tested)
 				dag_add_edge(m->dag, t->other->idx, n->idx);
 			if (strcmp(t->other->connection, t->tested->connection) &&
@@ -1277,16 +1274,17 @@ static void column_sql(struct buf *b, const char *alias, const char *name, int q
 	}
 }
 
-void datatest_from(const struct datatest *t, const struct node *n, struct buf *out)
+void datatest_from(const struct datatest *t, const char *rel, struct buf *out)
 {
+	/* a subquery (an ephemeral model) needs a name in FROM: PostgreSQL before 16, Redshift */
 	if (t->where)
-		buf_printf(out, "(SELECT * FROM %s WHERE %s)", n->relation, t->where);
+		buf_printf(out, "(SELECT * FROM %s%s WHERE %s)", rel, *rel == '(' ? " AS " REL_ALIAS : "", t->where);
 	else
-		buf_puts(out, n->relation);
+		buf_puts(out, rel);
 }
 
 /* The condition a failing row meets (not_null, accepted_values, expression, relationships). */
-static void row_predicate(const struct datatest *t, const struct dialect *d, struct buf *b)
+static void row_predicate(const struct datatest *t, const struct dialect *d, const char *other, struct buf *b)
 {
 	size_t i;
 
@@ -1319,7 +1317,7 @@ static void row_predicate(const struct datatest *t, const struct dialect *d, str
 		break;
 	case DT_RELATIONSHIPS:
 		column_sql(b, REL_ALIAS, t->column, t->quote_column);
-		buf_printf(b, " IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %s AS sluice_to WHERE ", t->other->relation);
+		buf_printf(b, " IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %s AS sluice_to WHERE ", other);
 		column_sql(b, "sluice_to", t->field, 0);
 		buf_puts(b, " = ");
 		column_sql(b, REL_ALIAS, t->column, t->quote_column);
@@ -1358,7 +1356,7 @@ void datatest_scan_items(const struct datatest *t, const struct dialect *d, cons
 		buf_printf(out, ") AS %s_1", prefix);
 		break;
 	default:
-		row_predicate(t, d, &pred);
+		row_predicate(t, d, NULL, &pred);
 		d->count_if(out, pred.s);
 		buf_printf(out, " AS %s_0", prefix);
 		break;
@@ -1371,7 +1369,7 @@ int datatest_scan_filter(const struct datatest *t, const struct dialect *d, stru
 	if (!datatest_scannable(t) || datatest_aggregate(t))
 		return 0;
 	buf_addc(out, '(');
-	row_predicate(t, d, out);
+	row_predicate(t, d, NULL, out);
 	buf_addc(out, ')');
 	return 1;
 }
@@ -1387,20 +1385,20 @@ static void column_list(struct buf *b, const char *const *cols, size_t n)
 	}
 }
 
-void datatest_failing_sql(const struct datatest *t, const struct dialect *d, long long baseline,
-			  struct buf *out)
+void datatest_failing_sql(const struct datatest *t, const struct dialect *d, const struct dt_reads *reads,
+			  long long baseline, struct buf *out)
 {
 	struct buf from = BUF_INIT;
 	const char *col = t->column;
 
-	datatest_from(t, t->tested, &from);
+	datatest_from(t, reads->tested, &from);
 	switch (t->kind) {
 	case DT_NOT_NULL:
 	case DT_ACCEPTED_VALUES:
 	case DT_EXPRESSION:
 	case DT_RELATIONSHIPS:
 		buf_printf(out, "SELECT * FROM %s AS " REL_ALIAS " WHERE ", from.s);
-		row_predicate(t, d, out);
+		row_predicate(t, d, reads->other, out);
 		break;
 	case DT_UNIQUE:
 	case DT_UNIQUE_COMBINATION:
@@ -1442,9 +1440,10 @@ void datatest_failing_sql(const struct datatest *t, const struct dialect *d, lon
 		break;
 	case DT_EQUAL_ROW_COUNT: {
 		struct buf other = BUF_INIT;
-		datatest_from(t, t->other, &other);
-		buf_printf(out, "SELECT a.n AS row_count, b.n AS to_row_count FROM (SELECT count(*) AS n FROM %s) AS a "
-			   "CROSS JOIN (SELECT count(*) AS n FROM %s) AS b WHERE a.n <> b.n", from.s, other.s);
+		datatest_from(t, reads->other, &other);
+		buf_printf(out, "SELECT a.n AS row_count, b.n AS to_row_count FROM (SELECT count(*) AS n FROM %s AS "
+			   REL_ALIAS ") AS a CROSS JOIN (SELECT count(*) AS n FROM %s AS sluice_to) AS b WHERE a.n <> b.n",
+			   from.s, other.s);
 		buf_release(&other);
 		break;
 	}

@@ -125,8 +125,7 @@ int datatest_add_nodes(struct manifest *m, const struct datatest_list *list, str
 /*
  * After the models' relations and edges are known: give each test its
  * connection, relation and audit schema, add the edges from what it reads
- * and check that it can run (one connection for a join, no ephemeral
- * model under a generic test).
+ * and check that it can run (one connection for a join).
  */
 int datatest_link(struct manifest *m, struct sluice_err *err);
 
@@ -161,16 +160,26 @@ void datatest_scan_items(const struct datatest *t, const struct dialect *d, cons
  */
 int datatest_scan_filter(const struct datatest *t, const struct dialect *d, struct buf *out);
 
-/* The relation t reads, as FROM-able text (with `where` applied): "rel" or "(SELECT ...)". */
-void datatest_from(const struct datatest *t, const struct node *n, struct buf *out);
+/*
+ * What a generic test reads, as text a FROM clause takes: the tested
+ * node's and the `to:` node's (or NULL). A relation's quoted name, or an
+ * ephemeral model's query in parentheses (manifest_read_sql).
+ */
+struct dt_reads {
+	const char *tested, *other;
+};
+
+/* What rel (a dt_reads member) gives t's query, `where` applied: rel itself or "(SELECT ...)". */
+void datatest_from(const struct datatest *t, const char *rel, struct buf *out);
 
 /*
  * A generic test's failing-rows query (every kind but singular, whose SQL
  * is its rendered template): the rows store_failures keeps and samples
  * show. baseline: row_count_delta's previous count, or -1 for none.
  */
-void datatest_failing_sql(const struct datatest *t, const struct dialect *d, long long baseline,
-			  struct buf *out);
+void datatest_failing_sql(const struct datatest *t, const struct dialect *d, const struct dt_reads *reads,
+			  long long baseline, struct buf *out);
+
 
 /*
  * An aggregate test's failures from its scan values (datatest_scan_width
