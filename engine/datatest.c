@@ -593,8 +593,9 @@ static int need_column(struct parse_ctx *c, const struct datatest *t)
 			   t->kind_name);
 }
 
-static int list_of_names(struct parse_ctx *c, const struct ynode *n, const char *what, const char ***out,
-			 size_t *count)
+/* A list of plain values; with nulls, a null entry is a NULL pointer. */
+static int list_of_names(struct parse_ctx *c, const struct ynode *n, const char *what, int nulls,
+			 const char ***out, size_t *count)
 {
 	size_t i;
 
@@ -602,6 +603,8 @@ static int list_of_names(struct parse_ctx *c, const struct ynode *n, const char 
 		return yaml_error(c->err, n, "%s must be a non-empty list", what);
 	*out = arena_alloc(c->a, n->n * sizeof(char *));
 	for (i = 0; i < n->n; i++) {
+		if (nulls && is_null_node(n->items[i]))
+			continue;
 		if (n->items[i]->kind != Y_SCALAR || is_null_node(n->items[i]))
 			return yaml_error(c->err, n->items[i], "%s entries must be plain values", what);
 		(*out)[i] = n->items[i]->scalar;
@@ -639,7 +642,8 @@ static int kind_arguments(struct parse_ctx *c, struct datatest *t, const struct 
 		v = ymap_get(args, "values");
 		if (!v)
 			return place_error(c->err, &t->at, "accepted_values needs values: [...]");
-		if (list_of_names(c, v, "values", &t->values, &t->nvalues))
+		/* null is allowed, as in dbt: a null value never fails the test anyway */
+		if (list_of_names(c, v, "values", 1, &t->values, &t->nvalues))
 			return SLUICE_EUSAGE;
 		t->quote_values = 1;
 		if ((v = ymap_get(args, "quote"))) {
@@ -725,7 +729,7 @@ static int kind_arguments(struct parse_ctx *c, struct datatest *t, const struct 
 			v = ymap_get(args, "combination_of_columns");
 		if (!v)
 			return place_error(c->err, &t->at, "unique_combination needs a list of columns: [a, b]");
-		return list_of_names(c, v, "unique_combination columns", &t->columns, &t->ncolumns);
+		return list_of_names(c, v, "unique_combination columns", 0, &t->columns, &t->ncolumns);
 	default:
 		return 0;
 	}
@@ -1286,6 +1290,7 @@ void datatest_from(const struct datatest *t, const char *rel, struct buf *out)
 /* The condition a failing row meets (not_null, accepted_values, expression, relationships). */
 static void row_predicate(const struct datatest *t, const struct dialect *d, const char *other, struct buf *b)
 {
+	struct buf list = BUF_INIT;
 	size_t i;
 
 	switch (t->kind) {
@@ -1294,18 +1299,26 @@ static void row_predicate(const struct datatest *t, const struct dialect *d, con
 		buf_puts(b, " IS NULL");
 		break;
 	case DT_ACCEPTED_VALUES:
-		/* NOT IN is null for a null value: nulls are not_null's business, as in dbt */
-		column_sql(b, REL_ALIAS, t->column, t->quote_column);
-		buf_puts(b, " NOT IN (");
+		/*
+		 * NOT IN is null for a null value: nulls are not_null's business,
+		 * as in dbt. A null in the list is left out: it would make NOT IN
+		 * null for every value, and a list of nulls only accepts none.
+		 */
 		for (i = 0; i < t->nvalues; i++) {
-			if (i)
-				buf_puts(b, ", ");
+			if (!t->values[i])
+				continue;
+			if (list.len)
+				buf_puts(&list, ", ");
 			if (t->quote_values)
-				dialect_literal(d, b, t->values[i]);
+				dialect_literal(d, &list, t->values[i]);
 			else
-				buf_puts(b, t->values[i]);
+				buf_puts(&list, t->values[i]);
 		}
-		buf_addc(b, ')');
+		column_sql(b, REL_ALIAS, t->column, t->quote_column);
+		if (list.len)
+			buf_printf(b, " NOT IN (%s)", list.s);
+		else
+			buf_puts(b, " IS NOT NULL");
 		break;
 	case DT_EXPRESSION:
 		buf_puts(b, "NOT (");
@@ -1327,6 +1340,7 @@ static void row_predicate(const struct datatest *t, const struct dialect *d, con
 		buf_puts(b, "false");
 		break;
 	}
+	buf_release(&list);
 }
 
 /* fresher_than: whether max(field) is recent enough, as 0 (fresh) or 1. */

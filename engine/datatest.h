@@ -68,7 +68,7 @@ struct datatest {
 	const char *to_model, *to_source, *to_table;
 	struct dt_place to_at;
 	const char *field;          /* relationships: column of `to`; fresher_than: the timestamp */
-	const char **values;        /* accepted_values */
+	const char **values;        /* accepted_values; NULL for a null in the list, which accepts nothing more */
 	size_t nvalues;
 	int quote_values;
 	const char **columns;       /* unique_combination */

@@ -2,7 +2,7 @@
 # t1150: ephemeral models as dbt has them: written to target/compiled with
 # their refs resolved, tested (generic and singular tests run over the
 # inlined query, reused until the ephemeral model's code or its upstream
-# changes).
+# changes), and null in accepted_values.
 . "$(dirname "$0")/lib.sh"
 
 new_dbt_project shop
@@ -24,7 +24,7 @@ models:
         data_tests:
           - accepted_values:
               arguments:
-                values: ['placed', 'shipped', 'completed', 'return_pending']
+                values: ['placed', 'shipped', 'completed', 'return_pending', null]
   - name: order_totals
     columns:
       - name: order_id
@@ -38,7 +38,7 @@ mkdir -p tests
 cat >tests/assert_positive_amounts.sql <<'SQL'
 select order_id, amount from {{ ref('int_orders') }} where amount <= 0
 SQL
-AV=accepted_values_int_orders_status__placed__shipped__completed__return_pending
+AV=accepted_values_int_orders_status__placed__shipped__completed__return_pending__None
 
 t_compile() {
 	expect_exit 0 sluice compile || return 1
@@ -76,7 +76,7 @@ t_tests_pass() {
 	# the two tests that share a pass share one over the inlined query
 	expect_eq "true" "$(rr ".results[] | select(.unique_id | startswith(\"test.shop.$AV.\")) | .combined_scan")"
 }
-ok "tests on an ephemeral model (generic, singular, relationships to it) pass on good data" t_tests_pass
+ok "tests on an ephemeral model (generic, singular, relationships to it) pass on good data; null in values is allowed" t_tests_pass
 
 t_reused() {
 	expect_exit 0 sluice test &&

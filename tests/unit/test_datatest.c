@@ -390,6 +390,24 @@ static void test_ephemeral_models_are_read_as_their_query(void **state)
 	buf_release(&b);
 }
 
+static void test_null_in_accepted_values(void **state)
+{
+	struct buf b = BUF_INIT;
+
+	(void)state;
+	project_with("version: 2\nmodels:\n  - name: b\n    columns:\n      - name: id\n        tests:\n"
+		     "          - accepted_values: {values: [x, null]}\n"
+		     "          - accepted_values: {values: [~], quote: false}\n");
+	build_ok();
+	/* named None as dbt names it, left out of NOT IN (where it would accept every row) */
+	failing_sql("accepted_values_b_id__x__None", 0, &b);
+	assert_string_equal(b.s, "SELECT * FROM \"an\".\"b\" AS sluice_rel WHERE sluice_rel.\"id\" NOT IN ('x')");
+	buf_reset(&b);
+	failing_sql("accepted_values_b_id__False__None", 0, &b);
+	assert_string_equal(b.s, "SELECT * FROM \"an\".\"b\" AS sluice_rel WHERE sluice_rel.\"id\" IS NOT NULL");
+	buf_release(&b);
+}
+
 /* ---- singular tests and edges ---- */
 
 static void test_singular_and_edges(void **state)
@@ -581,6 +599,7 @@ int main(void)
 		T(test_durations),
 		T(test_errors_name_file_line_col),
 		T(test_ephemeral_models_are_read_as_their_query),
+		T(test_null_in_accepted_values),
 		T(test_singular_and_edges),
 		T(test_disabled_model_takes_its_tests),
 		T(test_sql),
