@@ -43,7 +43,7 @@ static const char *const kind_names[DT__COUNT] = {
 
 /* Keys of a test entry that configure it rather than say what it checks. */
 static const char *const config_keys[] = {
-	"severity", "warn_if", "error_if", "store_failures", "where", "enabled", "tags", "meta",
+	"severity", "warn_if", "error_if", "store_failures", "where", "limit", "enabled", "tags", "meta",
 	"description", NULL
 };
 
@@ -285,6 +285,22 @@ static const char *scalar_text(const struct ynode *n)
 	return n && n->kind == Y_SCALAR ? n->scalar : NULL;
 }
 
+/* A count written as a number or as digits in a string: 0 and *out, or -1. */
+static int whole_number(const struct val *v, long long *out)
+{
+	char *end;
+
+	if (v->kind == V_NUM && v->u.num >= 0 && v->u.num < 1e18 && v->u.num == floor(v->u.num)) {
+		*out = (long long)v->u.num;
+		return 0;
+	}
+	if (v->kind != V_STR || !isdigit((unsigned char)v->u.str.s[0]))
+		return -1;
+	errno = 0;
+	*out = strtoll(v->u.str.s, &end, 10);
+	return errno || *end ? -1 : 0;
+}
+
 static int apply_config(struct parse_ctx *c, struct datatest *t, const char *key, const struct val *v,
 			struct dt_place at)
 {
@@ -319,7 +335,13 @@ static int apply_config(struct parse_ctx *c, struct datatest *t, const char *key
 			return place_error(c->err, &at, "where must be a SQL condition");
 		t->where = arena_strdup(a, s);
 		val_dict_set(a, &t->config, "where", val_str(t->where));
-
+	} else if (!strcmp(key, "limit")) {
+		/* null, dbt's default, is no limit */
+		if (v->kind == V_NONE)
+			t->limit = -1;
+		else if (whole_number(v, &t->limit))
+			return place_error(c->err, &at, "limit must be a whole number of rows");
+		val_dict_set(a, &t->config, "limit", t->limit < 0 ? val_none() : val_num((double)t->limit));
 	} else if (!strcmp(key, "tags")) {
 		size_t i, n = v->kind == V_LIST ? v->u.list.n : 1;
 		const struct val *items = v->kind == V_LIST ? v->u.list.items : v;
@@ -333,7 +355,7 @@ static int apply_config(struct parse_ctx *c, struct datatest *t, const char *key
 		t->tags = tags;
 	} else if (strcmp(key, "meta") && strcmp(key, "description")) {
 		return place_error(c->err, &at, "unknown config '%s' for a test (known: severity, warn_if, error_if, "
-				   "store_failures, where, enabled, tags)", key);
+				   "store_failures, where, limit, enabled, tags)", key);
 	}
 	return 0;
 }
@@ -808,6 +830,7 @@ static int parse_test(struct parse_ctx *c, struct model *model, struct source_ta
 	parse_threshold("!=0", &t->warn_if);
 	parse_threshold("!=0", &t->error_if);
 	t->warn_if.text = t->error_if.text = "!=0";
+	t->limit = -1;
 	if (col) {
 		t->column = col->scalar;
 		t->column_at = place_of(col);
@@ -874,7 +897,7 @@ static int parse_test(struct parse_ctx *c, struct model *model, struct source_ta
 				for (ka = kind_args[t->kind]; *ka; ka++)
 					buf_printf(&known, "%s, ", *ka);
 				rc = yaml_error(c->err, args->items[2 * i], "unknown argument '%s' for %s (it takes %sand the "
-						"config keys severity, warn_if, error_if, store_failures, where)",
+						"config keys severity, warn_if, error_if, store_failures, where, limit)",
 						key, t->kind_name, known.s);
 				buf_release(&known);
 				return rc;
@@ -975,6 +998,7 @@ static int parse_singular(struct parse_ctx *c, struct test_file *f)
 	parse_threshold("!=0", &t->warn_if);
 	parse_threshold("!=0", &t->error_if);
 	t->warn_if.text = t->error_if.text = "!=0";
+	t->limit = -1;
 	if ((rc = apply_defaults(c, t)))
 		return rc;
 	set_name(c, t, f->name, &none);
@@ -1473,6 +1497,11 @@ void datatest_failing_sql(const struct datatest *t, const struct dialect *d, con
 		break;
 	}
 	buf_release(&from);
+}
+
+long long datatest_row_limit(const struct datatest *t)
+{
+	return datatest_aggregate(t) || t->kind == DT_EQUAL_ROW_COUNT ? -1 : t->limit;
 }
 
 static int parse_count(const char *s, long long *out)

@@ -85,6 +85,7 @@ struct datatest {
 	struct dt_threshold warn_if, error_if;
 	int store_failures;
 	const char *where;          /* filter on the tested relation, or NULL */
+	long long limit;            /* the most failing rows counted, kept and shown; -1: no limit */
 	struct val config;          /* the effective config, for manifest.json */
 	const char **tags;
 	size_t ntags;
@@ -175,11 +176,19 @@ void datatest_from(const struct datatest *t, const char *rel, struct buf *out);
 /*
  * A generic test's failing-rows query (every kind but singular, whose SQL
  * is its rendered template): the rows store_failures keeps and samples
- * show. baseline: row_count_delta's previous count, or -1 for none.
+ * show, before `limit`. baseline: row_count_delta's previous count, or -1
+ * for none.
  */
 void datatest_failing_sql(const struct datatest *t, const struct dialect *d, const struct dt_reads *reads,
 			  long long baseline, struct buf *out);
 
+/*
+ * The most failing rows t counts, keeps and shows (config `limit`, as
+ * dbt's: the failures are counted over at most that many rows), or -1
+ * when there is no limit or t is an aggregate test, whose count is not of
+ * rows.
+ */
+long long datatest_row_limit(const struct datatest *t);
 
 /*
  * An aggregate test's failures from its scan values (datatest_scan_width

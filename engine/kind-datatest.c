@@ -17,6 +17,7 @@
  *    model that another input of the test depends on, which would make
  *    a cycle).
  */
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -976,6 +977,20 @@ static void explain_error(struct build *b, const struct node *n, const struct di
 		err_prefix(err, "%s: test %s", t->at.path, t->name);
 }
 
+/* `limit`: the failing rows, counted, kept and shown, are at most that many (dbt's rule). */
+static void limit_rows(const struct datatest *t, const struct dialect *d, struct buf *fq)
+{
+	long long limit = datatest_row_limit(t);
+	struct buf q = BUF_INIT;
+
+	if (limit < 0)
+		return;
+	d->sample_query(&q, fq->s, limit > INT_MAX ? INT_MAX : (int)limit);
+	buf_reset(fq);
+	buf_add(fq, q.s, q.len);
+	buf_release(&q);
+}
+
 /* Run one test by itself on w's connection of the test. */
 static int run_single(struct build *b, struct exec_worker *w, size_t idx, struct sluice_err *err)
 {
@@ -999,6 +1014,7 @@ static int run_single(struct build *b, struct exec_worker *w, size_t idx, struct
 		struct dt_reads reads = reads_of(tr);
 		datatest_failing_sql(t, d, &reads, tr->baseline, &fq);
 	}
+	limit_rows(t, d, &fq);
 	exec_worker_busy(w, c);
 	if (t->store_failures)
 		rc = store_failures(b, n, d, c, fq.s, tr, err);
@@ -1117,14 +1133,17 @@ static int scan_job(struct build *b, struct exec_worker *w, size_t gi, int *reus
 				json_array_append_new(tr->sample, sample);
 			set_detail(tr, &detail);
 		} else {
+			long long limit = datatest_row_limit(t);
 			tr->failures = r.vals[col] ? strtoll(r.vals[col], NULL, 10) : 0;
+			if (limit >= 0 && tr->failures > limit)
+				tr->failures = limit;   /* as counted over the first limit failing rows */
 			if (tr->failures) {
 				struct buf fq = BUF_INIT, q = BUF_INIT;
 				struct failing_rows f = { tr->sample, 0, 0 };
 				struct sluice_err ignored = SLUICE_ERR_INIT;
 				struct dt_reads reads = reads_of(tr);
 				datatest_failing_sql(t, d, &reads, tr->baseline, &fq);
-				d->sample_query(&q, fq.s, SAMPLE_ROWS);
+				d->sample_query(&q, fq.s, tr->failures < SAMPLE_ROWS ? (int)tr->failures : SAMPLE_ROWS);
 				if (run_query(b, n, c, q.s, failing_row, &f, &ignored) == SLUICE_ECANCEL) {
 					*err = ignored;
 					rc = SLUICE_ECANCEL;

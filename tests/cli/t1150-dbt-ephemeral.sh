@@ -2,7 +2,8 @@
 # t1150: ephemeral models as dbt has them: written to target/compiled with
 # their refs resolved, tested (generic and singular tests run over the
 # inlined query, reused until the ephemeral model's code or its upstream
-# changes), and null in accepted_values.
+# changes), and two test settings dbt projects use: `limit` in a test's
+# config, and null in accepted_values.
 . "$(dirname "$0")/lib.sh"
 
 new_dbt_project shop
@@ -121,5 +122,53 @@ select order_id, customer_id, status, amount from {{ ref('stg_orders') }} where 
 	expect_grep 'REUSED test unique_customers_customer_id ' "$T_DIR/out"
 }
 ok "a change to an ephemeral model it inlines reruns them too" t_upstream_change
+
+# limit: seven rows, three with an unknown status, one with none
+model limits "select g as id, case when g % 2 = 0 then 'bad' when g = 7 then null else 'ok' end as status
+from generate_series(1, 7) g"
+cat >models/limits.yml <<'YML'
+version: 2
+models:
+  - name: limits
+    columns:
+      - name: id
+        data_tests: [not_null]
+      - name: status
+        data_tests:
+          - accepted_values:
+              values: ['ok', null]
+              config:
+                limit: 2
+          - accepted_values:
+              name: status_stored
+              values: ['ok']
+              config:
+                limit: 1
+                store_failures: true
+YML
+cat >tests/bad_statuses.sql <<'SQL'
+{{ config(limit=2, store_failures=true) }}
+select * from {{ ref('limits') }} where status = 'bad'
+SQL
+
+t_limit() {
+	expect_exit 1 sluice build -s limits || return 1
+	# counted over the first 2 failing rows, as dbt counts them; no "more" line
+	expect_grep 'FAIL 2 test accepted_values_limits_status__ok__None ' "$T_DIR/out" &&
+	expect_no_grep 'more failing row' "$T_DIR/out" &&
+	expect_eq "2" "$(rr '.results[] | select(.unique_id | startswith("test.shop.accepted_values_limits_status__ok__None.")) | .samples | length')" &&
+	expect_eq "true" "$(rr '.results[] | select(.unique_id | startswith("test.shop.accepted_values_limits_status__ok__None.")) | .combined_scan')" &&
+	expect_grep 'FAIL 1 test status_stored ' "$T_DIR/out" &&
+	expect_eq "1" "$(psql_q 'select count(*) from analytics_audit.status_stored')" &&
+	expect_grep 'FAIL 2 test bad_statuses ' "$T_DIR/out" &&
+	expect_eq "2" "$(psql_q 'select count(*) from analytics_audit.bad_statuses')"
+}
+ok "limit caps the failing rows counted, shown and stored" t_limit
+
+t_limit_by_itself() {
+	expect_exit 1 sluice test -s limits --no-combine || return 1
+	expect_grep 'FAIL 2 test accepted_values_limits_status__ok__None ' "$T_DIR/out"
+}
+ok "... also when the test runs its own query" t_limit_by_itself
 
 done_testing

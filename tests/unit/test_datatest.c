@@ -296,6 +296,8 @@ static void test_errors_name_file_line_col(void **state)
 		  "models/schema.yml:7:31: unknown argument 'valeus' for accepted_values" },
 		{ "        tests:\n          - accepted_values: {quote: false}\n",
 		  "models/schema.yml:7:13: accepted_values needs values: [...]" },
+		{ "        tests:\n          - not_null: {config: {limit: lots}}\n",
+		  "models/schema.yml:7:40: limit must be a whole number of rows" },
 		{ "        tests:\n          - relationships: {to: 'a', field: id}\n",
 		  "models/schema.yml:7:33: to: must be ref('model') or source('source', 'table')" },
 		{ "        tests:\n          - relationships: {to: \"ref('zzz')\", field: id}\n",
@@ -388,6 +390,25 @@ static void test_ephemeral_models_are_read_as_their_query(void **state)
 	assert_non_null(strstr(b.s, "FROM ref('b') AS sluice_rel"));
 	assert_non_null(strstr(b.s, "select id from \"__sluice_cte__c\" join ref('a') using (id)"));
 	buf_release(&b);
+}
+
+static void test_limit(void **state)
+{
+	(void)state;
+	project_with("version: 2\nmodels:\n  - name: b\n    columns:\n      - name: id\n        tests:\n"
+		     "          - not_null: {config: {limit: 3}}\n"
+		     "          - unique: {limit: \"7\"}\n"
+		     "          - expression: {expression: \"> 0\", config: {limit: null}}\n"
+		     "    tests:\n"
+		     "      - row_count: {min: 1, limit: 2}\n");
+	build_ok();
+	assert_int_equal(datatest_row_limit(test_named("not_null_b_id")), 3);
+	assert_int_equal(datatest_row_limit(test_named("unique_b_id")), 7);
+	/* null is dbt's default: no limit */
+	assert_int_equal(datatest_row_limit(test_named("expression_b_id___0")), -1);
+	/* an aggregate test's count is not of rows */
+	assert_int_equal(test_named("row_count_b_1")->limit, 2);
+	assert_int_equal(datatest_row_limit(test_named("row_count_b_1")), -1);
 }
 
 static void test_null_in_accepted_values(void **state)
@@ -600,6 +621,7 @@ int main(void)
 		T(test_errors_name_file_line_col),
 		T(test_ephemeral_models_are_read_as_their_query),
 		T(test_null_in_accepted_values),
+		T(test_limit),
 		T(test_singular_and_edges),
 		T(test_disabled_model_takes_its_tests),
 		T(test_sql),
