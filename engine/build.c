@@ -279,12 +279,11 @@ const struct val *build_prev_record(const struct build *b, size_t idx)
 	return r && r->kind == V_DICT ? r : NULL;
 }
 
-static void node_fp(struct build *b, size_t idx, const char *def, struct arena *a, struct fp *out);
+static void node_fp(const struct build *b, size_t idx, const char *def, struct arena *a, struct fp *out);
 
-/* The fingerprint parent p shows its children. */
-static const char *parent_effective(struct build *b, size_t p, struct arena *a)
+const char *build_effective(const struct build *b, size_t p, struct arena *a)
 {
-	struct node_run *r = &b->runs[p];
+	const struct node_run *r = &b->runs[p];
 	const char *def = NULL;
 	struct fp fp;
 
@@ -301,7 +300,7 @@ static const char *parent_effective(struct build *b, size_t p, struct arena *a)
 	return arena_strdup(a, fp.full);
 }
 
-static void node_fp(struct build *b, size_t idx, const char *def, struct arena *a, struct fp *out)
+static void node_fp(const struct build *b, size_t idx, const char *def, struct arena *a, struct fp *out)
 {
 	const struct manifest *m = &b->s->manifest;
 	const struct dag *d = m->dag;
@@ -317,7 +316,7 @@ static void node_fp(struct build *b, size_t idx, const char *def, struct arena *
 			const char *v = b->versions.version ? b->versions.version[p] : NULL;
 			pver[i] = v ? v : "unknown";
 		} else {
-			pfp[i] = parent_effective(b, p, a);
+			pfp[i] = build_effective(b, p, a);
 		}
 	}
 	fp_compute(m, &m->nodes[idx], &in, a, out);
@@ -401,7 +400,7 @@ static void render_logical(struct build *b)
 /*
  * Nodes not run now show children what they last built (or, never built,
  * what they would build). Live nodes are not settled: they pass on what
- * they read now, computed when a child asks (parent_effective).
+ * they read now, computed when a child asks (build_effective).
  */
 static void settle_unselected(struct build *b)
 {

@@ -449,9 +449,9 @@ static void walk_inputs(const struct build *b, size_t idx, unsigned char *want, 
 				if (!through)
 					want[p] = 1;
 			} else {
+				/* a view not run here shows what it reads now, as it would to a model */
 				if (n->mat != MAT_EPHEMERAL)
-					val_dict_set(a, out, n->unique_id,
-						     val_str(arena_strdup(a, b->runs[p].effective[0] ? b->runs[p].effective : "none")));
+					val_dict_set(a, out, n->unique_id, val_str(arena_strdup(a, build_effective(b, p, a))));
 				if (!through) {
 					v = b->runs[p].relation_version ? b->runs[p].relation_version
 						: b->versions.version ? b->versions.version[p] : NULL;

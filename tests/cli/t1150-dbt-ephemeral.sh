@@ -80,13 +80,14 @@ t_tests_pass() {
 ok "tests on an ephemeral model (generic, singular, relationships to it) pass on good data; null in values is allowed" t_tests_pass
 
 t_reused() {
-	expect_exit 0 sluice test &&
 	expect_exit 0 sluice test || return 1
 	expect_grep "REUSED test $AV " "$T_DIR/out" &&
 	expect_grep 'REUSED test assert_positive_amounts ' "$T_DIR/out" &&
-	expect_grep 'REUSED test relationships_order_totals_order_id__order_id__ref_int_orders_ ' "$T_DIR/out"
+	expect_grep 'REUSED test relationships_order_totals_order_id__order_id__ref_int_orders_ ' "$T_DIR/out" &&
+	# what they read is a view, stg_orders: not run by sluice test, it shows what build saw
+	expect_grep 'REUSED test unique_stg_orders_order_id ' "$T_DIR/out"
 }
-ok "with nothing changed, they are reused" t_reused
+ok "with nothing changed, sluice test after sluice build reuses them" t_reused
 
 t_bad_data() {
 	# the ephemeral model's code changes: three unknown statuses, two amounts not above 0
@@ -122,6 +123,20 @@ select order_id, customer_id, status, amount from {{ ref('stg_orders') }} where 
 	expect_grep 'REUSED test unique_customers_customer_id ' "$T_DIR/out"
 }
 ok "a change to an ephemeral model it inlines reruns them too" t_upstream_change
+
+t_upstream_view() {
+	expect_exit 0 sluice test &&
+	expect_grep 'REUSED test not_null_int_orders_order_id ' "$T_DIR/out" || return 1
+	# the view under them is rebuilt with other code by a run
+	model stg_orders "select id as order_id, user_id as customer_id, order_date, status, amount
+from {{ ref('raw_orders') }}
+where amount >= {{ var('min_amount') }} and id > 0" staging &&
+	expect_exit 0 sluice run -s stg_orders &&
+	expect_exit 0 sluice test || return 1
+	expect_grep 'PASS test not_null_int_orders_order_id ' "$T_DIR/out" &&
+	expect_eq "upstream 'stg_orders' changed" "$(rr '.results[] | select(.unique_id | startswith("test.shop.not_null_int_orders_order_id.")) | .reasons | join(",")')"
+}
+ok "... and so does a view upstream of it, rebuilt by sluice run" t_upstream_view
 
 # limit: seven rows, three with an unknown status, one with none
 model limits "select g as id, case when g % 2 = 0 then 'bad' when g = 7 then null else 'ok' end as status
