@@ -258,10 +258,11 @@ static void test_project_defaults(void **state)
 		     "    columns:\n"
 		     "      - name: id\n"
 		     "        tests: [not_null, {unique: {severity: error}}]\n");
-	put("sluice.yml", "name: p\nprofile: p\ntests:\n  +severity: warn\n  +combine: false\n");
+	put("sluice.yml", "name: p\nprofile: p\ntests:\n  +severity: warn\n  +combine: false\n  +limit: 50\n");
 	build_ok();
 	assert_int_equal(test_named("not_null_b_id")->warn_only, 1);
 	assert_int_equal(test_named("unique_b_id")->warn_only, 0);
+	assert_int_equal(datatest_row_limit(test_named("unique_b_id")), 50);
 }
 
 /* A within: duration in whole seconds, or -1 when it is not one. */
