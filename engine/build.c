@@ -279,12 +279,11 @@ const struct val *build_prev_record(const struct build *b, size_t idx)
 	return r && r->kind == V_DICT ? r : NULL;
 }
 
-static void node_fp(struct build *b, size_t idx, const char *def, struct arena *a, struct fp *out);
+static void node_fp(const struct build *b, size_t idx, const char *def, struct arena *a, struct fp *out);
 
-/* The fingerprint parent p shows its children. */
-static const char *parent_effective(struct build *b, size_t p, struct arena *a)
+const char *build_effective(const struct build *b, size_t p, struct arena *a)
 {
-	struct node_run *r = &b->runs[p];
+	const struct node_run *r = &b->runs[p];
 	const char *def = NULL;
 	struct fp fp;
 
@@ -301,7 +300,7 @@ static const char *parent_effective(struct build *b, size_t p, struct arena *a)
 	return arena_strdup(a, fp.full);
 }
 
-static void node_fp(struct build *b, size_t idx, const char *def, struct arena *a, struct fp *out)
+static void node_fp(const struct build *b, size_t idx, const char *def, struct arena *a, struct fp *out)
 {
 	const struct manifest *m = &b->s->manifest;
 	const struct dag *d = m->dag;
@@ -317,7 +316,7 @@ static void node_fp(struct build *b, size_t idx, const char *def, struct arena *
 			const char *v = b->versions.version ? b->versions.version[p] : NULL;
 			pver[i] = v ? v : "unknown";
 		} else {
-			pfp[i] = parent_effective(b, p, a);
+			pfp[i] = build_effective(b, p, a);
 		}
 	}
 	fp_compute(m, &m->nodes[idx], &in, a, out);
@@ -401,7 +400,7 @@ static void render_logical(struct build *b)
 /*
  * Nodes not run now show children what they last built (or, never built,
  * what they would build). Live nodes are not settled: they pass on what
- * they read now, computed when a child asks (parent_effective).
+ * they read now, computed when a child asks (build_effective).
  */
 static void settle_unselected(struct build *b)
 {
@@ -561,6 +560,14 @@ static int kind_in_run(const struct build *b, const struct node_kind *k)
 	return (k->what & b->what) != 0;
 }
 
+/* Whether node i is chosen for this command: its kind runs here and it is selected. */
+static int chosen(struct build *b, size_t i)
+{
+	const struct node_kind *k = b->runs[i].kind;
+
+	return kind_in_run(b, k) && (k->selected ? k->selected(b, i) : b->s->selected[i]);
+}
+
 /* Whether slot i needs its main connection now: the default one, and those models of this run use. */
 static int slot_used(const struct build *b, size_t slot)
 {
@@ -606,7 +613,7 @@ int build_prepare_nodes(struct build *b, struct session *s, enum build_mode mode
 		if (k->flags & KIND_PASS) {
 			/* never built, but children wait for its parents */
 			b->todo[i] = EXEC_PASS;
-		} else if (kind_in_run(b, k) && (k->selected ? k->selected(b, i) : s->selected[i])) {
+		} else if (chosen(b, i)) {
 			b->todo[i] = EXEC_RUN;
 			b->ntodo++;
 		} else if (k->flags & KIND_LIVE) {
@@ -630,7 +637,8 @@ int build_prepare_nodes(struct build *b, struct session *s, enum build_mode mode
 				return rc;
 	for (i = 0; i < m->n; i++) {
 		struct node_run *r = &b->runs[i];
-		if (b->todo[i] != EXEC_RUN)
+		/* a node that never runs is prepared when chosen, for target/ alone */
+		if (b->todo[i] != EXEC_RUN && !((r->kind->flags & KIND_PASS) && chosen(b, i)))
 			continue;
 		r->compile_started = now_seconds();
 		r->existing = offline ? REL_NONE : existing_kind(b, &m->nodes[i]);

@@ -162,6 +162,12 @@ void build_write_target_file(struct build *b, const char *dir, const char *path,
  */
 int build_plan_node(struct build *b, size_t idx, const struct compile_opts *o, int incremental,
 		    void (*describe)(const struct build *b, const struct node *n, const char *sql, struct buf *out));
+/*
+ * The fingerprint node idx shows its children now: what it passed on when
+ * it ran or was settled, or, for a live node (a view, an ephemeral model)
+ * not run, what it reads now. Worker, once idx's parents are final.
+ */
+const char *build_effective(const struct build *b, size_t idx, struct arena *a);
 /* The default effective fingerprint (kind.h effective). */
 void build_set_effective(struct build *b, size_t idx);
 /*

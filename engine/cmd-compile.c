@@ -1,6 +1,7 @@
 /*
  * cmd-compile.c: `sluice compile`: render every selected model to
- * target/compiled/<path> and its statements to target/run/<path>, and
+ * target/compiled/<path> (ephemeral models too, which have no statements)
+ * and its statements to target/run/<path>, and
  * every selected data test's query to target/compiled, with no database
  * connection (relations are assumed not to exist yet).
  */
@@ -23,7 +24,7 @@ int cmd_compile(int argc, char **argv)
 		return rc;
 	if (!(rc = artifacts_write_manifest(&s, &err)) && !(rc = build_prepare_nodes(&b, &s, BUILD_OFFLINE, BUILD_RELATIONS | BUILD_TESTS, &err))) {
 		for (i = 0; i < s.manifest.n; i++)
-			if (b.todo[i] == EXEC_RUN && b.runs[i].failed_early) {
+			if (b.runs[i].failed_early) {   /* ephemeral models included: they are never run */
 				ui_error("%s", b.runs[i].err.msg);
 				failed++;
 			}

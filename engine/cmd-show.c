@@ -246,6 +246,7 @@ int cmd_show(int argc, char **argv)
 	struct show sh = { 0 };
 	struct buf q = BUF_INIT, sql = BUF_INIT;
 	struct arena scratch = ARENA_INIT;
+	struct compile_opts o = { 0 };
 	const struct node *n;
 	const char *name;
 	long long limit;
@@ -253,6 +254,7 @@ int cmd_show(int argc, char **argv)
 
 	if ((rc = cmd_open(argc, argv, extra, &cli, &s)))
 		return rc;
+	o.invocation_id = s.invocation_id;
 	if ((rc = parse_args(&cli, &name, &limit, &sh.format, &err)))
 		goto out;
 	if (!(n = manifest_node(&s.manifest, name))) {
@@ -265,12 +267,7 @@ int cmd_show(int argc, char **argv)
 	}
 	if ((rc = conn_open(&s, n->connection, &c, &d, &err)))
 		goto out;
-	if (n->mat == MAT_EPHEMERAL) {
-		struct compile_opts o = { .invocation_id = s.invocation_id };
-		if ((rc = manifest_compile(&s.manifest, n, &o, &scratch, &sql, NULL, &err)))
-			goto out;
-		buf_printf(&q, "SELECT * FROM (\n%s\n) AS sluice_show LIMIT %lld", sql.s, limit);
-	} else {
+	if (n->mat != MAT_EPHEMERAL) {   /* an ephemeral model is its query: always there */
 		d->columns_query(&q, n->schema, n->identifier);
 		if ((rc = c->drv->query(c, q.s, relation_exists, &exists, &err)))
 			goto out;
@@ -279,8 +276,10 @@ int cmd_show(int argc, char **argv)
 			goto out;
 		}
 		buf_reset(&q);
-		buf_printf(&q, "SELECT * FROM %s LIMIT %lld", n->relation, limit);
 	}
+	if ((rc = manifest_read_sql(&s.manifest, n, &o, &scratch, &sql, &err)))
+		goto out;
+	buf_printf(&q, "SELECT * FROM %s AS sluice_show LIMIT %lld", sql.s, limit);
 	rc = c->drv->query(c, q.s, show_row, &sh, &err);
 	if (!rc && sh.format == SHOW_TABLE) {
 		if (sh.names)

@@ -43,7 +43,7 @@ static const char *const kind_names[DT__COUNT] = {
 
 /* Keys of a test entry that configure it rather than say what it checks. */
 static const char *const config_keys[] = {
-	"severity", "warn_if", "error_if", "store_failures", "where", "enabled", "tags", "meta",
+	"severity", "warn_if", "error_if", "store_failures", "where", "limit", "enabled", "tags", "meta",
 	"description", NULL
 };
 
@@ -285,6 +285,22 @@ static const char *scalar_text(const struct ynode *n)
 	return n && n->kind == Y_SCALAR ? n->scalar : NULL;
 }
 
+/* A count written as a number or as digits in a string: 0 and *out, or -1. */
+static int whole_number(const struct val *v, long long *out)
+{
+	char *end;
+
+	if (v->kind == V_NUM && v->u.num >= 0 && v->u.num < 1e18 && v->u.num == floor(v->u.num)) {
+		*out = (long long)v->u.num;
+		return 0;
+	}
+	if (v->kind != V_STR || !isdigit((unsigned char)v->u.str.s[0]))
+		return -1;
+	errno = 0;
+	*out = strtoll(v->u.str.s, &end, 10);
+	return errno || *end ? -1 : 0;
+}
+
 static int apply_config(struct parse_ctx *c, struct datatest *t, const char *key, const struct val *v,
 			struct dt_place at)
 {
@@ -319,6 +335,13 @@ static int apply_config(struct parse_ctx *c, struct datatest *t, const char *key
 			return place_error(c->err, &at, "where must be a SQL condition");
 		t->where = arena_strdup(a, s);
 		val_dict_set(a, &t->config, "where", val_str(t->where));
+	} else if (!strcmp(key, "limit")) {
+		/* null, dbt's default, is no limit */
+		if (v->kind == V_NONE)
+			t->limit = -1;
+		else if (whole_number(v, &t->limit))
+			return place_error(c->err, &at, "limit must be a whole number of rows");
+		val_dict_set(a, &t->config, "limit", t->limit < 0 ? val_none() : val_num((double)t->limit));
 	} else if (!strcmp(key, "tags")) {
 		size_t i, n = v->kind == V_LIST ? v->u.list.n : 1;
 		const struct val *items = v->kind == V_LIST ? v->u.list.items : v;
@@ -332,7 +355,7 @@ static int apply_config(struct parse_ctx *c, struct datatest *t, const char *key
 		t->tags = tags;
 	} else if (strcmp(key, "meta") && strcmp(key, "description")) {
 		return place_error(c->err, &at, "unknown config '%s' for a test (known: severity, warn_if, error_if, "
-				   "store_failures, where, enabled, tags)", key);
+				   "store_failures, where, limit, enabled, tags)", key);
 	}
 	return 0;
 }
@@ -592,8 +615,9 @@ static int need_column(struct parse_ctx *c, const struct datatest *t)
 			   t->kind_name);
 }
 
-static int list_of_names(struct parse_ctx *c, const struct ynode *n, const char *what, const char ***out,
-			 size_t *count)
+/* A list of plain values; with nulls, a null entry is a NULL pointer. */
+static int list_of_names(struct parse_ctx *c, const struct ynode *n, const char *what, int nulls,
+			 const char ***out, size_t *count)
 {
 	size_t i;
 
@@ -601,6 +625,8 @@ static int list_of_names(struct parse_ctx *c, const struct ynode *n, const char 
 		return yaml_error(c->err, n, "%s must be a non-empty list", what);
 	*out = arena_alloc(c->a, n->n * sizeof(char *));
 	for (i = 0; i < n->n; i++) {
+		if (nulls && is_null_node(n->items[i]))
+			continue;
 		if (n->items[i]->kind != Y_SCALAR || is_null_node(n->items[i]))
 			return yaml_error(c->err, n->items[i], "%s entries must be plain values", what);
 		(*out)[i] = n->items[i]->scalar;
@@ -638,7 +664,8 @@ static int kind_arguments(struct parse_ctx *c, struct datatest *t, const struct 
 		v = ymap_get(args, "values");
 		if (!v)
 			return place_error(c->err, &t->at, "accepted_values needs values: [...]");
-		if (list_of_names(c, v, "values", &t->values, &t->nvalues))
+		/* null is allowed, as in dbt: a null value never fails the test anyway */
+		if (list_of_names(c, v, "values", 1, &t->values, &t->nvalues))
 			return SLUICE_EUSAGE;
 		t->quote_values = 1;
 		if ((v = ymap_get(args, "quote"))) {
@@ -724,7 +751,7 @@ static int kind_arguments(struct parse_ctx *c, struct datatest *t, const struct 
 			v = ymap_get(args, "combination_of_columns");
 		if (!v)
 			return place_error(c->err, &t->at, "unique_combination needs a list of columns: [a, b]");
-		return list_of_names(c, v, "unique_combination columns", &t->columns, &t->ncolumns);
+		return list_of_names(c, v, "unique_combination columns", 0, &t->columns, &t->ncolumns);
 	default:
 		return 0;
 	}
@@ -803,6 +830,7 @@ static int parse_test(struct parse_ctx *c, struct model *model, struct source_ta
 	parse_threshold("!=0", &t->warn_if);
 	parse_threshold("!=0", &t->error_if);
 	t->warn_if.text = t->error_if.text = "!=0";
+	t->limit = -1;
 	if (col) {
 		t->column = col->scalar;
 		t->column_at = place_of(col);
@@ -869,7 +897,7 @@ static int parse_test(struct parse_ctx *c, struct model *model, struct source_ta
 				for (ka = kind_args[t->kind]; *ka; ka++)
 					buf_printf(&known, "%s, ", *ka);
 				rc = yaml_error(c->err, args->items[2 * i], "unknown argument '%s' for %s (it takes %sand the "
-						"config keys severity, warn_if, error_if, store_failures, where)",
+						"config keys severity, warn_if, error_if, store_failures, where, limit)",
 						key, t->kind_name, known.s);
 				buf_release(&known);
 				return rc;
@@ -970,6 +998,7 @@ static int parse_singular(struct parse_ctx *c, struct test_file *f)
 	parse_threshold("!=0", &t->warn_if);
 	parse_threshold("!=0", &t->error_if);
 	t->warn_if.text = t->error_if.text = "!=0";
+	t->limit = -1;
 	if ((rc = apply_defaults(c, t)))
 		return rc;
 	set_name(c, t, f->name, &none);
@@ -1192,17 +1221,13 @@ int datatest_link(struct manifest *m, struct sluice_err *err)
 				return rc;
 			continue;
 		}
+		/* an ephemeral model is read as its query (manifest_read_sql) */
 		t->tested = t->model ? manifest_node(m, t->model->name) : resolve(m, NULL, t->source->source_name, t->source->name);
-		if (t->tested->type == NODE_MODEL && t->tested->mat == MAT_EPHEMERAL)
-			return place_error(err, &t->at, "test %s: model '%s' is ephemeral: it is never built, so test the "
-					   "models that read it", t->name, t->tested->name);
 		dag_add_edge(m->dag, t->tested->idx, n->idx);
 		if (t->to_model || t->to_source) {
 			t->other = resolve(m, t->to_model, t->to_source, t->to_table);
 			if (!t->other)
 				return place_error(err, &t->to_at, "model '%s' in to: is disabled", t->to_model);
-			if (t->other->type == NODE_MODEL && t->other->mat == MAT_EPHEMERAL)
-				return place_error(err, &t->to_at, "model '%s' is ephemeral: it is never built", t->other->name);
 			if (t->other != t->tested)
 				dag_add_edge(m->dag, t->other->idx, n->idx);
 			if (strcmp(t->other->connection, t->tested->connection) &&
@@ -1277,17 +1302,19 @@ static void column_sql(struct buf *b, const char *alias, const char *name, int q
 	}
 }
 
-void datatest_from(const struct datatest *t, const struct node *n, struct buf *out)
+void datatest_from(const struct datatest *t, const char *rel, struct buf *out)
 {
+	/* a subquery (an ephemeral model) needs a name in FROM: PostgreSQL before 16, Redshift */
 	if (t->where)
-		buf_printf(out, "(SELECT * FROM %s WHERE %s)", n->relation, t->where);
+		buf_printf(out, "(SELECT * FROM %s%s WHERE %s)", rel, *rel == '(' ? " AS " REL_ALIAS : "", t->where);
 	else
-		buf_puts(out, n->relation);
+		buf_puts(out, rel);
 }
 
 /* The condition a failing row meets (not_null, accepted_values, expression, relationships). */
-static void row_predicate(const struct datatest *t, const struct dialect *d, struct buf *b)
+static void row_predicate(const struct datatest *t, const struct dialect *d, const char *other, struct buf *b)
 {
+	struct buf list = BUF_INIT;
 	size_t i;
 
 	switch (t->kind) {
@@ -1296,18 +1323,26 @@ static void row_predicate(const struct datatest *t, const struct dialect *d, str
 		buf_puts(b, " IS NULL");
 		break;
 	case DT_ACCEPTED_VALUES:
-		/* NOT IN is null for a null value: nulls are not_null's business, as in dbt */
-		column_sql(b, REL_ALIAS, t->column, t->quote_column);
-		buf_puts(b, " NOT IN (");
+		/*
+		 * NOT IN is null for a null value: nulls are not_null's business,
+		 * as in dbt. A null in the list is left out: it would make NOT IN
+		 * null for every value, and a list of nulls only accepts none.
+		 */
 		for (i = 0; i < t->nvalues; i++) {
-			if (i)
-				buf_puts(b, ", ");
+			if (!t->values[i])
+				continue;
+			if (list.len)
+				buf_puts(&list, ", ");
 			if (t->quote_values)
-				dialect_literal(d, b, t->values[i]);
+				dialect_literal(d, &list, t->values[i]);
 			else
-				buf_puts(b, t->values[i]);
+				buf_puts(&list, t->values[i]);
 		}
-		buf_addc(b, ')');
+		column_sql(b, REL_ALIAS, t->column, t->quote_column);
+		if (list.len)
+			buf_printf(b, " NOT IN (%s)", list.s);
+		else
+			buf_puts(b, " IS NOT NULL");
 		break;
 	case DT_EXPRESSION:
 		buf_puts(b, "NOT (");
@@ -1319,7 +1354,7 @@ static void row_predicate(const struct datatest *t, const struct dialect *d, str
 		break;
 	case DT_RELATIONSHIPS:
 		column_sql(b, REL_ALIAS, t->column, t->quote_column);
-		buf_printf(b, " IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %s AS sluice_to WHERE ", t->other->relation);
+		buf_printf(b, " IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %s AS sluice_to WHERE ", other);
 		column_sql(b, "sluice_to", t->field, 0);
 		buf_puts(b, " = ");
 		column_sql(b, REL_ALIAS, t->column, t->quote_column);
@@ -1329,6 +1364,7 @@ static void row_predicate(const struct datatest *t, const struct dialect *d, str
 		buf_puts(b, "false");
 		break;
 	}
+	buf_release(&list);
 }
 
 /* fresher_than: whether max(field) is recent enough, as 0 (fresh) or 1. */
@@ -1358,7 +1394,7 @@ void datatest_scan_items(const struct datatest *t, const struct dialect *d, cons
 		buf_printf(out, ") AS %s_1", prefix);
 		break;
 	default:
-		row_predicate(t, d, &pred);
+		row_predicate(t, d, NULL, &pred);
 		d->count_if(out, pred.s);
 		buf_printf(out, " AS %s_0", prefix);
 		break;
@@ -1371,7 +1407,7 @@ int datatest_scan_filter(const struct datatest *t, const struct dialect *d, stru
 	if (!datatest_scannable(t) || datatest_aggregate(t))
 		return 0;
 	buf_addc(out, '(');
-	row_predicate(t, d, out);
+	row_predicate(t, d, NULL, out);
 	buf_addc(out, ')');
 	return 1;
 }
@@ -1387,20 +1423,20 @@ static void column_list(struct buf *b, const char *const *cols, size_t n)
 	}
 }
 
-void datatest_failing_sql(const struct datatest *t, const struct dialect *d, long long baseline,
-			  struct buf *out)
+void datatest_failing_sql(const struct datatest *t, const struct dialect *d, const struct dt_reads *reads,
+			  long long baseline, struct buf *out)
 {
 	struct buf from = BUF_INIT;
 	const char *col = t->column;
 
-	datatest_from(t, t->tested, &from);
+	datatest_from(t, reads->tested, &from);
 	switch (t->kind) {
 	case DT_NOT_NULL:
 	case DT_ACCEPTED_VALUES:
 	case DT_EXPRESSION:
 	case DT_RELATIONSHIPS:
 		buf_printf(out, "SELECT * FROM %s AS " REL_ALIAS " WHERE ", from.s);
-		row_predicate(t, d, out);
+		row_predicate(t, d, reads->other, out);
 		break;
 	case DT_UNIQUE:
 	case DT_UNIQUE_COMBINATION:
@@ -1442,9 +1478,10 @@ void datatest_failing_sql(const struct datatest *t, const struct dialect *d, lon
 		break;
 	case DT_EQUAL_ROW_COUNT: {
 		struct buf other = BUF_INIT;
-		datatest_from(t, t->other, &other);
-		buf_printf(out, "SELECT a.n AS row_count, b.n AS to_row_count FROM (SELECT count(*) AS n FROM %s) AS a "
-			   "CROSS JOIN (SELECT count(*) AS n FROM %s) AS b WHERE a.n <> b.n", from.s, other.s);
+		datatest_from(t, reads->other, &other);
+		buf_printf(out, "SELECT a.n AS row_count, b.n AS to_row_count FROM (SELECT count(*) AS n FROM %s AS "
+			   REL_ALIAS ") AS a CROSS JOIN (SELECT count(*) AS n FROM %s AS sluice_to) AS b WHERE a.n <> b.n",
+			   from.s, other.s);
 		buf_release(&other);
 		break;
 	}
@@ -1460,6 +1497,11 @@ void datatest_failing_sql(const struct datatest *t, const struct dialect *d, lon
 		break;
 	}
 	buf_release(&from);
+}
+
+long long datatest_row_limit(const struct datatest *t)
+{
+	return datatest_aggregate(t) || t->kind == DT_EQUAL_ROW_COUNT ? -1 : t->limit;
 }
 
 static int parse_count(const char *s, long long *out)

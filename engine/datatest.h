@@ -68,7 +68,7 @@ struct datatest {
 	const char *to_model, *to_source, *to_table;
 	struct dt_place to_at;
 	const char *field;          /* relationships: column of `to`; fresher_than: the timestamp */
-	const char **values;        /* accepted_values */
+	const char **values;        /* accepted_values; NULL for a null in the list, which accepts nothing more */
 	size_t nvalues;
 	int quote_values;
 	const char **columns;       /* unique_combination */
@@ -85,6 +85,7 @@ struct datatest {
 	struct dt_threshold warn_if, error_if;
 	int store_failures;
 	const char *where;          /* filter on the tested relation, or NULL */
+	long long limit;            /* the most failing rows counted, kept and shown; -1: no limit */
 	struct val config;          /* the effective config, for manifest.json */
 	const char **tags;
 	size_t ntags;
@@ -125,8 +126,7 @@ int datatest_add_nodes(struct manifest *m, const struct datatest_list *list, str
 /*
  * After the models' relations and edges are known: give each test its
  * connection, relation and audit schema, add the edges from what it reads
- * and check that it can run (one connection for a join, no ephemeral
- * model under a generic test).
+ * and check that it can run (one connection for a join).
  */
 int datatest_link(struct manifest *m, struct sluice_err *err);
 
@@ -161,16 +161,34 @@ void datatest_scan_items(const struct datatest *t, const struct dialect *d, cons
  */
 int datatest_scan_filter(const struct datatest *t, const struct dialect *d, struct buf *out);
 
-/* The relation t reads, as FROM-able text (with `where` applied): "rel" or "(SELECT ...)". */
-void datatest_from(const struct datatest *t, const struct node *n, struct buf *out);
+/*
+ * What a generic test reads, as text a FROM clause takes: the tested
+ * node's and the `to:` node's (or NULL). A relation's quoted name, or an
+ * ephemeral model's query in parentheses (manifest_read_sql).
+ */
+struct dt_reads {
+	const char *tested, *other;
+};
+
+/* What rel (a dt_reads member) gives t's query, `where` applied: rel itself or "(SELECT ...)". */
+void datatest_from(const struct datatest *t, const char *rel, struct buf *out);
 
 /*
  * A generic test's failing-rows query (every kind but singular, whose SQL
  * is its rendered template): the rows store_failures keeps and samples
- * show. baseline: row_count_delta's previous count, or -1 for none.
+ * show, before `limit`. baseline: row_count_delta's previous count, or -1
+ * for none.
  */
-void datatest_failing_sql(const struct datatest *t, const struct dialect *d, long long baseline,
-			  struct buf *out);
+void datatest_failing_sql(const struct datatest *t, const struct dialect *d, const struct dt_reads *reads,
+			  long long baseline, struct buf *out);
+
+/*
+ * The most failing rows t counts, keeps and shows (config `limit`, as
+ * dbt's: the failures are counted over at most that many rows), or -1
+ * when there is no limit or t is an aggregate test, whose count is not of
+ * rows.
+ */
+long long datatest_row_limit(const struct datatest *t);
 
 /*
  * An aggregate test's failures from its scan values (datatest_scan_width

@@ -17,6 +17,7 @@
  *    model that another input of the test depends on, which would make
  *    a cycle).
  */
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +47,9 @@ struct test_run {
 	char *lines[SHOWN_ROWS + 2]; /* what the progress line shows under it (heap) */
 	size_t nlines;
 	char *sql;                   /* singular: the compiled SQL (heap) */
-	char *logical;               /* singular: the SQL with relations named logically (heap) */
+	char *logical;               /* the SQL it runs with relations named logically, for its fingerprint (heap):
+	                                singular: all of it; generic: the queries of ephemeral models it reads */
+	char *read[2];               /* generic: what it reads as FROM text (dt_reads: tested, other) (heap) */
 	char *audit;                 /* store_failures: the table written (heap) */
 	char fp_def[FP_HEX], fp[FP_HEX];
 	struct val inputs;           /* what the fingerprint covered: key -> version (worker arena) */
@@ -155,6 +158,47 @@ static char *compiled_path(const struct datatest *t)
 	return buf_detach(&p, NULL);
 }
 
+static struct dt_reads reads_of(const struct test_run *tr)
+{
+	struct dt_reads r = { tr->read[0], tr->read[1] };
+
+	return r;
+}
+
+/*
+ * What generic test t reads, as FROM text (tr->read): relations, or an
+ * ephemeral model's query, which has no relation. That query is code the
+ * test runs: its logical form joins the test's fingerprint (tr->logical),
+ * so that a change to the ephemeral model, or to one it inlines, runs the
+ * test again. (Its upstream's data is walk_inputs' business.)
+ */
+static int compile_reads(struct build *b, const struct datatest *t, struct test_run *tr, struct sluice_err *e)
+{
+	const struct manifest *m = &b->s->manifest;
+	struct compile_opts real = { .invocation_id = b->s->invocation_id },
+			    logical = { .invocation_id = b->s->invocation_id, .logical = 1 };
+	const struct node *what[2] = { t->tested, t->other };
+	struct arena scratch = ARENA_INIT;
+	struct buf lsql = BUF_INIT;
+	size_t k;
+	int rc = 0;
+
+	for (k = 0; k < 2 && !rc; k++) {
+		struct buf sql = BUF_INIT;
+		if (!what[k])
+			continue;
+		rc = manifest_read_sql(m, what[k], &real, &scratch, &sql, e);
+		if (!rc && what[k]->type == NODE_MODEL && what[k]->mat == MAT_EPHEMERAL)
+			rc = manifest_read_sql(m, what[k], &logical, &scratch, &lsql, e);
+		tr->read[k] = buf_detach(&sql, NULL);
+	}
+	if (!rc && lsql.len)
+		tr->logical = buf_detach(&lsql, NULL);
+	buf_release(&lsql);
+	arena_release(&scratch);
+	return rc;
+}
+
 static int compile_test(struct build *b, size_t idx)
 {
 	const struct manifest *m = &b->s->manifest;
@@ -184,8 +228,9 @@ static int compile_test(struct build *b, size_t idx)
 		}
 		buf_release(&lsql);
 		arena_release(&scratch);
-	} else {
-		datatest_failing_sql(t, d, tr->baseline, &sql);
+	} else if (!compile_reads(b, t, tr, &e)) {
+		struct dt_reads reads = reads_of(tr);
+		datatest_failing_sql(t, d, &reads, tr->baseline, &sql);
 	}
 	if (!e.code) {
 		path = compiled_path(t);
@@ -404,9 +449,9 @@ static void walk_inputs(const struct build *b, size_t idx, unsigned char *want, 
 				if (!through)
 					want[p] = 1;
 			} else {
+				/* a view not run here shows what it reads now, as it would to a model */
 				if (n->mat != MAT_EPHEMERAL)
-					val_dict_set(a, out, n->unique_id,
-						     val_str(arena_strdup(a, b->runs[p].effective[0] ? b->runs[p].effective : "none")));
+					val_dict_set(a, out, n->unique_id, val_str(arena_strdup(a, build_effective(b, p, a))));
 				if (!through) {
 					v = b->runs[p].relation_version ? b->runs[p].relation_version
 						: b->versions.version ? b->versions.version[p] : NULL;
@@ -711,7 +756,7 @@ static int run_aggregate(struct build *b, const struct node *n, const struct dia
 
 	buf_puts(&sql, "SELECT ");
 	datatest_scan_items(t, d, "v", &sql);
-	datatest_from(t, t->tested, &from);
+	datatest_from(t, tr->read[0], &from);
 	buf_printf(&sql, " FROM %s AS sluice_rel", from.s);
 	rc = run_query(b, n, c, sql.s, one_row, &r, err);
 	if (!rc && r.n < datatest_scan_width(t))
@@ -732,14 +777,15 @@ static int run_aggregate(struct build *b, const struct node *n, const struct dia
 	return rc;
 }
 
+/* count(*) of of, read as rel (a dt_reads member). */
 static int count_rows(struct build *b, const struct node *n, struct sluice_conn *c, const struct datatest *t,
-		      const struct node *of, long long *out, struct sluice_err *err)
+		      const struct node *of, const char *rel, long long *out, struct sluice_err *err)
 {
 	struct buf sql = BUF_INIT, from = BUF_INIT;
 	struct one_row r = { 0 };
 	int rc;
 
-	datatest_from(t, of, &from);
+	datatest_from(t, rel, &from);
 	buf_printf(&sql, "SELECT count(*) FROM %s AS sluice_rel", from.s);
 	rc = run_query(b, n, c, sql.s, one_row, &r, err);
 	if (!rc && (!r.n || !r.vals[0]))
@@ -762,12 +808,12 @@ static int run_equal_counts(struct build *b, struct exec_worker *w, const struct
 	long long a = 0, o = 0;
 	int rc;
 
-	if ((rc = count_rows(b, n, c, t, t->tested, &a, err)))
+	if ((rc = count_rows(b, n, c, t, t->tested, tr->read[0], &a, err)))
 		return rc;
 	if (!(oc = build_worker_conn(b, w, t->other, err)))
 		return err->code;
 	exec_worker_busy(w, oc);
-	rc = count_rows(b, n, oc, t, t->other, &o, err);
+	rc = count_rows(b, n, oc, t, t->other, tr->read[1], &o, err);
 	exec_worker_busy(w, c);
 	if (rc == SLUICE_ECONN)
 		conn_pool_drop(&b->conns, w->id, oslot);
@@ -931,6 +977,20 @@ static void explain_error(struct build *b, const struct node *n, const struct di
 		err_prefix(err, "%s: test %s", t->at.path, t->name);
 }
 
+/* `limit`: the failing rows, counted, kept and shown, are at most that many (dbt's rule). */
+static void limit_rows(const struct datatest *t, const struct dialect *d, struct buf *fq)
+{
+	long long limit = datatest_row_limit(t);
+	struct buf q = BUF_INIT;
+
+	if (limit < 0)
+		return;
+	d->sample_query(&q, fq->s, limit > INT_MAX ? INT_MAX : (int)limit);
+	buf_reset(fq);
+	buf_add(fq, q.s, q.len);
+	buf_release(&q);
+}
+
 /* Run one test by itself on w's connection of the test. */
 static int run_single(struct build *b, struct exec_worker *w, size_t idx, struct sluice_err *err)
 {
@@ -948,10 +1008,13 @@ static int run_single(struct build *b, struct exec_worker *w, size_t idx, struct
 	ui_node_start(b->runs[idx].seq, b->ntodo, "test", n->name, n->unique_id);
 	json_decref(tr->sample);
 	tr->sample = json_array();
-	if (t->file)
+	if (t->file) {
 		buf_puts(&fq, tr->sql);
-	else
-		datatest_failing_sql(t, d, tr->baseline, &fq);
+	} else {
+		struct dt_reads reads = reads_of(tr);
+		datatest_failing_sql(t, d, &reads, tr->baseline, &fq);
+	}
+	limit_rows(t, d, &fq);
 	exec_worker_busy(w, c);
 	if (t->store_failures)
 		rc = store_failures(b, n, d, c, fq.s, tr, err);
@@ -1016,7 +1079,8 @@ static int scan_job(struct build *b, struct exec_worker *w, size_t gi, int *reus
 			buf_puts(&sql, ",\n  ");
 		datatest_scan_items(m->nodes[run[k]].test, d, prefix, &sql);
 	}
-	buf_printf(&sql, "\nFROM %s AS sluice_rel", rel->relation);
+	/* the members read one node: the first one's text is theirs */
+	buf_printf(&sql, "\nFROM %s AS sluice_rel", trun(b, run[0])->read[0]);
 	{
 		/* rows that fail no test need no aggregate work (when no test needs every row) */
 		struct buf where = BUF_INIT;
@@ -1069,13 +1133,17 @@ static int scan_job(struct build *b, struct exec_worker *w, size_t gi, int *reus
 				json_array_append_new(tr->sample, sample);
 			set_detail(tr, &detail);
 		} else {
+			long long limit = datatest_row_limit(t);
 			tr->failures = r.vals[col] ? strtoll(r.vals[col], NULL, 10) : 0;
+			if (limit >= 0 && tr->failures > limit)
+				tr->failures = limit;   /* as counted over the first limit failing rows */
 			if (tr->failures) {
 				struct buf fq = BUF_INIT, q = BUF_INIT;
 				struct failing_rows f = { tr->sample, 0, 0 };
 				struct sluice_err ignored = SLUICE_ERR_INIT;
-				datatest_failing_sql(t, d, tr->baseline, &fq);
-				d->sample_query(&q, fq.s, SAMPLE_ROWS);
+				struct dt_reads reads = reads_of(tr);
+				datatest_failing_sql(t, d, &reads, tr->baseline, &fq);
+				d->sample_query(&q, fq.s, tr->failures < SAMPLE_ROWS ? (int)tr->failures : SAMPLE_ROWS);
 				if (run_query(b, n, c, q.s, failing_row, &f, &ignored) == SLUICE_ECANCEL) {
 					*err = ignored;
 					rc = SLUICE_ECANCEL;
@@ -1264,6 +1332,8 @@ static void tests_end(struct build *b)
 			free(tr->lines[k]);
 		free(tr->sql);
 		free(tr->logical);
+		free(tr->read[0]);
+		free(tr->read[1]);
 		free(tr->audit);
 	}
 	for (i = 0; i < bt->ngroups; i++)

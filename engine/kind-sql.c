@@ -4,6 +4,7 @@
  * plans; here is only when each is planned and run. An ephemeral model is
  * inlined into what reads it and never runs.
  */
+#include <string.h>
 #include "build.h"
 
 /* An incremental model whose table exists, unless a full refresh is asked for. */
@@ -30,6 +31,28 @@ static int sql_run(struct build *b, struct exec_worker *w, size_t idx, struct sl
 		}
 	}
 	return build_run_plan(b, w, idx, NULL, err);
+}
+
+/*
+ * An ephemeral model builds nothing, but target/compiled shows its query
+ * as its readers inline it (the ephemeral models it reads as CTEs), as
+ * dbt writes it.
+ */
+static int ephemeral_prepare(struct build *b, size_t idx)
+{
+	struct node_run *r = &b->runs[idx];
+	struct compile_opts o = { .invocation_id = b->s->invocation_id };
+	struct arena scratch = ARENA_INIT;
+	struct buf sql = BUF_INIT;
+	int rc;
+
+	memset(&r->err, 0, sizeof(r->err));
+	rc = manifest_compile(&b->s->manifest, &b->s->manifest.nodes[idx], &o, &scratch, &sql, NULL, &r->err);
+	if (!rc && b->mode != BUILD_PLAN)   /* plan changes nothing, target/ included */
+		build_write_target_file(b, "compiled", b->s->manifest.nodes[idx].model->path, sql.s);
+	buf_release(&sql);
+	arena_release(&scratch);
+	return rc;
 }
 
 const struct node_kind kind_view = {
@@ -59,4 +82,5 @@ const struct node_kind kind_ephemeral = {
 	.name = "ephemeral",
 	.flags = KIND_PASS | KIND_LIVE,
 	.what = BUILD_MODELS,
+	.prepare = ephemeral_prepare,
 };

@@ -64,7 +64,8 @@ struct node_kind {
 	/*
 	 * Main thread: compile and plan node idx, write target/compiled and
 	 * target/run. On failure set runs[idx].err and return non-zero: the
-	 * node then fails when its turn comes, without running.
+	 * node then fails when its turn comes, without running. A KIND_PASS
+	 * node's is called too when it is selected, for target/ alone.
 	 */
 	int (*prepare)(struct build *b, size_t idx);
 	/* Main thread: mark in want the nodes whose versions its decision reads, beyond its source parents. */

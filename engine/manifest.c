@@ -746,6 +746,26 @@ int manifest_compile(const struct manifest *m, const struct node *n, const struc
 	return rc;
 }
 
+int manifest_read_sql(const struct manifest *m, const struct node *n, const struct compile_opts *o,
+		      struct arena *scratch, struct buf *out, struct sluice_err *err)
+{
+	int rc;
+
+	if (n->type != NODE_MODEL || n->mat != MAT_EPHEMERAL) {
+		if (!o || !o->logical)
+			buf_puts(out, n->relation);
+		else if (n->type == NODE_SOURCE)
+			buf_printf(out, "source('%s', '%s')", n->source->source_name, n->source->name);
+		else
+			buf_printf(out, "ref('%s')", n->name);
+		return 0;
+	}
+	buf_puts(out, "(\n");
+	rc = manifest_compile(m, n, o, scratch, out, NULL, err);
+	buf_puts(out, "\n)");
+	return rc;
+}
+
 int manifest_render_string(const struct manifest *m, const struct node *n, const char *what,
 			   const char *src, const struct compile_opts *o, struct arena *scratch,
 			   struct buf *out, struct sluice_err *err)

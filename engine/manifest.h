@@ -97,6 +97,15 @@ struct compile_opts {
 int manifest_compile(const struct manifest *m, const struct node *n, const struct compile_opts *o,
 		     struct arena *scratch, struct buf *out, struct val *used, struct sluice_err *err);
 
+/*
+ * Node n as a FROM clause reads it: its quoted relation, or, for an
+ * ephemeral model (which has none), its compiled query in parentheses, the
+ * ephemeral models it reads inlined as CTEs. With o->logical, relations
+ * are named logically (ref('x')), for fingerprints. Appends to out.
+ */
+int manifest_read_sql(const struct manifest *m, const struct node *n, const struct compile_opts *o,
+		      struct arena *scratch, struct buf *out, struct sluice_err *err);
+
 /* Render an arbitrary template string (hooks) in node n's context (n may be NULL). */
 int manifest_render_string(const struct manifest *m, const struct node *n, const char *what,
 			   const char *src, const struct compile_opts *o, struct arena *scratch,

@@ -258,10 +258,11 @@ static void test_project_defaults(void **state)
 		     "    columns:\n"
 		     "      - name: id\n"
 		     "        tests: [not_null, {unique: {severity: error}}]\n");
-	put("sluice.yml", "name: p\nprofile: p\ntests:\n  +severity: warn\n  +combine: false\n");
+	put("sluice.yml", "name: p\nprofile: p\ntests:\n  +severity: warn\n  +combine: false\n  +limit: 50\n");
 	build_ok();
 	assert_int_equal(test_named("not_null_b_id")->warn_only, 1);
 	assert_int_equal(test_named("unique_b_id")->warn_only, 0);
+	assert_int_equal(datatest_row_limit(test_named("unique_b_id")), 50);
 }
 
 /* A within: duration in whole seconds, or -1 when it is not one. */
@@ -296,6 +297,8 @@ static void test_errors_name_file_line_col(void **state)
 		  "models/schema.yml:7:31: unknown argument 'valeus' for accepted_values" },
 		{ "        tests:\n          - accepted_values: {quote: false}\n",
 		  "models/schema.yml:7:13: accepted_values needs values: [...]" },
+		{ "        tests:\n          - not_null: {config: {limit: lots}}\n",
+		  "models/schema.yml:7:40: limit must be a whole number of rows" },
 		{ "        tests:\n          - relationships: {to: 'a', field: id}\n",
 		  "models/schema.yml:7:33: to: must be ref('model') or source('source', 'table')" },
 		{ "        tests:\n          - relationships: {to: \"ref('zzz')\", field: id}\n",
@@ -339,12 +342,92 @@ static void test_errors_name_file_line_col(void **state)
 	}
 }
 
-static void test_ephemeral_and_connections(void **state)
+/* A test's failing-rows query, reading what it reads as manifest_read_sql gives it (logical: for fingerprints). */
+static void failing_sql(const char *name, int logical, struct buf *out)
+{
+	const struct datatest *t = test_named(name);
+	struct compile_opts o = { .logical = logical };
+	struct arena a = ARENA_INIT;
+	struct buf tested = BUF_INIT, other = BUF_INIT;
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct dt_reads reads;
+
+	if (manifest_read_sql(&M, t->tested, &o, &a, &tested, &err) ||
+	    (t->other && manifest_read_sql(&M, t->other, &o, &a, &other, &err)))
+		fail_msg("%s", err.msg);
+	reads.tested = tested.s;
+	reads.other = t->other ? other.s : NULL;
+	datatest_failing_sql(t, dialect_find("postgres"), &reads, -1, out);
+	buf_release(&tested);
+	buf_release(&other);
+	arena_release(&a);
+}
+
+static void test_ephemeral_models_are_read_as_their_query(void **state)
+{
+	struct buf b = BUF_INIT;
+
+	(void)state;
+	project_with("version: 2\nmodels:\n  - name: c\n    columns:\n      - name: id\n        tests:\n"
+		     "          - not_null: {where: \"id > 0\"}\n"
+		     "  - name: b\n    columns:\n      - name: id\n        tests:\n"
+		     "          - relationships: {to: \"ref('d')\", field: id}\n");
+	/* an ephemeral model reading another and a table */
+	put("models/d.sql", "{{ config(materialized='ephemeral') }}\nselect id from {{ ref('c') }} join {{ ref('a') }} using (id)");
+	build_ok();
+	failing_sql("not_null_c_id", 0, &b);
+	/* a subquery in FROM has a name: PostgreSQL before 16 and Redshift want one */
+	assert_string_equal(b.s, "SELECT * FROM (SELECT * FROM (\n\nselect 1 as id\n) AS sluice_rel WHERE id > 0) AS sluice_rel "
+			    "WHERE sluice_rel.\"id\" IS NULL");
+	buf_reset(&b);
+	failing_sql("relationships_b_id__id__ref_d_", 0, &b);
+	assert_string_equal(b.s, "SELECT * FROM \"an\".\"b\" AS sluice_rel WHERE sluice_rel.\"id\" IS NOT NULL AND NOT EXISTS "
+			    "(SELECT 1 FROM (\n\nWITH \"__sluice_cte__c\" AS (\n\nselect 1 as id\n)\nselect id from "
+			    "\"__sluice_cte__c\" join \"an\".\"a\" using (id)\n) AS sluice_to WHERE sluice_to.\"id\" = "
+			    "sluice_rel.\"id\")");
+	/* for fingerprints: the ephemeral models' code, relations named logically */
+	buf_reset(&b);
+	failing_sql("relationships_b_id__id__ref_d_", 1, &b);
+	assert_non_null(strstr(b.s, "FROM ref('b') AS sluice_rel"));
+	assert_non_null(strstr(b.s, "select id from \"__sluice_cte__c\" join ref('a') using (id)"));
+	buf_release(&b);
+}
+
+static void test_limit(void **state)
 {
 	(void)state;
-	project_with("version: 2\nmodels:\n  - name: c\n    columns:\n      - name: id\n        tests: [not_null]\n");
-	assert_string_equal(build_err(), "models/schema.yml:6:17: test not_null_c_id: model 'c' is ephemeral: it is "
-			    "never built, so test the models that read it");
+	project_with("version: 2\nmodels:\n  - name: b\n    columns:\n      - name: id\n        tests:\n"
+		     "          - not_null: {config: {limit: 3}}\n"
+		     "          - unique: {limit: \"7\"}\n"
+		     "          - expression: {expression: \"> 0\", config: {limit: null}}\n"
+		     "    tests:\n"
+		     "      - row_count: {min: 1, limit: 2}\n");
+	build_ok();
+	assert_int_equal(datatest_row_limit(test_named("not_null_b_id")), 3);
+	assert_int_equal(datatest_row_limit(test_named("unique_b_id")), 7);
+	/* null is dbt's default: no limit */
+	assert_int_equal(datatest_row_limit(test_named("expression_b_id___0")), -1);
+	/* an aggregate test's count is not of rows */
+	assert_int_equal(test_named("row_count_b_1")->limit, 2);
+	assert_int_equal(datatest_row_limit(test_named("row_count_b_1")), -1);
+}
+
+static void test_null_in_accepted_values(void **state)
+{
+	struct buf b = BUF_INIT;
+
+	(void)state;
+	project_with("version: 2\nmodels:\n  - name: b\n    columns:\n      - name: id\n        tests:\n"
+		     "          - accepted_values: {values: [x, null]}\n"
+		     "          - accepted_values: {values: [~], quote: false}\n");
+	build_ok();
+	/* named None as dbt names it, left out of NOT IN (where it would accept every row) */
+	failing_sql("accepted_values_b_id__x__None", 0, &b);
+	assert_string_equal(b.s, "SELECT * FROM \"an\".\"b\" AS sluice_rel WHERE sluice_rel.\"id\" NOT IN ('x')");
+	buf_reset(&b);
+	failing_sql("accepted_values_b_id__False__None", 0, &b);
+	assert_string_equal(b.s, "SELECT * FROM \"an\".\"b\" AS sluice_rel WHERE sluice_rel.\"id\" IS NOT NULL");
+	buf_release(&b);
 }
 
 /* ---- singular tests and edges ---- */
@@ -406,18 +489,18 @@ static void test_sql(void **state)
 		     "      - row_count: {min: 2}\n"
 		     "      - not_null: {column_name: id, where: \"id > 1\"}\n");
 	build_ok();
-	datatest_failing_sql(test_named("accepted_values_b_id__x__it_s"), d, -1, &b);
+	failing_sql("accepted_values_b_id__x__it_s", 0, &b);
 	assert_string_equal(b.s, "SELECT * FROM \"an\".\"b\" AS sluice_rel WHERE sluice_rel.\"id\" NOT IN ('x', 'it''s')");
 	buf_reset(&b);
-	datatest_failing_sql(test_named("relationships_b_id__id__ref_a_"), d, -1, &b);
+	failing_sql("relationships_b_id__id__ref_a_", 0, &b);
 	assert_string_equal(b.s, "SELECT * FROM \"an\".\"b\" AS sluice_rel WHERE sluice_rel.\"id\" IS NOT NULL AND NOT EXISTS "
 			    "(SELECT 1 FROM \"an\".\"a\" AS sluice_to WHERE sluice_to.\"id\" = sluice_rel.\"id\")");
 	buf_reset(&b);
-	datatest_failing_sql(test_named("unique_b_lower_email_"), d, -1, &b);
+	failing_sql("unique_b_lower_email_", 0, &b);
 	assert_string_equal(b.s, "SELECT lower(email), count(*) AS n_records FROM \"an\".\"b\" AS sluice_rel WHERE "
 			    "lower(email) IS NOT NULL GROUP BY lower(email) HAVING count(*) > 1");
 	buf_reset(&b);
-	datatest_failing_sql(test_named("not_null_b_id"), d, -1, &b);
+	failing_sql("not_null_b_id", 0, &b);
 	assert_string_equal(b.s, "SELECT * FROM (SELECT * FROM \"an\".\"b\" WHERE id > 1) AS sluice_rel WHERE sluice_rel.\"id\" IS NULL");
 	assert_false(datatest_scannable(test_named("not_null_b_id")));
 	buf_reset(&b);
@@ -537,7 +620,9 @@ int main(void)
 		T(test_project_defaults),
 		T(test_durations),
 		T(test_errors_name_file_line_col),
-		T(test_ephemeral_and_connections),
+		T(test_ephemeral_models_are_read_as_their_query),
+		T(test_null_in_accepted_values),
+		T(test_limit),
 		T(test_singular_and_edges),
 		T(test_disabled_model_takes_its_tests),
 		T(test_sql),
