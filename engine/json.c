@@ -72,16 +72,21 @@ int json_parse_val(struct arena *a, const char *what, const char *text, struct v
 	return 0;
 }
 
+static int dump_to(const char *s, size_t n, void *ud)
+{
+	return fs_atomic_write(ud, s, n) ? -1 : 0;
+}
+
 int json_write_file(const json_t *j, const char *path, struct sluice_err *err)
 {
-	char *s = json_dumps(j, JSON_INDENT(2));
-	int rc;
+	struct fs_atomic f;
+	int ok;
 
-	if (!s)
-		return err_set(err, SLUICE_EIO, "%s: cannot serialise JSON", path);
-	rc = fs_mkdir_parent(path, err);
-	if (!rc)
-		rc = fs_write_atomic(path, s, strlen(s), err);
-	free(s);
-	return rc;
+	if (fs_mkdir_parent(path, err) || fs_atomic_open(&f, path, err))
+		return err->code;
+	/* written as it is made: a 10,000-node manifest is never held as one string */
+	ok = !json_dump_callback(j, dump_to, &f, JSON_INDENT(2));
+	if (!ok && !f.rc)
+		err_set(err, SLUICE_EIO, "%s: cannot serialise JSON", path);
+	return fs_atomic_close(&f, ok) ? err->code : 0;
 }

@@ -271,52 +271,39 @@ static json_t *report_data_new(const char *target_dir, const json_t *rr, const j
 	return data;
 }
 
-/* The page, written as it is made: the JSON is never held whole. */
-struct page_out {
-	struct fs_atomic f;
-	struct buf b;   /* flushed every 64 KiB */
-};
-
-static void page_flush(struct page_out *o)
-{
-	fs_atomic_write(&o->f, o->b.s, o->b.len);
-	buf_reset(&o->b);
-}
-
 /* json_dump_callback's sink: every '<' becomes \u003c, so no text in the data can end the script. */
 static int page_json(const char *s, size_t n, void *ud)
 {
-	struct page_out *o = ud;
-	size_t i;
+	struct fs_atomic *f = ud;
+	size_t i, from = 0;
 
 	for (i = 0; i < n; i++)
-		if (s[i] == '<')
-			buf_puts(&o->b, "\\u003c");
-		else
-			buf_addc(&o->b, s[i]);
-	if (o->b.len >= 65536)
-		page_flush(o);
-	return o->f.rc ? -1 : 0;
+		if (s[i] == '<') {
+			fs_atomic_write(f, s + from, i - from);
+			fs_atomic_write(f, "\\u003c", 6);
+			from = i + 1;
+		}
+	return fs_atomic_write(f, s + from, n - from) ? -1 : 0;
 }
 
+/* The page with the run's data in it, written as it is made: the JSON is never held whole. */
 static int report_render(const json_t *data, const char *path, struct sluice_err *err)
 {
 	const char *mark = strstr(report_page, REPORT_DATA_MARK);
-	struct page_out o = { .b = BUF_INIT };
+	static const char open_tag[] = "<script type=\"application/json\" id=\"sluice-data\">";
+	struct fs_atomic f;
 	int ok;
 
-	if (fs_atomic_open(&o.f, path, err))
-		return o.f.rc;
-	buf_add(&o.b, report_page, (size_t)(mark - report_page));
-	buf_puts(&o.b, "<script type=\"application/json\" id=\"sluice-data\">");
-	ok = !json_dump_callback(data, page_json, &o, JSON_COMPACT);
-	if (!ok && !o.f.rc)
+	if (fs_atomic_open(&f, path, err))
+		return f.rc;
+	fs_atomic_write(&f, report_page, (size_t)(mark - report_page));
+	fs_atomic_write(&f, open_tag, strlen(open_tag));
+	ok = !json_dump_callback(data, page_json, &f, JSON_COMPACT);
+	if (!ok && !f.rc)
 		err_set(err, SLUICE_EIO, "report: cannot serialise the run's data");
-	buf_puts(&o.b, "</script>");
-	buf_puts(&o.b, mark + strlen(REPORT_DATA_MARK));
-	page_flush(&o);
-	buf_release(&o.b);
-	return fs_atomic_close(&o.f, ok) ? (err->code ? err->code : SLUICE_EIO) : 0;
+	fs_atomic_write(&f, "</script>", 9);
+	fs_atomic_write(&f, mark + strlen(REPORT_DATA_MARK), strlen(mark + strlen(REPORT_DATA_MARK)));
+	return fs_atomic_close(&f, ok) ? (err->code ? err->code : SLUICE_EIO) : 0;
 }
 
 int report_write(const char *target_dir, struct sluice_err *err)

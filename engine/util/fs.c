@@ -38,6 +38,7 @@ int fs_atomic_open(struct fs_atomic *f, const char *path, struct sluice_err *err
 	f->err = err;
 	f->rc = 0;
 	buf_init(&f->tmp);
+	buf_init(&f->pending);
 	buf_printf(&f->tmp, "%s.tmp.%ld", path, (long)getpid());
 	f->fd = open(f->tmp.s, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (f->fd < 0) {
@@ -47,9 +48,10 @@ int fs_atomic_open(struct fs_atomic *f, const char *path, struct sluice_err *err
 	return f->rc;
 }
 
-int fs_atomic_write(struct fs_atomic *f, const void *data, size_t len)
+static void atomic_flush(struct fs_atomic *f)
 {
-	const char *p = data;
+	const char *p = f->pending.s;
+	size_t len = f->pending.len;
 
 	while (len && !f->rc) {
 		ssize_t n = write(f->fd, p, len);
@@ -61,6 +63,16 @@ int fs_atomic_write(struct fs_atomic *f, const void *data, size_t len)
 		p += n;
 		len -= (size_t)n;
 	}
+	buf_reset(&f->pending);
+}
+
+int fs_atomic_write(struct fs_atomic *f, const void *data, size_t len)
+{
+	if (!f->rc) {
+		buf_add(&f->pending, data, len);
+		if (f->pending.len >= 65536)
+			atomic_flush(f);
+	}
 	return f->rc;
 }
 
@@ -68,6 +80,8 @@ int fs_atomic_close(struct fs_atomic *f, int commit)
 {
 	if (f->fd < 0)
 		return f->rc;
+	atomic_flush(f);
+	buf_release(&f->pending);
 	if (!commit && !f->rc)
 		f->rc = SLUICE_EIO;   /* the caller's error is in err already */
 	if (!f->rc && fsync(f->fd) < 0)

@@ -14,13 +14,14 @@ int fs_read_file(const char *path, struct buf *out, struct sluice_err *err);
 int fs_write_atomic(const char *path, const void *data, size_t len, struct sluice_err *err);
 /*
  * The same, written piece by piece: fs_atomic_open, any number of
- * fs_atomic_write, then fs_atomic_close, which renames the file into place
- * when every write succeeded (commit non-zero) and removes it otherwise.
- * The first error is kept and returned by fs_atomic_close.
+ * fs_atomic_write (buffered: 64 KiB at a time reach the file), then
+ * fs_atomic_close, which renames the file into place when every write
+ * succeeded (commit non-zero) and removes it otherwise. The first error
+ * is kept and returned by fs_atomic_close.
  */
 struct fs_atomic {
 	const char *path;
-	struct buf tmp;
+	struct buf tmp, pending;
 	int fd, rc;
 	struct sluice_err *err;
 };
