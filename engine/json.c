@@ -40,15 +40,18 @@ struct val json_to_val(struct arena *a, const json_t *j)
 
 	switch (json_typeof(j)) {
 	case JSON_OBJECT:
-		v = val_dict_new();
-		/* JSON object keys are unique: no need to look each one up */
-		json_object_foreach((json_t *)j, key, item)
-			val_dict_append(a, &v, arena_strdup(a, key), json_to_val(a, item));
+		/* sized once: a state file holds 10,000s of these; keys are unique */
+		v = val_dict_of(a, json_object_size(j));
+		i = 0;
+		json_object_foreach((json_t *)j, key, item) {
+			v.u.dict.keys[i] = arena_strdup(a, key);
+			v.u.dict.vals[i++] = json_to_val(a, item);
+		}
 		return v;
 	case JSON_ARRAY:
-		v = val_list_new();
+		v = val_list_of(a, json_array_size(j));
 		json_array_foreach(j, i, item)
-			val_list_push(a, &v, json_to_val(a, item));
+			v.u.list.items[i] = json_to_val(a, item);
 		return v;
 	case JSON_STRING: return val_str_dup(a, json_string_value(j), json_string_length(j));
 	case JSON_INTEGER: return val_num((double)json_integer_value(j));

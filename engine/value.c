@@ -64,6 +64,29 @@ static size_t cap_for(size_t n)
 	return c;
 }
 
+struct val val_list_of(struct arena *a, size_t n)
+{
+	struct val v = val_list_new();
+
+	if (n) {
+		v.u.list.items = arena_alloc(a, cap_for(n) * sizeof(struct val));
+		v.u.list.n = n;
+	}
+	return v;
+}
+
+struct val val_dict_of(struct arena *a, size_t n)
+{
+	struct val v = val_dict_new();
+
+	if (n) {
+		v.u.dict.keys = arena_alloc(a, cap_for(n) * sizeof(char *));
+		v.u.dict.vals = arena_alloc(a, cap_for(n) * sizeof(struct val));
+		v.u.dict.n = n;
+	}
+	return v;
+}
+
 void val_list_push(struct arena *a, struct val *list, struct val item)
 {
 	size_t n = list->u.list.n;

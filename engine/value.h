@@ -43,6 +43,13 @@ void val_dict_set(struct arena *a, struct val *dict, const char *key, struct val
 void val_dict_append(struct arena *a, struct val *dict, const char *key, struct val v);
 struct val val_list_new(void);
 struct val val_dict_new(void);
+/*
+ * A list (dict) of n entries for the caller to fill (items[i]; keys[i]
+ * and vals[i]), allocated once: what is built whole need not grow.
+ * Appending to it later works as to any other.
+ */
+struct val val_list_of(struct arena *a, size_t n);
+struct val val_dict_of(struct arena *a, size_t n);
 
 /* Borrowed pointer to dict[key], or NULL when absent or not a dict. */
 const struct val *val_get(const struct val *dict, const char *key);
