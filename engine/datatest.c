@@ -1007,12 +1007,13 @@ int datatest_parse(struct project *p, struct datatest_list *list, struct sluice_
 			return err_set(err, SLUICE_EUSAGE, "sluice.yml: tests: must be a map of settings (+severity: warn, ...)");
 		c.defaults = d;
 	}
+	/* each entry is independent: with an error list, all their errors are shown */
 	for (i = 0; !rc && i < p->nmodels; i++)
-		rc = parse_entry(&c, p->models[i], NULL, p->models[i]->props_node);
+		rc = err_collect(p->errors, err, parse_entry(&c, p->models[i], NULL, p->models[i]->props_node));
 	for (i = 0; !rc && i < p->nsources; i++)
-		rc = parse_entry(&c, NULL, p->sources[i], p->sources[i]->props_node);
+		rc = err_collect(p->errors, err, parse_entry(&c, NULL, p->sources[i], p->sources[i]->props_node));
 	for (i = 0; !rc && i < p->ntest_files; i++)
-		rc = parse_singular(&c, p->test_files[i]);
+		rc = err_collect(p->errors, err, parse_singular(&c, p->test_files[i]));
 	strmap_release(&c.names);
 	return rc;
 }
@@ -1126,10 +1127,10 @@ static int link_ref(void *ud, const struct tpl_call *call)
 	struct node *p;
 
 	if (!arg || arg->kind != V_STR)
-		return place_error(l->err, &at, "ref() needs a model name");
+		return err_collect(l->m->project->errors, l->err, place_error(l->err, &at, "ref() needs a model name"));
 	p = manifest_node(l->m, arg->u.str.s);
 	if (!p)
-		return place_error(l->err, &at, "unknown ref '%s'", arg->u.str.s);
+		return err_collect(l->m->project->errors, l->err, place_error(l->err, &at, "unknown ref '%s'", arg->u.str.s));
 	dag_add_edge(l->m->dag, p->idx, l->n->idx);
 	return 0;
 }
@@ -1141,10 +1142,12 @@ static int link_source(void *ud, const struct tpl_call *call)
 	struct node *p;
 
 	if (call->nargs != 2 || call->args[0].kind != V_STR || call->args[1].kind != V_STR)
-		return place_error(l->err, &at, "source() needs a source name and a table name");
+		return err_collect(l->m->project->errors, l->err,
+				   place_error(l->err, &at, "source() needs a source name and a table name"));
 	p = resolve(l->m, NULL, call->args[0].u.str.s, call->args[1].u.str.s);
 	if (!p)
-		return place_error(l->err, &at, "unknown source '%s.%s'", call->args[0].u.str.s, call->args[1].u.str.s);
+		return err_collect(l->m->project->errors, l->err, place_error(l->err, &at, "unknown source '%s.%s'",
+										 call->args[0].u.str.s, call->args[1].u.str.s));
 	dag_add_edge(l->m->dag, p->idx, l->n->idx);
 	return 0;
 }
@@ -1176,48 +1179,54 @@ static int link_singular(struct manifest *m, struct node *n, struct sluice_err *
 	return 0;
 }
 
-int datatest_link(struct manifest *m, struct sluice_err *err)
+/* A generic test: its tested relation (and the other one, with to:) as parents. */
+static int link_generic(struct manifest *m, struct node *n, struct sluice_err *err)
 {
 	struct arena *a = &m->project->arena;
+	struct datatest *t = n->test;
+
+	t->tested = t->model ? manifest_node(m, t->model->name) : resolve(m, NULL, t->source->source_name, t->source->name);
+	if (t->tested->type == NODE_MODEL && t->tested->mat == MAT_EPHEMERAL)
+		return place_error(err, &t->at, "test %s: model '%s' is ephemeral: it is never built, so test the "
+				   "models that read it", t->name, t->tested->name);
+	dag_add_edge(m->dag, t->tested->idx, n->idx);
+	if (t->to_model || t->to_source) {
+		t->other = resolve(m, t->to_model, t->to_source, t->to_table);
+		if (!t->other)
+			return place_error(err, &t->to_at, "model '%s' in to: is disabled", t->to_model);
+		if (t->other->type == NODE_MODEL && t->other->mat == MAT_EPHEMERAL)
+			return place_error(err, &t->to_at, "model '%s' is ephemeral: it is never built", t->other->name);
+		if (t->other != t->tested)
+			dag_add_edge(m->dag, t->other->idx, n->idx);
+		if (strcmp(t->other->connection, t->tested->connection) &&
+		    (t->kind == DT_RELATIONSHIPS || t->store_failures))
+			return place_error(err, &t->to_at, "%s joins %s (connection '%s') with %s (connection '%s'): "
+					   "a join needs one connection (equal_row_count without store_failures "
+					   "compares across connections)",
+					   t->kind_name, t->tested->display, t->tested->connection, t->other->display,
+					   t->other->connection);
+	}
+	n->connection = t->tested->connection;
+	n->relation = t->tested->relation;
+	if (t->store_failures)
+		n->schema = t->tested->type == NODE_MODEL ? arena_printf(a, "%s_audit", t->tested->schema)
+							  : arena_printf(a, "%s_audit", m->project->target.schema);
+	return 0;
+}
+
+int datatest_link(struct manifest *m, struct sluice_err *err)
+{
 	size_t i;
 	int rc;
 
+	/* each test is independent: with an error list, all their errors are shown */
 	for (i = 0; i < m->n; i++) {
 		struct node *n = &m->nodes[i];
-		struct datatest *t = n->test;
 		if (n->type != NODE_TEST)
 			continue;
-		if (t->kind == DT_SINGULAR) {
-			if ((rc = link_singular(m, n, err)))
-				return rc;
-			continue;
-		}
-		t->tested = t->model ? manifest_node(m, t->model->name) : resolve(m, NULL, t->source->source_name, t->source->name);
-		if (t->tested->type == NODE_MODEL && t->tested->mat == MAT_EPHEMERAL)
-			return place_error(err, &t->at, "test %s: model '%s' is ephemeral: it is never built, so test the "
-					   "models that read it", t->name, t->tested->name);
-		dag_add_edge(m->dag, t->tested->idx, n->idx);
-		if (t->to_model || t->to_source) {
-			t->other = resolve(m, t->to_model, t->to_source, t->to_table);
-			if (!t->other)
-				return place_error(err, &t->to_at, "model '%s' in to: is disabled", t->to_model);
-			if (t->other->type == NODE_MODEL && t->other->mat == MAT_EPHEMERAL)
-				return place_error(err, &t->to_at, "model '%s' is ephemeral: it is never built", t->other->name);
-			if (t->other != t->tested)
-				dag_add_edge(m->dag, t->other->idx, n->idx);
-			if (strcmp(t->other->connection, t->tested->connection) &&
-			    (t->kind == DT_RELATIONSHIPS || t->store_failures))
-				return place_error(err, &t->to_at, "%s joins %s (connection '%s') with %s (connection '%s'): "
-						   "a join needs one connection (equal_row_count without store_failures "
-						   "compares across connections)",
-						   t->kind_name, t->tested->display, t->tested->connection, t->other->display,
-						   t->other->connection);
-		}
-		n->connection = t->tested->connection;
-		n->relation = t->tested->relation;
-		if (t->store_failures)
-			n->schema = t->tested->type == NODE_MODEL ? arena_printf(a, "%s_audit", t->tested->schema)
-								  : arena_printf(a, "%s_audit", m->project->target.schema);
+		rc = n->test->kind == DT_SINGULAR ? link_singular(m, n, err) : link_generic(m, n, err);
+		if ((rc = err_collect(m->project->errors, err, rc)))
+			return rc;
 	}
 	return 0;
 }
