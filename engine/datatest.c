@@ -1071,8 +1071,12 @@ int datatest_add_nodes(struct manifest *m, const struct datatest_list *list, str
 		if (t->file) {
 			struct singular_ctx s = { m, t, err };
 			if ((rc = tpl_parse(a, t->file->path, t->file->src, t->file->src_len, &n->tpl, err)) ||
-			    (rc = tpl_each_call(n->tpl, "config", singular_config, &s, a)))
-				return rc;
+			    (rc = tpl_each_call(n->tpl, "config", singular_config, &s, a))) {
+				if ((rc = err_collect(m->project->errors, err, rc)))
+					return rc;
+				if (!n->tpl)   /* a test without refs, to check the rest */
+					tpl_parse(a, t->file->path, "", 0, &n->tpl, err);
+			}
 			{
 				struct val none = val_dict_new();
 				struct parse_ctx c;

@@ -24,6 +24,8 @@ models:
   - name: a
     config: [table]
 YML
+mkdir -p tests &&
+printf 'select * from {{ ref("e") }} join {{ ref("zz") }} using (id)\n' >tests/no_orphans.sql
 
 # the errors of the project above, in the order the loader finds them
 BROKEN="models/schema.yml:4:13: config must be a map
@@ -31,13 +33,14 @@ models/staging/d.sql:1:8: unclosed '{{' (expected '}}')
 models/b.sql:2:9: unknown ref 'nope'
 models/b.sql:3:9: unknown ref 'aa' (did you mean 'a'?)
 models/marts/e.sql:1:38: unknown ref 'gone'
-models/staging/c.sql:1:18: unknown source 'lake.missing' (declare it under sources: in a properties file)"
+models/staging/c.sql:1:18: unknown source 'lake.missing' (declare it under sources: in a properties file)
+tests/no_orphans.sql:1:38: unknown ref 'zz'"
 
 t_all_errors() {
 	expect_exit 2 sluice compile || return 1
 	expect_eq "$BROKEN" "$(sed 's/^sluice: error: //' "$T_DIR/out")"
 }
-ok "one run shows every broken ref, source, template and property, each with file:line:col" t_all_errors
+ok "one run shows every broken ref, source, template, property and test, each with file:line:col" t_all_errors
 
 # Every command loads the project the same way.
 t_every_command() {
