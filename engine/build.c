@@ -108,31 +108,6 @@ static enum rel_kind existing_kind(struct build *b, const struct node *n)
 	return v ? (enum rel_kind)((uintptr_t)v - 1) : REL_NONE;
 }
 
-/*
- * A seed or snapshot that node idx reads, that this command does not
- * build now and whose relation is not there: the database would only say
- * "relation does not exist". Ephemeral parents are looked through: their
- * SQL is inlined.
- */
-static const struct node *missing_input(struct build *b, size_t idx)
-{
-	const struct dag *d = b->s->manifest.dag;
-	const struct node *found;
-	size_t k;
-
-	for (k = 0; k < d->nparents[idx]; k++) {
-		size_t p = d->parents[idx][k];
-		if (b->runs[p].kind->flags & KIND_PASS) {
-			if ((found = missing_input(b, p)))
-				return found;
-		} else if (b->todo[p] != EXEC_RUN && own_command(node_at(b, p)) &&
-			   existing_kind(b, node_at(b, p)) == REL_NONE) {
-			return node_at(b, p);
-		}
-	}
-	return NULL;
-}
-
 /* ---- target/ ---- */
 
 /*
@@ -609,6 +584,32 @@ static int slot_used(const struct build *b, size_t slot)
 		    conn_slot_of(&b->s->project, m->nodes[k].connection) == slot)
 			return 1;
 	return 0;
+}
+
+/*
+ * A seed or snapshot that node idx reads, that this command does not
+ * build now and whose relation is not there (on a connection whose
+ * catalog was read): the database would only say "relation does not
+ * exist". Ephemeral parents are looked through: their SQL is inlined.
+ */
+static const struct node *missing_input(struct build *b, size_t idx)
+{
+	const struct dag *d = b->s->manifest.dag;
+	const struct node *found;
+	size_t k;
+
+	for (k = 0; k < d->nparents[idx]; k++) {
+		size_t p = d->parents[idx][k];
+		const struct node *pn = node_at(b, p);
+		if (b->runs[p].kind->flags & KIND_PASS) {
+			if ((found = missing_input(b, p)))
+				return found;
+		} else if (b->todo[p] != EXEC_RUN && own_command(pn) &&
+			   slot_used(b, conn_slot_of(&b->s->project, pn->connection)) && existing_kind(b, pn) == REL_NONE) {
+			return pn;
+		}
+	}
+	return NULL;
 }
 
 int build_prepare_nodes(struct build *b, struct session *s, enum build_mode mode, unsigned what,
