@@ -44,6 +44,7 @@ static void put(const char *rel, const char *text)
 
 static int load_opts(const struct project_opts *o)
 {
+	project_release(&P);   /* a test may load several times */
 	memset(&E, 0, sizeof(E));
 	return project_load(&P, o, &E);
 }
