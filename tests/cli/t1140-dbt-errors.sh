@@ -94,6 +94,12 @@ t_seed_not_built() {
 }
 ok "a ref to a seed or a snapshot never built says which command builds it" t_seed_not_built
 
+t_plan_seed_not_built() {
+	sluice plan -s stg_customers >"$T_DIR/out" 2>&1 || { cat "$T_DIR/out"; return 1; }
+	expect_grep "^error  stg_customers: 'raw_customers' is a seed: run sluice seed" "$T_DIR/out"
+}
+ok "sluice plan says so before anything runs" t_plan_seed_not_built
+
 t_test_seed_not_built() {
 	expect_exit 1 sluice test -s raw_customers || return 1
 	expect_grep "'raw_customers' is a seed: run sluice seed" "$T_DIR/out"
