@@ -63,6 +63,22 @@ t_sixty() {
 }
 ok "60 errors: the first 50, then how many more" t_sixty
 
+# The size of a large dbt project: one run, not hundreds.
+t_large() {
+	new_project large || return 1
+	for i in $(seq 1 1200); do
+		if [ $((i % 4)) = 0 ]; then
+			printf "select * from {{ ref('gone_%d') }}\n" "$i" >"models/m$i.sql" || return 1
+		else
+			printf 'select %d as id\n' "$i" >"models/m$i.sql" || return 1
+		fi
+	done || return 1
+	expect_exit 2 sluice compile || return 1
+	expect_eq 50 "$(grep -c "^sluice: error: models/m[0-9]*\.sql:1:18: unknown ref 'gone_[0-9]*'$" "$T_DIR/out")" &&
+	expect_eq "sluice: error: ... and 250 more errors" "$(tail -n 1 "$T_DIR/out")"
+}
+ok "1,200 models, 300 broken refs: one run shows 50 and counts the 250 more" t_large
+
 t_one_error() {
 	new_project one &&
 	model a "select 1 as id" &&
