@@ -1149,6 +1149,8 @@ static int link_source(void *ud, const struct tpl_call *call)
 		return err_collect(l->m->project->errors, l->err,
 				   place_error(l->err, &at, "source() needs a source name and a table name"));
 	p = resolve(l->m, NULL, call->args[0].u.str.s, call->args[1].u.str.s);
+	if (!p && l->m->project->sources_incomplete)
+		return 0;   /* as in manifest.c: a properties error already reported */
 	if (!p)
 		return err_collect(l->m->project->errors, l->err, place_error(l->err, &at, "unknown source '%s.%s'",
 										 call->args[0].u.str.s, call->args[1].u.str.s));

@@ -195,6 +195,9 @@ static int source_edge(struct build_ctx *b, const struct tpl_call *c)
 	buf_printf(&key, "%s.%s", s, t);
 	src = strmap_get(&b->m->by_source, key.s);
 	buf_release(&key);
+	/* probably declared where a properties error (already reported) stopped the reading */
+	if (!src && b->m->project->sources_incomplete)
+		return 0;
 	if (!src)
 		return call_error(b->err, c, "unknown source '%s.%s' (declare it under sources: in a properties file)", s, t);
 	dag_add_edge(b->m->dag, src->idx, b->node->idx);

@@ -1414,9 +1414,14 @@ static int props_list(struct props_ctx *c, const struct ynode *root, const char 
 	if (n->kind != Y_SEQ)
 		return yaml_error(c->L->err, n, "%s must be a list of entries with name:", key);
 	/* each entry is independent: with an error list, all their errors are shown */
-	for (i = 0; i < n->n; i++)
-		if ((rc = err_collect(c->L->p->errors, c->L->err, fn(c, n->items[i]))))
+	for (i = 0; i < n->n; i++) {
+		if (!(rc = fn(c, n->items[i])))
+			continue;
+		if (!strcmp(key, "sources"))
+			c->L->p->sources_incomplete = 1;
+		if ((rc = err_collect(c->L->p->errors, c->L->err, rc)))
 			return rc;
+	}
 	return 0;
 }
 
@@ -1647,8 +1652,10 @@ static int load_files(struct loader *L)
 		for (i = 0; i < w[k].n && !rc; i++) {
 			if (i && !strcmp(w[k].v[i].rel, w[k].v[i - 1].rel))
 				continue;
-			if (!w[k].v[i].lang)
-				rc = err_collect(p->errors, L->err, props_file(&pc, w[k].v[i].rel));
+			if (w[k].v[i].lang || !(rc = props_file(&pc, w[k].v[i].rel)))
+				continue;
+			p->sources_incomplete = 1;
+			rc = err_collect(p->errors, L->err, rc);
 		}
 	if (!rc)
 		rc = load_test_files(L);

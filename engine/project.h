@@ -126,6 +126,8 @@ struct project {
 	const char *report;              /* `report:` where reports are published, or NULL */
 	struct err_list *errors;         /* project_opts' lists (borrowed): manifest_build adds to errors */
 	struct err_list *warnings;
+	int sources_incomplete;          /* a properties file or a sources: entry had an error (in errors):
+	                                    a source it declares may be missing, so unknown ones are no news */
 	/* private to project.c: name -> struct model *, "source.table" -> struct source_table * */
 	struct strmap model_index, source_index;
 };

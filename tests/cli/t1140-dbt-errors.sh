@@ -79,6 +79,20 @@ t_large() {
 }
 ok "1,200 models, 300 broken refs: one run shows 50 and counts the 250 more" t_large
 
+# A typo in sources.yml hides the sources it declares: the typo is the
+# error, not every source() that reads them.
+t_no_cascade() {
+	new_project cascade &&
+	sources_yml lake orders customers &&
+	printf '    oops\n' >>models/sources.yml &&
+	model a "select * from {{ source('lake', 'orders') }}" &&
+	model b "select * from {{ source('lake', 'customers') }} join {{ ref('nope') }} using (id)" &&
+	expect_exit 2 sluice ls || return 1
+	expect_eq "sluice: error: models/sources.yml:8:1: could not find expected ':' (while scanning a simple key at line 7)
+sluice: error: models/b.sql:1:57: unknown ref 'nope'" "$(cat "$T_DIR/out")"
+}
+ok "a broken properties file is one error, not one per source() it declared" t_no_cascade
+
 t_one_error() {
 	new_project one &&
 	model a "select 1 as id" &&
