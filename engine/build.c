@@ -56,7 +56,16 @@ static int relation_row(void *ud, const struct sluice_row *row)
 	return 0;
 }
 
-/* One catalog query per connection for the schemas this run writes. */
+/* A seed or a snapshot: built by its own command (sluice seed, sluice snapshot), read by others. */
+static int own_command(const struct node *n)
+{
+	return n->model && strcmp(n->model->resource, "model");
+}
+
+/*
+ * One catalog query per connection for the schemas this run writes, and
+ * those of seeds and snapshots, which it may read without building them.
+ */
 static int load_relations(struct build *b, size_t slot, struct sluice_err *err)
 {
 	struct manifest *m = &b->s->manifest;
@@ -69,7 +78,8 @@ static int load_relations(struct build *b, size_t slot, struct sluice_err *err)
 	int rc;
 
 	for (i = 0; i < m->n; i++)
-		if (b->todo[i] == EXEC_RUN && m->nodes[i].schema && conn_slot_of(p, m->nodes[i].connection) == slot &&
+		if ((b->todo[i] == EXEC_RUN || own_command(&m->nodes[i])) && m->nodes[i].schema &&
+		    conn_slot_of(p, m->nodes[i].connection) == slot &&
 		    !strmap_get(&seen, m->nodes[i].schema)) {
 			strmap_put(&seen, m->nodes[i].schema, (void *)1);
 			schemas[n++] = m->nodes[i].schema;
@@ -583,6 +593,32 @@ static int slot_used(const struct build *b, size_t slot)
 	return 0;
 }
 
+/*
+ * A seed or snapshot that node idx reads, that this command does not
+ * build now and whose relation is not there (on a connection whose
+ * catalog was read): the database would only say "relation does not
+ * exist". Ephemeral parents are looked through: their SQL is inlined.
+ */
+static const struct node *missing_input(struct build *b, size_t idx)
+{
+	const struct dag *d = b->s->manifest.dag;
+	const struct node *found;
+	size_t k;
+
+	for (k = 0; k < d->nparents[idx]; k++) {
+		size_t p = d->parents[idx][k];
+		const struct node *pn = node_at(b, p);
+		if (b->runs[p].kind->flags & KIND_PASS) {
+			if ((found = missing_input(b, p)))
+				return found;
+		} else if (b->todo[p] != EXEC_RUN && own_command(pn) &&
+			   slot_used(b, conn_slot_of(&b->s->project, pn->connection)) && existing_kind(b, pn) == REL_NONE) {
+			return pn;
+		}
+	}
+	return NULL;
+}
+
 int build_prepare_nodes(struct build *b, struct session *s, enum build_mode mode, unsigned what,
 			struct sluice_err *err)
 {
@@ -637,13 +673,20 @@ int build_prepare_nodes(struct build *b, struct session *s, enum build_mode mode
 				return rc;
 	for (i = 0; i < m->n; i++) {
 		struct node_run *r = &b->runs[i];
+		const struct node *missing;
 		/* a node that never runs is prepared when chosen, for target/ alone */
 		if (b->todo[i] != EXEC_RUN && !((r->kind->flags & KIND_PASS) && chosen(b, i)))
 			continue;
 		r->compile_started = now_seconds();
 		r->existing = offline ? REL_NONE : existing_kind(b, &m->nodes[i]);
-		if (r->kind->prepare && r->kind->prepare(b, i))
+		if (r->kind->prepare && r->kind->prepare(b, i)) {
 			r->failed_early = 1;
+		} else if (!offline && b->todo[i] == EXEC_RUN && (missing = missing_input(b, i))) {
+			/* its resource type names the command that builds it */
+			err_set(&r->err, SLUICE_EDB, "'%s' is a %s: run sluice %s (%s does not exist)", missing->name,
+				missing->model->resource, missing->model->resource, missing->display);
+			r->failed_early = 1;
+		}
 		r->compile_done = now_seconds();
 	}
 	for (i = 0; i < node_kinds_n; i++)

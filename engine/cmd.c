@@ -63,12 +63,22 @@ int cmd_build_end(struct build *b, const char *which, int rc, const struct sluic
 int cmd_open(int argc, char **argv, const char *const *extra, struct cli *cli, struct session *s)
 {
 	struct sluice_err err = SLUICE_ERR_INIT;
+	int code;
 
 	if (!cli_parse(cli, argc, argv, extra, &err)) {
 		ui_init(cli->log_format);
 		if (!session_open(s, cli, &err))
 			return 0;
+		/* several errors of the project: each on its own line, as the one would be */
+		if (s->errors.total > 1) {
+			ui_list(&s->errors, 0);
+			code = err_exit_code(err.code);
+		} else {
+			code = cmd_fail(&err);
+		}
 		session_close(s);
+		cli_release(cli);
+		return code;
 	}
 	cli_release(cli);
 	return cmd_fail(&err);

@@ -1036,12 +1036,13 @@ int datatest_parse(struct project *p, struct datatest_list *list, struct sluice_
 			return err_set(err, SLUICE_EUSAGE, "sluice.yml: tests: must be a map of settings (+severity: warn, ...)");
 		c.defaults = d;
 	}
+	/* each entry is independent: with an error list, all their errors are shown */
 	for (i = 0; !rc && i < p->nmodels; i++)
-		rc = parse_entry(&c, p->models[i], NULL, p->models[i]->props_node);
+		rc = err_collect(p->errors, err, parse_entry(&c, p->models[i], NULL, p->models[i]->props_node));
 	for (i = 0; !rc && i < p->nsources; i++)
-		rc = parse_entry(&c, NULL, p->sources[i], p->sources[i]->props_node);
+		rc = err_collect(p->errors, err, parse_entry(&c, NULL, p->sources[i], p->sources[i]->props_node));
 	for (i = 0; !rc && i < p->ntest_files; i++)
-		rc = parse_singular(&c, p->test_files[i]);
+		rc = err_collect(p->errors, err, parse_singular(&c, p->test_files[i]));
 	strmap_release(&c.names);
 	return rc;
 }
@@ -1099,8 +1100,12 @@ int datatest_add_nodes(struct manifest *m, const struct datatest_list *list, str
 		if (t->file) {
 			struct singular_ctx s = { m, t, err };
 			if ((rc = tpl_parse(a, t->file->path, t->file->src, t->file->src_len, &n->tpl, err)) ||
-			    (rc = tpl_each_call(n->tpl, "config", singular_config, &s, a)))
-				return rc;
+			    (rc = tpl_each_call(n->tpl, "config", singular_config, &s, a))) {
+				if ((rc = err_collect(m->project->errors, err, rc)))
+					return rc;
+				if (!n->tpl)   /* a test without refs, to check the rest */
+					tpl_parse(a, t->file->path, "", 0, &n->tpl, err);
+			}
 			{
 				struct val none = val_dict_new();
 				struct parse_ctx c;
@@ -1155,10 +1160,10 @@ static int link_ref(void *ud, const struct tpl_call *call)
 	struct node *p;
 
 	if (!arg || arg->kind != V_STR)
-		return place_error(l->err, &at, "ref() needs a model name");
+		return err_collect(l->m->project->errors, l->err, place_error(l->err, &at, "ref() needs a model name"));
 	p = manifest_node(l->m, arg->u.str.s);
 	if (!p)
-		return place_error(l->err, &at, "unknown ref '%s'", arg->u.str.s);
+		return err_collect(l->m->project->errors, l->err, place_error(l->err, &at, "unknown ref '%s'", arg->u.str.s));
 	dag_add_edge(l->m->dag, p->idx, l->n->idx);
 	return 0;
 }
@@ -1170,10 +1175,14 @@ static int link_source(void *ud, const struct tpl_call *call)
 	struct node *p;
 
 	if (call->nargs != 2 || call->args[0].kind != V_STR || call->args[1].kind != V_STR)
-		return place_error(l->err, &at, "source() needs a source name and a table name");
+		return err_collect(l->m->project->errors, l->err,
+				   place_error(l->err, &at, "source() needs a source name and a table name"));
 	p = resolve(l->m, NULL, call->args[0].u.str.s, call->args[1].u.str.s);
+	if (!p && l->m->project->sources_incomplete)
+		return 0;   /* as in manifest.c: a properties error already reported */
 	if (!p)
-		return place_error(l->err, &at, "unknown source '%s.%s'", call->args[0].u.str.s, call->args[1].u.str.s);
+		return err_collect(l->m->project->errors, l->err, place_error(l->err, &at, "unknown source '%s.%s'",
+										 call->args[0].u.str.s, call->args[1].u.str.s));
 	dag_add_edge(l->m->dag, p->idx, l->n->idx);
 	return 0;
 }
@@ -1205,44 +1214,50 @@ static int link_singular(struct manifest *m, struct node *n, struct sluice_err *
 	return 0;
 }
 
-int datatest_link(struct manifest *m, struct sluice_err *err)
+/* A generic test: its tested relation (and the other one, with to:) as parents. */
+static int link_generic(struct manifest *m, struct node *n, struct sluice_err *err)
 {
 	struct arena *a = &m->project->arena;
+	struct datatest *t = n->test;
+
+	/* an ephemeral model is read as its query (manifest_read_sql) */
+	t->tested = t->model ? manifest_node(m, t->model->name) : resolve(m, NULL, t->source->source_name, t->source->name);
+	dag_add_edge(m->dag, t->tested->idx, n->idx);
+	if (t->to_model || t->to_source) {
+		t->other = resolve(m, t->to_model, t->to_source, t->to_table);
+		if (!t->other)
+			return place_error(err, &t->to_at, "model '%s' in to: is disabled", t->to_model);
+		if (t->other != t->tested)
+			dag_add_edge(m->dag, t->other->idx, n->idx);
+		if (strcmp(t->other->connection, t->tested->connection) &&
+		    (t->kind == DT_RELATIONSHIPS || t->store_failures))
+			return place_error(err, &t->to_at, "%s joins %s (connection '%s') with %s (connection '%s'): "
+					   "a join needs one connection (equal_row_count without store_failures "
+					   "compares across connections)",
+					   t->kind_name, t->tested->display, t->tested->connection, t->other->display,
+					   t->other->connection);
+	}
+	n->connection = t->tested->connection;
+	n->relation = t->tested->relation;
+	if (t->store_failures)
+		n->schema = t->tested->type == NODE_MODEL ? arena_printf(a, "%s_audit", t->tested->schema)
+							  : arena_printf(a, "%s_audit", m->project->target.schema);
+	return 0;
+}
+
+int datatest_link(struct manifest *m, struct sluice_err *err)
+{
 	size_t i;
 	int rc;
 
+	/* each test is independent: with an error list, all their errors are shown */
 	for (i = 0; i < m->n; i++) {
 		struct node *n = &m->nodes[i];
-		struct datatest *t = n->test;
 		if (n->type != NODE_TEST)
 			continue;
-		if (t->kind == DT_SINGULAR) {
-			if ((rc = link_singular(m, n, err)))
-				return rc;
-			continue;
-		}
-		/* an ephemeral model is read as its query (manifest_read_sql) */
-		t->tested = t->model ? manifest_node(m, t->model->name) : resolve(m, NULL, t->source->source_name, t->source->name);
-		dag_add_edge(m->dag, t->tested->idx, n->idx);
-		if (t->to_model || t->to_source) {
-			t->other = resolve(m, t->to_model, t->to_source, t->to_table);
-			if (!t->other)
-				return place_error(err, &t->to_at, "model '%s' in to: is disabled", t->to_model);
-			if (t->other != t->tested)
-				dag_add_edge(m->dag, t->other->idx, n->idx);
-			if (strcmp(t->other->connection, t->tested->connection) &&
-			    (t->kind == DT_RELATIONSHIPS || t->store_failures))
-				return place_error(err, &t->to_at, "%s joins %s (connection '%s') with %s (connection '%s'): "
-						   "a join needs one connection (equal_row_count without store_failures "
-						   "compares across connections)",
-						   t->kind_name, t->tested->display, t->tested->connection, t->other->display,
-						   t->other->connection);
-		}
-		n->connection = t->tested->connection;
-		n->relation = t->tested->relation;
-		if (t->store_failures)
-			n->schema = t->tested->type == NODE_MODEL ? arena_printf(a, "%s_audit", t->tested->schema)
-								  : arena_printf(a, "%s_audit", m->project->target.schema);
+		rc = n->test->kind == DT_SINGULAR ? link_singular(m, n, err) : link_generic(m, n, err);
+		if ((rc = err_collect(m->project->errors, err, rc)))
+			return rc;
 	}
 	return 0;
 }

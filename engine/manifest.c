@@ -149,9 +149,8 @@ static int check_shell_ref(struct build_ctx *b, const struct tpl_call *c, const 
 			  "config(relation=true) in %s", parent->name, parent->name, parent->name, parent->model->path);
 }
 
-static int add_ref_edge(void *ud, const struct tpl_call *c)
+static int ref_edge(struct build_ctx *b, const struct tpl_call *c)
 {
-	struct build_ctx *b = ud;
 	const char *name = ref_name(c);
 	struct node *parent;
 
@@ -177,9 +176,16 @@ static int add_ref_edge(void *ud, const struct tpl_call *c)
 	return 0;
 }
 
-static int add_source_edge(void *ud, const struct tpl_call *c)
+/* Each ref() is independent: with an error list, all of a project's bad refs are shown. */
+static int add_ref_edge(void *ud, const struct tpl_call *c)
 {
 	struct build_ctx *b = ud;
+
+	return err_collect(b->m->project->errors, b->err, ref_edge(b, c));
+}
+
+static int source_edge(struct build_ctx *b, const struct tpl_call *c)
+{
 	const char *s = arg_str(c, 0), *t = arg_str(c, 1);
 	struct buf key = BUF_INIT;
 	struct node *src;
@@ -189,10 +195,20 @@ static int add_source_edge(void *ud, const struct tpl_call *c)
 	buf_printf(&key, "%s.%s", s, t);
 	src = strmap_get(&b->m->by_source, key.s);
 	buf_release(&key);
+	/* probably declared where a properties error (already reported) stopped the reading */
+	if (!src && b->m->project->sources_incomplete)
+		return 0;
 	if (!src)
 		return call_error(b->err, c, "unknown source '%s.%s' (declare it under sources: in a properties file)", s, t);
 	dag_add_edge(b->m->dag, src->idx, b->node->idx);
 	return 0;
+}
+
+static int add_source_edge(void *ud, const struct tpl_call *c)
+{
+	struct build_ctx *b = ud;
+
+	return err_collect(b->m->project->errors, b->err, source_edge(b, c));
 }
 
 /* "path:line:col" of the config() call that set key, or the model's path. */
@@ -310,8 +326,11 @@ static int finish_model_node(struct manifest *m, struct node *n, struct sluice_e
 	const char *custom = val_get_str(&n->config, "schema", NULL);
 	int rc;
 
-	if ((rc = set_materialization(a, n, err)))
-		return rc;
+	/* on an error every field is still set: the project's other errors are checked with it */
+	if ((rc = set_materialization(a, n, err))) {
+		n->mat = MAT_VIEW;
+		n->mat_name = mat_names[MAT_VIEW];
+	}
 	n->schema = custom ? arena_printf(a, "%s_%s", p->target.schema, custom) : p->target.schema;
 	/* dbt's snapshots before 1.9 name their schema whole */
 	if (n->mat == MAT_SNAPSHOT && val_get_str(&n->config, "target_schema", NULL))
@@ -320,20 +339,20 @@ static int finish_model_node(struct manifest *m, struct node *n, struct sluice_e
 	n->relation = relation_of(a, n->schema, n->identifier);
 	n->display = arena_printf(a, "%s.%s", n->schema, n->identifier);
 	n->connection = val_get_str(&n->config, "connection", "default");
-	if ((rc = check_connection(p, n->connection, config_place(a, n, "connection"), err)))
-		return rc;
-	if (n->mat == MAT_SHELL) {
+	set_tags(a, n);
+	n->info.tags = n->tags;
+	n->info.ntags = n->ntags;
+	n->info.config = &n->config;
+	if (!rc)
+		rc = check_connection(p, n->connection, config_place(a, n, "connection"), err);
+	if (!rc && n->mat == MAT_SHELL) {
 		struct shell_config sc;
 		if ((rc = shell_config(n, a, &sc, err)))
 			return rc;
 		if (!sc.relation)   /* nothing in the database: name it by its file */
 			n->display = n->model->path;
 	}
-	set_tags(a, n);
-	n->info.tags = n->tags;
-	n->info.ntags = n->ntags;
-	n->info.config = &n->config;
-	return 0;
+	return rc;
 }
 
 struct find_ref {
@@ -428,7 +447,7 @@ int manifest_build(struct manifest *m, struct project *p, struct sluice_err *err
 		struct node *n = &m->nodes[m->n];
 		n->idx = m->n++;
 		init_source_node(m, n, p->sources[i]);
-		if ((rc = check_connection(p, n->connection, n->source->path, err)))
+		if ((rc = err_collect(p->errors, err, check_connection(p, n->connection, n->source->path, err))))
 			return rc;
 	}
 	b.model_names = arena_alloc(a, p->nmodels * sizeof(char *));
@@ -446,10 +465,15 @@ int manifest_build(struct manifest *m, struct project *p, struct sluice_err *err
 		n->info.name = mod->name;
 		n->info.unique_id = mod->unique_id;
 		n->info.path = mod->path;
-		if ((rc = parse_resource(a, mod, &n->tpl, err)))
-			return rc;
+		/* each model is independent: with an error list, all their errors are shown */
+		if ((rc = parse_resource(a, mod, &n->tpl, err))) {
+			if ((rc = err_collect(p->errors, err, rc)))
+				return rc;
+			tpl_parse(a, mod->path, "", 0, &n->tpl, err);   /* a node without refs, to check the rest */
+		}
 		b.node = n;
-		if ((rc = tpl_each_call_nested(n->tpl, "config", apply_config_call, config_inner_call, &b, a)))
+		if ((rc = err_collect(p->errors, err,
+				      tpl_each_call_nested(n->tpl, "config", apply_config_call, config_inner_call, &b, a))))
 			return rc;
 		if (!val_get_bool(&n->config, "enabled", 1)) {
 			strmap_put(&m->disabled, mod->name, mod);
@@ -467,7 +491,7 @@ int manifest_build(struct manifest *m, struct project *p, struct sluice_err *err
 		if (n->type != NODE_MODEL)
 			continue;
 		b.node = n;
-		if ((rc = finish_model_node(m, n, err)))
+		if ((rc = err_collect(p->errors, err, finish_model_node(m, n, err))))
 			return rc;
 		if ((rc = tpl_each_call(n->tpl, "ref", add_ref_edge, &b, a)) ||
 		    (rc = tpl_each_call(n->tpl, "source", add_source_edge, &b, a)))
@@ -478,17 +502,20 @@ int manifest_build(struct manifest *m, struct project *p, struct sluice_err *err
 			for (k = 0; k < dep->u.list.n; k++) {
 				struct node *par = dep->u.list.items[k].kind == V_STR ?
 					strmap_get(&m->by_name, dep->u.list.items[k].u.str.s) : NULL;
-				if (!par)
-					return err_set(err, SLUICE_EUSAGE, "%s: depends_on names unknown model '%s'",
-						       n->model->path, dep->u.list.items[k].kind == V_STR ?
-						       dep->u.list.items[k].u.str.s : "?");
+				if (!par) {
+					err_set(err, SLUICE_EUSAGE, "%s: depends_on names unknown model '%s'", n->model->path,
+						dep->u.list.items[k].kind == V_STR ? dep->u.list.items[k].u.str.s : "?");
+					if ((rc = err_collect(p->errors, err, SLUICE_EUSAGE)))
+						return rc;
+					continue;
+				}
 				dag_add_edge(m->dag, par->idx, n->idx);
 			}
 	}
 	if ((rc = datatest_link(m, err)))
 		return rc;
 	if (dag_check(m->dag, &cycle, &ncycle))
-		return format_cycle(m, cycle, ncycle, err);
+		return err_collect(p->errors, err, format_cycle(m, cycle, ncycle, err));
 	return 0;
 }
 

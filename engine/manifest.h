@@ -63,7 +63,12 @@ struct manifest {
 	struct strmap disabled;        /* private: name -> struct model * of each disabled model */
 };
 
-/* Build; errors are SLUICE_EUSAGE with file:line:col (cycles list the path). */
+/*
+ * Build; errors are SLUICE_EUSAGE with file:line:col (cycles list the path).
+ * With p->errors, the errors of each model, test, ref() and source() are
+ * added there and the build goes on: it returns 0 then, and the caller
+ * checks the list.
+ */
 int manifest_build(struct manifest *m, struct project *p, struct sluice_err *err);
 void manifest_release(struct manifest *m);
 

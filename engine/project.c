@@ -189,16 +189,15 @@ static int read_into_arena(struct arena *a, const char *path, const char **out, 
 }
 
 /* Parse a YAML file; messages name it by `display`. */
-static int load_yaml(struct arena *a, const char *abs, const char *display, struct ynode **root,
-		     struct sluice_err *err)
+static int load_yaml(struct loader *L, struct arena *a, const char *abs, const char *display, struct ynode **root)
 {
 	const char *text;
 	size_t len;
 	int rc;
 
-	if ((rc = read_into_arena(a, abs, &text, &len, err)))
+	if ((rc = read_into_arena(a, abs, &text, &len, L->err)))
 		return rc;
-	return yaml_load_str(a, display, text, len, root, err);
+	return yaml_load_str(a, display, text, len, root, L->p->warnings, L->err);
 }
 
 /* ---- rendering env_var()/var() in YAML values --------------------------- */
@@ -460,7 +459,7 @@ static int load_cli_vars(struct loader *L)
 	L->cli_vars = val_none();
 	if (!s || !*s)
 		return 0;
-	rc = yaml_load_str(&L->tmp, "--vars", s, strlen(s), &root, L->err);
+	rc = yaml_load_str(&L->tmp, "--vars", s, strlen(s), &root, L->p->warnings, L->err);
 	if (rc) {
 		char msg[sizeof(L->err->msg)];
 		const char *m = L->err->msg;
@@ -694,7 +693,7 @@ static int read_sluice_yml(struct loader *L, struct ynode **rootp)
 
 	if ((rc = dbt_project_file(L, &abs)))
 		return rc;
-	if ((rc = load_yaml(&L->tmp, abs, p->file, &root, L->err)))
+	if ((rc = load_yaml(L, &L->tmp, abs, p->file, &root)))
 		return rc;
 	if (!root)
 		return err_set(L->err, SLUICE_EUSAGE, "%s: the file is empty (it needs at least 'name:')", p->file);
@@ -969,7 +968,7 @@ static int load_profiles(struct loader *L)
 		return 0;
 	}
 	display = arena_strdup(&p->arena, display);
-	if ((rc = load_yaml(&L->tmp, abs, display, &r, L->err)))
+	if ((rc = load_yaml(L, &L->tmp, abs, display, &r)))
 		return rc;
 	root = r;
 	if (root && root->kind != Y_MAP)
@@ -1231,6 +1230,7 @@ static int add_resource(struct loader *L, const struct found *f, struct dir_cfg 
 	prev = strmap_put(&p->model_index, m->name, m);
 	if (prev) {
 		const char *what = strcmp(resource, prev->resource) ? "name" : arena_printf(a, "%s name", resource);
+		strmap_put(&p->model_index, m->name, prev);   /* the first one stays */
 		return err_set(L->err, SLUICE_EUSAGE, "duplicate %s '%s': %s and %s", what, m->name, prev->path, m->path);
 	}
 	/* fqn: project, folders below the model path, name */
@@ -1308,11 +1308,11 @@ static int props_model(struct props_ctx *c, const struct ynode *e)
 		return rc;
 	m = strmap_get(&L->p->model_index, name->scalar);
 	if (!m) {
+		/* dbt ignores them with a warning: a model removed, its YAML left behind */
 		const char *s = suggest_model(L->p, name->scalar);
-		if (s)
-			return yaml_error(L->err, name, "properties for unknown model '%s' (did you mean '%s'?)",
-					  name->scalar, s);
-		return yaml_error(L->err, name, "properties for unknown model '%s'", name->scalar);
+		yaml_warn(L->p->warnings, name, "properties for unknown model '%s'%s%s%s: ignored", name->scalar,
+			  s ? " (did you mean '" : "", s ? s : "", s ? "'?)" : "");
+		return 0;
 	}
 	if (m->props_path)
 		return yaml_error(L->err, name, "model '%s' is already described at %s:%d", m->name,
@@ -1413,9 +1413,15 @@ static int props_list(struct props_ctx *c, const struct ynode *root, const char 
 		return 0;
 	if (n->kind != Y_SEQ)
 		return yaml_error(c->L->err, n, "%s must be a list of entries with name:", key);
-	for (i = 0; i < n->n; i++)
-		if ((rc = fn(c, n->items[i])))
+	/* each entry is independent: with an error list, all their errors are shown */
+	for (i = 0; i < n->n; i++) {
+		if (!(rc = fn(c, n->items[i])))
+			continue;
+		if (!strcmp(key, "sources"))
+			c->L->p->sources_incomplete = 1;
+		if ((rc = err_collect(c->L->p->errors, c->L->err, rc)))
 			return rc;
+	}
 	return 0;
 }
 
@@ -1431,7 +1437,7 @@ static int props_file(struct props_ctx *c, const char *rel)
 
 	c->rel = rel;
 	/* In the project arena: data tests read the entries' positions later. */
-	rc = load_yaml(&p->arena, abs, rel, &root, c->L->err);
+	rc = load_yaml(c->L, &p->arena, abs, rel, &root);
 	if (!rc && root && root->kind != Y_MAP)
 		rc = yaml_error(c->L->err, root, "expected a map with version: 2, models: and sources:");
 	if (!rc && root)
@@ -1639,14 +1645,17 @@ static int load_files(struct loader *L)
 				rc = add_resource(L, f, &dc, "seed", NULL, f->src, f->src_len);
 			else
 				rc = dbt_add_snapshots(L, f, &dc);
+			rc = err_collect(p->errors, L->err, rc);
 		}
 	}
 	for (k = 0; k < 3 && !rc; k++)
 		for (i = 0; i < w[k].n && !rc; i++) {
 			if (i && !strcmp(w[k].v[i].rel, w[k].v[i - 1].rel))
 				continue;
-			if (!w[k].v[i].lang)
-				rc = props_file(&pc, w[k].v[i].rel);
+			if (w[k].v[i].lang || !(rc = props_file(&pc, w[k].v[i].rel)))
+				continue;
+			p->sources_incomplete = 1;
+			rc = err_collect(p->errors, L->err, rc);
 		}
 	if (!rc)
 		rc = load_test_files(L);
@@ -1675,6 +1684,8 @@ int project_load(struct project *p, const struct project_opts *o, struct sluice_
 
 	memset(p, 0, sizeof(*p));
 	arena_init(&p->arena);
+	p->errors = o ? o->errors : NULL;
+	p->warnings = o ? o->warnings : NULL;
 	memset(&L, 0, sizeof(L));
 	L.p = p;
 	L.o = o;

@@ -124,6 +124,10 @@ struct project {
 	struct notifier *notifiers;      /* `notifications:` */
 	size_t nnotifiers;
 	const char *report;              /* `report:` where reports are published, or NULL */
+	struct err_list *errors;         /* project_opts' lists (borrowed): manifest_build adds to errors */
+	struct err_list *warnings;
+	int sources_incomplete;          /* a properties file or a sources: entry had an error (in errors):
+	                                    a source it declares may be missing, so unknown ones are no news */
 	/* private to project.c: name -> struct model *, "source.table" -> struct source_table * */
 	struct strmap model_index, source_index;
 };
@@ -134,11 +138,21 @@ struct project_opts {
 	                              ~/.sluice, ~/.dbt */
 	const char *target;        /* default: the profile's target: */
 	const char *vars_json;     /* --vars, a JSON (or YAML flow) object, or NULL */
+	/*
+	 * Where errors of independent parts (a model file, a properties entry,
+	 * a ref) are collected so that one run shows them all; NULL: stop at
+	 * the first. Warnings (a duplicate YAML key, properties of a missing
+	 * model) go to warnings; NULL: not shown. Both are the caller's.
+	 */
+	struct err_list *errors, *warnings;
 };
 
 /*
  * Load everything. Errors name the file and line: "sluice.yml:3:5: ...".
- * Bad project files and usage errors: SLUICE_EUSAGE.
+ * Bad project files and usage errors: SLUICE_EUSAGE. With o->errors, an
+ * error in one model file or properties entry is added there and loading
+ * goes on: 0 is returned and the caller checks the list. What makes going
+ * on meaningless (sluice.yml, profiles.yml) still stops at once.
  */
 int project_load(struct project *p, const struct project_opts *o, struct sluice_err *err);
 void project_release(struct project *p);

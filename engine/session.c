@@ -191,7 +191,8 @@ static void find_schedule(struct session *s)
 
 int session_open(struct session *s, struct cli *cli, struct sluice_err *err)
 {
-	struct project_opts po = { cli->project_dir, cli->profiles_dir, cli->target, cli->vars };
+	struct project_opts po = { cli->project_dir, cli->profiles_dir, cli->target, cli->vars, &s->errors,
+				   &s->warnings };
 	struct manifest *m = &s->manifest;
 	int rc;
 
@@ -207,9 +208,17 @@ int session_open(struct session *s, struct cli *cli, struct sluice_err *err)
 	s->user = s->id.user;
 	/* application_name is at most 63 bytes */
 	snprintf(s->app_name, sizeof(s->app_name), "sluice/%.56s", s->user);
-	if ((rc = project_load(&s->project, &po, err)))
-		return rc;
-	if ((rc = manifest_build(m, &s->project, err)))
+	rc = project_load(&s->project, &po, err);
+	ui_list(&s->warnings, 1);
+	if (!rc)
+		rc = manifest_build(m, &s->project, err);
+	if (rc && s->errors.total)   /* one that stopped the load, after those collected */
+		err_list_add(&s->errors, "%s", err->msg);
+	else if (!rc && s->errors.total > 1)
+		rc = err_set(err, SLUICE_EUSAGE, "%s (and %zu more errors)", s->errors.msg[0], s->errors.total - 1);
+	else if (!rc && s->errors.total)
+		rc = err_set(err, SLUICE_EUSAGE, "%s", s->errors.msg[0]);
+	if (rc)
 		return rc;
 	s->selected = arena_alloc(&s->project.arena, m->n ? m->n : 1);
 	{
@@ -243,6 +252,8 @@ void session_close(struct session *s)
 {
 	audit_close(s->audit);
 	s->audit = NULL;
+	err_list_release(&s->errors);
+	err_list_release(&s->warnings);
 	identity_release(&s->id);
 	manifest_release(&s->manifest);
 	project_release(&s->project);

@@ -45,6 +45,8 @@ struct session {
 	char app_name[64];                 /* application_name: sluice/<user> */
 	double started_at;                 /* epoch seconds */
 	struct audit_log *audit;           /* target/audit.jsonl while run, build or test runs (audit.h), or NULL */
+	struct err_list errors;            /* the project's errors, all of them when session_open failed on them */
+	struct err_list warnings;          /* printed by session_open */
 };
 
 /*
@@ -57,7 +59,12 @@ void cli_release(struct cli *cli);
 
 struct audit_log;
 
-/* Load project and manifest and apply the selection. */
+/*
+ * Load project and manifest and apply the selection. The project's
+ * warnings are printed. Errors of independent parts are all collected
+ * in s->errors (err: the first, and how many more); the caller prints
+ * them (ui_list) before session_close.
+ */
 int session_open(struct session *s, struct cli *cli, struct sluice_err *err);
 void session_close(struct session *s);
 /*

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include "ui.h"
 #include "util/buf.h"
+#include "util/err.h"
 
 static pthread_mutex_t ui_lock = PTHREAD_MUTEX_INITIALIZER;
 static int json_mode, color;
@@ -274,6 +275,17 @@ void ui_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	message("error", stderr, fmt, ap);
 	va_end(ap);
+}
+
+void ui_list(const struct err_list *l, int warnings)
+{
+	void (*say)(const char *, ...) = warnings ? ui_warn : ui_error;
+	size_t i, more = l->total - l->n;
+
+	for (i = 0; i < l->n; i++)
+		say("%s", l->msg[i]);
+	if (more)
+		say("... and %zu more %s%s", more, warnings ? "warning" : "error", more == 1 ? "" : "s");
 }
 
 int ui_flush(void)

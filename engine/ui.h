@@ -29,6 +29,9 @@ void ui_test_summary(int pass, int warn, int fail, int error, int skipped, int r
 void ui_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void ui_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void ui_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+struct err_list;
+/* Each message of l as a warning (or an error), then "... and 12 more warnings" for those not kept. */
+void ui_list(const struct err_list *l, int warnings);
 
 /*
  * A scheduler's line (sluice schedule): at is the scheduler's clock (epoch

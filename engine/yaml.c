@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,7 @@ struct ybuild {
 	struct ynode *root;
 	int have_root;
 	struct sluice_err *err;
+	struct err_list *warnings;
 };
 
 int yaml_error(struct sluice_err *err, const struct ynode *n, const char *fmt, ...)
@@ -54,6 +56,20 @@ int yaml_error(struct sluice_err *err, const struct ynode *n, const char *fmt, .
 		err_set(err, SLUICE_EUSAGE, "%s", msg.s);
 	buf_release(&msg);
 	return SLUICE_EUSAGE;
+}
+
+void yaml_warn(struct err_list *l, const struct ynode *n, const char *fmt, ...)
+{
+	struct buf msg = BUF_INIT;
+	va_list ap;
+
+	if (!l)
+		return;
+	va_start(ap, fmt);
+	buf_vprintf(&msg, fmt, ap);
+	va_end(ap);
+	err_list_add(l, "%s:%d:%d: %s", n->path ? n->path : "<yaml>", n->line, n->col, msg.s);
+	buf_release(&msg);
 }
 
 static int error_at(struct ybuild *b, const yaml_mark_t *m, const char *fmt, ...)
@@ -179,34 +195,39 @@ static long find_key(struct ynode **items, size_t upto, const struct ynode *key)
 	return -1;
 }
 
-/* Duplicate keys are an error at the second one. Big maps use a hash. */
-static int check_duplicates(struct ybuild *b, struct ynode **items, size_t n)
+/*
+ * A duplicate key keeps its last value, in the first key's place, as
+ * PyYAML's dict (and so dbt) reads it; each one is a warning. Big maps
+ * find earlier keys with a hash (of the key's C string, checked whole).
+ */
+static void drop_duplicates(struct ybuild *b, struct frame *f)
 {
 	struct strmap seen = STRMAP_INIT;
-	size_t i;
-	int rc = 0;
+	size_t i, out = 0;
 
-	if (n <= 32) {
-		for (i = 2; i < n; i += 2) {
-			long j = find_key(items, i, items[i]);
-			if (j >= 0 && !is_merge_key(items[i]))
-				return yaml_error(b->err, items[i], "duplicate key '%s' (first at line %d)",
-						  items[i]->scalar, items[j]->line);
+	for (i = 0; i < f->n; i += 2) {
+		struct ynode *k = f->items[i];
+		long j = -1;
+		if (!is_merge_key(k) && f->n <= 64) {
+			j = find_key(f->items, out, k);
+		} else if (!is_merge_key(k)) {
+			uintptr_t at = (uintptr_t)strmap_get(&seen, k->scalar);
+			if (at && key_eq(f->items[at - 1], k))
+				j = (long)at - 1;
+			else if (!at)
+				strmap_put(&seen, k->scalar, (void *)(uintptr_t)(out + 1));
 		}
-		return 0;
-	}
-	for (i = 0; i < n && !rc; i += 2) {
-		struct ynode *prev;
-		if (is_merge_key(items[i]))
+		if (j >= 0) {
+			yaml_warn(b->warnings, k, "duplicate key '%s' (first at line %d): the last value is used",
+				  k->scalar, f->items[j]->line);
+			f->items[j + 1] = f->items[i + 1];
 			continue;
-		/* Keys with a NUL inside compare by their C string here: good enough for a hint. */
-		prev = strmap_put(&seen, items[i]->scalar, items[i]);
-		if (prev)
-			rc = yaml_error(b->err, items[i], "duplicate key '%s' (first at line %d)",
-					items[i]->scalar, prev->line);
+		}
+		f->items[out++] = k;
+		f->items[out++] = f->items[i + 1];
 	}
+	f->n = out;
 	strmap_release(&seen);
-	return rc;
 }
 
 /*
@@ -278,7 +299,8 @@ static int pop_frame(struct ybuild *b)
 	int rc = 0;
 
 	if (n->kind == Y_MAP) {
-		if ((rc = check_duplicates(b, f->items, f->n)) || (rc = expand_merges(b, f)))
+		drop_duplicates(b, f);
+		if ((rc = expand_merges(b, f)))
 			goto out;
 	}
 	n->n = n->kind == Y_MAP ? f->n / 2 : f->n;
@@ -326,7 +348,7 @@ static int on_event(struct ybuild *b, yaml_event_t *ev)
 }
 
 int yaml_load_str(struct arena *a, const char *path, const char *src, size_t len,
-		  struct ynode **root, struct sluice_err *err)
+		  struct ynode **root, struct err_list *warnings, struct sluice_err *err)
 {
 	struct ybuild b;
 	yaml_parser_t ps;
@@ -339,6 +361,7 @@ int yaml_load_str(struct arena *a, const char *path, const char *src, size_t len
 	b.src = src;
 	b.len = len;
 	b.err = err;
+	b.warnings = warnings;
 	*root = NULL;
 	if (!yaml_parser_initialize(&ps))
 		return err_set(err, SLUICE_EIO, "%s: cannot initialise the YAML parser", path);
@@ -369,7 +392,8 @@ int yaml_load_str(struct arena *a, const char *path, const char *src, size_t len
 	return 0;
 }
 
-int yaml_load_file(struct arena *a, const char *path, struct ynode **root, struct sluice_err *err)
+int yaml_load_file(struct arena *a, const char *path, struct ynode **root, struct err_list *warnings,
+		   struct sluice_err *err)
 {
 	struct buf text = BUF_INIT;
 	int rc;
@@ -377,7 +401,7 @@ int yaml_load_file(struct arena *a, const char *path, struct ynode **root, struc
 	*root = NULL;
 	if ((rc = fs_read_file(path, &text, err)))
 		return rc;
-	rc = yaml_load_str(a, path, text.s, text.len, root, err);
+	rc = yaml_load_str(a, path, text.s, text.len, root, warnings, err);
 	buf_release(&text);
 	return rc;
 }

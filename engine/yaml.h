@@ -5,7 +5,8 @@
  * Only the parts of YAML project files use: block and flow maps and
  * sequences, scalars of every style, anchors/aliases (resolved by sharing),
  * YAML 1.1 merge keys (`<<: *defaults`, expanded in place, as PyYAML and so
- * dbt read them). Keys must be scalars; a duplicate key is an error.
+ * dbt read them). Keys must be scalars; a duplicate key keeps its last
+ * value, with a warning (as PyYAML, and so dbt, reads it).
  * Multiple documents: only the first is read.
  */
 #ifndef SLUICE_YAML_H
@@ -31,11 +32,14 @@ struct ynode {
 
 /*
  * Parse a file or a string. An empty document gives *root == NULL and 0.
- * Syntax errors: SLUICE_EUSAGE with "path:line:col: message".
+ * Syntax errors: SLUICE_EUSAGE with "path:line:col: message". Warnings
+ * ("path:line:col: duplicate key ...") are added to warnings, which may
+ * be NULL.
  */
-int yaml_load_file(struct arena *a, const char *path, struct ynode **root, struct sluice_err *err);
+int yaml_load_file(struct arena *a, const char *path, struct ynode **root, struct err_list *warnings,
+		   struct sluice_err *err);
 int yaml_load_str(struct arena *a, const char *path, const char *src, size_t len,
-		  struct ynode **root, struct sluice_err *err);
+		  struct ynode **root, struct err_list *warnings, struct sluice_err *err);
 
 /* Value of key in a map node, or NULL. */
 struct ynode *ymap_get(const struct ynode *map, const char *key);
@@ -44,6 +48,9 @@ struct ynode *ymap_get(const struct ynode *map, const char *key);
 struct val yaml_to_val(struct arena *a, const struct ynode *n);
 /* Error at node: "path:line:col: fmt..." with code SLUICE_EUSAGE. */
 int yaml_error(struct sluice_err *err, const struct ynode *n, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* The same message as a warning, added to l (which may be NULL). */
+void yaml_warn(struct err_list *l, const struct ynode *n, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 #endif

@@ -1,6 +1,7 @@
 /* err.c: filling struct sluice_err; see err.h. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "buf.h"
 #include "err.h"
@@ -45,4 +46,39 @@ int err_exit_code(int code)
 	case SLUICE_ECANCEL: return 130;
 	default: return 1;
 	}
+}
+
+void err_list_add(struct err_list *l, const char *fmt, ...)
+{
+	struct buf b = BUF_INIT;
+	va_list ap;
+
+	if (!l)
+		return;
+	if (l->n < ERR_LIST_KEEP) {
+		va_start(ap, fmt);
+		buf_vprintf(&b, fmt, ap);
+		va_end(ap);
+		l->msg[l->n++] = buf_detach(&b, NULL);
+	}
+	l->total++;
+}
+
+void err_list_release(struct err_list *l)
+{
+	size_t i;
+
+	if (!l)
+		return;
+	for (i = 0; i < l->n; i++)
+		free(l->msg[i]);
+	memset(l, 0, sizeof(*l));
+}
+
+int err_collect(struct err_list *l, const struct sluice_err *e, int rc)
+{
+	if (!rc || !l || rc != SLUICE_EUSAGE)
+		return rc;
+	err_list_add(l, "%s", e->msg);
+	return 0;
 }

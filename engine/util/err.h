@@ -42,4 +42,29 @@ int err_prefix(struct sluice_err *e, const char *fmt, ...)
 /* Exit code a command should use for an error code. */
 int err_exit_code(int code);
 
+/*
+ * Messages collected instead of stopping at the first: the errors of
+ * independent parts of a project (each file, each entry, each ref), or
+ * warnings. Keeps the first ERR_LIST_KEEP messages and counts the rest.
+ * Zero-initialise; err_list_release frees the messages.
+ */
+#define ERR_LIST_KEEP 50
+
+struct err_list {
+	char *msg[ERR_LIST_KEEP];  /* heap, the first n added */
+	size_t n;
+	size_t total;              /* added, kept or not */
+};
+
+/* Add a copy of msg (printf-style). l may be NULL: nothing happens. */
+void err_list_add(struct err_list *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void err_list_release(struct err_list *l);
+
+/*
+ * An error in one independent part: with a list, note e's message in it and
+ * return 0 so that the caller goes on with the next part; without a list,
+ * or for errors that are not the project's (I/O, connections), return rc.
+ */
+int err_collect(struct err_list *l, const struct sluice_err *e, int rc);
+
 #endif

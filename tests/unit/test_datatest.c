@@ -52,7 +52,7 @@ static void project_with(const char *schema_yml)
 
 static int build(void)
 {
-	struct project_opts o = { tmp, NULL, NULL, NULL };
+	struct project_opts o = { tmp, NULL, NULL, NULL, NULL, NULL };
 	int rc;
 
 	memset(&E, 0, sizeof(E));

@@ -28,6 +28,7 @@ static char home[PATH_MAX];      /* an empty $HOME, so ~/.sluice never leaks in 
 static char tmp[PATH_MAX];       /* this test's scratch project */
 static struct project P;
 static struct sluice_err E;
+static struct err_list W, L;     /* the warnings and errors of load_lists */
 
 /* ---- helpers ---------------------------------------------------------------- */
 
@@ -43,13 +44,14 @@ static void put(const char *rel, const char *text)
 
 static int load_opts(const struct project_opts *o)
 {
+	project_release(&P);   /* a test may load several times */
 	memset(&E, 0, sizeof(E));
 	return project_load(&P, o, &E);
 }
 
 static int load_dir(const char *dir)
 {
-	struct project_opts o = { dir, NULL, NULL, NULL };
+	struct project_opts o = { dir, NULL, NULL, NULL, NULL, NULL };
 
 	return load_opts(&o);
 }
@@ -69,6 +71,26 @@ static const char *load_err(void)
 		fail_msg("expected an error, the project loaded");
 	assert_int_equal(rc, SLUICE_EUSAGE);
 	return E.msg;
+}
+
+/* Load the scratch project collecting warnings in W and errors in L; returns project_load's code. */
+static int load_lists(void)
+{
+	struct project_opts o = { tmp, NULL, NULL, NULL, &L, &W };
+
+	err_list_release(&W);
+	err_list_release(&L);
+	return load_opts(&o);
+}
+
+/* Load the scratch project; it loads with one warning: return it. */
+static const char *load_warn(void)
+{
+	if (load_lists())
+		fail_msg("load failed: %s", E.msg);
+	assert_int_equal(L.total, 0);
+	assert_int_equal(W.total, 1);
+	return W.msg[0];
 }
 
 static void assert_tags(const struct val *cfg, const char *want)
@@ -112,6 +134,8 @@ static int teardown(void **state)
 
 	(void)state;
 	project_release(&P);
+	err_list_release(&W);
+	err_list_release(&L);
 	fs_remove_tree(tmp, &err);
 	return 0;
 }
@@ -252,7 +276,8 @@ static void test_sluice_yml_yaml_errors(void **state)
 {
 	(void)state;
 	put("sluice.yml", "name: demo\nvars:\n  a: 1\n  a: 2\n");
-	assert_string_equal(load_err(), "sluice.yml:4:3: duplicate key 'a' (first at line 3)");
+	assert_string_equal(load_warn(), "sluice.yml:4:3: duplicate key 'a' (first at line 3): the last value is used");
+	assert_int_equal(val_get(&P.vars, "a")->u.num, 2);
 	put("sluice.yml", "name: demo\nmodel-paths: [models\n");
 	assert_string_equal(load_err(),
 			    "sluice.yml:3:1: did not find expected ',' or ']' (while parsing a flow sequence at line 2)");
@@ -484,7 +509,7 @@ static void test_fixture_profile(void **state)
 
 static void test_fixture_target_from_env_and_option(void **state)
 {
-	struct project_opts o = { NULL, NULL, "dev", NULL };
+	struct project_opts o = { NULL, NULL, "dev", NULL, NULL, NULL };
 
 	(void)state;
 	setenv("SLUICE_TEST_TARGET", "ci", 1);
@@ -579,11 +604,13 @@ static void test_properties_for_unknown_model(void **state)
 	put("sluice.yml", "name: demo\n");
 	put("models/stg_orders.sql", "select 1");
 	put("models/customers.sql", "select 1");
-	put("models/schema.yml", "version: 2\nmodels:\n  - name: customers\n  - name: stg_order\n");
-	assert_string_equal(load_err(),
-			    "models/schema.yml:4:11: properties for unknown model 'stg_order' (did you mean 'stg_orders'?)");
+	/* a warning, as in dbt: a model removed, its YAML left behind */
+	put("models/schema.yml", "version: 2\nmodels:\n  - name: customers\n    description: kept\n  - name: stg_order\n");
+	assert_string_equal(load_warn(),
+			    "models/schema.yml:5:11: properties for unknown model 'stg_order' (did you mean 'stg_orders'?): ignored");
+	assert_string_equal(project_find_model(&P, "customers")->description, "kept");
 	put("models/schema.yml", "version: 2\nmodels:\n  - name: zzzzzz\n");
-	assert_string_equal(load_err(), "models/schema.yml:3:11: properties for unknown model 'zzzzzz'");
+	assert_string_equal(load_warn(), "models/schema.yml:3:11: properties for unknown model 'zzzzzz': ignored");
 }
 
 static void test_model_described_twice(void **state)
@@ -654,6 +681,34 @@ static void test_duplicate_model_name(void **state)
 	assert_int_equal(P.nmodels, 1);
 }
 
+/* With an error list, every model file and properties entry is checked: one load shows them all. */
+static void test_errors_collected(void **state)
+{
+	(void)state;
+	put("sluice.yml", "name: demo\n");
+	put("models/a/x.sql", "select 1");
+	put("models/b/x.sql", "select 2");
+	put("models/m.sql", "select 3");
+	put("models/a.yml", "models:\n  - description: no name\n  - name: m\n    config: [table]\n"
+	    "  - name: x\n    description: fine\n");
+	put("models/b.yml", "models:\n  - name: m\n  bad\n");
+	assert_int_equal(load_lists(), 0);
+	assert_int_equal(L.total, 4);
+	assert_string_equal(L.msg[0], "duplicate model name 'x': models/a/x.sql and models/b/x.sql");
+	assert_string_equal(L.msg[1], "models/a.yml:2:5: model entry needs a name");
+	assert_string_equal(L.msg[2], "models/a.yml:4:13: config must be a map");
+	assert_string_equal(L.msg[3], "models/b.yml:4:1: could not find expected ':' (while scanning a simple key at line 3)");
+	/* the first of two files stays, and entries after a bad one are read */
+	assert_string_equal(project_find_model(&P, "x")->path, "models/a/x.sql");
+	assert_string_equal(project_find_model(&P, "x")->description, "fine");
+	/* what makes going on meaningless still stops at once */
+	put("sluice.yml", "name: demo\nmodel-paths: [models\n");
+	assert_int_equal(load_lists(), SLUICE_EUSAGE);
+	assert_int_equal(L.total, 0);
+	err_list_release(&W);
+	err_list_release(&L);
+}
+
 /* ---- profiles ---------------------------------------------------------------------------- */
 
 static void put_profile(const char *rel, const char *target_name)
@@ -668,7 +723,7 @@ static void put_profile(const char *rel, const char *target_name)
 static void test_profiles_search_order(void **state)
 {
 	char envdir[PATH_MAX + 8], optdir[PATH_MAX + 8], homedir[PATH_MAX + 8];
-	struct project_opts o = { tmp, NULL, NULL, NULL };
+	struct project_opts o = { tmp, NULL, NULL, NULL, NULL, NULL };
 
 	(void)state;
 	put("sluice.yml", "name: demo\n");
@@ -795,7 +850,7 @@ static void test_env_var_rendering(void **state)
 
 static void test_vars_global_scoped_and_cli(void **state)
 {
-	struct project_opts o = { tmp, NULL, NULL, "{\"c\": \"cli\", \"n\": 5, \"q\": \"5\"}" };
+	struct project_opts o = { tmp, NULL, NULL, "{\"c\": \"cli\", \"n\": 5, \"q\": \"5\"}", NULL, NULL };
 
 	(void)state;
 	put("sluice.yml",
@@ -830,7 +885,7 @@ static void test_vars_global_scoped_and_cli(void **state)
 
 static void test_cli_vars_errors(void **state)
 {
-	struct project_opts o = { tmp, NULL, NULL, "{a: [1, 2}" };
+	struct project_opts o = { tmp, NULL, NULL, "{a: [1, 2}", NULL, NULL };
 
 	(void)state;
 	put("sluice.yml", "name: demo\n");
@@ -839,9 +894,9 @@ static void test_cli_vars_errors(void **state)
 	o.vars_json = "[1, 2]";
 	assert_int_equal(load_opts(&o), SLUICE_EUSAGE);
 	assert_string_equal(E.msg, "--vars: 1:1: expected a map like '{key: value}'");
-	o.vars_json = "{a: 1, a: 2}";
-	assert_int_equal(load_opts(&o), SLUICE_EUSAGE);
-	assert_string_equal(E.msg, "--vars: 1:8: duplicate key 'a' (first at line 1)");
+	o.vars_json = "{a: 1, a: 2}";   /* as in a YAML file: the last value wins */
+	assert_int_equal(load_opts(&o), 0);
+	assert_int_equal(val_get(&P.vars, "a")->u.num, 2);
 	o.vars_json = "key: value";   /* block YAML is fine too */
 	assert_int_equal(load_opts(&o), 0);
 	assert_string_equal(val_get_str(&P.vars, "key", NULL), "value");
@@ -1071,6 +1126,7 @@ int main(void)
 		T(test_property_shape_errors),
 		T(test_duplicate_source_table),
 		T(test_duplicate_model_name),
+		T(test_errors_collected),
 		T(test_profiles_search_order),
 		T(test_profile_errors),
 		T(test_env_var_rendering),

@@ -28,7 +28,7 @@ static struct ynode *parse_ok(const char *src)
 {
 	struct sluice_err err = SLUICE_ERR_INIT;
 	struct ynode *root = NULL;
-	int rc = yaml_load_str(&A, "t.yml", src, strlen(src), &root, &err);
+	int rc = yaml_load_str(&A, "t.yml", src, strlen(src), &root, NULL, &err);
 
 	if (rc)
 		fail_msg("unexpected error: %s", err.msg);
@@ -42,7 +42,7 @@ static const char *parse_err(const char *src)
 	struct ynode *root;
 
 	memset(&err, 0, sizeof(err));
-	if (!yaml_load_str(&A, "t.yml", src, strlen(src), &root, &err))
+	if (!yaml_load_str(&A, "t.yml", src, strlen(src), &root, NULL, &err))
 		return "";
 	assert_int_equal(err.code, SLUICE_EUSAGE);
 	return err.msg;
@@ -226,21 +226,49 @@ static void test_merge_keys(void **state)
 	assert_num_val(*val_get(&v, "<<"), 1);
 }
 
+/* src parses; its one warning is want, and the map's value at key is the last one given. */
+static struct val parse_warns(const char *src, const char *want)
+{
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct err_list warnings = { { NULL }, 0, 0 };
+	struct ynode *root = NULL;
+	struct val v;
+
+	if (yaml_load_str(&A, "t.yml", src, strlen(src), &root, &warnings, &err))
+		fail_msg("unexpected error: %s", err.msg);
+	assert_int_equal(warnings.total, 1);
+	assert_string_equal(warnings.msg[0], want);
+	err_list_release(&warnings);
+	v = yaml_to_val(&A, root);
+	return v;
+}
+
 static void test_duplicate_keys(void **state)
 {
 	struct buf big = BUF_INIT;
+	struct val v;
 	int i;
 
 	(void)state;
-	assert_string_equal(parse_err("a: 1\nb: 2\na: 3\n"), "t.yml:3:1: duplicate key 'a' (first at line 1)");
-	assert_string_equal(parse_err("outer:\n  x: 1\n  x: 2\n"), "t.yml:3:3: duplicate key 'x' (first at line 2)");
-	assert_string_equal(parse_err("m: {k: 1, k: 2}\n"), "t.yml:1:11: duplicate key 'k' (first at line 1)");
+	/* the last value wins, in the first key's place, as PyYAML (so dbt) reads it */
+	v = parse_warns("a: 1\nb: 2\na: 3\n", "t.yml:3:1: duplicate key 'a' (first at line 1): the last value is used");
+	assert_num_val(*val_get(&v, "a"), 3);
+	assert_int_equal(v.u.dict.n, 2);
+	assert_string_equal(v.u.dict.keys[0], "a");
+	v = parse_warns("outer:\n  x: 1\n  x: 2\n", "t.yml:3:3: duplicate key 'x' (first at line 2): the last value is used");
+	assert_num_val(*val_get(val_get(&v, "outer"), "x"), 2);
+	v = parse_warns("m: {k: 1, k: 2}\n", "t.yml:1:11: duplicate key 'k' (first at line 1): the last value is used");
+	assert_num_val(*val_get(val_get(&v, "m"), "k"), 2);
 	/* big maps take another path */
 	for (i = 0; i < 100; i++)
 		buf_printf(&big, "k%d: %d\n", i, i);
 	buf_puts(&big, "k42: again\n");
-	assert_string_equal(parse_err(big.s), "t.yml:101:1: duplicate key 'k42' (first at line 43)");
+	v = parse_warns(big.s, "t.yml:101:1: duplicate key 'k42' (first at line 43): the last value is used");
+	assert_str_val(*val_get(&v, "k42"), "again");
+	assert_int_equal(v.u.dict.n, 100);
 	buf_release(&big);
+	/* without a list, the warning is not kept and the value is the same */
+	assert_string_equal(parse_err("a: 1\na: 2\n"), "");
 	/* same text under different parents is fine */
 	assert_string_equal(parse_err("a: {x: 1}\nb: {x: 2}\n"), "");
 }
@@ -267,7 +295,7 @@ static void test_empty_documents(void **state)
 	struct ynode *root = (struct ynode *)&err;
 
 	(void)state;
-	assert_int_equal(yaml_load_str(&A, "t.yml", "", 0, &root, &err), 0);
+	assert_int_equal(yaml_load_str(&A, "t.yml", "", 0, &root, NULL, &err), 0);
 	assert_null(root);
 	assert_null(parse_ok("# only a comment\n"));
 	assert_null(parse_ok("---\n"));
@@ -297,11 +325,11 @@ static void test_load_file(void **state)
 	f = fdopen(fd, "w");
 	fputs("x: 1\ny: [\n", f);
 	fclose(f);
-	assert_int_equal(yaml_load_file(&A, path, &root, &err), SLUICE_EUSAGE);
+	assert_int_equal(yaml_load_file(&A, path, &root, NULL, &err), SLUICE_EUSAGE);
 	assert_true(strncmp(err.msg, path, strlen(path)) == 0);
 	assert_string_equal(err.msg + strlen(path), ":3:1: did not find expected node content (while parsing a flow node)");
 	remove(path);
-	assert_int_equal(yaml_load_file(&A, path, &root, &err), SLUICE_EIO);
+	assert_int_equal(yaml_load_file(&A, path, &root, NULL, &err), SLUICE_EIO);
 	assert_non_null(strstr(err.msg, "No such file"));
 }
 
