@@ -211,6 +211,8 @@ static int add_source_edge(void *ud, const struct tpl_call *c)
 	return err_collect(b->m->project->errors, b->err, source_edge(b, c));
 }
 
+static int node_template(struct arena *a, const struct node *n, struct tpl **out, struct sluice_err *err);
+
 /* "path:line:col" of the config() call that set key, or the model's path. */
 static const char *config_place(struct arena *a, const struct node *n, const char *key)
 {
@@ -382,8 +384,14 @@ static int format_cycle(struct manifest *m, size_t *cycle, size_t ncycle, struct
 
 	for (i = 0; i < ncycle; i++)
 		buf_printf(&b, "%s%s", i ? " -> " : "", m->nodes[cycle[i]].name);
-	if (to->tpl)
-		tpl_each_call(to->tpl, "ref", find_ref_call, &f, &m->project->arena);
+	if (to->tpl || to->model) {
+		struct sluice_err ignored = SLUICE_ERR_INIT;
+		struct arena tmp = ARENA_INIT;
+		struct tpl *t;
+		if (!node_template(&tmp, to, &t, &ignored))
+			tpl_each_call(t, "ref", find_ref_call, &f, &tmp);
+		arena_release(&tmp);
+	}
 	if (f.line)
 		buf_printf(&place, "%s:%d:%d: ", to->model->path, f.line, f.col);
 	else if (to->model)
@@ -429,11 +437,29 @@ static int parse_resource(struct arena *a, const struct model *mod, struct tpl *
 	return tpl_parse(a, mod->path, text, strlen(text), out, err);
 }
 
+/*
+ * A node's template. A model's is parsed again each time it is needed, in
+ * the caller's arena: a parsed template is several times its source, and
+ * 10,000 of them held for a whole run were most of its memory. Singular
+ * tests keep theirs (n->tpl, datatest.c).
+ */
+static int node_template(struct arena *a, const struct node *n, struct tpl **out, struct sluice_err *err)
+{
+	if (n->tpl) {
+		*out = n->tpl;
+		return 0;
+	}
+	return parse_resource(a, n->model, out, err);
+}
+
 int manifest_build(struct manifest *m, struct project *p, struct sluice_err *err)
 {
 	struct arena *a = &p->arena;
 	struct build_ctx b = { m, NULL, err, NULL, 0 };
+	struct arena tmp = ARENA_INIT;   /* a model's template, while its config and refs are read */
+	struct sluice_err ignored = SLUICE_ERR_INIT;
 	struct datatest_list tests;
+	struct tpl *t;
 	size_t i, k, *cycle, ncycle;
 	int rc;
 
@@ -466,14 +492,14 @@ int manifest_build(struct manifest *m, struct project *p, struct sluice_err *err
 		n->info.unique_id = mod->unique_id;
 		n->info.path = mod->path;
 		/* each model is independent: with an error list, all their errors are shown */
-		if ((rc = parse_resource(a, mod, &n->tpl, err))) {
-			if ((rc = err_collect(p->errors, err, rc)))
-				return rc;
-			tpl_parse(a, mod->path, "", 0, &n->tpl, err);   /* a node without refs, to check the rest */
-		}
 		b.node = n;
-		if ((rc = err_collect(p->errors, err,
-				      tpl_each_call_nested(n->tpl, "config", apply_config_call, config_inner_call, &b, a))))
+		if ((rc = parse_resource(&tmp, mod, &t, err)))
+			rc = err_collect(p->errors, err, rc);   /* checked as a node without refs */
+		else
+			rc = err_collect(p->errors, err,
+					 tpl_each_call_nested(t, "config", apply_config_call, config_inner_call, &b, &tmp));
+		arena_release(&tmp);
+		if (rc)
 			return rc;
 		if (!val_get_bool(&n->config, "enabled", 1)) {
 			strmap_put(&m->disabled, mod->name, mod);
@@ -493,8 +519,12 @@ int manifest_build(struct manifest *m, struct project *p, struct sluice_err *err
 		b.node = n;
 		if ((rc = err_collect(p->errors, err, finish_model_node(m, n, err))))
 			return rc;
-		if ((rc = tpl_each_call(n->tpl, "ref", add_ref_edge, &b, a)) ||
-		    (rc = tpl_each_call(n->tpl, "source", add_source_edge, &b, a)))
+		/* a template that does not parse was reported above */
+		if (!parse_resource(&tmp, n->model, &t, &ignored) &&
+		    !(rc = tpl_each_call(t, "ref", add_ref_edge, &b, &tmp)))
+			rc = tpl_each_call(t, "source", add_source_edge, &b, &tmp);
+		arena_release(&tmp);
+		if (rc)
 			return rc;
 		/* depends_on=['x'] in config: ordering without a ref in the SQL */
 		const struct val *dep = val_get(&n->config, "depends_on");
@@ -696,8 +726,11 @@ static int render_node_sql(struct render_ctx *r, const struct node *n, struct bu
 			   struct sluice_err *err)
 {
 	struct tpl_host host = { r, host_call, host_lookup };
-	int rc = tpl_render(n->tpl, &host, r->scratch, out, err);
+	struct tpl *t;
+	int rc = node_template(r->scratch, n, &t, err);
 
+	if (!rc)
+		rc = tpl_render(t, &host, r->scratch, out, err);
 	if (!rc && n->mat != MAT_SHELL)
 		strip_trailing_semicolons(out);
 	return rc;
