@@ -62,6 +62,25 @@ struct val json_to_val(struct arena *a, const json_t *j)
 	}
 }
 
+struct val json_drain_to_val(struct arena *a, json_t *obj)
+{
+	struct val v;
+	const char *key;
+	json_t *item;
+	void *next;
+	size_t i = 0;
+
+	if (!json_is_object(obj))
+		return json_to_val(a, obj);
+	v = val_dict_of(a, json_object_size(obj));
+	json_object_foreach_safe(obj, next, key, item) {
+		v.u.dict.keys[i] = arena_strdup(a, key);
+		v.u.dict.vals[i++] = json_to_val(a, item);
+		json_object_del(obj, v.u.dict.keys[i - 1]);
+	}
+	return v;
+}
+
 int json_parse_val(struct arena *a, const char *what, const char *text, struct val *out,
 		   struct sluice_err *err)
 {

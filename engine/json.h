@@ -12,6 +12,12 @@
 
 json_t *json_from_val_new(const struct val *v);
 struct val json_to_val(struct arena *a, const json_t *j);
+/*
+ * The same for an object the caller owns and no longer needs: each member
+ * is removed (and freed, unless shared) once converted, so the two forms
+ * of 10,000 state records are never held whole at once. obj is left empty.
+ */
+struct val json_drain_to_val(struct arena *a, json_t *obj);
 /* Parse JSON text into a value; errors: SLUICE_EUSAGE "what: line:col: msg". */
 int json_parse_val(struct arena *a, const char *what, const char *text, struct val *out,
 		   struct sluice_err *err);

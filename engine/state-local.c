@@ -294,7 +294,7 @@ static int local_load(struct state *st, struct arena *a, struct val *records, st
 
 	if (rc)
 		return rc;
-	*records = json_to_val(a, recs);
+	*records = json_drain_to_val(a, recs);
 	json_decref(recs);
 	return 0;
 }
