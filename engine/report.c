@@ -230,45 +230,64 @@ static void index_section(const json_t *section, json_t *list, json_t *index)
 	}
 }
 
-/* The document the page draws: {meta, nodes[], sources[], history}. */
-static json_t *report_data_new(const char *target_dir, const json_t *rr, const json_t *manifest, const json_t *history)
+/*
+ * What the page's nodes are made of: the manifest's entries in order
+ * (nodes[] indexes), and the results by unique_id. Each entry goes once
+ * its node is written, so a 10,000-node page is never held whole.
+ */
+struct report_in {
+	const char *target_dir;
+	json_t *mnodes, *index, *byid;
+	double t0;
+};
+
+static void report_in_init(struct report_in *in, const char *target_dir, const json_t *rr, const json_t *manifest)
 {
-	json_t *data = json_object(), *meta, *nodes = json_array(), *mnodes = json_array(), *index = json_object();
-	json_t *byid = json_object(), *r, *mn;
 	const json_t *results = json_object_get(rr, "results");
-	double t0 = run_start(results);
+	json_t *r;
 	size_t i;
 
-	meta = json_deep_copy(json_object_get(rr, "metadata"));
+	in->target_dir = target_dir;
+	in->mnodes = json_array();
+	in->index = json_object();
+	in->byid = json_object();
+	in->t0 = run_start(results);
+	json_array_foreach(results, i, r)
+		json_object_set(in->byid, json_string_value(json_object_get(r, "unique_id")), r);
+	index_section(json_object_get(manifest, "nodes"), in->mnodes, in->index);
+	index_section(json_object_get(manifest, "sources"), in->mnodes, in->index);
+	/* results the manifest does not know (e.g. one written by a newer run) still show */
+	json_array_foreach(results, i, r)
+		if (!json_object_get(in->index, json_string_value(json_object_get(r, "unique_id")))) {
+			json_t *stub = json_pack("{s:O,s:O,s:s}", "unique_id", json_object_get(r, "unique_id"), "name",
+						 json_object_get(r, "unique_id"), "resource_type", "model");
+			json_object_set_new(in->index, json_string_value(json_object_get(r, "unique_id")),
+					    json_integer((json_int_t)json_array_size(in->mnodes)));
+			json_array_append_new(in->mnodes, stub);
+		}
+}
+
+static void report_in_release(struct report_in *in)
+{
+	json_decref(in->mnodes);
+	json_decref(in->index);
+	json_decref(in->byid);
+}
+
+/* The page's document but its nodes: {meta, sources, history}. */
+static json_t *report_head_new(const struct report_in *in, const json_t *rr, const json_t *history)
+{
+	json_t *head = json_object(), *meta = json_deep_copy(json_object_get(rr, "metadata"));
+
 	if (!meta)
 		meta = json_object();
 	set_if(meta, "elapsed_time", json_object_get(rr, "elapsed_time"));
 	set_if(meta, "args", json_object_get(rr, "args"));
-	json_object_set_new(meta, "timeline_start", json_real(t0));
-	json_object_set_new(data, "meta", meta);
-	json_array_foreach(results, i, r)
-		json_object_set(byid, json_string_value(json_object_get(r, "unique_id")), r);
-	index_section(json_object_get(manifest, "nodes"), mnodes, index);
-	index_section(json_object_get(manifest, "sources"), mnodes, index);
-	/* results the manifest does not know (e.g. one written by a newer run) still show */
-	json_array_foreach(results, i, r)
-		if (!json_object_get(index, json_string_value(json_object_get(r, "unique_id")))) {
-			json_t *stub = json_pack("{s:O,s:O,s:s}", "unique_id", json_object_get(r, "unique_id"), "name",
-						 json_object_get(r, "unique_id"), "resource_type", "model");
-			json_object_set_new(index, json_string_value(json_object_get(r, "unique_id")),
-					    json_integer((json_int_t)json_array_size(mnodes)));
-			json_array_append_new(mnodes, stub);
-		}
-	json_array_foreach(mnodes, i, mn)
-		json_array_append_new(nodes, node_new(target_dir, mn, json_object_get(byid, json_string_value(
-									json_object_get(mn, "unique_id"))), index, t0));
-	json_object_set_new(data, "nodes", nodes);
-	json_object_set(data, "sources", json_object_get(rr, "sources") ? json_object_get(rr, "sources") : json_null());
-	json_object_set(data, "history", history ? json_object_get(history, "runs") : json_null());
-	json_decref(mnodes);
-	json_decref(index);
-	json_decref(byid);
-	return data;
+	json_object_set_new(meta, "timeline_start", json_real(in->t0));
+	json_object_set_new(head, "meta", meta);
+	json_object_set(head, "sources", json_object_get(rr, "sources") ? json_object_get(rr, "sources") : json_null());
+	json_object_set(head, "history", history ? json_object_get(history, "runs") : json_null());
+	return head;
 }
 
 /* json_dump_callback's sink: every '<' becomes \u003c, so no text in the data can end the script. */
@@ -286,29 +305,62 @@ static int page_json(const char *s, size_t n, void *ud)
 	return fs_atomic_write(f, s + from, n - from) ? -1 : 0;
 }
 
-/* The page with the run's data in it, written as it is made: the JSON is never held whole. */
-static int report_render(const json_t *data, const char *path, struct sluice_err *err)
+static int page_value(struct fs_atomic *f, const json_t *v)
+{
+	return !json_dump_callback(v, page_json, f, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+/*
+ * The page with the run's data in it, written as it is made: the head's
+ * keys, then "nodes", one node at a time, each dropped with what it was
+ * made of once written.
+ */
+static int report_render(const json_t *head, struct report_in *in, const char *path, struct sluice_err *err)
 {
 	const char *mark = strstr(report_page, REPORT_DATA_MARK);
 	static const char open_tag[] = "<script type=\"application/json\" id=\"sluice-data\">";
+	const char *key;
+	json_t *v;
 	struct fs_atomic f;
-	int ok;
+	size_t i;
+	int ok = 1;
 
 	if (fs_atomic_open(&f, path, err))
 		return f.rc;
 	fs_atomic_write(&f, report_page, (size_t)(mark - report_page));
 	fs_atomic_write(&f, open_tag, strlen(open_tag));
-	ok = !json_dump_callback(data, page_json, &f, JSON_COMPACT);
+	fs_atomic_write(&f, "{", 1);
+	json_object_foreach((json_t *)head, key, v) {
+		fs_atomic_write(&f, "\"", 1);
+		fs_atomic_write(&f, key, strlen(key));   /* meta, sources, history */
+		fs_atomic_write(&f, "\":", 2);
+		ok = ok && page_value(&f, v);
+		fs_atomic_write(&f, ",", 1);
+	}
+	fs_atomic_write(&f, "\"nodes\":[", 9);
+	for (i = 0; ok && i < json_array_size(in->mnodes); i++) {
+		json_t *mn = json_array_get(in->mnodes, i);
+		const char *id = json_string_value(json_object_get(mn, "unique_id"));
+		json_t *node = node_new(in->target_dir, mn, json_object_get(in->byid, id), in->index, in->t0);
+		if (i)
+			fs_atomic_write(&f, ",", 1);
+		ok = page_value(&f, node);
+		json_decref(node);
+		if (id)
+			json_object_del(in->byid, id);
+		json_array_set_new(in->mnodes, i, json_null());
+	}
+	fs_atomic_write(&f, "]}</script>", 11);
 	if (!ok && !f.rc)
 		err_set(err, SLUICE_EIO, "report: cannot serialise the run's data");
-	fs_atomic_write(&f, "</script>", 9);
 	fs_atomic_write(&f, mark + strlen(REPORT_DATA_MARK), strlen(mark + strlen(REPORT_DATA_MARK)));
 	return fs_atomic_close(&f, ok) ? (err->code ? err->code : SLUICE_EIO) : 0;
 }
 
 int report_write(const char *target_dir, struct sluice_err *err)
 {
-	json_t *rr, *manifest, *history, *data;
+	json_t *rr, *manifest, *history, *head;
+	struct report_in in;
 	char path[PATH_MAX];
 	int rc;
 
@@ -316,14 +368,16 @@ int report_write(const char *target_dir, struct sluice_err *err)
 		return err_prefix(err, "report");
 	manifest = load_artifact(target_dir, "manifest.json", 0, err);
 	history = load_artifact(target_dir, "history.json", 0, err);
-	data = report_data_new(target_dir, rr, manifest, history);
-	/* the page needs only what data holds: the artifacts' trees can go first */
+	report_in_init(&in, target_dir, rr, manifest);
+	head = report_head_new(&in, rr, history);
+	/* from here the entries are held by in alone, and freed as they are written */
 	json_decref(history);
 	json_decref(manifest);
 	json_decref(rr);
 	snprintf(path, sizeof(path), "%s/report.html", target_dir);
-	rc = report_render(data, path, err);
-	json_decref(data);
+	rc = report_render(head, &in, path, err);
+	json_decref(head);
+	report_in_release(&in);
 	return rc;
 }
 
