@@ -206,13 +206,13 @@ int artifacts_write_run_results(const struct build *b, const char *command, int 
 		if (r->status == EXEC_REUSED)
 			json_object_set_new(o, "message", json_string("up to date: fingerprint unchanged"));
 		else
-			json_object_set_new(o, "message", r->status == EXEC_SUCCESS ? json_string("OK") : json_string(r->err.msg));
+			json_object_set_new(o, "message", r->status == EXEC_SUCCESS ? json_string("OK") : json_string(run_err_msg(r)));
 		/* why it ran (or, empty, why it did not need to) */
 		json_object_set_new(o, "reasons", r->decided ? json_from_val_new(&r->decision.reasons) : json_array());
 		if (r->decided)
 			json_object_set_new(o, "fingerprint", json_string(r->fp.full));
-		if (r->err.sqlstate[0])
-			json_object_set_new(o, "sqlstate", json_string(r->err.sqlstate));
+		if (r->err && r->err->sqlstate[0])
+			json_object_set_new(o, "sqlstate", json_string(r->err->sqlstate));
 		json_object_set_new(o, "relation_name", json_string(m->nodes[i].relation));
 		if (r->compile_started)
 			json_array_append_new(timing, timing_new("compile", r->compile_started, r->compile_done));

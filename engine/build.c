@@ -152,6 +152,23 @@ void build_write_target_file(struct build *b, const char *dir, const char *path,
 
 /* ---- for the kinds ---- */
 
+struct sluice_err *run_err(struct node_run *r)
+{
+	if (!r->err)
+		r->err = xcalloc(1, sizeof(*r->err));
+	return r->err;
+}
+
+int run_err_code(const struct node_run *r)
+{
+	return r->err ? r->err->code : 0;
+}
+
+const char *run_err_msg(const struct node_run *r)
+{
+	return r->err ? r->err->msg : "";
+}
+
 void build_audit_comment(const struct build *b, const struct node *n, struct buf *out)
 {
 	conn_audit_comment(b->s, n->unique_id, out);
@@ -240,11 +257,11 @@ int build_plan_node(struct build *b, size_t idx, const struct compile_opts *o, i
 	struct arena scratch = ARENA_INIT;
 	struct buf sql = BUF_INIT, audit = BUF_INIT, run = BUF_INIT, stage = BUF_INIT;
 	struct plan_input in = { 0 };
+	struct sluice_err e = SLUICE_ERR_INIT;
 	int rc;
 
 	plan_release(&r->plan);
-	memset(&r->err, 0, sizeof(r->err));
-	rc = manifest_compile(&b->s->manifest, n, o, &scratch, &sql, NULL, &r->err);
+	rc = manifest_compile(&b->s->manifest, n, o, &scratch, &sql, NULL, &e);
 	if (!rc && describe) {
 		describe(b, n, sql.s, &stage);
 		in.stage_text = stage.s;
@@ -257,15 +274,17 @@ int build_plan_node(struct build *b, size_t idx, const struct compile_opts *o, i
 		in.existing = r->existing;
 		in.incremental = incremental;
 		in.audit = audit.s;
-		in.pre_hooks = render_hooks(b, n, "pre_hook", o, &scratch, &in.npre, &r->err);
-		if (r->err.code)
-			rc = r->err.code;
-		in.post_hooks = render_hooks(b, n, "post_hook", o, &scratch, &in.npost, &r->err);
-		if (!rc && r->err.code)
-			rc = r->err.code;
+		in.pre_hooks = render_hooks(b, n, "pre_hook", o, &scratch, &in.npre, &e);
+		if (e.code)
+			rc = e.code;
+		in.post_hooks = render_hooks(b, n, "post_hook", o, &scratch, &in.npost, &e);
+		if (!rc && e.code)
+			rc = e.code;
 	}
 	if (!rc)
-		rc = plan_build(&in, &r->plan, &r->err);
+		rc = plan_build(&in, &r->plan, &e);
+	if (rc)
+		*run_err(r) = e;
 	if (!rc && b->mode != BUILD_PLAN) {
 		/* plan changes nothing, target/ included */
 		build_write_target_file(b, "compiled", n->model->path, sql.s);
@@ -683,7 +702,7 @@ int build_prepare_nodes(struct build *b, struct session *s, enum build_mode mode
 			r->failed_early = 1;
 		} else if (!offline && b->todo[i] == EXEC_RUN && (missing = missing_input(b, i))) {
 			/* its resource type names the command that builds it */
-			err_set(&r->err, SLUICE_EDB, "'%s' is a %s: run sluice %s (%s does not exist)", missing->name,
+			err_set(run_err(r), SLUICE_EDB, "'%s' is a %s: run sluice %s (%s does not exist)", missing->name,
 				missing->model->resource, missing->model->resource, missing->display);
 			r->failed_early = 1;
 		}
@@ -869,16 +888,17 @@ static int node_job(struct build *b, struct exec_worker *w, size_t idx, int *reu
 	int rc;
 
 	if (r->failed_early) {
-		*err = r->err;
-		rc = r->err.code ? r->err.code : SLUICE_EUSAGE;
+		if (r->err)
+			*err = *r->err;
+		rc = run_err_code(r) ? run_err_code(r) : SLUICE_EUSAGE;
 		/* the relation, if any, is as the last run left it, and so is its record */
 		if ((k->flags & KIND_RECORDS_RESULT) && put_record(b, idx, "error", a, &serr))
 			ui_error("%s", serr.msg);
 		return rc;
 	}
 	decide(b, idx, a);
-	if (r->err.code) {   /* what it reads could not be read */
-		*err = r->err;
+	if (run_err_code(r)) {   /* what it reads could not be read */
+		*err = *r->err;
 		if (put_record(b, idx, "error", a, &serr))
 			ui_error("%s", serr.msg);
 		return err->code;
@@ -966,7 +986,7 @@ static void model_finished(struct build *b, size_t idx, int seq, enum exec_statu
 	}
 	ui_node_done(seq ? r->seq : 0, b->ntodo, words[st], n->mat_name, n->display, n->unique_id, r->finished - r->started,
 		     st == EXEC_SUCCESS ? r->rows : -1,
-		     st == EXEC_SUCCESS || st == EXEC_REUSED ? NULL : r->err.msg);
+		     st == EXEC_SUCCESS || st == EXEC_REUSED ? NULL : run_err_msg(r));
 }
 
 static void job_finished(void *ud, struct exec_worker *w, size_t idx, int seq, enum exec_status st,
@@ -983,8 +1003,8 @@ static void job_finished(void *ud, struct exec_worker *w, size_t idx, int seq, e
 	if (!r->started)
 		r->started = r->finished;
 	r->status = st;
-	if (st != EXEC_SUCCESS && err && err->msg[0] && !r->err.msg[0])
-		r->err = *err;
+	if (st != EXEC_SUCCESS && err && err->msg[0] && !run_err_msg(r)[0])
+		*run_err(r) = *err;
 	if (r->kind->finished)
 		r->kind->finished(b, idx, st);
 	else
@@ -1188,6 +1208,7 @@ void build_release(struct build *b)
 			r->kind->release(b, i);
 		plan_release(&r->plan);
 		free(r->logical_sql);
+		free(r->err);
 		free(r->output_checksum);
 		free(r->relation_version);
 	}

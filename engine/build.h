@@ -33,7 +33,7 @@ struct node_run {
 	struct plan plan;              /* the statements it sends (kinds that send a plan) */
 	enum rel_kind existing;        /* what the catalog had at its relation */
 	int failed_early;              /* compile/plan failed: err says why */
-	struct sluice_err err;
+	struct sluice_err *err;        /* why it failed (heap), NULL until run_err() makes it */
 	enum exec_status status;
 	double compile_started, compile_done, started, finished;
 	long long rows;
@@ -122,6 +122,16 @@ int build_execute(struct build *b, struct sluice_err *err);
 void build_summary(const struct build *b, double elapsed);
 /* Add node idx's kind's fields to its run_results entry o. */
 void build_result_json(const struct build *b, size_t idx, json_t *o);
+/*
+ * A node's error record: 2 KB that most nodes never need, so it is made
+ * on first use. run_err() gives it for writing; run_err_code() and
+ * run_err_msg() read it as 0 and "" while there is none. A node's record
+ * is touched only by whoever runs or prepares the node.
+ */
+struct sluice_err *run_err(struct node_run *r);
+int run_err_code(const struct node_run *r);
+const char *run_err_msg(const struct node_run *r);
+
 /* Free what the build holds (not its session); a second call does nothing. */
 void build_release(struct build *b);
 

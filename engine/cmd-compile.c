@@ -25,7 +25,7 @@ int cmd_compile(int argc, char **argv)
 	if (!(rc = artifacts_write_manifest(&s, &err)) && !(rc = build_prepare_nodes(&b, &s, BUILD_OFFLINE, BUILD_RELATIONS | BUILD_TESTS, &err))) {
 		for (i = 0; i < s.manifest.n; i++)
 			if (b.runs[i].failed_early) {   /* ephemeral models included: they are never run */
-				ui_error("%s", b.runs[i].err.msg);
+				ui_error("%s", run_err_msg(&b.runs[i]));
 				failed++;
 			}
 		if (!failed)

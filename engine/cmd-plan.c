@@ -24,7 +24,7 @@ static void print_text(const struct build *b)
 		if (b->todo[i] != EXEC_RUN)
 			continue;
 		if (nr->failed_early) {
-			printf("error  %s: %s\n", m->nodes[i].name, nr->err.msg);
+			printf("error  %s: %s\n", m->nodes[i].name, run_err_msg(nr));
 			continue;
 		}
 		printf("%s  %s", nr->decision.build ? "build" : "reuse", m->nodes[i].name);
@@ -57,7 +57,7 @@ static void print_json(const struct build *b)
 		o = json_object();
 		json_object_set_new(o, "unique_id", json_string(m->nodes[i].unique_id));
 		json_object_set_new(o, "action", json_string(nr->failed_early ? "error" : nr->decision.build ? "build" : "reuse"));
-		json_object_set_new(o, "reasons", nr->failed_early ? json_pack("[s]", nr->err.msg)
+		json_object_set_new(o, "reasons", nr->failed_early ? json_pack("[s]", run_err_msg(nr))
 								 : json_from_val_new(&nr->decision.reasons));
 		if (nr->decision.full_refresh)
 			json_object_set_new(o, "full_refresh", json_true());

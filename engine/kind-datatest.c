@@ -238,7 +238,7 @@ static int compile_test(struct build *b, size_t idx)
 		free(path);
 	}
 	buf_release(&sql);
-	b->runs[idx].err = e;
+	*run_err(&b->runs[idx]) = e;
 	return e.code;
 }
 
@@ -1227,7 +1227,7 @@ static void test_finished(struct build *b, size_t idx, enum exec_status st)
 	struct build_tests *bt = tests_of(b);
 	struct node_run *r = &b->runs[idx];
 	struct test_run *tr = trun(b, idx);
-	const char *word = "ERROR", *msg = r->err.msg;
+	const char *word = "ERROR", *msg = run_err_msg(r);
 	double elapsed = tr->combined ? tr->scan_finished - tr->scan_started : r->finished - r->started;
 
 	switch (st) {

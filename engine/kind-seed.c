@@ -79,16 +79,18 @@ static int seed_prepare(struct build *b, size_t idx)
 	struct seed_run *sr = xcalloc(1, sizeof(*sr));
 	struct compile_opts o = { .invocation_id = b->s->invocation_id };
 	const struct val *types = val_get(&n->config, "column_types");
+	struct sluice_err e = SLUICE_ERR_INIT;
 	char delim = ',';
 
 	arena_init(&sr->arena);
 	r->kind_data = sr;
-	memset(&r->err, 0, sizeof(r->err));
 	if (types && types->kind != V_DICT)
-		return err_set(&r->err, SLUICE_EUSAGE, "%s: column_types must be a map of column: type", n->model->path);
-	if (seed_delimiter(n, &delim, &r->err) ||
-	    seed_parse(&sr->arena, n->model->path, n->model->src, n->model->src_len, delim, types, &sr->table, &r->err))
-		return r->err.code;
+		return err_set(run_err(r), SLUICE_EUSAGE, "%s: column_types must be a map of column: type", n->model->path);
+	if (seed_delimiter(n, &delim, &e) ||
+	    seed_parse(&sr->arena, n->model->path, n->model->src, n->model->src_len, delim, types, &sr->table, &e)) {
+		*run_err(r) = e;
+		return e.code;
+	}
 	return build_plan_node(b, idx, &o, 0, seed_describe);
 }
 

@@ -38,11 +38,13 @@ static int shell_prepare(struct build *b, size_t idx)
 	struct compile_opts o = { .invocation_id = b->s->invocation_id };
 	struct arena scratch = ARENA_INIT;
 	struct buf script = BUF_INIT;
+	struct sluice_err e = SLUICE_ERR_INIT;
 	int rc;
 
 	r->kind_data = sr;
-	memset(&r->err, 0, sizeof(r->err));
-	rc = manifest_compile(&b->s->manifest, n, &o, &scratch, &script, NULL, &r->err);
+	rc = manifest_compile(&b->s->manifest, n, &o, &scratch, &script, NULL, &e);
+	if (rc)
+		*run_err(r) = e;
 	if (!rc) {
 		sr->script = xstrndup(script.s, script.len);
 		if (b->mode != BUILD_PLAN) {
@@ -85,8 +87,8 @@ static void shell_reads(struct build *b, size_t idx, struct arena *a, struct fp_
 		ctx->outputs = &sr->outputs;
 	}
 	sr->rehashed = nin + nout;
-	if (err.code && !r->err.code)
-		r->err = err;
+	if (err.code && !run_err_code(r))
+		*run_err(r) = err;
 }
 
 /* What children see: the fingerprint and the outputs' content. */

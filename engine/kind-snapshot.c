@@ -611,7 +611,7 @@ static int snap_plan(struct build *b, size_t idx, const char *sql, struct arena 
 	struct buf audit = BUF_INIT, s = BUF_INIT, text = BUF_INIT;
 
 	if (r->existing != REL_NONE && r->existing != REL_TABLE)
-		return err_set(&r->err, SLUICE_EDB, "%s exists and is not a table: a snapshot keeps its history in a table",
+		return err_set(run_err(r), SLUICE_EDB, "%s exists and is not a table: a snapshot keeps its history in a table",
 			       n->relation);
 	build_audit_comment(b, n, &audit);
 	plan_init(&r->plan, n, d, audit.s);
@@ -649,20 +649,22 @@ static int snap_prepare(struct build *b, size_t idx)
 	struct compile_opts o = { .invocation_id = b->s->invocation_id };
 	struct arena scratch = ARENA_INIT;
 	struct buf sql = BUF_INIT;
+	struct sluice_err e = SLUICE_ERR_INIT;
 	int rc;
 
 	arena_init(&sr->arena);
 	r->kind_data = sr;
-	memset(&r->err, 0, sizeof(r->err));
 	sr->tmp = plan_side_name(n->identifier, "snap");
-	rc = snap_config(&sr->arena, n, &sr->cfg, &r->err);
+	rc = snap_config(&sr->arena, n, &sr->cfg, &e);
 	if (!rc)
-		rc = manifest_compile(&b->s->manifest, n, &o, &scratch, &sql, NULL, &r->err);
+		rc = manifest_compile(&b->s->manifest, n, &o, &scratch, &sql, NULL, &e);
 	if (!rc)
 		rc = snap_plan(b, idx, sql.s, &scratch);
 	buf_release(&sql);
 	arena_release(&scratch);
-	return rc ? r->err.code : 0;
+	if (e.code)   /* else snap_plan said why, in the node's record */
+		*run_err(r) = e;
+	return rc ? (run_err_code(r) ? run_err_code(r) : rc) : 0;
 }
 
 /* A source whose version cannot be read may have changed: run. */

@@ -26,8 +26,8 @@ static int sql_run(struct build *b, struct exec_worker *w, size_t idx, struct sl
 		/* planned incremental, but the decision says from scratch */
 		struct compile_opts o = { .invocation_id = b->s->invocation_id };
 		if (build_plan_node(b, idx, &o, 0, NULL)) {
-			*err = r->err;
-			return r->err.code;
+			*err = *run_err(r);
+			return err->code;
 		}
 	}
 	return build_run_plan(b, w, idx, NULL, err);
@@ -44,10 +44,12 @@ static int ephemeral_prepare(struct build *b, size_t idx)
 	struct compile_opts o = { .invocation_id = b->s->invocation_id };
 	struct arena scratch = ARENA_INIT;
 	struct buf sql = BUF_INIT;
+	struct sluice_err e = SLUICE_ERR_INIT;
 	int rc;
 
-	memset(&r->err, 0, sizeof(r->err));
-	rc = manifest_compile(&b->s->manifest, &b->s->manifest.nodes[idx], &o, &scratch, &sql, NULL, &r->err);
+	rc = manifest_compile(&b->s->manifest, &b->s->manifest.nodes[idx], &o, &scratch, &sql, NULL, &e);
+	if (rc)
+		*run_err(r) = e;
 	if (!rc && b->mode != BUILD_PLAN)   /* plan changes nothing, target/ included */
 		build_write_target_file(b, "compiled", b->s->manifest.nodes[idx].model->path, sql.s);
 	buf_release(&sql);

@@ -168,9 +168,8 @@ static int load_prepare(struct build *b, size_t idx)
 	const struct node *p = load_input(b, n);
 
 	srun_new(b, idx);
-	memset(&b->runs[idx].err, 0, sizeof(b->runs[idx].err));
 	if (!p || (p->type == NODE_MODEL && p->mat != MAT_UNLOAD) || (p->type == NODE_SOURCE && !is_s3_source(p)))
-		return err_set(&b->runs[idx].err, SLUICE_EUSAGE,
+		return err_set(run_err(&b->runs[idx]), SLUICE_EUSAGE,
 			       "%s: a load model's body is one {{ ref('<unload model>') }} or {{ source('<s3 source>', '<table>') }}",
 			       n->model->path);
 	/* settled again when it runs, once the unload above has run or been reused */
@@ -435,8 +434,8 @@ static int unload_run(struct build *b, struct exec_worker *w, size_t idx, struct
 		free(st->watermark);
 		st->watermark = NULL;
 		if (unload_plan(b, idx)) {
-			*err = r->err;
-			return r->err.code;
+			*err = *run_err(r);
+			return err->code;
 		}
 	}
 	return build_run_plan(b, w, idx, &rt, err);
@@ -452,8 +451,8 @@ static int load_run(struct build *b, struct exec_worker *w, size_t idx, struct s
 	int incremental = load_incremental(b, n);
 
 	if (incremental != (r->plan.strategy != NULL) && load_plan(b, idx, incremental)) {
-		*err = r->err;
-		return r->err.code;
+		*err = *run_err(r);
+		return err->code;
 	}
 	if (nothing_new(b, n)) {
 		/* the target already holds this delta: appending it again would duplicate it */
