@@ -159,6 +159,7 @@ fuzz-bins: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
 # clang warns of vsnprintf's format in the printf-like helpers, which gcc
 # (the ordinary build) checks at their callers instead.
 fuzz-build: deps
+	@sh tests/harness/deps.sh clang libclang-rt-14-dev
 	@$(MAKE) --no-print-directory CC=clang SANITIZE=$(FUZZ_SAN) \
 		WARN="$(WARN) -Wno-format-nonliteral" fuzz-bins
 # Each target in turn (one process: the machine is shared) for
