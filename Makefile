@@ -5,6 +5,7 @@
 #   make bench      benchmarks under tests/bench (figures go to docs/benchmarks.md)
 #   make test SANITIZE=address,undefined
 #   make test SANITIZE=thread        (the concurrency scripts only: docs/testing.md)
+#   make fuzz [FUZZ_SECONDS=30] [FUZZ_TARGETS=cron]   libFuzzer targets (tests/fuzz/)
 # demo, test and bench install missing Debian packages first (as root), or
 # print the apt-get line to run.
 
@@ -54,7 +55,7 @@ UTIL_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard engine/util/*.c) engine/value
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps demo test unit cli bench campaign faults clean FORCE
+.PHONY: all deps demo test unit cli bench campaign faults fuzz fuzz-build fuzz-bins clean FORCE
 
 all: sluice
 
@@ -134,8 +135,48 @@ demo: deps
 	@sh tests/harness/demo.sh
 
 test: deps
-	@$(MAKE) --no-print-directory sluice $(UNIT_BIN)
-	@BUILD=$(BUILD) sh tests/harness/run-tests.sh $(UNIT_BIN)
+	@$(MAKE) --no-print-directory sluice $(UNIT_BIN) $(REPLAY_BIN)
+	@BUILD=$(BUILD) sh tests/harness/run-tests.sh $(UNIT_BIN) $(REPLAY_BIN)
+
+# Fuzzing (tests/fuzz/, docs/testing.md). Each fuzz_<target>.c is built
+# twice: with libFuzzer, ASan and UBSan by clang into $(FUZZ_DIR)/fuzz/
+# (make fuzz-build), and with replay.c by the ordinary build, as a TAP test of
+# make test that replays the seed corpus and the regression inputs.
+FUZZ_ALL := template yaml project state artifacts csv s3_xml cron
+FUZZ_TARGETS ?= $(FUZZ_ALL)
+FUZZ_SECONDS ?= 30
+FUZZ_SAN := fuzzer-no-link,address,undefined
+FUZZ_DIR := build/$(subst $(comma),-,$(FUZZ_SAN))
+FUZZ_HELP := tests/fuzz/fuzz.c
+REPLAY_BIN := $(FUZZ_ALL:%=$(BUILD)/fuzz/replay_%)
+$(BUILD)/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(FUZZ_HELP) $(BUILD)/libsluice.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DFUZZ_TARGET='"$*"' $(LDFLAGS) -o $@ $(filter %.c %.a,$^) $(LIBS)
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_HELP) $(BUILD)/libsluice.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -fsanitize=fuzzer -o $@ $(filter %.c %.a,$^) $(LIBS)
+fuzz-bins: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
+# clang warns of vsnprintf's format in the printf-like helpers, which gcc
+# (the ordinary build) checks at their callers instead.
+fuzz-build: deps
+	@sh tests/harness/deps.sh clang libclang-rt-14-dev
+	@$(MAKE) --no-print-directory CC=clang SANITIZE=$(FUZZ_SAN) \
+		WARN="$(WARN) -Wno-format-nonliteral" fuzz-bins
+# Each target in turn (one process: the machine is shared) for
+# FUZZ_SECONDS, from its seed corpus; what it grows stays under
+# $(FUZZ_DIR)/run/<target>/ (never committed). A crash, a leak or an
+# input slower than 1 s stops it with the input saved there, and make
+# fails.
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+		d=$(FUZZ_DIR)/run/$$t && mkdir -p $$d/corpus $$d/crashes && \
+		echo "fuzz_$$t: $(FUZZ_SECONDS) s" && \
+		nice -n 19 $(FUZZ_DIR)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=1 \
+			-rss_limit_mb=2048 -detect_leaks=1 -print_final_stats=1 -artifact_prefix=$$d/crashes/ \
+			$$d/corpus tests/fuzz/corpus/$$t >$$d/log 2>&1; rc=$$?; \
+		grep -E '^#[0-9]+[[:space:]]+DONE|^stat::number_of_executed_units|^SUMMARY|Test unit written' $$d/log; \
+		[ $$rc = 0 ] || { echo "fuzz_$$t failed: $$d/log"; exit 1; }; \
+	done
 
 # The randomized differential test of skipping, long: make campaign
 # ROUNDS=1000 SEED=7 [CONNECTORS="libpq odbc"] (docs/testing.md).

@@ -1189,6 +1189,23 @@ struct loader {
 	SQLUSMALLINT *status;
 };
 
+/* oc NULL: no statements, rows are parsed and counted (odbc_csv_parse). */
+static void loader_init(struct loader *l, struct odbc_conn *oc, size_t ncols)
+{
+	memset(l, 0, sizeof(*l));
+	l->oc = oc;
+	l->ncols = ncols;
+	l->k = ncols * LOAD_BATCH_ROWS <= LOAD_MAX_PARAMS ? LOAD_BATCH_ROWS
+		: LOAD_MAX_PARAMS / ncols ? LOAD_MAX_PARAMS / ncols : 1;
+	buf_init(&l->row);
+	buf_init(&l->data);
+	l->rf = xcalloc(ncols, sizeof(*l->rf));
+	l->bf = xcalloc(ncols * LOAD_BATCH_ROWS, sizeof(*l->bf));
+	l->width = xcalloc(ncols, sizeof(*l->width));
+	l->voff = xcalloc(ncols, sizeof(*l->voff));
+	l->status = xcalloc(LOAD_BATCH_ROWS, sizeof(*l->status));
+}
+
 static void loader_release(struct loader *l)
 {
 	buf_release(&l->row);
@@ -1282,6 +1299,11 @@ static int flush_batch(struct loader *l, struct sluice_err *err)
 
 	if (!l->nrows)
 		return 0;
+	/* Without a connection (odbc_csv_parse) the rows are only counted. */
+	if (!l->oc) {
+		l->loaded += (long long)l->nrows;
+		goto done;
+	}
 	l->stride = l->ncols * sizeof(SQLLEN);
 	for (c = 0; c < l->ncols; c++) {
 		l->voff[c] = l->stride;
@@ -1310,10 +1332,11 @@ static int flush_batch(struct loader *l, struct sluice_err *err)
 		rc = run_sets(l, l->one, 1, tail, nsets * l->k, err);
 	if (rc)
 		return rc;
+done:
 	l->nrows = 0;
 	buf_reset(&l->data);
 	memset(l->width, 0, l->ncols * sizeof(*l->width));
-	if (atomic_load(&l->oc->cancel_requested))
+	if (l->oc && atomic_load(&l->oc->cancel_requested))
 		return err_set(err, SLUICE_ECANCEL, "cancelled");
 	return 0;
 }
@@ -1425,6 +1448,43 @@ static int parse_csv(struct loader *l, const char *p, size_t n, struct sluice_er
 	return 0;
 }
 
+/* The input ended: an open quote is an error, a last row may lack its line end. */
+static int parse_end(struct loader *l, struct sluice_err *err)
+{
+	int rc;
+
+	if (l->state == CSV_IN)
+		return err_set(err, SLUICE_EDB,
+			       "CSV row %lld: a quoted field is not closed at the end of the input",
+			       l->seen + 1);
+	if ((l->nf || l->row.len || l->quoted) && (rc = end_row(l, err)))
+		return rc;
+	return flush_batch(l, err);
+}
+
+int odbc_csv_parse(const char *csv, size_t len, size_t chunk, size_t ncols, long long *rows,
+		   struct sluice_err *err)
+{
+	struct loader l;
+	size_t off, n;
+	int rc = 0;
+
+	*rows = 0;
+	if (!ncols)
+		return err_set(err, SLUICE_EUSAGE, "no columns");
+	loader_init(&l, NULL, ncols);
+	for (off = 0; off < len && !rc; off += n) {
+		n = chunk && chunk < len - off ? chunk : len - off;
+		rc = parse_csv(&l, csv + off, n, err);
+	}
+	if (!rc)
+		rc = parse_end(&l, err);
+	if (!rc)
+		*rows = l.loaded;
+	loader_release(&l);
+	return rc;
+}
+
 /* Prepare "INSERT INTO rel VALUES (?, ...), ..." for rows rows. */
 static int prepare_insert(struct loader *l, const char *rel, size_t rows, SQLHSTMT *st,
 			  struct sluice_err *err)
@@ -1463,18 +1523,7 @@ static int odbc_load_csv(struct sluice_conn *c, const char *rel, size_t ncols, s
 		*rows = 0;
 	if (!ncols)
 		return err_set(err, SLUICE_EUSAGE, "loading %s: no columns", rel);
-	memset(&l, 0, sizeof(l));
-	l.oc = oc;
-	l.ncols = ncols;
-	l.k = ncols * LOAD_BATCH_ROWS <= LOAD_MAX_PARAMS ? LOAD_BATCH_ROWS
-		: LOAD_MAX_PARAMS / ncols ? LOAD_MAX_PARAMS / ncols : 1;
-	buf_init(&l.row);
-	buf_init(&l.data);
-	l.rf = xcalloc(ncols, sizeof(*l.rf));
-	l.bf = xcalloc(ncols * LOAD_BATCH_ROWS, sizeof(*l.bf));
-	l.width = xcalloc(ncols, sizeof(*l.width));
-	l.voff = xcalloc(ncols, sizeof(*l.voff));
-	l.status = xcalloc(LOAD_BATCH_ROWS, sizeof(*l.status));
+	loader_init(&l, oc, ncols);
 	rbuf = xmalloc(LOAD_READ_CAP);
 
 	pthread_mutex_lock(&oc->lock);
@@ -1490,16 +1539,7 @@ static int odbc_load_csv(struct sluice_conn *c, const char *rel, size_t ncols, s
 		rc = (int)got;
 		goto out;
 	}
-	if (l.state == CSV_IN) {
-		rc = err_set(err, SLUICE_EDB,
-			     "CSV row %lld: a quoted field is not closed at the end of the input",
-			     l.seen + 1);
-		goto out;
-	}
-	/* A last row without its line end. */
-	if ((l.nf || l.row.len || l.quoted) && (rc = end_row(&l, err)))
-		goto out;
-	rc = flush_batch(&l, err);
+	rc = parse_end(&l, err);
 out:
 	pthread_mutex_lock(&oc->lock);
 	oc->running = SQL_NULL_HSTMT;

@@ -25,4 +25,13 @@ void odbc_cs_add(struct buf *cs, const char *key, const char *value);
  */
 int odbc_iam_keys(const char *name, const struct val *settings, struct buf *cs, struct sluice_err *err);
 
+/*
+ * Parse csv (len bytes, fed to the parser chunk bytes at a time, 0: at
+ * once) as load_csv does, with no connection: 0 and the number of rows in
+ * *rows, or the error load_csv would give for the same bytes. Exposed for
+ * the fuzzer (tests/fuzz/fuzz_csv.c).
+ */
+int odbc_csv_parse(const char *csv, size_t len, size_t chunk, size_t ncols, long long *rows,
+		   struct sluice_err *err);
+
 #endif

@@ -971,16 +971,60 @@ int s3_head_object(struct s3_client *c, const char *bucket, const char *key,
 	return 0;
 }
 
+int s3_list_parse(const char *xml, size_t len, s3_list_fn fn, void *ud, struct buf *next, int *truncated)
+{
+	struct buf key = BUF_INIT, etag = BUF_INIT;
+	const char *s = xml, *end = xml + len, *t, *item;
+	size_t tl;
+	int ret = 0;
+
+	*truncated = 0;
+	while ((item = xml_find(s, end, "Contents", &tl, &s)) != NULL) {
+		const char *iend = item + tl;
+		struct s3_object o;
+
+		buf_reset(&key);
+		buf_reset(&etag);
+		t = xml_find(item, iend, "Key", &tl, NULL);
+		if (!t)
+			continue;
+		xml_unescape(&key, t, tl);
+		o.key = key.s;
+		t = xml_find(item, iend, "Size", &tl, NULL);
+		o.size = t ? strtoll(t, NULL, 10) : -1;
+		t = xml_find(item, iend, "ETag", &tl, NULL);
+		if (t)
+			xml_unescape(&etag, t, tl);
+		if (etag.len >= 2 && etag.s[0] == '"' && etag.s[etag.len - 1] == '"') {
+			memmove(etag.s, etag.s + 1, etag.len - 2);
+			etag.len -= 2;
+			etag.s[etag.len] = '\0';
+		}
+		o.etag = etag.s;
+		if ((ret = fn(ud, &o)) != 0)
+			goto out;
+	}
+	t = xml_find(xml, end, "IsTruncated", &tl, NULL);
+	if (!t || tl != 4 || memcmp(t, "true", 4) != 0)
+		goto out;
+	*truncated = 1;
+	if ((t = xml_find(xml, end, "NextContinuationToken", &tl, NULL)))
+		xml_unescape(next, t, tl);
+out:
+	buf_release(&key);
+	buf_release(&etag);
+	return ret;
+}
+
 int s3_list_objects(struct s3_client *c, const char *bucket, const char *prefix, s3_list_fn fn,
 		    void *ud, struct sluice_err *err)
 {
-	struct buf xml = BUF_INIT, q = BUF_INIT, token = BUF_INIT, key = BUF_INIT, etag = BUF_INIT;
-	int ret = 0;
+	struct buf xml = BUF_INIT, q = BUF_INIT, token = BUF_INIT;
+	int ret = 0, truncated;
 
 	for (;;) {
 		struct s3_param p[3];
-		size_t np = 0, tl;
-		const char *s, *end, *t, *item;
+		size_t np = 0;
 		struct s3_req r;
 
 		p[np].name = "list-type";
@@ -1004,52 +1048,19 @@ int s3_list_objects(struct s3_client *c, const char *bucket, const char *prefix,
 		ret = s3_request(c, &r, err);
 		if (ret < 0)
 			break;
-		s = xml.s;
-		end = xml.s + xml.len;
-		while ((item = xml_find(s, end, "Contents", &tl, &s)) != NULL) {
-			const char *iend = item + tl;
-			struct s3_object o;
-
-			buf_reset(&key);
-			buf_reset(&etag);
-			t = xml_find(item, iend, "Key", &tl, NULL);
-			if (!t)
-				continue;
-			xml_unescape(&key, t, tl);
-			o.key = key.s;
-			t = xml_find(item, iend, "Size", &tl, NULL);
-			o.size = t ? strtoll(t, NULL, 10) : -1;
-			t = xml_find(item, iend, "ETag", &tl, NULL);
-			if (t)
-				xml_unescape(&etag, t, tl);
-			if (etag.len >= 2 && etag.s[0] == '"' && etag.s[etag.len - 1] == '"') {
-				memmove(etag.s, etag.s + 1, etag.len - 2);
-				etag.len -= 2;
-				etag.s[etag.len] = '\0';
-			}
-			o.etag = etag.s;
-			ret = fn(ud, &o);
-			if (ret)
-				goto out;
-		}
-		t = xml_find(xml.s, end, "IsTruncated", &tl, NULL);
-		if (!t || tl != 4 || memcmp(t, "true", 4) != 0)
+		buf_reset(&token);
+		ret = s3_list_parse(xml.s, xml.len, fn, ud, &token, &truncated);
+		if (ret || !truncated)
 			break;
-		t = xml_find(xml.s, end, "NextContinuationToken", &tl, NULL);
-		if (!t || !tl) {
+		if (!token.len) {
 			ret = err_set(err, SLUICE_EIO, "s3 GET s3://%s/%s: truncated listing without a continuation token",
 				      bucket, prefix ? prefix : "");
 			break;
 		}
-		buf_reset(&token);
-		xml_unescape(&token, t, tl);
 	}
-out:
 	buf_release(&xml);
 	buf_release(&q);
 	buf_release(&token);
-	buf_release(&key);
-	buf_release(&etag);
 	return ret;
 }
 

@@ -148,6 +148,15 @@ int s3_content_sha256(const void *data, size_t len, int streamed, char out[65]);
 int s3_error_parse(const char *body, size_t len, struct buf *code, struct buf *message);
 
 /*
+ * One ListObjectsV2 page: fn for each <Contents> that has a <Key> (key
+ * and ETag decoded, the ETag's quotes removed), in order. xml must be
+ * NUL-terminated at len. Returns 0, or fn's non-zero value when it
+ * stopped. *truncated: the page says <IsTruncated>true; next then gets
+ * <NextContinuationToken> appended (decoded; empty when there is none).
+ */
+int s3_list_parse(const char *xml, size_t len, s3_list_fn fn, void *ud, struct buf *next, int *truncated);
+
+/*
  * Request URL for bucket/key (key may be NULL or "") with an already
  * built query (may be NULL or ""). Path-style: endpoint/bucket/key;
  * virtual-hosted: scheme://bucket.host/key.

@@ -108,9 +108,13 @@ static void add_times(json_t *o, const json_t *timing, double t0)
 	const json_t *t, *best = NULL;
 	size_t i;
 
-	json_array_foreach(timing, i, t)
-		if (!best || !strcmp(json_string_value(json_object_get(t, "name")), "execute"))
+	json_array_foreach(timing, i, t) {
+		const char *name = json_string_value(json_object_get(t, "name"));
+
+		/* run_results.json may come from elsewhere: an entry may lack its name */
+		if (!best || (name && !strcmp(name, "execute")))
 			best = t;
+	}
 	if (!best)
 		return;
 	json_object_set_new(o, "b", json_real(iso_seconds(json_string_value(json_object_get(best, "started_at"))) - t0));

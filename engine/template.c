@@ -1493,6 +1493,18 @@ struct tpl_run {
 static int tpl_eval(struct tpl_run *r, const struct tpl_expr *e, struct val *out);
 static int tpl_render_nodes(struct tpl_run *r, const struct tpl_node *n);
 
+/*
+ * A number as a long long, for indices and counts. Converting a double
+ * beyond a long long's range (1e400 is inf) is undefined in C: beyond
+ * +-1e18, which no index or count reaches, it is clamped; NaN is 0.
+ */
+static long long tpl_ll(double d)
+{
+	if (isnan(d))
+		return 0;
+	return d >= 1e18 ? (long long)1e18 : d <= -1e18 ? -(long long)1e18 : (long long)d;
+}
+
 static int tpl_fail(struct tpl_run *r, int line, int col, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 static int tpl_fail(struct tpl_run *r, int line, int col, const char *fmt, ...)
@@ -1646,7 +1658,7 @@ static int tpl_index(struct tpl_run *r, const struct tpl_expr *e, const struct v
 	if (!tpl_num(k, &d) || d != floor(d))
 		return tpl_fail(r, e->line, e->col, "%s indices must be integers, not %s",
 				tpl_type(o), tpl_type(k));
-	i = (long long)d;
+	i = tpl_ll(d);
 	if (o->kind == V_STR) {
 		if (tpl_char_at(r, o, i, out) == 0)
 			return 0;
@@ -1660,7 +1672,7 @@ static int tpl_index(struct tpl_run *r, const struct tpl_expr *e, const struct v
 	}
 	if (undef)
 		goto missing;
-	return tpl_fail(r, e->line, e->col, "%s index %lld out of range", tpl_type(o), (long long)d);
+	return tpl_fail(r, e->line, e->col, "%s index %.0f out of range", tpl_type(o), d);
 missing:
 	*undef = 1;
 	return 0;
@@ -1759,7 +1771,7 @@ static int tpl_binop(struct tpl_run *r, const struct tpl_expr *e, const struct v
 		}
 		if ((a->kind == V_STR && tpl_num(b, &y)) || (b->kind == V_STR && tpl_num(a, &y))) {
 			const struct val *s = a->kind == V_STR ? a : b;
-			long long times = y > 0 ? (long long)y : 0;
+			long long times = y > 0 ? tpl_ll(y) : 0;
 
 			if (times && s->u.str.len * (unsigned long long)times > TPL_MAX_STRING)
 				return tpl_fail(r, e->line, e->col, "string repetition too large");
@@ -2097,7 +2109,7 @@ static int tpl_method(struct tpl_run *r, const struct tpl_expr *e, const struct 
 				return tpl_fail(r, e->line, e->col, "replace() count must be a number");
 			tpl_str(r, &args[0], &s1, &l1);
 			tpl_str(r, &args[1], &s2, &l2);
-			*out = tpl_replace(r, s, len, s1, l1, s2, l2, (long long)d);
+			*out = tpl_replace(r, s, len, s1, l1, s2, l2, tpl_ll(d));
 			return 0;
 		}
 		if (!strcmp(m, "split")) {
@@ -2217,7 +2229,7 @@ keep:
 		tpl_str(r, &v, &s, &n);
 		tpl_str(r, &args[0], &s1, &l1);
 		tpl_str(r, &args[1], &s2, &l2);
-		*out = tpl_replace(r, s, n, s1, l1, s2, l2, (long long)d);
+		*out = tpl_replace(r, s, n, s1, l1, s2, l2, tpl_ll(d));
 		return 0;
 	case F_TRIM:
 		tpl_str(r, &v, &s, &n);

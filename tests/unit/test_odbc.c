@@ -1047,6 +1047,26 @@ static void test_load_csv_cancel(void **state)
 	odbc_connector.close(c);
 }
 
+/* load_csv's parser without a connection: the same rows and errors whatever the chunks. */
+static void test_csv_parse(void **state)
+{
+	const char *csv = "1,\"a,\"\"b\"\"\r\nc\"\r\n2,\n\"3\",x";
+	struct sluice_err err = SLUICE_ERR_INIT;
+	long long rows = -1;
+	size_t chunk;
+	(void)state;
+
+	for (chunk = 0; chunk < 5; chunk++) {
+		assert_int_equal(odbc_csv_parse(csv, strlen(csv), chunk, 2, &rows, &err), 0);
+		assert_int_equal(rows, 3);
+	}
+	assert_int_equal(odbc_csv_parse("1,a\n2,b,c\n", 10, 3, 2, &rows, &err), SLUICE_EDB);
+	assert_string_equal(err.msg, "CSV row 2 has 3 fields, 2 expected");
+	assert_int_equal(odbc_csv_parse("1,a\n2,\"open\n", 12, 1, 2, &rows, &err), SLUICE_EDB);
+	assert_string_equal(err.msg, "CSV row 2: a quoted field is not closed at the end of the input");
+	assert_int_equal(rows, 0);
+}
+
 static void test_load_csv_errors(void **state)
 {
 	struct sluice_conn *c = connect_harness();
@@ -1272,6 +1292,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_brace_quoting),
+		cmocka_unit_test(test_csv_parse),
 		cmocka_unit_test(test_brace_quoting_end_to_end),
 		cmocka_unit_test(test_connect_by_settings),
 		cmocka_unit_test(test_connect_by_connection_string),

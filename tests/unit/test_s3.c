@@ -364,6 +364,58 @@ static void test_error_parse(void **unused)
 	buf_release(&msg);
 }
 
+struct listed {
+	char keys[4][64];
+	long long sizes[4];
+	char etags[4][64];
+	int n;
+};
+
+static int list_cb(void *ud, const struct s3_object *o)
+{
+	struct listed *l = ud;
+
+	snprintf(l->keys[l->n], sizeof(l->keys[0]), "%s", o->key);
+	snprintf(l->etags[l->n], sizeof(l->etags[0]), "%s", o->etag);
+	l->sizes[l->n] = o->size;
+	return ++l->n == 3 ? 7 : 0;
+}
+
+/* One ListObjectsV2 page: keys and ETags decoded, quotes gone, the token of a truncated page. */
+static void test_list_parse(void **unused)
+{
+	const char *page =
+		"<ListBucketResult><IsTruncated>true</IsTruncated>"
+		"<NextContinuationToken>t&amp;1</NextContinuationToken>"
+		"<Contents><Key>d/a&amp;b&#x263A;.csv</Key><ETag>&quot;e1&quot;</ETag><Size>12</Size></Contents>"
+		"<Contents><Size>5</Size></Contents>"
+		"<Contents><Key>d/c</Key></Contents></ListBucketResult>";
+	struct listed l = { 0 };
+	struct buf next = BUF_INIT;
+	int truncated;
+
+	(void)unused;
+	assert_int_equal(s3_list_parse(page, strlen(page), list_cb, &l, &next, &truncated), 0);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.keys[0], "d/a&b\xE2\x98\xBA.csv");
+	assert_string_equal(l.etags[0], "e1");
+	assert_int_equal(l.sizes[0], 12);
+	assert_string_equal(l.keys[1], "d/c");
+	assert_int_equal(l.sizes[1], -1);
+	assert_true(truncated);
+	assert_string_equal(next.s, "t&1");
+	buf_reset(&next);
+	/* the callback's non-zero value stops the listing and is returned */
+	l.n = 2;
+	assert_int_equal(s3_list_parse(page, strlen(page), list_cb, &l, &next, &truncated), 7);
+	/* the last page */
+	l.n = 0;
+	assert_int_equal(s3_list_parse("<IsTruncated>false</IsTruncated>", 32, list_cb, &l, &next, &truncated), 0);
+	assert_int_equal(l.n, 0);
+	assert_false(truncated);
+	buf_release(&next);
+}
+
 static void test_url_build(void **unused)
 {
 	struct sluice_err err = SLUICE_ERR_INIT;
@@ -1565,6 +1617,7 @@ int main(void)
 		cmocka_unit_test(test_query_sorted_and_encoded),
 		cmocka_unit_test(test_content_sha256_choice),
 		cmocka_unit_test(test_error_parse),
+		cmocka_unit_test(test_list_parse),
 		cmocka_unit_test(test_url_build),
 		cmocka_unit_test(test_config_fallbacks),
 		cmocka_unit_test(test_open_unknown_scheme),

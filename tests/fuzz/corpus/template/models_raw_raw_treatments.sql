@@ -1,0 +1,2 @@
+{{ config(materialized='load', watermark='treatment_id') }}
+{{ ref('unload_treatments') }}

@@ -1,0 +1,2 @@
+{{ config(materialized='load') }}
+{{ ref('unload_variants') }}

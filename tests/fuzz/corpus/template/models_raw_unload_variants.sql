@@ -1,0 +1,2 @@
+{{ config(materialized='unload', connection='lake', stage_retention=3) }}
+select * from {{ source('lake', 'variants') }}

@@ -1,0 +1,1 @@
+select status, count(*) as orders from {{ ref('stg_orders') }} group by status

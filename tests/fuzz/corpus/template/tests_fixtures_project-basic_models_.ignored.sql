@@ -1,0 +1,1 @@
+select 'dot files are skipped'

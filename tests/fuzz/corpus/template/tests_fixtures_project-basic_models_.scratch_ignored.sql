@@ -1,0 +1,1 @@
+select 'dot directories are skipped'
