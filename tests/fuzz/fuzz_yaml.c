@@ -10,14 +10,16 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct sluice_err err = SLUICE_ERR_INIT;
+	struct err_list warnings = { 0 };   /* duplicate keys warn */
 	struct ynode *root = NULL;
 	struct arena a;
 
 	arena_init(&a);
-	if (yaml_load_str(&a, "fuzz.yml", (const char *)data, size, &root, &err) == 0 && root) {
+	if (yaml_load_str(&a, "fuzz.yml", (const char *)data, size, &root, &warnings, &err) == 0 && root) {
 		ymap_get(root, "models");
 		yaml_to_val(&a, root);
 	}
+	err_list_release(&warnings);
 	arena_release(&a);
 	return 0;
 }
