@@ -517,6 +517,17 @@ sub after_fault {
 	}
 }
 
+# What a failed run's output must say after each fault, somewhere.
+my %cause = (
+	terminate => qr/terminat|server closed|connection/i,
+	pg_restart => qr/terminat|shut ?down|server closed|connection/i,
+	pg_stop => qr/terminat|shut ?down|server closed|connection/i,
+	s3_kill => qr/s3:\/\/|connect/i,
+	enospc => qr/no space left/i,
+	state_s3_500 => qr/state \(s3\).*(500|InternalError)/,
+	sigterm => qr/interrupt|cancel|SIGTERM/i,
+);
+
 # ---- one trial ------------------------------------------------------------------
 
 sub trial {
@@ -578,9 +589,20 @@ update raw.bulk set v = v + 1 where id = 1;");
 update analytics.$t1 set v = v + 1000 where id = 1;");
 	}
 
-	# message: a run that ended by itself with a failure says what failed
+	# message: a run that ended by itself with a failure says what failed,
+	# in the words of what failed
+	my $why = '';
 	if ($frc ne '0' && $frc !~ /^signal/) {
-		push @v, "message: exit $frc without an ERROR line" unless $out =~ /ERROR|error:|interrupted/i;
+		($why) = $out =~ /^\[[-\d]+\/\d+\] ERROR [^\n]*\n\s+([^\n]+)/m;
+		($why) = $out =~ /^(?:sluice: )?(?:error|ERROR)[: ]+([^\n]+)/m unless $why;
+		($why) = $out =~ /^([^\n]*interrupted[^\n]*)/mi unless $why;
+		if (!$why) {
+			push @v, "message: exit $frc without an ERROR line";
+		} elsif ($hit && $cause{$kind} && $out !~ $cause{$kind}) {
+			push @v, "message: no line names the fault ($cause{$kind})";
+		}
+		$why = " ($why)";
+		$why = substr($why, 0, 120) . '...)' if length $why > 120;
 	}
 
 	# side: no side relation, everything readable
@@ -650,7 +672,7 @@ update analytics.$t1 set v = v + 1000 where id = 1;");
 
 	my $result = @v ? 'VIOLATION' : 'ok';
 	$T->{violations} = \@v;
-	return ($result, "$moment, exit $frc, " . scalar(@stale) . " to build, " .
+	return ($result, "$moment, exit $frc$why, " . scalar(@stale) . " to build, " .
 		(@v ? join('; ', @v) : 'all checks hold'), $hit, $T);
 }
 
