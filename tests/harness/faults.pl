@@ -62,6 +62,7 @@ my @kinds = $kinds ? split(/,/, $kinds) : @all_kinds;
 for my $k (@kinds) { die "$0: unknown fault kind $k (@all_kinds)\n" unless grep { $_ eq $k } @all_kinds; }
 
 seed($seed);
+$| = 1;	# one line per trial as it ends, also into a file
 
 sub slurp { open(my $f, '<', $_[0]) or return undef; local $/; my $s = <$f>; close $f; return $s; }
 sub spew { open(my $f, '>', $_[0]) or die "$_[0]: $!\n"; print $f $_[1]; close $f or die "$_[0]: $!\n"; }
@@ -275,14 +276,19 @@ insert into raw.bulk select g, g, repeat(md5(g::text), 2) from generate_series(1
 	spew("$T->{dir}/models/schema.yml", $yml);
 
 	# where the state and the stage are
+	# (the faults of the run itself meet each backend: a lock released by
+	# the kernel, by the server, or taken over from a dead process)
 	my $state = 'local';
+	$state = pick('local', 'warehouse', $s3_ok ? 's3' : 'local') if $kind !~ /^(state_|s3_kill|enospc)/;
 	$state = 'warehouse' if $kind eq 'state_lock';
-	$state = "s3://sluice-test/faults-$$-t$t/" if $kind eq 'state_s3_500';
-	spew("$T->{dir}/sluice.yml", "name: faults\nprofile: faults\nstate: $state\n");
+	$state = 's3' if $kind eq 'state_s3_500';
+	$T->{state} = $state;
+	my $state_url = $state eq 's3' ? "s3://sluice-test/faults-$$-t$t/" : $state;
+	spew("$T->{dir}/sluice.yml", "name: faults\nprofile: faults\nstate: $state_url\n");
 	my $s3 = '';
 	my $stage = 'file://.sluice/stage';
-	if ($kind eq 's3_kill' || $kind eq 'state_s3_500') {
-		my $port = $kind eq 's3_kill' ? $s3_port : $proxy_port;
+	if ($kind eq 's3_kill' || $state eq 's3') {
+		my $port = $kind eq 'state_s3_500' ? $proxy_port : $s3_port;
 		$s3 = "      s3:\n        endpoint: http://127.0.0.1:$port\n        region: us-east-1\n" .
 			"        access_key_id: S3RVER\n        secret_access_key: \"{{ env_var('FAULTS_S3_SECRET') }}\"\n" .
 			"        part_size: 5242880\n        max_attempts: 2\n";
@@ -643,7 +649,7 @@ update analytics.$t1 set v = v + 1000 where id = 1;");
 	my $rrc = run_fg($T, "$T->{dir}/next.log", 'build');
 	my $next = slurp("$T->{dir}/next.log") // '';
 	if ($rrc ne '0') {
-		push @v, "recovery: the next run exited $rrc: " . join(' | ', grep { /ERROR|lock/ } split /\n/, $next);
+		push @v, "recovery: the next run exited $rrc: " . join(' | ', grep { /ERROR|FAIL|lock/ } split /\n/, $next);
 	}
 	my $twice = psql_ok($T->{db}, "select count(*) - count(distinct id) from analytics.ld;");
 	chomp $twice;
@@ -689,7 +695,7 @@ for my $t (1 .. $trials) {
 	chomp $what;
 	$fault_count{$kind}++;
 	$hit{$kind}++ if $hit;
-	printf "trial %d seed %d: %-13s %s: %s\n", $t, $seed, $kind, $result, $what;
+	printf "trial %d seed %d: %-24s %s: %s\n", $t, $seed, $kind . ($T ? " ($T->{state})" : ''), $result, $what;
 	if ($result eq 'VIOLATION' || $result eq 'error') {
 		$n_violations += $result eq 'VIOLATION' ? scalar @{ $T->{violations} } : 1;
 		$violation_count{$kind}++;
