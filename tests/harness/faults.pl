@@ -595,6 +595,9 @@ update raw.bulk set v = v + 1 where id = 1;");
 update analytics.$t1 set v = v + 1000 where id = 1;");
 	}
 
+	# SIGTERM is handled: statements cancelled, artifacts written, 143
+	push @v, "sigterm: the run ended by the signal itself, not with 143" if $kind eq 'sigterm' && $frc eq 'signal 15';
+
 	# message: a run that ended by itself with a failure says what failed,
 	# in the words of what failed
 	my $why = '';
