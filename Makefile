@@ -150,7 +150,7 @@ campaign: deps
 
 # The reliability campaigns (docs/testing.md): the load scenario and the
 # fault campaign, long: make faults TRIALS=200 SEED=7.
-TRIALS ?= 8
+TRIALS ?= 9
 faults: deps
 	@$(MAKE) --no-print-directory sluice
 	@SLUICE_TEST_SUITE=tests/faults SLUICE_TEST_CONNECTORS="$(CONNECTORS)" PROVE_JOBS=-v BUILD=$(BUILD) \

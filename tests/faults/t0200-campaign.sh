@@ -8,13 +8,13 @@
 # locked, S3 state writes answering 500. After each, no relation is
 # half-built or left aside, each is old or new, the state knows exactly
 # what finished, the next run repairs the rest, and no secret shows.
-# `make faults TRIALS=N SEED=S` sets the campaign; 8 trials by default.
+# `make faults TRIALS=N SEED=S` sets the campaign; 9 trials (each fault once) by default.
 . "$(dirname "$0")/../cli/lib.sh"
 # the campaign's own server runs as an unprivileged user, who must reach it
 chmod 755 "$T_DIR" || exit 1
 
 SEED=${SLUICE_FAULT_SEED:-20261202}
-TRIALS=${SLUICE_FAULT_TRIALS:-8}
+TRIALS=${SLUICE_FAULT_TRIALS:-9}
 
 t_campaign() {
 	nice -n 10 perl "$(dirname "$0")/../harness/faults.pl" --dir "$T_DIR/c" --seed "$SEED" --trials "$TRIALS" \
