@@ -189,10 +189,13 @@ campaign: deps
 		SLUICE_DIFF_ROUNDS=$(ROUNDS) SLUICE_DIFF_SEED=$(SEED) PROVE_JOBS=-v BUILD=$(BUILD) \
 		sh tests/harness/run-tests.sh
 
-# The reliability campaigns (docs/testing.md): the load scenario, long.
+# The reliability campaigns (docs/testing.md): the load scenario and the
+# fault campaign, long: make faults TRIALS=200 SEED=7.
+TRIALS ?= 9
 faults: deps
 	@$(MAKE) --no-print-directory sluice
 	@SLUICE_TEST_SUITE=tests/faults SLUICE_TEST_CONNECTORS="$(CONNECTORS)" PROVE_JOBS=-v BUILD=$(BUILD) \
+		SLUICE_FAULT_TRIALS=$(TRIALS) SLUICE_FAULT_SEED=$(SEED) \
 		sh tests/harness/run-tests.sh
 
 bench: deps

@@ -690,6 +690,27 @@ static void *heartbeat_main(void *ud)
 	return NULL;
 }
 
+/*
+ * The heartbeat runs for the whole run, the executor's workers only
+ * later: it must not take SIGINT, SIGTERM or SIGUSR1, whose default
+ * action would end the process there instead of reaching the executor's
+ * signal thread (which cancels the statements and exits 130 or 143).
+ */
+static int heartbeat_start(struct s3_state *s)
+{
+	sigset_t set, old;
+	int rc;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	rc = pthread_create(&s->hb, NULL, heartbeat_main, s);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
+
 static void heartbeat_stop(struct s3_state *s)
 {
 	if (!s->hb_running)
@@ -789,10 +810,9 @@ static int s3_lock(struct state *st, struct buf *holder, struct buf *since, stru
 	s->held = 1;
 	s->lost = 0;
 	s->hb_stop = 0;
-	if (pthread_create(&s->hb, NULL, heartbeat_main, s) == 0)
-		s->hb_running = 1;
-	else
+	if (heartbeat_start(s))
 		return err_set(err, SLUICE_EIO, "state: cannot start the lock's heartbeat thread");
+	s->hb_running = 1;
 	return 0;
 }
 

@@ -209,6 +209,31 @@ t_all_reused() {
 }
 ok "and the run after that reuses everything" t_all_reused
 
+# --- SIGTERM -------------------------------------------------------------------------
+# The lock's heartbeat thread starts before the workers; a signal it did
+# not block would end the process at once (found by the fault campaign,
+# tests/harness/faults.pl: "sigterm (s3) ... exit signal 15").
+
+model first "{{ config(materialized='table') }}
+select 4 as x"
+t_term() {
+	bg_start S "$SLUICE_BIN" run --threads 1 || return 1
+	wait_until 20 sleeping || { echo "the run never reached pg_sleep"; cat "$T_DIR/S.log"; return 1; }
+	kill -TERM "$BG_PID" || return 1
+	expect_eq 143 "$(bg_wait S 30)" || { cat "$T_DIR/S.log"; return 1; }
+	# its statement was cancelled on the server, its lock released
+	expect_eq 0 "$(psql_q "select count(*) from pg_stat_activity where datname = current_database()
+		and application_name like 'sluice/%' and query like '%pg_sleep%'")" || return 1
+	s3_get "$DIR/lock.json" >"$T_DIR/lock.json" || return 1
+	expect_eq false "$(jq -r '.released_at == null' "$T_DIR/lock.json")"
+}
+ok "SIGTERM during a run: it cancels its statement, releases the lock and exits 143" t_term
+t_after_term() {
+	expect_exit 0 sluice run || return 1
+	expect_eq "after=success first=reused slow=success" "$(rr_statuses)"
+}
+ok "the next run builds what the interrupted one had not finished, and only that" t_after_term
+
 # --- a lock of another machine ---------------------------------------------------------
 
 # lock_of_elsewhere AGE: a lock held on host "elsewhere", last heartbeat AGE seconds ago, lease 120 s.

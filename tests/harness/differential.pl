@@ -26,6 +26,9 @@
 use strict;
 use warnings;
 use Getopt::Long;
+use FindBin;
+use lib $FindBin::RealBin;
+use Seeded;
 use JSON::PP;
 use Digest::MD5 qw(md5_hex);
 use Time::HiRes qw(time);
@@ -37,18 +40,7 @@ GetOptions('dir=s' => \$dir, 'db=s' => \$db, 'db2=s' => \$db2, 'seed=i' => \$see
 die "$0: --dir, --db and --db2 are required\n" unless $dir && $db && $db2;
 my $sluice = $ENV{SLUICE_BIN} or die "$0: SLUICE_BIN is not set\n";
 
-# A generator of our own (xorshift32), so a seed replays the same
-# campaign whatever perl's own rand does.
-my $rng = (($seed % 4294967291) * 2654435761 + 12345) % 4294967296 || 1;
-sub rnd {
-	my ($n) = @_;
-	$rng ^= ($rng << 13) & 0xffffffff;
-	$rng ^= $rng >> 17;
-	$rng ^= ($rng << 5) & 0xffffffff;
-	return $rng % $n;
-}
-sub pick { return $_[rnd(scalar @_)]; }
-sub chance { return rnd(100) < $_[0]; }
+seed($seed);
 
 my %stat = (rounds => 0, runs => 0, executed => 0, reused => 0, scratch => 0, checks => 0,
 	sluice_s => 0, psql_s => 0);

@@ -5,6 +5,7 @@
 #   sh tests/harness/pg.sh start DIR   initdb DIR/data, start, print settings
 #   sh tests/harness/pg.sh stop DIR    fast shutdown (no-op when not running)
 #   sh tests/harness/pg.sh restart DIR fast shutdown (sessions are terminated, 57P01), then start again
+#   sh tests/harness/pg.sh resume DIR  start again a cluster that `stop` stopped (same port)
 #
 # `start` prints shell-evaluable SLUICE_TEST_PG*=value lines on stdout;
 # progress and errors go to stderr. SLUICE_PG_MAX_CONNECTIONS sets the
@@ -16,7 +17,7 @@ me="pg.sh"
 die() { echo "$me: $*" >&2; exit 1; }
 
 usage() {
-	echo "usage: sh tests/harness/pg.sh start|stop|restart DIR" >&2
+	echo "usage: sh tests/harness/pg.sh start|stop|restart|resume DIR" >&2
 	exit 2
 }
 
@@ -175,11 +176,13 @@ cmd_start() {
 	echo "SLUICE_TEST_PGSOCKDIR=$(q "$run")"
 }
 
-# pg_ctl ACTION on the cluster in DIR, as the user that owns it (stop, restart).
+# pg_ctl ACTION on the cluster in DIR, as the user that owns it (stop,
+# restart, start: resume).
 cmd_ctl() {
 	bindir=$(find_bindir)
 	data=$dir/data
-	if [ ! -f "$data/postmaster.pid" ]; then
+	[ -f "$data/PG_VERSION" ] || die "no cluster in $data"
+	if [ "$1" != start ] && [ ! -f "$data/postmaster.pid" ]; then
 		echo "$me: no server running in $data" >&2
 		[ "$1" = stop ] && return 0
 		exit 1
@@ -202,5 +205,6 @@ case $1 in
 start) cmd_start ;;
 stop) cmd_ctl stop ;;
 restart) cmd_ctl restart ;;
+resume) cmd_ctl start ;;
 *) usage ;;
 esac

@@ -12,6 +12,8 @@
 #   SLUICE_TEST_S3_ACCESS_KEY_ID=S3RVER
 #   SLUICE_TEST_S3_SECRET_ACCESS_KEY=S3RVER
 #   SLUICE_TEST_S3_REGION=us-east-1
+# SLUICE_S3_PORT: the port to listen on (default: any free one), so that a
+# test can start a server it killed again where its clients expect it.
 # Progress and errors go to stderr. The only network access beyond
 # loopback is `npm ci` to the npm registry, once, when tests/node_modules
 # is missing. s3rver's credentials are fixed and published: tests only.
@@ -49,7 +51,7 @@ start)
 	legacy=""
 	"$node" --openssl-legacy-provider -e 0 2>/dev/null && legacy=--openssl-legacy-provider
 	# -p 0: the kernel picks a free port; s3rver prints it.
-	"$node" $legacy "$bin" -d "$dir/data" -a 127.0.0.1 -p 0 \
+	"$node" $legacy "$bin" -d "$dir/data" -a 127.0.0.1 -p "${SLUICE_S3_PORT:-0}" \
 		--configure-bucket "$bucket" >"$dir/s3rver.log" 2>&1 &
 	echo $! >"$dir/s3rver.pid"
 	port=""
