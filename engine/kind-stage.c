@@ -311,6 +311,77 @@ static size_t declared_columns(const struct node *src, struct arena *a, const ch
 	return n;
 }
 
+/*
+ * The generation a load last put in its target is also kept in the
+ * warehouse, in the load's own transaction: sluice_stage_loads in the
+ * target's schema, one row per relation. A state record lost after the
+ * load committed (a failed state write, kill -9) then cannot make the next
+ * run append the same delta again (docs/stages.md).
+ */
+static void loads_table(struct buf *q, const struct node *n)
+{
+	dialect_quote_ident(q, n->schema);
+	buf_puts(q, ".sluice_stage_loads");
+}
+
+/* Outside any transaction, before the load's: another load may create it at the same moment. */
+static void loads_table_create(struct sluice_conn *c, const char *audit, const struct node *n)
+{
+	struct sluice_err ignored = SLUICE_ERR_INIT;
+	struct buf q = BUF_INIT;
+
+	buf_puts(&q, "CREATE TABLE IF NOT EXISTS ");
+	loads_table(&q, n);
+	buf_puts(&q, " (relation VARCHAR(1024) NOT NULL, generation VARCHAR(1024) NOT NULL)");
+	conn_send_exec(c, audit, q.s, NULL, &ignored);   /* a failed load says what is missing */
+	buf_release(&q);
+}
+
+/* Inside the load's transaction: gen is what the target now holds. */
+static int loads_mark(const struct node *n, const struct plan *p, struct sluice_conn *c, const char *gen,
+		      struct sluice_err *err)
+{
+	struct buf q = BUF_INIT;
+	int rc;
+
+	buf_puts(&q, "DELETE FROM ");
+	loads_table(&q, n);
+	buf_puts(&q, " WHERE relation = ");
+	dialect_literal(p->dialect, &q, n->relation);
+	if (!(rc = conn_send_exec(c, p->audit, q.s, NULL, err))) {
+		buf_reset(&q);
+		buf_puts(&q, "INSERT INTO ");
+		loads_table(&q, n);
+		buf_puts(&q, " (relation, generation) VALUES (");
+		dialect_literal(p->dialect, &q, n->relation);
+		buf_puts(&q, ", ");
+		dialect_literal(p->dialect, &q, gen);
+		buf_puts(&q, ")");
+		rc = conn_send_exec(c, p->audit, q.s, NULL, err);
+	}
+	buf_release(&q);
+	return rc;
+}
+
+/* The generation the warehouse says the target holds (heap), or NULL. */
+static char *loads_read(const struct build *b, const struct node *n, struct sluice_conn *c, const char *audit)
+{
+	struct sluice_err ignored = SLUICE_ERR_INIT;
+	struct buf q = BUF_INIT;
+	char *gen = NULL;
+
+	buf_puts(&q, "SELECT generation FROM ");
+	loads_table(&q, n);
+	buf_puts(&q, " WHERE relation = ");
+	dialect_literal(build_dialect(b, n), &q, n->relation);
+	if (conn_send_query(c, audit, q.s, conn_first_value, &gen, &ignored)) {
+		free(gen);
+		gen = NULL;
+	}
+	buf_release(&q);
+	return gen;
+}
+
 static int run_load(struct build *b, struct exec_worker *w, const struct node *n, const struct plan *p,
 		    struct sluice_conn *c, long long *rows, struct sluice_err *err)
 {
@@ -365,8 +436,10 @@ static int run_load(struct build *b, struct exec_worker *w, const struct node *n
 			add_validation(a, &r->validations, "manifest record_count = rows loaded", counts.manifest,
 				       counts.loaded);
 	}
-	if (!rc && l.prefix && in->type != NODE_SOURCE)
+	if (!rc && l.prefix && in->type != NODE_SOURCE) {
+		rc = loads_mark(n, p, c, l.prefix, err);
 		srun(b, n->idx)->loaded_generation = xstrdup(l.prefix);
+	}
 	*rows = counts.loaded;
 	objstore_close(store);
 	free(url);
@@ -407,19 +480,33 @@ static int load_incremental(const struct build *b, const struct node *n)
 	return val_get(&n->config, "unique_key") || val_get_str(&n->config, "incremental_strategy", NULL);
 }
 
-/* A load whose input is a delta it has already loaded: nothing to do. */
-static int nothing_new(const struct build *b, const struct node *n)
+/*
+ * A load whose input is a delta it has already loaded: nothing to do. The
+ * state record says so, or, when it was lost after the load committed,
+ * the warehouse's sluice_stage_loads (read on c).
+ */
+static int nothing_new(const struct build *b, const struct node *n, struct sluice_conn *c, const char *audit)
 {
 	const struct node *in = load_input(b, n);
 	const char *gen, *loaded = val_get_str(build_prev_record(b, n->idx), "loaded_generation", NULL);
+	char *held = NULL;
 	long long rows;
-	int delta;
+	int delta, same;
 
-	if (!in || in->type != NODE_MODEL || !loaded)
+	if (!in || in->type != NODE_MODEL)
 		return 0;
 	gen = generation_of(b, in, &rows, &delta);
+	if (!delta || !gen)
+		return 0;
 	/* re-appending a delta already loaded would duplicate its rows */
-	return delta && gen && !strcmp(gen, loaded);
+	if (loaded && !strcmp(gen, loaded))
+		return 1;
+	if (!c || b->runs[n->idx].existing != REL_TABLE)
+		return 0;
+	held = loads_read(b, n, c, audit);
+	same = held && !strcmp(held, gen);
+	free(held);
+	return same;
 }
 
 static int unload_run(struct build *b, struct exec_worker *w, size_t idx, struct sluice_err *err)
@@ -454,12 +541,25 @@ static int load_run(struct build *b, struct exec_worker *w, size_t idx, struct s
 		*err = *run_err(r);
 		return err->code;
 	}
-	if (nothing_new(b, n)) {
+	struct buf audit = BUF_INIT;
+	struct sluice_conn *c;
+	const char *gen;
+	long long urows;
+	int delta;
+
+	if (!(c = build_worker_conn(b, w, n, err)))
+		return err->code;
+	build_audit_comment(b, n, &audit);
+	loads_table_create(c, audit.s, n);
+	if (nothing_new(b, n, c, audit.s)) {
 		/* the target already holds this delta: appending it again would duplicate it */
-		srun(b, idx)->loaded_generation = xstrdup(val_get_str(build_prev_record(b, idx), "loaded_generation", NULL));
+		gen = generation_of(b, load_input(b, n), &urows, &delta);
+		srun(b, idx)->loaded_generation = xstrdup(gen);
 		r->rows = 0;
+		buf_release(&audit);
 		return 0;
 	}
+	buf_release(&audit);
 	return build_run_plan(b, w, idx, &rt, err);
 }
 

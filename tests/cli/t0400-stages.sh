@@ -148,6 +148,18 @@ t_no_double_append() {
 }
 ok "a forced reload of a delta already loaded does not append it twice" t_no_double_append
 
+# The load committed, then its state record was lost (a state write that
+# failed, kill -9 between the two): the warehouse's own note of the
+# generation it loaded keeps the next run from appending it again.
+t_record_lost() {
+	_st=.sluice/state/dev.json
+	jq 'del(.records["model.proj.patients"])' "$_st" >"$T_DIR/st.json" && cp "$T_DIR/st.json" "$_st" || return 1
+	expect_exit 0 sluice run -s patients || return 1
+	expect_eq 3025 "$(psql_q "select count(*) from analytics.patients")" || return 1
+	expect_eq 1 "$(psql_q "select count(*) from analytics.sluice_stage_loads where relation like '%patients%'")"
+}
+ok "the load's state record lost after it committed: the delta is not appended again" t_record_lost
+
 t_retention() {
 	expect_eq 2 "$(gen_dirs)"
 }
