@@ -1498,13 +1498,6 @@ static int tpl_render_nodes(struct tpl_run *r, const struct tpl_node *n);
  * beyond a long long's range (1e400 is inf) is undefined in C: beyond
  * +-1e18, which no index or count reaches, it is clamped; NaN is 0.
  */
-static long long tpl_ll(double d)
-{
-	if (isnan(d))
-		return 0;
-	return d >= 1e18 ? (long long)1e18 : d <= -1e18 ? -(long long)1e18 : (long long)d;
-}
-
 static int tpl_fail(struct tpl_run *r, int line, int col, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 static int tpl_fail(struct tpl_run *r, int line, int col, const char *fmt, ...)
@@ -1658,7 +1651,7 @@ static int tpl_index(struct tpl_run *r, const struct tpl_expr *e, const struct v
 	if (!tpl_num(k, &d) || d != floor(d))
 		return tpl_fail(r, e->line, e->col, "%s indices must be integers, not %s",
 				tpl_type(o), tpl_type(k));
-	i = tpl_ll(d);
+	i = val_num_ll(d);
 	if (o->kind == V_STR) {
 		if (tpl_char_at(r, o, i, out) == 0)
 			return 0;
@@ -1771,7 +1764,7 @@ static int tpl_binop(struct tpl_run *r, const struct tpl_expr *e, const struct v
 		}
 		if ((a->kind == V_STR && tpl_num(b, &y)) || (b->kind == V_STR && tpl_num(a, &y))) {
 			const struct val *s = a->kind == V_STR ? a : b;
-			long long times = y > 0 ? tpl_ll(y) : 0;
+			long long times = y > 0 ? val_num_ll(y) : 0;
 
 			if (times && s->u.str.len * (unsigned long long)times > TPL_MAX_STRING)
 				return tpl_fail(r, e->line, e->col, "string repetition too large");
@@ -2109,7 +2102,7 @@ static int tpl_method(struct tpl_run *r, const struct tpl_expr *e, const struct 
 				return tpl_fail(r, e->line, e->col, "replace() count must be a number");
 			tpl_str(r, &args[0], &s1, &l1);
 			tpl_str(r, &args[1], &s2, &l2);
-			*out = tpl_replace(r, s, len, s1, l1, s2, l2, tpl_ll(d));
+			*out = tpl_replace(r, s, len, s1, l1, s2, l2, val_num_ll(d));
 			return 0;
 		}
 		if (!strcmp(m, "split")) {
@@ -2229,7 +2222,7 @@ keep:
 		tpl_str(r, &v, &s, &n);
 		tpl_str(r, &args[0], &s1, &l1);
 		tpl_str(r, &args[1], &s2, &l2);
-		*out = tpl_replace(r, s, n, s1, l1, s2, l2, tpl_ll(d));
+		*out = tpl_replace(r, s, n, s1, l1, s2, l2, val_num_ll(d));
 		return 0;
 	case F_TRIM:
 		tpl_str(r, &v, &s, &n);

@@ -2,9 +2,9 @@
  * value.c: the dynamic value type; see value.h. Knows nothing of templates
  * or YAML, only how values are built, compared and printed.
  */
-#include <math.h>
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,6 +152,13 @@ const char *val_get_text(const struct val *dict, const char *key, char *tmp, siz
 	return v && v->kind == V_STR ? v->u.str.s : NULL;
 }
 
+long long val_num_ll(double d)
+{
+	if (isnan(d))
+		return 0;
+	return d >= 1e18 ? (long long)1e18 : d <= -1e18 ? -(long long)1e18 : (long long)d;
+}
+
 long long val_get_int(const struct val *dict, const char *key, long long def)
 {
 	const struct val *v = val_get(dict, key);
@@ -161,7 +168,7 @@ long long val_get_int(const struct val *dict, const char *key, long long def)
 	if (!v)
 		return def;
 	if (v->kind == V_NUM)
-		return (long long)v->u.num;
+		return val_num_ll(v->u.num);   /* port: 4e105 is out of any range check, not undefined */
 	if (v->kind == V_STR) {
 		n = strtoll(v->u.str.s, &end, 10);
 		if (end != v->u.str.s && !*end)

@@ -61,6 +61,8 @@ const char *val_get_str(const struct val *dict, const char *key, const char *def
  * when absent or of another kind.
  */
 const char *val_get_text(const struct val *dict, const char *key, char *tmp, size_t cap);
+/* A number as a long long, clamped to +-1e18 (NaN: 0): no conversion out of range. */
+long long val_num_ll(double d);
 /* dict[key] as an integer (number or numeric string), or def. */
 long long val_get_int(const struct val *dict, const char *key, long long def);
 /*
