@@ -289,6 +289,17 @@ static void test_syntax_errors_have_positions(void **state)
 	assert_string_equal(parse_err("[a, b]: 1\n"), "t.yml:1:1: only plain text keys are supported in a map");
 }
 
+/* found by fuzz_project: a setting of 4e105 as an integer was a conversion out of range */
+static void test_huge_numbers_clamp(void **state)
+{
+	struct val v = yaml_to_val(&A, parse_ok("port: 4e105\nthreads: -4e105\nn: 42\n"));
+
+	(void)state;
+	assert_true(val_get_int(&v, "port", 0) == 1000000000000000000LL);
+	assert_true(val_get_int(&v, "threads", 0) == -1000000000000000000LL);
+	assert_int_equal(val_get_int(&v, "n", 0), 42);
+}
+
 static void test_empty_documents(void **state)
 {
 	struct sluice_err err = SLUICE_ERR_INIT;
@@ -360,6 +371,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_only_first_document, teardown),
 		cmocka_unit_test_teardown(test_load_file, teardown),
 		cmocka_unit_test_teardown(test_yaml_error_format, teardown),
+		cmocka_unit_test_teardown(test_huge_numbers_clamp, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
