@@ -530,7 +530,7 @@ my %cause = (
 	pg_stop => qr/terminat|shut ?down|server closed|connection/i,
 	s3_kill => qr/s3:\/\/|connect/i,
 	enospc => qr/no space left/i,
-	state_s3_500 => qr/state \(s3\).*(500|InternalError)/,
+	state_s3_500 => qr/state\b.*(500|InternalError)/,   # "state (s3): record ..." or "state: taking the lock: s3 PUT ..."
 	sigterm => qr/interrupt|cancel|SIGTERM/i,
 );
 
