@@ -481,32 +481,33 @@ static int load_incremental(const struct build *b, const struct node *n)
 }
 
 /*
- * A load whose input is a delta it has already loaded: nothing to do. The
- * state record says so, or, when it was lost after the load committed,
- * the warehouse's sluice_stage_loads (read on c).
+ * A load whose input is a delta it has already loaded has nothing to do:
+ * the generation, or NULL. The state record says so, or, when it was lost
+ * after the load committed, the warehouse's sluice_stage_loads (read on c).
  */
-static int nothing_new(const struct build *b, const struct node *n, struct sluice_conn *c, const char *audit)
+static const char *already_loaded(const struct build *b, const struct node *n, struct sluice_conn *c,
+				  const char *audit)
 {
 	const struct node *in = load_input(b, n);
 	const char *gen, *loaded = val_get_str(build_prev_record(b, n->idx), "loaded_generation", NULL);
-	char *held = NULL;
+	char *held;
 	long long rows;
 	int delta, same;
 
 	if (!in || in->type != NODE_MODEL)
-		return 0;
+		return NULL;
 	gen = generation_of(b, in, &rows, &delta);
 	if (!delta || !gen)
-		return 0;
+		return NULL;
 	/* re-appending a delta already loaded would duplicate its rows */
 	if (loaded && !strcmp(gen, loaded))
-		return 1;
-	if (!c || b->runs[n->idx].existing != REL_TABLE)
-		return 0;
+		return gen;
+	if (b->runs[n->idx].existing != REL_TABLE)
+		return NULL;
 	held = loads_read(b, n, c, audit);
 	same = held && !strcmp(held, gen);
 	free(held);
-	return same;
+	return same ? gen : NULL;
 }
 
 static int unload_run(struct build *b, struct exec_worker *w, size_t idx, struct sluice_err *err)
@@ -536,31 +537,28 @@ static int load_run(struct build *b, struct exec_worker *w, size_t idx, struct s
 	struct plan_runtime rt = { stage_step, &job };
 	/* known only now that the unload above has run or been reused */
 	int incremental = load_incremental(b, n);
+	const struct node *in = load_input(b, n);
+	struct buf audit = BUF_INIT;
+	struct sluice_conn *c;
+	const char *held;
 
 	if (incremental != (r->plan.strategy != NULL) && load_plan(b, idx, incremental)) {
 		*err = *run_err(r);
 		return err->code;
 	}
-	struct buf audit = BUF_INIT;
-	struct sluice_conn *c;
-	const char *gen;
-	long long urows;
-	int delta;
-
 	if (!(c = build_worker_conn(b, w, n, err)))
 		return err->code;
 	build_audit_comment(b, n, &audit);
-	loads_table_create(c, audit.s, n);
-	if (nothing_new(b, n, c, audit.s)) {
+	if ((held = already_loaded(b, n, c, audit.s))) {
 		/* the target already holds this delta: appending it again would duplicate it */
-		gen = generation_of(b, load_input(b, n), &urows, &delta);
-		srun(b, idx)->loaded_generation = xstrdup(gen);
+		srun(b, idx)->loaded_generation = xstrdup(held);
 		r->rows = 0;
-		buf_release(&audit);
-		return 0;
+	} else if (in && in->type == NODE_MODEL) {
+		/* what run_load notes the generation in, inside the load's transaction */
+		loads_table_create(c, audit.s, n);
 	}
 	buf_release(&audit);
-	return build_run_plan(b, w, idx, &rt, err);
+	return held ? 0 : build_run_plan(b, w, idx, &rt, err);
 }
 
 static void stage_record(struct build *b, size_t idx, int ok, struct val *rec, struct arena *a)
