@@ -48,11 +48,10 @@ int fs_atomic_open(struct fs_atomic *f, const char *path, struct sluice_err *err
 	return f->rc;
 }
 
-static void atomic_flush(struct fs_atomic *f)
-{
-	const char *p = f->pending.s;
-	size_t len = f->pending.len;
+#define ATOMIC_CHUNK 65536
 
+static void write_all(struct fs_atomic *f, const char *p, size_t len)
+{
 	while (len && !f->rc) {
 		ssize_t n = write(f->fd, p, len);
 		if (n < 0) {
@@ -63,16 +62,27 @@ static void atomic_flush(struct fs_atomic *f)
 		p += n;
 		len -= (size_t)n;
 	}
+}
+
+static void atomic_flush(struct fs_atomic *f)
+{
+	write_all(f, f->pending.s, f->pending.len);
 	buf_reset(&f->pending);
 }
 
 int fs_atomic_write(struct fs_atomic *f, const void *data, size_t len)
 {
-	if (!f->rc) {
-		buf_add(&f->pending, data, len);
-		if (f->pending.len >= 65536)
-			atomic_flush(f);
+	if (f->rc)
+		return f->rc;
+	if (len >= ATOMIC_CHUNK) {
+		/* a whole file handed over at once is written as it is, not copied first */
+		atomic_flush(f);
+		write_all(f, data, len);
+		return f->rc;
 	}
+	buf_add(&f->pending, data, len);
+	if (f->pending.len >= ATOMIC_CHUNK)
+		atomic_flush(f);
 	return f->rc;
 }
 
