@@ -31,23 +31,36 @@ json_t *json_from_val_new(const struct val *v)
 	return json_null();
 }
 
+/*
+ * An object's members as a dict, sized once (a state file holds 10,000s of
+ * them; keys are unique). drain: each member is removed once converted.
+ */
+static struct val object_to_val(struct arena *a, json_t *obj, int drain)
+{
+	struct val v = val_dict_of(a, json_object_size(obj));
+	const char *key;
+	json_t *item;
+	void *next;
+	size_t i = 0;
+
+	json_object_foreach_safe(obj, next, key, item) {
+		v.u.dict.keys[i] = arena_strdup(a, key);
+		v.u.dict.vals[i] = json_to_val(a, item);
+		if (drain)
+			json_object_del(obj, v.u.dict.keys[i]);
+		i++;
+	}
+	return v;
+}
+
 struct val json_to_val(struct arena *a, const json_t *j)
 {
 	struct val v;
-	const char *key;
 	json_t *item;
 	size_t i;
 
 	switch (json_typeof(j)) {
-	case JSON_OBJECT:
-		/* sized once: a state file holds 10,000s of these; keys are unique */
-		v = val_dict_of(a, json_object_size(j));
-		i = 0;
-		json_object_foreach((json_t *)j, key, item) {
-			v.u.dict.keys[i] = arena_strdup(a, key);
-			v.u.dict.vals[i++] = json_to_val(a, item);
-		}
-		return v;
+	case JSON_OBJECT: return object_to_val(a, (json_t *)j, 0);
 	case JSON_ARRAY:
 		v = val_list_of(a, json_array_size(j));
 		json_array_foreach(j, i, item)
@@ -64,21 +77,7 @@ struct val json_to_val(struct arena *a, const json_t *j)
 
 struct val json_drain_to_val(struct arena *a, json_t *obj)
 {
-	struct val v;
-	const char *key;
-	json_t *item;
-	void *next;
-	size_t i = 0;
-
-	if (!json_is_object(obj))
-		return json_to_val(a, obj);
-	v = val_dict_of(a, json_object_size(obj));
-	json_object_foreach_safe(obj, next, key, item) {
-		v.u.dict.keys[i] = arena_strdup(a, key);
-		v.u.dict.vals[i++] = json_to_val(a, item);
-		json_object_del(obj, v.u.dict.keys[i - 1]);
-	}
-	return v;
+	return json_is_object(obj) ? object_to_val(a, obj, 1) : json_to_val(a, obj);
 }
 
 int json_parse_val(struct arena *a, const char *what, const char *text, struct val *out,
