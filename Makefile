@@ -14,7 +14,7 @@ PKGS := libpq odbc jansson libxxhash libcurl yaml-0.1 libcrypto zlib
 DEBS := libpq-dev unixodbc-dev odbc-postgresql libjansson-dev libxxhash-dev \
 	libcurl4-openssl-dev libyaml-dev postgresql postgresql-client libcmocka-dev \
 	pkg-config jq libssl-dev zlib1g-dev tzdata node=nodejs npm=npm curl=curl chromium \
-	docker-compose=docker-compose
+	docker-compose=docker-compose git=git
 SANITIZE ?=
 # One build directory per sanitizer set (build/std, build/address-undefined,
 # build/thread): their objects cannot be linked together.
@@ -114,6 +114,7 @@ $(BUILD)/tests/test_project: $(T_PROJECT)
 $(BUILD)/tests/test_dag: $(T_DAG)
 $(BUILD)/tests/test_cron: $(BUILD)/engine/cron.o
 $(BUILD)/tests/test_retry: $(BUILD)/engine/retry.o
+$(BUILD)/tests/test_semver: $(BUILD)/engine/semver.o
 # The executor test refuses threads through a wrapped pthread_create.
 $(BUILD)/tests/test_executor: $(T_DAG) $(BUILD)/engine/executor.o
 $(BUILD)/tests/test_executor: LDFLAGS += -Wl,--wrap=pthread_create

@@ -32,6 +32,7 @@ static const struct cmd_entry commands[] = {
 	{ "graph", cmd_graph, "print the DAG of the selected nodes (--format dot|mermaid|json)" },
 	{ "show", cmd_show, "print a model's rows (--limit N, --format table|csv|json)" },
 	{ "report", cmd_report, "rebuild target/report.html from target/ (--open: show it)" },
+	{ "deps", cmd_deps, "install the packages of packages.yml into dbt_packages/ (--upgrade: ignore package-lock.yml)" },
 	{ "debug", cmd_debug, "check the project, the profile and every connection" },
 	{ "sources", cmd_sources, "instrument|uninstrument|versions: source change detection" },
 	{ "schedule", cmd_schedule, "run the schedules of sluice.yml (--once NAME, --list, --print-systemd, --print-crontab)" },
