@@ -168,6 +168,10 @@ static int ref_edge(struct build_ctx *b, const struct tpl_call *c)
 			return call_error(b->err, c, "unknown ref '%s' (did you mean '%s'?)", name, s);
 		return call_error(b->err, c, "unknown ref '%s'", name);
 	}
+	if (c->nargs >= 2 && parent->model && arg_str(c, 0) && strcmp(arg_str(c, 0), parent->model->fqn[0]))
+		return call_error(b->err, c, "ref('%s', '%s'): '%s' is in %s '%s', not in '%s'", arg_str(c, 0), name,
+				  name, strcmp(parent->model->fqn[0], b->m->project->name) ? "package" : "project",
+				  parent->model->fqn[0], arg_str(c, 0));
 	if (parent == b->node)
 		return call_error(b->err, c, "model '%s' refers to itself (use {{ this }})", name);
 	if (check_shell_ref(b, c, parent))

@@ -43,6 +43,7 @@ struct loader {
 	struct val cli_vars;       /* --vars, dict or none */
 	struct val target;         /* `target` for templates in sluice.yml, once known */
 	int have_target;
+	const struct package *pkg; /* whose files are being added, NULL: the root project's */
 	struct sluice_err *err;
 };
 
@@ -478,13 +479,16 @@ static int load_cli_vars(struct loader *L)
 }
 
 /*
- * vars: top-level keys are global; a key equal to the project name holding
- * a map gives this project's vars, which override; --vars overrides both.
- * With render set, values from sluice.yml are rendered, except those an
- * override hides (so --vars can stand in for a missing env var).
+ * vars: top-level keys are global; a key equal to the project name (scope)
+ * holding a map gives this project's vars, which override; --vars
+ * overrides both when cli is set. With render set, values are rendered,
+ * except those an override hides (so --vars can stand in for a missing
+ * env var).
  */
-static int build_vars(struct loader *L, const struct ynode *vars, int render, struct val *out)
+static int build_vars_scoped(struct loader *L, const struct ynode *vars, const char *scope, int cli, int render,
+			     struct val *out)
 {
+	const struct val none = val_none(), *over = cli ? &L->cli_vars : &none;
 	const struct ynode *scoped = NULL;
 	struct val v;
 	size_t i, pass;
@@ -494,7 +498,7 @@ static int build_vars(struct loader *L, const struct ynode *vars, int render, st
 	if (!is_null(vars) && vars->kind != Y_MAP)
 		return yaml_error(L->err, vars, "vars must be a map");
 	if (!is_null(vars)) {
-		scoped = ymap_get(vars, L->p->name);
+		scoped = ymap_get(vars, scope);
 		if (scoped && scoped->kind != Y_MAP)
 			scoped = NULL;
 	}
@@ -505,27 +509,32 @@ static int build_vars(struct loader *L, const struct ynode *vars, int render, st
 			const struct ynode *vn = m->items[2 * i + 1];
 			if (!pass && vn == scoped)
 				continue;
-			if (val_get(&L->cli_vars, k) || (!pass && ymap_get(scoped, k)))
+			if (val_get(over, k) || (!pass && ymap_get(scoped, k)))
 				continue;
 			if ((rc = conv(L, vn, render, k, &v)))
 				return rc;
 			val_dict_set(&L->p->arena, out, arena_strdup(&L->p->arena, k), v);
 		}
 	}
-	if (L->cli_vars.kind == V_DICT)
-		for (i = 0; i < L->cli_vars.u.dict.n; i++)
-			val_dict_set(&L->p->arena, out, L->cli_vars.u.dict.keys[i], L->cli_vars.u.dict.vals[i]);
+	if (over->kind == V_DICT)
+		for (i = 0; i < over->u.dict.n; i++)
+			val_dict_set(&L->p->arena, out, over->u.dict.keys[i], over->u.dict.vals[i]);
 	return 0;
 }
 
+static int build_vars(struct loader *L, const struct ynode *vars, int render, struct val *out)
+{
+	return build_vars_scoped(L, vars, L->p->name, 1, render, out);
+}
+
 /* model-paths and test-paths: a path or a list of paths, relative. */
-static int path_list(struct loader *L, const struct ynode *root, const char *key, const char *def,
-		     const char ***out, size_t *n)
+static int path_list_of(struct loader *L, const struct ynode *root, const struct val *raw, const char *key,
+			const char *def, const char ***out, size_t *n)
 {
 	struct arena *a = &L->p->arena;
 	const char *found;
 	const struct ynode *node = ykey(root, key, &found);
-	const struct val *v = val_get(&L->p->raw, found);
+	const struct val *v = val_get(raw, found);
 	size_t i, cnt;
 
 	if (is_null(node)) {
@@ -557,6 +566,12 @@ static int path_list(struct loader *L, const struct ynode *root, const char *key
 	}
 	*n = cnt;
 	return 0;
+}
+
+static int path_list(struct loader *L, const struct ynode *root, const char *key, const char *def,
+		     const char ***out, size_t *n)
+{
+	return path_list_of(L, root, &L->p->raw, key, def, out, n);
 }
 
 /* on-run-start / on-run-end: a string or a list of strings, kept as a list. */
@@ -1038,6 +1053,134 @@ static void set_target_var(struct loader *L)
 	L->have_target = 1;
 }
 
+/* ---- installed packages ------------------------------------------------------ */
+
+/* A package's path list, relative to the project dir. */
+static int package_paths(struct loader *L, const struct package *pkg, const struct ynode *root, const struct val *raw,
+			 const char *key, const char *def, const char ***out, size_t *n)
+{
+	size_t i;
+	int rc = path_list_of(L, root, raw, key, def, out, n);
+
+	for (i = 0; !rc && i < *n; i++)
+		(*out)[i] = arena_printf(&L->p->arena, "%s/%s", pkg->dir, (*out)[i]);
+	return rc;
+}
+
+static int package_tree(struct loader *L, const struct ynode *root, const struct val *raw, const char *key,
+			struct val *out)
+{
+	const struct ynode *n = ymap_get(root, key);
+	int rc;
+
+	*out = val_none();
+	if (is_null(n))
+		return 0;
+	if ((rc = check_folder_config(L, n)))
+		return rc;
+	*out = *val_get(raw, key);
+	return 0;
+}
+
+/* One folder under the install path: its dbt_project.yml, read as a package's. */
+static int load_package(struct loader *L, const char *rel, const struct ynode *root_vars, struct package *pkg)
+{
+	struct project *p = L->p;
+	const char *file = arena_printf(&p->arena, "%s/dbt_project.yml", rel), *found;
+	struct ynode *root;
+	const struct ynode *n;
+	struct val raw, own, over;
+	int rc;
+
+	memset(pkg, 0, sizeof(*pkg));
+	pkg->dir = rel;
+	if ((rc = load_yaml(L, &L->tmp, arena_printf(&L->tmp, "%s/%s", p->dir, file), file, &root)))
+		return rc;
+	if (!root || root->kind != Y_MAP)
+		return err_set(L->err, SLUICE_EUSAGE, "%s: a package's dbt_project.yml must be a map with name:", file);
+	n = ymap_get(root, "name");
+	if (is_null(n) || n->kind != Y_SCALAR || !dialect_is_ident(n->scalar))
+		return yaml_error(L->err, n ? n : root, "a package needs a name: that is an identifier");
+	pkg->name = arena_strdup(&p->arena, n->scalar);
+	if (!strcmp(pkg->name, p->name))
+		return yaml_error(L->err, n, "package '%s' has the name of the project itself", pkg->name);
+	n = ymap_get(root, "version");
+	if (!is_null(n) && n->kind == Y_SCALAR)
+		pkg->version = arena_strdup(&p->arena, n->scalar);
+	/* a package's file is not rendered: its templates are for dbt's parse, not for paths */
+	raw = yaml_to_val(&p->arena, root);
+	if ((rc = package_paths(L, pkg, root, &raw, "model-paths", "models", &pkg->model_paths, &pkg->nmodel_paths)) ||
+	    (rc = package_paths(L, pkg, root, &raw, "seed-paths", "seeds", &pkg->seed_paths, &pkg->nseed_paths)) ||
+	    (rc = package_paths(L, pkg, root, &raw, "test-paths", "tests", &pkg->test_paths, &pkg->ntest_paths)) ||
+	    (rc = package_paths(L, pkg, root, &raw, "snapshot-paths", "snapshots", &pkg->snapshot_paths,
+				&pkg->nsnapshot_paths)) ||
+	    (rc = package_paths(L, pkg, root, &raw, "macro-paths", "macros", &pkg->macro_paths, &pkg->nmacro_paths)) ||
+	    (rc = package_tree(L, root, &raw, "models", &pkg->models_config)) ||
+	    (rc = package_tree(L, root, &raw, "seeds", &pkg->seeds_config)) ||
+	    (rc = package_tree(L, root, &raw, "snapshots", &pkg->snapshots_config)))
+		return rc;
+	/* dbt's scoping: the package's own vars, then the root project's for it */
+	if ((rc = build_vars_scoped(L, ykey(root, "vars", &found), pkg->name, 0, 0, &own)) ||
+	    (rc = build_vars_scoped(L, root_vars, pkg->name, 1, 1, &over)))
+		return rc;
+	pkg->vars = val_dict_merge(&p->arena, &own, &over);
+	return 0;
+}
+
+static int cmp_package(const void *x, const void *y)
+{
+	return strcmp(((const struct package *)x)->name, ((const struct package *)y)->name);
+}
+
+/* Every folder under packages-install-path with a dbt_project.yml is a package. */
+static int load_packages(struct loader *L, const struct ynode *root)
+{
+	struct project *p = L->p;
+	const char *found, *abs;
+	const struct ynode *n = ykey(root, "packages-install-path", &found);
+	struct dirent *de;
+	size_t i, cap = 0;
+	DIR *d;
+	int rc = 0;
+
+	p->packages_install_path = "dbt_packages";
+	if (!is_null(n)) {
+		const struct val *v = val_get(&p->raw, found);
+		if (n->kind != Y_SCALAR || v->kind != V_STR || !v->u.str.len || v->u.str.s[0] == '/')
+			return yaml_error(L->err, n, "%s must be a folder inside the project", found);
+		p->packages_install_path = v->u.str.s;
+	}
+	abs = arena_printf(&L->tmp, "%s/%s", p->dir, p->packages_install_path);
+	if (!(d = opendir(abs)))
+		return errno == ENOENT || errno == ENOTDIR ? 0 : err_set(L->err, SLUICE_EIO, "%s: %s",
+									 p->packages_install_path, strerror(errno));
+	while (!rc && (de = readdir(d))) {
+		const char *rel;
+		if (de->d_name[0] == '.')
+			continue;
+		rel = arena_printf(&p->arena, "%s/%s", p->packages_install_path, de->d_name);
+		if (!fs_exists(arena_printf(&L->tmp, "%s/%s/dbt_project.yml", p->dir, rel)))
+			continue;
+		if (p->npackages == cap) {
+			cap = cap ? 2 * cap : 8;
+			p->packages = arena_grow(&p->arena, p->packages, p->npackages, cap, sizeof(*p->packages));
+		}
+		rc = load_package(L, rel, ykey(root, "vars", &found), &p->packages[p->npackages]);
+		if (!rc)
+			p->npackages++;
+	}
+	closedir(d);
+	if (rc)
+		return rc;
+	if (p->npackages)
+		qsort(p->packages, p->npackages, sizeof(*p->packages), cmp_package);
+	for (i = 1; i < p->npackages; i++)
+		if (!strcmp(p->packages[i - 1].name, p->packages[i].name))
+			return err_set(L->err, SLUICE_EUSAGE, "two installed packages are named '%s': %s and %s",
+				       p->packages[i].name, p->packages[i - 1].dir, p->packages[i].dir);
+	return 0;
+}
+
 /* ---- finding files under the model paths -------------------------------- */
 
 struct found {
@@ -1177,36 +1320,50 @@ struct dir_cfg {
 	const char *dir;        /* rel up to the last '/', not NUL-terminated */
 	size_t len;
 	struct val cfg;
-	const struct val *level; /* deepest level reached, if every folder matched */
+	/* deepest level reached, if every folder matched: the package's own tree, the root's */
+	const struct val *level[2];
 };
 
+/* One project's config tree (its `models:` block, say) along m's fqn into acc. */
+static const struct val *tree_config(struct arena *a, struct val *acc, const struct val *root, const struct model *m)
+{
+	const struct val *level;
+	size_t i;
+
+	if (root->kind != V_DICT)
+		return NULL;
+	cfg_apply_level(a, acc, root);
+	level = val_get(root, m->fqn[0]);
+	for (i = 1; level && level->kind == V_DICT; i++) {
+		cfg_apply_level(a, acc, level);
+		if (i + 1 >= m->nfqn)
+			return level;
+		level = val_get(level, m->fqn[i]);
+	}
+	return NULL;
+}
+
+/*
+ * A package's node: its own project's tree first, then the root
+ * project's, which overrides (dbt's order).
+ */
 static void folder_config(struct loader *L, const struct model *m, struct dir_cfg *dc)
 {
 	struct arena *a = &L->p->arena;
-	const struct val *root = !strcmp(m->resource, "seed") ? &L->p->seeds_config :
-				 !strcmp(m->resource, "snapshot") ? &L->p->snapshots_config : &L->p->models_config;
-	const struct val *level;
+	const struct package *pkg = L->pkg;
+	int seed = !strcmp(m->resource, "seed"), snap = !strcmp(m->resource, "snapshot");
+	const struct val *root = seed ? &L->p->seeds_config : snap ? &L->p->snapshots_config : &L->p->models_config;
 	const char *slash = strrchr(m->path, '/');
-	size_t len = slash ? (size_t)(slash - m->path) : 0, i;
+	size_t len = slash ? (size_t)(slash - m->path) : 0;
 
 	if (dc->dir && dc->len == len && !memcmp(dc->dir, m->path, len))
 		return;
 	dc->dir = m->path;
 	dc->len = len;
 	dc->cfg = val_dict_new();
-	dc->level = NULL;
-	if (root->kind != V_DICT)
-		return;
-	cfg_apply_level(a, &dc->cfg, root);
-	level = val_get(root, L->p->name);
-	for (i = 1; level && level->kind == V_DICT; i++) {
-		cfg_apply_level(a, &dc->cfg, level);
-		if (i + 1 >= m->nfqn) {
-			dc->level = level;
-			return;
-		}
-		level = val_get(level, m->fqn[i]);
-	}
+	dc->level[0] = pkg ? tree_config(a, &dc->cfg, seed ? &pkg->seeds_config : snap ? &pkg->snapshots_config :
+					 &pkg->models_config, m) : NULL;
+	dc->level[1] = tree_config(a, &dc->cfg, root, m);
 }
 
 /* A model, seed or snapshot from file f; name NULL: the file's name. */
@@ -1217,14 +1374,14 @@ static int add_resource(struct loader *L, const struct found *f, struct dir_cfg 
 	struct arena *a = &p->arena;
 	struct model *m = arena_alloc(a, sizeof(*m)), *prev;
 	const char *base = strrchr(f->rel, '/'), *dot, *s;
-	const struct val *own;
+	const char *project = L->pkg ? L->pkg->name : p->name;
 	size_t nf, i;
 
 	base = base ? base + 1 : f->rel;
 	dot = strrchr(base, '.');
 	m->name = name ? name : arena_strndup(a, base, (size_t)(dot - base));
 	m->resource = resource;
-	m->unique_id = arena_printf(a, "%s.%s.%s", resource, p->name, m->name);
+	m->unique_id = arena_printf(a, "%s.%s.%s", resource, project, m->name);
 	m->path = f->rel;
 	m->lang = f->lang;
 	prev = strmap_put(&p->model_index, m->name, m);
@@ -1238,7 +1395,7 @@ static int add_resource(struct loader *L, const struct found *f, struct dir_cfg 
 	for (s = f->rel + f->prefix; *s; s++)
 		nf += *s == '/';
 	m->fqn = arena_alloc(a, nf * sizeof(char *));
-	m->fqn[0] = p->name;
+	m->fqn[0] = project;
 	for (i = 1, s = f->rel + f->prefix; i + 1 < nf; i++) {
 		const char *e = strchr(s, '/');
 		m->fqn[i] = arena_strndup(a, s, (size_t)(e - s));
@@ -1250,9 +1407,11 @@ static int add_resource(struct loader *L, const struct found *f, struct dir_cfg 
 	m->src_len = src_len;
 	folder_config(L, m, dc);
 	m->config = val_dict_merge(a, &dc->cfg, NULL);
-	own = dc->level ? val_get(dc->level, m->name) : NULL;
-	if (own && own->kind == V_DICT)
-		cfg_apply_level(a, &m->config, own);
+	for (i = 0; i < 2; i++) {
+		const struct val *own = dc->level[i] ? val_get(dc->level[i], m->name) : NULL;
+		if (own && own->kind == V_DICT)
+			cfg_apply_level(a, &m->config, own);
+	}
 	m->props = val_none();
 	p->models[p->nmodels++] = m;
 	return 0;
@@ -1343,7 +1502,7 @@ static int props_table(struct props_ctx *c, const struct source_table *proto,
 	t = arena_alloc(a, sizeof(*t));
 	*t = *proto;
 	t->name = arena_strndup(a, name->scalar, name->len);
-	t->unique_id = arena_printf(a, "source.%s.%s.%s", p->name, t->source_name, t->name);
+	t->unique_id = arena_printf(a, "source.%s.%s.%s", L->pkg ? L->pkg->name : p->name, t->source_name, t->name);
 	if ((rc = opt_text(L, e, "identifier", &t->identifier)) ||
 	    (rc = opt_text(L, e, "description", &t->description)))
 		return rc;
@@ -1586,13 +1745,32 @@ static int dbt_props_snapshot(struct props_ctx *c, const struct ynode *e)
 	return props_model(c, e);
 }
 
+/* The project's paths of one kind (0 models, 1 seeds, 2 snapshots, 3 tests), then each package's. */
+static int walk_all(struct walk *w, int kind)
+{
+	struct project *p = w->L->p;
+	size_t i;
+	int rc;
+
+#define PATHS(x) (kind == 0 ? (x)->model_paths : kind == 1 ? (x)->seed_paths : kind == 2 ? (x)->snapshot_paths : \
+		  (x)->test_paths)
+#define NPATHS(x) (kind == 0 ? (x)->nmodel_paths : kind == 1 ? (x)->nseed_paths : kind == 2 ? (x)->nsnapshot_paths : \
+		   (x)->ntest_paths)
+	rc = walk_paths(w, PATHS(p), NPATHS(p));
+	for (i = 0; i < p->npackages && !rc; i++)
+		rc = walk_paths(w, PATHS(&p->packages[i]), NPATHS(&p->packages[i]));
+#undef PATHS
+#undef NPATHS
+	return rc;
+}
+
 /* Singular data tests: the .sql files under test-paths. */
 static int load_test_files(struct loader *L)
 {
 	struct project *p = L->p;
 	struct walk w = { L, NULL, 0, 0, NULL };
 	size_t i;
-	int rc = walk_paths(&w, p->test_paths, p->ntest_paths);
+	int rc = walk_all(&w, 3);
 
 	p->test_files = arena_alloc(&p->arena, (w.n ? w.n : 1) * sizeof(*p->test_files));
 	for (i = 0; i < w.n && !rc; i++) {
@@ -1624,9 +1802,7 @@ static int load_files(struct loader *L)
 
 	memset(&pc, 0, sizeof(pc));
 	pc.L = L;
-	if ((rc = walk_paths(&w[0], p->model_paths, p->nmodel_paths)) ||
-	    (rc = walk_paths(&w[1], p->seed_paths, p->nseed_paths)) ||
-	    (rc = walk_paths(&w[2], p->snapshot_paths, p->nsnapshot_paths)))
+	if ((rc = walk_all(&w[0], 0)) || (rc = walk_all(&w[1], 1)) || (rc = walk_all(&w[2], 2)))
 		goto out;
 	for (k = 0; k < 3; k++)
 		for (i = 0; i < w[k].n; i++)
@@ -1639,6 +1815,7 @@ static int load_files(struct loader *L)
 			/* overlapping paths list a file twice */
 			if ((i && !strcmp(f->rel, w[k].v[i - 1].rel)) || !f->lang)
 				continue;
+			L->pkg = project_package_of(p, f->rel);
 			if (k == 0)
 				rc = add_resource(L, f, &dc, "model", NULL, f->src, f->src_len);
 			else if (k == 1)
@@ -1652,11 +1829,13 @@ static int load_files(struct loader *L)
 		for (i = 0; i < w[k].n && !rc; i++) {
 			if (i && !strcmp(w[k].v[i].rel, w[k].v[i - 1].rel))
 				continue;
+			L->pkg = project_package_of(p, w[k].v[i].rel);
 			if (w[k].v[i].lang || !(rc = props_file(&pc, w[k].v[i].rel)))
 				continue;
 			p->sources_incomplete = 1;
 			rc = err_collect(p->errors, L->err, rc);
 		}
+	L->pkg = NULL;
 	if (!rc)
 		rc = load_test_files(L);
 	if (!rc && pc.nsources) {
@@ -1700,7 +1879,7 @@ int project_load(struct project *p, const struct project_opts *o, struct sluice_
 	if ((rc = read_sluice_yml(&L, &root)) || (rc = load_profiles(&L)))
 		goto out;
 	set_target_var(&L);
-	if ((rc = finish_sluice_yml(&L, root)) || (rc = load_files(&L)))
+	if ((rc = finish_sluice_yml(&L, root)) || (rc = load_packages(&L, root)) || (rc = load_files(&L)))
 		goto out;
 out:
 	arena_release(&L.tmp);
@@ -1722,6 +1901,18 @@ void project_release(struct project *p)
 struct model *project_find_model(const struct project *p, const char *name)
 {
 	return strmap_get(&p->model_index, name);
+}
+
+const struct package *project_package_of(const struct project *p, const char *path)
+{
+	size_t i, n;
+
+	for (i = 0; path && i < p->npackages; i++) {
+		n = strlen(p->packages[i].dir);
+		if (!strncmp(path, p->packages[i].dir, n) && path[n] == '/')
+			return &p->packages[i];
+	}
+	return NULL;
 }
 
 struct source_table *project_find_source(const struct project *p, const char *source, const char *table)
@@ -1766,7 +1957,8 @@ int project_call_builtin(const struct project *p, const struct tpl_call *c, stru
 		return err_set(err, SLUICE_EUSAGE, "%s(): the name must be a string", c->name);
 	name = c->args[0].u.str.s;
 	if (is_var) {
-		v = val_get(&p->vars, name);
+		const struct package *pkg = project_package_of(p, c->path);
+		v = val_get(pkg ? &pkg->vars : &p->vars, name);
 		if (v)
 			*out = *v;
 		else if (def)

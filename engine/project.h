@@ -87,6 +87,30 @@ struct target {
 	size_t nconns;
 };
 
+/*
+ * An installed dbt package: a folder under packages-install-path (default
+ * dbt_packages/) holding a dbt_project.yml, installed by `sluice deps` or
+ * not. Its models, seeds, snapshots, tests and property files join the
+ * project under its name (docs/packages.md). Every path is relative to
+ * the project dir, the package's folder included.
+ */
+struct package {
+	const char *name;          /* its dbt_project.yml name: fqn[0] and unique_id of its nodes */
+	const char *dir;           /* "dbt_packages/dbt_utils" */
+	const char *version;       /* its dbt_project.yml version:, or NULL */
+	const char **macro_paths;  /* "dbt_packages/dbt_utils/macros": macro-paths, default ["macros"] */
+	size_t nmacro_paths;
+	const char **model_paths, **seed_paths, **test_paths, **snapshot_paths;
+	size_t nmodel_paths, nseed_paths, ntest_paths, nsnapshot_paths;
+	/*
+	 * What var() gives in its files: its own vars (global, then under its
+	 * name), overridden by the root project's global vars, then the root's
+	 * vars under the package's name, then --vars.
+	 */
+	struct val vars;
+	struct val models_config, seeds_config, snapshots_config;  /* its own config trees */
+};
+
 struct project {
 	struct arena arena;
 	const char *dir;           /* absolute, no trailing slash */
@@ -112,6 +136,9 @@ struct project {
 	struct val seeds_config;   /* the raw `seeds:` block */
 	struct val snapshots_config; /* the raw `snapshots:` block */
 	struct val raw;            /* the whole sluice.yml, for keys later issues add */
+	const char *packages_install_path; /* relative, default "dbt_packages" */
+	struct package *packages;  /* installed packages, sorted by name */
+	size_t npackages;
 	struct model **models;     /* sorted by path: models, then seeds, then snapshots */
 	size_t nmodels;
 	struct source_table **sources;   /* sorted by unique_id */
@@ -158,12 +185,15 @@ int project_load(struct project *p, const struct project_opts *o, struct sluice_
 void project_release(struct project *p);
 
 struct model *project_find_model(const struct project *p, const char *name);
+/* The package whose folder holds path (relative to the project dir), or NULL: the root project's. */
+const struct package *project_package_of(const struct project *p, const char *path);
 struct source_table *project_find_source(const struct project *p, const char *source, const char *table);
 const struct conn_cfg *project_conn(const struct project *p, const char *name);
 
 /*
  * The template functions every template may use whatever it renders:
- * var(name[, default]) and env_var(name[, default]). Same contract as
+ * var(name[, default]) and env_var(name[, default]); var() reads the vars of
+ * the package whose file calls it (call->path), else the project's. Same contract as
  * tpl_host.call: 0 and *out, negative with err, or 1 when `call` is not one
  * of these. When used is not NULL, every var/env_var read is recorded in it
  * (a dict name -> value, keys "var.x" / "env_var.X") for fingerprints.
