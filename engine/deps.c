@@ -834,10 +834,11 @@ static int install_one(struct ctx *c, const struct pkg *p)
 	return 0;
 }
 
-static void yaml_scalar(struct buf *b, const char *s)
+/* s as a YAML scalar: plain when nothing in it could read as something else. */
+static void yaml_scalar(struct buf *b, const char *s, int quote)
 {
 	size_t i;
-	int plain = *s && strcspn(s, ":#'\"{}[],&*!|>%@`\\ \t") == strlen(s) && !isdigit((unsigned char)s[0]);
+	int plain = !quote && *s && strcspn(s, ":#'\"{}[],&*!|>%@`\\ \t") == strlen(s) && !isdigit((unsigned char)s[0]);
 
 	if (plain) {
 		buf_puts(b, s);
@@ -855,7 +856,8 @@ static void yaml_scalar(struct buf *b, const char *s)
 static void lock_line(struct buf *b, const char *key, const char *v, int first)
 {
 	buf_printf(b, "%s%s: ", first ? "  - " : "    ", key);
-	yaml_scalar(b, v);
+	/* a commit id of digits and one 'e' would read as a number */
+	yaml_scalar(b, v, !strcmp(key, "revision"));
 	buf_addc(b, '\n');
 }
 
