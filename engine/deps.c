@@ -109,6 +109,40 @@ const char *deps_hub_url(struct arena *a, const char *package)
 	return url ? arena_strdup(a, url) : NULL;
 }
 
+/*
+ * A git: URL's mirror: for ".../<org>/<repo>[.git]", the folder
+ * <mirror>/<org>/<repo> (or <repo>.git) when it exists, so that a project
+ * whose packages name GitHub installs offline. Otherwise the URL itself.
+ */
+static const char *git_mirror(struct arena *a, const char *url)
+{
+	const char *mirror = getenv("SLUICE_PACKAGE_MIRROR"), *end, *repo, *org, *p;
+	size_t rlen, i;
+
+	if (!mirror || !*mirror)
+		return url;
+	end = url + strlen(url);
+	while (end > url && end[-1] == '/')
+		end--;
+	if (end - url > 4 && !strncmp(end - 4, ".git", 4))
+		end -= 4;
+	for (repo = end; repo > url && repo[-1] != '/' && repo[-1] != ':'; repo--)
+		;
+	if (repo == url || repo == end)
+		return url;
+	for (org = repo - 1; org > url && org[-1] != '/' && org[-1] != ':'; org--)
+		;
+	if (org == repo - 1)
+		return url;
+	rlen = (size_t)(end - org);
+	for (i = 0; i < 2; i++) {
+		p = arena_printf(a, "%s/%.*s%s", mirror, (int)rlen, org, i ? ".git" : "");
+		if (fs_is_dir(p))
+			return p;
+	}
+	return url;
+}
+
 /* ---- requirements ------------------------------------------------------------ */
 
 enum spec_kind { SPEC_LOCAL, SPEC_GIT, SPEC_HUB };
@@ -655,7 +689,7 @@ static int fetch(struct ctx *c, struct pkg *p)
 			return err_set(c->err, SLUICE_EUSAGE, "%s: local package %s: no such folder", s->where, s->local);
 		return copy_tree(c, s->local_abs, p->clone, 0);
 	}
-	url = s->kind == SPEC_GIT ? s->git : deps_hub_url(c->a, s->package);
+	url = s->kind == SPEC_GIT ? git_mirror(c->a, s->git) : deps_hub_url(c->a, s->package);
 	if (!url)
 		return err_set(c->err, SLUICE_EUSAGE, "%s: package %s: sluice does not know its repository and does not "
 			       "ask the hub; put a clone at $SLUICE_PACKAGE_MIRROR/%s or use git: with its URL",

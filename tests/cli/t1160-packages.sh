@@ -219,6 +219,14 @@ t_intersect() {
 }
 ok "requirements of one package from two places meet at a version both accept" t_intersect
 
+t_git_mirror() {
+	git clone -q --bare "$T_DIR/src/gitpkg" "$M/acme/gitpkg" &&
+	deps_with 0 'packages:\n  - git: "https://example.invalid/acme/gitpkg.git"\n    revision: v2\n' &&
+	expect_grep '^installed gitpkg v2 \([0-9a-f]{12}\) from git https://example.invalid/acme/gitpkg.git$' "$T_DIR/out" &&
+	expect_grep '^    git: "https://example.invalid/acme/gitpkg.git"$' package-lock.yml
+}
+ok "a git URL is cloned from its folder under \$SLUICE_PACKAGE_MIRROR, and locked as written" t_git_mirror
+
 t_secret() {
 	deps_with 1 'packages:\n  - git: "http://deploy:hunter2secret@127.0.0.1:1/x.git"\n    revision: v1\n' &&
 	expect_no_grep hunter2secret "$T_DIR/out" &&
