@@ -23,6 +23,13 @@ static void debug_counts(const struct project *p)
 	if (seeds || snapshots)
 		printf(", seeds: %zu, snapshots: %zu", seeds, snapshots);
 	printf("\n");
+	if (!p->npackages)
+		return;
+	printf("packages:");
+	for (i = 0; i < p->npackages; i++)
+		printf("%s %s%s%s", i ? "," : "", p->packages[i].name, p->packages[i].version ? " " : "",
+		       p->packages[i].version ? p->packages[i].version : "");
+	printf(" (in %s/)\n", p->packages_install_path);
 }
 
 int cmd_debug(int argc, char **argv)

@@ -263,6 +263,12 @@ t_ls() {
 }
 ok "package nodes are named after their package, and its tags select them" t_ls
 
+t_debug() {
+	sluice debug >"$T_DIR/out" 2>&1 || { cat "$T_DIR/out"; return 1; }
+	expect_grep '^packages: gears 1\.0\.0, gitpkg 1\.0\.0, local_pkg 0\.3\.0, widgets 1\.0\.0 \(in dbt_packages/\)$' "$T_DIR/out"
+}
+ok "sluice debug lists the installed packages" t_debug
+
 t_cli_vars() {
 	sluice compile --vars '{shade: from-cli}' >"$T_DIR/out" 2>&1 || { cat "$T_DIR/out"; return 1; }
 	expect_grep "'from-cli' as shade" target/compiled/dbt_packages/local_pkg/models/lp_base.sql
