@@ -442,6 +442,10 @@ static int git(struct ctx *c, const char *dir, const char *const *args, struct b
 			buf_add(k == 0 ? (out ? out : &scratch) : &errout, tmp, (size_t)n);
 		}
 	}
+	if (ofd[0] >= 0)
+		close(ofd[0]);
+	if (efd[0] >= 0)
+		close(efd[0]);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	buf_release(&scratch);

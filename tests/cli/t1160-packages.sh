@@ -227,6 +227,15 @@ t_git_mirror() {
 }
 ok "a git URL is cloned from its folder under \$SLUICE_PACKAGE_MIRROR, and locked as written" t_git_mirror
 
+t_unpinned() {
+	deps_with 0 "packages:\n  - git: \"$GIT_URL\"\n" &&
+	expect_grep "packages.yml:2:5: git package $GIT_URL is not pinned \\(no revision:\\): installing the head of its default branch" "$T_DIR/out" &&
+	expect_grep '^installed gitpkg HEAD ' "$T_DIR/out" &&
+	deps_with 0 "packages:\n  - git: \"$GIT_URL\"\n    warn-unpinned: false\n" &&
+	expect_no_grep 'not pinned' "$T_DIR/out"
+}
+ok "a git package without revision: installs the default branch, with a warning dbt's warn-unpinned silences" t_unpinned
+
 t_secret() {
 	deps_with 1 'packages:\n  - git: "http://deploy:hunter2secret@127.0.0.1:1/x.git"\n    revision: v1\n' &&
 	expect_no_grep hunter2secret "$T_DIR/out" &&
