@@ -31,7 +31,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "deps.h"
+#include "project.h"
 #include "semver.h"
+#include "template.h"
 #include "yaml.h"
 #include "util/buf.h"
 #include "util/fs.h"
@@ -152,6 +154,7 @@ struct spec {
 	const char *local;         /* as written */
 	const char *local_abs;     /* resolved against base */
 	const char *git, *revision, *subdirectory, *package;
+	const char *git_url;       /* git rendered: env_var() may hold a token, so only git sees it */
 	struct semver_req reqs[MAX_REQS];
 	size_t nreqs;
 	const char *version_text;  /* the range as written, for messages */
@@ -199,6 +202,55 @@ static int scalar_text(struct ctx *c, const struct ynode *n, const char *key, co
 		return yaml_error(c->err, n, "%s must be text", key);
 	*out = arena_strndup(c->a, n->scalar, n->len);
 	return 0;
+}
+
+static int render_call(void *ud, const struct tpl_call *call, struct val *out, struct sluice_err *err)
+{
+	/* an empty project: env_var() as everywhere, var() only with a default */
+	return project_call_builtin(ud, call, out, NULL, err);
+}
+
+/*
+ * A value as dbt renders packages.yml: env_var() (for a token in a git
+ * URL, typically). The text as written is what the lock keeps.
+ */
+static int render_text(struct ctx *c, const struct ynode *n, const char *text, const char **out)
+{
+	struct project empty;
+	struct tpl_host host = { &empty, render_call, NULL };
+	struct buf b = BUF_INIT;
+	struct tpl *t;
+	int rc;
+
+	*out = text;
+	if (tpl_is_plain(text, strlen(text)))
+		return 0;
+	memset(&empty, 0, sizeof(empty));
+	rc = tpl_parse(c->a, n->path, text, strlen(text), &t, c->err);
+	if (!rc)
+		rc = tpl_render(t, &host, c->a, &b, c->err);
+	if (!rc)
+		*out = arena_strndup(c->a, b.s, b.len);
+	buf_release(&b);
+	if (rc) {
+		/* the template's position is within the value: give the value's */
+		char msg[sizeof(c->err->msg)];
+		const char *m = strstr(c->err->msg, ": ");
+		snprintf(msg, sizeof(msg), "%s", m ? m + 2 : c->err->msg);
+		return yaml_error(c->err, n, "%s", msg);
+	}
+	return 0;
+}
+
+/* A text value as written (raw, may be NULL) and rendered. */
+static int text_value(struct ctx *c, const struct ynode *n, const char *key, const char **raw, const char **out)
+{
+	const char *text;
+	int rc = scalar_text(c, n, key, &text);
+
+	if (raw)
+		*raw = text;
+	return rc ? rc : render_text(c, n, text, out);
 }
 
 static int bool_value(struct ctx *c, const struct ynode *n, const char *key, int *out)
@@ -297,13 +349,13 @@ static int parse_entry(struct ctx *c, const struct ynode *e, const char *base, c
 		if (!strcmp(key, "local"))
 			rc = scalar_text(c, v, key, &s->local), s->kind = SPEC_LOCAL;
 		else if (!strcmp(key, "git"))
-			rc = scalar_text(c, v, key, &s->git), s->kind = SPEC_GIT;
+			rc = text_value(c, v, key, &s->git, &s->git_url), s->kind = SPEC_GIT;
 		else if (!strcmp(key, "package"))
 			rc = scalar_text(c, v, key, &s->package), s->kind = SPEC_HUB;
 		else if (!strcmp(key, "revision"))
-			rc = scalar_text(c, v, key, &s->revision);
+			rc = text_value(c, v, key, NULL, &s->revision);
 		else if (!strcmp(key, "subdirectory"))
-			rc = scalar_text(c, v, key, &s->subdirectory);
+			rc = text_value(c, v, key, NULL, &s->subdirectory);
 		else if (!strcmp(key, "version"))
 			rc = version_range(c, s, v);
 		else if (!strcmp(key, "install-prerelease"))
@@ -331,8 +383,12 @@ static int parse_entry(struct ctx *c, const struct ynode *e, const char *base, c
 		return yaml_error(c->err, ymap_get(e, "subdirectory"), "subdirectory must be a path inside the repository");
 	if (lock && s->kind == SPEC_GIT && !s->revision)
 		return yaml_error(c->err, e, "a locked git package needs its revision:");
-	if (s->kind == SPEC_LOCAL)
-		s->local_abs = s->local[0] == '/' ? s->local : arena_printf(c->a, "%s/%s", base, s->local);
+	if (s->kind == SPEC_LOCAL) {
+		const char *path;
+		if ((rc = render_text(c, ymap_get(e, "local"), s->local, &path)))
+			return rc;
+		s->local_abs = path[0] == '/' ? path : arena_printf(c->a, "%s/%s", base, path);
+	}
 	return spec_add(c, s);
 }
 
@@ -693,18 +749,23 @@ static int fetch(struct ctx *c, struct pkg *p)
 			return err_set(c->err, SLUICE_EUSAGE, "%s: local package %s: no such folder", s->where, s->local);
 		return copy_tree(c, s->local_abs, p->clone, 0);
 	}
-	url = s->kind == SPEC_GIT ? git_mirror(c->a, s->git) : deps_hub_url(c->a, s->package);
+	url = s->kind == SPEC_GIT ? git_mirror(c->a, s->git_url) : deps_hub_url(c->a, s->package);
 	if (!url)
 		return err_set(c->err, SLUICE_EUSAGE, "%s: package %s: sluice does not know its repository and does not "
 			       "ask the hub; put a clone at $SLUICE_PACKAGE_MIRROR/%s or use git: with its URL",
 			       s->where, s->package, s->package);
 	if ((rc = git_clone(c, url, p->clone, arena_printf(c->a, "%s: %s", s->where, what)))) {
 		struct buf msg = BUF_INIT;
-		const char *shown = url_display(c->a, url);
-		/* git may print the URL with its password: keep only what is safe */
+		const char *shown = url_display(c->a, url), *scheme = strstr(url, "://");
+		/* git may print the URL with its user and password: keep only what is safe */
 		buf_puts(&msg, c->err->msg);
-		if (strcmp(shown, url))
+		if (strcmp(shown, url) && scheme) {
+			const char *user = scheme + 3, *at = strchr(user, '@'), *colon = strchr(user, ':');
 			buf_scrub(&msg, url);
+			buf_scrub(&msg, arena_strndup(c->a, user, (size_t)(at - user)));
+			if (colon && colon < at)
+				buf_scrub(&msg, arena_strndup(c->a, colon + 1, (size_t)(at - colon - 1)));
+		}
 		err_set(c->err, rc, "%s", msg.s);
 		buf_release(&msg);
 		return rc;

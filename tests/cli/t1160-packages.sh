@@ -243,6 +243,19 @@ t_secret() {
 }
 ok "a password in a git URL never reaches the messages" t_secret
 
+t_env_var() {
+	export T1160_GIT="$GIT_URL" T1160_TOKEN=tok-s3cret &&
+	deps_with 0 "packages:\n  - git: \"{{ env_var('T1160_GIT') }}\"\n    revision: v2\n" &&
+	expect_grep '^installed gitpkg v2 ' "$T_DIR/out" &&
+	# the lock keeps the text as written, never what env_var() gave
+	expect_grep "^    git: \"\\{\\{ env_var\\('T1160_GIT'\\) }}\"$" package-lock.yml &&
+	deps_with 1 "packages:\n  - git: \"http://{{ env_var('T1160_TOKEN') }}@127.0.0.1:1/x.git\"\n    revision: v1\n" &&
+	expect_no_grep tok-s3cret "$T_DIR/out" &&
+	deps_with 2 "packages:\n  - git: \"{{ env_var('T1160_UNSET') }}\"\n    revision: v1\n" &&
+	expect_grep "^sluice: error: packages.yml:2:10: environment variable 'T1160_UNSET' is not set" "$T_DIR/out"
+}
+ok "env_var() in packages.yml is rendered for git, and the token stays out of the lock and the messages" t_env_var
+
 # Back to the first packages for the build.
 sluice deps >/dev/null 2>&1 || { echo "Bail out! sluice deps"; exit 1; }
 
