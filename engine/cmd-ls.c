@@ -11,12 +11,15 @@
 #include "session.h"
 #include "ui.h"
 
-static void print_fqn(const struct node *n, const char *project)
+static void print_fqn(const struct node *n, const struct project *p)
 {
+	const char *project = p->name;
 	size_t i;
 
 	if (n->type == NODE_SOURCE) {
-		printf("source:%s.%s.%s\n", project, n->source->source_name, n->name);
+		/* a package's source is named after the package, as its unique_id is */
+		const struct package *pkg = project_package_of(p, n->source->path);
+		printf("source:%s.%s.%s\n", pkg ? pkg->name : project, n->source->source_name, n->name);
 		return;
 	}
 	if (n->type == NODE_TEST) {
@@ -81,7 +84,7 @@ int cmd_ls(int argc, char **argv)
 			free(text);
 			json_decref(o);
 		} else
-			print_fqn(n, s.project.name);
+			print_fqn(n, &s.project);
 	}
 	cmd_close(&cli, &s);
 	return ui_flush() < 0 ? 1 : 0;

@@ -281,7 +281,9 @@ t_ls() {
 	expect_eq "local_pkg.marts.lp_summary" "$(cat "$T_DIR/ls")" &&
 	sluice ls --output json >"$T_DIR/ls" 2>&1 &&
 	expect_grep '"unique_id":"model.gears.gears_m"' "$T_DIR/ls" &&
-	expect_grep '"unique_id":"seed.local_pkg.lp_codes"' "$T_DIR/ls"
+	expect_grep '"unique_id":"seed.local_pkg.lp_codes"' "$T_DIR/ls" &&
+	sluice ls --resource-type source >"$T_DIR/ls" 2>&1 &&
+	expect_grep '^source:local_pkg\.pkg_src\.upstream$' "$T_DIR/ls"
 }
 ok "package nodes are named after their package, and its tags select them" t_ls
 
@@ -318,5 +320,22 @@ t_by_hand() {
 	expect_grep '^handmade\.hm$' "$T_DIR/ls"
 }
 ok "a package put in dbt_packages/ by hand joins the project too" t_by_hand
+
+t_install_path() {
+	cp dbt_project.yml "$T_DIR/project.keep" &&
+	printf 'packages-install-path: vendor\n' >>dbt_project.yml &&
+	rm -rf dbt_packages &&
+	sluice deps >"$T_DIR/out" 2>&1 &&
+	sluice ls >"$T_DIR/ls" 2>&1
+	rc=$?
+	cp "$T_DIR/project.keep" dbt_project.yml &&
+	sluice deps >/dev/null 2>&1 || return 1
+	[ "$rc" = 0 ] || { cat "$T_DIR/out" "$T_DIR/ls"; return 1; }
+	expect_grep '^4 packages in vendor/' "$T_DIR/out" &&
+	expect_eq "gears gitpkg local_pkg widgets" "$(ls vendor | tr '\n' ' ' | sed 's/ $//')" &&
+	# dbt_packages/ was gone: the project read them from vendor/
+	expect_grep '^local_pkg\.lp_base$' "$T_DIR/ls"
+}
+ok "packages-install-path moves the packages, for deps and for the project" t_install_path
 
 done_testing
