@@ -212,9 +212,9 @@ int dag_check(struct dag *d, size_t **cycle, size_t *ncycle)
 
 /* ---- selection ---- */
 
-enum dag_method { DAG_M_NAME, DAG_M_TAG, DAG_M_PATH, DAG_M_SOURCE, DAG_M_CONFIG };
+enum dag_method { DAG_M_NAME, DAG_M_TAG, DAG_M_PATH, DAG_M_SOURCE, DAG_M_CONFIG, DAG_M_PACKAGE };
 
-static const char *const dag_method_names[] = { "tag", "path", "source", "config" };
+static const char *const dag_method_names[] = { "tag", "path", "source", "config", "package" };
 
 /* One parsed selector atom; the strings point into a scratch copy. */
 struct dag_atom {
@@ -305,6 +305,8 @@ static int dag_atom_parse(const char *raw, char *work, struct dag_atom *at, stru
 		return err_set(err, SLUICE_EUSAGE, "invalid selector '%s': missing value after '%s:'", raw, p);
 	if (!strcmp(p, "tag")) {
 		at->method = DAG_M_TAG;
+	} else if (!strcmp(p, "package")) {
+		at->method = DAG_M_PACKAGE;
 	} else if (!strcmp(p, "path")) {
 		size_t len;
 
@@ -437,6 +439,16 @@ static int dag_node_matches(const struct dag_atom *at, const struct dag_node_inf
 		       (!at->table || dag_glob(at->table, ni->name));
 	case DAG_M_CONFIG:
 		return ni->config && dag_config_matches(at, ni->config);
+	case DAG_M_PACKAGE: {
+		/* the project or package: unique_id's second part ("model.<package>.<name>") */
+		const char *s = ni->unique_id ? strchr(ni->unique_id, '.') : NULL, *e = s ? strchr(s + 1, '.') : NULL;
+		char pkg[256];
+		if (!e || (size_t)(e - s - 1) >= sizeof(pkg))
+			return 0;
+		memcpy(pkg, s + 1, (size_t)(e - s - 1));
+		pkg[e - s - 1] = '\0';
+		return dag_glob(at->value, pkg);
+	}
 	}
 	return 0;
 }

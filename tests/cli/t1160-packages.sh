@@ -282,6 +282,10 @@ t_ls() {
 	sluice ls --output json >"$T_DIR/ls" 2>&1 &&
 	expect_grep '"unique_id":"model.gears.gears_m"' "$T_DIR/ls" &&
 	expect_grep '"unique_id":"seed.local_pkg.lp_codes"' "$T_DIR/ls" &&
+	sluice ls -s package:local_pkg --exclude lp_summary >"$T_DIR/ls" 2>&1 &&
+	expect_eq "source:local_pkg.pkg_src.upstream
+local_pkg.lp_base
+local_pkg.lp_codes" "$(grep -v '^test:' "$T_DIR/ls")" &&
 	sluice ls --resource-type source >"$T_DIR/ls" 2>&1 &&
 	expect_grep '^source:local_pkg\.pkg_src\.upstream$' "$T_DIR/ls"
 }
