@@ -13,17 +13,18 @@
 
 static void print_fqn(const struct node *n, const struct project *p)
 {
-	const char *project = p->name;
+	/* the project or package: the unique_id's second part ("source.<package>.lake.t") */
+	const char *dot = n->unique_id ? strchr(n->unique_id, '.') : NULL, *end = dot ? strchr(dot + 1, '.') : NULL;
+	int plen = end ? (int)(end - dot - 1) : (int)strlen(p->name);
+	const char *project = end ? dot + 1 : p->name;
 	size_t i;
 
 	if (n->type == NODE_SOURCE) {
-		/* a package's source is named after the package, as its unique_id is */
-		const struct package *pkg = project_package_of(p, n->source->path);
-		printf("source:%s.%s.%s\n", pkg ? pkg->name : project, n->source->source_name, n->name);
+		printf("source:%.*s.%s.%s\n", plen, project, n->source->source_name, n->name);
 		return;
 	}
 	if (n->type == NODE_TEST) {
-		printf("test:%s.%s\n", project, n->name);
+		printf("test:%.*s.%s\n", plen, project, n->name);
 		return;
 	}
 	for (i = 0; i < n->model->nfqn; i++)

@@ -492,6 +492,14 @@ static int cmp_kwarg(const void *x, const void *y)
 	return strcmp(((const struct kwarg *)x)->key, ((const struct kwarg *)y)->key);
 }
 
+/* The project or package a test is named after: the one whose file declares it. */
+static const char *test_project(const struct parse_ctx *c, const struct datatest *t)
+{
+	const struct package *pkg = project_package_of(c->p, t->at.path);
+
+	return pkg ? pkg->name : c->p->name;
+}
+
 /*
  * dbt's unique_id for a generic test: test.<project>.<name>.<hash>, the
  * hash being the last 10 hex digits of md5(name + repr(metadata)), where
@@ -538,7 +546,7 @@ static const char *dbt_test_unique_id(struct parse_ctx *c, const struct datatest
 	py_repr(&md, t->kind_name);
 	buf_puts(&md, ", 'namespace': 'None'}");
 	md5_hex(md.s, md.len, hex);
-	id = arena_printf(c->a, "test.%s.%s.%s", c->p->name, t->name, hex + 22);
+	id = arena_printf(c->a, "test.%s.%s.%s", test_project(c, t), t->name, hex + 22);
 	free(kw);
 	buf_release(&md);
 	buf_release(&model);
@@ -571,7 +579,7 @@ static void set_name(struct parse_ctx *c, struct datatest *t, const char *custom
 	for (k = 2; strmap_get(&c->names, t->name); k++)
 		t->name = arena_printf(a, "%s_%d", base, k);
 	strmap_put(&c->names, t->name, t);
-	t->unique_id = arena_printf(a, "test.%s.%s", c->p->name, t->name);
+	t->unique_id = arena_printf(a, "test.%s.%s", test_project(c, t), t->name);
 	/* Identifiers (the audit table) stay under 64 bytes, as dbt's aliases do. */
 	if (strlen(t->name) >= 64) {
 		char hex[33];

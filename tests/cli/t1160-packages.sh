@@ -271,8 +271,8 @@ t_build() {
 		order by relname) from pg_class where relname in ('lp_base', 'lp_summary', 'uses_pkg')")" &&
 	expect_eq "widgets 1.2.0" "$(psql_q 'select v from analytics.widgets_m')" &&
 	expect_eq "success" "$(rr '.results[] | select(.unique_id == "model.local_pkg.lp_base") | .status')" &&
-	expect_eq "pass" "$(rr '[.results[] | select(.unique_id | test("not_null_lp_base_code")) | .status] | first')" &&
-	expect_eq "pass" "$(rr '[.results[] | select(.unique_id | test("lp_no_big_codes")) | .status] | first')"
+	expect_eq "pass" "$(rr '[.results[] | select(.unique_id | test("^test\\.local_pkg\\.not_null_lp_base_code\\.")) | .status] | first')" &&
+	expect_eq "pass" "$(rr '[.results[] | select(.unique_id == "test.local_pkg.lp_no_big_codes") | .status] | first')"
 }
 ok "package models, seeds and tests build on PostgreSQL with their vars and config under the root's" t_build
 
@@ -283,9 +283,11 @@ t_ls() {
 	expect_grep '"unique_id":"model.gears.gears_m"' "$T_DIR/ls" &&
 	expect_grep '"unique_id":"seed.local_pkg.lp_codes"' "$T_DIR/ls" &&
 	sluice ls -s package:local_pkg --exclude lp_summary >"$T_DIR/ls" 2>&1 &&
-	expect_eq "source:local_pkg.pkg_src.upstream
-local_pkg.lp_base
-local_pkg.lp_codes" "$(grep -v '^test:' "$T_DIR/ls")" &&
+	expect_eq "local_pkg.lp_base
+local_pkg.lp_codes
+source:local_pkg.pkg_src.upstream
+test:local_pkg.lp_no_big_codes
+test:local_pkg.not_null_lp_base_code" "$(LC_ALL=C sort "$T_DIR/ls")" &&
 	sluice ls --resource-type source >"$T_DIR/ls" 2>&1 &&
 	expect_grep '^source:local_pkg\.pkg_src\.upstream$' "$T_DIR/ls"
 }
