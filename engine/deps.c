@@ -913,24 +913,43 @@ static int resolve(struct ctx *c, size_t first)
 
 /* ---- installing and the lock ----------------------------------------------------- */
 
-static int install_one(struct ctx *c, const struct pkg *p)
+/*
+ * Put every package in place, or none: the old folders move into the work
+ * folder first, then the new ones into place; a rename that fails moves
+ * everything back. Renames within one file system, so nothing is copied.
+ */
+static int install_all(struct ctx *c)
 {
-	const char *final = arena_printf(c->a, "%s/%s", c->install_abs, p->name);
-	const char *old = arena_printf(c->a, "%s/old-%s", c->work, p->name);
-	const char *gitdir = arena_printf(c->a, "%s/.git", p->clone);
-	int had = fs_exists(final), rc;
+	const char **final = arena_alloc(c->a, (c->npkgs + 1) * sizeof(char *));
+	const char **old = arena_alloc(c->a, (c->npkgs + 1) * sizeof(char *));
+	size_t i, moved = 0, placed = 0;
+	int rc = 0;
 
-	if (p->spec->kind != SPEC_LOCAL && (rc = fs_remove_tree(gitdir, c->err)))
-		return rc;
-	if (had && rename(final, old) < 0)
-		return err_set(c->err, SLUICE_EIO, "rename %s: %s", final, strerror(errno));
-	if (rename(p->dir, final) < 0) {
-		int e = errno;
-		if (had)
-			rename(old, final);
-		return err_set(c->err, SLUICE_EIO, "rename into %s: %s", final, strerror(e));
+	for (i = 0; i < c->npkgs && !rc; i++) {
+		const struct pkg *p = &c->pkgs[i];
+		final[i] = arena_printf(c->a, "%s/%s", c->install_abs, p->name);
+		old[i] = fs_exists(final[i]) ? arena_printf(c->a, "%s/old-%s", c->work, p->name) : NULL;
+		if (p->spec->kind != SPEC_LOCAL)
+			rc = fs_remove_tree(arena_printf(c->a, "%s/.git", p->clone), c->err);
 	}
-	return 0;
+	for (; !rc && moved < c->npkgs; moved++)
+		if (old[moved] && rename(final[moved], old[moved]) < 0) {
+			rc = err_set(c->err, SLUICE_EIO, "rename %s: %s", final[moved], strerror(errno));
+			break;
+		}
+	for (; !rc && placed < c->npkgs; placed++)
+		if (rename(c->pkgs[placed].dir, final[placed]) < 0) {
+			rc = err_set(c->err, SLUICE_EIO, "rename into %s: %s", final[placed], strerror(errno));
+			break;
+		}
+	if (!rc)
+		return 0;
+	while (placed-- > 0)
+		rename(final[placed], c->pkgs[placed].dir);
+	while (moved-- > 0)
+		if (old[moved])
+			rename(old[moved], final[moved]);
+	return rc;
 }
 
 /* s as a YAML scalar: plain when nothing in it could read as something else. */
@@ -1121,8 +1140,7 @@ int deps_install(const struct deps_opts *o, struct deps_result *r, struct sluice
 		if (!c.restart)
 			break;
 	}
-	for (i = 0; i < c.npkgs && !rc; i++)
-		rc = install_one(&c, &c.pkgs[i]);
+	rc = install_all(&c);
 	if (!rc && !c.from_lock)
 		rc = write_lock(&c, hash);
 	if (rc)
