@@ -13,16 +13,27 @@
 #include "util/arena.h"
 #include "util/buf.h"
 
-enum val_kind { V_NONE = 0, V_BOOL, V_NUM, V_STR, V_LIST, V_DICT };
+enum val_kind { V_NONE = 0, V_BOOL, V_NUM, V_STR, V_LIST, V_DICT, V_FUNC };
 
 struct val {
 	enum val_kind kind;
 	union {
 		int b;
 		double num;
-		struct { const char *s; size_t len; } str;      /* NUL-terminated too */
+		/*
+		 * NUL-terminated too. attrs: a dict of attributes the string
+		 * carries (a relation renders as its quoted name and has
+		 * .schema, .identifier, ...), or NULL for a plain string.
+		 */
+		struct { const char *s; size_t len; const struct val *attrs; } str;
 		struct { struct val *items; size_t n; } list;
 		struct { const char **keys; struct val *vals; size_t n; } dict;
+		/*
+		 * Something a template can call: what fn points at depends on
+		 * tag, which only the template engine reads (template.h). It
+		 * prints as "<function name>" and is always true.
+		 */
+		struct { const void *fn; const void *self; int tag; } fn;
 	} u;
 };
 
