@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "../connectors/connector.h"
 #include "datatest.h"
 #include "dialect.h"
 #include "manifest.h"
@@ -402,6 +403,19 @@ static int format_cycle(struct manifest *m, size_t *cycle, size_t ncycle, struct
 	return SLUICE_EUSAGE;
 }
 
+/* The macros, dispatched by the dialect of the target's own connection. */
+static int load_macros(struct manifest *m, struct sluice_err *err)
+{
+	const struct sluice_connector *drv;
+	const char *dialect = NULL;
+	struct sluice_err ignored = SLUICE_ERR_INIT;
+
+	/* a bad profile is reported where the connection is opened; dispatch then finds default__ */
+	if (connector_resolve(&m->project->target.conns[0].settings, &drv, &dialect, &ignored))
+		dialect = NULL;
+	return macros_load(&m->macros, m->project, dialect, err);
+}
+
 static void init_target_var(struct manifest *m)
 {
 	struct project *p = m->project;
@@ -466,6 +480,8 @@ int manifest_build(struct manifest *m, struct project *p, struct sluice_err *err
 	memset(m, 0, sizeof(*m));
 	m->project = p;
 	init_target_var(m);
+	if ((rc = load_macros(m, err)))
+		return rc;
 	if ((rc = datatest_parse(p, &tests, err)))
 		return rc;
 	m->nodes = arena_alloc(a, (p->nsources + p->nmodels + tests.n) * sizeof(struct node));
@@ -551,6 +567,7 @@ int manifest_build(struct manifest *m, struct project *p, struct sluice_err *err
 
 void manifest_release(struct manifest *m)
 {
+	macros_release(&m->macros);
 	strmap_release(&m->depends_on_refs);
 	strmap_release(&m->disabled);
 	strmap_release(&m->by_name);
@@ -561,6 +578,7 @@ void manifest_release(struct manifest *m)
 
 struct render_ctx {
 	const struct manifest *m;
+	const char *package;           /* whose macros unqualified names find first */
 	const struct node *self;       /* whose refs must be declared dependencies */
 	const struct node *this_node;  /* what {{ this }} names */
 	const struct compile_opts *o;
@@ -685,14 +703,69 @@ static int host_call(void *ud, const struct tpl_call *c, struct val *out, struct
 		*out = val_bool(r->o && r->o->is_incremental && r->depth == 0);
 		return 0;
 	}
+	if (!strcmp(name, "adapter.dispatch")) {
+		const char *mname = arg_str(c, 0), *ns = arg_str(c, 1);
+		const struct macro_def *d;
+		size_t i;
+
+		for (i = 0; i < c->nkw; i++)
+			if (!strcmp(c->kwnames[i], "macro_namespace") && c->kwargs[i].kind == V_STR)
+				ns = c->kwargs[i].u.str.s;
+		if (!mname)
+			return err_set(err, SLUICE_EUSAGE, "adapter.dispatch() needs a macro name");
+		if (!(d = macros_dispatch(&r->m->macros, r->package, mname, ns, err)))
+			return SLUICE_EUSAGE;
+		*out = tpl_macro_value(d->m);
+		return 0;
+	}
+	if (!strcmp(name, "adapter.quote")) {
+		struct buf q = BUF_INIT;
+
+		if (!arg_str(c, 0))
+			return err_set(err, SLUICE_EUSAGE, "adapter.quote() needs a name");
+		dialect_quote_ident(&q, arg_str(c, 0));
+		*out = val_str_dup(c->arena, q.s, q.len);
+		buf_release(&q);
+		return 0;
+	}
 	return project_call_builtin(r->m->project, c, out, r->used, err);
+}
+
+/* A host function as a template value: adapter.quote in `adapter`. */
+static struct val host_fn(const char *name)
+{
+	struct val v = { V_FUNC, { 0 } };
+
+	v.u.fn.fn = name;
+	v.u.fn.tag = TPL_FN_HOST;
+	return v;
+}
+
+/* The package a node belongs to: the first part of its fqn. */
+static const char *node_package(const struct manifest *m, const struct node *n)
+{
+	if (n && n->type == NODE_MODEL && n->model->nfqn)
+		return n->model->fqn[0];
+	return m->project->name;
+}
+
+/* Each macro of the project or a package that a render calls is one of its inputs. */
+static void host_on_macro(void *ud, const struct tpl_macro *m)
+{
+	struct render_ctx *r = ud;
+	const struct macro_def *d = macros_def_of(m);
+
+	if (r->used && d && strcmp(d->package, "dbt"))
+		val_dict_set(r->scratch, r->used, arena_printf(r->scratch, "macro.%s", d->qualified),
+			     val_str(d->hash));
 }
 
 static int host_lookup(void *ud, const char *name, struct arena *a, struct val *out)
 {
 	struct render_ctx *r = ud;
+	const struct macro_def *d;
+	const struct val *ns;
 
-	(void)a;
 	if (!strcmp(name, "this") && r->this_node) {
 		*out = r->o && r->o->logical ? val_str("this") : relation_val(r, r->this_node->relation);
 		return 0;
@@ -707,6 +780,20 @@ static int host_lookup(void *ud, const char *name, struct arena *a, struct val *
 	}
 	if (!strcmp(name, "invocation_id") && r->o && r->o->invocation_id) {
 		*out = val_str(r->o->logical ? "invocation_id" : r->o->invocation_id);
+		return 0;
+	}
+	if ((d = macros_resolve(&r->m->macros, r->package, name))) {
+		*out = tpl_macro_value(d->m);
+		return 0;
+	}
+	if ((ns = macros_namespace(&r->m->macros, name))) {
+		*out = *ns;
+		return 0;
+	}
+	if (!strcmp(name, "adapter")) {
+		*out = val_dict_new();
+		val_dict_set(a, out, "dispatch", host_fn("adapter.dispatch"));
+		val_dict_set(a, out, "quote", host_fn("adapter.quote"));
 		return 0;
 	}
 	return 1;
@@ -725,7 +812,7 @@ static void strip_trailing_semicolons(struct buf *b)
 static int render_node_sql(struct render_ctx *r, const struct node *n, struct buf *out,
 			   struct sluice_err *err)
 {
-	struct tpl_host host = { r, host_call, host_lookup };
+	struct tpl_host host = { r, host_call, host_lookup, host_on_macro };
 	struct tpl *t;
 	int rc = node_template(r->scratch, n, &t, err);
 
@@ -790,7 +877,7 @@ int manifest_compile(const struct manifest *m, const struct node *n, const struc
 		     struct arena *scratch, struct buf *out, struct val *used, struct sluice_err *err)
 {
 	struct buf ctes = BUF_INIT, sql = BUF_INIT;
-	struct render_ctx r = { m, n, n, o, scratch, used, &ctes, NULL, 0, n->mat == MAT_SHELL };
+	struct render_ctx r = { m, node_package(m, n), n, n, o, scratch, used, &ctes, NULL, 0, n->mat == MAT_SHELL };
 	int rc;
 
 	r.cte_done = arena_alloc(scratch, m->n);
@@ -832,8 +919,8 @@ int manifest_render_string(const struct manifest *m, const struct node *n, const
 {
 	struct buf ctes = BUF_INIT;
 	/* hooks may use {{ this }}; their refs are not dependencies */
-	struct render_ctx r = { m, NULL, n, o, scratch, NULL, &ctes, NULL, 0, 0 };
-	struct tpl_host host = { &r, host_call, host_lookup };
+	struct render_ctx r = { m, m->project->name, NULL, n, o, scratch, NULL, &ctes, NULL, 0, 0 };
+	struct tpl_host host = { &r, host_call, host_lookup, host_on_macro };
 	struct tpl *t;
 	int rc;
 

@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include "dag.h"
+#include "macros.h"
 #include "project.h"
 #include "template.h"
 #include "util/buf.h"
@@ -59,6 +60,7 @@ struct manifest {
 	struct strmap by_name;         /* model name -> node */
 	struct strmap by_source;       /* "source.table" -> node */
 	struct val target;             /* the `target` template variable */
+	struct macro_set macros;       /* the project's, its packages' and dbt's macros */
 	struct strmap depends_on_refs; /* private: "path:line:col" of each ref() inside config() */
 	struct strmap disabled;        /* private: name -> struct model * of each disabled model */
 };

@@ -144,6 +144,7 @@ struct tpl_macro {
 	int line, col;
 	const char *text;           /* from its "{%" to its endmacro's "%}" */
 	size_t text_len;
+	const void *data;           /* the host's (tpl_macro_set_data) */
 };
 
 struct tpl {
@@ -2724,6 +2725,8 @@ static int tpl_call_macro(struct tpl_run *r, const struct tpl_expr *e, const str
 	r->scope = saved;
 	if (rc)
 		return rc;
+	if (r->host && r->host->on_macro)
+		r->host->on_macro(r->host->ud, m);
 	r->calls++;
 	rc = tpl_render_into(r, m->t, &s, m->body, out);
 	r->calls--;
@@ -3746,6 +3749,39 @@ int tpl_render(const struct tpl *t, const struct tpl_host *host, struct arena *s
 	return rc;
 }
 
+int tpl_call(const struct tpl_macro *m, const struct val *args, size_t nargs, const struct tpl_host *host,
+	     struct arena *scratch, struct val *out, struct sluice_err *err)
+{
+	struct sluice_err dummy = SLUICE_ERR_INIT;
+	struct tpl_expr at;
+	struct tpl_argv av;
+	struct tpl_scope root;
+	struct buf text = BUF_INIT;
+	struct tpl_run r;
+	int rc;
+
+	memset(&at, 0, sizeof(at));
+	at.kind = E_CALL;
+	at.line = m->line;
+	at.col = m->col;
+	memset(&av, 0, sizeof(av));
+	av.args = (struct val *)args;
+	av.nargs = nargs;
+	memset(&root, 0, sizeof(root));
+	memset(&r, 0, sizeof(r));
+	r.t = r.top = m->t;
+	r.root = r.scope = &root;
+	r.host = host;
+	r.a = scratch;
+	r.out = &text;
+	r.err = err ? err : &dummy;
+	buf_init(&r.tmp);
+	rc = tpl_call_macro(&r, &at, m, &av, out);
+	buf_release(&r.tmp);
+	buf_release(&text);
+	return rc;
+}
+
 /* ---- static walk -------------------------------------------------------- */
 
 struct tpl_walk {
@@ -4063,6 +4099,16 @@ const char *tpl_macro_text(const struct tpl_macro *m, size_t *len)
 int tpl_macro_line(const struct tpl_macro *m)
 {
 	return m->line;
+}
+
+void tpl_macro_set_data(struct tpl *t, size_t i, const void *data)
+{
+	t->macros[i]->data = data;
+}
+
+const void *tpl_macro_data(const struct tpl_macro *m)
+{
+	return m->data;
 }
 
 const char *tpl_path(const struct tpl *t)

@@ -69,6 +69,8 @@ struct tpl_host {
 	 * May be NULL.
 	 */
 	int (*lookup)(void *ud, const char *name, struct arena *a, struct val *out);
+	/* Told of every call of a macro, before it runs (fingerprints record them). May be NULL. */
+	void (*on_macro)(void *ud, const struct tpl_macro *m);
 };
 
 /*
@@ -122,8 +124,20 @@ int tpl_macro_is_test(const struct tpl_macro *m);
 const char *tpl_macro_text(const struct tpl_macro *m, size_t *len);
 int tpl_macro_line(const struct tpl_macro *m);
 const char *tpl_path(const struct tpl *t);
+/* A pointer of the host's own, kept with the i-th macro of t (NULL until set). */
+void tpl_macro_set_data(struct tpl *t, size_t i, const void *data);
+const void *tpl_macro_data(const struct tpl_macro *m);
 /* A value that calls m: what a host's lookup gives for a macro's name. */
 struct val tpl_macro_value(const struct tpl_macro *m);
+
+/*
+ * Call macro m with args, as a template would: its printed text (or what
+ * its return() gave) in *out, allocated in scratch. Errors are as
+ * tpl_render's. For hosts that call a project's macro themselves
+ * (generate_schema_name).
+ */
+int tpl_call(const struct tpl_macro *m, const struct val *args, size_t nargs, const struct tpl_host *host,
+	     struct arena *scratch, struct val *out, struct sluice_err *err);
 
 /*
  * Static walk of the names a template body (m NULL) or a macro uses: cb
