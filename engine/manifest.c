@@ -491,7 +491,7 @@ int manifest_build(struct manifest *m, struct project *p, struct sluice_err *err
 	init_target_var(m);
 	if ((rc = load_macros(m, err)))
 		return rc;
-	if ((rc = datatest_parse(p, &tests, err)))
+	if ((rc = datatest_parse(p, &m->macros, &tests, err)))
 		return rc;
 	m->nodes = arena_alloc(a, (p->nsources + p->nmodels + tests.n) * sizeof(struct node));
 	for (i = 0; i < p->nsources; i++) {
