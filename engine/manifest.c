@@ -842,6 +842,27 @@ static int host_lookup(void *ud, const char *name, struct arena *a, struct val *
 	return context_lookup(&cx, name, a, out);
 }
 
+/* Names of dbt's context that sluice does not have yet: the error says so, and what it costs. */
+static const char *host_why(void *ud, const char *name)
+{
+	static const char *const dbt_names[] = {
+		"api", "store_result", "store_raw_result", "doc", "selected_resources", "invocation_args_dict",
+		"dbt_version", "local_md5", "set_strict", "try_or_compiler_error", "diff_of_two_dicts",
+		"context", "schemas", "database", "write", "render", "zip_strict", "set", "dbt_metadata_envs",
+		"get_where_subquery", "should_full_refresh", "should_store_failures", "sql_header",
+		"adapter_macro", "submission_method", "model_name", "metric", "source_meta",
+		NULL
+	};
+	size_t i;
+
+	(void)ud;
+	for (i = 0; dbt_names[i]; i++)
+		if (!strcmp(dbt_names[i], name))
+			return "dbt has it, sluice does not yet: a model or macro that needs it cannot compile "
+			       "(docs/templates.md lists what sluice has)";
+	return NULL;
+}
+
 /*
  * dbt's generate_schema_name and generate_alias_name: when the project
  * defines one, it names the node's relation (trimmed) instead of sluice's
@@ -853,7 +874,7 @@ static int project_name_macro(struct manifest *m, struct node *n, const char *ma
 {
 	const struct macro_def *d = macros_resolve(&m->macros, m->project->name, macro);
 	struct render_ctx r;
-	struct tpl_host host = { &r, host_call, host_lookup, NULL };
+	struct tpl_host host = { &r, host_call, host_lookup, NULL, host_why };
 	struct arena tmp = ARENA_INIT;
 	struct val args[2], out;
 	struct buf b = BUF_INIT;
@@ -900,7 +921,7 @@ static void strip_trailing_semicolons(struct buf *b)
 static int render_node_sql(struct render_ctx *r, const struct node *n, struct buf *out,
 			   struct sluice_err *err)
 {
-	struct tpl_host host = { r, host_call, host_lookup, host_on_macro };
+	struct tpl_host host = { r, host_call, host_lookup, host_on_macro, host_why };
 	struct tpl *t;
 	int rc = node_template(r->scratch, n, &t, err);
 
@@ -1052,7 +1073,7 @@ int manifest_render_string(const struct manifest *m, const struct node *n, const
 	struct buf ctes = BUF_INIT;
 	/* hooks may use {{ this }}; their refs are not dependencies */
 	struct render_ctx r = { m, m->project->name, NULL, n, o, scratch, NULL, &ctes, NULL, 0, 0, NULL, NULL };
-	struct tpl_host host = { &r, host_call, host_lookup, host_on_macro };
+	struct tpl_host host = { &r, host_call, host_lookup, host_on_macro, host_why };
 	struct tpl *t;
 	int rc;
 

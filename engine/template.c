@@ -1840,6 +1840,14 @@ static int tpl_scope_has(const struct tpl_scope *s, const char *name)
 	return 0;
 }
 
+/* ": <the host's explanation>" for an undefined name, or "". */
+static const char *tpl_why(struct tpl_run *r, const char *name)
+{
+	const char *why = r->host && r->host->why_undefined ? r->host->why_undefined(r->host->ud, name) : NULL;
+
+	return why ? arena_printf(r->a, ": %s", why) : "";
+}
+
 /* A macro of the template being rendered (a model's own, or its file's for a macro). */
 static const struct tpl_macro *tpl_local_macro(const struct tpl *t, const char *name)
 {
@@ -2032,7 +2040,7 @@ static int tpl_eval_ref(struct tpl_run *r, const struct tpl_expr *e, struct val 
 			*undef = 1;
 			return 0;
 		}
-		return tpl_fail(r, e->line, e->col, "undefined name '%s'", e->u.name);
+		return tpl_fail(r, e->line, e->col, "undefined name '%s'%s", e->u.name, tpl_why(r, e->u.name));
 	case E_ATTR:
 		if ((rc = tpl_eval_ref(r, e->u.attr.obj, &o, undef)) || (undef && *undef))
 			return rc;
@@ -2889,7 +2897,7 @@ static int tpl_eval_call_with(struct tpl_run *r, const struct tpl_expr *e, const
 		f.u.fn.tag = TPL_FN_HOST;
 		return tpl_call_value(r, e, &f, &av, out);
 	}
-	return tpl_fail(r, e->line, e->col, "undefined function '%s'", name);
+	return tpl_fail(r, e->line, e->col, "undefined function '%s'%s", name, tpl_why(r, name));
 }
 
 static int tpl_eval_call(struct tpl_run *r, const struct tpl_expr *e, struct val *out)
