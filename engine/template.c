@@ -35,7 +35,7 @@ enum tpl_tok_kind {
 };
 
 /* Operators: a one-character operator is the character itself. */
-enum { OP_EQ = 256, OP_NE, OP_LE, OP_GE, OP_IN, OP_NOT_IN };
+enum { OP_EQ = 256, OP_NE, OP_LE, OP_GE, OP_IN, OP_NOT_IN, OP_POW, OP_FLOORDIV };
 
 struct tpl_tok {
 	enum tpl_tok_kind kind;
@@ -48,7 +48,7 @@ struct tpl_tok {
 
 enum tpl_expr_kind {
 	E_LIT, E_NAME, E_LIST, E_DICT, E_ATTR, E_INDEX, E_CALL, E_FILTER, E_TEST,
-	E_NOT, E_NEG, E_POS, E_AND, E_OR, E_BIN, E_CMP, E_COND
+	E_NOT, E_NEG, E_POS, E_AND, E_OR, E_BIN, E_CMP, E_COND, E_SLICE
 };
 
 enum tpl_filter_id {
@@ -72,6 +72,7 @@ struct tpl_args {
 	const char **kwnames;
 	struct tpl_expr **kw;
 	size_t nkw;
+	struct tpl_expr *star, *dstar;   /* f(*list, **dict), or NULL */
 };
 
 /* One link of a comparison chain: a < b <= c is first=a, {<,b}, {<=,c}. */
@@ -92,6 +93,7 @@ struct tpl_expr {
 		struct { struct tpl_expr **items, **keys; size_t n; } seq;
 		struct { struct tpl_expr *obj; const char *name; } attr;
 		struct { struct tpl_expr *obj, *key; } index;
+		struct { struct tpl_expr *obj, *start, *stop, *step; } slice;   /* each bound may be NULL */
 		/* E_CALL (obj is NULL for a function, else the method's
 		 * receiver), E_FILTER and E_TEST (obj is the operand). */
 		struct { struct tpl_expr *obj; const char *name; struct tpl_args args; } call;
@@ -205,6 +207,8 @@ static void tpl_op_text(int op, char out[8])
 	case OP_GE: memcpy(out, ">=", 3); break;
 	case OP_IN: memcpy(out, "in", 3); break;
 	case OP_NOT_IN: memcpy(out, "not in", 7); break;
+	case OP_POW: memcpy(out, "**", 3); break;
+	case OP_FLOORDIV: memcpy(out, "//", 3); break;
 	default: out[0] = (char)op; out[1] = '\0';
 	}
 }
@@ -492,6 +496,8 @@ static int tpl_lex_token(struct tpl_parser *p, struct tpl_bracket *stack, size_t
 		case '<': op = OP_LE; break;
 		case '>': op = OP_GE; break;
 		}
+	} else if (i + 1 < p->len && (c == '*' || c == '/') && s[i + 1] == c) {
+		op = c == '*' ? OP_POW : OP_FLOORDIV;
 	}
 	if (op) {
 		p->pos += 2;
@@ -997,10 +1003,20 @@ static int tpl_parse_args(struct tpl_parser *p, struct tpl_args *args)
 {
 	size_t cap = 0, kcap = 0, kcap2, i;
 	const struct tpl_tok *t;
-	struct tpl_expr *x;
+	struct tpl_expr *x, **splat;
 
 	while (!tpl_tok_is_op(t = tpl_peek(p), ')')) {
-		if (t->kind == TK_NAME && tpl_tok_is_op(tpl_peek2(p), '=')) {
+		if (tpl_tok_is_op(t, '*') || tpl_tok_is_op(t, OP_POW)) {
+			/* f(*list), f(**dict): one of each, after the other arguments */
+			splat = t->op == '*' ? &args->star : &args->dstar;
+			if (*splat || (t->op == '*' && args->dstar))
+				return tpl_parse_fail(p, t, "misplaced %s argument", t->op == '*' ? "*" : "**");
+			tpl_next(p);
+			if (!(*splat = tpl_parse_expr(p)))
+				return SLUICE_EUSAGE;
+		} else if (args->dstar || (args->star && !(t->kind == TK_NAME && tpl_tok_is_op(tpl_peek2(p), '=')))) {
+			return tpl_parse_fail(p, t, "an argument after *list or **dict");
+		} else if (t->kind == TK_NAME && tpl_tok_is_op(tpl_peek2(p), '=')) {
 			for (i = 0; i < args->nkw; i++)
 				if (strlen(args->kwnames[i]) == t->len && !memcmp(args->kwnames[i], t->s, t->len))
 					return tpl_parse_fail(p, t, "duplicate keyword argument '%.*s'",
@@ -1061,7 +1077,26 @@ static struct tpl_expr *tpl_parse_postfix(struct tpl_parser *p, struct tpl_expr 
 			tpl_next(p);
 			x = tpl_expr_new(p, E_INDEX, t->line, t->col);
 			x->u.index.obj = e;
-			if (!(x->u.index.key = tpl_parse_expr(p)) || tpl_expect_op(p, ']'))
+			if (!tpl_tok_is_op(tpl_peek(p), ':') && !(x->u.index.key = tpl_parse_expr(p)))
+				return NULL;
+			if (tpl_tok_is_op(tpl_peek(p), ':')) {
+				/* x[start:stop:step], each part optional */
+				struct tpl_expr *start = x->u.index.key;
+
+				x->kind = E_SLICE;
+				x->u.slice.obj = e;
+				x->u.slice.start = start;
+				tpl_next(p);
+				if (!tpl_tok_is_op(tpl_peek(p), ']') && !tpl_tok_is_op(tpl_peek(p), ':') &&
+				    !(x->u.slice.stop = tpl_parse_expr(p)))
+					return NULL;
+				if (tpl_tok_is_op(tpl_peek(p), ':')) {
+					tpl_next(p);
+					if (!tpl_tok_is_op(tpl_peek(p), ']') && !(x->u.slice.step = tpl_parse_expr(p)))
+						return NULL;
+				}
+			}
+			if (tpl_expect_op(p, ']'))
 				return NULL;
 		} else if (tpl_tok_is_op(t, '(')) {
 			/*
@@ -1223,7 +1258,19 @@ static struct tpl_expr *tpl_parse_unary(struct tpl_parser *p, int with_filter)
 }
 
 /* Levels of left-associative binary operators, loosest first (Jinja's). */
-static const char *const tpl_bin_levels[] = { "+-", "~", "*/%" };
+static const char *const tpl_bin_levels[] = { "+-", "~", "*/%", "" };
+
+/* Whether token t is a binary operator of level (// with * / %, ** alone and tightest). */
+static int tpl_bin_op_at(const struct tpl_tok *t, size_t level)
+{
+	if (t->kind != TK_OP)
+		return 0;
+	if (t->op == OP_FLOORDIV)
+		return level == 2;
+	if (t->op == OP_POW)
+		return level == 3;
+	return t->op < 256 && *tpl_bin_levels[level] && strchr(tpl_bin_levels[level], t->op);
+}
 
 static struct tpl_expr *tpl_parse_binary(struct tpl_parser *p, size_t level)
 {
@@ -1234,8 +1281,7 @@ static struct tpl_expr *tpl_parse_binary(struct tpl_parser *p, size_t level)
 	if (level == sizeof(tpl_bin_levels) / sizeof(tpl_bin_levels[0]))
 		return tpl_parse_unary(p, 1);
 	l = tpl_parse_binary(p, level + 1);
-	while (l && (t = tpl_peek(p))->kind == TK_OP && t->op < 256 &&
-	       strchr(tpl_bin_levels[level], t->op)) {
+	while (l && tpl_bin_op_at(t = tpl_peek(p), level)) {
 		if (tpl_enter(p))
 			return NULL;
 		nested++;
@@ -2129,6 +2175,22 @@ static int tpl_binop(struct tpl_run *r, const struct tpl_expr *e, const struct v
 			return 0;
 		}
 		break;
+	case OP_POW:
+		if (nums) {
+			*out = val_num(pow(x, y));
+			if (!isfinite(out->u.num))
+				return tpl_fail(r, e->line, e->col, "number too large");
+			return 0;
+		}
+		break;
+	case OP_FLOORDIV:
+		if (nums) {
+			if (y == 0)
+				return tpl_fail(r, e->line, e->col, "division by zero");
+			*out = val_num(floor(x / y));
+			return 0;
+		}
+		break;
 	case '%':
 		if (nums) {
 			if (y == 0)
@@ -2235,19 +2297,47 @@ static int tpl_eval_cmp(struct tpl_run *r, const struct tpl_expr *e, struct val 
 	return 0;
 }
 
-static int tpl_eval_args(struct tpl_run *r, const struct tpl_args *in, struct val **args, struct val **kwargs)
+/* Evaluate a call's arguments into av, *list and **dict spread out. */
+static int tpl_eval_args(struct tpl_run *r, const struct tpl_args *in, struct tpl_argv *av)
 {
+	struct val star = val_list_new(), dstar = val_dict_new();
+	const char **names;
 	size_t i;
 	int rc;
 
-	*args = in->npos ? arena_alloc(r->a, in->npos * sizeof(**args)) : NULL;
-	*kwargs = in->nkw ? arena_alloc(r->a, in->nkw * sizeof(**kwargs)) : NULL;
+	memset(av, 0, sizeof(*av));
+	if (in->star && (rc = tpl_eval(r, in->star, &star)))
+		return rc;
+	if (in->dstar && (rc = tpl_eval(r, in->dstar, &dstar)))
+		return rc;
+	if (star.kind != V_LIST || dstar.kind != V_DICT)
+		return tpl_fail(r, (star.kind != V_LIST ? in->star : in->dstar)->line,
+				(star.kind != V_LIST ? in->star : in->dstar)->col, "%s needs a %s, not %s",
+				star.kind != V_LIST ? "*" : "**", star.kind != V_LIST ? "list" : "dict",
+				tpl_type(star.kind != V_LIST ? &star : &dstar));
+	av->nargs = in->npos + star.u.list.n;
+	av->nkw = in->nkw + dstar.u.dict.n;
+	av->args = av->nargs ? arena_alloc(r->a, av->nargs * sizeof(*av->args)) : NULL;
+	av->kwargs = av->nkw ? arena_alloc(r->a, av->nkw * sizeof(*av->kwargs)) : NULL;
+	av->kwnames = (const char *const *)in->kwnames;
 	for (i = 0; i < in->npos; i++)
-		if ((rc = tpl_eval(r, in->pos[i], &(*args)[i])))
+		if ((rc = tpl_eval(r, in->pos[i], &av->args[i])))
 			return rc;
 	for (i = 0; i < in->nkw; i++)
-		if ((rc = tpl_eval(r, in->kw[i], &(*kwargs)[i])))
+		if ((rc = tpl_eval(r, in->kw[i], &av->kwargs[i])))
 			return rc;
+	for (i = 0; i < star.u.list.n; i++)
+		av->args[in->npos + i] = star.u.list.items[i];
+	if (dstar.u.dict.n) {
+		names = arena_alloc(r->a, av->nkw * sizeof(*names));
+		for (i = 0; i < in->nkw; i++)
+			names[i] = in->kwnames[i];
+		for (i = 0; i < dstar.u.dict.n; i++) {
+			names[in->nkw + i] = dstar.u.dict.keys[i];
+			av->kwargs[in->nkw + i] = dstar.u.dict.vals[i];
+		}
+		av->kwnames = names;
+	}
 	return 0;
 }
 
@@ -2851,12 +2941,8 @@ static int tpl_eval_call_with(struct tpl_run *r, const struct tpl_expr *e, const
 		else if ((rc = tpl_eval(r, e->u.call.obj, &obj)))
 			return rc;
 	}
-	memset(&av, 0, sizeof(av));
-	if ((rc = tpl_eval_args(r, ar, &av.args, &av.kwargs)))
+	if ((rc = tpl_eval_args(r, ar, &av)))
 		return rc;
-	av.nargs = ar->npos;
-	av.kwnames = ar->kwnames;
-	av.nkw = ar->nkw;
 	av.caller = caller;
 	if (e->u.call.obj && !name) {
 		if (obj.kind != V_FUNC)
@@ -3437,13 +3523,65 @@ keep:
 		*out = v;
 		return 0;
 	}
-	memset(&av, 0, sizeof(av));
-	if ((rc = tpl_eval(r, e->u.call.obj, &v)) || (rc = tpl_eval_args(r, ar, &av.args, &av.kwargs)))
+	if ((rc = tpl_eval(r, e->u.call.obj, &v)) || (rc = tpl_eval_args(r, ar, &av)))
 		return rc;
-	av.nargs = ar->npos;
-	av.kwnames = ar->kwnames;
-	av.nkw = ar->nkw;
 	return tpl_apply_filter(r, e, f, v, &av, out);
+}
+
+/* x[start:stop:step] of a list or a string, as Python slices. */
+static int tpl_eval_slice(struct tpl_run *r, const struct tpl_expr *e, struct val *out)
+{
+	struct tpl_expr *part[3] = { e->u.slice.start, e->u.slice.stop, e->u.slice.step };
+	long long b[3] = { 0, 0, 1 }, n, i;
+	int given[3] = { 0, 0, 0 }, j, rc;
+	struct val o, v, chars;
+	double d;
+
+	if ((rc = tpl_eval(r, e->u.slice.obj, &o)))
+		return rc;
+	if (o.kind != V_LIST && o.kind != V_STR)
+		return tpl_fail(r, e->line, e->col, "'%s' cannot be sliced", tpl_type(&o));
+	for (j = 0; j < 3; j++) {
+		if (!part[j])
+			continue;
+		if ((rc = tpl_eval(r, part[j], &v)))
+			return rc;
+		if (v.kind == V_NONE)
+			continue;
+		if (!tpl_num(&v, &d) || d != floor(d))
+			return tpl_fail(r, part[j]->line, part[j]->col, "slice indices must be integers, not %s",
+					tpl_type(&v));
+		b[j] = val_num_ll(d);
+		given[j] = 1;
+	}
+	if (b[2] == 0)
+		return tpl_fail(r, e->line, e->col, "slice step cannot be zero");
+	if (o.kind == V_STR && (rc = tpl_iter_items(r, e, &o, &chars)))
+		return rc;
+	n = (long long)(o.kind == V_STR ? chars.u.list.n : o.u.list.n);
+	for (j = 0; j < 2; j++) {
+		if (!given[j]) {
+			b[j] = j == 0 ? (b[2] > 0 ? 0 : n - 1) : (b[2] > 0 ? n : -1);
+			continue;
+		}
+		if (b[j] < 0)
+			b[j] += n;
+		if (b[2] > 0)
+			b[j] = b[j] < 0 ? 0 : b[j] > n ? n : b[j];
+		else
+			b[j] = b[j] < -1 ? -1 : b[j] > n - 1 ? n - 1 : b[j];
+	}
+	buf_reset(&r->tmp);
+	*out = val_list_new();
+	for (i = b[0]; b[2] > 0 ? i < b[1] : i > b[1]; i += b[2]) {
+		if (o.kind == V_STR)
+			buf_add(&r->tmp, chars.u.list.items[i].u.str.s, chars.u.list.items[i].u.str.len);
+		else
+			val_list_push(r->a, out, o.u.list.items[i]);
+	}
+	if (o.kind == V_STR)
+		*out = tpl_strv(r, r->tmp.s, r->tmp.len);
+	return 0;
 }
 
 static int tpl_eval_test(struct tpl_run *r, const struct tpl_expr *e, struct val *out)
@@ -3503,6 +3641,8 @@ static int tpl_eval(struct tpl_run *r, const struct tpl_expr *e, struct val *out
 		return 0;
 	case E_CALL:
 		return tpl_eval_call(r, e, out);
+	case E_SLICE:
+		return tpl_eval_slice(r, e, out);
 	case E_FILTER:
 		return tpl_eval_filter(r, e, out);
 	case E_TEST:
@@ -3857,7 +3997,9 @@ static int tpl_walk_args(struct tpl_walk *w, const struct tpl_args *ar)
 	for (i = 0; i < ar->nkw; i++)
 		if ((rc = tpl_walk_expr(w, ar->kw[i])))
 			return rc;
-	return 0;
+	if ((rc = tpl_walk_expr(w, ar->star)))
+		return rc;
+	return tpl_walk_expr(w, ar->dstar);
 }
 
 static int tpl_static_value(struct tpl_walk *w, const struct tpl_expr *e, struct val *out);
@@ -3870,6 +4012,8 @@ static int tpl_static_call(struct tpl_walk *w, const struct tpl_expr *e, struct 
 	size_t i;
 	int rc;
 
+	if (ar->star || ar->dstar)
+		return 1;   /* arguments known only when it runs */
 	if (ar->npos)
 		args = arena_alloc(w->a, ar->npos * sizeof(*args));
 	if (ar->nkw)
@@ -3974,6 +4118,11 @@ static int tpl_walk_expr(struct tpl_walk *w, const struct tpl_expr *e)
 		if ((rc = tpl_walk_expr(w, e->u.index.obj)))
 			return rc;
 		return tpl_walk_expr(w, e->u.index.key);
+	case E_SLICE:
+		if ((rc = tpl_walk_expr(w, e->u.slice.obj)) || (rc = tpl_walk_expr(w, e->u.slice.start)) ||
+		    (rc = tpl_walk_expr(w, e->u.slice.stop)))
+			return rc;
+		return tpl_walk_expr(w, e->u.slice.step);
 	case E_CALL:
 		if (!(w->on_name && e->u.call.name && e->u.call.obj && e->u.call.obj->kind == E_NAME) &&
 		    (rc = tpl_walk_expr(w, e->u.call.obj)))

@@ -1115,6 +1115,20 @@ static void test_more_filters(void **state)
 	assert_error("{{ 1 | sort(foo=1) }}", PATH ":1:8: filter 'sort' takes no keyword argument 'foo'");
 }
 
+static void test_splats_slices_powers(void **state)
+{
+	(void)state;
+	assert_render("{% macro v(a, b=0) %}{{ a }}{{ b }} {{ kwargs }}{% endmacro %}"
+		      "{% set l = [1, 2] %}{% set d = {'k': 3} %}{{ v(*l) }}|{{ v(1, **d) }}|{{ echo(0, *l, x=1, **d) }}",
+		      "12 {}|10 {'k': 3}|0, 1, 2; x=1 k=3");
+	assert_render("{{ [1, 2, 3, 4][1:3] }} {{ [1, 2, 3][:-1] }} {{ [1, 2, 3][::-1] }} {{ 'héllo'[1:] }} {{ 'abc'[5:] }}",
+		      "[2, 3] [1, 2] [3, 2, 1] éllo ");
+	assert_render("{{ 2 ** 10 }} {{ 2 * 3 ** 2 }} {{ 7 // 2 }} {{ -7 // 2 }}", "1024 18 3 -4");
+	assert_error("{{ echo(*1) }}", PATH ":1:10: * needs a list, not number");
+	assert_error("{{ echo(*[1], 2) }}", PATH ":1:15: an argument after *list or **dict");
+	assert_error("{{ [1][::0] }}", PATH ":1:7: slice step cannot be zero");
+}
+
 static void test_more_tests(void **state)
 {
 	(void)state;
@@ -1164,6 +1178,7 @@ int main(void)
 		T(test_macro_introspection),
 		T(test_more_filters),
 		T(test_more_tests),
+		T(test_splats_slices_powers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
