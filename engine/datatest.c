@@ -910,10 +910,14 @@ static int parse_test(struct parse_ctx *c, struct model *model, struct source_ta
 	} else if (e->kind != Y_SCALAR || is_null_node(e)) {
 		return yaml_error(c->err, e, "a test is a name, or a map with one key: the test's name");
 	}
-	for (k = 0; k < DT_SINGULAR; k++)
+	/* a project's own test_<name> macro overrides a built-in test of that name, as in dbt */
+	macro = test_macro(c, name_node->scalar);
+	for (k = 0; k < DT_SINGULAR && !macro; k++)
 		if (!strcmp(name_node->scalar, kind_names[k]))
 			break;
-	if (k == DT_SINGULAR && (macro = test_macro(c, name_node->scalar))) {
+	if (macro)
+		k = DT_SINGULAR;
+	if (k == DT_SINGULAR && macro) {
 		/* a {% test %} macro: run as a singular test whose SQL is the macro's call */
 		t->kind_name = arena_strdup(a, name_node->scalar);
 		for (char *dot = strchr((char *)t->kind_name, '.'); dot; dot = strchr(dot, '.'))

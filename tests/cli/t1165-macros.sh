@@ -191,4 +191,24 @@ t_not_yet() {
 }
 ok "a name of dbt's that sluice does not have yet says so" t_not_yet
 
+t_override_builtin_test() {
+	cat >macros/my_not_null.sql <<'SQL'
+{% test not_null(model, column_name) %}
+select * from {{ model }} where {{ column_name }} is null or {{ column_name }} = 0
+{% endtest %}
+SQL
+	cat >models/plain.yml <<'YML'
+version: 2
+models:
+  - name: plain
+    columns:
+      - name: one
+        data_tests:
+          - not_null
+YML
+	expect_exit 0 sluice test -s plain || return 1
+	expect_grep 'where one is null or one = 0' target/compiled/models/plain.yml/not_null_plain_one.sql
+}
+ok "a project's test_not_null macro replaces the built-in not_null" t_override_builtin_test
+
 done_testing
