@@ -856,6 +856,9 @@ static const char *host_why(void *ud, const char *name)
 	size_t i;
 
 	(void)ud;
+	if (!strncmp(name, "dbt.", 4) || !strncmp(name, "adapter.", 8))
+		return "dbt has it, sluice does not yet: a model or macro that needs it cannot compile "
+		       "(docs/templates.md lists what sluice has)";
 	for (i = 0; dbt_names[i]; i++)
 		if (!strcmp(dbt_names[i], name))
 			return "dbt has it, sluice does not yet: a model or macro that needs it cannot compile "

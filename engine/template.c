@@ -2669,6 +2669,10 @@ static int tpl_method(struct tpl_run *r, const struct tpl_expr *e, struct val *o
 	}
 	if ((rc = tpl_mutate(r, e, obj, args, nargs, nkw, out)) <= 0)
 		return rc;
+	/* pkg.macro() of a package that lacks it: the host may know why (dbt.date_spine) */
+	if (e->u.call.obj->kind == E_NAME && obj->kind == V_DICT)
+		return tpl_fail(r, e->line, e->col, "'%s' has no macro or method '%s'%s", e->u.call.obj->u.name, m,
+				tpl_why(r, arena_printf(r->a, "%s.%s", e->u.call.obj->u.name, m)));
 	return tpl_fail(r, e->line, e->col, "'%s' has no method '%s'", tpl_type(obj), m);
 }
 
