@@ -8,6 +8,7 @@
 # of macro-heavy models under tests/fixtures/macros compiles, for both
 # databases, to the SQL kept next to it, byte for byte.
 . "$(dirname "$0")/lib.sh"
+CORPUS=$(cd "$(dirname "$0")/../fixtures/macros" && pwd) || exit 1
 
 new_project xdb
 mkdir -p models/both models/pg
@@ -167,7 +168,7 @@ t_redshift_runs() {
 	else
 		echo "      dialect: redshift" >>profiles.yml
 	fi &&
-	psql_q "drop schema analytics cascade" >/dev/null &&
+	psql_q "set client_min_messages = warning; drop schema analytics cascade" >/dev/null &&
 	expect_exit 0 sluice run -s path:models/both &&
 	expect_grep "'x::y::z'" target/compiled/models/both/strings.sql &&
 	expect_grep "reverse\(split_part\(reverse\('x::y::z'\), reverse\('::'\), 2\)\) as split_minus_2" target/compiled/models/both/strings.sql &&
@@ -205,5 +206,34 @@ t_redshift_text() {
 ok "Redshift's dateadd, datediff, last_day, getdate(), listagg, any_value, hash and arrays compile as Redshift SQL" t_redshift_text
 
 cp "$T_DIR/pg-profiles.yml" profiles.yml
+
+# ---- the corpus: macro-heavy models and the SQL they compile to ----------------
+# A project macro overriding dbt.dateadd through dispatch, a project macro
+# dispatched without a namespace, macros calling macros calling dbt.*, a
+# call block, namespace() in a loop, keyword arguments. To change what a
+# model should compile to, edit tests/fixtures/macros/expected/ by hand and
+# say why in the commit: the files are the specification, not a snapshot.
+
+P="$T_DIR/corpus"
+cp -R "$CORPUS/project" "$P" || exit 1
+cd "$P" || exit 1
+# compile needs no server: nothing listens on port 1
+{
+	printf 'corpus:\n  target: postgres\n  outputs:\n'
+	for a in postgres redshift; do
+		printf '    %s:\n      type: %s\n      host: 127.0.0.1\n      port: 1\n' $a $a
+		printf '      user: nobody\n      password: unused\n      dbname: corpus\n      schema: analytics\n'
+	done
+} >profiles.yml
+
+# compiled_as ADAPTER: compile for that output; target/compiled/models is
+# the same, file for file and byte for byte, as expected/ADAPTER.
+compiled_as() {
+	rm -rf target &&
+	expect_exit 0 sluice compile -t "$1" &&
+	diff -ru "$CORPUS/expected/$1" target/compiled/models
+}
+ok "the corpus compiles for PostgreSQL to tests/fixtures/macros/expected/postgres" compiled_as postgres
+ok "the corpus compiles for Redshift to tests/fixtures/macros/expected/redshift" compiled_as redshift
 
 done_testing
