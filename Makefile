@@ -127,7 +127,7 @@ $(BUILD)/tests/test_retry: $(BUILD)/engine/retry.o
 $(BUILD)/tests/test_executor: $(T_DAG) $(BUILD)/engine/executor.o
 $(BUILD)/tests/test_executor: LDFLAGS += -Wl,--wrap=pthread_create
 T_DATATEST := $(T_PROJECT) $(T_DAG) $(T_SHELL) $(BUILD)/engine/datatest.o $(BUILD)/engine/manifest.o \
-	$(BUILD)/engine/macros.o $(BUILD)/engine/builtin-macros.o $(T_DIALECT) $(T_CONNECTORS)
+	$(BUILD)/engine/macros.o $(BUILD)/engine/context.o $(BUILD)/engine/builtin-macros.o $(T_DIALECT) $(T_CONNECTORS)
 $(BUILD)/tests/test_datatest: $(T_DATATEST)
 $(BUILD)/tests/test_trace: $(T_DAG) $(BUILD)/engine/blame.o $(BUILD)/engine/graph.o $(BUILD)/engine/identity.o \
 	$(BUILD)/engine/audit.o $(BUILD)/engine/ui.o $(T_CONNECTORS)

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../connectors/connector.h"
+#include "context.h"
 #include "datatest.h"
 #include "dialect.h"
 #include "manifest.h"
@@ -322,12 +323,15 @@ static void init_source_node(struct manifest *m, struct node *n, struct source_t
 	strmap_put(&m->by_source, arena_printf(a, "%s.%s", t->source_name, t->name), n);
 }
 
+static int project_name_macro(struct manifest *m, struct node *n, const char *macro, const char *custom,
+			      const char **name, struct sluice_err *err);
+
 static int finish_model_node(struct manifest *m, struct node *n, struct sluice_err *err)
 {
 	struct project *p = m->project;
 	struct arena *a = &p->arena;
 	const char *custom = val_get_str(&n->config, "schema", NULL);
-	int rc;
+	int rc, rc2;
 
 	/* on an error every field is still set: the project's other errors are checked with it */
 	if ((rc = set_materialization(a, n, err))) {
@@ -335,10 +339,15 @@ static int finish_model_node(struct manifest *m, struct node *n, struct sluice_e
 		n->mat_name = mat_names[MAT_VIEW];
 	}
 	n->schema = custom ? arena_printf(a, "%s_%s", p->target.schema, custom) : p->target.schema;
+	if ((rc2 = project_name_macro(m, n, "generate_schema_name", custom, &n->schema, err)))
+		return rc2;
 	/* dbt's snapshots before 1.9 name their schema whole */
 	if (n->mat == MAT_SNAPSHOT && val_get_str(&n->config, "target_schema", NULL))
 		n->schema = val_get_str(&n->config, "target_schema", NULL);
 	n->identifier = val_get_str(&n->config, "alias", n->name);
+	if ((rc2 = project_name_macro(m, n, "generate_alias_name", val_get_str(&n->config, "alias", NULL),
+				      &n->identifier, err)))
+		return rc2;
 	n->relation = relation_of(a, n->schema, n->identifier);
 	n->display = arena_printf(a, "%s.%s", n->schema, n->identifier);
 	n->connection = val_get_str(&n->config, "connection", "default");
@@ -482,7 +491,7 @@ int manifest_build(struct manifest *m, struct project *p, struct sluice_err *err
 	init_target_var(m);
 	if ((rc = load_macros(m, err)))
 		return rc;
-	if ((rc = datatest_parse(p, &tests, err)))
+	if ((rc = datatest_parse(p, &m->macros, &tests, err)))
 		return rc;
 	m->nodes = arena_alloc(a, (p->nsources + p->nmodels + tests.n) * sizeof(struct node));
 	for (i = 0; i < p->nsources; i++) {
@@ -617,6 +626,23 @@ static struct val relation_val(struct render_ctx *r, const char *relation)
 	return v;
 }
 
+/* A node's relation as a template object: it prints as rendered, and has .schema, .identifier, ... */
+static struct val relation_obj(struct render_ctx *r, const struct node *n, struct val rendered)
+{
+	return context_relation(r->scratch, val_get_str(&r->m->target, "database", NULL), n->schema, n->identifier,
+				rendered);
+}
+
+static void render_context(const struct render_ctx *r, struct context *cx)
+{
+	memset(cx, 0, sizeof(*cx));
+	cx->m = r->m;
+	cx->node = r->this_node;
+	cx->logical = r->o && r->o->logical;
+	cx->started_at = r->o ? r->o->run_started_at : NULL;
+	cx->warnings = r->m->project->warnings;
+}
+
 static int host_ref(struct render_ctx *r, const struct tpl_call *c, struct val *out, struct sluice_err *err)
 {
 	const char *name = ref_name(c);
@@ -630,7 +656,8 @@ static int host_ref(struct render_ctx *r, const struct tpl_call *c, struct val *
 		return err_set(err, SLUICE_EUSAGE,
 			       "ref('%s') was not found by the parser: write ref() with literal arguments", name);
 	if (n->mat != MAT_EPHEMERAL) {
-		*out = r->o && r->o->logical ? val_str(arena_printf(r->scratch, "ref('%s')", n->name)) : relation_val(r, n->relation);
+		*out = relation_obj(r, n, r->o && r->o->logical ? val_str(arena_printf(r->scratch, "ref('%s')", n->name))
+								 : relation_val(r, n->relation));
 		return 0;
 	}
 	if (r->shell)
@@ -677,6 +704,8 @@ static int host_call(void *ud, const struct tpl_call *c, struct val *out, struct
 {
 	struct render_ctx *r = ud;
 	const char *name = c->name;
+	struct context cx;
+	int rc;
 
 	if (!strcmp(name, "ref"))
 		return host_ref(r, c, out, err);
@@ -691,8 +720,8 @@ static int host_call(void *ud, const struct tpl_call *c, struct val *out, struct
 		buf_release(&key);
 		if (!n)
 			return err_set(err, SLUICE_EUSAGE, "unknown source '%s.%s'", s, t);
-		*out = r->o && r->o->logical ? val_str(arena_printf(r->scratch, "source('%s', '%s')", s, t))
-					     : relation_val(r, n->relation);
+		*out = relation_obj(r, n, r->o && r->o->logical ? val_str(arena_printf(r->scratch, "source('%s', '%s')", s, t))
+							       : relation_val(r, n->relation));
 		return 0;
 	}
 	if (!strcmp(name, "config")) {
@@ -728,6 +757,9 @@ static int host_call(void *ud, const struct tpl_call *c, struct val *out, struct
 		buf_release(&q);
 		return 0;
 	}
+	render_context(r, &cx);
+	if ((rc = context_call(&cx, c, out, err)) <= 0)
+		return rc;
 	return project_call_builtin(r->m->project, c, out, r->used, err);
 }
 
@@ -765,9 +797,11 @@ static int host_lookup(void *ud, const char *name, struct arena *a, struct val *
 	struct render_ctx *r = ud;
 	const struct macro_def *d;
 	const struct val *ns;
+	struct context cx;
 
 	if (!strcmp(name, "this") && r->this_node) {
-		*out = r->o && r->o->logical ? val_str("this") : relation_val(r, r->this_node->relation);
+		*out = relation_obj(r, r->this_node, r->o && r->o->logical ? val_str("this")
+									   : relation_val(r, r->this_node->relation));
 		return 0;
 	}
 	if (!strcmp(name, "target")) {
@@ -796,7 +830,53 @@ static int host_lookup(void *ud, const char *name, struct arena *a, struct val *
 		val_dict_set(a, out, "quote", host_fn("adapter.quote"));
 		return 0;
 	}
-	return 1;
+	render_context(r, &cx);
+	return context_lookup(&cx, name, a, out);
+}
+
+/*
+ * dbt's generate_schema_name and generate_alias_name: when the project
+ * defines one, it names the node's relation (trimmed) instead of sluice's
+ * rule, which has set *name already. It gets the custom name (or none) and
+ * the node, as in dbt.
+ */
+static int project_name_macro(struct manifest *m, struct node *n, const char *macro, const char *custom,
+			      const char **name, struct sluice_err *err)
+{
+	const struct macro_def *d = macros_resolve(&m->macros, m->project->name, macro);
+	struct render_ctx r;
+	struct tpl_host host = { &r, host_call, host_lookup, NULL };
+	struct arena tmp = ARENA_INIT;
+	struct val args[2], out;
+	struct buf b = BUF_INIT;
+	int rc;
+
+	if (!d || !strcmp(d->package, "dbt"))
+		return 0;
+	memset(&r, 0, sizeof(r));
+	r.m = m;
+	r.package = m->project->name;
+	r.this_node = n;
+	r.scratch = &tmp;
+	args[0] = custom ? val_str(custom) : val_none();
+	args[1] = context_node(m, n, &tmp);
+	rc = tpl_call(d->m, args, 2, &host, &tmp, &out, err);
+	if (!rc) {
+		const char *text;
+
+		val_format(&out, &b);
+		buf_rtrim(&b);
+		for (text = b.s ? b.s : ""; isspace((unsigned char)*text); text++)
+			;
+		if (!*text)
+			rc = err_set(err, SLUICE_EUSAGE, "%s:%d: %s gave an empty name for %s", d->path,
+				     tpl_macro_line(d->m), macro, n->name);
+		else
+			*name = arena_strdup(&m->project->arena, text);
+	}
+	buf_release(&b);
+	arena_release(&tmp);
+	return rc;
 }
 
 static void strip_trailing_semicolons(struct buf *b)

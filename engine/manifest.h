@@ -91,6 +91,8 @@ struct compile_opts {
 	 * `watermark:`: a quoted SQL literal, or NULL (renders NULL).
 	 */
 	const char *watermark;
+	/* run_started_at: "YYYY-MM-DD HH:MM:SS.ffffff", or NULL */
+	const char *run_started_at;
 };
 
 /*

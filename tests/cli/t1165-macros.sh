@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# t1165: a project's macros: called from models, dispatched by adapter
+# (a project's postgres__ form wins over dbt's), as generic tests from
+# YAML, naming schemas through generate_schema_name; an edit to a macro
+# rebuilds exactly the models that call it, directly or not, and says
+# which macro; an edit to an unused one rebuilds nothing; an error inside
+# macros prints the chain of calls with their files.
+. "$(dirname "$0")/lib.sh"
+
+new_project macros
+mkdir -p macros tests/generic
+cat >macros/money.sql <<'SQL'
+{% macro cents_to_dollars(col, scale=2) -%}
+  {{ return(adapter.dispatch('cents_to_dollars')(col, scale)) }}
+{%- endmacro %}
+{% macro default__cents_to_dollars(col, scale) %}({{ col }} / 100)::numeric(16, {{ scale }}){% endmacro %}
+{% macro postgres__cents_to_dollars(col, scale) %}round({{ col }} / 100.0, {{ scale }}){% endmacro %}
+{% macro price_list(cols) -%}
+  {%- set ns = namespace(out=[]) -%}
+  {%- for c in cols -%}{% do ns.out.append(cents_to_dollars(c) ~ ' as ' ~ c ~ '_usd') %}{%- endfor -%}
+  {{ ns.out | join(', ') }}
+{%- endmacro %}
+SQL
+cat >macros/unused.sql <<'SQL'
+{% macro never_called() %}select 1{% endmacro %}
+SQL
+cat >macros/schemas.sql <<'SQL'
+{% macro generate_schema_name(custom_schema_name, node) -%}
+  {%- if custom_schema_name is none -%}{{ target.schema }}{%- else -%}{{ custom_schema_name | trim }}_x{%- endif -%}
+{%- endmacro %}
+SQL
+cat >macros/dates.sql <<'SQL'
+{# a project's own postgres__ form of a dbt macro wins over dbt's #}
+{% macro postgres__dateadd(datepart, interval, from_date_or_timestamp) -%}
+  ({{ from_date_or_timestamp }} + make_interval({{ datepart }}s => {{ interval }}))
+{%- endmacro %}
+SQL
+cat >tests/generic/positive.sql <<'SQL'
+{% test positive(model, column_name, allow_zero=false) %}
+select * from {{ model }} where {{ column_name }} {{ '<' if allow_zero else '<=' }} 0
+{% endtest %}
+SQL
+model items "select 1 as id, 1250 as price, 399 as cost
+union all select 2, 100, 0"
+model priced "{{ config(materialized='table') }}
+select id, {{ price_list(['price', 'cost']) }} from {{ ref('items') }}"
+model margin "{{ config(materialized='table', schema='marts') }}
+select id, price_usd - cost_usd as margin, {{ dbt.dateadd('day', 2, \"'2024-02-28'::date\") }} as due
+from {{ ref('priced') }}"
+model plain "{{ config(materialized='table') }}
+select 1 as one"
+cat >models/props.yml <<'YML'
+version: 2
+models:
+  - name: priced
+    columns:
+      - name: cost_usd
+        data_tests:
+          - positive:
+              allow_zero: true
+      - name: price_usd
+        data_tests:
+          - positive
+YML
+
+t_build() {
+	expect_exit 0 sluice build || return 1
+	expect_grep 'Done in .*: 4 ok, 0 error' "$T_DIR/out" &&
+	expect_grep 'Tests: 2 pass, 0 warn, 0 fail' "$T_DIR/out" || return 1
+	# postgres__cents_to_dollars (round) was chosen, not default__ (::numeric(16, 2))
+	expect_grep 'round\(price / 100\.0, 2\) as price_usd, round\(cost / 100\.0, 2\) as cost_usd' \
+		target/compiled/models/priced.sql || return 1
+	expect_eq "1|8.51|2024-03-01" "$(psql_q "select id, margin, due::date from marts_x.margin where id = 1")" || return 1
+	# no custom schema: the target's, through the project's macro too
+	expect_eq "1" "$(psql_q 'select count(*) from analytics.priced where id = 2')"
+}
+ok "models call macros: dispatch to the project's postgres__ form, generic tests, generate_schema_name" t_build
+
+t_project_dateadd_wins() {
+	expect_grep 'make_interval\(days => 2\)' target/compiled/models/margin.sql
+}
+ok "a project's postgres__dateadd wins over the dbt namespace's" t_project_dateadd_wins
+
+t_generic_test_fails() {
+	psql_q "update analytics.priced set price_usd = 0 where id = 2" >/dev/null &&
+	expect_exit 1 sluice test -s priced || return 1
+	expect_grep 'positive_priced_price_usd' "$T_DIR/out" &&
+	expect_grep 'Done in .*: 1 error' "$T_DIR/out" || true
+	expect_exit 0 sluice build -s priced
+}
+ok "a {% test %} macro from tests/generic/ fails on the row it finds" t_generic_test_fails
+
+t_plan_after_edit() {
+	# a comment: the SQL stays the same, the macro's text does not
+	sed -i 's/round({{ col }}/{# rounded #}round({{ col }}/' macros/money.sql &&
+	plan_json || return 1
+	expect_eq "items=reuse margin=build plain=reuse priced=build" "$(plan_actions)" || return 1
+	plan_json_reasons priced >"$T_DIR/reasons" &&
+	expect_grep "macro 'proj\.postgres__cents_to_dollars' changed" "$T_DIR/reasons" || return 1
+	expect_exit 0 sluice run
+}
+ok "an edit to a macro a model calls through another rebuilds it, and the reason names the macro" t_plan_after_edit
+
+t_unused_macro() {
+	printf '{%% macro never_called() %%}select 2{%% endmacro %%}\n' >macros/unused.sql &&
+	plan_json || return 1
+	expect_eq "items=reuse margin=reuse plain=reuse priced=reuse" "$(plan_actions)"
+}
+ok "an edit to a macro no model calls rebuilds nothing" t_unused_macro
+
+t_error_chain() {
+	cat >macros/broken.sql <<'SQL'
+{% macro outer_one() %}{{ inner_one() }}{% endmacro %}
+{% macro inner_one() %}
+  {{ colums }}
+{% endmacro %}
+SQL
+	model uses_broken "select {{ outer_one() }}" &&
+	expect_exit 2 sluice compile || { rm -f macros/broken.sql models/uses_broken.sql; return 1; }
+	rm -f macros/broken.sql models/uses_broken.sql
+	expect_grep "models/uses_broken\.sql:1:11 → macros/broken\.sql:1:27 → macros/broken\.sql:3:6: undefined name 'colums'" "$T_DIR/out"
+}
+ok "an error inside macros prints the chain of calls, file by file" t_error_chain
+
+t_duplicate_macro() {
+	printf '{%% macro price_list(x) %%}{%% endmacro %%}\n' >macros/dup.sql &&
+	expect_exit 2 sluice ls || { rm -f macros/dup.sql; return 1; }
+	rm -f macros/dup.sql
+	expect_grep "macros/money\.sql:6: macro 'price_list' is defined twice in proj \(also at macros/dup\.sql:1\)" "$T_DIR/out"
+}
+ok "two macros of one name in the project are an error naming both places" t_duplicate_macro
+
+t_syntax_error() {
+	printf '{%% macro m( %%}\n' >macros/bad.sql &&
+	expect_exit 2 sluice ls || { rm -f macros/bad.sql; return 1; }
+	rm -f macros/bad.sql
+	expect_grep "macros/bad\.sql:1:13: " "$T_DIR/out"
+}
+ok "a macro file that does not parse is an error with its place" t_syntax_error
+
+done_testing
