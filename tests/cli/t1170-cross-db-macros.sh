@@ -94,7 +94,7 @@ select
   g,
   {{ dbt.listagg('v', \"' | '\", 'order by v desc') }} as listed_desc,
   {{ dbt.listagg(measure='v', order_by_clause='order by v', limit_num=2) }} as first_two,
-  {{ dbt.listagg('v') }} is not null as listed_default,
+  {{ dbt.listagg('v', order_by_clause='order by v') }} as listed_default,
   {{ dbt.any_value('k') }} as any_k,
   {{ dbt.hash('g') }} = md5(g) as hash_is_md5,
   {{ dbt.hash(\"'sluice'\") }} as hash_sluice
@@ -147,8 +147,8 @@ t_dates() {
 ok "dateadd, datediff (boundaries crossed), last_day (leap February) and current_timestamp" t_dates
 
 t_aggs() {
-	expect_eq 'a|z | y | x|x,y|t|1|t|
-b|w|w|t|2|t|' "$(psql_q "select g, listed_desc, first_two, listed_default, any_k, hash_is_md5, '' from analytics.aggs order by g")" &&
+	expect_eq 'a|z | y | x|x,y|x,y,z|1|t|
+b|w|w|w|2|t|' "$(psql_q "select g, listed_desc, first_two, listed_default, any_k, hash_is_md5, '' from analytics.aggs order by g")" &&
 	expect_eq "$(printf '%s' sluice | md5sum | cut -d' ' -f1)" "$(psql_q "select distinct hash_sluice from analytics.aggs")"
 }
 ok "listagg with order, delimiter and limit; any_value; hash is md5 of the text" t_aggs
