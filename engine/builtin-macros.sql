@@ -63,10 +63,12 @@
 {% macro postgres__current_timestamp() %}now(){% endmacro %}
 {% macro redshift__current_timestamp() %}getdate(){% endmacro %}
 
-{# dbt.date(2024, 2, 29): a date from three numbers #}
+{# dbt.date(2024, 2, 29): a date from three numbers (or strings of digits: '02') #}
 {% macro date(year, month, day) %}{{ return(adapter.dispatch('date', 'dbt')(year, month, day)) }}{% endmacro %}
 {% macro default__date(year, month, day) -%}
-  {%- set ymd = year ~ '-' ~ ('0' if month | int < 10 else '') ~ month ~ '-' ~ ('0' if day | int < 10 else '') ~ day -%}
+  {%- set m = month | int -%}
+  {%- set d = day | int -%}
+  {%- set ymd = (year | int) ~ '-' ~ ('0' if m < 10 else '') ~ m ~ '-' ~ ('0' if d < 10 else '') ~ d -%}
   to_date('{{ ymd }}', 'YYYY-MM-DD')
 {%- endmacro %}
 

@@ -42,6 +42,7 @@ select
   {{ dbt.safe_cast(\"'12'\", dbt.type_int()) }} + 1 as safe_cast,
   {{ dbt.cast(\"'7'\", dbt.type_bigint()) }} * 2 as cast,
   {{ dbt.date(2024, 2, 9) }} as date,
+  {{ dbt.date('2024', '02', '29') }} as date_from_strings,
   cast({{ dbt.date_trunc('month', \"'2024-02-29 10:11:12'::timestamp\") }} as date) as trunc_month,
   c
 from (select 'c' as c) t" both
@@ -112,9 +113,11 @@ select
 row_json() { psql_q "select row_to_json(t) from analytics.$1 t"; }
 
 # The rows the models under models/both give, whichever forms made them.
-STRINGS='{"concat":"ab-c","split_2":"b","split_minus_1":"c","split_minus_2":"y","position":4,"length":5,"replace":"a+b+c","right":"ice","quoted":"it'"'"'s","bool_true":"true","bool_false":"false","bool_null":null,"safe_cast":13,"cast":14,"date":"2024-02-09","trunc_month":"2024-02-01","c":"c"}'
+STRINGS='{"concat":"ab-c","split_2":"b","split_minus_1":"c","split_minus_2":"y","position":4,"length":5,"replace":"a+b+c","right":"ice","quoted":"it'"'"'s","bool_true":"true","bool_false":"false","bool_null":null,"safe_cast":13,"cast":14,"date":"2024-02-09","date_from_strings":"2024-02-29","trunc_month":"2024-02-01","c":"c"}'
 t_both_values() {
 	expect_eq "$STRINGS" "$(row_json strings)" &&
+	# to_date forgives '2024-002-29': the text itself must be right
+	expect_grep "to_date\('2024-02-29', 'YYYY-MM-DD'\) as date_from_strings" target/compiled/models/both/strings.sql &&
 	expect_eq "except 1
 except 3
 intersect 2" "$(psql_q "select op || ' ' || x from analytics.setops order by op, x")" &&
