@@ -206,8 +206,12 @@
 {%- endmacro %}
 {% macro redshift__listagg(measure, delimiter_text, order_by_clause, limit_num) -%}
   {%- set all = 'listagg(' ~ measure ~ ', ' ~ delimiter_text ~ ')' ~ (' within group (' ~ order_by_clause ~ ')' if order_by_clause else '') -%}
+  {%- set n = limit_num | int(0) if limit_num is string else limit_num -%}
+  {%- if limit_num and not (n is integer and n > 0) -%}
+    {{ exceptions.raise_compiler_error("dbt.listagg: on Redshift, limit_num must be a whole number above 0, not '" ~ limit_num ~ "'") }}
+  {%- endif -%}
   {%- if limit_num -%}
-    left({{ all }}, {% for i in range(1, limit_num + 1) %}length(split_part({{ all }}, {{ delimiter_text }}, {{ i }})) + {% endfor %}{{ limit_num - 1 }} * length(cast({{ delimiter_text }} as varchar)))
+    left({{ all }}, {% for i in range(1, n + 1) %}length(split_part({{ all }}, {{ delimiter_text }}, {{ i }})) + {% endfor %}{{ n - 1 }} * length(cast({{ delimiter_text }} as varchar)))
   {%- else -%}
     {{ all }}
   {%- endif -%}

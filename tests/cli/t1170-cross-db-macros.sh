@@ -208,6 +208,16 @@ t_redshift_text() {
 }
 ok "Redshift's dateadd, datediff, last_day, getdate(), listagg, any_value, hash and arrays compile as Redshift SQL" t_redshift_text
 
+t_redshift_limit_error() {
+	model bad_limit "select {{ dbt.listagg('v', limit_num='n') }} from t" pg &&
+	expect_exit 2 sluice compile -s path:models/pg/bad_limit.sql
+	rc=$?
+	rm -f models/pg/bad_limit.sql
+	[ "$rc" = 0 ] &&
+	expect_grep "models/pg/bad_limit\.sql:1:[0-9]+ → .*builtin-macros\.sql:[0-9:]+: dbt\.listagg: on Redshift, limit_num must be a whole number above 0, not 'n'" "$T_DIR/out"
+}
+ok "a Redshift listagg whose limit_num is not a whole number stops compile, naming the model" t_redshift_limit_error
+
 cp "$T_DIR/pg-profiles.yml" profiles.yml
 
 # ---- the corpus: macro-heavy models and the SQL they compile to ----------------
