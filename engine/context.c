@@ -12,6 +12,7 @@
 #include <time.h>
 #include "context.h"
 #include "dialect.h"
+#include "util/hash.h"
 #include "json.h"
 #include "manifest.h"
 #include "yaml.h"
@@ -302,6 +303,271 @@ static struct val module_datetime(struct arena *a)
 	return mod;
 }
 
+/* ---- the warehouse --------------------------------------------------------- */
+
+struct table_build {
+	struct arena *a;
+	struct val rows, data, names;  /* rows as dicts, the same as lists, column names */
+	struct hasher h;               /* of every value: what the render read */
+	long long n;
+};
+
+/* A value of a result: numbers and booleans as such, by the column's type. */
+static struct val cell(struct arena *a, const char *type, const char *text, size_t len)
+{
+	static const char *const numeric[] = { "int", "numeric", "decimal", "float", "double", "real", "bigint",
+					       "smallint", "oid", NULL };
+	char *end;
+	double d;
+	size_t i;
+
+	if (!text)
+		return val_none();
+	for (i = 0; type && numeric[i]; i++)
+		if (strstr(type, numeric[i])) {
+			d = strtod(text, &end);
+			if (end != text && !*end)
+				return val_num(d);
+		}
+	if (type && (!strcmp(type, "bool") || !strcmp(type, "boolean")))
+		return val_bool(text[0] == 't' || text[0] == '1');
+	return val_str_dup(a, text, len);
+}
+
+static int table_row(void *ud, const struct sluice_row *row)
+{
+	struct table_build *t = ud;
+	struct val d = val_dict_of(t->a, row->ncols), l = val_list_of(t->a, row->ncols);
+	size_t i;
+
+	for (i = 0; i < row->ncols; i++) {
+		d.u.dict.keys[i] = arena_strdup(t->a, row->names[i]);
+		d.u.dict.vals[i] = l.u.list.items[i] = cell(t->a, row->types ? row->types[i] : NULL, row->values[i],
+							     row->values[i] ? row->lens[i] : 0);
+		hasher_add(&t->h, row->values[i] ? "v" : "n", 1);
+		if (row->values[i])
+			hasher_add(&t->h, row->values[i], row->lens[i] + 1);
+		if (!t->n)
+			val_list_push(t->a, &t->names, val_str(d.u.dict.keys[i]));
+	}
+	val_list_push(t->a, &t->rows, d);
+	val_list_push(t->a, &t->data, l);
+	t->n++;
+	return 0;
+}
+
+/*
+ * Run sql (read-only) on the render's connection: *table as agate's table
+ * shows it (a list of rows, each a dict that row[0] also reads, with
+ * .rows, .columns[i].values(), .column_names), *data as a list of lists.
+ */
+static int run_sql(const struct context *cx, const char *sql, struct arena *a, struct val *table, struct val *data,
+		   struct sluice_err *err)
+{
+	const struct render_db *db = cx->m->db;
+	struct table_build t;
+	struct val *attrs, cols = val_list_new();
+	char sh[HASH_HEX], rh[HASH_HEX];
+	size_t i, j;
+	int rc;
+
+	if (!db)
+		return err_set(err, SLUICE_EUSAGE, "this command does not read the warehouse while it renders");
+	if (cx->logical && cx->replay) {
+		struct query_replay *rp = cx->replay;
+		const struct val *ans;
+
+		if (!rp->done && (rc = rp->run(rp, err)))
+			return rc;
+		if (rp->next >= rp->answers.u.list.n)
+			return err_set(err, SLUICE_EUSAGE, "a query the template runs depends on how relations are named");
+		ans = &rp->answers.u.list.items[rp->next++];
+		*table = *val_get(ans, "table");
+		if (data)
+			*data = *val_get(ans, "data");
+		if (cx->used)
+			val_dict_set(a, cx->used, arena_printf(a, "query.%zu", rp->next),
+				     *val_get(ans, "hash"));
+		return 0;
+	}
+	memset(&t, 0, sizeof(t));
+	t.a = a;
+	t.rows = t.data = t.names = val_list_new();
+	hasher_init(&t.h);
+	rc = db->query(db, cx->conn ? cx->conn : "default", sql, table_row, &t, err);
+	hasher_finish(&t.h, rh);
+	if (rc)
+		return rc;
+	for (i = 0; i < t.names.u.list.n; i++) {
+		struct val col = val_list_of(a, t.rows.u.list.n), *ca = arena_alloc(a, sizeof(*ca)), *self;
+
+		for (j = 0; j < t.rows.u.list.n; j++)
+			col.u.list.items[j] = t.data.u.list.items[j].u.list.items[i];
+		self = arena_alloc(a, sizeof(*self));
+		*self = col;
+		*ca = val_dict_new();
+		val_dict_set(a, ca, "name", t.names.u.list.items[i]);
+		val_dict_set(a, ca, "values", fn("agate.values", self));
+		col.u.list.attrs = ca;
+		val_list_push(a, &cols, col);
+	}
+	attrs = arena_alloc(a, sizeof(*attrs));
+	*attrs = val_dict_new();
+	val_dict_set(a, attrs, "rows", t.rows);
+	val_dict_set(a, attrs, "columns", cols);
+	val_dict_set(a, attrs, "column_names", t.names);
+	*table = t.rows;
+	table->u.list.attrs = attrs;
+	if (data)
+		*data = t.data;
+	/* the answer is an input of the render, as a var is: numbered in the order asked */
+	rh[16] = '\0';
+	if (cx->replay && cx->replay->recording) {
+		struct val ans = val_dict_new();
+
+		val_dict_set(a, &ans, "table", *table);
+		val_dict_set(a, &ans, "data", t.data);
+		val_dict_set(a, &ans, "hash", val_str(arena_strdup(a, rh)));
+		val_list_push(a, &cx->replay->answers, ans);
+	}
+	(void)sh;
+	return 0;
+}
+
+/* information_schema rows of one relation: its type (get_relation) or its columns. */
+static int relation_query(const struct context *cx, const char *what, const char *schema, const char *ident,
+			  struct arena *a, struct val *table, struct sluice_err *err)
+{
+	struct buf q = BUF_INIT;
+	int rc;
+
+	if (!strcmp(what, "columns"))
+		buf_puts(&q, "select column_name, data_type, character_maximum_length, numeric_precision, numeric_scale "
+			     "from information_schema.columns where table_schema = ");
+	else
+		buf_puts(&q, "select table_type from information_schema.tables where table_schema = ");
+	dialect_quote_literal(&q, schema);
+	buf_puts(&q, " and table_name = ");
+	dialect_quote_literal(&q, ident);
+	if (!strcmp(what, "columns"))
+		buf_puts(&q, " order by ordinal_position");
+	rc = run_sql(cx, q.s, a, table, NULL, err);
+	buf_release(&q);
+	return rc;
+}
+
+/* adapter.get_relation(database, schema, identifier), load_relation(relation): the relation, or none. */
+static int get_relation(const struct context *cx, const struct tpl_call *c, const char *schema, const char *ident,
+			struct val *out, struct sluice_err *err)
+{
+	struct val t;
+	struct buf b = BUF_INIT;
+	int rc;
+
+	*out = val_none();
+	if (!schema || !ident)
+		return err_set(err, SLUICE_EUSAGE, "%s() needs a schema and an identifier", c->name);
+	if ((rc = relation_query(cx, "tables", schema, ident, c->arena, &t, err)) || !t.u.list.n)
+		return rc;
+	dialect_relation(&b, schema, ident);
+	*out = context_relation(c->arena, val_get_str(&cx->m->target, "database", NULL), schema, ident,
+				val_str_dup(c->arena, b.s, b.len));
+	val_dict_set(c->arena, (struct val *)out->u.str.attrs, "type",
+		     val_str(strstr(val_get_str(&t.u.list.items[0], "table_type", ""), "VIEW") ? "view" : "table"));
+	buf_release(&b);
+	return 0;
+}
+
+/* adapter.get_columns_in_relation(relation): its columns as dbt's Column objects show them. */
+static int get_columns(const struct context *cx, const struct tpl_call *c, struct val *out, struct sluice_err *err)
+{
+	const struct val *rel = arg(c, 0, "relation"), *attrs = rel ? val_attrs(rel) : NULL;
+	const char *schema = val_get_str(attrs, "schema", NULL), *ident = val_get_str(attrs, "identifier", NULL);
+	struct val t;
+	size_t i;
+	int rc;
+
+	if (!schema || !ident)
+		return err_set(err, SLUICE_EUSAGE, "adapter.get_columns_in_relation() needs a relation");
+	if ((rc = relation_query(cx, "columns", schema, ident, c->arena, &t, err)))
+		return rc;
+	*out = val_list_new();
+	for (i = 0; i < t.u.list.n; i++) {
+		const struct val *row = &t.u.list.items[i];
+		struct val col = val_dict_new();
+		struct buf q = BUF_INIT;
+		const char *name = val_get_str(row, "column_name", "");
+
+		dialect_quote_ident(&q, name);
+		val_dict_set(c->arena, &col, "name", val_str(name));
+		val_dict_set(c->arena, &col, "column", val_str(name));
+		val_dict_set(c->arena, &col, "quoted", val_str_dup(c->arena, q.s, q.len));
+		val_dict_set(c->arena, &col, "data_type", *val_get(row, "data_type"));
+		val_dict_set(c->arena, &col, "dtype", *val_get(row, "data_type"));
+		val_dict_set(c->arena, &col, "char_size", *val_get(row, "character_maximum_length"));
+		val_dict_set(c->arena, &col, "numeric_precision", *val_get(row, "numeric_precision"));
+		val_dict_set(c->arena, &col, "numeric_scale", *val_get(row, "numeric_scale"));
+		val_list_push(c->arena, out, col);
+		buf_release(&q);
+	}
+	return 0;
+}
+
+/* run_query(sql), {% call statement(name, fetch_result=true) %}sql{% endcall %}, load_result(name). */
+static int warehouse_call(const struct context *cx, const struct tpl_call *c, struct val *out, struct sluice_err *err)
+{
+	const char *name = c->name, *text;
+	struct val table, data, res;
+	const struct val *v;
+	int rc;
+
+	if (!strcmp(name, "run_query")) {
+		if (!(text = arg_text(c, 0, "sql")))
+			return err_set(err, SLUICE_EUSAGE, "run_query() needs the SQL to run");
+		return run_sql(cx, text, c->arena, out, NULL, err);
+	}
+	if (!strcmp(name, "statement")) {
+		const char *sname = arg_text(c, 0, "name");
+
+		if (!c->body || c->body->kind != V_STR)
+			return err_set(err, SLUICE_EUSAGE, "statement() is a block: {%% call statement('name') %%}sql{%% endcall %%}");
+		if ((rc = run_sql(cx, c->body->u.str.s, c->arena, &table, &data, err)))
+			return rc;
+		v = kwarg(c, "fetch_result");
+		if (sname && cx->results && v && val_truthy(v)) {
+			res = val_dict_new();
+			val_dict_set(c->arena, &res, "data", data);
+			val_dict_set(c->arena, &res, "table", table);
+			val_dict_set(c->arena, &res, "response", val_dict_new());
+			val_dict_set(c->arena, cx->results, arena_strdup(c->arena, sname), res);
+		}
+		*out = val_str("");
+		return 0;
+	}
+	if (!strcmp(name, "load_result")) {
+		if (!(text = arg_text(c, 0, "name")))
+			return err_set(err, SLUICE_EUSAGE, "load_result() needs a statement's name");
+		*out = cx->results && (v = val_get(cx->results, text)) ? *v : val_none();
+		return 0;
+	}
+	if (!strcmp(name, "adapter.get_relation"))
+		return get_relation(cx, c, arg_text(c, 1, "schema"), arg_text(c, 2, "identifier"), out, err);
+	if (!strcmp(name, "load_relation")) {
+		const struct val *rel = arg(c, 0, "relation"), *attrs = rel ? val_attrs(rel) : NULL;
+
+		return get_relation(cx, c, val_get_str(attrs, "schema", NULL), val_get_str(attrs, "identifier", NULL),
+				    out, err);
+	}
+	if (!strcmp(name, "adapter.get_columns_in_relation"))
+		return get_columns(cx, c, out, err);
+	if (!strcmp(name, "agate.values")) {
+		*out = c->self ? *c->self : val_list_new();
+		out->u.list.attrs = NULL;
+		return 0;
+	}
+	return 1;
+}
+
 /* ---- the context ----------------------------------------------------------- */
 
 /* graph: {nodes: {unique_id: node}, sources: {...}}, as dbt's graph shows the project. */
@@ -363,8 +629,11 @@ int context_call(const struct context *cx, const struct tpl_call *c, struct val 
 {
 	const char *name = c->name, *text;
 	const struct val *v;
+	int rc;
 
 	*out = val_str("");
+	if ((rc = warehouse_call(cx, c, out, err)) <= 0)
+		return rc;
 	if (!strcmp(name, "relation.include"))
 		return relation_include(c, out);
 	if (!strcmp(name, "relation.render")) {
@@ -413,7 +682,6 @@ int context_call(const struct context *cx, const struct tpl_call *c, struct val 
 	}
 	if (!strcmp(name, "fromyaml")) {
 		struct ynode *root = NULL;
-		int rc;
 
 		if (!(text = arg_text(c, 0, "string")))
 			return err_set(err, SLUICE_EUSAGE, "fromyaml() needs a string");

@@ -597,6 +597,8 @@ struct render_ctx {
 	unsigned char *cte_done;       /* per node: already in ctes */
 	int depth;
 	int shell;                     /* rendering a shell model: relations are shell-escaped */
+	struct val *results;           /* statement results by name (load_result) */
+	struct query_replay *replay;   /* the answers of its queries (context.h) */
 };
 
 static int render_node_sql(struct render_ctx *r, const struct node *n, struct buf *out,
@@ -639,8 +641,12 @@ static void render_context(const struct render_ctx *r, struct context *cx)
 	cx->m = r->m;
 	cx->node = r->this_node;
 	cx->logical = r->o && r->o->logical;
-	cx->started_at = r->o ? r->o->run_started_at : NULL;
+	cx->started_at = r->m->run_started_at;
 	cx->warnings = r->m->project->warnings;
+	cx->conn = r->this_node && r->this_node->connection ? r->this_node->connection : "default";
+	cx->used = r->used;
+	cx->results = r->results;
+	cx->replay = r->replay;
 }
 
 static int host_ref(struct render_ctx *r, const struct tpl_call *c, struct val *out, struct sluice_err *err)
@@ -828,10 +834,33 @@ static int host_lookup(void *ud, const char *name, struct arena *a, struct val *
 		*out = val_dict_new();
 		val_dict_set(a, out, "dispatch", host_fn("adapter.dispatch"));
 		val_dict_set(a, out, "quote", host_fn("adapter.quote"));
+		val_dict_set(a, out, "get_relation", host_fn("adapter.get_relation"));
+		val_dict_set(a, out, "get_columns_in_relation", host_fn("adapter.get_columns_in_relation"));
 		return 0;
 	}
 	render_context(r, &cx);
 	return context_lookup(&cx, name, a, out);
+}
+
+/* Names of dbt's context that sluice does not have yet: the error says so, and what it costs. */
+static const char *host_why(void *ud, const char *name)
+{
+	static const char *const dbt_names[] = {
+		"api", "store_result", "store_raw_result", "doc", "selected_resources", "invocation_args_dict",
+		"dbt_version", "local_md5", "set_strict", "try_or_compiler_error", "diff_of_two_dicts",
+		"context", "schemas", "database", "write", "render", "zip_strict", "set", "dbt_metadata_envs",
+		"get_where_subquery", "should_full_refresh", "should_store_failures", "sql_header",
+		"adapter_macro", "submission_method", "model_name", "metric", "source_meta",
+		NULL
+	};
+	size_t i;
+
+	(void)ud;
+	for (i = 0; dbt_names[i]; i++)
+		if (!strcmp(dbt_names[i], name))
+			return "dbt has it, sluice does not yet: a model or macro that needs it cannot compile "
+			       "(docs/templates.md lists what sluice has)";
+	return NULL;
 }
 
 /*
@@ -845,7 +874,7 @@ static int project_name_macro(struct manifest *m, struct node *n, const char *ma
 {
 	const struct macro_def *d = macros_resolve(&m->macros, m->project->name, macro);
 	struct render_ctx r;
-	struct tpl_host host = { &r, host_call, host_lookup, NULL };
+	struct tpl_host host = { &r, host_call, host_lookup, NULL, host_why };
 	struct arena tmp = ARENA_INIT;
 	struct val args[2], out;
 	struct buf b = BUF_INIT;
@@ -892,7 +921,7 @@ static void strip_trailing_semicolons(struct buf *b)
 static int render_node_sql(struct render_ctx *r, const struct node *n, struct buf *out,
 			   struct sluice_err *err)
 {
-	struct tpl_host host = { r, host_call, host_lookup, host_on_macro };
+	struct tpl_host host = { r, host_call, host_lookup, host_on_macro, host_why };
 	struct tpl *t;
 	int rc = node_template(r->scratch, n, &t, err);
 
@@ -953,14 +982,58 @@ static void inject_ctes(const struct buf *sql, const struct buf *ctes, struct bu
 	}
 }
 
+static int compile_node(const struct manifest *m, const struct node *n, const struct compile_opts *o,
+			struct arena *scratch, struct buf *out, struct val *used, struct query_replay *rp,
+			struct sluice_err *err);
+
+struct replay_ud {
+	const struct manifest *m;
+	const struct node *n;
+	const struct compile_opts *o;
+	struct arena *scratch;
+};
+
+/* A logical render's queries: render the node physically once, keeping its answers. */
+static int replay_run(struct query_replay *rp, struct sluice_err *err)
+{
+	const struct replay_ud *u = rp->ud;
+	struct compile_opts phys = *u->o;
+	struct buf sql = BUF_INIT;
+	int rc;
+
+	phys.logical = 0;
+	rp->recording = 1;
+	rc = compile_node(u->m, u->n, &phys, u->scratch, &sql, NULL, rp, err);
+	rp->recording = 0;
+	rp->done = 1;
+	buf_release(&sql);
+	return rc;
+}
+
 int manifest_compile(const struct manifest *m, const struct node *n, const struct compile_opts *o,
 		     struct arena *scratch, struct buf *out, struct val *used, struct sluice_err *err)
 {
+	struct replay_ud u = { m, n, o, scratch };
+	struct query_replay rp;
+
+	memset(&rp, 0, sizeof(rp));
+	rp.answers = val_list_new();
+	rp.run = replay_run;
+	rp.ud = &u;
+	return compile_node(m, n, o, scratch, out, used, &rp, err);
+}
+
+static int compile_node(const struct manifest *m, const struct node *n, const struct compile_opts *o,
+			struct arena *scratch, struct buf *out, struct val *used, struct query_replay *rp,
+			struct sluice_err *err)
+{
 	struct buf ctes = BUF_INIT, sql = BUF_INIT;
-	struct render_ctx r = { m, node_package(m, n), n, n, o, scratch, used, &ctes, NULL, 0, n->mat == MAT_SHELL };
+	struct render_ctx r = { m, node_package(m, n), n, n, o, scratch, used, &ctes, NULL, 0, n->mat == MAT_SHELL, NULL, rp };
 	int rc;
 
 	r.cte_done = arena_alloc(scratch, m->n);
+	r.results = arena_alloc(scratch, sizeof(*r.results));
+	*r.results = val_dict_new();
 	rc = render_node_sql(&r, n, &sql, err);
 	if (!rc) {
 		if (ctes.len)
@@ -999,12 +1072,14 @@ int manifest_render_string(const struct manifest *m, const struct node *n, const
 {
 	struct buf ctes = BUF_INIT;
 	/* hooks may use {{ this }}; their refs are not dependencies */
-	struct render_ctx r = { m, m->project->name, NULL, n, o, scratch, NULL, &ctes, NULL, 0, 0 };
-	struct tpl_host host = { &r, host_call, host_lookup, host_on_macro };
+	struct render_ctx r = { m, m->project->name, NULL, n, o, scratch, NULL, &ctes, NULL, 0, 0, NULL, NULL };
+	struct tpl_host host = { &r, host_call, host_lookup, host_on_macro, host_why };
 	struct tpl *t;
 	int rc;
 
 	r.cte_done = arena_alloc(scratch, m->n);
+	r.results = arena_alloc(scratch, sizeof(*r.results));
+	*r.results = val_dict_new();
 	rc = tpl_parse(scratch, what, src, strlen(src), &t, err);
 	if (!rc)
 		rc = tpl_render(t, &host, scratch, out, err);

@@ -247,7 +247,7 @@ static const char *strip_position(const char *msg, const char *path)
  */
 static int render_scalar(struct loader *L, const struct ynode *n, const char *key, struct val *out)
 {
-	struct tpl_host host = { L, load_host_call, load_host_lookup, NULL };
+	struct tpl_host host = { L, load_host_call, load_host_lookup, NULL, NULL };
 	struct arena scratch = ARENA_INIT;
 	struct buf text = BUF_INIT;
 	struct tpl *t;

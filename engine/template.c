@@ -1840,6 +1840,14 @@ static int tpl_scope_has(const struct tpl_scope *s, const char *name)
 	return 0;
 }
 
+/* ": <the host's explanation>" for an undefined name, or "". */
+static const char *tpl_why(struct tpl_run *r, const char *name)
+{
+	const char *why = r->host && r->host->why_undefined ? r->host->why_undefined(r->host->ud, name) : NULL;
+
+	return why ? arena_printf(r->a, ": %s", why) : "";
+}
+
 /* A macro of the template being rendered (a model's own, or its file's for a macro). */
 static const struct tpl_macro *tpl_local_macro(const struct tpl *t, const char *name)
 {
@@ -1965,6 +1973,11 @@ static int tpl_index(struct tpl_run *r, const struct tpl_expr *e, const struct v
 			*out = *v;
 			return 0;
 		}
+		/* a row of a query's result is a dict that also answers row[0] */
+		if (k->kind == V_NUM && k->u.num >= 0 && k->u.num < (double)o->u.dict.n && k->u.num == floor(k->u.num)) {
+			*out = o->u.dict.vals[(size_t)k->u.num];
+			return 0;
+		}
 		if (undef)
 			goto missing;
 		if (k->kind != V_STR)
@@ -2027,11 +2040,11 @@ static int tpl_eval_ref(struct tpl_run *r, const struct tpl_expr *e, struct val 
 			*undef = 1;
 			return 0;
 		}
-		return tpl_fail(r, e->line, e->col, "undefined name '%s'", e->u.name);
+		return tpl_fail(r, e->line, e->col, "undefined name '%s'%s", e->u.name, tpl_why(r, e->u.name));
 	case E_ATTR:
 		if ((rc = tpl_eval_ref(r, e->u.attr.obj, &o, undef)) || (undef && *undef))
 			return rc;
-		if ((v = val_get(o.kind == V_STR ? o.u.str.attrs : &o, e->u.attr.name))) {
+		if ((v = val_get(o.kind == V_DICT ? &o : val_attrs(&o), e->u.attr.name))) {
 			*out = *v;
 			return 0;
 		}
@@ -2852,7 +2865,7 @@ static int tpl_eval_call_with(struct tpl_run *r, const struct tpl_expr *e, const
 	}
 	if (e->u.call.obj) {
 		/* A function held by a dict (a package's macros) or by a relation. */
-		v = val_get(obj.kind == V_STR ? obj.u.str.attrs : &obj, name);
+		v = val_get(obj.kind == V_DICT ? &obj : val_attrs(&obj), name);
 		if (v && v->kind == V_FUNC)
 			return tpl_call_value(r, e, v, &av, out);
 		if (caller)
@@ -2884,7 +2897,7 @@ static int tpl_eval_call_with(struct tpl_run *r, const struct tpl_expr *e, const
 		f.u.fn.tag = TPL_FN_HOST;
 		return tpl_call_value(r, e, &f, &av, out);
 	}
-	return tpl_fail(r, e->line, e->col, "undefined function '%s'", name);
+	return tpl_fail(r, e->line, e->col, "undefined function '%s'%s", name, tpl_why(r, name));
 }
 
 static int tpl_eval_call(struct tpl_run *r, const struct tpl_expr *e, struct val *out)
@@ -2968,12 +2981,24 @@ static struct val tpl_attr_path(struct tpl_run *r, const struct val *item, const
 		idx = strtol(key, &end, 10);
 		if (cur.kind == V_LIST && *key && !*end && idx >= 0 && (size_t)idx < cur.u.list.n)
 			cur = cur.u.list.items[idx];
-		else if ((v = val_get(cur.kind == V_STR ? cur.u.str.attrs : &cur, key)))
+		else if ((v = val_get(cur.kind == V_DICT ? &cur : val_attrs(&cur), key)))
 			cur = *v;
 		else
 			return val_none();
 	}
 	return cur;
+}
+
+/* An attribute= argument as a path: text, or a number (map(attribute=0) on rows). NULL otherwise. */
+static const char *tpl_attr_arg(struct tpl_run *r, const struct val *v)
+{
+	if (!v)
+		return NULL;
+	if (v->kind == V_STR)
+		return v->u.str.s;
+	if (v->kind == V_NUM && v->u.num >= 0 && v->u.num == floor(v->u.num) && v->u.num < 1e9)
+		return arena_printf(r->a, "%lld", (long long)v->u.num);
+	return NULL;
 }
 
 /* Order for sort, min, max: numbers, then strings (case folded unless cs), by kind otherwise. */
@@ -3341,6 +3366,7 @@ static int tpl_apply_filter(struct tpl_run *r, const struct tpl_expr *e, const s
 		const struct val *attr = tpl_kwarg(av, "attribute"), *def = tpl_kwarg(av, "default");
 		const struct tpl_filter_def *g = NULL;
 		struct tpl_argv rest = *av;
+		const char *path = tpl_attr_arg(r, attr);
 
 		if (!attr) {
 			if (!av->nargs || av->args[0].kind != V_STR ||
@@ -3352,13 +3378,13 @@ static int tpl_apply_filter(struct tpl_run *r, const struct tpl_expr *e, const s
 			if (rest.nargs < g->min || rest.nargs > g->max)
 				return tpl_fail(r, e->line, e->col, "map: filter '%s' takes %zu to %zu arguments",
 						g->name, g->min, g->max);
-		} else if (attr->kind != V_STR) {
-			return tpl_fail(r, e->line, e->col, "map: attribute must be a string");
+		} else if (!path) {
+			return tpl_fail(r, e->line, e->col, "map: attribute must be a name or an index");
 		}
 		*out = val_list_of(r->a, list.u.list.n);
 		for (i = 0; i < list.u.list.n; i++) {
 			if (attr) {
-				key = tpl_attr_path(r, &list.u.list.items[i], attr->u.str.s);
+				key = tpl_attr_path(r, &list.u.list.items[i], path);
 				out->u.list.items[i] = key.kind == V_NONE && def ? *def : key;
 			} else if ((rc = tpl_apply_filter(r, e, g, list.u.list.items[i], &rest, &out->u.list.items[i]))) {
 				return rc;

@@ -71,6 +71,12 @@ struct tpl_host {
 	int (*lookup)(void *ud, const char *name, struct arena *a, struct val *out);
 	/* Told of every call of a macro, before it runs (fingerprints record them). May be NULL. */
 	void (*on_macro)(void *ud, const struct tpl_macro *m);
+	/*
+	 * Why a name is undefined, when the host knows (a name of dbt's it
+	 * does not have yet): appended to the error. NULL, or a NULL answer:
+	 * nothing to add.
+	 */
+	const char *(*why_undefined)(void *ud, const char *name);
 };
 
 /*

@@ -353,6 +353,12 @@ struct val val_clone(struct arena *a, const struct val *v)
 		c = val_list_new();
 		for (i = 0; i < v->u.list.n; i++)
 			val_list_push(a, &c, val_clone(a, &v->u.list.items[i]));
+		if (v->u.list.attrs) {
+			struct val *attrs = arena_alloc(a, sizeof(*attrs));
+
+			*attrs = val_clone(a, v->u.list.attrs);
+			c.u.list.attrs = attrs;
+		}
 		break;
 	case V_DICT:
 		c = val_dict_new();

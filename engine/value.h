@@ -26,7 +26,8 @@ struct val {
 		 * .schema, .identifier, ...), or NULL for a plain string.
 		 */
 		struct { const char *s; size_t len; const struct val *attrs; } str;
-		struct { struct val *items; size_t n; } list;
+		/* attrs: as a string's (a query's table has .rows, .columns), or NULL */
+		struct { struct val *items; size_t n; const struct val *attrs; } list;
 		struct { const char **keys; struct val *vals; size_t n; } dict;
 		/*
 		 * Something a template can call: what fn points at depends on
@@ -61,6 +62,12 @@ struct val val_dict_new(void);
  */
 struct val val_list_of(struct arena *a, size_t n);
 struct val val_dict_of(struct arena *a, size_t n);
+
+/* The attributes a string or a list carries (a dict), or NULL. */
+static inline const struct val *val_attrs(const struct val *v)
+{
+	return v->kind == V_STR ? v->u.str.attrs : v->kind == V_LIST ? v->u.list.attrs : NULL;
+}
 
 /* Borrowed pointer to dict[key], or NULL when absent or not a dict. */
 const struct val *val_get(const struct val *dict, const char *key);

@@ -138,4 +138,57 @@ t_syntax_error() {
 }
 ok "a macro file that does not parse is an error with its place" t_syntax_error
 
+t_warehouse() {
+	cat >macros/wh.sql <<'SQL'
+{% macro col_list(rel) -%}
+  {%- set cols = adapter.get_columns_in_relation(rel) -%}
+  {{ cols | map(attribute='name') | join(',') }}
+{%- endmacro %}
+{% macro max_id() -%}
+  {%- call statement('max_id', fetch_result=True) %}select max(id) as m from {{ ref('items') }}{% endcall -%}
+  {{ return(load_result('max_id')['data'] | map(attribute=0) | first) }}
+{%- endmacro %}
+SQL
+	model wh "{{ config(materialized='table') }}
+{%- set r = run_query('select 41 + 1 as answer') -%}
+select {{ r.columns[0].values()[0] }} as answer, {{ r[0]['answer'] }} as again, '{{ col_list(ref('items')) }}' as cols,
+  {{ max_id() }} as max_id, {{ load_relation(ref('items')) is not none }} as here,
+  {{ adapter.get_relation(database=none, schema='analytics', identifier='nowhere') is none }} as gone" &&
+	expect_exit 0 sluice run -s wh || return 1
+	expect_eq "42|42|id,price,cost|2|t|t" "$(psql_q 'select answer, again, cols, max_id, here, gone from analytics.wh')"
+}
+ok "run_query, statement blocks, load_result and the adapter's relation functions read the warehouse" t_warehouse
+
+t_warehouse_input() {
+	# what a render read is an input: a new max(id) rebuilds wh, and says why
+	expect_exit 0 sluice run -s wh || return 1
+	expect_grep 'reused' "$T_DIR/out" || return 1
+	model items "select 1 as id, 1250 as price, 399 as cost
+union all select 5, 100, 0" &&
+	expect_exit 0 sluice run -s items &&
+	plan_json -s wh || return 1
+	plan_json_reasons wh >"$T_DIR/reasons" &&
+	# the third query asked (the statement) has a new answer; the first two do not
+	expect_grep "^query '3' changed$" "$T_DIR/reasons" &&
+	expect_no_grep "query '[12]'" "$T_DIR/reasons"
+}
+ok "a changed answer to a query the template ran rebuilds the model" t_warehouse_input
+
+t_read_only() {
+	model writes "{% do run_query('create table analytics.sneaky (a int)') %}select 1 as a" &&
+	expect_exit 2 sluice compile -s writes || { rm -f models/writes.sql; return 1; }
+	rm -f models/writes.sql
+	expect_grep 'models/writes\.sql:1:7: .*read-only transaction' "$T_DIR/out" &&
+	expect_eq "0" "$(psql_q "select count(*) from pg_class where relname = 'sneaky'")"
+}
+ok "run_query runs read-only: a template cannot write the warehouse" t_read_only
+
+t_not_yet() {
+	model needs_md5 "select '{{ local_md5('x') }}' as h" &&
+	expect_exit 2 sluice compile || { rm -f models/needs_md5.sql; return 1; }
+	rm -f models/needs_md5.sql
+	expect_grep "models/needs_md5\.sql:1:12: undefined function 'local_md5': dbt has it, sluice does not yet" "$T_DIR/out"
+}
+ok "a name of dbt's that sluice does not have yet says so" t_not_yet
+
 done_testing

@@ -148,7 +148,7 @@ static int host_lookup(void *ud, const char *name, struct arena *a, struct val *
 	return 1;
 }
 
-static const struct tpl_host host = { &th, host_call, host_lookup, NULL };
+static const struct tpl_host host = { &th, host_call, host_lookup, NULL, NULL };
 
 static int setup(void **state)
 {
