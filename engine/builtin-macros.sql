@@ -217,7 +217,8 @@
   {%- endif -%}
 {%- endmacro %}
 
-{# Any one value of the group. PostgreSQL before 16 has no any_value: min is one. #}
+{# Any one value of the group. PostgreSQL before 16 has no any_value: min is one
+   (not of booleans). Redshift needs its own form, or it would take postgres__'s. #}
 {% macro any_value(expression) %}{{ return(adapter.dispatch('any_value', 'dbt')(expression)) }}{% endmacro %}
 {% macro default__any_value(expression) %}any_value({{ expression }}){% endmacro %}
 {% macro postgres__any_value(expression) %}min({{ expression }}){% endmacro %}
