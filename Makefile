@@ -49,7 +49,7 @@ endif
 
 LIB_SRC := $(sort $(wildcard engine/util/*.c engine/*.c connectors/*.c))
 LIB_SRC := $(filter-out engine/main.c,$(LIB_SRC))
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/engine/report-page.o
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/engine/report-page.o $(BUILD)/engine/builtin-macros.o
 UTIL_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard engine/util/*.c) engine/value.c)
 
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
@@ -82,6 +82,15 @@ $(BUILD)/engine/report-page.c: engine/report-page.html
 	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/?/\\?/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
 	  echo ';'; } >$@
 $(BUILD)/engine/report-page.o: $(BUILD)/engine/report-page.c
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+# The macros of the `dbt` namespace (engine/builtin-macros.sql), the same way:
+# builtin_macros[] for engine/macros.c.
+$(BUILD)/engine/builtin-macros.c: engine/builtin-macros.sql
+	@mkdir -p $(dir $@)
+	{ echo 'const char builtin_macros[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/?/\\?/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
+	  echo ';'; } >$@
+$(BUILD)/engine/builtin-macros.o: $(BUILD)/engine/builtin-macros.c
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 # Unit tests link only what they test, so one module's work in progress
@@ -119,7 +128,7 @@ $(BUILD)/tests/test_semver: $(BUILD)/engine/semver.o
 $(BUILD)/tests/test_executor: $(T_DAG) $(BUILD)/engine/executor.o
 $(BUILD)/tests/test_executor: LDFLAGS += -Wl,--wrap=pthread_create
 T_DATATEST := $(T_PROJECT) $(T_DAG) $(T_SHELL) $(BUILD)/engine/datatest.o $(BUILD)/engine/manifest.o \
-	$(T_DIALECT)
+	$(BUILD)/engine/macros.o $(BUILD)/engine/context.o $(BUILD)/engine/builtin-macros.o $(T_DIALECT) $(T_CONNECTORS)
 $(BUILD)/tests/test_datatest: $(T_DATATEST)
 $(BUILD)/tests/test_trace: $(T_DAG) $(BUILD)/engine/blame.o $(BUILD)/engine/graph.o $(BUILD)/engine/identity.o \
 	$(BUILD)/engine/audit.o $(BUILD)/engine/ui.o $(T_CONNECTORS)

@@ -359,3 +359,72 @@ int conn_first_value(void *ud, const struct sluice_row *row)
 		*out = xstrdup(row->values[0]);
 	return 0;
 }
+
+/* ---- the warehouse for templates ---- */
+
+struct conn_render_db {
+	struct render_db base;         /* first: what templates are given */
+	struct session *s;
+	pthread_mutex_t mu;            /* one query at a time, and the list below */
+	struct { const char *name; struct sluice_conn *c; const struct dialect *d; } *open;
+	size_t nopen;
+};
+
+static int render_db_query(const struct render_db *base, const char *name, const char *sql,
+			   int (*fn)(void *ud, const struct sluice_row *row), void *ud, struct sluice_err *err)
+{
+	struct conn_render_db *db = (struct conn_render_db *)base;
+	struct sluice_conn *c = NULL;
+	const struct dialect *d = NULL;
+	size_t i;
+	int rc;
+
+	pthread_mutex_lock(&db->mu);
+	for (i = 0; i < db->nopen; i++)
+		if (!strcmp(db->open[i].name, name)) {
+			c = db->open[i].c;
+			d = db->open[i].d;
+		}
+	if (!c) {
+		if ((rc = conn_open(db->s, name, &c, &d, err))) {
+			pthread_mutex_unlock(&db->mu);
+			return rc;
+		}
+		db->open = xrealloc(db->open, (db->nopen + 1) * sizeof(*db->open));
+		db->open[db->nopen].name = name;
+		db->open[db->nopen].c = c;
+		db->open[db->nopen++].d = d;
+	}
+	/* read-only: a template reads the warehouse, it never writes it */
+	rc = c->drv->exec(c, "BEGIN READ ONLY", NULL, err);
+	if (!rc) {
+		rc = c->drv->query(c, sql, fn, ud, err);
+		c->drv->exec(c, d->rollback, NULL, &(struct sluice_err)SLUICE_ERR_INIT);
+	}
+	pthread_mutex_unlock(&db->mu);
+	return rc;
+}
+
+struct render_db *conn_render_db_new(struct session *s)
+{
+	struct conn_render_db *db = xcalloc(1, sizeof(*db));
+
+	db->base.query = render_db_query;
+	db->s = s;
+	pthread_mutex_init(&db->mu, NULL);
+	return &db->base;
+}
+
+void conn_render_db_free(struct render_db *base)
+{
+	struct conn_render_db *db = (struct conn_render_db *)base;
+	size_t i;
+
+	if (!db)
+		return;
+	for (i = 0; i < db->nopen; i++)
+		conn_close(db->open[i].c);
+	free(db->open);
+	pthread_mutex_destroy(&db->mu);
+	free(db);
+}

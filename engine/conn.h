@@ -48,6 +48,15 @@
 int conn_open(struct session *s, const char *name, struct sluice_conn **out, const struct dialect **dialect,
 	      struct sluice_err *err);
 
+/*
+ * The warehouse as templates read it (manifest.h's struct render_db): a
+ * connection is opened when a template first reads it, and each query
+ * runs alone in a read-only transaction, whichever thread asks.
+ * conn_render_db_free closes what was opened; it accepts NULL.
+ */
+struct render_db *conn_render_db_new(struct session *s);
+void conn_render_db_free(struct render_db *db);
+
 /* The index of connection `name` in the target's connections (0, "default", when unknown). */
 size_t conn_slot_of(const struct project *p, const char *name);
 

@@ -277,6 +277,7 @@ struct parse_ctx {
 	size_t cap;
 	struct strmap names;
 	const struct val *defaults;     /* sluice.yml tests: block (dict) or NULL */
+	const struct macro_set *macros; /* for generic tests written as {% test %} macros */
 	struct sluice_err *err;
 };
 
@@ -816,6 +817,67 @@ static int flatten_arguments(struct parse_ctx *c, const struct ynode **args)
 	return 0;
 }
 
+/* The {% test %} macro a tests: entry names: x (test_x), or package.x. */
+static const struct macro_def *test_macro(struct parse_ctx *c, const char *name)
+{
+	const char *dot = strchr(name, '.');
+	const struct val *ns, *f;
+	char *pkg;
+
+	if (!c->macros)
+		return NULL;
+	if (!dot)
+		return macros_resolve(c->macros, c->p->name, arena_printf(c->a, "test_%s", name));
+	pkg = arena_strndup(c->a, name, (size_t)(dot - name));
+	ns = macros_namespace(c->macros, pkg);
+	f = ns ? val_get(ns, arena_printf(c->a, "test_%s", dot + 1)) : NULL;
+	return f && f->kind == V_FUNC ? macros_def_of(f->u.fn.fn) : NULL;
+}
+
+/*
+ * The SQL of a test written as a macro: a template that calls it with
+ * model (the tested relation), column_name and the entry's arguments, as
+ * dbt calls it. A string argument that is a ref() or source() call is
+ * passed as that call, as dbt renders them.
+ */
+static struct test_file *macro_test_file(struct parse_ctx *c, struct datatest *t, const char *name,
+					 const struct val *args)
+{
+	struct test_file *f = arena_alloc(c->a, sizeof(*f));
+	const char *dot = strchr(name, '.');
+	struct buf b = BUF_INIT;
+	size_t i;
+
+	if (dot)
+		buf_printf(&b, "{{ %.*s.test_%s(", (int)(dot - name), name, dot + 1);
+	else
+		buf_printf(&b, "{{ test_%s(", name);
+	if (t->source)
+		buf_printf(&b, "model=source('%s', '%s')", t->source->source_name, t->source->name);
+	else
+		buf_printf(&b, "model=ref('%s')", t->model->name);
+	if (t->column) {
+		buf_puts(&b, ", column_name=");
+		val_repr(&(struct val){ V_STR, { .str = { t->column, strlen(t->column), NULL } } }, &b);
+	}
+	for (i = 0; i < args->u.dict.n; i++) {
+		const struct val *v = &args->u.dict.vals[i];
+
+		buf_printf(&b, ", %s=", args->u.dict.keys[i]);
+		if (v->kind == V_STR && (!strncmp(v->u.str.s, "ref(", 4) || !strncmp(v->u.str.s, "source(", 7)))
+			buf_puts(&b, v->u.str.s);
+		else
+			val_repr(v, &b);
+	}
+	buf_puts(&b, ") }}");
+	f->name = t->kind_name;
+	f->path = t->at.path;
+	f->src = arena_strndup(c->a, b.s, b.len);
+	f->src_len = b.len;
+	buf_release(&b);
+	return f;
+}
+
 /*
  * One entry of a tests: list: "not_null", or {accepted_values: {values:
  * [...], severity: warn}}, or {unique_combination: [a, b]}.
@@ -828,6 +890,7 @@ static int parse_test(struct parse_ctx *c, struct model *model, struct source_ta
 	const struct ynode *name_node = e, *args = NULL;
 	struct val argv = val_dict_new();
 	const char *custom = NULL;
+	const struct macro_def *macro = NULL;
 	int enabled = 1, rc, k;
 	size_t i;
 
@@ -855,17 +918,27 @@ static int parse_test(struct parse_ctx *c, struct model *model, struct source_ta
 	} else if (e->kind != Y_SCALAR || is_null_node(e)) {
 		return yaml_error(c->err, e, "a test is a name, or a map with one key: the test's name");
 	}
-	for (k = 0; k < DT_SINGULAR; k++)
+	/* a project's own test_<name> macro overrides a built-in test of that name, as in dbt */
+	macro = test_macro(c, name_node->scalar);
+	for (k = 0; k < DT_SINGULAR && !macro; k++)
 		if (!strcmp(name_node->scalar, kind_names[k]))
 			break;
-	if (k == DT_SINGULAR) {
+	if (macro)
+		k = DT_SINGULAR;
+	if (k == DT_SINGULAR && macro) {
+		/* a {% test %} macro: run as a singular test whose SQL is the macro's call */
+		t->kind_name = arena_strdup(a, name_node->scalar);
+		for (char *dot = strchr((char *)t->kind_name, '.'); dot; dot = strchr(dot, '.'))
+			*dot = '_';
+	} else if (k == DT_SINGULAR) {
 		const char *s = dag_suggest(name_node->scalar, kind_names, DT_SINGULAR);
 		if (s)
 			return yaml_error(c->err, name_node, "unknown test '%s' (did you mean '%s'?)", name_node->scalar, s);
 		return yaml_error(c->err, name_node, "unknown test '%s' (known: " KNOWN_TESTS ")", name_node->scalar);
 	}
 	t->kind = (enum datatest_kind)k;
-	t->kind_name = kind_names[k];
+	if (!macro)
+		t->kind_name = kind_names[k];
 	if ((rc = apply_defaults(c, t)) || (rc = flatten_arguments(c, &args)))
 		return rc;
 	if (args && args->kind == Y_MAP) {
@@ -897,7 +970,7 @@ static int parse_test(struct parse_ctx *c, struct model *model, struct source_ta
 					return yaml_error(c->err, v, "column_name must be a column");
 				t->column = v->scalar;
 				t->column_at = place_of(v);
-			} else if (in_list(kind_args[t->kind], key)) {
+			} else if (macro || in_list(kind_args[t->kind], key)) {
 				val_dict_set(a, &argv, key, yaml_to_val(a, v));
 			} else {
 				struct buf known = BUF_INIT;
@@ -918,7 +991,9 @@ static int parse_test(struct parse_ctx *c, struct model *model, struct source_ta
 	} else if (args) {
 		return yaml_error(c->err, args, "the arguments of %s must be a map", t->kind_name);
 	}
-	if ((rc = kind_arguments(c, t, args)))
+	if (macro)
+		t->file = macro_test_file(c, t, name_node->scalar, &argv);
+	else if ((rc = kind_arguments(c, t, args)))
 		return rc;
 	enabled = val_get_bool(&t->config, "enabled", 1);
 	{
@@ -927,6 +1002,9 @@ static int parse_test(struct parse_ctx *c, struct model *model, struct source_ta
 		if (t->column)
 			val_dict_set(a, &named, "column_name", val_str(t->column));
 		set_name(c, t, custom, &named);
+		/* its SQL's place, as target/compiled shows it: next to the YAML, as dbt does */
+		if (macro)
+			t->file->path = arena_printf(a, "%s/%s.sql", t->at.path, t->name);
 		/* a dbt project keeps dbt's ids, which dashboards and --select strings hold */
 		if (c->p->dbt)
 			t->unique_id = dbt_test_unique_id(c, t, args);
@@ -1026,7 +1104,8 @@ const struct val *datatest_settings(const struct project *p)
 	return d;
 }
 
-int datatest_parse(struct project *p, struct datatest_list *list, struct sluice_err *err)
+int datatest_parse(struct project *p, const struct macro_set *macros, struct datatest_list *list,
+		   struct sluice_err *err)
 {
 	struct parse_ctx c;
 	const struct val *d = datatest_settings(p);
@@ -1038,6 +1117,7 @@ int datatest_parse(struct project *p, struct datatest_list *list, struct sluice_
 	c.p = p;
 	c.a = &p->arena;
 	c.list = list;
+	c.macros = macros;
 	c.err = err;
 	if (d && d->kind != V_NONE) {
 		if (d->kind != V_DICT)

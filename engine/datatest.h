@@ -111,7 +111,8 @@ struct datatest_list {
  * file, line and column: bad shapes, unknown test names (with a
  * suggestion), bad thresholds or durations, unknown models in `to:`.
  */
-int datatest_parse(struct project *p, struct datatest_list *list, struct sluice_err *err);
+int datatest_parse(struct project *p, const struct macro_set *macros, struct datatest_list *list,
+		   struct sluice_err *err);
 
 /* sluice.yml `tests:` (or `data_tests:`): project-wide test settings, or NULL. */
 const struct val *datatest_settings(const struct project *p);

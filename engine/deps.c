@@ -217,7 +217,7 @@ static int render_call(void *ud, const struct tpl_call *call, struct val *out, s
 static int render_text(struct ctx *c, const struct ynode *n, const char *text, const char **out)
 {
 	struct project empty;
-	struct tpl_host host = { &empty, render_call, NULL };
+	struct tpl_host host = { .ud = &empty, .call = render_call };
 	struct buf b = BUF_INIT;
 	struct tpl *t;
 	int rc;

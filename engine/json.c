@@ -10,7 +10,9 @@ json_t *json_from_val_new(const struct val *v)
 	size_t i;
 
 	switch (v->kind) {
-	case V_NONE: return json_null();
+	case V_NONE:
+	case V_FUNC:
+		return json_null();
 	case V_BOOL: return json_boolean(v->u.b);
 	case V_NUM:
 		if (v->u.num == (double)(json_int_t)v->u.num)

@@ -246,7 +246,8 @@ static int run_unload(struct build *b, struct exec_worker *w, const struct node 
 	struct node_run *r = &b->runs[n->idx];
 	struct stage_run *st = srun(b, n->idx);
 	struct arena *a = build_worker_arena(b, w);
-	struct compile_opts o = { st->watermark != NULL, b->s->invocation_id, 0, st->watermark };
+	struct compile_opts o = { .is_incremental = st->watermark != NULL, .invocation_id = b->s->invocation_id,
+				  .watermark = st->watermark };
 	struct stage_unload u = { 0 };
 	struct objstore *store = NULL;
 	struct arena scratch = ARENA_INIT;

@@ -3,6 +3,7 @@
  * Only main and cmd-*.c print errors or choose exit codes; what the
  * commands share is in cmd.c, not here.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,29 +16,30 @@ struct cmd_entry {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 	const char *summary;
+	int runs_nodes;   /* stops on SIGINT/SIGTERM through the executor (below) */
 };
 
 static int cmd_help(int argc, char **argv);
 
 static const struct cmd_entry commands[] = {
-	{ "run", cmd_run, "build the selected models (only what needs building)" },
-	{ "test", cmd_test, "run the data tests of the selected models (--no-combine: one query per test)" },
-	{ "seed", cmd_seed, "load the CSV files under seed-paths into tables (dbt's seeds)" },
-	{ "snapshot", cmd_snapshot, "run the snapshots under snapshot-paths (SCD type 2)" },
-	{ "build", cmd_build, "run and test the selected models in DAG order; a failing test stops what reads its model" },
-	{ "plan", cmd_plan, "show what run would build or reuse, and why (changes nothing)" },
-	{ "compile", cmd_compile, "render models to target/compiled and their statements to target/run" },
-	{ "ls", cmd_ls, "list the selected nodes" },
-	{ "blame", cmd_blame, "which run built a relation as it is now: who, when, from what (--format json)" },
-	{ "graph", cmd_graph, "print the DAG of the selected nodes (--format dot|mermaid|json)" },
-	{ "show", cmd_show, "print a model's rows (--limit N, --format table|csv|json)" },
-	{ "report", cmd_report, "rebuild target/report.html from target/ (--open: show it)" },
-	{ "deps", cmd_deps, "install the packages of packages.yml into dbt_packages/ (--upgrade: ignore package-lock.yml)" },
-	{ "debug", cmd_debug, "check the project, the profile and every connection" },
-	{ "sources", cmd_sources, "instrument|uninstrument|versions: source change detection" },
-	{ "schedule", cmd_schedule, "run the schedules of sluice.yml (--once NAME, --list, --print-systemd, --print-crontab)" },
-	{ "embedded", cmd_embedded, "start|stop|status|env of the embedded PostgreSQL" },
-	{ "help", cmd_help, "show this help" },
+	{ "run", cmd_run, "build the selected models (only what needs building)", 1 },
+	{ "test", cmd_test, "run the data tests of the selected models (--no-combine: one query per test)", 1 },
+	{ "seed", cmd_seed, "load the CSV files under seed-paths into tables (dbt's seeds)", 1 },
+	{ "snapshot", cmd_snapshot, "run the snapshots under snapshot-paths (SCD type 2)", 1 },
+	{ "build", cmd_build, "run and test the selected models in DAG order; a failing test stops what reads its model", 1 },
+	{ "plan", cmd_plan, "show what run would build or reuse, and why (changes nothing)", 0 },
+	{ "compile", cmd_compile, "render models to target/compiled and their statements to target/run", 0 },
+	{ "ls", cmd_ls, "list the selected nodes", 0 },
+	{ "blame", cmd_blame, "which run built a relation as it is now: who, when, from what (--format json)", 0 },
+	{ "graph", cmd_graph, "print the DAG of the selected nodes (--format dot|mermaid|json)", 0 },
+	{ "show", cmd_show, "print a model's rows (--limit N, --format table|csv|json)", 0 },
+	{ "report", cmd_report, "rebuild target/report.html from target/ (--open: show it)", 0 },
+	{ "deps", cmd_deps, "install the packages of packages.yml into dbt_packages/ (--upgrade: ignore package-lock.yml)", 0 },
+	{ "debug", cmd_debug, "check the project, the profile and every connection", 0 },
+	{ "sources", cmd_sources, "instrument|uninstrument|versions: source change detection", 0 },
+	{ "schedule", cmd_schedule, "run the schedules of sluice.yml (--once NAME, --list, --print-systemd, --print-crontab)", 0 },
+	{ "embedded", cmd_embedded, "start|stop|status|env of the embedded PostgreSQL", 0 },
+	{ "help", cmd_help, "show this help", 0 },
 };
 
 static int cmd_help(int argc, char **argv)
@@ -95,8 +97,29 @@ int main(int argc, char **argv)
 		return cmd_help(0, NULL);
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(argv[1], commands[i].name)) {
+			sigset_t stop, pending;
+
+			/*
+			 * A command that runs nodes holds SIGINT and SIGTERM from
+			 * its first instant: the executor's signal thread takes
+			 * them and cancels cleanly, releasing the state lock, even
+			 * when one came before the first node. One it never took
+			 * (the command ended before running) still ends it as
+			 * interrupted.
+			 */
+			sigemptyset(&stop);
+			sigaddset(&stop, SIGINT);
+			sigaddset(&stop, SIGTERM);
+			if (commands[i].runs_nodes)
+				pthread_sigmask(SIG_BLOCK, &stop, NULL);
 			code = commands[i].fn(argc - 1, argv + 1);
 			connectors_shutdown();
+			if (commands[i].runs_nodes && !sigpending(&pending)) {
+				if (sigismember(&pending, SIGTERM))
+					code = 128 + SIGTERM;
+				else if (sigismember(&pending, SIGINT))
+					code = 128 + SIGINT;
+			}
 			return code;
 		}
 	fprintf(stderr, "sluice: error: unknown command '%s' (see sluice help)\n", argv[1]);

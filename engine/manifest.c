@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "../connectors/connector.h"
+#include "context.h"
 #include "datatest.h"
 #include "dialect.h"
 #include "manifest.h"
@@ -325,12 +327,15 @@ static void init_source_node(struct manifest *m, struct node *n, struct source_t
 	strmap_put(&m->by_source, arena_printf(a, "%s.%s", t->source_name, t->name), n);
 }
 
+static int project_name_macro(struct manifest *m, struct node *n, const char *macro, const char *custom,
+			      const char **name, struct sluice_err *err);
+
 static int finish_model_node(struct manifest *m, struct node *n, struct sluice_err *err)
 {
 	struct project *p = m->project;
 	struct arena *a = &p->arena;
 	const char *custom = val_get_str(&n->config, "schema", NULL);
-	int rc;
+	int rc, rc2;
 
 	/* on an error every field is still set: the project's other errors are checked with it */
 	if ((rc = set_materialization(a, n, err))) {
@@ -338,10 +343,15 @@ static int finish_model_node(struct manifest *m, struct node *n, struct sluice_e
 		n->mat_name = mat_names[MAT_VIEW];
 	}
 	n->schema = custom ? arena_printf(a, "%s_%s", p->target.schema, custom) : p->target.schema;
+	if ((rc2 = project_name_macro(m, n, "generate_schema_name", custom, &n->schema, err)))
+		return rc2;
 	/* dbt's snapshots before 1.9 name their schema whole */
 	if (n->mat == MAT_SNAPSHOT && val_get_str(&n->config, "target_schema", NULL))
 		n->schema = val_get_str(&n->config, "target_schema", NULL);
 	n->identifier = val_get_str(&n->config, "alias", n->name);
+	if ((rc2 = project_name_macro(m, n, "generate_alias_name", val_get_str(&n->config, "alias", NULL),
+				      &n->identifier, err)))
+		return rc2;
 	n->relation = relation_of(a, n->schema, n->identifier);
 	n->display = arena_printf(a, "%s.%s", n->schema, n->identifier);
 	n->connection = val_get_str(&n->config, "connection", "default");
@@ -404,6 +414,19 @@ static int format_cycle(struct manifest *m, size_t *cycle, size_t ncycle, struct
 	buf_release(&b);
 	buf_release(&place);
 	return SLUICE_EUSAGE;
+}
+
+/* The macros, dispatched by the dialect of the target's own connection. */
+static int load_macros(struct manifest *m, struct sluice_err *err)
+{
+	const struct sluice_connector *drv;
+	const char *dialect = NULL;
+	struct sluice_err ignored = SLUICE_ERR_INIT;
+
+	/* a bad profile is reported where the connection is opened; dispatch then finds default__ */
+	if (connector_resolve(&m->project->target.conns[0].settings, &drv, &dialect, &ignored))
+		dialect = NULL;
+	return macros_load(&m->macros, m->project, dialect, err);
 }
 
 static void init_target_var(struct manifest *m)
@@ -470,7 +493,9 @@ int manifest_build(struct manifest *m, struct project *p, struct sluice_err *err
 	memset(m, 0, sizeof(*m));
 	m->project = p;
 	init_target_var(m);
-	if ((rc = datatest_parse(p, &tests, err)))
+	if ((rc = load_macros(m, err)))
+		return rc;
+	if ((rc = datatest_parse(p, &m->macros, &tests, err)))
 		return rc;
 	m->nodes = arena_alloc(a, (p->nsources + p->nmodels + tests.n) * sizeof(struct node));
 	for (i = 0; i < p->nsources; i++) {
@@ -555,6 +580,7 @@ int manifest_build(struct manifest *m, struct project *p, struct sluice_err *err
 
 void manifest_release(struct manifest *m)
 {
+	macros_release(&m->macros);
 	strmap_release(&m->depends_on_refs);
 	strmap_release(&m->disabled);
 	strmap_release(&m->by_name);
@@ -565,6 +591,7 @@ void manifest_release(struct manifest *m)
 
 struct render_ctx {
 	const struct manifest *m;
+	const char *package;           /* whose macros unqualified names find first */
 	const struct node *self;       /* whose refs must be declared dependencies */
 	const struct node *this_node;  /* what {{ this }} names */
 	const struct compile_opts *o;
@@ -574,6 +601,8 @@ struct render_ctx {
 	unsigned char *cte_done;       /* per node: already in ctes */
 	int depth;
 	int shell;                     /* rendering a shell model: relations are shell-escaped */
+	struct val *results;           /* statement results by name (load_result) */
+	struct query_replay *replay;   /* the answers of its queries (context.h) */
 };
 
 static int render_node_sql(struct render_ctx *r, const struct node *n, struct buf *out,
@@ -603,6 +632,27 @@ static struct val relation_val(struct render_ctx *r, const char *relation)
 	return v;
 }
 
+/* A node's relation as a template object: it prints as rendered, and has .schema, .identifier, ... */
+static struct val relation_obj(struct render_ctx *r, const struct node *n, struct val rendered)
+{
+	return context_relation(r->scratch, val_get_str(&r->m->target, "database", NULL), n->schema, n->identifier,
+				rendered);
+}
+
+static void render_context(const struct render_ctx *r, struct context *cx)
+{
+	memset(cx, 0, sizeof(*cx));
+	cx->m = r->m;
+	cx->node = r->this_node;
+	cx->logical = r->o && r->o->logical;
+	cx->started_at = r->m->run_started_at;
+	cx->warnings = r->m->project->warnings;
+	cx->conn = r->this_node && r->this_node->connection ? r->this_node->connection : "default";
+	cx->used = r->used;
+	cx->results = r->results;
+	cx->replay = r->replay;
+}
+
 static int host_ref(struct render_ctx *r, const struct tpl_call *c, struct val *out, struct sluice_err *err)
 {
 	const char *name = ref_name(c);
@@ -616,7 +666,8 @@ static int host_ref(struct render_ctx *r, const struct tpl_call *c, struct val *
 		return err_set(err, SLUICE_EUSAGE,
 			       "ref('%s') was not found by the parser: write ref() with literal arguments", name);
 	if (n->mat != MAT_EPHEMERAL) {
-		*out = r->o && r->o->logical ? val_str(arena_printf(r->scratch, "ref('%s')", n->name)) : relation_val(r, n->relation);
+		*out = relation_obj(r, n, r->o && r->o->logical ? val_str(arena_printf(r->scratch, "ref('%s')", n->name))
+								 : relation_val(r, n->relation));
 		return 0;
 	}
 	if (r->shell)
@@ -663,6 +714,8 @@ static int host_call(void *ud, const struct tpl_call *c, struct val *out, struct
 {
 	struct render_ctx *r = ud;
 	const char *name = c->name;
+	struct context cx;
+	int rc;
 
 	if (!strcmp(name, "ref"))
 		return host_ref(r, c, out, err);
@@ -677,8 +730,8 @@ static int host_call(void *ud, const struct tpl_call *c, struct val *out, struct
 		buf_release(&key);
 		if (!n)
 			return err_set(err, SLUICE_EUSAGE, "unknown source '%s.%s'", s, t);
-		*out = r->o && r->o->logical ? val_str(arena_printf(r->scratch, "source('%s', '%s')", s, t))
-					     : relation_val(r, n->relation);
+		*out = relation_obj(r, n, r->o && r->o->logical ? val_str(arena_printf(r->scratch, "source('%s', '%s')", s, t))
+							       : relation_val(r, n->relation));
 		return 0;
 	}
 	if (!strcmp(name, "config")) {
@@ -689,16 +742,76 @@ static int host_call(void *ud, const struct tpl_call *c, struct val *out, struct
 		*out = val_bool(r->o && r->o->is_incremental && r->depth == 0);
 		return 0;
 	}
+	if (!strcmp(name, "adapter.dispatch")) {
+		const char *mname = arg_str(c, 0), *ns = arg_str(c, 1);
+		const struct macro_def *d;
+		size_t i;
+
+		for (i = 0; i < c->nkw; i++)
+			if (!strcmp(c->kwnames[i], "macro_namespace") && c->kwargs[i].kind == V_STR)
+				ns = c->kwargs[i].u.str.s;
+		if (!mname)
+			return err_set(err, SLUICE_EUSAGE, "adapter.dispatch() needs a macro name");
+		if (!(d = macros_dispatch(&r->m->macros, r->package, mname, ns, err)))
+			return SLUICE_EUSAGE;
+		*out = tpl_macro_value(d->m);
+		return 0;
+	}
+	if (!strcmp(name, "adapter.quote")) {
+		struct buf q = BUF_INIT;
+
+		if (!arg_str(c, 0))
+			return err_set(err, SLUICE_EUSAGE, "adapter.quote() needs a name");
+		dialect_quote_ident(&q, arg_str(c, 0));
+		*out = val_str_dup(c->arena, q.s, q.len);
+		buf_release(&q);
+		return 0;
+	}
+	render_context(r, &cx);
+	if ((rc = context_call(&cx, c, out, err)) <= 0)
+		return rc;
 	return project_call_builtin(r->m->project, c, out, r->used, err);
+}
+
+/* A host function as a template value: adapter.quote in `adapter`. */
+static struct val host_fn(const char *name)
+{
+	struct val v = { V_FUNC, { 0 } };
+
+	v.u.fn.fn = name;
+	v.u.fn.tag = TPL_FN_HOST;
+	return v;
+}
+
+/* The package a node belongs to: the first part of its fqn. */
+static const char *node_package(const struct manifest *m, const struct node *n)
+{
+	if (n && n->type == NODE_MODEL && n->model->nfqn)
+		return n->model->fqn[0];
+	return m->project->name;
+}
+
+/* Each macro of the project or a package that a render calls is one of its inputs. */
+static void host_on_macro(void *ud, const struct tpl_macro *m)
+{
+	struct render_ctx *r = ud;
+	const struct macro_def *d = macros_def_of(m);
+
+	if (r->used && d && strcmp(d->package, "dbt"))
+		val_dict_set(r->scratch, r->used, arena_printf(r->scratch, "macro.%s", d->qualified),
+			     val_str(d->hash));
 }
 
 static int host_lookup(void *ud, const char *name, struct arena *a, struct val *out)
 {
 	struct render_ctx *r = ud;
+	const struct macro_def *d;
+	const struct val *ns;
+	struct context cx;
 
-	(void)a;
 	if (!strcmp(name, "this") && r->this_node) {
-		*out = r->o && r->o->logical ? val_str("this") : relation_val(r, r->this_node->relation);
+		*out = relation_obj(r, r->this_node, r->o && r->o->logical ? val_str("this")
+									   : relation_val(r, r->this_node->relation));
 		return 0;
 	}
 	if (!strcmp(name, "target")) {
@@ -713,7 +826,93 @@ static int host_lookup(void *ud, const char *name, struct arena *a, struct val *
 		*out = val_str(r->o->logical ? "invocation_id" : r->o->invocation_id);
 		return 0;
 	}
-	return 1;
+	if ((d = macros_resolve(&r->m->macros, r->package, name))) {
+		*out = tpl_macro_value(d->m);
+		return 0;
+	}
+	if ((ns = macros_namespace(&r->m->macros, name))) {
+		*out = *ns;
+		return 0;
+	}
+	if (!strcmp(name, "adapter")) {
+		*out = val_dict_new();
+		val_dict_set(a, out, "dispatch", host_fn("adapter.dispatch"));
+		val_dict_set(a, out, "quote", host_fn("adapter.quote"));
+		val_dict_set(a, out, "get_relation", host_fn("adapter.get_relation"));
+		val_dict_set(a, out, "get_columns_in_relation", host_fn("adapter.get_columns_in_relation"));
+		return 0;
+	}
+	render_context(r, &cx);
+	return context_lookup(&cx, name, a, out);
+}
+
+/* Names of dbt's context that sluice does not have yet: the error says so, and what it costs. */
+static const char *host_why(void *ud, const char *name)
+{
+	static const char *const dbt_names[] = {
+		"api", "store_result", "store_raw_result", "doc", "selected_resources", "invocation_args_dict",
+		"dbt_version", "local_md5", "set_strict", "try_or_compiler_error", "diff_of_two_dicts",
+		"context", "schemas", "database", "write", "render", "zip_strict", "set", "dbt_metadata_envs",
+		"get_where_subquery", "should_full_refresh", "should_store_failures", "sql_header",
+		"adapter_macro", "submission_method", "model_name", "metric", "source_meta",
+		NULL
+	};
+	size_t i;
+
+	(void)ud;
+	if (!strncmp(name, "dbt.", 4) || !strncmp(name, "adapter.", 8))
+		return "dbt has it, sluice does not yet: a model or macro that needs it cannot compile "
+		       "(docs/templates.md lists what sluice has)";
+	for (i = 0; dbt_names[i]; i++)
+		if (!strcmp(dbt_names[i], name))
+			return "dbt has it, sluice does not yet: a model or macro that needs it cannot compile "
+			       "(docs/templates.md lists what sluice has)";
+	return NULL;
+}
+
+/*
+ * dbt's generate_schema_name and generate_alias_name: when the project
+ * defines one, it names the node's relation (trimmed) instead of sluice's
+ * rule, which has set *name already. It gets the custom name (or none) and
+ * the node, as in dbt.
+ */
+static int project_name_macro(struct manifest *m, struct node *n, const char *macro, const char *custom,
+			      const char **name, struct sluice_err *err)
+{
+	const struct macro_def *d = macros_resolve(&m->macros, m->project->name, macro);
+	struct render_ctx r;
+	struct tpl_host host = { &r, host_call, host_lookup, NULL, host_why };
+	struct arena tmp = ARENA_INIT;
+	struct val args[2], out;
+	struct buf b = BUF_INIT;
+	int rc;
+
+	if (!d || !strcmp(d->package, "dbt"))
+		return 0;
+	memset(&r, 0, sizeof(r));
+	r.m = m;
+	r.package = m->project->name;
+	r.this_node = n;
+	r.scratch = &tmp;
+	args[0] = custom ? val_str(custom) : val_none();
+	args[1] = context_node(m, n, &tmp);
+	rc = tpl_call(d->m, args, 2, &host, &tmp, &out, err);
+	if (!rc) {
+		const char *text;
+
+		val_format(&out, &b);
+		buf_rtrim(&b);
+		for (text = b.s ? b.s : ""; isspace((unsigned char)*text); text++)
+			;
+		if (!*text)
+			rc = err_set(err, SLUICE_EUSAGE, "%s:%d: %s gave an empty name for %s", d->path,
+				     tpl_macro_line(d->m), macro, n->name);
+		else
+			*name = arena_strdup(&m->project->arena, text);
+	}
+	buf_release(&b);
+	arena_release(&tmp);
+	return rc;
 }
 
 static void strip_trailing_semicolons(struct buf *b)
@@ -729,7 +928,7 @@ static void strip_trailing_semicolons(struct buf *b)
 static int render_node_sql(struct render_ctx *r, const struct node *n, struct buf *out,
 			   struct sluice_err *err)
 {
-	struct tpl_host host = { r, host_call, host_lookup };
+	struct tpl_host host = { r, host_call, host_lookup, host_on_macro, host_why };
 	struct tpl *t;
 	int rc = node_template(r->scratch, n, &t, err);
 
@@ -790,14 +989,58 @@ static void inject_ctes(const struct buf *sql, const struct buf *ctes, struct bu
 	}
 }
 
+static int compile_node(const struct manifest *m, const struct node *n, const struct compile_opts *o,
+			struct arena *scratch, struct buf *out, struct val *used, struct query_replay *rp,
+			struct sluice_err *err);
+
+struct replay_ud {
+	const struct manifest *m;
+	const struct node *n;
+	const struct compile_opts *o;
+	struct arena *scratch;
+};
+
+/* A logical render's queries: render the node physically once, keeping its answers. */
+static int replay_run(struct query_replay *rp, struct sluice_err *err)
+{
+	const struct replay_ud *u = rp->ud;
+	struct compile_opts phys = *u->o;
+	struct buf sql = BUF_INIT;
+	int rc;
+
+	phys.logical = 0;
+	rp->recording = 1;
+	rc = compile_node(u->m, u->n, &phys, u->scratch, &sql, NULL, rp, err);
+	rp->recording = 0;
+	rp->done = 1;
+	buf_release(&sql);
+	return rc;
+}
+
 int manifest_compile(const struct manifest *m, const struct node *n, const struct compile_opts *o,
 		     struct arena *scratch, struct buf *out, struct val *used, struct sluice_err *err)
 {
+	struct replay_ud u = { m, n, o, scratch };
+	struct query_replay rp;
+
+	memset(&rp, 0, sizeof(rp));
+	rp.answers = val_list_new();
+	rp.run = replay_run;
+	rp.ud = &u;
+	return compile_node(m, n, o, scratch, out, used, &rp, err);
+}
+
+static int compile_node(const struct manifest *m, const struct node *n, const struct compile_opts *o,
+			struct arena *scratch, struct buf *out, struct val *used, struct query_replay *rp,
+			struct sluice_err *err)
+{
 	struct buf ctes = BUF_INIT, sql = BUF_INIT;
-	struct render_ctx r = { m, n, n, o, scratch, used, &ctes, NULL, 0, n->mat == MAT_SHELL };
+	struct render_ctx r = { m, node_package(m, n), n, n, o, scratch, used, &ctes, NULL, 0, n->mat == MAT_SHELL, NULL, rp };
 	int rc;
 
 	r.cte_done = arena_alloc(scratch, m->n);
+	r.results = arena_alloc(scratch, sizeof(*r.results));
+	*r.results = val_dict_new();
 	rc = render_node_sql(&r, n, &sql, err);
 	if (!rc) {
 		if (ctes.len)
@@ -836,12 +1079,14 @@ int manifest_render_string(const struct manifest *m, const struct node *n, const
 {
 	struct buf ctes = BUF_INIT;
 	/* hooks may use {{ this }}; their refs are not dependencies */
-	struct render_ctx r = { m, NULL, n, o, scratch, NULL, &ctes, NULL, 0, 0 };
-	struct tpl_host host = { &r, host_call, host_lookup };
+	struct render_ctx r = { m, m->project->name, NULL, n, o, scratch, NULL, &ctes, NULL, 0, 0, NULL, NULL };
+	struct tpl_host host = { &r, host_call, host_lookup, host_on_macro, host_why };
 	struct tpl *t;
 	int rc;
 
 	r.cte_done = arena_alloc(scratch, m->n);
+	r.results = arena_alloc(scratch, sizeof(*r.results));
+	*r.results = val_dict_new();
 	rc = tpl_parse(scratch, what, src, strlen(src), &t, err);
 	if (!rc)
 		rc = tpl_render(t, &host, scratch, out, err);

@@ -12,7 +12,9 @@
 #define SLUICE_MANIFEST_H
 
 #include <stddef.h>
+#include "../connectors/connector.h"
 #include "dag.h"
+#include "macros.h"
 #include "project.h"
 #include "template.h"
 #include "util/buf.h"
@@ -20,6 +22,17 @@
 #include "util/strmap.h"
 
 enum node_type { NODE_MODEL, NODE_SOURCE, NODE_TEST };
+
+/*
+ * The warehouse as templates read it (run_query, statement,
+ * adapter.get_columns_in_relation), given by the session. query runs sql
+ * read-only on connection conn and gives fn each row; it may be called
+ * from any thread.
+ */
+struct render_db {
+	int (*query)(const struct render_db *db, const char *conn, const char *sql,
+		     int (*fn)(void *ud, const struct sluice_row *row), void *ud, struct sluice_err *err);
+};
 
 struct datatest;
 
@@ -59,6 +72,9 @@ struct manifest {
 	struct strmap by_name;         /* model name -> node */
 	struct strmap by_source;       /* "source.table" -> node */
 	struct val target;             /* the `target` template variable */
+	struct macro_set macros;       /* the project's, its packages' and dbt's macros */
+	const struct render_db *db;    /* set by the session; NULL: templates cannot read the warehouse */
+	const char *run_started_at;    /* "YYYY-MM-DD HH:MM:SS.ffffff", set by the session */
 	struct strmap depends_on_refs; /* private: "path:line:col" of each ref() inside config() */
 	struct strmap disabled;        /* private: name -> struct model * of each disabled model */
 };

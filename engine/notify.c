@@ -25,7 +25,7 @@ static int render_call(void *ud, const struct tpl_call *c, struct val *out, stru
 /* The URL from its template text (env_var, var); err never holds the result. */
 static int render_url(const struct project *p, const struct notifier *n, struct buf *url, struct sluice_err *err)
 {
-	struct tpl_host host = { (void *)p, render_call, NULL };
+	struct tpl_host host = { (void *)p, render_call, NULL, NULL, NULL };
 	struct arena a = ARENA_INIT;
 	struct tpl *t;
 	int rc;

@@ -248,7 +248,7 @@ static const char *strip_position(const char *msg, const char *path)
  */
 static int render_scalar(struct loader *L, const struct ynode *n, const char *key, struct val *out)
 {
-	struct tpl_host host = { L, load_host_call, load_host_lookup };
+	struct tpl_host host = { L, load_host_call, load_host_lookup, NULL, NULL };
 	struct arena scratch = ARENA_INIT;
 	struct buf text = BUF_INIT;
 	struct tpl *t;
@@ -1765,6 +1765,43 @@ static int walk_all(struct walk *w, int kind)
 }
 
 /* Singular data tests: the .sql files under test-paths. */
+static void add_macro_file(struct project *p, const char *package, const struct found *f)
+{
+	struct macro_file *mf;
+
+	if (p->nmacro_files == 0 || (p->nmacro_files >= 8 && (p->nmacro_files & (p->nmacro_files - 1)) == 0))
+		p->macro_files = arena_grow(&p->arena, p->macro_files, p->nmacro_files,
+					    p->nmacro_files ? 2 * p->nmacro_files : 8, sizeof(*p->macro_files));
+	mf = &p->macro_files[p->nmacro_files++];
+	mf->package = package;
+	mf->path = f->rel;
+	mf->src = f->src;
+	mf->src_len = f->src_len;
+}
+
+/* Whether a file under a test path is in its generic/ folder: dbt's generic tests, macros. */
+static int is_generic_test(const struct found *f)
+{
+	const char *slash = strchr(f->rel + f->prefix, '/');
+
+	return slash && (size_t)(slash - (f->rel + f->prefix)) == 7 && !memcmp(f->rel + f->prefix, "generic", 7);
+}
+
+/* .sql files under macro-paths: the project's macros (engine/macros.c parses them). */
+static int load_macro_files(struct loader *L)
+{
+	struct project *p = L->p;
+	struct walk w = { L, NULL, 0, 0, NULL };
+	size_t i;
+	int rc = walk_paths(&w, p->macro_paths, p->nmacro_paths);
+
+	for (i = 0; i < w.n && !rc; i++)
+		if ((!i || strcmp(w.v[i].rel, w.v[i - 1].rel)) && w.v[i].lang && !strcmp(w.v[i].lang, "sql"))
+			add_macro_file(p, p->name, &w.v[i]);
+	free(w.v);
+	return rc;
+}
+
 static int load_test_files(struct loader *L)
 {
 	struct project *p = L->p;
@@ -1778,6 +1815,10 @@ static int load_test_files(struct loader *L)
 		const char *base = strrchr(w.v[i].rel, '/'), *dot;
 		if ((i && !strcmp(w.v[i].rel, w.v[i - 1].rel)) || !w.v[i].lang || strcmp(w.v[i].lang, "sql"))
 			continue;
+		if (is_generic_test(&w.v[i])) {
+			add_macro_file(p, p->name, &w.v[i]);
+			continue;
+		}
 		base = base ? base + 1 : w.v[i].rel;
 		dot = strrchr(base, '.');
 		t = arena_alloc(&p->arena, sizeof(*t));
@@ -1836,6 +1877,8 @@ static int load_files(struct loader *L)
 			rc = err_collect(p->errors, L->err, rc);
 		}
 	L->pkg = NULL;
+	if (!rc)
+		rc = load_macro_files(L);
 	if (!rc)
 		rc = load_test_files(L);
 	if (!rc && pc.nsources) {

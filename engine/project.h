@@ -70,6 +70,18 @@ struct test_file {
 	size_t src_len;
 };
 
+/*
+ * A file of macros: a .sql file under macro-paths or under a test path's
+ * generic/ folder (dbt's generic tests), of the root project or of a
+ * package. engine/macros.c parses them.
+ */
+struct macro_file {
+	const char *package;       /* the project's name, or the package's */
+	const char *path;          /* relative to the project dir */
+	const char *src;           /* contents, NUL-terminated */
+	size_t src_len;
+};
+
 /* One database connection of the target. */
 struct conn_cfg {
 	const char *name;          /* "default" for the output itself, else the key under connections: */
@@ -145,6 +157,8 @@ struct project {
 	size_t nsources;
 	struct test_file **test_files;   /* .sql files under test_paths, sorted by path */
 	size_t ntest_files;
+	struct macro_file *macro_files;  /* sorted by path within a package, the root project first */
+	size_t nmacro_files;
 	struct target target;
 	struct schedule *schedules;      /* sluice.yml `schedules:` (schedule.h), in file order */
 	size_t nschedules;

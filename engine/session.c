@@ -7,8 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include "audit.h"
+#include "conn.h"
 #include "schedule.h"
 #include "session.h"
 #include "ui.h"
@@ -220,6 +222,18 @@ int session_open(struct session *s, struct cli *cli, struct sluice_err *err)
 		rc = err_set(err, SLUICE_EUSAGE, "%s", s->errors.msg[0]);
 	if (rc)
 		return rc;
+	s->render_db = conn_render_db_new(s);
+	m->db = s->render_db;
+	{
+		time_t t = (time_t)s->started_at;
+		struct tm tm;
+
+		gmtime_r(&t, &tm);
+		strftime(s->run_started_at, 20, "%Y-%m-%d %H:%M:%S", &tm);
+		snprintf(s->run_started_at + 19, sizeof(s->run_started_at) - 19, ".%06d",
+			 (int)((s->started_at - (double)t) * 1e6));
+		m->run_started_at = s->run_started_at;
+	}
 	s->selected = arena_alloc(&s->project.arena, m->n ? m->n : 1);
 	{
 		struct dag_node_info *info = arena_alloc(&s->project.arena, (m->n ? m->n : 1) * sizeof(*info));
@@ -250,6 +264,8 @@ int session_audit(struct session *s, struct sluice_err *err)
 
 void session_close(struct session *s)
 {
+	conn_render_db_free(s->render_db);
+	s->render_db = NULL;
 	audit_close(s->audit);
 	s->audit = NULL;
 	err_list_release(&s->errors);

@@ -45,6 +45,8 @@ struct session {
 	char app_name[64];                 /* application_name: sluice/<user> */
 	double started_at;                 /* epoch seconds */
 	struct audit_log *audit;           /* target/audit.jsonl while run, build or test runs (audit.h), or NULL */
+	struct render_db *render_db;       /* what templates read the warehouse through (conn.h) */
+	char run_started_at[40];           /* the `run_started_at` templates see */
 	struct err_list errors;            /* the project's errors, all of them when session_open failed on them */
 	struct err_list warnings;          /* printed by session_open */
 };

@@ -523,6 +523,20 @@ static int apply_journal(struct s3_state *s, const struct jlist *l, struct snaps
 			}
 			break;
 		}
+		if (!text.len) {
+			/*
+			 * A put cut short: S3 never shows one, but a store that keeps
+			 * partial uploads (s3rver after kill -9) leaves it empty. A
+			 * record is never empty: this one recorded nothing, as a torn
+			 * last line of the local journal records nothing. The next
+			 * compaction deletes it.
+			 */
+			if (mark_after(&l->v[i], newest)) {
+				newest->gen = l->v[i].gen;
+				newest->seq = l->v[i].seq;
+			}
+			continue;
+		}
 		j = json_loadb(text.s, text.len, 0, &je);
 		uid = json_string_value(json_object_get(j, "uid"));
 		record = json_object_get(j, "record");

@@ -9,6 +9,7 @@
  */
 #define SLUICE_STATE_BACKEND
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -101,6 +102,14 @@ int state_open(struct state **out, const struct state_opts *o, struct sluice_err
 		       "sluice.yml: unknown state backend '%s' (known: local, warehouse, s3://bucket/prefix/)", spec);
 }
 
+/* A SIGINT or SIGTERM waits, held (main.c), for the executor: a wait for the lock gives up at once. */
+static int stop_requested(void)
+{
+	sigset_t pending;
+
+	return !sigpending(&pending) && (sigismember(&pending, SIGINT) || sigismember(&pending, SIGTERM));
+}
+
 int state_lock(struct state *st, int wait_seconds, struct sluice_err *err)
 {
 	double deadline = clock_monotonic() + (wait_seconds > 0 ? wait_seconds : 0);
@@ -116,6 +125,11 @@ int state_lock(struct state *st, int wait_seconds, struct sluice_err *err)
 		rc = st->be->lock(st, &holder, &since, &attempt);
 		if (rc != SLUICE_ELOCK || wait_seconds < 0 || clock_monotonic() >= deadline)
 			break;
+		if (stop_requested()) {
+			buf_release(&holder);
+			buf_release(&since);
+			return err_set(err, SLUICE_ECANCEL, "interrupted while waiting for the state lock");
+		}
 		sleep_ms(STATE_LOCK_POLL_MS);
 	}
 	if (!rc) {

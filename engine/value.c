@@ -197,6 +197,7 @@ int val_truthy(const struct val *v)
 	case V_STR: return v->u.str.len != 0;
 	case V_LIST: return v->u.list.n != 0;
 	case V_DICT: return v->u.dict.n != 0;
+	case V_FUNC: return 1;
 	}
 	return 0;
 }
@@ -232,6 +233,8 @@ int val_equal(const struct val *a, const struct val *b)
 				return 0;
 		}
 		return 1;
+	case V_FUNC:
+		return a->u.fn.fn == b->u.fn.fn && a->u.fn.self == b->u.fn.self && a->u.fn.tag == b->u.fn.tag;
 	}
 	return 0;
 }
@@ -249,10 +252,20 @@ int val_compare(const struct val *a, const struct val *b)
 
 static void format_num(double n, struct buf *out)
 {
-	if (isfinite(n) && n == floor(n) && fabs(n) < 1e15)
+	char tmp[32];
+	int prec;
+
+	if (isfinite(n) && n == floor(n) && fabs(n) < 1e15) {
 		buf_printf(out, "%lld", (long long)n);
-	else
-		buf_printf(out, "%.17g", n);
+		return;
+	}
+	/* The shortest form that reads back as the same number, as Python prints it. */
+	for (prec = 15; prec < 17; prec++) {
+		snprintf(tmp, sizeof(tmp), "%.*g", prec, n);
+		if (strtod(tmp, NULL) == n)
+			break;
+	}
+	buf_printf(out, "%.*g", prec, n);
 }
 
 void val_repr(const struct val *v, struct buf *out)
@@ -302,6 +315,7 @@ void val_format(const struct val *v, struct buf *out)
 	case V_BOOL: buf_puts(out, v->u.b ? "True" : "False"); break;
 	case V_NUM: format_num(v->u.num, out); break;
 	case V_STR: buf_add(out, v->u.str.s, v->u.str.len); break;
+	case V_FUNC: buf_puts(out, "<function>"); break;
 	default: val_repr(v, out);
 	}
 }
@@ -328,11 +342,23 @@ struct val val_clone(struct arena *a, const struct val *v)
 	switch (v->kind) {
 	case V_STR:
 		c.u.str.s = arena_strndup(a, v->u.str.s, v->u.str.len);
+		if (v->u.str.attrs) {
+			struct val *attrs = arena_alloc(a, sizeof(*attrs));
+
+			*attrs = val_clone(a, v->u.str.attrs);
+			c.u.str.attrs = attrs;
+		}
 		break;
 	case V_LIST:
 		c = val_list_new();
 		for (i = 0; i < v->u.list.n; i++)
 			val_list_push(a, &c, val_clone(a, &v->u.list.items[i]));
+		if (v->u.list.attrs) {
+			struct val *attrs = arena_alloc(a, sizeof(*attrs));
+
+			*attrs = val_clone(a, v->u.list.attrs);
+			c.u.list.attrs = attrs;
+		}
 		break;
 	case V_DICT:
 		c = val_dict_new();

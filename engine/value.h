@@ -13,16 +13,28 @@
 #include "util/arena.h"
 #include "util/buf.h"
 
-enum val_kind { V_NONE = 0, V_BOOL, V_NUM, V_STR, V_LIST, V_DICT };
+enum val_kind { V_NONE = 0, V_BOOL, V_NUM, V_STR, V_LIST, V_DICT, V_FUNC };
 
 struct val {
 	enum val_kind kind;
 	union {
 		int b;
 		double num;
-		struct { const char *s; size_t len; } str;      /* NUL-terminated too */
-		struct { struct val *items; size_t n; } list;
+		/*
+		 * NUL-terminated too. attrs: a dict of attributes the string
+		 * carries (a relation renders as its quoted name and has
+		 * .schema, .identifier, ...), or NULL for a plain string.
+		 */
+		struct { const char *s; size_t len; const struct val *attrs; } str;
+		/* attrs: as a string's (a query's table has .rows, .columns), or NULL */
+		struct { struct val *items; size_t n; const struct val *attrs; } list;
 		struct { const char **keys; struct val *vals; size_t n; } dict;
+		/*
+		 * Something a template can call: what fn points at depends on
+		 * tag, which only the template engine reads (template.h). It
+		 * prints as "<function name>" and is always true.
+		 */
+		struct { const void *fn; const void *self; int tag; } fn;
 	} u;
 };
 
@@ -50,6 +62,12 @@ struct val val_dict_new(void);
  */
 struct val val_list_of(struct arena *a, size_t n);
 struct val val_dict_of(struct arena *a, size_t n);
+
+/* The attributes a string or a list carries (a dict), or NULL. */
+static inline const struct val *val_attrs(const struct val *v)
+{
+	return v->kind == V_STR ? v->u.str.attrs : v->kind == V_LIST ? v->u.list.attrs : NULL;
+}
 
 /* Borrowed pointer to dict[key], or NULL when absent or not a dict. */
 const struct val *val_get(const struct val *dict, const char *key);

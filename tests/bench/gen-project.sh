@@ -1,11 +1,14 @@
 #!/bin/sh
-# gen-project.sh DIR N: a synthetic sluice project of N models in folders
-# of 100, each model ref()ing 1-3 earlier models (deterministically), with
+# gen-project.sh DIR N [M]: a synthetic sluice project of N models in
+# folders of 100, each model ref()ing 1-3 earlier models (deterministically), with
 # the template features real projects use (set, for, if, var, config).
-# Sources: 10 lake tables that the first models read.
+# Sources: 10 lake tables that the first models read. With M, M macro
+# files (macros/macNNN.sql, a dispatched macro and its two forms each),
+# and every model calls one of them.
 set -eu
 dir=$1
 n=$2
+nmacros=${3:-0}
 rm -rf "$dir"
 mkdir -p "$dir/models"
 cat >"$dir/sluice.yml" <<YML
@@ -24,7 +27,23 @@ YML
 	echo "    tables:"
 	for t in 0 1 2 3 4 5 6 7 8 9; do echo "      - name: t$t"; done
 } >"$dir/models/sources.yml"
-awk -v n="$n" -v dir="$dir" 'BEGIN {
+mkdir -p "$dir/macros"
+awk -v m="$nmacros" -v dir="$dir" 'BEGIN {
+	for (i = 0; i < m; i++) {
+		f = sprintf("%s/macros/mac%03d.sql", dir, i);
+		name = sprintf("mac%03d", i);
+		print "{% macro " name "(col, part=\x27day\x27) -%}" > f;
+		print "  {{ return(adapter.dispatch(\x27" name "\x27)(col, part)) }}" > f;
+		print "{%- endmacro %}" > f;
+		print "{% macro default__" name "(col, part) %}date_trunc(\x27{{ part }}\x27, {{ col }}){% endmacro %}" > f;
+		print "{% macro postgres__" name "(col, part) -%}" > f;
+		print "  {%- set parts = [part] -%}" > f;
+		print "  date_trunc({{ \"\x27\" ~ parts | join(\x27,\x27) ~ \"\x27\" }}, {{ col }})" > f;
+		print "{%- endmacro %}" > f;
+		close(f);
+	}
+}'
+awk -v n="$n" -v nmacros="$nmacros" -v dir="$dir" 'BEGIN {
 	for (i = 0; i < n; i++) {
 		folder = sprintf("%s/models/f%03d", dir, int(i / 100));
 		if (i % 100 == 0)
@@ -49,6 +68,8 @@ awk -v n="$n" -v dir="$dir" 'BEGIN {
 		print "{%- for c in cols %}" > f;
 		print "    {{ c }}{% if c == \x27a\x27 %} + 1{% endif %} as {{ c }}," > f;
 		print "{%- endfor %}" > f;
+		if (nmacros > 0)
+			print "    {{ mac" sprintf("%03d", i % nmacros) "(\x27created_at\x27) }} as day," > f;
 		print "    created_at" > f;
 		print "from base" > f;
 		print "where created_at >= \x27{{ var(\x27start_date\x27) }}\x27" > f;

@@ -41,6 +41,24 @@ for n in 1000 10000; do
 		"$(awk -v k="${first#* }" 'BEGIN { print k / 1024 }')" "${cpref% *}" "$(ratio "${first% *}" "${cpref% *}")"
 done
 
+# ---- issue 15: the same 10,000 models, each calling one of 500 dispatched macros ----
+# Goal: ls under 0.5 s, compile under 2 s. Reference: the project without macros.
+echo
+echo "## parse and compile with 500 macros (issue 15)"
+echo
+echo "| models | macros | command | wall (s) | peak RSS (MiB) | reference: no macros (s) | ratio |"
+echo "|---|---|---|---|---|---|---|"
+pm="$tmp/pm10000"
+sh "$top/tests/bench/gen-project.sh" "$pm" 10000 500
+"$top/sluice" compile --project-dir "$pm" >/dev/null
+for cmd in ls compile; do
+	r=$(best_of 5 "$top/sluice" "$cmd" --project-dir "$pm")
+	ref=$(best_of 5 "$top/sluice" "$cmd" --project-dir "$tmp/p10000")
+	printf '| 10000 | 500 | sluice %s | %s | %.1f | %s | %sx |\n' "$cmd" "${r% *}" \
+		"$(awk -v k="${r#* }" 'BEGIN { print k / 1024 }')" "${ref% *}" "$(ratio "${r% *}" "${ref% *}")"
+done
+rm -rf "$pm"
+
 # ---- issue 3: no-op plan and run on a fully built project ----
 # The project runs on the embedded PostgreSQL. Reference: `sluice ls` on
 # the same project in the same run (parse only, no database), so the ratio

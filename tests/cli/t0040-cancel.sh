@@ -63,4 +63,23 @@ for s in INT:130 TERM:143; do
 	ok "SIG$sig: the statement is no longer running on the server" wait_until 3 none_sleeping
 done
 
+# SIGTERM before the first node starts (here while a model's run_query
+# sleeps as it compiles): sluice holds the signal until its executor
+# starts, which cancels at once; the run ends 143 with run_results.json
+# written, rather than dying of the signal with nothing recorded.
+t_term_before_nodes() {
+	model slowparse "{% do run_query('select pg_sleep(1.5)') %}select 1 as x" &&
+	rm -f target/run_results.json &&
+	bg_start early "$SLUICE_BIN" run --threads 1 -s slowparse || return 1
+	sleep 0.7
+	kill -TERM "$BG_PID" || return 1
+	rc=$(bg_wait early 15) || return 1
+	rm -f models/slowparse.sql
+	cat "$T_DIR/early.log"
+	expect_eq 143 "$rc" || return 1
+	[ -f target/run_results.json ] || { echo "no target/run_results.json"; return 1; }
+	expect_eq skipped "$(rr '.results[] | select(.unique_id == "model.proj.slowparse") | .status')"
+}
+ok "SIGTERM before the first node: exit 143, run_results.json written, nothing built" t_term_before_nodes
+
 done_testing

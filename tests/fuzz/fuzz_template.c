@@ -118,7 +118,7 @@ static int inner(void *ud, const struct tpl_call *c, struct val *out)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const struct tpl_host host = { NULL, host_call, host_lookup };
+	static const struct tpl_host host = { NULL, host_call, host_lookup, NULL, NULL };
 	struct sluice_err err = SLUICE_ERR_INIT;
 	struct arena a, scratch;
 	struct buf out = BUF_INIT;

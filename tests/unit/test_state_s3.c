@@ -517,6 +517,36 @@ static void test_finish_reads_back_only_others_puts(void **unused)
 	arena_release(&a);
 }
 
+/*
+ * A put cut short by kill -9 against a store that keeps partial uploads
+ * (s3rver) leaves an empty journal object: it recorded nothing, the
+ * others load, and the next finish compacts it away.
+ */
+static void test_empty_journal_object(void **unused)
+{
+	struct arena a = ARENA_INIT;
+	struct state *st;
+	struct val recs;
+
+	(void)unused;
+	write_obj("journal/000000000000/00000001.json",
+		  "{\"uid\":\"model.proj.left\",\"invocation_id\":\"dead\",\"record\":{\"rows\":7}}");
+	write_obj("journal/000000000000/00000002.json", "");
+	st = open_st();
+	recs = load_ok(st, &a);
+	assert_int_equal(recs.u.dict.n, 1);
+	assert_int_equal(val_get_int(val_get(&recs, "model.proj.left"), "rows", -1), 7);
+	lock_ok(st);
+	finish_ok(st);
+	state_close(st);
+	assert_false(obj_exists("journal/000000000000/00000002.json"));
+	st = open_st();
+	recs = load_ok(st, &a);
+	assert_int_equal(recs.u.dict.n, 1);
+	state_close(st);
+	arena_release(&a);
+}
+
 static void test_needs_lock_to_put(void **unused)
 {
 	struct sluice_err err = SLUICE_ERR_INIT;
@@ -1156,6 +1186,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_round_trip_and_compaction),
 		T(test_finish_reads_back_only_others_puts),
+		T(test_empty_journal_object),
 		T(test_needs_lock_to_put),
 		T(test_targets_apart),
 		T(test_history),

@@ -77,6 +77,18 @@ static int host_call(void *ud, const struct tpl_call *c, struct val *ret, struct
 		err_set(e, SLUICE_ECONN, "connection reset");
 		return -1;
 	}
+	if (!strcmp(c->name, "pick")) {
+		/* a function as a value: pick('echo')(1) */
+		ret->kind = V_FUNC;
+		ret->u.fn.fn = arena_strdup(c->arena, c->args[0].u.str.s);
+		ret->u.fn.tag = TPL_FN_HOST;
+		return 0;
+	}
+	if (!strcmp(c->name, "wrapped")) {
+		/* what a {% call %} block gave a host function */
+		*ret = val_str(arena_printf(c->arena, "<%s>", c->body ? c->body->u.str.s : "no body"));
+		return 0;
+	}
 	if (!strcmp(c->name, "is_incremental")) {
 		*ret = val_bool(h->incremental);
 		return 0;
@@ -107,6 +119,25 @@ static int host_lookup(void *ud, const char *name, struct arena *a, struct val *
 		*ret = val_str("\"analytics\".\"m\"");
 		return 0;
 	}
+	if (!strcmp(name, "pkg")) {
+		struct val f = { V_FUNC, { 0 } };
+
+		f.u.fn.fn = "echo";
+		f.u.fn.tag = TPL_FN_HOST;
+		*ret = val_dict_new();
+		val_dict_set(a, ret, "echo", f);
+		return 0;
+	}
+	if (!strcmp(name, "rel")) {
+		struct val *attrs = arena_alloc(a, sizeof(*attrs));
+
+		*attrs = val_dict_new();
+		val_dict_set(a, attrs, "schema", val_str("analytics"));
+		val_dict_set(a, attrs, "identifier", val_str("m"));
+		*ret = val_str("\"analytics\".\"m\"");
+		ret->u.str.attrs = attrs;
+		return 0;
+	}
 	if (!strcmp(name, "target")) {
 		*ret = val_dict_new();
 		val_dict_set(a, ret, "name", val_str("dev"));
@@ -117,7 +148,7 @@ static int host_lookup(void *ud, const char *name, struct arena *a, struct val *
 	return 1;
 }
 
-static const struct tpl_host host = { &th, host_call, host_lookup };
+static const struct tpl_host host = { &th, host_call, host_lookup, NULL, NULL };
 
 static int setup(void **state)
 {
@@ -523,10 +554,9 @@ static void test_syntax_errors(void **state)
 	assert_error("{% else %}", PATH ":1:4: unexpected 'else' (no block is open)");
 	assert_error("{% endif x %}", PATH ":1:4: unexpected 'endif' (no block is open)");
 	assert_error("{% if x %}{% endif x %}", PATH ":1:20: expected '%}', got 'x'");
-	assert_error("{% macro m() %}x{% endmacro %}", PATH ":1:4: unsupported tag 'macro'");
 	assert_error("{% include 'x.sql' %}", PATH ":1:4: unsupported tag 'include'");
+	assert_error("{% materialization m, default %}{% endmaterialization %}", PATH ":1:4: unsupported tag 'materialization'");
 	assert_error("{% extends 'base' %}", PATH ":1:4: unsupported tag 'extends'");
-	assert_error("{% call statement('x') %}{% endcall %}", PATH ":1:4: unsupported tag 'call'");
 	assert_error("{%- import 'm' as m %}", PATH ":1:5: unsupported tag 'import'");
 	assert_error("{% block b %}{% endblock %}", PATH ":1:4: unsupported tag 'block'");
 	assert_error("{% frobnicate %}", PATH ":1:4: unknown tag 'frobnicate'");
@@ -543,15 +573,15 @@ static void test_syntax_errors(void **state)
 	assert_error("{{ f(1, [2 }}", PATH ":1:12: unexpected '}', expected ']'");
 	assert_error("{{ f(1 ", PATH ":1:5: unclosed '('");
 	assert_error("{% raw %}abc", PATH ":1:1: unclosed {% raw %} (opened here)");
-	assert_error("{{ x|frob }}", PATH ":1:6: unknown filter 'frob'");
+	assert_error("{{ x|frob }}", PATH ":1:6: filter 'frob' is not supported yet: the model cannot be compiled "
+		     "without it (docs/templates.md lists the filters sluice has)");
 	assert_error("{{ x|replace('a') }}", PATH ":1:6: filter 'replace' takes 2 to 3 arguments (1 given)");
 	assert_error("{{ x|upper(1) }}", PATH ":1:6: filter 'upper' takes 0 arguments (1 given)");
-	assert_error("{{ x|join(sep=',') }}", PATH ":1:6: filter 'join' takes no keyword arguments");
+	assert_error("{{ x|join(sep=',') }}", PATH ":1:6: filter 'join' takes no keyword argument 'sep'");
 	assert_error("{{ x| }}", PATH ":1:7: expected a filter name after '|', got '}}'");
 	assert_error("{{ x is frob }}", PATH ":1:9: unknown test 'frob'");
 	assert_error("{{ f(a=1, 2) }}", PATH ":1:11: positional argument follows keyword argument");
 	assert_error("{{ f(a=1, a=2) }}", PATH ":1:11: duplicate keyword argument 'a'");
-	assert_error("{{ (1)(2) }}", PATH ":1:7: only functions and methods can be called");
 	assert_error("{{ x. }}", PATH ":1:7: expected an attribute name after '.', got '}}'");
 	assert_error("{{ {1: 2} }}", PATH ":1:5: dict keys must be strings");
 	assert_error("{{ [1, 2 }}", PATH ":1:10: unexpected '}', expected ']'");
@@ -589,7 +619,7 @@ static void test_runtime_errors(void **state)
 	assert_error("{% for k, v in [1] %}{% endfor %}", PATH ":1:4: cannot unpack number into 'k, v'");
 	assert_error("{{ 5|length }}", PATH ":1:6: object of type 'number' has no length");
 	assert_error("{{ 'a'|join }}", PATH ":1:8: join expects a list, not string");
-	assert_error("{{ [1].append(2) }}", PATH ":1:8: 'list' has no method 'append'");
+	assert_error("{{ 'a'.append(2) }}", PATH ":1:8: 'string' has no method 'append'");
 	assert_error("{{ target.items(1) }}", PATH ":1:11: items() takes 0 arguments (1 given)");
 	assert_error("{{ range(1, 2, 0) }}", PATH ":1:4: range() step must not be zero");
 	assert_error("{{ range('a') }}", PATH ":1:4: range() arguments must be integers");
@@ -917,6 +947,197 @@ static void test_each_call_nested(void **state)
 	assert_int_equal(rc, -7);
 }
 
+
+/* ---- macros ------------------------------------------------------------- */
+
+static void test_macros(void **state)
+{
+	(void)state;
+	/* a definition prints nothing; defaults, keywords */
+	assert_render("{% macro greet(name, punct='!') %}Hello {{ name }}{{ punct }}{% endmacro %}"
+		      "{{ greet('a') }} {{ greet('b', '?') }} {{ greet(punct='.', name='c') }}",
+		      "Hello a! Hello b? Hello c.");
+	/* called before it is defined: definitions belong to the whole file */
+	assert_render("{{ m() }}{% macro m() %}x{% endmacro %}", "x");
+	/* return() gives a value, not text */
+	assert_render("{% macro two() %}ignored{{ return([1, 2]) }}{% endmacro %}{{ two() | length }}", "2");
+	assert_render("{% macro pick(x) %}{% if x %}{{ return('yes') }}{% endif %}{{ return('no') }}{% endmacro %}"
+		      "{{ pick(1) }} {{ pick(0) }}", "yes no");
+	/* varargs and kwargs collect what the parameters do not take */
+	assert_render("{% macro v(a) %}{{ a }} {{ varargs }} {{ kwargs }}{% endmacro %}{{ v(1, 2, 3, k=4) }}",
+		      "1 [2, 3] {'k': 4}");
+	/* a parameter without an argument or a default is none */
+	assert_render("{% macro n(a, b) %}{{ b is none }}{% endmacro %}{{ n(1) }}", "True");
+	/* defaults are evaluated at the call, and may use earlier parameters */
+	assert_render("{% macro d(a, b=a * 2) %}{{ b }}{% endmacro %}{{ d(3) }}", "6");
+	/* recursion */
+	assert_render("{% macro f(n) %}{% if n > 0 %}{{ n }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(3) }}", "321");
+	/* a macro sees its template's top-level names, not its caller's loop variables */
+	assert_render("{% set z = 1 %}{% macro m() %}{{ z }}{% endmacro %}{{ m() }}", "1");
+	assert_error("{% macro m() %}{{ i }}{% endmacro %}{% for i in [1] %}{{ m() }}{% endfor %}",
+		     PATH ":1:58 \u2192 " PATH ":1:19: undefined name 'i'");
+	/* free names go to the host, as the model's do */
+	assert_render("{% macro r() %}{{ ref('x') }} {{ this }}{% endmacro %}{{ r() }}", "\"analytics\".\"x\" \"analytics\".\"m\"");
+	/* a macro is a value */
+	assert_render("{% macro m(x) %}<{{ x }}>{% endmacro %}{% set f = m %}{{ f(1) }} {{ m is callable }}", "<1> True");
+	/* whitespace control around definitions */
+	assert_render("a\n{%- macro m() -%}\n  x\n{%- endmacro -%}\nb", "ab");
+}
+
+static void test_macro_errors(void **state)
+{
+	(void)state;
+	assert_error("{% macro g(a) %}{% endmacro %}{{ g(1, 2) }}", PATH ":1:34: macro 'g' takes 1 argument (2 given)");
+	assert_error("{% macro g(a) %}{% endmacro %}{{ g(b=1) }}", PATH ":1:34: macro 'g' has no parameter 'b'");
+	assert_error("{% macro g(a) %}{% endmacro %}{{ g(1, a=1) }}", PATH ":1:34: macro 'g' got two values for 'a'");
+	assert_error("{% macro g(a=1, b) %}{% endmacro %}",
+		     PATH ":1:17: parameter 'b' without a default follows one with a default");
+	assert_error("{% macro g(a, a) %}{% endmacro %}", PATH ":1:15: duplicate parameter 'a'");
+	assert_error("{% macro g() %}{% endmacro %}{% macro g() %}{% endmacro %}",
+		     PATH ":1:39: macro 'g' is defined twice (first at 1:1)");
+	assert_error("{% macro g() %}x", PATH ":1:17: unclosed {% macro %} opened at 1:1");
+	assert_error("{{ return(1) }}", PATH ":1:4: return() outside a macro");
+	/* a recursion without an end stops at the limit, with a clear message */
+	assert_error("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}",
+		     PATH ":1:42 \u2192 " PATH ":1:19 \u2192 " PATH ":1:19: macro 'f': more than 100 calls nested "
+		     "(a recursion that never ends?)");
+	/* an error inside macros prints the chain of calls, outermost first */
+	assert_error("{% macro inner() %}\n  {{ y }}{% endmacro %}\n{% macro outer() %}{{ inner() }}{% endmacro %}\n{{ outer() }}",
+		     PATH ":4:4 \u2192 " PATH ":3:23 \u2192 " PATH ":2:6: undefined name 'y'");
+	/* a host error inside a macro carries its own code */
+	assert_null(try_render("{% macro m() %}{{ flaky() }}{% endmacro %}{{ m() }}", &host));
+	assert_int_equal(err.code, SLUICE_ECONN);
+}
+
+static void test_call_and_filter_blocks(void **state)
+{
+	(void)state;
+	assert_render("{% macro wrap(tag) %}<{{ tag }}>{{ caller() }}</{{ tag }}>{% endmacro %}"
+		      "{% set x = 1 %}{% call wrap('b') %}in{{ x }}{% endcall %}", "<b>in1</b>");
+	/* the body sees the names where it stands, a loop variable too */
+	assert_render("{% macro twice() %}{{ caller() }}{{ caller() }}{% endmacro %}"
+		      "{% for i in [1, 2] %}{% call twice() %}{{ i }}{% endcall %}{% endfor %}", "1122");
+	/* a host function called by {% call %} gets the block's text (dbt's statement) */
+	assert_render("{% call wrapped() %}select {{ 1 + 1 }}{% endcall %}", "<select 2>");
+	assert_render("{% filter upper %}ab{{ 'c' }}{% endfilter %}", "ABC");
+	assert_render("{% filter replace('a', 'b') | upper %}aa{% endfilter %}", "BB");
+	assert_error("{% call 1 %}{% endcall %}", PATH ":1:9: {% call %} expects a call of a macro");
+}
+
+static void test_namespace_and_mutation(void **state)
+{
+	(void)state;
+	assert_render("{% set ns = namespace(found=false) %}{% for x in [1, 2, 3] %}{% if x == 2 %}"
+		      "{% set ns.found = true %}{% endif %}{% endfor %}{{ ns.found }}", "True");
+	assert_render("{% set l = [] %}{% for x in [1, 2] %}{% do l.append(x * 2) %}{% endfor %}{{ l }}", "[2, 4]");
+	assert_render("{% set l = [1] %}{% do l.extend([2, 3]) %}{% do l.insert(0, 0) %}{{ l.pop() }} {{ l }}"
+		      "{% do l.remove(1) %} {{ l }}", "3 [0, 1, 2] [0, 2]");
+	/* lists are values: a second name keeps what it was given */
+	assert_render("{% set a = [1] %}{% set b = a %}{% do a.append(2) %}{% do b.append(3) %}{{ a }} {{ b }}",
+		      "[1, 2] [1, 3]");
+	assert_render("{% set d = {'a': 1} %}{% do d.update({'b': 2}) %}{{ d }} {{ d.setdefault('c', 3) }} "
+		      "{{ d.pop('a') }} {{ d }}", "{'a': 1, 'b': 2} 3 1 {'b': 2, 'c': 3}");
+	/* a dict inside a namespace changes in place */
+	assert_render("{% set ns = namespace(cols=[]) %}{% for c in ['a', 'b'] %}{% do ns.cols.append(c) %}{% endfor %}"
+		      "{{ ns.cols | join(',') }}", "a,b");
+	assert_render("{{ dict(a=1) }} {{ zip([1, 2], ['a', 'b']) }}", "{'a': 1} [[1, 'a'], [2, 'b']]");
+	assert_error("{% set s = 'x' %}{% set s.a = 1 %}", PATH ":1:21: cannot set 's.a': 's' is string, not a namespace");
+}
+
+static void test_function_values(void **state)
+{
+	(void)state;
+	/* a host's dict of functions (a package's macros) and a function a call returns */
+	assert_render("{{ pkg.echo(1, k=2) }}", "1; k=2");
+	assert_render("{{ pick('echo')(5) }}", "5;");
+	assert_error("{{ (1)(2) }}", PATH ":1:5: 'number' is not callable");
+	/* a string with attributes: a relation */
+	assert_render("{{ rel }} {{ rel.schema }}.{{ rel.identifier }} {{ rel ~ '' }}",
+		      "\"analytics\".\"m\" analytics.m \"analytics\".\"m\"");
+}
+
+static int collect_name(void *ud, const char *name, const char *attr, const struct val *arg0)
+{
+	buf_printf(ud, "%s%s%s%s%s ", name, attr ? "." : "", attr ? attr : "",
+		   arg0 && arg0->kind == V_STR ? ":" : "", arg0 && arg0->kind == V_STR ? arg0->u.str.s : "");
+	return 0;
+}
+
+static void test_macro_introspection(void **state)
+{
+	const char *src = "{% macro a(x=dflt) %}{{ dbt_utils.star(x) }}{{ adapter.dispatch('y', 'p')() }}{% endmacro %}"
+			  "{% test not_null(model) %}select{% endtest %}{{ b(1) }}";
+	struct buf names = BUF_INIT;
+	struct tpl *t;
+	size_t len;
+	const char *text;
+
+	(void)state;
+	t = parse_ok(src);
+	assert_int_equal(tpl_macro_count(t), 2);
+	assert_string_equal(tpl_macro_name(tpl_macro_at(t, 0)), "a");
+	assert_string_equal(tpl_macro_name(tpl_macro_at(t, 1)), "test_not_null");
+	assert_true(tpl_macro_is_test(tpl_macro_at(t, 1)));
+	text = tpl_macro_text(tpl_macro_at(t, 1), &len);
+	assert_int_equal(len, strlen("{% test not_null(model) %}select{% endtest %}"));
+	assert_memory_equal(text, "{% test not_null(model) %}select{% endtest %}", len);
+	tpl_each_name(t, NULL, collect_name, &names);
+	assert_string_equal(names.s, "b ");
+	buf_reset(&names);
+	tpl_each_name(t, tpl_macro_at(t, 0), collect_name, &names);
+	assert_string_equal(names.s, "dflt dbt_utils.star x adapter.dispatch:y ");
+	buf_release(&names);
+}
+
+static void test_more_filters(void **state)
+{
+	(void)state;
+	assert_render("{{ ['b', 'A', 'c'] | sort }} {{ [3, 1, 2] | sort(reverse=true) }}", "['A', 'b', 'c'] [3, 2, 1]");
+	assert_render("{{ [{'n': 2}, {'n': 1}] | sort(attribute='n') | map(attribute='n') | list }}", "[1, 2]");
+	assert_render("{{ [1, 2, 2, 1] | unique | list }} {{ ['a', 'A'] | unique | list }}", "[1, 2] ['a']");
+	assert_render("{{ [1, 2, 3, 4] | select('odd') | list }} {{ [1, 2, 3] | reject('equalto', 2) | list }}",
+		      "[1, 3] [1, 3]");
+	assert_render("{{ [{'n': 'a', 'x': 1}, {'n': 'b'}] | selectattr('x', 'defined') | map(attribute='n') | list }}"
+		      " {{ [{'n': 'a', 'x': 1}, {'n': 'b'}] | rejectattr('x') | map(attribute='n') | first }}", "['a'] b");
+	assert_render("{{ ['a', 'b'] | map('upper') | join(',') }} {{ ['a,b'] | map('replace', ',', '-') | list }}",
+		      "A,B ['a-b']");
+	assert_render("{{ 'true' | as_bool }} {{ '3' | as_number + 1 }} {{ 'x' | as_bool }} {{ 1 | as_text }}",
+		      "True 4 x 1");
+	assert_render("{{ 'hello wide-world' | title }} {{ 'hELLO' | capitalize }}", "Hello Wide-World Hello");
+	assert_render("{{ -3.7 | abs }} {{ 3.14159 | round(2) }} {{ 2.5 | round }} {{ 2.1 | round(method='ceil') }}",
+		      "3.7 3.14 3 3");
+	assert_render("{{ 'a\nb\n\nc' | indent(2) }}|{{ 'a\nb' | indent('> ', first=true) }}", "a\n  b\n\n  c|> a\n> b");
+	assert_render("{{ 'one two,  three_x' | wordcount }}", "3");
+	assert_render("{{ [3, 1, 2] | max }} {{ [3, 1, 2] | min }} {{ [1, 2, 3] | sum }} {{ [1, 2] | reverse | list }}"
+		      " {{ 'ab' | reverse }} {{ 'ab' | list }}", "3 1 6 [2, 1] ba ['a', 'b']");
+	assert_render("{{ '1.5' | float + 1 }} {{ 'x' | float }} {{ 'x' | float(2) }}", "2.5 0 2");
+	assert_error("{{ [1] | map }}", PATH ":1:10: map: give attribute='name' or the name of a filter");
+	assert_error("{{ 1 | sort(foo=1) }}", PATH ":1:8: filter 'sort' takes no keyword argument 'foo'");
+}
+
+static void test_splats_slices_powers(void **state)
+{
+	(void)state;
+	assert_render("{% macro v(a, b=0) %}{{ a }}{{ b }} {{ kwargs }}{% endmacro %}"
+		      "{% set l = [1, 2] %}{% set d = {'k': 3} %}{{ v(*l) }}|{{ v(1, **d) }}|{{ echo(0, *l, x=1, **d) }}",
+		      "12 {}|10 {'k': 3}|0, 1, 2; x=1 k=3");
+	assert_render("{{ [1, 2, 3, 4][1:3] }} {{ [1, 2, 3][:-1] }} {{ [1, 2, 3][::-1] }} {{ 'héllo'[1:] }} {{ 'abc'[5:] }}",
+		      "[2, 3] [1, 2] [3, 2, 1] éllo ");
+	assert_render("{{ 2 ** 10 }} {{ 2 * 3 ** 2 }} {{ 7 // 2 }} {{ -7 // 2 }}", "1024 18 3 -4");
+	assert_error("{{ echo(*1) }}", PATH ":1:10: * needs a list, not number");
+	assert_error("{{ echo(*[1], 2) }}", PATH ":1:15: an argument after *list or **dict");
+	assert_error("{{ [1][::0] }}", PATH ":1:7: slice step cannot be zero");
+}
+
+static void test_more_tests(void **state)
+{
+	(void)state;
+	assert_render("{{ 4 is divisibleby 2 }} {{ 3 is odd }} {{ 'x' is in ['x'] }} {{ 2 is eq 2 }} {{ 'ab' is lower }}"
+		      " {{ 'AB' is upper }} {{ 1 is integer }} {{ 1.5 is float }} {{ true is true }} {{ 2 is gt(1) }}",
+		      "True True True True True True True True True True");
+	assert_render("{{ 3 is divisibleby 2 }} {{ 'x' is not in 'abc' }} {{ none is sameas none }}", "False True True");
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -949,6 +1170,15 @@ int main(void)
 		T(test_deterministic),
 		T(test_each_call),
 		T(test_each_call_without_arena),
+		T(test_macros),
+		T(test_macro_errors),
+		T(test_call_and_filter_blocks),
+		T(test_namespace_and_mutation),
+		T(test_function_values),
+		T(test_macro_introspection),
+		T(test_more_filters),
+		T(test_more_tests),
+		T(test_splats_slices_powers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
