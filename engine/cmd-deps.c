@@ -46,7 +46,10 @@ int cmd_deps(int argc, char **argv)
 	} else {
 		for (i = 0; i < r.npkgs; i++) {
 			const struct deps_pkg *p = &r.pkgs[i];
-			if (p->sha)
+			if (p->sha && p->version && !strncmp(p->sha, p->version, strlen(p->version)))
+				/* locked: the revision is the commit */
+				ui_info("installed %s %.12s from %s %s", p->name, p->sha, p->kind, p->source);
+			else if (p->sha)
 				ui_info("installed %s %s (%.12s) from %s %s", p->name, p->version ? p->version : "HEAD", p->sha,
 					p->kind, p->source);
 			else

@@ -817,8 +817,12 @@ static int flatten_arguments(struct parse_ctx *c, const struct ynode **args)
 	return 0;
 }
 
-/* The {% test %} macro a tests: entry names: x (test_x), or package.x. */
-static const struct macro_def *test_macro(struct parse_ctx *c, const char *name)
+/*
+ * The {% test %} macro a tests: entry names: x (test_x), or package.x. A
+ * bare x is looked up as from pkg, the project or package whose file
+ * holds the entry.
+ */
+static const struct macro_def *test_macro(struct parse_ctx *c, const char *pkg_of_entry, const char *name)
 {
 	const char *dot = strchr(name, '.');
 	const struct val *ns, *f;
@@ -827,7 +831,7 @@ static const struct macro_def *test_macro(struct parse_ctx *c, const char *name)
 	if (!c->macros)
 		return NULL;
 	if (!dot)
-		return macros_resolve(c->macros, c->p->name, arena_printf(c->a, "test_%s", name));
+		return macros_resolve(c->macros, pkg_of_entry, arena_printf(c->a, "test_%s", name));
 	pkg = arena_strndup(c->a, name, (size_t)(dot - name));
 	ns = macros_namespace(c->macros, pkg);
 	f = ns ? val_get(ns, arena_printf(c->a, "test_%s", dot + 1)) : NULL;
@@ -841,7 +845,7 @@ static const struct macro_def *test_macro(struct parse_ctx *c, const char *name)
  * passed as that call, as dbt renders them.
  */
 static struct test_file *macro_test_file(struct parse_ctx *c, struct datatest *t, const char *name,
-					 const struct val *args)
+					 const struct macro_def *macro, const struct val *args)
 {
 	struct test_file *f = arena_alloc(c->a, sizeof(*f));
 	const char *dot = strchr(name, '.');
@@ -850,6 +854,9 @@ static struct test_file *macro_test_file(struct parse_ctx *c, struct datatest *t
 
 	if (dot)
 		buf_printf(&b, "{{ %.*s.test_%s(", (int)(dot - name), name, dot + 1);
+	else if (strcmp(macro->package, c->p->name) && strcmp(macro->package, "dbt"))
+		/* a package's own test, named bare in its YAML: the render is not the package's */
+		buf_printf(&b, "{{ %s.test_%s(", macro->package, name);
 	else
 		buf_printf(&b, "{{ test_%s(", name);
 	if (t->source)
@@ -919,7 +926,7 @@ static int parse_test(struct parse_ctx *c, struct model *model, struct source_ta
 		return yaml_error(c->err, e, "a test is a name, or a map with one key: the test's name");
 	}
 	/* a project's own test_<name> macro overrides a built-in test of that name, as in dbt */
-	macro = test_macro(c, name_node->scalar);
+	macro = test_macro(c, test_project(c, t), name_node->scalar);
 	for (k = 0; k < DT_SINGULAR && !macro; k++)
 		if (!strcmp(name_node->scalar, kind_names[k]))
 			break;
@@ -992,7 +999,7 @@ static int parse_test(struct parse_ctx *c, struct model *model, struct source_ta
 		return yaml_error(c->err, args, "the arguments of %s must be a map", t->kind_name);
 	}
 	if (macro)
-		t->file = macro_test_file(c, t, name_node->scalar, &argv);
+		t->file = macro_test_file(c, t, name_node->scalar, macro, &argv);
 	else if ((rc = kind_arguments(c, t, args)))
 		return rc;
 	enabled = val_get_bool(&t->config, "enabled", 1);

@@ -1802,6 +1802,32 @@ static int load_macro_files(struct loader *L)
 	return rc;
 }
 
+/*
+ * Each package's macros, after the project's: the .sql files under its
+ * macro-paths, then those in its test paths' generic/ folders.
+ */
+static int load_package_macro_files(struct loader *L)
+{
+	struct project *p = L->p;
+	size_t i, k, pass;
+	int rc = 0;
+
+	for (k = 0; k < p->npackages && !rc; k++) {
+		const struct package *pkg = &p->packages[k];
+		for (pass = 0; pass < 2 && !rc; pass++) {
+			struct walk w = { L, NULL, 0, 0, NULL };
+			rc = pass ? walk_paths(&w, pkg->test_paths, pkg->ntest_paths) :
+				    walk_paths(&w, pkg->macro_paths, pkg->nmacro_paths);
+			for (i = 0; i < w.n && !rc; i++)
+				if ((!i || strcmp(w.v[i].rel, w.v[i - 1].rel)) && w.v[i].lang && !strcmp(w.v[i].lang, "sql") &&
+				    (!pass || is_generic_test(&w.v[i])))
+					add_macro_file(p, pkg->name, &w.v[i]);
+			free(w.v);
+		}
+	}
+	return rc;
+}
+
 static int load_test_files(struct loader *L)
 {
 	struct project *p = L->p;
@@ -1816,7 +1842,9 @@ static int load_test_files(struct loader *L)
 		if ((i && !strcmp(w.v[i].rel, w.v[i - 1].rel)) || !w.v[i].lang || strcmp(w.v[i].lang, "sql"))
 			continue;
 		if (is_generic_test(&w.v[i])) {
-			add_macro_file(p, p->name, &w.v[i]);
+			/* a package's come after the project's (load_package_macro_files) */
+			if (!project_package_of(p, w.v[i].rel))
+				add_macro_file(p, p->name, &w.v[i]);
 			continue;
 		}
 		base = base ? base + 1 : w.v[i].rel;
@@ -1881,6 +1909,8 @@ static int load_files(struct loader *L)
 		rc = load_macro_files(L);
 	if (!rc)
 		rc = load_test_files(L);
+	if (!rc)
+		rc = load_package_macro_files(L);
 	if (!rc && pc.nsources) {
 		qsort(pc.sources, pc.nsources, sizeof(*pc.sources), cmp_source);
 		p->sources = arena_alloc(&p->arena, pc.nsources * sizeof(*p->sources));

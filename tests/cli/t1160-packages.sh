@@ -270,11 +270,14 @@ t_build() {
 	expect_eq "lp_base:v lp_summary:v uses_pkg:r" "$(psql_q "select string_agg(relname || ':' || relkind::text, ' '
 		order by relname) from pg_class where relname in ('lp_base', 'lp_summary', 'uses_pkg')")" &&
 	expect_eq "widgets 1.2.0" "$(psql_q 'select v from analytics.widgets_m')" &&
+	# the package's macro, called inside it by name and from the project through its namespace
+	expect_eq "ONE|ROOT" "$(psql_q 'select loud, root_loud from analytics.uses_pkg where code = 1')" &&
+	expect_eq "pass" "$(rr '[.results[] | select(.unique_id | test("^test\\.local_pkg\\.is_positive_lp_base_code\\.")) | .status] | first')" &&
 	expect_eq "success" "$(rr '.results[] | select(.unique_id == "model.local_pkg.lp_base") | .status')" &&
 	expect_eq "pass" "$(rr '[.results[] | select(.unique_id | test("^test\\.local_pkg\\.not_null_lp_base_code\\.")) | .status] | first')" &&
 	expect_eq "pass" "$(rr '[.results[] | select(.unique_id == "test.local_pkg.lp_no_big_codes") | .status] | first')"
 }
-ok "package models, seeds and tests build on PostgreSQL with their vars and config under the root's" t_build
+ok "package models, seeds, macros and tests build on PostgreSQL with their vars and config under the root's" t_build
 
 t_ls() {
 	sluice ls -s tag:pkg_marts >"$T_DIR/ls" 2>&1 || { cat "$T_DIR/ls"; return 1; }
@@ -286,6 +289,7 @@ t_ls() {
 	expect_eq "local_pkg.lp_base
 local_pkg.lp_codes
 source:local_pkg.pkg_src.upstream
+test:local_pkg.is_positive_lp_base_code
 test:local_pkg.lp_no_big_codes
 test:local_pkg.not_null_lp_base_code" "$(LC_ALL=C sort "$T_DIR/ls")" &&
 	sluice ls --resource-type source >"$T_DIR/ls" 2>&1 &&
