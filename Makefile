@@ -152,7 +152,7 @@ test: deps
 # twice: with libFuzzer, ASan and UBSan by clang into $(FUZZ_DIR)/fuzz/
 # (make fuzz-build), and with replay.c by the ordinary build, as a TAP test of
 # make test that replays the seed corpus and the regression inputs.
-FUZZ_ALL := template yaml project state artifacts csv s3_xml cron
+FUZZ_ALL := template yaml project state artifacts csv s3_xml cron packages
 FUZZ_TARGETS ?= $(FUZZ_ALL)
 FUZZ_SECONDS ?= 30
 FUZZ_SAN := fuzzer-no-link,address,undefined

@@ -405,17 +405,13 @@ static int load_yaml(struct ctx *c, const char *abs, const char *display, struct
 }
 
 /* The packages: list of a file; *root gets the tree (NULL for an empty file). */
-static int parse_spec_file(struct ctx *c, const char *abs, const char *display, const char *base,
-			   const char *requirer, int lock, struct ynode **rootp)
+/* The entries of a packages.yml (or lock) tree. */
+static int parse_spec(struct ctx *c, const struct ynode *root, const char *base, const char *requirer, int lock)
 {
-	struct ynode *root;
 	const struct ynode *list;
 	size_t i;
 	int rc;
 
-	if ((rc = load_yaml(c, abs, display, &root)))
-		return rc;
-	*rootp = root;
 	if (!root)
 		return 0;
 	if (root->kind != Y_MAP)
@@ -429,6 +425,14 @@ static int parse_spec_file(struct ctx *c, const char *abs, const char *display, 
 		if ((rc = parse_entry(c, list->items[i], base, requirer, lock)))
 			return rc;
 	return 0;
+}
+
+static int parse_spec_file(struct ctx *c, const char *abs, const char *display, const char *base,
+			   const char *requirer, int lock, struct ynode **rootp)
+{
+	int rc = load_yaml(c, abs, display, rootp);
+
+	return rc ? rc : parse_spec(c, *rootp, base, requirer, lock);
 }
 
 /* ---- git --------------------------------------------------------------------- */
@@ -1163,6 +1167,33 @@ out:
 		fs_remove_tree(c.work, &ignored);
 	}
 	free(c.specs);
+	return rc;
+}
+
+int deps_parse(const char *display, const char *text, size_t len, int lock, size_t *n, struct sluice_err *err)
+{
+	struct arena a = ARENA_INIT;
+	struct err_list warnings = { { NULL }, 0, 0 };
+	struct ynode *root;
+	struct ctx c;
+	char hash[2 * EVP_MAX_MD_SIZE + 1];
+	int rc;
+
+	memset(&c, 0, sizeof(c));
+	c.a = &a;
+	c.err = err;
+	c.warnings = &warnings;
+	c.dir = c.install_abs = c.work = "/nonexistent";
+	*n = 0;
+	rc = yaml_load_str(&a, display, text, len, &root, &warnings, err);
+	if (!rc)
+		rc = parse_spec(&c, root, c.dir, "the project", lock);
+	if (!rc)
+		rc = spec_hash(&c, root, hash);
+	*n = c.nspecs;
+	free(c.specs);
+	err_list_release(&warnings);
+	arena_release(&a);
 	return rc;
 }
 

@@ -54,6 +54,13 @@ int deps_install(const struct deps_opts *o, struct deps_result *r, struct sluice
 void deps_result_release(struct deps_result *r);
 
 /*
+ * Only read a packages.yml (lock set: a package-lock.yml) given as text:
+ * every check of its entries, nothing fetched. 0 and *n entries, or
+ * SLUICE_EUSAGE with "display:line:col: ...". For fuzzing and tests.
+ */
+int deps_parse(const char *display, const char *text, size_t len, int lock, size_t *n, struct sluice_err *err);
+
+/*
  * Where a hub package ("dbt-labs/dbt_utils") is fetched from: a folder
  * under $SLUICE_PACKAGE_MIRROR (<mirror>/<org>/<name>, or named after the
  * repository, with or without .git), else the repository the built-in
