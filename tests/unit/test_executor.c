@@ -55,7 +55,8 @@ static int job_run(void *ud, struct exec_worker *w, size_t idx, int *reused, str
 	struct rec *r = ud;
 
 	(void)reused;
-	r->started[idx] = __atomic_add_fetch(&r->clock, 1, __ATOMIC_SEQ_CST);
+	/* atomic: a releasing parent polls its children's */
+	__atomic_store_n(&r->started[idx], __atomic_add_fetch(&r->clock, 1, __ATOMIC_SEQ_CST), __ATOMIC_SEQ_CST);
 	r->worker[idx] = w->id;
 	if (r->release[idx]) {
 		/* a producer: its children start while it still runs (bounded wait) */
