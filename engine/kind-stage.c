@@ -288,9 +288,9 @@ static int run_unload(struct build *b, struct exec_worker *w, const struct node 
 		u.prefix = prefix.s;
 		u.config = &n->config;
 		u.iam_role = iam_role(b);
-		/* what the loads below read: settled before they may start */
-		free(st->stage_generation);
-		st->stage_generation = xstrdup(prefix.s);
+		/* what the loads below read: settled before they may start, never changed (a retry writes the same) */
+		if (!st->stage_generation)
+			st->stage_generation = xstrdup(prefix.s);
 		st->stage_delta = st->watermark != NULL;
 		/* once: a retried attempt leaves the loads to the first one's outcome */
 		if (!st->feed && feeds_loads(b, n)) {
