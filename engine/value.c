@@ -297,7 +297,7 @@ void val_repr(const struct val *v, struct buf *out)
 		for (i = 0; i < v->u.dict.n; i++) {
 			if (i)
 				buf_puts(out, ", ");
-			val_repr(&(struct val){ V_STR, { .str = { v->u.dict.keys[i], strlen(v->u.dict.keys[i]) } } }, out);
+			val_repr(&(struct val){ V_STR, { .str = { v->u.dict.keys[i], strlen(v->u.dict.keys[i]), NULL } } }, out);
 			buf_puts(out, ": ");
 			val_repr(&v->u.dict.vals[i], out);
 		}
