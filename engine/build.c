@@ -402,6 +402,13 @@ static void set_effective(struct build *b, size_t idx, int built)
 		build_set_effective(b, idx);
 }
 
+void build_release_children(struct build *b, struct exec_worker *w, size_t idx)
+{
+	/* children decide on it: set before they can start, and never again (node_job) */
+	set_effective(b, idx, 1);
+	exec_release_children(w, idx);
+}
+
 static void render_logical(struct build *b)
 {
 	const struct manifest *m = &b->s->manifest;
@@ -916,7 +923,8 @@ static int node_job(struct build *b, struct exec_worker *w, size_t idx, int *reu
 		ui_node_start(r->seq, b->ntodo, n->mat_name, n->display, n->unique_id);
 	rc = k->run(b, w, idx, err);
 	r->finished = now_seconds();
-	if (!rc)
+	/* already set when it let its children start early: they may be reading it */
+	if (!rc && !r->effective[0])
 		set_effective(b, idx, 1);
 	if (put_record(b, idx, status_word(rc), a, rc ? &serr : err)) {
 		if (!rc)

@@ -178,6 +178,12 @@ int build_plan_node(struct build *b, size_t idx, const struct compile_opts *o, i
  * not run, what it reads now. Worker, once idx's parents are final.
  */
 const char *build_effective(const struct build *b, size_t idx, struct arena *a);
+/*
+ * Node idx, running on worker w, lets its children start now (they read
+ * its output as it comes; executor.h exec_release_children): what it
+ * passes on is settled first, as if it had succeeded. Worker.
+ */
+void build_release_children(struct build *b, struct exec_worker *w, size_t idx);
 /* The default effective fingerprint (kind.h effective). */
 void build_set_effective(struct build *b, size_t idx);
 /*

@@ -25,6 +25,7 @@ struct exec_private {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	size_t *waiting;          /* per node: unfinished parents among todo */
+	unsigned char *released;  /* per node: its children were let start before it ended */
 	size_t *ready;            /* ready node indices */
 	size_t nready;
 	int running;
@@ -74,7 +75,8 @@ static void skip_downstream(struct executor *ex, size_t i, struct exec_worker *w
 		for (k = 0; k < d->nchildren[n]; k++) {
 			size_t c = d->children[n][k];
 			struct sluice_err e = SLUICE_ERR_INIT;
-			if (!ex->todo[c] || ex->status[c] != EXEC_PENDING)
+			/* released early, it is ready or running: it fails by itself */
+			if (!ex->todo[c] || ex->status[c] != EXEC_PENDING || !p->waiting[c])
 				continue;
 			ex->status[c] = EXEC_SKIPPED;
 			p->remaining--;
@@ -149,7 +151,7 @@ static void *worker_main(void *arg)
 		if (rc) {
 			p->failed = 1;
 			skip_downstream(ex, idx, w, ex->ops->name(ex->ud, idx));
-		} else {
+		} else if (!p->released[idx]) {
 			release_children(ex, idx);
 		}
 		pthread_cond_broadcast(&p->cond);
@@ -157,6 +159,20 @@ static void *worker_main(void *arg)
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
 	return NULL;
+}
+
+void exec_release_children(struct exec_worker *w, size_t idx)
+{
+	struct executor *ex = w->ex;
+	struct exec_private *p = ex->priv;
+
+	pthread_mutex_lock(&p->lock);
+	if (!p->released[idx]) {
+		p->released[idx] = 1;
+		release_children(ex, idx);
+		pthread_cond_broadcast(&p->cond);
+	}
+	pthread_mutex_unlock(&p->lock);
 }
 
 static void *signal_main(void *arg)
@@ -206,6 +222,7 @@ int executor_run(struct executor *ex)
 	pthread_cond_init(&p->cond, NULL);
 	ex->status = xcalloc(d->n ? d->n : 1, sizeof(*ex->status));
 	p->waiting = xcalloc(d->n ? d->n : 1, sizeof(size_t));
+	p->released = xcalloc(d->n ? d->n : 1, 1);
 	p->ready = xmalloc((d->n ? d->n : 1) * sizeof(size_t));
 	for (i = 0; i < d->n; i++) {
 		if (!ex->todo[i])
@@ -276,6 +293,7 @@ void executor_release(struct executor *ex)
 		pthread_mutex_destroy(&p->lock);
 		pthread_cond_destroy(&p->cond);
 		free(p->waiting);
+		free(p->released);
 		free(p->ready);
 		free(p->workers);
 		free(p);

@@ -75,6 +75,13 @@ void executor_release(struct executor *ex);
 
 /* Mark the connection a job is blocked on, so a signal can cancel it (NULL to clear). */
 void exec_worker_busy(struct exec_worker *w, struct sluice_conn *c);
+/*
+ * Let the children of idx, which w is running, start before idx ends: a
+ * producer whose children consume its output as it comes. Each child must
+ * wait for what it reads and fail by itself when idx fails (it is not
+ * skipped then); idx's end releases nothing more. Idempotent.
+ */
+void exec_release_children(struct exec_worker *w, size_t idx);
 /* Whether the run is being cancelled (jobs may check between steps). */
 int exec_cancelled(const struct exec_worker *w);
 

@@ -18,6 +18,11 @@ struct stage_run {
 	char *stage_generation;        /* unload: "<model>/<invocation_id>/" it wrote (heap) */
 	int stage_delta;               /* unload: only rows past a watermark */
 	char *loaded_generation;       /* load: the generation it loaded (heap) */
+	/*
+	 * unload: its parts as they complete, for the loads it lets start
+	 * while it writes them (stage.h); freed once the build is over.
+	 */
+	struct stage_feed *feed;
 };
 
 /* Node idx's stage_run: NULL for a node this run did not prepare. */
@@ -62,7 +67,8 @@ static const char *generation_of(const struct build *b, const struct node *u, lo
 	const struct val *rec = build_prev_record(b, u->idx);
 
 	if (st && st->stage_generation) {
-		*rows = b->runs[u->idx].rows;
+		/* while the unload may still run, its count comes from the feed (stage_load) */
+		*rows = st->feed ? -1 : b->runs[u->idx].rows;
 		*delta = st->stage_delta;
 		return st->stage_generation;
 	}
@@ -240,6 +246,18 @@ static void add_validation(struct arena *a, struct val *list, const char *name, 
 	val_list_push(a, list, v);
 }
 
+/* Whether every child of unload n is a load, which can read n's parts while n writes them. */
+static int feeds_loads(const struct build *b, const struct node *n)
+{
+	const struct manifest *m = &b->s->manifest;
+	size_t i;
+
+	for (i = 0; i < m->dag->nchildren[n->idx]; i++)
+		if (m->nodes[m->dag->children[n->idx][i]].mat != MAT_LOAD)
+			return 0;
+	return m->dag->nchildren[n->idx] > 0;
+}
+
 static int run_unload(struct build *b, struct exec_worker *w, const struct node *n, const struct plan *p,
 		      struct sluice_conn *c, long long *rows, struct sluice_err *err)
 {
@@ -270,13 +288,22 @@ static int run_unload(struct build *b, struct exec_worker *w, const struct node 
 		u.prefix = prefix.s;
 		u.config = &n->config;
 		u.iam_role = iam_role(b);
+		/* what the loads below read: settled before they may start, never changed (a retry writes the same) */
+		if (!st->stage_generation)
+			st->stage_generation = xstrdup(prefix.s);
+		st->stage_delta = st->watermark != NULL;
+		/* once: a retried attempt leaves the loads to the first one's outcome */
+		if (!st->feed && feeds_loads(b, n)) {
+			u.feed = st->feed = stage_feed_new(n->name);
+			build_release_children(b, w, n->idx);
+		}
 		rc = stage_unload(&u, rows, &reported, err);
+		if (u.feed)
+			stage_feed_end(u.feed, rc, err->msg, *rows);
 	}
 	if (!rc) {
 		long long keep = val_get_int(&n->config, "stage_retention", 0), deleted = 0;
 		struct sluice_err rerr = SLUICE_ERR_INIT;
-		st->stage_generation = buf_detach(&prefix, NULL);
-		st->stage_delta = st->watermark != NULL;
 		r->validations = val_list_new();
 		add_validation(a, &r->validations, "rows the database sent = rows written to the stage", reported, *rows);
 		if (keep > 0 && stage_retain(store, n->name, (int)keep, &deleted, &rerr))
@@ -428,6 +455,9 @@ static int run_load(struct build *b, struct exec_worker *w, const struct node *n
 	if (!rc) {
 		l.store = store;
 		l.store_url = url;
+		/* the unload is running now, or ran in this build: read as it writes */
+		if (in->type == NODE_MODEL && srun(b, in->idx))
+			l.feed = srun(b, in->idx)->feed;
 		rc = stage_load(&l, &counts, err);
 	}
 	r->validations = val_list_new();
@@ -585,6 +615,7 @@ static void stage_release(struct build *b, size_t idx)
 	free(st->watermark);
 	free(st->stage_generation);
 	free(st->loaded_generation);
+	stage_feed_free(st->feed);
 	free(st);
 	b->runs[idx].kind_data = NULL;
 }

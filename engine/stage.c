@@ -169,6 +169,131 @@ static int column_row(void *ud, const struct sluice_row *row)
 	return 0;
 }
 
+/* ---- parts announced as they complete (a load overlapping its unload) ---- */
+
+struct key_list {
+	char **v;
+	size_t n, cap;
+	const char *skip_prefix;
+};
+
+static void keys_push(struct key_list *k, const char *key)
+{
+	if (k->n == k->cap) {
+		k->cap = k->cap ? 2 * k->cap : 16;
+		k->v = xrealloc(k->v, k->cap * sizeof(char *));
+	}
+	k->v[k->n++] = xstrdup(key);
+}
+
+static void keys_release(struct key_list *k)
+{
+	size_t i;
+
+	for (i = 0; i < k->n; i++)
+		free(k->v[i]);
+	free(k->v);
+}
+
+struct stage_feed {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct key_list keys;          /* parts complete in the store, in order */
+	struct columns cols;           /* the unload's, with its first part */
+	char *name;                    /* the unload's, for messages */
+	int ended, rc;
+	long long rows;
+	char msg[sizeof(((struct sluice_err *)0)->msg)];
+};
+
+struct stage_feed *stage_feed_new(const char *name)
+{
+	struct stage_feed *f = xcalloc(1, sizeof(*f));
+
+	f->name = xstrdup(name);
+	pthread_mutex_init(&f->lock, NULL);
+	pthread_cond_init(&f->cond, NULL);
+	return f;
+}
+
+void stage_feed_free(struct stage_feed *f)
+{
+	if (!f)
+		return;
+	pthread_mutex_destroy(&f->lock);
+	pthread_cond_destroy(&f->cond);
+	keys_release(&f->keys);
+	columns_release(&f->cols);
+	free(f->name);
+	free(f);
+}
+
+static void feed_part(struct stage_feed *f, const char *key, const struct columns *cols)
+{
+	size_t i;
+
+	pthread_mutex_lock(&f->lock);
+	if (!f->cols.n)
+		for (i = 0; i < cols->n; i++)
+			columns_push(&f->cols, cols->names[i], cols->types[i]);
+	keys_push(&f->keys, key);
+	pthread_cond_broadcast(&f->cond);
+	pthread_mutex_unlock(&f->lock);
+}
+
+void stage_feed_end(struct stage_feed *f, int rc, const char *msg, long long rows)
+{
+	pthread_mutex_lock(&f->lock);
+	if (!f->ended) {
+		f->ended = 1;
+		f->rc = rc;
+		f->rows = rows;
+		snprintf(f->msg, sizeof(f->msg), "%s", rc ? msg : "");
+	}
+	pthread_cond_broadcast(&f->cond);
+	pthread_mutex_unlock(&f->lock);
+}
+
+/*
+ * Part i (heap), waiting until the unload has completed it; NULL when the
+ * unload ended without writing it. The wait is bounded by the unload's
+ * own run, which ends the feed on every path (a cancel included).
+ * cols, while empty, gets the unload's columns.
+ */
+static char *feed_wait(struct stage_feed *f, size_t i, struct columns *cols)
+{
+	char *key = NULL;
+	size_t k;
+
+	pthread_mutex_lock(&f->lock);
+	while (f->keys.n <= i && !f->ended)
+		pthread_cond_wait(&f->cond, &f->lock);
+	if (i < f->keys.n)
+		key = xstrdup(f->keys.v[i]);
+	if (!cols->n)
+		for (k = 0; k < f->cols.n; k++)
+			columns_push(cols, f->cols.names[k], f->cols.types[k]);
+	pthread_mutex_unlock(&f->lock);
+	return key;
+}
+
+/* Wait for the unload's end: its rows, or its failure as this load's. */
+static int feed_result(struct stage_feed *f, long long *rows, struct sluice_err *err)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&f->lock);
+	while (!f->ended)
+		pthread_cond_wait(&f->cond, &f->lock);
+	if (f->rc)
+		rc = err_set(err, SLUICE_EDB, "unload '%s' failed (%s); the target was not touched",
+			     f->name, f->msg);
+	else
+		*rows = f->rows;
+	pthread_mutex_unlock(&f->lock);
+	return rc;
+}
+
 /* ---- unload: parts ---- */
 
 struct part_entry {
@@ -193,6 +318,7 @@ struct parts {
 	/* a query() unload: the row being written, the columns from the first */
 	struct buf row;
 	struct columns rowcols;
+	const struct columns *cols;    /* the query's, when describe() could tell */
 	int seen_row;
 	struct sluice_err err;
 	int rc;
@@ -356,6 +482,9 @@ static int part_finish(struct parts *ps, struct sluice_err *err)
 		e->rows = ps->scan.rows;
 		ps->total_rows += e->rows;
 		ps->total_bytes += e->bytes;
+		/* put_stream returned: the store holds the part whole */
+		if (ps->u->feed)
+			feed_part(ps->u->feed, ps->pump.key, ps->cols && ps->cols->n ? ps->cols : &ps->rowcols);
 	}
 	free((char *)ps->pump.key);
 	ps->pump.key = NULL;
@@ -561,6 +690,7 @@ int stage_unload(const struct stage_unload *u, long long *rows, long long *repor
 	ps.wbuf = xmalloc(ZBUF);
 	if ((rc = describe(u, &cols, err)))
 		goto out;
+	ps.cols = &cols;
 	if (u->c->drv->copy_out && u->d->copy_out_csv) {
 		struct buf sql = BUF_INIT;
 		buf_puts(&sql, u->audit ? u->audit : "");
@@ -788,30 +918,6 @@ static int create_into(const struct stage_load *l, const struct columns *cols, s
 	return rc;
 }
 
-struct key_list {
-	char **v;
-	size_t n, cap;
-	const char *skip_prefix;
-};
-
-static void keys_push(struct key_list *k, const char *key)
-{
-	if (k->n == k->cap) {
-		k->cap = k->cap ? 2 * k->cap : 16;
-		k->v = xrealloc(k->v, k->cap * sizeof(char *));
-	}
-	k->v[k->n++] = xstrdup(key);
-}
-
-static void keys_release(struct key_list *k)
-{
-	size_t i;
-
-	for (i = 0; i < k->n; i++)
-		free(k->v[i]);
-	free(k->v);
-}
-
 static int list_key(void *ud, const struct objstore_entry *e)
 {
 	struct key_list *k = ud;
@@ -865,19 +971,54 @@ static void shown_count(char *out, size_t n, long long v)
 		snprintf(out, n, "%lld", v);
 }
 
+/*
+ * Read the parts the feed announces, in order, until the unload ends:
+ * into l->into, created (*created) before the first one from the
+ * unload's columns. done gets the keys read.
+ */
+static int load_feed(const struct stage_load *l, struct columns *cols, struct key_list *done, int *created,
+		     long long *loaded, struct sluice_err *err)
+{
+	char *key;
+	int rc = 0;
+
+	while (!rc && (key = feed_wait(l->feed, done->n, cols))) {
+		long long r = -1;
+		if (l->create && !*created) {
+			rc = create_into(l, cols, err);
+			*created = !rc;
+		}
+		if (!rc)
+			rc = load_object(l, key, cols->n, &r, err);
+		if (r > 0)
+			*loaded += r;
+		keys_push(done, key);
+		free(key);
+	}
+	return rc;
+}
+
 int stage_load(const struct stage_load *l, struct stage_counts *counts, struct sluice_err *err)
 {
 	struct arena a = ARENA_INIT;
 	struct buf text = BUF_INIT, key = BUF_INIT;
 	struct columns cols = { 0 };
-	struct key_list keys = { 0 };
+	struct key_list keys = { 0 }, done = { 0 };
 	struct val man = val_none();
+	int server = l->d->copy_from_manifest && !l->d->copy_in_csv && !l->listing;
+	int rc = 0, created = 0;
 	size_t i;
-	int rc = 0;
 
 	counts->manifest = -1;
 	counts->loaded = 0;
-	if (l->listing) {
+	/* overlapping the unload: what it has completed first, then its end */
+	if (l->feed && !server)
+		rc = load_feed(l, &cols, &done, &created, &counts->loaded, err);
+	if (!rc && l->feed)
+		rc = feed_result(l->feed, &counts->unloaded, err);
+	if (rc) {
+		/* no manifest to read: the unload's failure, or the part's, says it all */
+	} else if (l->listing) {
 		rc = l->store->ops->list(l->store, l->prefix, list_key, &keys, err);
 		for (i = 0; i < l->ncols; i++)
 			columns_push(&cols, l->col_names[i], l->col_types[i]);
@@ -890,16 +1031,23 @@ int stage_load(const struct stage_load *l, struct stage_counts *counts, struct s
 			rc = json_parse_val(&a, key.s, text.s ? text.s : "", &man, err);
 		if (!rc) {
 			counts->manifest = num_of(val_get(val_get(&man, "meta"), "record_count"));
-			manifest_columns(&man, &cols);
+			if (!created)
+				manifest_columns(&man, &cols);
 			rc = manifest_keys(l, &man, &keys, err);
 		}
 	}
-	if (!rc && l->create)
+	/* the parts already read must be the manifest's first ones, in its order */
+	for (i = 0; !rc && i < done.n; i++)
+		if (i >= keys.n || strcmp(keys.v[i], done.v[i]))
+			rc = err_set(err, SLUICE_EDB,
+				     "%s was read while the unload wrote it, but the manifest lists %s there; the target was not touched",
+				     done.v[i], i < keys.n ? keys.v[i] : "no part");
+	if (!rc && l->create && !created)
 		rc = create_into(l, &cols, err);
-	if (!rc && l->d->copy_from_manifest && !l->d->copy_in_csv && !l->listing) {
+	if (!rc && server) {
 		rc = load_server_side(l, &counts->loaded, err);
 	} else {
-		for (i = 0; i < keys.n && !rc; i++) {
+		for (i = done.n; i < keys.n && !rc; i++) {
 			long long r = -1;
 			rc = load_object(l, keys.v[i], cols.n, &r, err);
 			if (r > 0)
@@ -918,6 +1066,7 @@ int stage_load(const struct stage_load *l, struct stage_counts *counts, struct s
 		}
 	}
 	keys_release(&keys);
+	keys_release(&done);
 	columns_release(&cols);
 	buf_release(&text);
 	buf_release(&key);

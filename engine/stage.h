@@ -30,6 +30,28 @@
 
 #define STAGE_MANIFEST "manifest"
 
+/*
+ * A generation that a load reads while its unload writes it, so the two
+ * hops overlap. The unload announces each part once the store holds it
+ * whole (what put_stream guarantees when it returns: renamed into place
+ * on file://, a completed upload on S3), with the columns at the first
+ * one, and the caller ends the feed with the unload's outcome. A load
+ * reads the parts in order as they come and waits for the next one or
+ * the end; the manifest, written last, is still what it checks against.
+ * Thread-safe: one writer, any number of readers.
+ */
+struct stage_feed;
+
+/* A feed not yet ended for the unload named name (for messages); caller owns it. */
+struct stage_feed *stage_feed_new(const char *name);
+/* Once no reader can still wait on it; accepts NULL. */
+void stage_feed_free(struct stage_feed *f);
+/*
+ * The unload ended: rc 0 with the rows it wrote, or its error (msg). Wakes
+ * every reader. Call it exactly once, on every path, or loads wait forever.
+ */
+void stage_feed_end(struct stage_feed *f, int rc, const char *msg, long long rows);
+
 struct stage_unload {
 	struct sluice_conn *c;
 	const struct dialect *d;
@@ -40,6 +62,7 @@ struct stage_unload {
 	const char *prefix;           /* generation: "<model>/<invocation_id>/" */
 	const struct val *config;     /* gzip, max_file_size */
 	const char *iam_role;         /* for server-side unloads, or NULL */
+	struct stage_feed *feed;      /* announce each part as it completes, or NULL */
 };
 
 /*
@@ -66,6 +89,12 @@ struct stage_load {
 	size_t ncols;
 	const char *iam_role;
 	int header;                   /* listing loads: files start with a header line */
+	/*
+	 * The unload is writing the generation now, or NULL: read its parts
+	 * as they complete, then wait for its end (a failed unload fails the
+	 * load) and its manifest. counts->unloaded then comes from the feed.
+	 */
+	struct stage_feed *feed;
 };
 
 struct stage_counts {
@@ -75,8 +104,9 @@ struct stage_counts {
 };
 
 /*
- * Load and check: counts->unloaded must be set by the caller; a mismatch
- * between any two known counts is SLUICE_EDB naming all three.
+ * Load and check: counts->unloaded must be set by the caller (the feed
+ * sets it when there is one); a mismatch between any two known counts,
+ * or a part read that is not the manifest's at that place, is SLUICE_EDB.
  */
 int stage_load(const struct stage_load *l, struct stage_counts *counts, struct sluice_err *err);
 

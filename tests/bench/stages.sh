@@ -4,9 +4,14 @@
 # file:// stage and through s3rver, against the direct pipe
 #   psql -c "\copy (select ...) to stdout" | psql -c "\copy t from stdin"
 # between the same two databases of the same embedded PostgreSQL, in the
-# same run. Prints a markdown table: wall times, the throughput ratio
-# (pipe time / sluice time) and sluice's peak RSS.
+# same run. Prints a markdown table: the time of each hop (the unload's
+# and the load's execution_time in run_results.json; they overlap, the load
+# reading parts while the unload writes them), the whole run's wall time,
+# the pipe's, the throughput ratio (pipe time / sluice time) and sluice's
+# peak RSS.
 #   sh tests/bench/stages.sh [ROWS...]     default: 1000000 5000000
+# BENCH_THREADS=1: the hops one after the other (the load needs a second
+# worker to start while the unload runs), for comparison.
 set -eu
 top=$(pwd)
 tmp=$(mktemp -d /tmp/sluice-bench-stage.XXXXXX)
@@ -34,7 +39,7 @@ bench:
       embedded: true
       dbname: wh
       schema: wh
-      threads: 2
+      threads: ${BENCH_THREADS:-2}
 $1
       connections:
         lake: {type: postgres, embedded: true, dbname: lake, schema: lake}
@@ -72,8 +77,14 @@ if sh "$top/tests/harness/s3.sh" start "$tmp/s3" >"$tmp/s3.env" 2>/dev/null; the
 	s3=yes
 fi
 
-echo "| rows | path | sluice (s) | direct psql pipe (s) | throughput vs pipe | sluice peak RSS (MiB) |"
-echo "|---|---|---|---|---|---|"
+# hop NODE: the node's execution_time in the last run, in seconds
+hop() {
+	jq -r --arg n "model.bench.$1" '.results[] | select(.unique_id == $n) | .execution_time * 100 | round / 100' \
+		"$p/target/run_results.json"
+}
+
+echo "| rows | path | unload hop (s) | load hop (s) | sluice, hops overlapped (s) | direct psql pipe (s) | throughput vs pipe | sluice peak RSS (MiB) |"
+echo "|---|---|---|---|---|---|---|---|"
 for n in "$@"; do
 	psql -X -q -d lake -c "drop schema if exists lake cascade; create schema lake;
 		create table lake.t as select i as id, 'name ' || i as name, (i % 1000) / 7.0 as amount,
@@ -86,7 +97,7 @@ for n in "$@"; do
 		psql -X -q -d wh -c "\copy public.ref_t from stdin"')
 	for path in file s3rver; do
 		if [ "$path" = s3rver ]; then
-			[ -n "$s3" ] || { echo "| $n | s3rver | skipped: s3rver could not be started | | | |"; continue; }
+			[ -n "$s3" ] || { echo "| $n | s3rver | skipped: s3rver could not be started | | | | | |"; continue; }
 			write_profile "      stage: s3://$SLUICE_TEST_S3_BUCKET/stage
       s3: {endpoint: $SLUICE_TEST_S3_ENDPOINT, region: us-east-1, access_key_id: S3RVER, secret_access_key: S3RVER}"
 		else
@@ -96,7 +107,8 @@ for n in "$@"; do
 		[ -n "${BENCH_VERBOSE:-}" ] && grep -E "OK (un)?load" "$tmp/out" >&2
 		got=$(psql -X -A -t -d wh -c "select count(*) from wh.t")
 		[ "$got" = "$n" ] || { echo "loaded $got rows, expected $n" >&2; exit 1; }
-		printf '| %s | %s | %s | %s | %.2fx | %.1f |\n' "$n" "$path" "${r% *}" "${ref% *}" \
+		printf '| %s | %s | %s | %s | %s | %s | %.2fx | %.1f |\n' "$n" "$path" "$(hop unload_t)" "$(hop t)" \
+			"${r% *}" "${ref% *}" \
 			"$(awk -v a="${ref% *}" -v b="${r% *}" 'BEGIN { print (b > 0 ? a / b : 0) }')" \
 			"$(awk -v k="${r#* }" 'BEGIN { print k / 1024 }')"
 	done

@@ -172,6 +172,106 @@ t_full_refresh() {
 }
 ok "--full-refresh moves every row again and replaces the target" t_full_refresh
 
+# ---- the two hops overlap ------------------------------------------------------
+
+# audit_times NODE CALLS: "start end" (seconds) of NODE's statements whose
+# call matches the regex CALLS in target/audit.jsonl, one line each, by start
+audit_times() {
+	t_noted jq -r --arg n "model.proj.$1" --arg c "^($2)\$" '
+		def secs: (.[0:19] + "Z" | fromdateiso8601) + ("0" + .[19:-1] | tonumber);
+		select(.node == $n and (.call | test($c))) | (.time | secs) as $t | "\($t) \($t + .duration_ms / 1000)"' \
+		target/audit.jsonl | sort -n
+}
+# what moves a part into the warehouse: COPY, or batched INSERTs where there is no COPY (ODBC)
+LOAD_CALLS="copy_in|load_csv"
+
+# overlapped UNLOAD LOAD: LOAD read its first part before UNLOAD's last statement ended
+overlapped() {
+	local first end
+	first=$(audit_times "$2" "$LOAD_CALLS" | head -n 1 | cut -d' ' -f1) &&
+	end=$(audit_times "$1" '.*' | sort -n -k2 | tail -n 1 | cut -d' ' -f2) &&
+	[ -n "$first" ] && [ -n "$end" ] || { echo "no part load of $2 or no statement of $1 in the audit log"; return 1; }
+	awk -v a="$first" -v b="$end" 'BEGIN { exit !(a < b) }' ||
+		{ echo "the load's first part was read at $first, after the unload ended at $end"; return 1; }
+}
+
+# the lake sleeps 3 s at row 1500: parts before it are complete in the stage by then
+model unload_slow "{{ config(materialized='unload', connection='lake', max_file_size='20k') }}
+select p.id, p.name, p.note from {{ source('lake', 'patients') }} p,
+       lateral (select pg_sleep(case when p.id = 1500 then 3 else 0 end)) s"
+model slow "{{ config(materialized='load') }}
+{{ ref('unload_slow') }}"
+
+t_overlap() {
+	expect_exit 0 sluice run -s unload_slow slow || return 1
+	expect_eq "$(table_hash "$LAKE" "(select id, name, note from lake.patients)")" \
+		"$(table_hash "$T_DB" analytics.slow)" || return 1
+	overlapped unload_slow slow
+}
+ok "the load reads the unload's first parts while the lake's query still runs (audit log times), equal rows" t_overlap
+
+t_overlap_counts() {
+	expect_eq "pass pass" "$(rr '[.results[] | select(.unique_id == "model.proj.slow") | .validations[].status] | join(" ")')" || return 1
+	expect_eq "3025 3025" "$(rr '[.results[] | select(.unique_id == "model.proj.slow") | .validations[] | select(.name == "rows unloaded = manifest record_count") | .expected, .actual] | join(" ")')"
+}
+ok "... and still checks the rows unloaded against the manifest and the rows loaded" t_overlap_counts
+
+# A side table left by a crashed run and locked by another session for 5 s
+# holds the load up at its first statement (dropping it), inside its
+# transaction, while the unload finishes; one of the parts is then altered
+# before the load reads it from the unload's announcements.
+model unload_slow "{{ config(materialized='unload', connection='lake', max_file_size='20k') }}
+select p.id, p.name, p.note from {{ source('lake', 'patients') }} p"
+side_locked() {
+	[ "$(psql_q "select count(*) from pg_locks l join pg_class c on c.oid = l.relation
+		where c.relname = 'slow__sluice_new' and l.mode = 'AccessExclusiveLock' and l.granted")" = 1 ]
+}
+manifests() { ls .sluice/stage/unload_slow/*/manifest 2>/dev/null | wc -l; }
+more_manifests() { [ "$(manifests)" -gt "$1" ]; }
+t_overlap_mismatch() {
+	local before n m part
+	before=$(table_hash "$T_DB" analytics.slow) &&
+	n=$(manifests) &&
+	psql_q "create table analytics.slow__sluice_new (x int)" || return 1
+	bg_start L psql -X -q -d "$T_DB" -c "begin; lock table analytics.slow__sluice_new; select pg_sleep(5); commit" &&
+	wait_until 10 side_locked || { echo "the side table was never locked"; return 1; }
+	bg_start M "$SLUICE_BIN" run -s unload_slow slow &&
+	wait_until 4 more_manifests "$n" || { echo "the unload wrote no manifest while the load waited"; return 1; }
+	m=$(ls -t .sluice/stage/unload_slow/*/manifest | head -n 1) &&
+	part=$(jq -r '.entries[1].url' "$m") &&
+	part=${part#file://} &&
+	# drop one row whose note is NULL
+	sed -i '0,/^[0-9][0-9]*,patient [0-9]*,$/{//d}' "$part" || return 1
+	expect_eq 1 "$(bg_wait M 30)" || { cat "$T_DIR/M.log"; return 1; }
+	expect_grep "OK unload .*unload_slow" "$T_DIR/M.log" || return 1
+	expect_grep "row counts differ: unloaded 3025, manifest record_count 3025, loaded 3024; the target was not touched" "$T_DIR/M.log" || return 1
+	expect_eq "$before" "$(table_hash "$T_DB" analytics.slow)" || return 1
+	# the load's drop of the leftover rolled back with it
+	expect_eq 0 "$(bg_wait L 10)" || return 1
+	psql_q "drop table analytics.slow__sluice_new"
+}
+ok "a part altered after the unload completed it, before the load read it: counts differ, the load rolls back" t_overlap_mismatch
+
+# the same query, failing at row 2000: after the load has read the first parts
+model unload_slow "{{ config(materialized='unload', connection='lake', max_file_size='20k') }}
+select p.id, p.name, p.note || (1 / (2000 - p.id))::text as note from {{ source('lake', 'patients') }} p,
+       lateral (select pg_sleep(case when p.id = 1500 then 3 else 0 end)) s"
+
+t_overlap_unload_fails() {
+	local before
+	before=$(table_hash "$T_DB" analytics.slow) || return 1
+	expect_exit 1 sluice run -s unload_slow slow || return 1
+	expect_grep "ERROR unload .*unload_slow" "$T_DIR/out" || return 1
+	expect_grep "ERROR load .*slow" "$T_DIR/out" || return 1
+	expect_grep "unload 'unload_slow' failed \(.*division by zero.*\); the target was not touched" "$T_DIR/out" || return 1
+	# it had read parts: the failure came mid-way, inside its transaction
+	[ -n "$(audit_times slow "$LOAD_CALLS")" ] || { echo "the load read no part before the unload failed"; return 1; }
+	expect_eq "$before" "$(table_hash "$T_DB" analytics.slow)" || return 1
+	expect_eq "" "$(psql_q "select relname from pg_class where relname like '%__sluice_%'")"
+}
+ok "the unload fails mid-way: both nodes fail, the load names the cause, its target and side table are as before" t_overlap_unload_fails
+rm -f models/unload_slow.sql models/slow.sql
+
 # ---- faults -------------------------------------------------------------------
 
 t_altered_part() {
@@ -300,6 +400,20 @@ t_s3_roundtrip() {
 }
 ok "s3rver: round trip with gzipped multipart parts, equal rows, no secret in the artifacts" t_s3_roundtrip
 
+model unload_slow "{{ config(materialized='unload', connection='lake', max_file_size='20k', gzip=true) }}
+select p.id, p.name, p.note from {{ source('lake', 'patients') }} p,
+       lateral (select pg_sleep(case when p.id = 1500 then 3 else 0 end)) s"
+model slow "{{ config(materialized='load') }}
+{{ ref('unload_slow') }}"
+t_s3_overlap() {
+	expect_exit 0 sluice run -s unload_slow slow --full-refresh || return 1
+	expect_eq "$(table_hash "$LAKE" "(select id, name, note from lake.patients)")" \
+		"$(table_hash "$T_DB" analytics.slow)" || return 1
+	overlapped unload_slow slow
+}
+ok "s3rver: the load reads gzipped parts while the lake's query still runs, equal rows" t_s3_overlap
+rm -f models/unload_slow.sql models/slow.sql
+
 # the lake pauses at row 1500, after some parts are uploaded
 model unload_patients "{{ config(materialized='unload', connection='lake', max_file_size='20k') }}
 select p.id, p.name, p.note, p.born, p.score, p.updated_at
@@ -315,9 +429,12 @@ t_s3_down() {
 	expect_eq 1 "$(bg_wait U 60)" || { cat "$T_DIR/U.log"; return 1; }
 	expect_grep "ERROR unload .*unload_patients" "$T_DIR/U.log" || return 1
 	expect_grep "s3 PUT s3://$SLUICE_TEST_S3_BUCKET/stage/unload_patients/.*part-0000[0-9].csv: .*(Couldn't connect|connect)" "$T_DIR/U.log" || return 1
-	expect_grep "SKIP load .*patients" "$T_DIR/U.log" || return 1
+	# the load was reading the parts as they came: it fails with the unload,
+	# or first, on a part it could no longer get
+	expect_grep "ERROR load .*patients" "$T_DIR/U.log" || return 1
+	expect_grep "unload 'unload_patients' failed \(s3 PUT .*\); the target was not touched|loading unload_patients/.*part-[0-9]+.csv: s3 GET .*connect" "$T_DIR/U.log" || return 1
 	expect_eq "$before" "$(table_hash "$T_DB" analytics.patients)"
 }
-ok "s3rver: the server stopped mid-unload: the run fails clearly, the load never runs, the target is unchanged" t_s3_down
+ok "s3rver: the server stopped mid-unload: both nodes fail clearly, the target is unchanged" t_s3_down
 
 done_testing

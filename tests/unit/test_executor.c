@@ -41,6 +41,7 @@ int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(
 
 struct rec {
 	int fail[N];                  /* run() fails for these */
+	int release[N];               /* run() lets its children start, and waits for them to */
 	int started[N], ended[N];     /* clock values, 1-based; 0: never */
 	int worker[N];                /* who ran it */
 	int clock;                    /* atomic */
@@ -54,8 +55,17 @@ static int job_run(void *ud, struct exec_worker *w, size_t idx, int *reused, str
 	struct rec *r = ud;
 
 	(void)reused;
-	r->started[idx] = __atomic_add_fetch(&r->clock, 1, __ATOMIC_SEQ_CST);
+	/* atomic: a releasing parent polls its children's */
+	__atomic_store_n(&r->started[idx], __atomic_add_fetch(&r->clock, 1, __ATOMIC_SEQ_CST), __ATOMIC_SEQ_CST);
 	r->worker[idx] = w->id;
+	if (r->release[idx]) {
+		/* a producer: its children start while it still runs (bounded wait) */
+		int tries;
+		exec_release_children(w, idx);
+		for (tries = 0; tries < 5000 && !(__atomic_load_n(&r->started[1], __ATOMIC_SEQ_CST) &&
+						  __atomic_load_n(&r->started[3], __ATOMIC_SEQ_CST)); tries++)
+			usleep(1000);
+	}
 	usleep(2000);   /* long enough for the other workers to pick something */
 	r->ended[idx] = __atomic_add_fetch(&r->clock, 1, __ATOMIC_SEQ_CST);
 	return r->fail[idx] ? err_set(err, SLUICE_EDB, "n%zu failed", idx) : 0;
@@ -142,6 +152,36 @@ static void test_failure_skips_downstream_only(void **state)
 	arena_release(&a);
 }
 
+/*
+ * n0 lets its children start early, then fails: n1 and n3 run while it
+ * runs and end on their own (they are not skipped, and finish once); what
+ * is below the failing n1 is skipped as usual.
+ */
+static void test_released_children_run_with_parent(void **state)
+{
+	struct arena a = ARENA_INIT;
+	struct rec r = { .fail = { [0] = 1, [1] = 1 }, .release = { [0] = 1 } };
+	struct executor ex;
+	size_t i;
+
+	(void)state;
+	assert_int_equal(run(&a, &r, 3, -1, &ex), SLUICE_EDB);
+	assert_true(r.started[1] && r.started[1] < r.ended[0]);
+	assert_true(r.started[3] && r.started[3] < r.ended[0]);
+	assert_int_equal(r.st[0], EXEC_ERROR);
+	assert_int_equal(r.st[1], EXEC_ERROR);
+	assert_int_equal(r.st[3], EXEC_SUCCESS);
+	assert_int_equal(r.st[2], EXEC_SKIPPED);
+	assert_string_equal(r.err[2].msg, "skipped: upstream 'n1' failed");
+	assert_int_equal(r.st[5], EXEC_SUCCESS);
+	for (i = 0; i < N; i++) {
+		assert_int_equal(r.finished[i], 1);
+		assert_int_equal(ex.status[i], r.st[i]);
+	}
+	executor_release(&ex);
+	arena_release(&a);
+}
+
 /* Three of four workers refused: the one that started runs everything. */
 static void test_some_workers_refused(void **state)
 {
@@ -207,6 +247,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_failure_skips_downstream_only),
+		cmocka_unit_test(test_released_children_run_with_parent),
 		cmocka_unit_test(test_some_workers_refused),
 		cmocka_unit_test(test_no_worker_started),
 		cmocka_unit_test(test_signal_thread_refused),
