@@ -244,6 +244,18 @@ int executor_run(struct executor *ex)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, &old);
+	{
+		/* A stop that came before the run (held by main.c) cancels it before any job starts. */
+		struct timespec now = { 0, 0 };
+		sigset_t stop;
+		int sig;
+
+		sigemptyset(&stop);
+		sigaddset(&stop, SIGINT);
+		sigaddset(&stop, SIGTERM);
+		if ((sig = sigtimedwait(&stop, NULL, &now)) > 0)
+			ex->signo = sig;
+	}
 	p->workers = xcalloc((size_t)ex->threads, sizeof(*p->workers));
 	tids = xcalloc((size_t)ex->threads, sizeof(*tids));
 	for (t = 0; t < ex->threads; t++) {

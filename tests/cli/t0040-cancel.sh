@@ -67,11 +67,17 @@ done
 # sleeps as it compiles): sluice holds the signal until its executor
 # starts, which cancels at once; the run ends 143 with run_results.json
 # written, rather than dying of the signal with nothing recorded.
+compiling() {
+	[ "$(psql_q "select count(*) from pg_stat_activity
+		where datname = current_database() and state = 'active' and query like '%pg_sleep(2.5)%'
+			and query not like '%pg_stat_activity%'")" -ge 1 ]
+}
 t_term_before_nodes() {
-	model slowparse "{% do run_query('select pg_sleep(1.5)') %}select 1 as x" &&
+	model slowparse "{% do run_query('select pg_sleep(2.5)') %}select 1 as x" &&
 	rm -f target/run_results.json &&
 	bg_start early "$SLUICE_BIN" run --threads 1 -s slowparse || return 1
-	sleep 0.7
+	# only once sluice is compiling (its run_query sleeps), not while it starts
+	wait_until 15 compiling || { echo "the compile-time query never started"; cat "$T_DIR/early.log"; return 1; }
 	kill -TERM "$BG_PID" || return 1
 	rc=$(bg_wait early 15) || return 1
 	rm -f models/slowparse.sql
