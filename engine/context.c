@@ -642,6 +642,12 @@ int context_call(const struct context *cx, const struct tpl_call *c, struct val 
 	}
 	if (!strcmp(name, "log") || !strcmp(name, "print"))
 		return 0;
+	if (!strcmp(name, "should_store_failures") || !strcmp(name, "should_full_refresh")) {
+		/* the node's config (a test's store_failures; a model's full_refresh: true) */
+		v = cx->node ? val_get(&cx->node->config, name[7] == 's' ? "store_failures" : "full_refresh") : NULL;
+		*out = val_bool(v && val_truthy(v));
+		return 0;
+	}
 	if (!strcmp(name, "exceptions.raise_compiler_error"))
 		return err_set(err, SLUICE_EUSAGE, "%s", (text = arg_text(c, 0, "msg")) ? text : "compilation error");
 	if (!strcmp(name, "exceptions.warn")) {

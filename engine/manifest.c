@@ -853,7 +853,7 @@ static const char *host_why(void *ud, const char *name)
 		"api", "store_result", "store_raw_result", "doc", "selected_resources", "invocation_args_dict",
 		"dbt_version", "local_md5", "set_strict", "try_or_compiler_error", "diff_of_two_dicts",
 		"context", "schemas", "database", "write", "render", "zip_strict", "set", "dbt_metadata_envs",
-		"get_where_subquery", "should_full_refresh", "should_store_failures", "sql_header",
+		"get_where_subquery", "sql_header",
 		"adapter_macro", "submission_method", "model_name", "metric", "source_meta",
 		NULL
 	};

@@ -24,6 +24,8 @@
 #define TPL_MAX_STRING (64u << 20)
 /* Macro calls in progress at once: deeper is a recursion without an end. */
 #define TPL_MAX_CALLS 100
+/* Macro calls in one render: more is a recursion that branches (2^depth calls). */
+#define TPL_MAX_TOTAL_CALLS 100000
 /* Not an error: return() unwinding to the macro call that catches it. */
 #define TPL_RETURN 2
 
@@ -1822,6 +1824,7 @@ struct tpl_run {
 	const struct tpl *top;   /* the template tpl_render was given */
 	struct tpl_scope *root;  /* its top-level scope */
 	int calls;               /* macro and caller() calls in progress */
+	long total_calls;        /* macro calls so far */
 	struct val ret;          /* what return() gave, while TPL_RETURN unwinds */
 };
 
@@ -2824,6 +2827,9 @@ static int tpl_call_macro(struct tpl_run *r, const struct tpl_expr *e, const str
 	if (r->calls >= TPL_MAX_CALLS)
 		return tpl_fail(r, e->line, e->col, "macro '%s': more than %d calls nested (a recursion that never ends?)",
 				m->name, TPL_MAX_CALLS);
+	if (++r->total_calls > TPL_MAX_TOTAL_CALLS)
+		return tpl_fail(r, e->line, e->col, "macro '%s': more than %d macro calls in one render "
+				"(a recursion that branches?)", m->name, TPL_MAX_TOTAL_CALLS);
 	memset(&s, 0, sizeof(s));
 	/* A macro of the template being rendered sees its top-level names, as in Jinja. */
 	s.up = m->t == r->top ? r->root : NULL;
