@@ -797,9 +797,17 @@ static void host_on_macro(void *ud, const struct tpl_macro *m)
 	struct render_ctx *r = ud;
 	const struct macro_def *d = macros_def_of(m);
 
-	if (r->used && d && strcmp(d->package, "dbt"))
-		val_dict_set(r->scratch, r->used, arena_printf(r->scratch, "macro.%s", d->qualified),
-			     val_str(d->hash));
+	const struct project *p = r->m->project;
+	size_t i;
+
+	if (!r->used || !d || !strcmp(d->package, "dbt"))
+		return;
+	val_dict_set(r->scratch, r->used, arena_printf(r->scratch, "macro.%s", d->qualified), val_str(d->hash));
+	/* a package's version is an input too: an upgrade rebuilds what uses it, and says so */
+	for (i = 0; i < p->npackages; i++)
+		if (!strcmp(p->packages[i].name, d->package))
+			val_dict_set(r->scratch, r->used, arena_printf(r->scratch, "package.%s", d->package),
+				     val_str(p->packages[i].version ? p->packages[i].version : "(no version)"));
 }
 
 static int host_lookup(void *ud, const char *name, struct arena *a, struct val *out)

@@ -279,6 +279,18 @@ t_build() {
 }
 ok "package models, seeds, macros and tests build on PostgreSQL with their vars and config under the root's" t_build
 
+t_package_version() {
+	# uses_pkg calls local_pkg's macro: a new version of the package rebuilds it, and says so
+	f=dbt_packages/local_pkg/dbt_project.yml
+	sed -i "s/^version: '0\.3\.0'/version: '0.4.0'/" "$f" &&
+	plan_json || { sed -i "s/^version: '0\.4\.0'/version: '0.3.0'/" "$f"; return 1; }
+	sed -i "s/^version: '0\.4\.0'/version: '0.3.0'/" "$f" &&
+	expect_eq "build" "$(plan_action uses_pkg)" &&
+	plan_json_reasons uses_pkg >"$T_DIR/reasons" &&
+	expect_grep "^package 'local_pkg' changed$" "$T_DIR/reasons"
+}
+ok "a package's version is an input of the models that call its macros" t_package_version
+
 t_ls() {
 	sluice ls -s tag:pkg_marts >"$T_DIR/ls" 2>&1 || { cat "$T_DIR/ls"; return 1; }
 	expect_eq "local_pkg.marts.lp_summary" "$(cat "$T_DIR/ls")" &&
