@@ -2164,8 +2164,17 @@ static int tpl_binop(struct tpl_run *r, const struct tpl_expr *e, const struct v
 			if (times && s->u.str.len * (unsigned long long)times > TPL_MAX_STRING)
 				return tpl_fail(r, e->line, e->col, "string repetition too large");
 			buf_reset(&r->tmp);
-			while (times-- > 0)
+			if (times > 0 && s->u.str.len) {
+				/* by doubling: a few copies, not one per repetition */
+				size_t want = s->u.str.len * (size_t)times, n;
+
+				buf_grow(&r->tmp, want);
 				buf_add(&r->tmp, s->u.str.s, s->u.str.len);
+				while (r->tmp.len < want) {
+					n = r->tmp.len < want - r->tmp.len ? r->tmp.len : want - r->tmp.len;
+					buf_add(&r->tmp, r->tmp.s, n);
+				}
+			}
 			*out = tpl_strv(r, r->tmp.s, r->tmp.len);
 			return 0;
 		}

@@ -1128,6 +1128,9 @@ static void test_splats_slices_powers(void **state)
 	assert_render("{{ [1, 2, 3, 4][1:3] }} {{ [1, 2, 3][:-1] }} {{ [1, 2, 3][::-1] }} {{ 'héllo'[1:] }} {{ 'abc'[5:] }}",
 		      "[2, 3] [1, 2] [3, 2, 1] éllo ");
 	assert_render("{{ 2 ** 10 }} {{ 2 * 3 ** 2 }} {{ 7 // 2 }} {{ -7 // 2 }}", "1024 18 3 -4");
+	/* repetition by doubling: any count, exact length and content */
+	assert_render("{{ 'abc' * 5 }} {{ ('xy' * 1000001) | length }} {{ ('xy' * 1000001)[-3:] }}",
+		      "abcabcabcabcabc 2000002 yxy");
 	assert_error("{{ echo(*1) }}", PATH ":1:10: * needs a list, not number");
 	assert_error("{{ echo(*[1], 2) }}", PATH ":1:15: an argument after *list or **dict");
 	assert_error("{{ [1][::0] }}", PATH ":1:7: slice step cannot be zero");
