@@ -25,7 +25,7 @@
 /* Macro calls in progress at once: deeper is a recursion without an end. */
 #define TPL_MAX_CALLS 100
 /* Macro calls in one render: more is a recursion that branches (2^depth calls). */
-#define TPL_MAX_TOTAL_CALLS 100000
+#define TPL_MAX_TOTAL_CALLS 20000
 /* Not an error: return() unwinding to the macro call that catches it. */
 #define TPL_RETURN 2
 

@@ -42,6 +42,23 @@ size_t fuzz_split(const uint8_t *data, size_t size, const char **part, size_t *l
 
 static char scratch[64];
 
+int fuzz_big_number(const uint8_t *data, size_t size)
+{
+	size_t i, run = 0;
+
+	for (i = 0; i < size; i++) {
+		if (data[i] >= '0' && data[i] <= '9')
+			run++;
+		else if (run && (data[i] == 'e' || data[i] == 'E'))
+			return 1;
+		else
+			run = 0;
+		if (run >= 5)
+			return 1;
+	}
+	return 0;
+}
+
 static void fuzz_cleanup(void)
 {
 	char cmd[128];

@@ -26,6 +26,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 size_t fuzz_split(const uint8_t *data, size_t size, const char **part, size_t *len, size_t n);
 
 /*
+ * Whether a template in data may ask for work far beyond its size: a
+ * number of five digits or more, or in exponent form, where range() or
+ * a repetition (x * n) could use it. Such inputs are the author's request,
+ * not a defect, and would only make the fuzzer report timeouts.
+ */
+int fuzz_big_number(const uint8_t *data, size_t size);
+
+/*
  * A scratch directory of this process, made once and emptied of the
  * names fuzz_write writes on every call; removed at exit.
  */

@@ -41,6 +41,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *part[3];
 	size_t len[3], n;
 
+	/* env_var() is rendered: 'x' * 99999 asks for work, as in fuzz_template */
+	if (memchr(data, '*', size) && fuzz_big_number(data, size))
+		return 0;
 	fuzz_split(data, size, part, len, 3);
 	deps_parse("packages.yml", part[0], len[0], 0, &n, &err);
 	deps_parse("package-lock.yml", part[0], len[0], 1, &n, &err);

@@ -26,30 +26,12 @@ static size_t count(const uint8_t *data, size_t size, const char *word)
 	return n;
 }
 
-/* A number of five digits or more, or in exponent form: range() of it is long. */
-static int big_number(const uint8_t *data, size_t size)
-{
-	size_t i, run = 0;
-
-	for (i = 0; i < size; i++) {
-		if (data[i] >= '0' && data[i] <= '9')
-			run++;
-		else if (run && (data[i] == 'e' || data[i] == 'E'))
-			return 1;
-		else
-			run = 0;
-		if (run >= 5)
-			return 1;
-	}
-	return 0;
-}
-
 /* Whether the template could ask for work far beyond its size. */
 static int too_costly(const uint8_t *data, size_t size)
 {
 	size_t loops = count(data, size, "for");
 
-	if (count(data, size, "range") && big_number(data, size))
+	if ((count(data, size, "range") || count(data, size, "*")) && fuzz_big_number(data, size))
 		return 1;
 
 	return loops > 2 || (loops == 2 && size > 256) || count(data, size, "replace") > 1 ||
