@@ -2113,6 +2113,17 @@ static int tpl_eval_ref(struct tpl_run *r, const struct tpl_expr *e, struct val 
 	}
 }
 
+/* A copy of list with room for extra more items (n grows as they are set). */
+static struct val tpl_list_copy(struct tpl_run *r, const struct val *list, size_t extra)
+{
+	struct val c = val_list_of(r->a, list->u.list.n + extra);
+
+	if (list->u.list.n)
+		memcpy(c.u.list.items, list->u.list.items, list->u.list.n * sizeof(*c.u.list.items));
+	c.u.list.n = list->u.list.n;
+	return c;
+}
+
 static int tpl_binop(struct tpl_run *r, const struct tpl_expr *e, const struct val *a,
 		     const struct val *b, struct val *out)
 {
@@ -2138,11 +2149,12 @@ static int tpl_binop(struct tpl_run *r, const struct tpl_expr *e, const struct v
 			return 0;
 		}
 		if (a->kind == V_LIST && b->kind == V_LIST) {
-			*out = val_list_new();
-			for (i = 0; i < a->u.list.n; i++)
-				val_list_push(r->a, out, a->u.list.items[i]);
+			/* one allocation; a list that doubles at each call of a recursion stops here */
+			if (a->u.list.n + b->u.list.n > TPL_MAX_RANGE)
+				return tpl_fail(r, e->line, e->col, "list too large (%zu items)", a->u.list.n + b->u.list.n);
+			*out = tpl_list_copy(r, a, b->u.list.n);
 			for (i = 0; i < b->u.list.n; i++)
-				val_list_push(r->a, out, b->u.list.items[i]);
+				out->u.list.items[out->u.list.n++] = b->u.list.items[i];
 			return 0;
 		}
 		break;
@@ -2478,16 +2490,6 @@ static struct val tpl_split(struct tpl_run *r, const char *s, size_t n, const ch
 	return list;
 }
 
-/* A copy of list with room for extra more items (n grows as they are set). */
-static struct val tpl_list_copy(struct tpl_run *r, const struct val *list, size_t extra)
-{
-	struct val c = val_list_of(r->a, list->u.list.n + extra);
-
-	if (list->u.list.n)
-		memcpy(c.u.list.items, list->u.list.items, list->u.list.n * sizeof(*c.u.list.items));
-	c.u.list.n = list->u.list.n;
-	return c;
-}
 
 /*
  * Methods that change a list or a dict. A list or dict is a value here:

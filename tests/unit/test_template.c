@@ -1128,6 +1128,10 @@ static void test_splats_slices_powers(void **state)
 	assert_render("{{ [1, 2, 3, 4][1:3] }} {{ [1, 2, 3][:-1] }} {{ [1, 2, 3][::-1] }} {{ 'héllo'[1:] }} {{ 'abc'[5:] }}",
 		      "[2, 3] [1, 2] [3, 2, 1] éllo ");
 	assert_render("{{ 2 ** 10 }} {{ 2 * 3 ** 2 }} {{ 7 // 2 }} {{ -7 // 2 }}", "1024 18 3 -4");
+	/* a list doubled at each level of a recursion stops at a million items */
+	assert_true(strstr(render_err("{% macro f(n, acc=[1]) %}{% if n %}{{ f(n - 1, acc + acc) }}{% endif %}{% endmacro %}"
+				      "{{ f(40) }}"), "list too large (1048576 items)") != NULL);
+	assert_render("{{ [1, 2] + [3] + [] }}", "[1, 2, 3]");
 	/* repetition by doubling: any count, exact length and content */
 	assert_render("{{ 'abc' * 5 }} {{ ('xy' * 1000001) | length }} {{ ('xy' * 1000001)[-3:] }}",
 		      "abcabcabcabcabc 2000002 yxy");
