@@ -73,24 +73,22 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-# The report's page (HTML, CSS, JavaScript: engine/report-page.html) as one
-# C string, report_page[], for engine/report.c. '?' is escaped so that no
-# trigraph can form.
+# Files built into the binary as one C string each, named after the file:
+# the report's page (engine/report-page.html: report_page[], for
+# engine/report.c) and the dbt namespace's macros
+# (engine/builtin-macros.sql: builtin_macros[], for engine/macros.c).
+# '?' is escaped so that no trigraph can form.
+define embed_file
+	@mkdir -p $(dir $@)
+	{ echo 'const char $(subst -,_,$(basename $(notdir $<)))[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/?/\\?/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
+	  echo ';'; } >$@
+endef
 $(BUILD)/engine/report-page.c: engine/report-page.html
-	@mkdir -p $(dir $@)
-	{ echo 'const char report_page[] ='; \
-	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/?/\\?/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
-	  echo ';'; } >$@
-$(BUILD)/engine/report-page.o: $(BUILD)/engine/report-page.c
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
-# The macros of the `dbt` namespace (engine/builtin-macros.sql), the same way:
-# builtin_macros[] for engine/macros.c.
+	$(embed_file)
 $(BUILD)/engine/builtin-macros.c: engine/builtin-macros.sql
-	@mkdir -p $(dir $@)
-	{ echo 'const char builtin_macros[] ='; \
-	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/?/\\?/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
-	  echo ';'; } >$@
-$(BUILD)/engine/builtin-macros.o: $(BUILD)/engine/builtin-macros.c
+	$(embed_file)
+$(BUILD)/engine/report-page.o $(BUILD)/engine/builtin-macros.o: %.o: %.c
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 # Unit tests link only what they test, so one module's work in progress

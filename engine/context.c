@@ -367,7 +367,7 @@ static int run_sql(const struct context *cx, const char *sql, struct arena *a, s
 	const struct render_db *db = cx->m->db;
 	struct table_build t;
 	struct val *attrs, cols = val_list_new();
-	char sh[HASH_HEX], rh[HASH_HEX];
+	char rh[HASH_HEX];
 	size_t i, j;
 	int rc;
 
@@ -430,7 +430,6 @@ static int run_sql(const struct context *cx, const char *sql, struct arena *a, s
 		val_dict_set(a, &ans, "hash", val_str(arena_strdup(a, rh)));
 		val_list_push(a, &cx->replay->answers, ans);
 	}
-	(void)sh;
 	return 0;
 }
 
