@@ -3555,7 +3555,8 @@ static int tpl_eval_slice(struct tpl_run *r, const struct tpl_expr *e, struct va
 	struct tpl_expr *part[3] = { e->u.slice.start, e->u.slice.stop, e->u.slice.step };
 	long long b[3] = { 0, 0, 1 }, n, i;
 	int given[3] = { 0, 0, 0 }, j, rc;
-	struct val o, v, chars;
+	size_t *at = NULL, len, k, step;
+	struct val o, v;
 	double d;
 
 	if ((rc = tpl_eval(r, e->u.slice.obj, &o)))
@@ -3577,9 +3578,16 @@ static int tpl_eval_slice(struct tpl_run *r, const struct tpl_expr *e, struct va
 	}
 	if (b[2] == 0)
 		return tpl_fail(r, e->line, e->col, "slice step cannot be zero");
-	if (o.kind == V_STR && (rc = tpl_iter_items(r, e, &o, &chars)))
-		return rc;
-	n = (long long)(o.kind == V_STR ? chars.u.list.n : o.u.list.n);
+	if (o.kind == V_STR) {
+		/* where each character starts, and one past the end */
+		at = xmalloc((o.u.str.len + 1) * sizeof(*at));
+		for (k = 0, len = 0; k < o.u.str.len; k += step) {
+			at[len++] = k;
+			step = tpl_utf8_step(o.u.str.s + k, o.u.str.len - k);
+		}
+		at[len] = o.u.str.len;
+	}
+	n = (long long)(o.kind == V_STR ? len : o.u.list.n);
 	for (j = 0; j < 2; j++) {
 		if (!given[j]) {
 			b[j] = j == 0 ? (b[2] > 0 ? 0 : n - 1) : (b[2] > 0 ? n : -1);
@@ -3596,12 +3604,13 @@ static int tpl_eval_slice(struct tpl_run *r, const struct tpl_expr *e, struct va
 	*out = val_list_new();
 	for (i = b[0]; b[2] > 0 ? i < b[1] : i > b[1]; i += b[2]) {
 		if (o.kind == V_STR)
-			buf_add(&r->tmp, chars.u.list.items[i].u.str.s, chars.u.list.items[i].u.str.len);
+			buf_add(&r->tmp, o.u.str.s + at[i], at[i + 1] - at[i]);
 		else
 			val_list_push(r->a, out, o.u.list.items[i]);
 	}
 	if (o.kind == V_STR)
 		*out = tpl_strv(r, r->tmp.s, r->tmp.len);
+	free(at);
 	return 0;
 }
 
@@ -3726,6 +3735,10 @@ static int tpl_iter_items(struct tpl_run *r, const struct tpl_expr *e, const str
 			val_list_push(r->a, items, val_str(seq->u.dict.keys[i]));
 		return 0;
 	case V_STR:
+		/* a character is an item: the same limit as a list's */
+		if (seq->u.str.len > TPL_MAX_RANGE)
+			return tpl_fail(r, e->line, e->col, "string too long to iterate (%zu bytes, the limit is %d)",
+					seq->u.str.len, TPL_MAX_RANGE);
 		*items = val_list_new();
 		for (i = 0; i < seq->u.str.len; i += step) {
 			step = tpl_utf8_step(seq->u.str.s + i, seq->u.str.len - i);

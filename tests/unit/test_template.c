@@ -1132,6 +1132,15 @@ static void test_splats_slices_powers(void **state)
 	assert_true(strstr(render_err("{% macro f(n, acc=[1]) %}{% if n %}{{ f(n - 1, acc + acc) }}{% endif %}{% endmacro %}"
 				      "{{ f(40) }}"), "list too large (1048576 items)") != NULL);
 	assert_render("{{ [1, 2] + [3] + [] }}", "[1, 2, 3]");
+	/* a string is iterated by character up to the same limit: text that grows at each level stops */
+	assert_render("{{ ('ab' * 500000) | list | length }}", "1000000");
+	assert_render("{{ 'héllo'[1:3] }} {{ 'héllo'[::-1] }} {{ 'héllo'[-2:] }} {{ ('xy' * 1000001)[1:4] }}",
+		      "él olléh lo yxy");
+	assert_error("{{ ('ab' * 500001) | list | length }}",
+		     PATH ":1:22: string too long to iterate (1000002 bytes, the limit is 1000000)");
+	assert_true(strstr(render_err("{% macro f(n) %}{% if n %}{{ f(n - 1) | map(attribute='q') | list }}"
+				      "{% else %}abc{% endif %}{% endmacro %}{{ f(9) }}"),
+			   "string too long to iterate") != NULL);
 	/* repetition by doubling: any count, exact length and content */
 	assert_render("{{ 'abc' * 5 }} {{ ('xy' * 1000001) | length }} {{ ('xy' * 1000001)[-3:] }}",
 		      "abcabcabcabcabc 2000002 yxy");
