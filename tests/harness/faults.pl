@@ -453,6 +453,16 @@ sub alive {
 	return 0;
 }
 
+# holds_sigterm(PID): whether the process blocks SIGTERM (sluice's main does from its start).
+sub holds_sigterm {
+	my ($pid) = @_;
+	open(my $f, '<', "/proc/$pid/status") or return 0;
+	while (<$f>) {
+		return (hex(substr($1, -8)) >> 14) & 1 if /^SigBlk:\s*([0-9a-f]+)/i;
+	}
+	return 0;
+}
+
 # inject(T, PID): wait for the fault's moment, inject it; what happened.
 sub inject {
 	my ($T, $pid, $log) = @_;
@@ -477,6 +487,9 @@ sub inject {
 		return ('during the unload', 1);
 	}
 	while ($alive->() && finished_lines($log) < $k) { sleep 0.02; }
+	# a signal can be handled only once sluice's main holds it: before
+	# that (the forked driver, the dynamic loader) any program dies by it
+	while ($kind eq 'sigterm' && $alive->() && !holds_sigterm($pid)) { sleep 0.002; }
 	return ('late', 0) unless $alive->();
 	if ($kind eq 'kill9') { kill 'KILL', $pid; }
 	elsif ($kind eq 'sigterm') { kill 'TERM', $pid; }
