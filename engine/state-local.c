@@ -299,6 +299,28 @@ static int local_load(struct state *st, struct arena *a, struct val *records, st
 	return 0;
 }
 
+/*
+ * Another target's files in the same .sluice/state/: read as a reader
+ * without the lock reads them (read_records looks again when a
+ * compaction replaces the snapshot meanwhile).
+ */
+static int local_load_target(struct state *st, const char *target, struct arena *a, struct val *records,
+			     struct sluice_err *err)
+{
+	struct local_state *l = (struct local_state *)st, peer;
+	int rc;
+
+	memset(&peer, 0, sizeof(peer));
+	state_base_peer(&peer.base, &l->base, target);
+	peer.dir = l->dir;
+	peer.snapshot = state_path(l->dir, target, ".json");
+	peer.journal = state_path(l->dir, target, ".journal");
+	rc = local_load(&peer.base, a, records, err);
+	free(peer.snapshot);
+	free(peer.journal);
+	return rc;
+}
+
 static int fsync_dir(const char *dir, struct sluice_err *err)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
@@ -622,6 +644,7 @@ const struct state_backend state_local = {
 	.open = local_open,
 	.lock = local_lock,
 	.load = local_load,
+	.load_target = local_load_target,
 	.put = local_put,
 	.history_put = local_history_put,
 	.history_load = local_history_load,

@@ -848,6 +848,50 @@ static int s3_load(struct state *st, struct arena *a, struct val *records, struc
 	return 0;
 }
 
+/*
+ * Another target of the same project under the same prefix: its objects
+ * read as a run without the lock reads its own (read_records looks again
+ * when that target's run compacts meanwhile), on our store.
+ */
+static int s3_load_target(struct state *st, const char *target, struct arena *a, struct val *records,
+			  struct sluice_err *err)
+{
+	struct s3_state *s = (struct s3_state *)st, peer;
+	struct snapshot snap;
+	struct jlist l;
+	struct buf b = BUF_INIT;
+	size_t root = strlen(s->where) - strlen(s->dir);
+	int rc;
+
+	memset(&peer, 0, sizeof(peer));
+	state_base_peer(&peer.base, &s->base, target);
+	peer.store = s->store;
+	state_name_part(&b, s->base.project);
+	buf_addc(&b, '/');
+	state_name_part(&b, target);
+	buf_addc(&b, '/');
+	peer.dir = buf_detach(&b, NULL);
+	buf_add(&b, s->where, root);
+	buf_puts(&b, peer.dir);
+	peer.where = buf_detach(&b, NULL);
+	peer.state_key = dir_key(&peer, "state.json");
+	peer.journal_key = dir_key(&peer, "journal/");
+	pthread_mutex_lock(&s->mu);
+	rc = read_records(&peer, &snap, &l, err);
+	pthread_mutex_unlock(&s->mu);
+	if (!rc) {
+		*records = json_to_val(a, snap.records);
+		snapshot_release(&snap);
+		jlist_release(&l);
+	}
+	strmap_release(&peer.own);
+	free(peer.dir);
+	free(peer.where);
+	free(peer.state_key);
+	free(peer.journal_key);
+	return rc ? err_prefix(err, "state") : 0;
+}
+
 static int s3_put(struct state *st, const char *unique_id, const char *record, size_t len, struct sluice_err *err)
 {
 	struct s3_state *s = (struct s3_state *)st;
@@ -1234,6 +1278,7 @@ const struct state_backend state_s3 = {
 	.open = s3_open,
 	.lock = s3_lock,
 	.load = s3_load,
+	.load_target = s3_load_target,
 	.put = s3_put,
 	.history_put = s3_history_put,
 	.history_load = s3_history_load,

@@ -38,6 +38,13 @@ static const struct {
 	{ "s3://", 1, &state_s3, NULL },
 };
 
+void state_base_peer(struct state *peer, const struct state *st, const char *target)
+{
+	*peer = *st;
+	peer->target = (char *)target;
+	peer->locked = 0;
+}
+
 void state_base_init(struct state *st, const struct state_backend *be, const struct state_opts *o)
 {
 	char host[256];
@@ -164,6 +171,15 @@ int state_load(struct state *st, struct arena *a, struct val *records, struct sl
 {
 	*records = val_dict_new();
 	return st->be->load(st, a, records, err);
+}
+
+int state_load_target(struct state *st, const char *target, struct arena *a, struct val *records,
+		      struct sluice_err *err)
+{
+	if (!strcmp(target, st->target))
+		return state_load(st, a, records, err);
+	*records = val_dict_new();
+	return st->be->load_target(st, target, a, records, err);
 }
 
 int state_put(struct state *st, const char *unique_id, const struct val *record, struct sluice_err *err)

@@ -72,6 +72,15 @@ int state_is_locked(const struct state *st);
 int state_load(struct state *st, struct arena *a, struct val *records, struct sluice_err *err);
 
 /*
+ * The records of another target of the same project in the same store
+ * (the environments a run may reuse from, docs/environments.md): like
+ * state_load, read-only, no lock needed or taken. A target that never
+ * ran: an empty dict. target equal to st's own: state_load.
+ */
+int state_load_target(struct state *st, const char *target, struct arena *a, struct val *records,
+		      struct sluice_err *err);
+
+/*
  * Store (replace) one record. Durable on return. Thread-safe. Needs the
  * lock (a put without it could be lost to another run's compaction):
  * without it, SLUICE_EUSAGE.
@@ -126,6 +135,9 @@ struct state_backend {
 	int (*lock)(struct state *st, struct buf *holder, struct buf *since, struct sluice_err *err);
 	/* Fill records (an empty dict) with unique_id -> record, allocated in a. */
 	int (*load)(struct state *st, struct arena *a, struct val *records, struct sluice_err *err);
+	/* The same for another target of st's project; never under a lock of that target's. */
+	int (*load_target)(struct state *st, const char *target, struct arena *a, struct val *records,
+			   struct sluice_err *err);
 	/*
 	 * record: compact JSON text of an object, no newline. Called only
 	 * under the lock, from several threads at once: the backend
@@ -160,6 +172,12 @@ extern const struct state_backend state_s3;
 /* Fill the common part (copies the strings). */
 void state_base_init(struct state *st, const struct state_backend *be, const struct state_opts *o);
 void state_base_release(struct state *st);
+/*
+ * The common part of a read-only view of another target of st's
+ * project (load_target): st's strings borrowed, target's too, no lock.
+ * Never released.
+ */
+void state_base_peer(struct state *peer, const struct state *st, const char *target);
 /* "alice (pid 4242 on host ci-7, run 6f1c...)": how a lock holder is named. */
 void state_holder_text(struct buf *b, const char *user, long long pid, const char *host,
 		       const char *invocation_id);
