@@ -63,6 +63,7 @@ static int cmd_help(int argc, char **argv)
 	       "  --full-refresh        rebuild incremental models from scratch\n"
 	       "  --force               rebuild even what is up to date\n"
 	       "  --wait-lock SECONDS   wait for another run holding the state lock\n"
+	       "  --reuse-from TARGET   run, build, plan: reuse what these targets built (repeat, or a,b)\n"
 	       "  --report-to DEST      run, build, test: publish the report to s3://bucket/prefix or a directory\n"
 	       "  --log-format text|json\n"
 	       "  --version\n"
