@@ -59,7 +59,7 @@ static int ephemeral_prepare(struct build *b, size_t idx)
 
 const struct node_kind kind_view = {
 	.name = "view",
-	.flags = KIND_LIVE,
+	.flags = KIND_LIVE | KIND_SHAREABLE,
 	.what = BUILD_MODELS,
 	.prepare = sql_prepare,
 	.run = sql_run,
@@ -67,6 +67,7 @@ const struct node_kind kind_view = {
 
 const struct node_kind kind_table = {
 	.name = "table",
+	.flags = KIND_SHAREABLE | KIND_COPYABLE,
 	.what = BUILD_MODELS,
 	.prepare = sql_prepare,
 	.run = sql_run,
@@ -74,7 +75,8 @@ const struct node_kind kind_table = {
 
 const struct node_kind kind_incremental = {
 	.name = "incremental",
-	.flags = KIND_INCREMENTAL,
+	/* never a view over another environment's table: what it appends to must be its own */
+	.flags = KIND_INCREMENTAL | KIND_COPYABLE,
 	.what = BUILD_MODELS,
 	.prepare = sql_prepare,
 	.run = sql_run,
