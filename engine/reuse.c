@@ -125,7 +125,8 @@ void reuse_describe(const struct val *from, struct buf *out)
 
 	if (at && gmtime_r(&at, &tm))
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm);
-	buf_printf(out, "reuse from %s (%s %s by %s, run %.4s…)", val_get_str(from, "target", "?"),
+	buf_printf(out, "reuse from %s%s%s (%s %s by %s, run %.4s…)", val_get_str(from, "target", "?"),
+		   val_get(from, "via") ? " via " : "", val_get_str(from, "via", ""),
 		   !strcmp(val_get_str(from, "mode", "view"), "copy") ? "a copy, built" : "built", when,
 		   val_get_str(from, "user", "?"), run);
 }
@@ -201,33 +202,51 @@ void reuse_decide(struct build *b, size_t idx, struct sluice_conn *c, struct are
 		return;
 	for (e = 0; e < b->nreuse_envs; e++) {
 		const struct reuse_env *env = &b->reuse_envs[e];
-		const struct val *rec = strmap_get(&env->index, n->unique_id);
-		const char *schema = val_get_str(rec, "schema", NULL), *ident = val_get_str(rec, "identifier", NULL);
-		const char *then = val_get_str(rec, "relation_version", NULL);
+		const struct val *rec = strmap_get(&env->index, n->unique_id), *src = rec, *via;
+		const char *schema, *ident, *then, *where = env->target;
 		struct buf why = BUF_INIT, msg = BUF_INIT;
 		struct val from;
 		char *now = NULL;
-		if (!rec || rec->kind != V_DICT || strcmp(val_get_str(rec, "status", ""), "success") || !schema || !ident ||
+		if (!rec || rec->kind != V_DICT || strcmp(val_get_str(rec, "status", ""), "success") ||
 		    strcmp(val_get_str(rec, "fingerprint", ""), r->fp.full))
 			continue;
+		/*
+		 * Theirs is a view over a third environment's relation: reuse
+		 * that one, checked against the version they saw, so a change
+		 * there is seen here too.
+		 */
+		via = val_get(rec, "reused_from");
+		if (via && via->kind == V_DICT && !strcmp(val_get_str(via, "mode", ""), "view")) {
+			src = via;
+			where = val_get_str(via, "target", "?");
+		}
+		schema = val_get_str(src, "schema", NULL);
+		ident = val_get_str(src, "identifier", NULL);
+		then = val_get_str(src, "relation_version", NULL);
+		/* a target sharing this one's schema would make a view over itself */
+		if (!schema || !ident || (n->schema && n->identifier && !strcmp(schema, n->schema) &&
+					   !strcmp(ident, n->identifier)))
+			continue;
 		if (readable(build_dialect(b, n), c, schema, ident, &now, &why)) {
-			buf_printf(&msg, "cannot reuse %s's %s.%s: %s", env->target, schema, ident, why.s);
+			buf_printf(&msg, "cannot reuse %s's %s.%s: %s", where, schema, ident, why.s);
 			add_reason(a, &r->decision, msg.s);
 		} else if (then && now && strcmp(then, now)) {
-			buf_printf(&msg, "cannot reuse %s's %s.%s: changed since %s built it (%s -> %s)", env->target, schema,
-				   ident, env->target, then, now);
+			buf_printf(&msg, "cannot reuse %s's %s.%s: changed since %s built it (%s -> %s)", where, schema,
+				   ident, where, then, now);
 			add_reason(a, &r->decision, msg.s);
 		} else {
 			from = val_dict_new();
-			val_dict_set(a, &from, "target", val_str(env->target));
+			val_dict_set(a, &from, "target", val_str(where));
+			if (src != rec)
+				val_dict_set(a, &from, "via", val_str(env->target));
 			val_dict_set(a, &from, "mode", val_str(copy ? "copy" : "view"));
 			val_dict_set(a, &from, "schema", val_str(schema));
 			val_dict_set(a, &from, "identifier", val_str(ident));
-			val_dict_set(a, &from, "relation", val_str(val_get_str(rec, "relation", "")));
+			val_dict_set(a, &from, "relation", val_str(val_get_str(src, "relation", "")));
 			val_dict_set(a, &from, "relation_version", now ? val_str(arena_strdup(a, now)) : val_none());
-			val_dict_set(a, &from, "user", val_str(val_get_str(rec, "user", "")));
-			val_dict_set(a, &from, "finished_at", val_num((double)val_get_int(rec, "finished_at", 0)));
-			val_dict_set(a, &from, "invocation_id", val_str(val_get_str(rec, "invocation_id", "")));
+			val_dict_set(a, &from, "user", val_str(val_get_str(src, "user", "")));
+			val_dict_set(a, &from, "finished_at", val_num((double)val_get_int(src, "finished_at", 0)));
+			val_dict_set(a, &from, "invocation_id", val_str(val_get_str(src, "invocation_id", "")));
 			r->reused_from = from;
 			buf_reset(&msg);
 			reuse_describe(&from, &msg);

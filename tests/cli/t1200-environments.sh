@@ -28,6 +28,10 @@ $(conn_keys "      ")
       schema: analytics_bob
       reuse_from: [prod]
       reuse_mode: copy
+    dev_dan:
+$(conn_keys "      ")
+      schema: analytics_dan
+      reuse_from: [dev_alice]
     dev_carol:
 $(conn_keys "      " | sed 's/^\(      user: \).*/\1"carol_t1200"/; s/^\(      password: \).*/\1"carol-pw"/')
       schema: analytics_carol
@@ -155,6 +159,19 @@ t_alice_again() {
 	expect_eq "$(models_map reused)" "$(rr_statuses)"
 }
 ok "Alice's next run reuses everything (nothing changed)" t_alice_again
+
+# Dan reuses from Alice, whose stg_orders is a view over prod's: his view
+# goes to prod's table itself, so a change there is seen by his next plan.
+t_chain() {
+	expect_exit 0 sluice run --target dev_dan || return 1
+	expect_eq "prod dev_alice" "$(t_noted jq -r '.results[] | select(.unique_id == "model.proj.stg_orders") | "\(.reused_from.target) \(.reused_from.via)"' target/run_results.json)" ||
+		return 1
+	expect_grep "reuse from prod via dev_alice \(built " "$T_DIR/out" || return 1
+	psql_q "select definition from pg_views where schemaname = 'analytics_dan' and viewname = 'stg_orders'" |
+		grep -q "analytics_prod.stg_orders" || { echo "Dan's view is not over prod's table"; return 1; }
+	expect_eq "dev_alice analytics_alice.mart_a" "$(t_noted jq -r '.results[] | select(.unique_id == "model.proj.mart_a") | "\(.reused_from.target) \(.reused_from.schema).\(.reused_from.identifier)"' target/run_results.json)"
+}
+ok "a target reusing from one that reused from prod points at prod's table, and says via whom" t_chain
 
 t_blame() {
 	expect_exit 0 sluice blame --target dev_alice stg_orders || return 1
