@@ -490,13 +490,18 @@ static const char *state_spec(const struct build *b)
 
 int build_state_open(struct session *s, struct state **out, struct sluice_err *err)
 {
+	return build_state_open_target(s, s->project.target.name, out, err);
+}
+
+int build_state_open_target(struct session *s, const char *target, struct state **out, struct sluice_err *err)
+{
 	struct project *p = &s->project;
 	struct state_opts o = { 0 };
 
 	o.spec = val_get_str(&p->raw, "state", "local");
 	o.project_dir = p->dir;
 	o.project = p->name;
-	o.target = p->target.name;
+	o.target = target;
 	o.user = s->user;
 	o.invocation_id = s->invocation_id;
 	o.connect = state_connect;

@@ -112,6 +112,11 @@ struct build {
  * records of their own (sluice schedule). state_close() it.
  */
 int build_state_open(struct session *s, struct state **out, struct sluice_err *err);
+/*
+ * The same for another target of the project, in the same store, reached
+ * through this target's connection and s3: settings (sluice cache prune).
+ */
+int build_state_open_target(struct session *s, const char *target, struct state **out, struct sluice_err *err);
 int build_prepare(struct build *b, struct session *s, enum build_mode mode, struct sluice_err *err);
 int build_prepare_nodes(struct build *b, struct session *s, enum build_mode mode, unsigned what,
 			struct sluice_err *err);

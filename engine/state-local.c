@@ -179,8 +179,8 @@ static json_t *parse_entry(const char *line, size_t len, const char **uid, json_
 	}
 	*uid = json_string_value(json_object_get(j, "uid"));
 	*record = json_object_get(j, "record");
-	if (!*uid || !json_is_object(*record)) {
-		buf_puts(why, "expected {\"uid\": ..., \"record\": {...}}");
+	if (!*uid || (!json_is_object(*record) && !json_is_null(*record))) {
+		buf_puts(why, "expected {\"uid\": ..., \"record\": {...} or null}");
 		json_decref(j);
 		return NULL;
 	}
@@ -217,7 +217,10 @@ static int replay_journal(const char *path, const struct buf *text, json_t *recs
 			continue;
 		entry = parse_entry(line, end - start, &uid, &record, &why);
 		if (entry) {
-			json_object_set(recs, uid, record);
+			if (json_is_null(record))
+				json_object_del(recs, uid);   /* forgotten (state_forget) */
+			else
+				json_object_set(recs, uid, record);
 			json_decref(entry);
 			*newline = !nl;
 		} else if (end >= last) {
@@ -516,6 +519,11 @@ static int local_put(struct state *st, const char *unique_id, const char *record
  * a torn last line (kill -9 mid-write) is ignored by load, and the next
  * append starts on a line of its own.
  */
+static int local_forget(struct state *st, const char *unique_id, struct sluice_err *err)
+{
+	return local_put(st, unique_id, "null", 4, err);
+}
+
 static int local_history_put(struct state *st, const char *run, size_t len, struct sluice_err *err)
 {
 	struct local_state *l = (struct local_state *)st;
@@ -646,6 +654,7 @@ const struct state_backend state_local = {
 	.load = local_load,
 	.load_target = local_load_target,
 	.put = local_put,
+	.forget = local_forget,
 	.history_put = local_history_put,
 	.history_load = local_history_load,
 	.finish = local_finish,

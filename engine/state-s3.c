@@ -540,14 +540,17 @@ static int apply_journal(struct s3_state *s, const struct jlist *l, struct snaps
 		j = json_loadb(text.s, text.len, 0, &je);
 		uid = json_string_value(json_object_get(j, "uid"));
 		record = json_object_get(j, "record");
-		if (!uid || !json_is_object(record)) {
+		if (!uid || (!json_is_object(record) && !json_is_null(record))) {
 			buf_reset(&name);
 			object_name(s, l->v[i].key, &name);
 			rc = err_set(err, SLUICE_EIO,
 				     "%s: damaged journal object (%s); delete it to recover (the node it recorded then counts as "
-				     "changed once)", name.s, j ? "expected {\"uid\": ..., \"record\": {...}}" : je.text);
+				     "changed once)", name.s, j ? "expected {\"uid\": ..., \"record\": {...} or null}" : je.text);
 		} else {
-			json_object_set(snap->records, uid, record);
+			if (json_is_null(record))
+				json_object_del(snap->records, uid);   /* forgotten (state_forget) */
+			else
+				json_object_set(snap->records, uid, record);
 			if (mark_after(&l->v[i], newest)) {
 				newest->gen = l->v[i].gen;
 				newest->seq = l->v[i].seq;
@@ -945,6 +948,11 @@ out:
  */
 #define HISTORY_MAX (64LL * 1024 * 1024)
 
+static int s3_forget(struct state *st, const char *unique_id, struct sluice_err *err)
+{
+	return s3_put(st, unique_id, "null", 4, err);
+}
+
 static int read_history(struct s3_state *s, json_t **runs, struct sluice_err *err)
 {
 	struct objstore_info info;
@@ -1280,6 +1288,7 @@ const struct state_backend state_s3 = {
 	.load = s3_load,
 	.load_target = s3_load_target,
 	.put = s3_put,
+	.forget = s3_forget,
 	.history_put = s3_history_put,
 	.history_load = s3_history_load,
 	.finish = s3_finish,

@@ -394,6 +394,25 @@ static int wh_put(struct state *st, const char *unique_id, const char *record, s
 	return rc;
 }
 
+static int wh_forget(struct state *st, const char *unique_id, struct sluice_err *err)
+{
+	struct wh_state *w = (struct wh_state *)st;
+	struct buf sql = BUF_INIT;
+	int rc;
+
+	buf_puts(&sql, "DELETE FROM sluice_meta.node_state WHERE ");
+	where_scope(w, &sql);
+	buf_puts(&sql, " AND unique_id = ");
+	dialect_literal(w->d, &sql, unique_id);
+	pthread_mutex_lock(&w->mu);
+	rc = run(w, sql.s, err);
+	pthread_mutex_unlock(&w->mu);
+	buf_release(&sql);
+	if (rc)
+		err_prefix(err, "record for %s not forgotten", unique_id);
+	return rc;
+}
+
 static const char history_table_sql[] =
 	"CREATE TABLE IF NOT EXISTS sluice_meta.run_history (project varchar(256), target varchar(256), "
 	"invocation_id varchar(64), record varchar(65535), started_at timestamp)";
@@ -498,6 +517,7 @@ const struct state_backend state_warehouse = {
 	.load = wh_load,
 	.load_target = wh_load_target,
 	.put = wh_put,
+	.forget = wh_forget,
 	.history_put = wh_history_put,
 	.history_load = wh_history_load,
 	.finish = wh_finish,

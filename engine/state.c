@@ -204,6 +204,14 @@ int state_put(struct state *st, const char *unique_id, const struct val *record,
 	return rc;
 }
 
+int state_forget(struct state *st, const char *unique_id, struct sluice_err *err)
+{
+	if (!st->locked)
+		return err_set(err, SLUICE_EUSAGE, "state: record for %s forgotten without holding the state lock "
+			       "(internal error)", unique_id);
+	return st->be->forget(st, unique_id, err);
+}
+
 int state_history_put(struct state *st, const struct val *run, struct sluice_err *err)
 {
 	json_t *j;

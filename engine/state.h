@@ -88,6 +88,14 @@ int state_load_target(struct state *st, const char *target, struct arena *a, str
 int state_put(struct state *st, const char *unique_id, const struct val *record, struct sluice_err *err);
 
 /*
+ * Forget one node's record, as if it had never been built (sluice cache
+ * prune). Needs the lock, like put; durable on return. In a journal, a
+ * forgotten node is an entry whose record is null, folded away by the
+ * next compaction.
+ */
+int state_forget(struct state *st, const char *unique_id, struct sluice_err *err);
+
+/*
  * History: one record per run (a dict: invocation_id, started_at,
  * elapsed_time, user, command, status, exit_status, counts; see
  * history.h), appended at the end of the run. Needs the lock, like put;
@@ -145,6 +153,8 @@ struct state_backend {
 	 */
 	int (*put)(struct state *st, const char *unique_id, const char *record, size_t len,
 		   struct sluice_err *err);
+	/* Remove one record, under the lock; durable on return. */
+	int (*forget)(struct state *st, const char *unique_id, struct sluice_err *err);
 	/*
 	 * Append one run's record (compact JSON text of an object), under
 	 * the lock; NULL: no history. history_load fills runs (an empty

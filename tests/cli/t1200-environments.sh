@@ -277,6 +277,41 @@ t_copy_source_dropped() {
 }
 ok "prod's relation a copy was made from is dropped: Bob's next plan says so and builds it" t_copy_source_dropped
 
+# --- sluice cache ls and prune ------------------------------------------------
+
+t_cache_ls() {
+	expect_exit 0 sluice cache ls --target dev_alice || return 1
+	expect_grep "^environment +relation +fingerprint +built by +age +size +from$" "$T_DIR/out" || return 1
+	fp=$(rec prod stg_orders fingerprint | cut -c1-12) && [ -n "$fp" ] || return 1
+	expect_grep "^prod +analytics_prod.stg_orders +$fp +tester +[0-9]+[smhd] +[0-9.]+ [kMG]?B +$" "$T_DIR/out" || return 1
+	expect_grep "^dev_alice +analytics_alice.stg_orders +$fp +tester +[0-9]+[smhd] +0 B +view over prod$" "$T_DIR/out" || return 1
+	expect_grep "^dev_bob +analytics_bob.stg_orders +$fp +tester +[0-9]+[smhd] +[0-9.]+ [kMG]?B +copy of prod$" "$T_DIR/out" || return 1
+	sluice cache ls --format json >"$T_DIR/ls.json" || return 1
+	expect_eq "true true" "$(t_noted jq -r '[.[] | select(.environment == "prod" and .unique_id == "model.proj.stg_orders") | .exists, (.bytes > 0)] | join(" ")' "$T_DIR/ls.json")"
+}
+ok "cache ls shows every environment's relations: fingerprint, builder, age, size, and what is a view or copy of prod" t_cache_ls
+
+t_cache_prune() {
+	psql_q "drop table analytics_bob.report" || return 1
+	expect_exit 0 sluice cache prune --older-than 30d || return 1
+	expect_grep "^0 records forgotten$" "$T_DIR/out" || return 1
+	expect_exit 0 sluice cache prune --older-than 0s --dry-run || return 1
+	expect_grep "^would forget dev_bob model.proj.report \(analytics_bob.report is gone; built [0-9]+[smhd] ago by tester\)$" "$T_DIR/out" ||
+		return 1
+	expect_eq 1 "$(psql_q "select count(*) from sluice_meta.node_state where target = 'dev_bob' and unique_id = 'model.proj.report'")" ||
+		return 1
+	expect_exit 0 sluice cache prune --older-than 0s || return 1
+	expect_grep "^forgot dev_bob model.proj.report " "$T_DIR/out" || return 1
+	expect_no_grep "forgot [a-z_]+ model.proj.stg_orders" "$T_DIR/out" || return 1
+	expect_eq 0 "$(psql_q "select count(*) from sluice_meta.node_state where target = 'dev_bob' and unique_id = 'model.proj.report'")" ||
+		return 1
+	plan_out --target dev_bob || return 1
+	expect_line "never built" "$(plan_reasons report)" || return 1
+	expect_exit 2 sluice cache prune || return 1
+	expect_grep "older-than takes an age such as 30d" "$T_DIR/out"
+}
+ok "cache prune --older-than forgets only records whose relation is gone and old enough" t_cache_prune
+
 t_cli_reuse() {
 	expect_exit 0 sluice plan --target dev_alice --reuse-from prod --format json || return 1
 	expect_exit 2 sluice compile --reuse-from prod || return 1
