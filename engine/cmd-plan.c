@@ -29,7 +29,7 @@ static void print_text(const struct build *b)
 		}
 		/* reused from another environment: made here, but not built (reuse.h) */
 		printf("%s  %s", nr->decision.build && nr->reused_from.kind != V_DICT ? "build" : "reuse", m->nodes[i].name);
-		if (nr->decision.full_refresh)
+		if (nr->decision.full_refresh && nr->reused_from.kind != V_DICT)
 			printf(" (full refresh)");
 		for (r = 0; r < nr->decision.reasons.u.list.n; r++)
 			printf("%s%s", r ? "; " : ": ", nr->decision.reasons.u.list.items[r].u.str.s);
