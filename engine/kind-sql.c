@@ -59,7 +59,12 @@ static int ephemeral_prepare(struct build *b, size_t idx)
 
 const struct node_kind kind_view = {
 	.name = "view",
-	.flags = KIND_LIVE | KIND_SHAREABLE,
+	/*
+	 * Never a view over another environment's view: that one reads its
+	 * own environment's upstream, which may differ from ours, and a view
+	 * is not re-decided when its data changes. Building it costs the same.
+	 */
+	.flags = KIND_LIVE,
 	.what = BUILD_MODELS,
 	.prepare = sql_prepare,
 	.run = sql_run,

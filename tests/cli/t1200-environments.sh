@@ -108,8 +108,8 @@ t_alice_plan() {
 	model mart_a "{{ config(materialized='table') }}
 select sum(amount) + 1000 as total from {{ ref('stg_orders') }}"
 	plan_out --target dev_alice || return 1
-	expect_eq "$(models_map reuse mart_a=build report=build)" "$(plan_actions)" || return 1
-	for m in stg_orders stg_customers mart_b v_names; do
+	expect_eq "$(models_map reuse mart_a=build report=build v_names=build)" "$(plan_actions)" || return 1
+	for m in stg_orders stg_customers mart_b; do
 		plan_reasons "$m" | head -n 1 |
 			grep -Eq '^reuse from prod \(built [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2} by tester, run [0-9a-f]{4}…\)$' ||
 			{ echo "$m:"; cat "$T_DIR/plan.out"; return 1; }
@@ -117,9 +117,11 @@ select sum(amount) + 1000 as total from {{ ref('stg_orders') }}"
 			return 1
 	done
 	# an incremental model is never a view over another environment's table
-	expect_eq copy "$(jq -r '.[] | select(.unique_id == "model.proj.inc") | .reuse_from.mode' "$T_DIR/plan.json")"
+	expect_eq copy "$(jq -r '.[] | select(.unique_id == "model.proj.inc") | .reuse_from.mode' "$T_DIR/plan.json")" || return 1
+	# a view is built here: over prod's view it would read prod's upstream
+	expect_eq "never built" "$(plan_reasons v_names)"
 }
-ok "Alice's plan after editing mart_a: it and report build, the rest reuse from prod (inc as a copy, never a view)" t_alice_plan
+ok "Alice's plan after editing mart_a: it, report and the view build, the rest reuse from prod (inc as a copy)" t_alice_plan
 
 t_alice_run() {
 	expect_exit 0 sluice run --target dev_alice || return 1
@@ -129,7 +131,9 @@ t_alice_run() {
 	expect_eq BASE "$(psql_q "select 'BASE' from information_schema.tables where table_schema = 'analytics_alice'
 		and table_name = 'inc' and table_type = 'BASE TABLE'")" || return 1
 	expect_eq "$(models_map success)" "$(rr_statuses)" || return 1
-	for m in stg_orders stg_customers mart_b v_names; do
+	psql_q "select definition from pg_views where schemaname = 'analytics_alice' and viewname = 'v_names'" |
+		grep -q "analytics_alice.stg_customers" || { echo "v_names does not read Alice's stg_customers"; return 1; }
+	for m in stg_orders stg_customers mart_b; do
 		expect_eq "prod analytics_prod.$m" \
 			"$(t_noted jq -r --arg u "model.proj.$m" '.results[] | select(.unique_id == $u) | "\(.reused_from.target) \(.reused_from.schema).\(.reused_from.identifier)"' target/run_results.json)" ||
 			return 1
@@ -350,7 +354,7 @@ t_s3() {
 	model report "{{ config(materialized='table') }}
 select total * 3 as tripled from {{ ref('mart_a') }}"
 	plan_out --target dev_alice || return 1
-	expect_eq "$(models_map reuse report=build)" "$(plan_actions)" || return 1
+	expect_eq "$(models_map reuse report=build v_names=build)" "$(plan_actions)" || return 1
 	expect_exit 0 sluice run --target dev_alice || return 1
 	expect_eq VIEW "$(psql_q "select 'VIEW' from information_schema.views where table_schema = 's3_alice' and table_name = 'mart_a'")" ||
 		return 1
