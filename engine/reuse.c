@@ -165,8 +165,8 @@ static void recheck(struct build *b, size_t idx, struct sluice_conn *c, struct a
 		buf_printf(&msg, "reused from %s's %s.%s, which can no longer be read (%s)", val_get_str(from, "target", "?"),
 			   schema, ident, why.s);
 	else if (then && now && strcmp(then, now))
-		buf_printf(&msg, "reused from %s's %s.%s, which was rebuilt since (%s -> %s)",
-			   val_get_str(from, "target", "?"), schema, ident, then, now);
+		buf_printf(&msg, "reused from %s's %s.%s, which changed since (%s -> %s): rebuilt there, "
+			   "or written outside sluice", val_get_str(from, "target", "?"), schema, ident, then, now);
 	if (msg.len)
 		add_reason(a, &r->decision, msg.s);
 	free(now);
