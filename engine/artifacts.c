@@ -7,6 +7,7 @@
 #include "artifacts.h"
 #include "datatest.h"
 #include "json.h"
+#include "reuse.h"
 #include "version.h"
 
 static json_t *metadata_new(const struct session *s)
@@ -203,9 +204,16 @@ int artifacts_write_run_results(const struct build *b, const char *command, int 
 		}
 		json_object_set_new(resp, "rows_affected", r->status == EXEC_SUCCESS && r->rows >= 0 ? json_integer(r->rows) : json_null());
 		json_object_set_new(o, "adapter_response", resp);
-		if (r->status == EXEC_REUSED)
+		if (r->status == EXEC_REUSED) {
 			json_object_set_new(o, "message", json_string("up to date: fingerprint unchanged"));
-		else
+		} else if (r->status == EXEC_SUCCESS && r->reused_from.kind == V_DICT) {
+			/* made from another environment's relation (docs/environments.md) */
+			struct buf note = BUF_INIT;
+			reuse_describe(&r->reused_from, &note);
+			json_object_set_new(o, "message", json_string(note.s));
+			json_object_set_new(o, "reused_from", json_from_val_new(&r->reused_from));
+			buf_release(&note);
+		} else
 			json_object_set_new(o, "message", r->status == EXEC_SUCCESS ? json_string("OK") : json_string(run_err_msg(r)));
 		/* why it ran (or, empty, why it did not need to) */
 		json_object_set_new(o, "reasons", r->decided ? json_from_val_new(&r->decision.reasons) : json_array());

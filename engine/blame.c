@@ -152,6 +152,24 @@ static void deps(struct buf *out, const json_t *map, const char *label, const ch
 		buf_printf(out, "%-13s none\n", label);
 }
 
+/* A relation reused from another environment: where from, then that environment's own verdict. */
+static void reused_text(struct buf *out, const json_t *v)
+{
+	const json_t *from = json_object_get(v, "reused_from"), *theirs = json_object_get(v, "reused_record");
+
+	if (!json_is_object(from))
+		return;
+	buf_printf(out, "%-13s %s: %s.%s (%s)\n", "reused from", or_not(json_object_get(from, "target")),
+		   or_not(json_object_get(from, "schema")), or_not(json_object_get(from, "identifier")),
+		   !strcmp(or_not(json_object_get(from, "mode")), "copy") ? "copied" : "a view over it");
+	if (!json_is_object(theirs)) {
+		buf_printf(out, "%-13s not recorded in %s's state any more\n", "", or_not(json_object_get(from, "target")));
+		return;
+	}
+	buf_printf(out, "--- in %s:\n", or_not(json_object_get(theirs, "target")));
+	blame_text(out, theirs);
+}
+
 void blame_text(struct buf *out, const json_t *v)
 {
 	const char *rel = json_string_value(json_object_get(v, "relation"));
@@ -207,4 +225,5 @@ void blame_text(struct buf *out, const json_t *v)
 	else
 		buf_printf(out, "%-13s %s exists; whether it changed since is not recorded (no statistics version)\n",
 			   "now", rel);
+	reused_text(out, v);
 }

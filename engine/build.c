@@ -8,6 +8,7 @@
 #include <string.h>
 #include "audit.h"
 #include "build.h"
+#include "reuse.h"
 #include "ui.h"
 #include "util/clock.h"
 #include "util/fs.h"
@@ -374,6 +375,20 @@ static void decide(struct build *b, size_t idx, struct arena *a)
 	r->decided = 1;
 }
 
+/*
+ * After deciding: reuse from another environment (reuse.h), asked on the
+ * worker's connection, or the main one when w is NULL (plan).
+ */
+static void decide_reuse(struct build *b, size_t idx, struct exec_worker *w, struct arena *a)
+{
+	const struct node *n = node_at(b, idx);
+	struct sluice_err ignored = SLUICE_ERR_INIT;
+
+	if (!reuse_wanted(b, idx))
+		return;
+	reuse_decide(b, idx, w ? build_worker_conn(b, w, n, &ignored) : build_main_conn(b, n, &ignored), a);
+}
+
 void build_set_effective(struct build *b, size_t idx)
 {
 	struct node_run *r = &b->runs[idx];
@@ -475,13 +490,18 @@ static const char *state_spec(const struct build *b)
 
 int build_state_open(struct session *s, struct state **out, struct sluice_err *err)
 {
+	return build_state_open_target(s, s->project.target.name, out, err);
+}
+
+int build_state_open_target(struct session *s, const char *target, struct state **out, struct sluice_err *err)
+{
 	struct project *p = &s->project;
 	struct state_opts o = { 0 };
 
 	o.spec = val_get_str(&p->raw, "state", "local");
 	o.project_dir = p->dir;
 	o.project = p->name;
-	o.target = p->target.name;
+	o.target = target;
 	o.user = s->user;
 	o.invocation_id = s->invocation_id;
 	o.connect = state_connect;
@@ -532,9 +552,17 @@ static int put_record(struct build *b, size_t idx, const char *status, struct ar
 	val_dict_set(a, &rec, "git_commit", b->s->id.git_commit[0] ? val_str(b->s->id.git_commit) : val_none());
 	val_dict_set(a, &rec, "git_dirty", val_bool(b->s->id.git_dirty));
 	if (!r->kind->decide) {
+		/* where it is, for another target reusing it (docs/environments.md) */
+		val_dict_set(a, &rec, "target", val_str(b->s->project.target.name));
 		val_dict_set(a, &rec, "relation", val_str(n->display));
+		if (n->schema && n->identifier) {
+			val_dict_set(a, &rec, "schema", val_str(n->schema));
+			val_dict_set(a, &rec, "identifier", val_str(n->identifier));
+		}
 		val_dict_set(a, &rec, "materialized", val_str(n->mat_name));
 	}
+	if (ok && r->reused_from.kind == V_DICT)
+		val_dict_set(a, &rec, "reused_from", r->reused_from);
 	if (!r->kind->decide && ok) {
 		val_dict_set(a, &rec, "fingerprint", val_str(arena_strdup(a, r->fp.full)));
 		val_dict_set(a, &rec, "def_fingerprint", val_str(arena_strdup(a, r->fp.def)));
@@ -697,6 +725,8 @@ int build_prepare_nodes(struct build *b, struct session *s, enum build_mode mode
 		for (i = 0; i < b->conns.nslots; i++)
 			if (slot_used(b, i) && (rc = load_relations(b, i, err)))
 				return rc;
+	if (!offline && (rc = reuse_prepare(b, err)))
+		return rc;
 	for (i = 0; i < m->n; i++) {
 		struct node_run *r = &b->runs[i];
 		const struct node *missing;
@@ -737,6 +767,7 @@ void build_plan(struct build *b)
 		if (b->todo[i] != EXEC_RUN)
 			continue;
 		decide(b, i, &b->arena);
+		decide_reuse(b, i, NULL, &b->arena);
 		set_effective(b, i, b->runs[i].decision.build);
 	}
 }
@@ -766,13 +797,18 @@ static int version_row(void *ud, const struct sluice_row *row)
  */
 static char *relation_version_now(const struct dialect *d, struct sluice_conn *c, const struct node *n)
 {
-	struct version_row v = { n->schema, n->identifier, NULL };
+	return build_relation_version(d, c, n->schema, n->identifier);
+}
+
+char *build_relation_version(const struct dialect *d, struct sluice_conn *c, const char *schema, const char *ident)
+{
+	struct version_row v = { schema, ident, NULL };
 	struct sluice_err err = SLUICE_ERR_INIT;
 	struct buf q = BUF_INIT;
 
 	if (!d->source_stats_query)
 		return NULL;
-	d->source_stats_query(&q, &n->schema, &n->identifier, 1);
+	d->source_stats_query(&q, &schema, &ident, 1);
 	if (c->drv->query(c, q.s, version_row, &v, &err)) {
 		free(v.version);
 		v.version = NULL;
@@ -910,6 +946,7 @@ static int node_job(struct build *b, struct exec_worker *w, size_t idx, int *reu
 			ui_error("%s", serr.msg);
 		return err->code;
 	}
+	decide_reuse(b, idx, w, a);
 	if (!r->decision.build) {
 		if (k->reuse)
 			k->reuse(b, idx, a);
@@ -917,11 +954,12 @@ static int node_job(struct build *b, struct exec_worker *w, size_t idx, int *reu
 		*reused = 1;
 		return 0;
 	}
-	if (k->started)
+	if (k->started && r->reused_from.kind != V_DICT)
 		k->started(b, idx);
 	else
 		ui_node_start(r->seq, b->ntodo, n->mat_name, n->display, n->unique_id);
-	rc = k->run(b, w, idx, err);
+	/* reused from another environment: the same for every kind that allows it */
+	rc = r->reused_from.kind == V_DICT ? reuse_run(b, w, idx, err) : k->run(b, w, idx, err);
 	r->finished = now_seconds();
 	/* already set when it let its children start early: they may be reading it */
 	if (!rc && !r->effective[0])
@@ -985,6 +1023,15 @@ static void model_finished(struct build *b, size_t idx, int seq, enum exec_statu
 	const struct node *n = node_at(b, idx);
 	const struct node_run *r = &b->runs[idx];
 
+	if (st == EXEC_SUCCESS && r->reused_from.kind == V_DICT) {
+		struct buf note = BUF_INIT;
+		b->reused++;
+		reuse_describe(&r->reused_from, &note);
+		ui_node_done(seq ? r->seq : 0, b->ntodo, "REUSED", n->mat_name, n->display, n->unique_id,
+			     r->finished - r->started, -1, note.s);
+		buf_release(&note);
+		return;
+	}
 	switch (st) {
 	case EXEC_SUCCESS: b->ok++; break;
 	case EXEC_ERROR: b->errors++; break;
@@ -1224,6 +1271,7 @@ void build_release(struct build *b)
 		if (node_kinds[i]->end)
 			node_kinds[i]->end(b);
 	free(b->kind_data);
+	reuse_release(b);
 	state_close(b->state);
 	source_versions_release(&b->versions);
 	if (b->worker_arenas)

@@ -51,6 +51,7 @@ struct node_run {
 	char *relation_version;        /* stats version right after it was built (heap) */
 	struct val validations;        /* list of {name, expected, actual, status} (worker arena) */
 	void *kind_data;               /* the kind's own; its release slot frees it */
+	struct val reused_from;        /* reused from another environment (reuse.h): {target, mode, ...}, else none */
 };
 
 enum build_mode { BUILD_OFFLINE, BUILD_PLAN, BUILD_RUN };
@@ -95,6 +96,9 @@ struct build {
 	const struct dag *exec_dag;
 	unsigned char *exec_todo;
 	const struct node_kind *extra_owner;   /* whose jobs the exec DAG's nodes past the manifest's are */
+	struct reuse_env *reuse_envs;  /* the environments this run may reuse from, in order (reuse.c) */
+	size_t nreuse_envs;
+	int reuse_copy;                /* reuse_mode: copy */
 };
 
 /*
@@ -108,6 +112,11 @@ struct build {
  * records of their own (sluice schedule). state_close() it.
  */
 int build_state_open(struct session *s, struct state **out, struct sluice_err *err);
+/*
+ * The same for another target of the project, in the same store, reached
+ * through this target's connection and s3: settings (sluice cache prune).
+ */
+int build_state_open_target(struct session *s, const char *target, struct state **out, struct sluice_err *err);
 int build_prepare(struct build *b, struct session *s, enum build_mode mode, struct sluice_err *err);
 int build_prepare_nodes(struct build *b, struct session *s, enum build_mode mode, unsigned what,
 			struct sluice_err *err);
@@ -186,6 +195,12 @@ const char *build_effective(const struct build *b, size_t idx, struct arena *a);
 void build_release_children(struct build *b, struct exec_worker *w, size_t idx);
 /* The default effective fingerprint (kind.h effective). */
 void build_set_effective(struct build *b, size_t idx);
+/*
+ * The statistics version of schema.ident now, read on c (heap), or NULL
+ * when the dialect has none, the relation has none (a view) or the query
+ * failed.
+ */
+char *build_relation_version(const struct dialect *d, struct sluice_conn *c, const char *schema, const char *ident);
 /*
  * Run node idx's plan on worker w's connection; rt runs its STEP_STAGE.
  * Then, unless its kind writes no relation, record the version of what it

@@ -31,6 +31,41 @@ static json_t *run_of(struct build *b, const char *id, struct arena *a)
 	return NULL;
 }
 
+#define BLAME_HOPS 8   /* environments reusing from environments: a chain, never a loop */
+
+/*
+ * A node reused from another environment (docs/environments.md): its
+ * record says from where, and that environment's record says who built
+ * it. Each hop's verdict goes under "reused_from" of the one before.
+ */
+static void follow_reuse(struct build *b, const struct node *n, const struct val *rec, json_t *verdict, struct arena *a)
+{
+	int hop;
+
+	for (hop = 0; hop < BLAME_HOPS && rec; hop++) {
+		const struct val *from = val_get(rec, "reused_from");
+		struct sluice_err err = SLUICE_ERR_INIT;
+		struct val theirs;
+		json_t *record, *next;
+		if (!from || from->kind != V_DICT)
+			return;
+		json_object_set_new(verdict, "reused_from", json_from_val_new(from));
+		if (state_load_target(b->state, val_get_str(from, "target", ""), a, &theirs, &err))
+			return;
+		rec = val_get(&theirs, n->unique_id);
+		if (!rec || rec->kind != V_DICT)
+			return;
+		record = json_from_val_new(rec);
+		next = blame_json_new(n, record, NULL, BLAME_NOW_UNKNOWN, NULL);
+		json_object_set_new(next, "target", json_string(val_get_str(from, "target", "")));
+		json_object_set_new(next, "relation", json_string(val_get_str(rec, "relation", "")));
+		json_object_set(verdict, "reused_record", next);
+		json_decref(record);
+		verdict = next;
+		json_decref(next);
+	}
+}
+
 /* Print the verdict on n (stdout's errors are ui_flush's to report). */
 static void blame(struct build *b, const struct node *n, int as_json)
 {
@@ -46,6 +81,7 @@ static void blame(struct build *b, const struct node *n, int as_json)
 	state = blame_compare(json_string_value(json_object_get(record, "relation_version")), now,
 			      r->existing != REL_NONE);
 	verdict = blame_json_new(n, record, run, state, now);
+	follow_reuse(b, n, rec, verdict, &a);
 	if (as_json) {
 		char *text = json_dumps(verdict, JSON_INDENT(2));
 		if (text)

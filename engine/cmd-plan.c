@@ -27,13 +27,14 @@ static void print_text(const struct build *b)
 			printf("error  %s: %s\n", m->nodes[i].name, run_err_msg(nr));
 			continue;
 		}
-		printf("%s  %s", nr->decision.build ? "build" : "reuse", m->nodes[i].name);
-		if (nr->decision.full_refresh)
+		/* reused from another environment: made here, but not built (reuse.h) */
+		printf("%s  %s", nr->decision.build && nr->reused_from.kind != V_DICT ? "build" : "reuse", m->nodes[i].name);
+		if (nr->decision.full_refresh && nr->reused_from.kind != V_DICT)
 			printf(" (full refresh)");
 		for (r = 0; r < nr->decision.reasons.u.list.n; r++)
 			printf("%s%s", r ? "; " : ": ", nr->decision.reasons.u.list.items[r].u.str.s);
 		putchar('\n');
-		if (nr->decision.build)
+		if (nr->decision.build && nr->reused_from.kind != V_DICT)
 			build++;
 		else
 			reuse++;
@@ -56,7 +57,10 @@ static void print_json(const struct build *b)
 			continue;
 		o = json_object();
 		json_object_set_new(o, "unique_id", json_string(m->nodes[i].unique_id));
-		json_object_set_new(o, "action", json_string(nr->failed_early ? "error" : nr->decision.build ? "build" : "reuse"));
+		json_object_set_new(o, "action", json_string(nr->failed_early ? "error"
+							     : nr->decision.build && nr->reused_from.kind != V_DICT ? "build" : "reuse"));
+		if (nr->reused_from.kind == V_DICT)
+			json_object_set_new(o, "reuse_from", json_from_val_new(&nr->reused_from));
 		json_object_set_new(o, "reasons", nr->failed_early ? json_pack("[s]", run_err_msg(nr))
 								 : json_from_val_new(&nr->decision.reasons));
 		if (nr->decision.full_refresh)

@@ -24,6 +24,7 @@ int cmd_schedule(int argc, char **argv);
 int cmd_seed(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_deps(int argc, char **argv);
+int cmd_cache(int argc, char **argv);
 /* build and test share one body (cmd-build.c); what: BUILD_* flags (build.h). */
 int cmd_build_like(int argc, char **argv, const char *which, unsigned what);
 

@@ -194,6 +194,14 @@ static void pg_relations_query(struct buf *b, const char *const *schemas, size_t
 	buf_addc(b, ')');
 }
 
+static void want_tables(struct buf *b, const char *const *schemas, const char *const *idents, size_t n);
+
+static void pg_relation_size_query(struct buf *b, const char *const *schemas, const char *const *idents, size_t n)
+{
+	buf_puts(b, "SELECT n.nspname, c.relname, pg_total_relation_size(c.oid) FROM ");
+	want_tables(b, schemas, idents, n);
+}
+
 static void pg_try_lock(struct buf *b, long long key)
 {
 	buf_printf(b, "SELECT pg_try_advisory_lock(%lld)", key);
@@ -480,6 +488,7 @@ const struct dialect dialect_postgres = {
 	.merge = pg_merge,
 	.columns_query = pg_columns_query,
 	.relations_query = pg_relations_query,
+	.relation_size_query = pg_relation_size_query,
 	/* PostgreSQL 15+: flush this backend's counters when it goes idle */
 	.after_write = "SELECT pg_stat_force_next_flush()",
 	.try_lock = pg_try_lock,

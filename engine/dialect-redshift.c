@@ -441,6 +441,27 @@ static void rs_relations_query(struct buf *b, const char *const *schemas, size_t
 	buf_addc(b, ')');
 }
 
+/* svv_table_info lists tables only (size in 1 MB blocks); a view has none. */
+static void rs_relation_size_query(struct buf *b, const char *const *schemas, const char *const *idents, size_t n)
+{
+	size_t i;
+
+	buf_puts(b, "SELECT trim(n.nspname), trim(c.relname), coalesce(t.size, 0)::bigint * 1048576\n"
+		 "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace\n"
+		 "LEFT JOIN svv_table_info t ON t.table_id = c.oid\n"
+		 "WHERE c.relkind IN ('r', 'v') AND (");
+	for (i = 0; i < n; i++) {
+		buf_puts(b, i ? " OR (n.nspname = " : "(n.nspname = ");
+		rs_literal(b, schemas[i]);
+		buf_puts(b, " AND c.relname = ");
+		rs_literal(b, idents[i]);
+		buf_addc(b, ')');
+	}
+	if (!n)
+		buf_puts(b, "false");
+	buf_addc(b, ')');
+}
+
 /* ---- the run lock (state-warehouse.c) ---- */
 
 /*
@@ -721,6 +742,7 @@ static void rs_now_minus(struct buf *b, long long seconds)
 	.merge = rs_merge,                                             \
 	.columns_query = rs_columns_query,                             \
 	.relations_query = rs_relations_query,                         \
+	.relation_size_query = rs_relation_size_query,                 \
 	.try_lock = rs_try_lock,                                       \
 	.unlock = rs_unlock,                                           \
 	.source_value_query = rs_source_value_query,                   \

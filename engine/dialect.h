@@ -68,6 +68,12 @@ struct dialect {
 	void (*columns_query)(struct buf *b, const char *schema, const char *ident);
 	/* Query yielding (schema, name, kind 'table'|'view'|'other') for relations in schemas. */
 	void (*relations_query)(struct buf *b, const char *const *schemas, size_t n);
+	/*
+	 * Rows (schema, name, bytes) for the relations schemas[i].idents[i]
+	 * that exist, bytes on disk (0 for a view), for `sluice cache ls`;
+	 * NULL slot: sizes are not shown.
+	 */
+	void (*relation_size_query)(struct buf *b, const char *const *schemas, const char *const *idents, size_t n);
 
 	/*
 	 * Optional statement run (errors ignored) after a build commits, so

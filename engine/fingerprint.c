@@ -90,7 +90,14 @@ static void hash_config(const struct node *n, char out[FP_HEX])
 	size_t i, k;
 
 	json_object_set_new(j, "materialized", json_string(n->mat_name ? n->mat_name : ""));
-	json_object_set_new(j, "relation", json_string(n->relation ? n->relation : ""));
+	/*
+	 * The relation by its name in the project, not its schema: the same
+	 * project in two targets (prod, dev_alice) builds the same thing, and
+	 * reuse across environments (docs/environments.md) needs the same
+	 * fingerprint for it. A custom schema or alias is config, and a
+	 * relation that moved is a reason of its own (fp_decide).
+	 */
+	json_object_set_new(j, "relation", json_string(n->identifier ? n->identifier : ""));
 	json_object_set_new(j, "connection", json_string(n->connection ? n->connection : ""));
 	for (i = 0; n->config.kind == V_DICT && i < n->config.u.dict.n; i++) {
 		const char *key = n->config.u.dict.keys[i];
@@ -364,6 +371,10 @@ void fp_decide(const struct manifest *m, const struct node *n, const struct fp *
 			reason(a, d, n->mat == MAT_INCREMENTAL ? "relation %s was changed outside sluice (an incremental "
 				     "run keeps that change: --full-refresh rebuilds it)" : "relation %s was changed outside sluice",
 			       n->display);
+		if (has_relation && n->display && val_get_str(prev, "relation", NULL) && differs(prev, "relation", n->display)) {
+			reason(a, d, "relation moved (%s -> %s)", val_get_str(prev, "relation", ""), n->display);
+			code_changed = 1;
+		}
 		if (differs(prev, "code_hash", cur->code)) {
 			reason(a, d, "code changed");
 			code_changed = 1;

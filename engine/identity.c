@@ -92,7 +92,7 @@ static void find_user(struct identity *id)
 /* Flags whose value is shown: names, selectors, numbers, paths. */
 static const char *const shown_values[] = {
 	"--project-dir", "--profiles-dir", "--target", "-t", "--threads", "--wait-lock", "--format",
-	"--output", "-o", "--resource-type", "--log-format", "--limit", NULL,
+	"--output", "-o", "--resource-type", "--log-format", "--limit", "--reuse-from", NULL,
 };
 /* Flags followed by selector words, up to the next flag. */
 static const char *const selectors[] = { "-s", "--select", "-m", "--models", "--exclude", NULL };

@@ -171,6 +171,7 @@ static void seed_release(struct build *b, size_t idx)
 
 const struct node_kind kind_seed = {
 	.name = "seed",
+	.flags = KIND_SHAREABLE | KIND_COPYABLE,
 	.what = BUILD_SEEDS,
 	.prepare = seed_prepare,
 	.run = seed_run,

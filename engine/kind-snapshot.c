@@ -705,6 +705,7 @@ static void snap_release(struct build *b, size_t idx)
 
 const struct node_kind kind_snapshot = {
 	.name = "snapshot",
+	.flags = KIND_COPYABLE,     /* its history must be its own to add to */
 	.what = BUILD_SNAPSHOTS,
 	.prepare = snap_prepare,
 	.reads = snap_reads,

@@ -59,6 +59,11 @@ static int ephemeral_prepare(struct build *b, size_t idx)
 
 const struct node_kind kind_view = {
 	.name = "view",
+	/*
+	 * Never a view over another environment's view: that one reads its
+	 * own environment's upstream, which may differ from ours, and a view
+	 * is not re-decided when its data changes. Building it costs the same.
+	 */
 	.flags = KIND_LIVE,
 	.what = BUILD_MODELS,
 	.prepare = sql_prepare,
@@ -67,6 +72,7 @@ const struct node_kind kind_view = {
 
 const struct node_kind kind_table = {
 	.name = "table",
+	.flags = KIND_SHAREABLE | KIND_COPYABLE,
 	.what = BUILD_MODELS,
 	.prepare = sql_prepare,
 	.run = sql_run,
@@ -74,7 +80,8 @@ const struct node_kind kind_table = {
 
 const struct node_kind kind_incremental = {
 	.name = "incremental",
-	.flags = KIND_INCREMENTAL,
+	/* never a view over another environment's table: what it appends to must be its own */
+	.flags = KIND_INCREMENTAL | KIND_COPYABLE,
 	.what = BUILD_MODELS,
 	.prepare = sql_prepare,
 	.run = sql_run,

@@ -36,6 +36,8 @@ enum {
 	KIND_RECORDS_RESULT = 8,/* its state record is its last result, so a failure to compile is recorded too */
 	KIND_INCREMENTAL = 16,  /* runs the incremental path when its relation exists and no full refresh is asked */
 	KIND_OWN_SESSIONS = 32, /* its job may open sessions of its own (a script's): the connection budget counts them */
+	KIND_SHAREABLE = 64,    /* its relation may be a view over another environment's (reuse.h) */
+	KIND_COPYABLE = 128,    /* or a copy of it, made in the database (reuse.h) */
 };
 
 struct node_kind {

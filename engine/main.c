@@ -31,6 +31,7 @@ static const struct cmd_entry commands[] = {
 	{ "compile", cmd_compile, "render models to target/compiled and their statements to target/run", 0 },
 	{ "ls", cmd_ls, "list the selected nodes", 0 },
 	{ "blame", cmd_blame, "which run built a relation as it is now: who, when, from what (--format json)", 0 },
+	{ "cache", cmd_cache, "ls: what each environment built (fingerprint, builder, age, size); prune --older-than 30d", 0 },
 	{ "graph", cmd_graph, "print the DAG of the selected nodes (--format dot|mermaid|json)", 0 },
 	{ "show", cmd_show, "print a model's rows (--limit N, --format table|csv|json)", 0 },
 	{ "report", cmd_report, "rebuild target/report.html from target/ (--open: show it)", 0 },
@@ -63,6 +64,7 @@ static int cmd_help(int argc, char **argv)
 	       "  --full-refresh        rebuild incremental models from scratch\n"
 	       "  --force               rebuild even what is up to date\n"
 	       "  --wait-lock SECONDS   wait for another run holding the state lock\n"
+	       "  --reuse-from TARGET   run, build, plan: reuse what these targets built (repeat, or a,b)\n"
 	       "  --report-to DEST      run, build, test: publish the report to s3://bucket/prefix or a directory\n"
 	       "  --log-format text|json\n"
 	       "  --version\n"

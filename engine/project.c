@@ -965,6 +965,51 @@ static int load_output(struct loader *L, const struct ynode *out, const char *tn
 	return 0;
 }
 
+/*
+ * reuse_from: [prod, ci] and reuse_mode: view | copy on an output: the
+ * other outputs of the same profile (docs/environments.md).
+ */
+static int load_reuse(struct loader *L, const struct ynode *outputs, const struct ynode *out)
+{
+	struct arena *a = &L->p->arena;
+	struct target *t = &L->p->target;
+	const struct ynode *from = ymap_get(out, "reuse_from"), *mode = ymap_get(out, "reuse_mode");
+	size_t i, n;
+
+	t->noutputs = outputs->n;
+	t->outputs = arena_alloc(a, (outputs->n ? outputs->n : 1) * sizeof(char *));
+	for (i = 0; i < outputs->n; i++)
+		t->outputs[i] = arena_strdup(a, outputs->items[2 * i]->scalar);
+	if (!is_null(mode)) {
+		if (mode->kind != Y_SCALAR || (strcmp(mode->scalar, "view") && strcmp(mode->scalar, "copy")))
+			return yaml_error(L->err, mode, "reuse_mode must be view or copy");
+		t->reuse_copy = !strcmp(mode->scalar, "copy");
+	}
+	if (is_null(from))
+		return 0;
+	if (from->kind != Y_SEQ && from->kind != Y_SCALAR)
+		return yaml_error(L->err, from, "reuse_from must be a list of target names, e.g. [prod, ci]");
+	n = from->kind == Y_SEQ ? from->n : 1;
+	t->reuse_from = arena_alloc(a, (n ? n : 1) * sizeof(char *));
+	for (i = 0; i < n; i++) {
+		const struct ynode *it = from->kind == Y_SEQ ? from->items[i] : from;
+		struct buf names = BUF_INIT;
+		if (it->kind != Y_SCALAR || !it->len)
+			return yaml_error(L->err, it, "reuse_from entries must be target names");
+		if (!strcmp(it->scalar, t->name))
+			return yaml_error(L->err, it, "reuse_from: '%s' is this target itself", it->scalar);
+		if (!ymap_get(outputs, it->scalar)) {
+			list_keys(outputs, NULL, &names);
+			yaml_error(L->err, it, "reuse_from: profile '%s' has no output '%s' (outputs: %s)", t->profile,
+				   it->scalar, names.s);
+			buf_release(&names);
+			return SLUICE_EUSAGE;
+		}
+		t->reuse_from[t->nreuse_from++] = arena_strdup(a, it->scalar);
+	}
+	return 0;
+}
+
 static int load_profiles(struct loader *L)
 {
 	struct project *p = L->p;
@@ -1031,7 +1076,9 @@ static int load_profiles(struct loader *L)
 		return SLUICE_EUSAGE;
 	}
 	t->name = arena_strdup(&p->arena, tname);
-	return load_output(L, out, t->name);
+	if ((rc = load_output(L, out, t->name)))
+		return rc;
+	return load_reuse(L, outputs, out);
 }
 
 /* `target` as templates in sluice.yml see it. */

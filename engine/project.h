@@ -97,6 +97,17 @@ struct target {
 	const char *profiles_path; /* file it came from, NULL for the embedded default */
 	struct conn_cfg *conns;    /* conns[0] is the output itself */
 	size_t nconns;
+	/*
+	 * The output's reuse_from: other targets of the profile whose builds
+	 * this one may reuse, in order, and reuse_mode: copy (else views).
+	 * docs/environments.md. The profile's output names, for checking
+	 * --reuse-from and for `sluice cache ls`.
+	 */
+	const char **reuse_from;
+	size_t nreuse_from;
+	int reuse_copy;
+	const char **outputs;
+	size_t noutputs;
 };
 
 /*

@@ -84,6 +84,16 @@ int cli_parse(struct cli *cli, int argc, char **argv, const char *const *extra, 
 			add_words(a[2] == 's' ? &cli->select : &cli->exclude, strchr(a, '=') + 1);
 			continue;
 		}
+		if ((r = flag_value(argc, argv, &i, "--reuse-from", &v, err)) < 0)
+			return SLUICE_EUSAGE;
+		if (r) {
+			if (!*v)
+				return err_set(err, SLUICE_EUSAGE, "--reuse-from needs a target name");
+			if (cli->reuse_from.len)
+				buf_addc(&cli->reuse_from, ',');
+			buf_puts(&cli->reuse_from, v);
+			continue;
+		}
 		if (!strcmp(a, "--full-refresh")) {
 			cli->full_refresh = 1;
 			continue;
@@ -128,6 +138,8 @@ int cli_parse(struct cli *cli, int argc, char **argv, const char *const *extra, 
 	/* only the commands that end with a report publish it (cmd_report_run) */
 	if (cli->report_to && strcmp(argv[0], "run") && strcmp(argv[0], "build") && strcmp(argv[0], "test"))
 		return err_set(err, SLUICE_EUSAGE, "--report-to is for run, build and test, not '%s'", argv[0]);
+	if (cli->reuse_from.len && strcmp(argv[0], "run") && strcmp(argv[0], "build") && strcmp(argv[0], "plan"))
+		return err_set(err, SLUICE_EUSAGE, "--reuse-from is for run, build and plan, not '%s'", argv[0]);
 	if (cli->log_format && strcmp(cli->log_format, "text") && strcmp(cli->log_format, "json"))
 		return err_set(err, SLUICE_EUSAGE, "--log-format takes text or json, not '%s'", cli->log_format);
 	return 0;
@@ -137,6 +149,7 @@ void cli_release(struct cli *cli)
 {
 	buf_release(&cli->select);
 	buf_release(&cli->exclude);
+	buf_release(&cli->reuse_from);
 	free(cli->args);
 }
 

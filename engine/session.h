@@ -16,6 +16,7 @@
 struct cli {
 	const char *project_dir, *profiles_dir, *target, *vars;
 	struct buf select, exclude;        /* space-joined -s / --exclude values */
+	struct buf reuse_from;             /* --reuse-from (run, build, plan): comma-joined target names */
 	const char *log_format;            /* text | json */
 	const char *output;                /* ls: name | path | json | selector */
 	const char *resource_type;         /* ls: model | source | all */

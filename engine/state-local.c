@@ -179,8 +179,8 @@ static json_t *parse_entry(const char *line, size_t len, const char **uid, json_
 	}
 	*uid = json_string_value(json_object_get(j, "uid"));
 	*record = json_object_get(j, "record");
-	if (!*uid || !json_is_object(*record)) {
-		buf_puts(why, "expected {\"uid\": ..., \"record\": {...}}");
+	if (!*uid || (!json_is_object(*record) && !json_is_null(*record))) {
+		buf_puts(why, "expected {\"uid\": ..., \"record\": {...} or null}");
 		json_decref(j);
 		return NULL;
 	}
@@ -217,7 +217,10 @@ static int replay_journal(const char *path, const struct buf *text, json_t *recs
 			continue;
 		entry = parse_entry(line, end - start, &uid, &record, &why);
 		if (entry) {
-			json_object_set(recs, uid, record);
+			if (json_is_null(record))
+				json_object_del(recs, uid);   /* forgotten (state_forget) */
+			else
+				json_object_set(recs, uid, record);
 			json_decref(entry);
 			*newline = !nl;
 		} else if (end >= last) {
@@ -297,6 +300,28 @@ static int local_load(struct state *st, struct arena *a, struct val *records, st
 	*records = json_drain_to_val(a, recs);
 	json_decref(recs);
 	return 0;
+}
+
+/*
+ * Another target's files in the same .sluice/state/: read as a reader
+ * without the lock reads them (read_records looks again when a
+ * compaction replaces the snapshot meanwhile).
+ */
+static int local_load_target(struct state *st, const char *target, struct arena *a, struct val *records,
+			     struct sluice_err *err)
+{
+	struct local_state *l = (struct local_state *)st, peer;
+	int rc;
+
+	memset(&peer, 0, sizeof(peer));
+	state_base_peer(&peer.base, &l->base, target);
+	peer.dir = l->dir;
+	peer.snapshot = state_path(l->dir, target, ".json");
+	peer.journal = state_path(l->dir, target, ".journal");
+	rc = local_load(&peer.base, a, records, err);
+	free(peer.snapshot);
+	free(peer.journal);
+	return rc;
 }
 
 static int fsync_dir(const char *dir, struct sluice_err *err)
@@ -494,6 +519,11 @@ static int local_put(struct state *st, const char *unique_id, const char *record
  * a torn last line (kill -9 mid-write) is ignored by load, and the next
  * append starts on a line of its own.
  */
+static int local_forget(struct state *st, const char *unique_id, struct sluice_err *err)
+{
+	return local_put(st, unique_id, "null", 4, err);
+}
+
 static int local_history_put(struct state *st, const char *run, size_t len, struct sluice_err *err)
 {
 	struct local_state *l = (struct local_state *)st;
@@ -622,7 +652,9 @@ const struct state_backend state_local = {
 	.open = local_open,
 	.lock = local_lock,
 	.load = local_load,
+	.load_target = local_load_target,
 	.put = local_put,
+	.forget = local_forget,
 	.history_put = local_history_put,
 	.history_load = local_history_load,
 	.finish = local_finish,

@@ -540,14 +540,17 @@ static int apply_journal(struct s3_state *s, const struct jlist *l, struct snaps
 		j = json_loadb(text.s, text.len, 0, &je);
 		uid = json_string_value(json_object_get(j, "uid"));
 		record = json_object_get(j, "record");
-		if (!uid || !json_is_object(record)) {
+		if (!uid || (!json_is_object(record) && !json_is_null(record))) {
 			buf_reset(&name);
 			object_name(s, l->v[i].key, &name);
 			rc = err_set(err, SLUICE_EIO,
 				     "%s: damaged journal object (%s); delete it to recover (the node it recorded then counts as "
-				     "changed once)", name.s, j ? "expected {\"uid\": ..., \"record\": {...}}" : je.text);
+				     "changed once)", name.s, j ? "expected {\"uid\": ..., \"record\": {...} or null}" : je.text);
 		} else {
-			json_object_set(snap->records, uid, record);
+			if (json_is_null(record))
+				json_object_del(snap->records, uid);   /* forgotten (state_forget) */
+			else
+				json_object_set(snap->records, uid, record);
 			if (mark_after(&l->v[i], newest)) {
 				newest->gen = l->v[i].gen;
 				newest->seq = l->v[i].seq;
@@ -848,6 +851,50 @@ static int s3_load(struct state *st, struct arena *a, struct val *records, struc
 	return 0;
 }
 
+/*
+ * Another target of the same project under the same prefix: its objects
+ * read as a run without the lock reads its own (read_records looks again
+ * when that target's run compacts meanwhile), on our store.
+ */
+static int s3_load_target(struct state *st, const char *target, struct arena *a, struct val *records,
+			  struct sluice_err *err)
+{
+	struct s3_state *s = (struct s3_state *)st, peer;
+	struct snapshot snap;
+	struct jlist l;
+	struct buf b = BUF_INIT;
+	size_t root = strlen(s->where) - strlen(s->dir);
+	int rc;
+
+	memset(&peer, 0, sizeof(peer));
+	state_base_peer(&peer.base, &s->base, target);
+	peer.store = s->store;
+	state_name_part(&b, s->base.project);
+	buf_addc(&b, '/');
+	state_name_part(&b, target);
+	buf_addc(&b, '/');
+	peer.dir = buf_detach(&b, NULL);
+	buf_add(&b, s->where, root);
+	buf_puts(&b, peer.dir);
+	peer.where = buf_detach(&b, NULL);
+	peer.state_key = dir_key(&peer, "state.json");
+	peer.journal_key = dir_key(&peer, "journal/");
+	pthread_mutex_lock(&s->mu);
+	rc = read_records(&peer, &snap, &l, err);
+	pthread_mutex_unlock(&s->mu);
+	if (!rc) {
+		*records = json_to_val(a, snap.records);
+		snapshot_release(&snap);
+		jlist_release(&l);
+	}
+	strmap_release(&peer.own);
+	free(peer.dir);
+	free(peer.where);
+	free(peer.state_key);
+	free(peer.journal_key);
+	return rc ? err_prefix(err, "state") : 0;
+}
+
 static int s3_put(struct state *st, const char *unique_id, const char *record, size_t len, struct sluice_err *err)
 {
 	struct s3_state *s = (struct s3_state *)st;
@@ -900,6 +947,11 @@ out:
  * under the lock, so a read-modify-write is safe without conditions.
  */
 #define HISTORY_MAX (64LL * 1024 * 1024)
+
+static int s3_forget(struct state *st, const char *unique_id, struct sluice_err *err)
+{
+	return s3_put(st, unique_id, "null", 4, err);
+}
 
 static int read_history(struct s3_state *s, json_t **runs, struct sluice_err *err)
 {
@@ -1234,7 +1286,9 @@ const struct state_backend state_s3 = {
 	.open = s3_open,
 	.lock = s3_lock,
 	.load = s3_load,
+	.load_target = s3_load_target,
 	.put = s3_put,
+	.forget = s3_forget,
 	.history_put = s3_history_put,
 	.history_load = s3_history_load,
 	.finish = s3_finish,

@@ -76,13 +76,18 @@ static int run_transaction(struct wh_state *w, const char *body, struct sluice_e
 	return rc;
 }
 
-/* "project = '...' AND target = '...'" */
-static void where_scope(struct wh_state *w, struct buf *b)
+/* "project = '...' AND target = '...'": st's, or target's of the same project */
+static void where_target(struct wh_state *w, const char *target, struct buf *b)
 {
 	buf_puts(b, "project = ");
 	dialect_literal(w->d, b, w->base.project);
 	buf_puts(b, " AND target = ");
-	dialect_literal(w->d, b, w->base.target);
+	dialect_literal(w->d, b, target);
+}
+
+static void where_scope(struct wh_state *w, struct buf *b)
+{
+	where_target(w, w->base.target, b);
 }
 
 /* "(lit, lit, ...)" of n strings. */
@@ -332,7 +337,8 @@ static int load_row(void *ud, const struct sluice_row *row)
 	return 0;
 }
 
-static int wh_load(struct state *st, struct arena *a, struct val *records, struct sluice_err *err)
+static int wh_load_target(struct state *st, const char *target, struct arena *a, struct val *records,
+			  struct sluice_err *err)
 {
 	struct wh_state *w = (struct wh_state *)st;
 	struct load_ctx c = { a, records, err, 0 };
@@ -340,7 +346,7 @@ static int wh_load(struct state *st, struct arena *a, struct val *records, struc
 	int rc;
 
 	buf_puts(&sql, "SELECT unique_id, record FROM sluice_meta.node_state WHERE ");
-	where_scope(w, &sql);
+	where_target(w, target, &sql);
 	buf_puts(&sql, " ORDER BY updated_at");
 	pthread_mutex_lock(&w->mu);
 	rc = w->conn->drv->query(w->conn, sql.s, load_row, &c, err);
@@ -350,6 +356,11 @@ static int wh_load(struct state *st, struct arena *a, struct val *records, struc
 		db_error(err);
 	buf_release(&sql);
 	return rc;
+}
+
+static int wh_load(struct state *st, struct arena *a, struct val *records, struct sluice_err *err)
+{
+	return wh_load_target(st, st->target, a, records, err);
 }
 
 static int wh_put(struct state *st, const char *unique_id, const char *record, size_t len,
@@ -380,6 +391,25 @@ static int wh_put(struct state *st, const char *unique_id, const char *record, s
 	buf_release(&sql);
 	if (rc)
 		err_prefix(err, "state (warehouse): record for %s not saved", unique_id);
+	return rc;
+}
+
+static int wh_forget(struct state *st, const char *unique_id, struct sluice_err *err)
+{
+	struct wh_state *w = (struct wh_state *)st;
+	struct buf sql = BUF_INIT;
+	int rc;
+
+	buf_puts(&sql, "DELETE FROM sluice_meta.node_state WHERE ");
+	where_scope(w, &sql);
+	buf_puts(&sql, " AND unique_id = ");
+	dialect_literal(w->d, &sql, unique_id);
+	pthread_mutex_lock(&w->mu);
+	rc = run(w, sql.s, err);
+	pthread_mutex_unlock(&w->mu);
+	buf_release(&sql);
+	if (rc)
+		err_prefix(err, "record for %s not forgotten", unique_id);
 	return rc;
 }
 
@@ -485,7 +515,9 @@ const struct state_backend state_warehouse = {
 	.open = wh_open,
 	.lock = wh_lock,
 	.load = wh_load,
+	.load_target = wh_load_target,
 	.put = wh_put,
+	.forget = wh_forget,
 	.history_put = wh_history_put,
 	.history_load = wh_history_load,
 	.finish = wh_finish,

@@ -38,6 +38,13 @@ static const struct {
 	{ "s3://", 1, &state_s3, NULL },
 };
 
+void state_base_peer(struct state *peer, const struct state *st, const char *target)
+{
+	*peer = *st;
+	peer->target = (char *)target;
+	peer->locked = 0;
+}
+
 void state_base_init(struct state *st, const struct state_backend *be, const struct state_opts *o)
 {
 	char host[256];
@@ -166,6 +173,15 @@ int state_load(struct state *st, struct arena *a, struct val *records, struct sl
 	return st->be->load(st, a, records, err);
 }
 
+int state_load_target(struct state *st, const char *target, struct arena *a, struct val *records,
+		      struct sluice_err *err)
+{
+	if (!strcmp(target, st->target))
+		return state_load(st, a, records, err);
+	*records = val_dict_new();
+	return st->be->load_target(st, target, a, records, err);
+}
+
 int state_put(struct state *st, const char *unique_id, const struct val *record, struct sluice_err *err)
 {
 	json_t *j;
@@ -186,6 +202,14 @@ int state_put(struct state *st, const char *unique_id, const struct val *record,
 	rc = st->be->put(st, unique_id, text, strlen(text), err);
 	free(text);
 	return rc;
+}
+
+int state_forget(struct state *st, const char *unique_id, struct sluice_err *err)
+{
+	if (!st->locked)
+		return err_set(err, SLUICE_EUSAGE, "state: record for %s forgotten without holding the state lock "
+			       "(internal error)", unique_id);
+	return st->be->forget(st, unique_id, err);
 }
 
 int state_history_put(struct state *st, const struct val *run, struct sluice_err *err)

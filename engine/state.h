@@ -72,11 +72,28 @@ int state_is_locked(const struct state *st);
 int state_load(struct state *st, struct arena *a, struct val *records, struct sluice_err *err);
 
 /*
+ * The records of another target of the same project in the same store
+ * (the environments a run may reuse from, docs/environments.md): like
+ * state_load, read-only, no lock needed or taken. A target that never
+ * ran: an empty dict. target equal to st's own: state_load.
+ */
+int state_load_target(struct state *st, const char *target, struct arena *a, struct val *records,
+		      struct sluice_err *err);
+
+/*
  * Store (replace) one record. Durable on return. Thread-safe. Needs the
  * lock (a put without it could be lost to another run's compaction):
  * without it, SLUICE_EUSAGE.
  */
 int state_put(struct state *st, const char *unique_id, const struct val *record, struct sluice_err *err);
+
+/*
+ * Forget one node's record, as if it had never been built (sluice cache
+ * prune). Needs the lock, like put; durable on return. In a journal, a
+ * forgotten node is an entry whose record is null, folded away by the
+ * next compaction.
+ */
+int state_forget(struct state *st, const char *unique_id, struct sluice_err *err);
 
 /*
  * History: one record per run (a dict: invocation_id, started_at,
@@ -126,6 +143,9 @@ struct state_backend {
 	int (*lock)(struct state *st, struct buf *holder, struct buf *since, struct sluice_err *err);
 	/* Fill records (an empty dict) with unique_id -> record, allocated in a. */
 	int (*load)(struct state *st, struct arena *a, struct val *records, struct sluice_err *err);
+	/* The same for another target of st's project; never under a lock of that target's. */
+	int (*load_target)(struct state *st, const char *target, struct arena *a, struct val *records,
+			   struct sluice_err *err);
 	/*
 	 * record: compact JSON text of an object, no newline. Called only
 	 * under the lock, from several threads at once: the backend
@@ -133,6 +153,8 @@ struct state_backend {
 	 */
 	int (*put)(struct state *st, const char *unique_id, const char *record, size_t len,
 		   struct sluice_err *err);
+	/* Remove one record, under the lock; durable on return. */
+	int (*forget)(struct state *st, const char *unique_id, struct sluice_err *err);
 	/*
 	 * Append one run's record (compact JSON text of an object), under
 	 * the lock; NULL: no history. history_load fills runs (an empty
@@ -160,6 +182,12 @@ extern const struct state_backend state_s3;
 /* Fill the common part (copies the strings). */
 void state_base_init(struct state *st, const struct state_backend *be, const struct state_opts *o);
 void state_base_release(struct state *st);
+/*
+ * The common part of a read-only view of another target of st's
+ * project (load_target): st's strings borrowed, target's too, no lock.
+ * Never released.
+ */
+void state_base_peer(struct state *peer, const struct state *st, const char *target);
 /* "alice (pid 4242 on host ci-7, run 6f1c...)": how a lock holder is named. */
 void state_holder_text(struct buf *b, const char *user, long long pid, const char *host,
 		       const char *invocation_id);

@@ -131,4 +131,23 @@ t_no_privilege() {
 }
 ok "without SELECT on svv_table_info, stats sources count as always changed, with a warning" t_no_privilege
 
+# Reuse across environments with the Redshift statements (docs/environments.md):
+# a second output copies what dev built, inside the database.
+t_reuse_copy() {
+	sed -n '/^    dev:$/,$p' profiles.yml |
+		sed -e '1s/dev:/dev2:/' -e 's/schema: analytics$/schema: analytics_dev2/' >"$T_DIR/dev2.yml" || return 1
+	printf '      reuse_from: [dev]\n      reuse_mode: copy\n' >>"$T_DIR/dev2.yml" &&
+	cat "$T_DIR/dev2.yml" >>profiles.yml || return 1
+	expect_exit 0 sluice run || return 1
+	expect_exit 0 sluice run --target dev2 || return 1
+	expect_eq "$(models_map success)" "$(rr_statuses)" || return 1
+	for m in $MODELS; do
+		expect_eq "copy dev" "$(t_noted jq -r --arg u "model.proj.$m" '.results[] | select(.unique_id == $u) | "\(.reused_from.mode) \(.reused_from.target)"' target/run_results.json)" ||
+			return 1
+		expect_eq 0 "$(psql_q "select count(*) from ((select * from analytics_dev2.$m except all select * from analytics.$m)
+			union all (select * from analytics.$m except all select * from analytics_dev2.$m)) d")" || return 1
+	done
+}
+ok "a second target with reuse_mode: copy copies dev's tables through the Redshift statements" t_reuse_copy
+
 done_testing

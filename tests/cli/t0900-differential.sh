@@ -4,8 +4,10 @@
 # test"). Random projects, random changes, random selections with several
 # threads; after every run, every selected relation must equal its query
 # now, a full run must equal a from-scratch run in a second database, and
-# the models executed must be exactly those the rules say. A fixed seed
-# here; `make campaign ROUNDS=N SEED=S` runs it long.
+# the models executed must be exactly those the rules say; and a second
+# environment, alice, reusing from dev after each full run, must hold
+# what building gives. A fixed seed here; `make campaign ROUNDS=N SEED=S`
+# runs it long.
 . "$(dirname "$0")/lib.sh"
 
 SEED=${SLUICE_DIFF_SEED:-20261202}
@@ -29,6 +31,13 @@ $(conn_keys "      " "$db")
       schema: analytics
 YML
 	done
+	# the second environment (docs/environments.md): same database and state
+	cat >>"$1/p1/profiles.yml" <<YML
+    alice:
+$(conn_keys "      " "$2")
+      schema: analytics_alice
+      reuse_from: [dev]
+YML
 }
 
 diff_run() {
@@ -37,11 +46,13 @@ diff_run() {
 
 t_campaign() {
 	campaign_dir "$T_DIR/w" "$T_DB" "$DB2" || return 1
-	diff_run --dir "$T_DIR/w" --db "$T_DB" --db2 "$DB2" --seed "$SEED" --rounds "$ROUNDS" || {
+	diff_run --dir "$T_DIR/w" --db "$T_DB" --db2 "$DB2" --seed "$SEED" --rounds "$ROUNDS" \
+		--env2 alice --env2-schema analytics_alice || {
 		cat "$T_DIR/diff.out"
 		return 1
 	}
-	expect_grep '^result: ok: ' "$T_DIR/diff.out"
+	expect_grep '^result: ok: ' "$T_DIR/diff.out" &&
+	expect_grep ' second-environment runs \([1-9][0-9]* relations reused from dev\)' "$T_DIR/diff.out"
 }
 ok "$ROUNDS rounds from seed $SEED: no stale, missed, wasted or failed run" t_campaign
 sed -n 's/^result: /# /p' "$T_DIR/diff.out"

@@ -13,12 +13,17 @@
 #           run in a second database builds from the same sources;
 #   missed/wasted
 #           the models sluice executed are exactly those a small model of
-#           the rules in docs/fingerprints.md says are affected.
+#           the rules in docs/fingerprints.md says are affected;
+#   reuse   with --env2 T: after each run, a run of the whole DAG in
+#           target T (whose output has reuse_from: [dev]) in the same
+#           database, and every relation of T, reused from dev or built,
+#           equals its query now, as stale checks dev's
+#           (docs/environments.md).
 #
 # It stops at the first discrepancy and prints how to replay it.
 #
 # usage: differential.pl --dir D --db DB --db2 DB2 --seed S --rounds N
-#        [--sabotage] [--quiet]
+#        [--env2 T --env2-schema SCHEMA] [--sabotage] [--quiet]
 # D/p1 and D/p2 must hold a profiles.yml for DB and DB2 (profile "diff",
 # target "dev"); psql reaches both through the PG* environment.
 # --sabotage writes a source row behind change detection's back in one
@@ -33,16 +38,17 @@ use JSON::PP;
 use Digest::MD5 qw(md5_hex);
 use Time::HiRes qw(time);
 
-my ($dir, $db, $db2, $seed, $rounds, $sabotage, $quiet) = ('', '', '', 1, 20, 0, 0);
+my ($dir, $db, $db2, $seed, $rounds, $sabotage, $quiet, $env2, $env2_schema) = ('', '', '', 1, 20, 0, 0, '', '');
 GetOptions('dir=s' => \$dir, 'db=s' => \$db, 'db2=s' => \$db2, 'seed=i' => \$seed,
-	'rounds=i' => \$rounds, 'sabotage' => \$sabotage, 'quiet' => \$quiet)
+	'rounds=i' => \$rounds, 'sabotage' => \$sabotage, 'quiet' => \$quiet, 'env2=s' => \$env2,
+	'env2-schema=s' => \$env2_schema)
 	or die "usage: $0 --dir D --db DB --db2 DB2 --seed S --rounds N\n";
 die "$0: --dir, --db and --db2 are required\n" unless $dir && $db && $db2;
 my $sluice = $ENV{SLUICE_BIN} or die "$0: SLUICE_BIN is not set\n";
 
 seed($seed);
 
-my %stat = (rounds => 0, runs => 0, executed => 0, reused => 0, scratch => 0, checks => 0,
+my %stat = (rounds => 0, runs => 0, executed => 0, reused => 0, scratch => 0, checks => 0, env2 => 0, env2_reused => 0,
 	sluice_s => 0, psql_s => 0);
 my @history;	# what happened, for the report of a discrepancy
 my $t_start = time;
@@ -151,6 +157,9 @@ for my $n (@nodes) { push @{ $children{$_} }, $n->{name} for grep { is_model($_)
 sub c_tmpl { my ($n) = @_; return $n->{cvar} ? "{{ var('$n->{cvar}') }}" : "$n->{c}"; }
 sub c_val { my ($n) = @_; return $n->{cvar} ? $vars{ $n->{cvar} } : $n->{c}; }
 
+# The schema the reference queries read: dev's, or the second environment's.
+my $schema_now = 'analytics';
+
 # ref_tmpl: how a model's file names a parent; ref_sql: the same parent for
 # the reference query (an ephemeral model inlined, as it is now).
 sub ref_tmpl {
@@ -162,7 +171,7 @@ sub ref_sql {
 	return "raw.$1" if $p =~ /^source:(.*)/;
 	my $n = $node{$p};
 	return "(" . body_sql($n) . ")" if $n->{kind} eq 'ephemeral';
-	return "\"analytics\".\"$p\"";
+	return "\"$schema_now\".\"$p\"";
 }
 
 # The body of a model, with FROM and C filled by the given callbacks.
@@ -478,26 +487,27 @@ sub results {
 
 # The relations whose content differs from their reference query.
 sub check_stale {
-	my ($sel) = @_;
+	my ($sel, $skip) = @_;
 	my @q;
 	for my $n (@nodes) {
 		next unless $sel->{ $n->{name} };
-		next if $n->{kind} eq 'ephemeral' || $n->{kind} eq 'shell' || $taint{ $n->{name} };
-		my $r = "analytics.\"$n->{name}\"";
+		next if $n->{kind} eq 'ephemeral' || $n->{kind} eq 'shell' || $skip->{ $n->{name} };
+		my $r = "$schema_now.\"$n->{name}\"";
 		my $b = body_sql($n);
 		push @q, "select '$n->{name}' where exists ((select k, v from $r except all select * from ($b) q)" .
 			" union all (select * from ($b) q except all select k, v from $r))";
 	}
 	if ($sel->{sh}) {
 		my $b = "values " . join(', ', map { "($_)" } split /\n/, $shell_rows);
-		push @q, "select 'sh' where exists ((select k, v from analytics.sh except all $b)" .
-			" union all ($b except all select k, v from analytics.sh))";
+		push @q, "select 'sh' where exists ((select k, v from $schema_now.sh except all $b)" .
+			" union all ($b except all select k, v from $schema_now.sh))";
 	}
 	push @q, "select '-' where false" unless @q;
 	my $out = psql($db, join("\nunion all\n", @q) . ";\n");
 	$stat{checks}++;
 	my @stale = grep { length } split /\n/, $out;
-	fail('stale', "relations that differ from their query now: @stale") if @stale;
+	fail('stale', "relations that differ from their query now: @stale") if @stale && $schema_now eq 'analytics';
+	fail('stale reuse', "relations of $schema_now that differ from their query now: @stale") if @stale;
 }
 
 sub digest_all {
@@ -530,6 +540,23 @@ sub check_scratch {
 	fail('stale', "after a full run, relations that differ from a from-scratch run: @diff") if @diff;
 }
 
+# The second environment, reusing from dev: after a run of its whole
+# DAG, what it holds, reused or built, is its query now. Not what reads
+# an incremental model of dev holding an outside write: a copy of it holds
+# that write too, by design (docs/fingerprints.md).
+sub check_env2 {
+	sluice_run("$dir/p1", $db, 'run', '--target', $env2, '--threads', 2 + rnd(3));
+	my $j = decode_json(slurp("$dir/p1/target/run_results.json") // fail('error', "no run_results.json"));
+	my @reused = map { (my $n = $_->{unique_id}) =~ s/^model\.diff\.//; $n } grep { $_->{reused_from} } @{ $j->{results} };
+	note("$env2 reused from dev: @reused");
+	$stat{env2}++;
+	$stat{env2_reused} += @reused;
+	my %skip = map { $_ => 1 } map { closure($_, \&down) } keys %taint;
+	$schema_now = $env2_schema;
+	check_stale({ map { $_->{name} => 1 } @nodes }, \%skip);
+	$schema_now = 'analytics';
+}
+
 sub one_run {
 	my ($selector, $sel, $full_refresh) = @_;
 	my @args = ('run', '--threads', 2 + rnd(3));
@@ -556,8 +583,9 @@ sub one_run {
 	fail('missed', "should have run but did not: @missed (ran: " .
 		join(' ', sort grep { $st->{$_} eq 'success' } keys %$st) . ")") if @missed;
 	fail('wasted', "ran but did not need to: @wasted") if @wasted;
-	check_stale($sel);
+	check_stale($sel, \%taint);
 	check_scratch() if !length $selector;
+	check_env2() if $env2;
 }
 
 # ---- the campaign ----------------------------------------------------------
@@ -597,7 +625,9 @@ for my $round (1 .. $rounds) {
 }
 
 printf "result: ok: %d rounds, %d runs, %d models executed, %d reused, %d from-scratch comparisons, " .
+	"%d second-environment runs (%d relations reused from dev), " .
 	"0 stale, 0 missed, 0 wasted, 0 failed, %.0f s (%.0f s in sluice, %.0f s in psql)\n",
-	$stat{rounds}, $stat{runs}, $stat{executed}, $stat{reused}, $stat{scratch}, time - $t_start,
+	$stat{rounds}, $stat{runs}, $stat{executed}, $stat{reused}, $stat{scratch}, $stat{env2}, $stat{env2_reused},
+	time - $t_start,
 	$stat{sluice_s}, $stat{psql_s}; print "psql calls: $stat{psql_n}\n";
 exit 0;

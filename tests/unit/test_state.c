@@ -954,6 +954,61 @@ static void test_local_targets_apart(void **unused)
 	arena_release(&a);
 }
 
+/*
+ * Reuse across environments reads another target's records without its
+ * lock, whatever that target's run has put or folded; a forgotten record
+ * is gone for it and for readers, before and after the compaction.
+ */
+static void load_target_and_forget(struct state *dev, struct state *prod)
+{
+	struct arena a = ARENA_INIT;
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct val recs;
+
+	lock_ok(prod);
+	put_ok(dev, &a, "model.proj.a", 1);   /* dev is locked by the caller */
+	put_ok(prod, &a, "model.proj.a", 2);
+	put_ok(prod, &a, "model.proj.b", 3);
+	if (state_load_target(dev, "prod", &a, &recs, &err))
+		fail_msg("state_load_target: %s", err.msg);
+	assert_int_equal(recs.u.dict.n, 2);
+	assert_record(&a, &recs, "model.proj.a", 2);
+	assert_record(&a, &recs, "model.proj.b", 3);
+	if (state_load_target(dev, "never_ran", &a, &recs, &err))
+		fail_msg("state_load_target: %s", err.msg);
+	assert_int_equal(recs.u.dict.n, 0);
+	if (state_load_target(dev, "dev", &a, &recs, &err))    /* its own: state_load */
+		fail_msg("state_load_target: %s", err.msg);
+	assert_int_equal(recs.u.dict.n, 1);
+	assert_int_equal(state_forget(dev, "model.proj.a", &err), 0);
+	assert_int_equal(state_forget(prod, "model.proj.b", &err), 0);
+	recs = load_ok(prod, &a);
+	assert_int_equal(recs.u.dict.n, 1);
+	assert_null(val_get(&recs, "model.proj.b"));
+	assert_int_equal(state_finish(prod, &err), 0);
+	if (state_load_target(dev, "prod", &a, &recs, &err))
+		fail_msg("state_load_target: %s", err.msg);
+	assert_int_equal(recs.u.dict.n, 1);
+	assert_record(&a, &recs, "model.proj.a", 2);
+	recs = load_ok(dev, &a);
+	assert_int_equal(recs.u.dict.n, 0);
+	arena_release(&a);
+}
+
+static void test_local_load_target_and_forget(void **unused)
+{
+	struct state *dev = open_local("dev"), *prod = open_local("prod");
+	struct sluice_err err = SLUICE_ERR_INIT;
+
+	(void)unused;
+	/* forgetting needs the lock, like a put */
+	assert_int_equal(state_forget(dev, "model.proj.a", &err), SLUICE_EUSAGE);
+	lock_ok(dev);
+	load_target_and_forget(dev, prod);
+	state_close(dev);
+	state_close(prod);
+}
+
 static void test_specs(void **unused)
 {
 	struct sluice_err err = SLUICE_ERR_INIT;
@@ -1322,6 +1377,17 @@ static void test_wh_targets_apart(void **unused)
 	arena_release(&a);
 }
 
+static void test_wh_load_target_and_forget(void **unused)
+{
+	struct state *dev = open_wh("p_target", "dev"), *prod = open_wh("p_target", "prod");
+
+	(void)unused;
+	lock_ok(dev);
+	load_target_and_forget(dev, prod);
+	state_close(dev);
+	state_close(prod);
+}
+
 static void test_wh_bad_record(void **unused)
 {
 	struct sluice_err err = SLUICE_ERR_INIT;
@@ -1454,6 +1520,7 @@ int main(void)
 		LOCAL(test_local_killed_holder),
 		LOCAL(test_local_needs_lock_to_put),
 		LOCAL(test_local_targets_apart),
+		LOCAL(test_local_load_target_and_forget),
 		LOCAL(test_local_history),
 		LOCAL(test_specs),
 		LOCAL(test_wh_tables_created),
@@ -1463,6 +1530,7 @@ int main(void)
 		LOCAL(test_wh_lock_conflict),
 		LOCAL(test_wh_killed_holder),
 		LOCAL(test_wh_targets_apart),
+		LOCAL(test_wh_load_target_and_forget),
 		LOCAL(test_wh_bad_record),
 		LOCAL(test_wh_errors),
 	};

@@ -655,6 +655,46 @@ static void test_targets_apart(void **unused)
 	arena_release(&a);
 }
 
+/*
+ * Another target's records, read without its lock (reuse across
+ * environments): its journal before the compaction, its snapshot after;
+ * a forgotten record (a null in the journal) is gone in both.
+ */
+static void test_load_target_and_forget(void **unused)
+{
+	struct arena a = ARENA_INIT;
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct state *dev = open_st(), *prod = open_with("prod", "run-2", 0, 0);
+	struct val recs;
+
+	(void)unused;
+	lock_ok(prod);
+	put_ok(prod, &a, "model.proj.a", 2);
+	put_ok(prod, &a, "model.proj.b", 3);
+	if (state_load_target(dev, "prod", &a, &recs, &err))
+		fail_msg("state_load_target: %s", err.msg);
+	assert_int_equal(recs.u.dict.n, 2);
+	assert_rows(&recs, "model.proj.b", 3);
+	assert_int_equal(state_forget(prod, "model.proj.b", &err), 0);
+	if (state_load_target(dev, "prod", &a, &recs, &err))
+		fail_msg("state_load_target: %s", err.msg);
+	assert_int_equal(recs.u.dict.n, 1);
+	finish_ok(prod);
+	if (state_load_target(dev, "prod", &a, &recs, &err))
+		fail_msg("state_load_target: %s", err.msg);
+	assert_int_equal(recs.u.dict.n, 1);
+	assert_rows(&recs, "model.proj.a", 2);
+	assert_null(val_get(&recs, "model.proj.b"));
+	if (state_load_target(dev, "never_ran", &a, &recs, &err))
+		fail_msg("state_load_target: %s", err.msg);
+	assert_int_equal(recs.u.dict.n, 0);
+	recs = load_ok(dev, &a);      /* dev's own state is untouched */
+	assert_int_equal(recs.u.dict.n, 0);
+	state_close(dev);
+	state_close(prod);
+	arena_release(&a);
+}
+
 /* A leftover journal of a run that died before finishing, with no lock object left. */
 static void test_leftover_journal_is_loaded_and_generations_pass_it(void **unused)
 {
@@ -1189,6 +1229,7 @@ int main(void)
 		T(test_empty_journal_object),
 		T(test_needs_lock_to_put),
 		T(test_targets_apart),
+		T(test_load_target_and_forget),
 		T(test_history),
 		T(test_leftover_journal_is_loaded_and_generations_pass_it),
 		T(test_damaged_objects_are_named),

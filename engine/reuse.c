@@ -1,0 +1,302 @@
+/*
+ * reuse.c: reuse across environments; see reuse.h and docs/environments.md.
+ * It decides and makes the view or copy; it is not where fingerprints are
+ * computed (fingerprint.c) nor where records are stored (state*.c).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "reuse.h"
+#include "ui.h"
+#include "util/xalloc.h"
+
+struct reuse_env {
+	const char *target;
+	struct val records;        /* unique_id -> record, in the build arena */
+	struct strmap index;
+};
+
+static int known_output(const struct target *t, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < t->noutputs; i++)
+		if (!strcmp(t->outputs[i], name))
+			return 1;
+	return 0;
+}
+
+static void add_env(struct build *b, const char *target)
+{
+	struct reuse_env *e;
+	struct sluice_err err = SLUICE_ERR_INIT;
+	size_t i;
+
+	for (i = 0; i < b->nreuse_envs; i++)
+		if (!strcmp(b->reuse_envs[i].target, target))
+			return;
+	b->reuse_envs = xrealloc(b->reuse_envs, (b->nreuse_envs + 1) * sizeof(*b->reuse_envs));
+	e = &b->reuse_envs[b->nreuse_envs];
+	memset(e, 0, sizeof(*e));
+	e->target = arena_strdup(&b->arena, target);
+	if (state_load_target(b->state, target, &b->arena, &e->records, &err)) {
+		ui_warn("reuse_from %s: its state cannot be read, nothing is reused from it: %s", target, err.msg);
+		return;
+	}
+	b->nreuse_envs++;
+	for (i = 0; i < e->records.u.dict.n; i++)
+		strmap_put(&e->index, e->records.u.dict.keys[i], &e->records.u.dict.vals[i]);
+}
+
+int reuse_prepare(struct build *b, struct sluice_err *err)
+{
+	const struct target *t = &b->s->project.target;
+	const char *cli = b->s->cli->reuse_from.s;
+	size_t i;
+
+	b->reuse_copy = t->reuse_copy;
+	if (cli && *cli) {
+		char *list = xstrdup(cli), *p = list;
+		int rc = 0;
+		while (p && !rc) {
+			char *comma = strchr(p, ',');
+			if (comma)
+				*comma = '\0';
+			if (!*p || !known_output(t, p))
+				rc = err_set(err, SLUICE_EUSAGE, "--reuse-from %s: profile '%s' has no such output", p,
+					     t->profile ? t->profile : "");
+			else if (!strcmp(p, t->name))
+				rc = err_set(err, SLUICE_EUSAGE, "--reuse-from %s: that is the target of this run", p);
+			else
+				add_env(b, p);
+			p = comma ? comma + 1 : NULL;
+		}
+		free(list);
+		return rc;
+	}
+	for (i = 0; i < t->nreuse_from; i++)
+		add_env(b, t->reuse_from[i]);
+	return 0;
+}
+
+/* ---- what the database says of a relation of another environment ---- */
+
+static int ignore_row(void *ud, const struct sluice_row *row)
+{
+	(void)ud;
+	(void)row;
+	return 0;
+}
+
+/*
+ * Whether we can read schema.ident on c (it exists, and we hold SELECT),
+ * and its statistics version now (heap, or NULL when the dialect has
+ * none). why says what went wrong.
+ */
+static int readable(const struct dialect *d, struct sluice_conn *c, const char *schema, const char *ident,
+		    char **version, struct buf *why)
+{
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct buf q = BUF_INIT;
+	int rc;
+
+	*version = NULL;
+	buf_puts(&q, "SELECT 1 FROM ");
+	dialect_relation(&q, schema, ident);
+	buf_puts(&q, " WHERE 1 = 0");
+	rc = c->drv->query(c, q.s, ignore_row, NULL, &err);
+	if (rc)
+		buf_puts(why, err.msg);
+	else
+		*version = build_relation_version(d, c, schema, ident);
+	buf_release(&q);
+	return rc ? -1 : 0;
+}
+
+/* ---- deciding ---- */
+
+void reuse_describe(const struct val *from, struct buf *out)
+{
+	time_t at = (time_t)val_get_int(from, "finished_at", 0);
+	const char *run = val_get_str(from, "invocation_id", "");
+	struct tm tm;
+	char when[32] = "";
+
+	if (at && gmtime_r(&at, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm);
+	buf_printf(out, "reuse from %s%s%s (%s %s by %s, run %.4s…)", val_get_str(from, "target", "?"),
+		   val_get(from, "via") ? " via " : "", val_get_str(from, "via", ""),
+		   !strcmp(val_get_str(from, "mode", "view"), "copy") ? "a copy, built" : "built", when,
+		   val_get_str(from, "user", "?"), run);
+}
+
+static void prepend_reason(struct arena *a, struct fp_decision *d, const char *text)
+{
+	struct val l = val_list_new();
+	size_t i;
+
+	val_list_push(a, &l, val_str(arena_strdup(a, text)));
+	for (i = 0; i < d->reasons.u.list.n; i++)
+		val_list_push(a, &l, d->reasons.u.list.items[i]);
+	d->reasons = l;
+}
+
+static void add_reason(struct arena *a, struct fp_decision *d, const char *text)
+{
+	val_list_push(a, &d->reasons, val_str(arena_strdup(a, text)));
+	d->build = 1;
+}
+
+/* Last time this node was reused: is what it reused still there as it was? */
+static void recheck(struct build *b, size_t idx, struct sluice_conn *c, struct arena *a)
+{
+	struct node_run *r = &b->runs[idx];
+	const struct val *prev = build_prev_record(b, idx);
+	const struct val *from = prev ? val_get(prev, "reused_from") : NULL;
+	const char *schema = val_get_str(from, "schema", NULL), *ident = val_get_str(from, "identifier", NULL);
+	const char *then = val_get_str(from, "relation_version", NULL);
+	struct buf why = BUF_INIT, msg = BUF_INIT;
+	char *now = NULL;
+
+	if (!from || from->kind != V_DICT || !schema || !ident || r->decision.build)
+		return;
+	if (readable(build_dialect(b, &b->s->manifest.nodes[idx]), c, schema, ident, &now, &why))
+		buf_printf(&msg, "reused from %s's %s.%s, which can no longer be read (%s)", val_get_str(from, "target", "?"),
+			   schema, ident, why.s);
+	else if (then && now && strcmp(then, now))
+		buf_printf(&msg, "reused from %s's %s.%s, which changed since (%s -> %s): rebuilt there, "
+			   "or written outside sluice", val_get_str(from, "target", "?"), schema, ident, then, now);
+	if (msg.len)
+		add_reason(a, &r->decision, msg.s);
+	free(now);
+	buf_release(&why);
+	buf_release(&msg);
+}
+
+int reuse_wanted(const struct build *b, size_t idx)
+{
+	const struct node_run *r = &b->runs[idx];
+	const struct val *prev = build_prev_record(b, idx);
+
+	if (!r->decided)
+		return 0;
+	return (r->decision.build && b->nreuse_envs) ||
+	       (!r->decision.build && prev && val_get(prev, "reused_from") &&
+		val_get(prev, "reused_from")->kind == V_DICT);
+}
+
+void reuse_decide(struct build *b, size_t idx, struct sluice_conn *c, struct arena *a)
+{
+	struct node_run *r = &b->runs[idx];
+	const struct node *n = &b->s->manifest.nodes[idx];
+	unsigned flags = r->kind->flags;
+	int copy = b->reuse_copy || !(flags & KIND_SHAREABLE);
+	size_t e;
+
+	if (!r->decided || !c)
+		return;
+	recheck(b, idx, c, a);
+	if (!r->decision.build || !b->nreuse_envs || b->s->cli->force || b->s->cli->full_refresh ||
+	    !(flags & (KIND_SHAREABLE | KIND_COPYABLE)) || (copy && !(flags & KIND_COPYABLE)))
+		return;
+	for (e = 0; e < b->nreuse_envs; e++) {
+		const struct reuse_env *env = &b->reuse_envs[e];
+		const struct val *rec = strmap_get(&env->index, n->unique_id), *src = rec, *via;
+		const char *schema, *ident, *then, *where = env->target;
+		struct buf why = BUF_INIT, msg = BUF_INIT;
+		struct val from;
+		char *now = NULL;
+		if (!rec || rec->kind != V_DICT || strcmp(val_get_str(rec, "status", ""), "success") ||
+		    strcmp(val_get_str(rec, "fingerprint", ""), r->fp.full))
+			continue;
+		/*
+		 * Theirs is a view over a third environment's relation: reuse
+		 * that one, checked against the version they saw, so a change
+		 * there is seen here too.
+		 */
+		via = val_get(rec, "reused_from");
+		if (via && via->kind == V_DICT && !strcmp(val_get_str(via, "mode", ""), "view")) {
+			src = via;
+			where = val_get_str(via, "target", "?");
+		}
+		schema = val_get_str(src, "schema", NULL);
+		ident = val_get_str(src, "identifier", NULL);
+		then = val_get_str(src, "relation_version", NULL);
+		/* a target sharing this one's schema would make a view over itself */
+		if (!schema || !ident || (n->schema && n->identifier && !strcmp(schema, n->schema) &&
+					   !strcmp(ident, n->identifier)))
+			continue;
+		if (readable(build_dialect(b, n), c, schema, ident, &now, &why)) {
+			buf_printf(&msg, "cannot reuse %s's %s.%s: %s", where, schema, ident, why.s);
+			add_reason(a, &r->decision, msg.s);
+		} else if (then && now && strcmp(then, now)) {
+			buf_printf(&msg, "cannot reuse %s's %s.%s: changed since %s built it (%s -> %s)", where, schema,
+				   ident, where, then, now);
+			add_reason(a, &r->decision, msg.s);
+		} else {
+			from = val_dict_new();
+			val_dict_set(a, &from, "target", val_str(where));
+			if (src != rec)
+				val_dict_set(a, &from, "via", val_str(env->target));
+			val_dict_set(a, &from, "mode", val_str(copy ? "copy" : "view"));
+			val_dict_set(a, &from, "schema", val_str(schema));
+			val_dict_set(a, &from, "identifier", val_str(ident));
+			val_dict_set(a, &from, "relation", val_str(val_get_str(src, "relation", "")));
+			val_dict_set(a, &from, "relation_version", now ? val_str(arena_strdup(a, now)) : val_none());
+			val_dict_set(a, &from, "user", val_str(val_get_str(src, "user", "")));
+			val_dict_set(a, &from, "finished_at", val_num((double)val_get_int(src, "finished_at", 0)));
+			val_dict_set(a, &from, "invocation_id", val_str(val_get_str(src, "invocation_id", "")));
+			r->reused_from = from;
+			buf_reset(&msg);
+			reuse_describe(&from, &msg);
+			prepend_reason(a, &r->decision, msg.s);
+		}
+		free(now);
+		buf_release(&why);
+		buf_release(&msg);
+		if (r->reused_from.kind == V_DICT)
+			return;
+	}
+}
+
+/* ---- making it ---- */
+
+int reuse_run(struct build *b, struct exec_worker *w, size_t idx, struct sluice_err *err)
+{
+	struct node_run *r = &b->runs[idx];
+	struct node alt = b->s->manifest.nodes[idx];
+	const struct val *from = &r->reused_from;
+	struct plan_input in = { 0 };
+	struct buf sql = BUF_INIT, audit = BUF_INIT;
+	int rc;
+
+	/* a view over theirs, or a table copied from it: swapped in like any view or table */
+	alt.mat = strcmp(val_get_str(from, "mode", "view"), "copy") ? MAT_VIEW : MAT_TABLE;
+	buf_puts(&sql, "SELECT * FROM ");
+	dialect_relation(&sql, val_get_str(from, "schema", ""), val_get_str(from, "identifier", ""));
+	build_audit_comment(b, &alt, &audit);
+	in.node = &alt;
+	in.dialect = build_dialect(b, &alt);
+	in.sql = sql.s;
+	in.existing = r->existing;
+	in.audit = audit.s;
+	plan_release(&r->plan);
+	rc = plan_build(&in, &r->plan, err);
+	buf_release(&sql);
+	buf_release(&audit);
+	if (rc)
+		return rc;
+	return build_run_plan(b, w, idx, NULL, err);
+}
+
+void reuse_release(struct build *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->nreuse_envs; i++)
+		strmap_release(&b->reuse_envs[i].index);
+	free(b->reuse_envs);
+	b->reuse_envs = NULL;
+	b->nreuse_envs = 0;
+}
