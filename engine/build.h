@@ -52,6 +52,7 @@ struct node_run {
 	struct val validations;        /* list of {name, expected, actual, status} (worker arena) */
 	void *kind_data;               /* the kind's own; its release slot frees it */
 	struct val reused_from;        /* reused from another environment (reuse.h): {target, mode, ...}, else none */
+	const struct val *reused_record; /* and that environment's record of the node (the build's arena) */
 };
 
 enum build_mode { BUILD_OFFLINE, BUILD_PLAN, BUILD_RUN };

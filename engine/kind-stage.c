@@ -209,11 +209,9 @@ static void describe(const struct build *b, const struct node *n, const char *sq
 				      iam_role(b), 0);
 }
 
-/* Whether the generation an unload last wrote is still in the stage. */
-static int unload_exists(struct build *b, size_t idx)
+/* Whether generation gen (NULL: none) is complete in this target's stage: its manifest is there. */
+static int generation_present(const struct build *b, const char *gen)
 {
-	const struct val *rec = build_prev_record(b, idx);
-	const char *gen = val_get_str(rec, "stage_generation", NULL);
 	struct sluice_err err = SLUICE_ERR_INIT;
 	struct objstore_info info = { 0 };
 	struct objstore *store = NULL;
@@ -230,6 +228,39 @@ static int unload_exists(struct build *b, size_t idx)
 	free(url);
 	buf_release(&key);
 	return exists;
+}
+
+/* Whether the generation an unload last wrote is still in the stage. */
+static int unload_exists(struct build *b, size_t idx)
+{
+	return generation_present(b, val_get_str(build_prev_record(b, idx), "stage_generation", NULL));
+}
+
+/*
+ * Another environment's generation serves this target when it is in this
+ * target's stage (the two share it) and holds every row: a delta holds
+ * only rows past their watermark, which says nothing of this target's.
+ */
+static int unload_adopt(struct build *b, size_t idx, const struct val *theirs, int apply, struct buf *why)
+{
+	const char *gen = val_get_str(theirs, "stage_generation", NULL);
+	struct stage_run *st = srun(b, idx);
+
+	if (!gen || !generation_present(b, gen)) {
+		buf_puts(why, "its stage generation is not in this target's stage");
+		return 0;
+	}
+	if (val_get_int(theirs, "stage_delta", 0)) {
+		buf_puts(why, "its stage generation holds only rows past a watermark");
+		return 0;
+	}
+	if (apply && st) {
+		free(st->stage_generation);
+		st->stage_generation = xstrdup(gen);
+		st->stage_delta = 0;
+		b->runs[idx].rows = val_get_int(theirs, "rows", 0);
+	}
+	return 1;
 }
 
 static void add_validation(struct arena *a, struct val *list, const char *name, long long expected,
@@ -592,6 +623,29 @@ static int load_run(struct build *b, struct exec_worker *w, size_t idx, struct s
 	return held ? 0 : build_run_plan(b, w, idx, &rt, err);
 }
 
+/*
+ * A load copied from another environment holds every row of its input as
+ * of its fingerprint, so the generation this target's unload holds now
+ * (a delta of ours included) is in the copy: noted as loaded, it is never
+ * appended to it again.
+ */
+static int load_adopt(struct build *b, size_t idx, const struct val *theirs, int apply, struct buf *why)
+{
+	const struct node *in = load_input(b, &b->s->manifest.nodes[idx]);
+	struct stage_run *st = srun(b, idx);
+	const char *gen;
+	long long rows;
+	int delta;
+
+	(void)theirs;
+	(void)why;
+	if (apply && st && in && in->type == NODE_MODEL && (gen = generation_of(b, in, &rows, &delta))) {
+		free(st->loaded_generation);
+		st->loaded_generation = xstrdup(gen);
+	}
+	return 1;
+}
+
 static void stage_record(struct build *b, size_t idx, int ok, struct val *rec, struct arena *a)
 {
 	const struct stage_run *st = srun(b, idx);
@@ -622,10 +676,12 @@ static void stage_release(struct build *b, size_t idx)
 
 const struct node_kind kind_unload = {
 	.name = "unload",
-	.flags = KIND_NO_RELATION,
+	/* its generation may be another environment's (reuse.h): no relation to view or copy */
+	.flags = KIND_NO_RELATION | KIND_SHAREABLE | KIND_COPYABLE,
 	.what = BUILD_MODELS,
 	.prepare = unload_prepare,
 	.exists = unload_exists,
+	.adopt = unload_adopt,
 	.run = unload_run,
 	.record = stage_record,
 	.release = stage_release,
@@ -633,7 +689,10 @@ const struct node_kind kind_unload = {
 
 const struct node_kind kind_load = {
 	.name = "load",
+	/* a copy, never a view: its next delta is appended to its own table */
+	.flags = KIND_COPYABLE,
 	.what = BUILD_MODELS,
+	.adopt = load_adopt,
 	.prepare = load_prepare,
 	.run = load_run,
 	.record = stage_record,

@@ -27,6 +27,7 @@
 #include "fingerprint.h"
 #include "manifest.h"
 
+struct buf;
 struct build;
 
 enum {
@@ -82,6 +83,16 @@ struct node_kind {
 	int (*exists)(struct build *b, size_t idx);
 	/* Worker: decide build or reuse on its own terms (NULL: the fingerprint rule, docs/fingerprints.md). */
 	void (*decide)(struct build *b, size_t idx, struct arena *a);
+	/*
+	 * Worker, reuse across environments (reuse.h): theirs is another
+	 * environment's record of node idx, built with the fingerprint it
+	 * would build now. apply 0: whether what the node keeps beyond its
+	 * relation (a stage generation, a loaded delta) can serve this target
+	 * too; if not, why says so and it returns 0. apply 1: take it over,
+	 * before the relation is made a view or a copy (a KIND_NO_RELATION
+	 * kind has none: this is all its reuse). NULL: nothing but the relation.
+	 */
+	int (*adopt)(struct build *b, size_t idx, const struct val *theirs, int apply, struct buf *why);
 	/* Worker: a reused node's bookkeeping (NULL: nothing). */
 	void (*reuse)(struct build *b, size_t idx, struct arena *a);
 	/* Worker: build it. Set runs[idx].rows. Return 0 or a negative code with err set. */

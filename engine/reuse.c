@@ -125,10 +125,12 @@ void reuse_describe(const struct val *from, struct buf *out)
 
 	if (at && gmtime_r(&at, &tm))
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm);
+	const char *mode = val_get_str(from, "mode", "view");
+
 	buf_printf(out, "reuse from %s%s%s (%s %s by %s, run %.4s…)", val_get_str(from, "target", "?"),
 		   val_get(from, "via") ? " via " : "", val_get_str(from, "via", ""),
-		   !strcmp(val_get_str(from, "mode", "view"), "copy") ? "a copy, built" : "built", when,
-		   val_get_str(from, "user", "?"), run);
+		   !strcmp(mode, "copy") ? "a copy, built" : !strcmp(mode, "stage") ? "its stage generation, written" :
+		   "built", when, val_get_str(from, "user", "?"), run);
 }
 
 static void prepend_reason(struct arena *a, struct fp_decision *d, const char *text)
@@ -174,6 +176,28 @@ static void recheck(struct build *b, size_t idx, struct sluice_conn *c, struct a
 	buf_release(&msg);
 }
 
+/* Where a reused node comes from: src, the record of the environment `where` (its relation, if any). */
+static struct val from_record(struct arena *a, const struct val *src, const char *where, const char *via,
+			      const char *mode, const char *schema, const char *ident, const char *version)
+{
+	struct val from = val_dict_new();
+
+	val_dict_set(a, &from, "target", val_str(where));
+	if (via)
+		val_dict_set(a, &from, "via", val_str(via));
+	val_dict_set(a, &from, "mode", val_str(mode));
+	if (schema && ident) {
+		val_dict_set(a, &from, "schema", val_str(schema));
+		val_dict_set(a, &from, "identifier", val_str(ident));
+		val_dict_set(a, &from, "relation", val_str(val_get_str(src, "relation", "")));
+		val_dict_set(a, &from, "relation_version", version ? val_str(arena_strdup(a, version)) : val_none());
+	}
+	val_dict_set(a, &from, "user", val_str(val_get_str(src, "user", "")));
+	val_dict_set(a, &from, "finished_at", val_num((double)val_get_int(src, "finished_at", 0)));
+	val_dict_set(a, &from, "invocation_id", val_str(val_get_str(src, "invocation_id", "")));
+	return from;
+}
+
 int reuse_wanted(const struct build *b, size_t idx)
 {
 	const struct node_run *r = &b->runs[idx];
@@ -205,7 +229,6 @@ void reuse_decide(struct build *b, size_t idx, struct sluice_conn *c, struct are
 		const struct val *rec = strmap_get(&env->index, n->unique_id), *src = rec, *via;
 		const char *schema, *ident, *then, *where = env->target;
 		struct buf why = BUF_INIT, msg = BUF_INIT;
-		struct val from;
 		char *now = NULL;
 		if (!rec || rec->kind != V_DICT || strcmp(val_get_str(rec, "status", ""), "success") ||
 		    strcmp(val_get_str(rec, "fingerprint", ""), r->fp.full))
@@ -215,6 +238,23 @@ void reuse_decide(struct build *b, size_t idx, struct sluice_conn *c, struct are
 		 * that one, checked against the version they saw, so a change
 		 * there is seen here too.
 		 */
+		/* what it keeps beyond a relation must serve this target too (a stage generation) */
+		if (r->kind->adopt && !r->kind->adopt(b, idx, rec, 0, &why)) {
+			buf_printf(&msg, "cannot reuse %s's %s: %s", where, n->name, why.s);
+			add_reason(a, &r->decision, msg.s);
+			buf_release(&why);
+			buf_release(&msg);
+			continue;
+		}
+		if (flags & KIND_NO_RELATION) {
+			/* nothing in the warehouse: what the kind adopts is all there is to reuse */
+			r->reused_from = from_record(a, rec, where, NULL, "stage", NULL, NULL, NULL);
+			r->reused_record = rec;
+			reuse_describe(&r->reused_from, &msg);
+			prepend_reason(a, &r->decision, msg.s);
+			buf_release(&msg);
+			return;
+		}
 		via = val_get(rec, "reused_from");
 		if (via && via->kind == V_DICT && !strcmp(val_get_str(via, "mode", ""), "view")) {
 			src = via;
@@ -235,21 +275,11 @@ void reuse_decide(struct build *b, size_t idx, struct sluice_conn *c, struct are
 				   ident, where, then, now);
 			add_reason(a, &r->decision, msg.s);
 		} else {
-			from = val_dict_new();
-			val_dict_set(a, &from, "target", val_str(where));
-			if (src != rec)
-				val_dict_set(a, &from, "via", val_str(env->target));
-			val_dict_set(a, &from, "mode", val_str(copy ? "copy" : "view"));
-			val_dict_set(a, &from, "schema", val_str(schema));
-			val_dict_set(a, &from, "identifier", val_str(ident));
-			val_dict_set(a, &from, "relation", val_str(val_get_str(src, "relation", "")));
-			val_dict_set(a, &from, "relation_version", now ? val_str(arena_strdup(a, now)) : val_none());
-			val_dict_set(a, &from, "user", val_str(val_get_str(src, "user", "")));
-			val_dict_set(a, &from, "finished_at", val_num((double)val_get_int(src, "finished_at", 0)));
-			val_dict_set(a, &from, "invocation_id", val_str(val_get_str(src, "invocation_id", "")));
-			r->reused_from = from;
+			r->reused_from = from_record(a, src, where, src != rec ? env->target : NULL, copy ? "copy" : "view",
+						     schema, ident, now);
+			r->reused_record = rec;
 			buf_reset(&msg);
-			reuse_describe(&from, &msg);
+			reuse_describe(&r->reused_from, &msg);
 			prepend_reason(a, &r->decision, msg.s);
 		}
 		free(now);
@@ -271,6 +301,13 @@ int reuse_run(struct build *b, struct exec_worker *w, size_t idx, struct sluice_
 	struct buf sql = BUF_INIT, audit = BUF_INIT;
 	int rc;
 
+	if (r->kind->adopt && r->kind->adopt(b, idx, r->reused_record, 1, &sql) != 1) {
+		rc = err_set(err, SLUICE_EDB, "%s: %s", b->s->manifest.nodes[idx].name, sql.s);
+		buf_release(&sql);
+		return rc;
+	}
+	if (r->kind->flags & KIND_NO_RELATION)
+		return 0;
 	/* a view over theirs, or a table copied from it: swapped in like any view or table */
 	alt.mat = strcmp(val_get_str(from, "mode", "view"), "copy") ? MAT_VIEW : MAT_TABLE;
 	buf_puts(&sql, "SELECT * FROM ");

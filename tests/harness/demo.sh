@@ -47,7 +47,7 @@ echo "== 4. Alice rounds one column of one mart differently, in her own target (
 sed -i 's/round(avg(v.vaf)::numeric, 3) as mean_vaf/round(avg(v.vaf)::numeric, 2) as mean_vaf/' models/marts/gene_burden.sql
 ./sluice plan --target dev_alice
 ./sluice build --target dev_alice | grep -E '^(Done|Tests)|REUSED (view|table)|OK table .*gene_burden' || true
-echo "(the lake -> stage -> raw hop runs in her target too: unloads and loads are not reused across environments)"
+echo "(her unloads are dev's stage generations where they hold every row, her raw tables copies of dev's: the delta-loaded treatments are unloaded again, in full, for her)"
 psql -X -d clinic -c "select 'dev' as target, * from (select * from analytics_marts.gene_burden order by 1, 2 limit 2) d
   union all select 'dev_alice', * from (select * from analytics_alice_marts.gene_burden order by 1, 2 limit 2) a"
 ./sluice cache ls | grep -E 'environment|gene_burden|stg_variants'
