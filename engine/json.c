@@ -95,21 +95,64 @@ int json_parse_val(struct arena *a, const char *what, const char *text, struct v
 	return 0;
 }
 
-static int dump_to(const char *s, size_t n, void *ud)
-{
-	return fs_atomic_write(ud, s, n) ? -1 : 0;
-}
-
 int json_write_file(const json_t *j, const char *path, struct sluice_err *err)
 {
-	struct fs_atomic f;
-	int ok;
+	struct json_stream js;
 
-	if (fs_mkdir_parent(path, err) || fs_atomic_open(&f, path, err))
+	if (json_stream_open(&js, path, err))
 		return err->code;
 	/* written as it is made: a 10,000-node manifest is never held as one string */
-	ok = !json_dump_callback(j, dump_to, &f, JSON_INDENT(2));
-	if (!ok && !f.rc)
-		err_set(err, SLUICE_EIO, "%s: cannot serialise JSON", path);
-	return fs_atomic_close(&f, ok) ? err->code : 0;
+	json_stream_value(&js, j, 0);
+	return json_stream_close(&js, err);
 }
+
+int json_stream_open(struct json_stream *js, const char *path, struct sluice_err *err)
+{
+	js->indent = 0;
+	js->ok = 1;
+	if (fs_mkdir_parent(path, err) || fs_atomic_open(&js->f, path, err))
+		return err->code;
+	return 0;
+}
+
+void json_stream_text(struct json_stream *js, const char *text)
+{
+	if (fs_atomic_write(&js->f, text, strlen(text)))
+		js->ok = 0;
+}
+
+/* json_dump_callback's sink: each new line starts js->indent spaces further in. */
+static int dump_indented(const char *s, size_t n, void *ud)
+{
+	static const char spaces[] = "                                ";
+	struct json_stream *js = ud;
+	const char *nl;
+
+	while (n && (nl = memchr(s, '\n', n))) {
+		size_t k = (size_t)(nl - s) + 1;
+		int left = js->indent;
+		if (fs_atomic_write(&js->f, s, k))
+			return -1;
+		for (; left > 0; left -= (int)sizeof(spaces) - 1)
+			if (fs_atomic_write(&js->f, spaces, left < (int)sizeof(spaces) - 1 ? (size_t)left : sizeof(spaces) - 1))
+				return -1;
+		s += k;
+		n -= k;
+	}
+	return n && fs_atomic_write(&js->f, s, n) ? -1 : 0;
+}
+
+void json_stream_value(struct json_stream *js, const json_t *v, int indent)
+{
+	js->indent = indent;
+	if (json_dump_callback(v, dump_indented, js, JSON_INDENT(2) | JSON_ENCODE_ANY))
+		js->ok = 0;
+}
+
+int json_stream_close(struct json_stream *js, struct sluice_err *err)
+{
+	if (!js->ok && !js->f.rc)
+		err_set(err, SLUICE_EIO, "%s: cannot serialise JSON", js->f.path);
+	return fs_atomic_close(&js->f, js->ok) ? err->code : 0;
+}
+

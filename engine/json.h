@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include "util/arena.h"
 #include "util/err.h"
+#include "util/fs.h"
 #include "value.h"
 
 json_t *json_from_val_new(const struct val *v);
@@ -23,5 +24,22 @@ int json_parse_val(struct arena *a, const char *what, const char *text, struct v
 		   struct sluice_err *err);
 /* Write j (pretty, sorted keys off: insertion order) atomically to path. */
 int json_write_file(const json_t *j, const char *path, struct sluice_err *err);
+
+/*
+ * The same file written piece by piece, so a document of 10,000 entries
+ * need never be held whole: json_stream_text for the structure,
+ * json_stream_value for each value (pretty, indent: how deep it sits, in
+ * spaces). The bytes are those json_write_file writes for the whole
+ * document when the pieces follow its layout. Errors are kept until
+ * json_stream_close, which renames the file into place (commit) or drops it.
+ */
+struct json_stream {
+	struct fs_atomic f;
+	int indent, ok;
+};
+int json_stream_open(struct json_stream *js, const char *path, struct sluice_err *err);
+void json_stream_text(struct json_stream *js, const char *text);
+void json_stream_value(struct json_stream *js, const json_t *v, int indent);
+int json_stream_close(struct json_stream *js, struct sluice_err *err);
 
 #endif

@@ -1,0 +1,125 @@
+/*
+ * test_json.c: unit tests for engine/json.c: a large artifact written
+ * piece by piece has the very bytes of the same document written whole.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include "../../engine/json.h"
+#include "../../engine/util/fs.h"
+
+static char dir[] = "/tmp/sluice-test-json.XXXXXX";
+
+static void read_text(const char *path, struct buf *out)
+{
+	struct sluice_err err = SLUICE_ERR_INIT;
+
+	buf_release(out);
+	assert_int_equal(fs_read_file(path, out, &err), 0);
+}
+
+/* A document like run_results.json: nested objects, an empty list, reals, text with a newline in it. */
+static json_t *doc_new(size_t nresults)
+{
+	json_t *root = json_object(), *results = json_array();
+	size_t i;
+
+	json_object_set_new(root, "metadata", json_pack("{s:s,s:n,s:b}", "version", "0.1", "commit", "dirty", 0));
+	json_object_set_new(root, "elapsed_time", json_real(1.2504370212554932));
+	for (i = 0; i < nresults; i++)
+		json_array_append_new(results, json_pack("{s:s,s:[],s:{s:i},s:[{s:s}],s:s}", "unique_id", "model.p.m",
+							 "reasons", "adapter_response", "rows_affected", (int)i,
+							 "timing", "name", "execute", "message", "line one\nline two"));
+	json_object_set_new(root, "results", results);
+	json_object_set_new(root, "sources", json_array());
+	return root;
+}
+
+/* The same document, streamed as artifacts.c does: its top members, then each result. */
+static void stream_doc(const json_t *root, const char *path)
+{
+	struct sluice_err err = SLUICE_ERR_INIT;
+	const json_t *results = json_object_get(root, "results");
+	struct json_stream js;
+	size_t i;
+
+	assert_int_equal(json_stream_open(&js, path, &err), 0);
+	json_stream_text(&js, "{\n  \"metadata\": ");
+	json_stream_value(&js, json_object_get(root, "metadata"), 2);
+	json_stream_text(&js, ",\n  \"elapsed_time\": ");
+	json_stream_value(&js, json_object_get(root, "elapsed_time"), 2);
+	json_stream_text(&js, ",\n  \"results\": [");
+	for (i = 0; i < json_array_size(results); i++) {
+		json_stream_text(&js, i ? ",\n    " : "\n    ");
+		json_stream_value(&js, json_array_get(results, i), 4);
+	}
+	json_stream_text(&js, i ? "\n  ],\n" : "],\n");
+	json_stream_text(&js, "  \"sources\": ");
+	json_stream_value(&js, json_object_get(root, "sources"), 2);
+	json_stream_text(&js, "\n}");
+	assert_int_equal(json_stream_close(&js, &err), 0);
+}
+
+static void test_stream_same_bytes(void **state)
+{
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct buf whole = BUF_INIT, pieces = BUF_INIT;
+	char a[128], b[128];
+	size_t n;
+
+	(void)state;
+	snprintf(a, sizeof(a), "%s/whole.json", dir);
+	snprintf(b, sizeof(b), "%s/pieces.json", dir);
+	for (n = 0; n < 3; n++) {
+		json_t *root = doc_new(n);
+		assert_int_equal(json_write_file(root, a, &err), 0);
+		stream_doc(root, b);
+		read_text(a, &whole);
+		read_text(b, &pieces);
+		assert_string_equal(pieces.s, whole.s);
+		json_decref(root);
+	}
+	buf_release(&whole);
+	buf_release(&pieces);
+}
+
+/* A stream that cannot be opened says where; nothing is left behind. */
+static void test_stream_open_fails(void **state)
+{
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct json_stream js;
+	char path[128];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/plain", dir);
+	assert_int_equal(fs_write_file(path, "", 0, &err), 0);
+	snprintf(path, sizeof(path), "%s/plain/x.json", dir);
+	assert_int_not_equal(json_stream_open(&js, path, &err), 0);
+	assert_non_null(strstr(err.msg, "plain"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_stream_same_bytes),
+		cmocka_unit_test(test_stream_open_fails),
+	};
+	int rc;
+
+	if (!mkdtemp(dir))
+		return 1;
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	{
+		char cmd[256];
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+		if (system(cmd)) {
+		}
+	}
+	return rc;
+}
