@@ -1,4 +1,5 @@
 /* json.c: struct val <-> Jansson; see json.h. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "json.h"
@@ -156,3 +157,161 @@ int json_stream_close(struct json_stream *js, struct sluice_err *err)
 	return fs_atomic_close(&js->f, js->ok) ? err->code : 0;
 }
 
+/* ---- reading a large object piece by piece ---- */
+
+struct json_reader {
+	const char *path;
+	const char *s;
+	size_t len, pos;
+	struct sluice_err *err;
+};
+
+static int reader_fail(struct json_reader *r, size_t at, const char *what)
+{
+	int line = 1, col = 1;
+	size_t i;
+
+	for (i = 0; i < at && i < r->len; i++, col++)
+		if (r->s[i] == '\n') {
+			line++;
+			col = 0;
+		}
+	return err_set(r->err, SLUICE_EUSAGE, "%s:%d:%d: %s", r->path, line, col, what);
+}
+
+/* The next byte that is not white space, left unread; 0 at the end. */
+static char reader_peek(struct json_reader *r)
+{
+	while (r->pos < r->len && strchr(" \t\r\n", r->s[r->pos]))
+		r->pos++;
+	return r->pos < r->len ? r->s[r->pos] : 0;
+}
+
+static int reader_expect(struct json_reader *r, char c)
+{
+	char msg[32];
+
+	if (reader_peek(r) == c) {
+		r->pos++;
+		return 0;
+	}
+	snprintf(msg, sizeof(msg), "'%c' expected", c);
+	return reader_fail(r, r->pos, msg);
+}
+
+/* One whole value from here: a new reference, or NULL with the error set. */
+static json_t *reader_value(struct json_reader *r)
+{
+	json_error_t je;
+	json_t *v = json_loadb(r->s + r->pos, r->len - r->pos, JSON_DECODE_ANY | JSON_DISABLE_EOF_CHECK, &je);
+
+	if (!v) {
+		reader_fail(r, r->pos + (size_t)(je.position > 0 ? je.position : 0), je.text);
+		return NULL;
+	}
+	r->pos += (size_t)je.position;
+	return v;
+}
+
+/* A member's key and its ':': a new reference, or NULL with the error set. */
+static json_t *reader_key(struct json_reader *r)
+{
+	json_t *k;
+
+	if (reader_peek(r) != '"') {
+		reader_fail(r, r->pos, "string or '}' expected");
+		return NULL;
+	}
+	if (!(k = reader_value(r)))
+		return NULL;
+	if (reader_expect(r, ':')) {
+		json_decref(k);
+		return NULL;
+	}
+	return k;
+}
+
+/* Whether another entry follows in the container closed by close (its opening already read). */
+static int reader_more(struct json_reader *r, char close, int first, int *rc)
+{
+	char c = reader_peek(r);
+
+	*rc = 0;
+	if (c == close) {
+		r->pos++;
+		return 0;
+	}
+	if (first)
+		return 1;
+	if (c == ',') {
+		r->pos++;
+		return 1;
+	}
+	*rc = reader_fail(r, r->pos, close == '}' ? "',' or '}' expected" : "',' or ']' expected");
+	return 0;
+}
+
+/* The entries of the object or array at r, one at a time, to fn as items of key. */
+static int reader_split(struct json_reader *r, const char *key, json_member_fn fn, void *ud)
+{
+	char close = reader_peek(r) == '{' ? '}' : ']';
+	int first = 1, rc = 0;
+
+	r->pos++;
+	while (reader_more(r, close, first, &rc)) {
+		json_t *k = NULL, *v;
+		first = 0;
+		if (close == '}' && !(k = reader_key(r)))
+			return r->err->code;
+		if (!(v = reader_value(r))) {
+			json_decref(k);
+			return r->err->code;
+		}
+		rc = fn(ud, key, k ? json_string_value(k) : NULL, v, 1);
+		json_decref(k);
+		if (rc)
+			return rc;
+	}
+	return rc;
+}
+
+int json_load_members(const char *path, const char *const *split, json_member_fn fn, void *ud,
+		      struct sluice_err *err)
+{
+	struct buf text = BUF_INIT;
+	struct json_reader r = { path, NULL, 0, 0, err };
+	int first = 1, rc;
+
+	if ((rc = fs_read_file(path, &text, err)))
+		return rc;
+	r.s = text.s ? text.s : "";
+	r.len = text.len;
+	if ((rc = reader_expect(&r, '{')))
+		goto out;
+	while (reader_more(&r, '}', first, &rc)) {
+		const char *const *sp;
+		json_t *k, *v;
+		first = 0;
+		if (!(k = reader_key(&r))) {
+			rc = err->code;
+			goto out;
+		}
+		for (sp = split; sp && *sp && strcmp(*sp, json_string_value(k)); sp++)
+			;
+		if (sp && *sp && (reader_peek(&r) == '{' || reader_peek(&r) == '[')) {
+			rc = reader_split(&r, json_string_value(k), fn, ud);
+		} else if (!(v = reader_value(&r))) {
+			rc = err->code;
+		} else {
+			rc = fn(ud, json_string_value(k), NULL, v, 0);
+		}
+		json_decref(k);
+		if (rc)
+			goto out;
+	}
+	if (!rc && reader_peek(&r))
+		rc = reader_fail(&r, r.pos, "end of file expected");
+out:
+	buf_release(&text);
+	return rc;
+}

@@ -1,6 +1,8 @@
 /*
  * test_json.c: unit tests for engine/json.c: a large artifact written
- * piece by piece has the very bytes of the same document written whole.
+ * piece by piece has the very bytes of the same document written whole,
+ * and read piece by piece gives what a whole load gives, or an error
+ * naming the line and column.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -104,11 +106,88 @@ static void test_stream_open_fails(void **state)
 	assert_non_null(strstr(err.msg, "plain"));
 }
 
+/* What json_load_members handed over, as "key/item_key=value" lines. */
+static int collect(void *ud, const char *key, const char *item_key, json_t *v, int item)
+{
+	char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+
+	buf_printf(ud, "%s%s%s%s=%s\n", key, item ? "/" : "", item && item_key ? item_key : "",
+		   item && !item_key ? "[]" : "", text);
+	free(text);
+	json_decref(v);
+	return 0;
+}
+
+static int load(const char *text, struct buf *got, struct sluice_err *err)
+{
+	static const char *const split[] = { "nodes", "results", NULL };
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/in.json", dir);
+	assert_int_equal(fs_write_file(path, text, strlen(text), err), 0);
+	buf_release(got);
+	return json_load_members(path, split, collect, got, err);
+}
+
+static void test_members(void **state)
+{
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct buf got = BUF_INIT;
+
+	(void)state;
+	assert_int_equal(load(" {\"meta\": {\"a\": [1, 2]},\n \"nodes\": {\"n1\": {\"x\": \"}\"}, \"n2\": 3},\n"
+			      "\"results\": [{\"id\": \"r\\\"1\"}, [], null], \"n\": 1.5, \"nodes2\": {}}\n", &got, &err), 0);
+	assert_string_equal(got.s, "meta={\"a\":[1,2]}\n"
+			    "nodes/n1={\"x\":\"}\"}\n"
+			    "nodes/n2=3\n"
+			    "results/[]={\"id\":\"r\\\"1\"}\n"
+			    "results/[]=[]\n"
+			    "results/[]=null\n"
+			    "n=1.5\n"
+			    "nodes2={}\n");
+	/* a member to split that holds no list or object is handed over whole */
+	assert_int_equal(load("{\"nodes\": null, \"results\": {}}", &got, &err), 0);
+	assert_string_equal(got.s, "nodes=null\n");
+	assert_int_equal(load("{}", &got, &err), 0);
+	assert_int_equal(got.len, 0);
+	buf_release(&got);
+}
+
+/* Not one JSON object: the file, line and column of the fault. */
+static void test_members_errors(void **state)
+{
+	static const struct {
+		const char *text, *where;
+	} cases[] = {
+		{ "[1]", "in.json:1:1: '{' expected" },
+		{ "{\"a\": 1,\n \"nodes\": {\"n\": 1 \"m\": 2}}", "in.json:2:19: ',' or '}' expected" },
+		{ "{\"a\": 1,\n \"results\": [1, 2", "in.json:2:18: ',' or ']' expected" },
+		{ "{\"a\": 1,\n \"results\": [1, tru]}", "in.json:2:" },
+		{ "{\"a\": 1} x", "in.json:1:10: end of file expected" },
+		{ "{\"a\" 1}", "in.json:1:6: ':' expected" },
+		{ "{1: 1}", "in.json:1:2: string or '}' expected" },
+		{ "", "in.json:1:1: '{' expected" },
+	};
+	struct buf got = BUF_INIT;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct sluice_err err = SLUICE_ERR_INIT;
+		assert_int_equal(load(cases[i].text, &got, &err), SLUICE_EUSAGE);
+		if (!strstr(err.msg, cases[i].where))
+			fail_msg("%s: got '%s', want '%s'", cases[i].text, err.msg, cases[i].where);
+	}
+	buf_release(&got);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stream_same_bytes),
 		cmocka_unit_test(test_stream_open_fails),
+		cmocka_unit_test(test_members),
+		cmocka_unit_test(test_members_errors),
 	};
 	int rc;
 
