@@ -94,30 +94,61 @@ static json_t *node_json_new(const struct session *s, const struct node *n)
 	return o;
 }
 
-int artifacts_write_manifest(const struct session *s, struct sluice_err *err)
+/* "key": v at the document's top level (v stolen). */
+static void stream_member(struct json_stream *js, const char *key, json_t *v, int first)
+{
+	json_stream_key(js, key, first, 2);
+	json_stream_value(js, v, 2);
+	json_decref(v);
+}
+
+enum manifest_section { SECTION_NODES, SECTION_SOURCES, SECTION_PARENTS, SECTION_CHILDREN };
+
+/* One of manifest.json's maps by unique_id, written an entry at a time. */
+static void stream_section(struct json_stream *js, const struct session *s, const char *key, enum manifest_section which)
 {
 	const struct manifest *m = &s->manifest;
-	json_t *root = json_object(), *nodes = json_object(), *sources = json_object();
-	json_t *parents = json_object(), *children = json_object();
-	char path[4096];
 	size_t i;
-	int rc;
+	int first = 1;
 
-	json_object_set_new(root, "metadata", metadata_new(s));
+	json_stream_key(js, key, 0, 2);
+	json_stream_text(js, "{");
 	for (i = 0; i < m->n; i++) {
 		const struct node *n = &m->nodes[i];
-		json_object_set_new(n->type == NODE_SOURCE ? sources : nodes, n->unique_id, node_json_new(s, n));
-		json_object_set_new(parents, n->unique_id, id_list_new(m, m->dag->parents[i], m->dag->nparents[i]));
-		json_object_set_new(children, n->unique_id, id_list_new(m, m->dag->children[i], m->dag->nchildren[i]));
+		json_t *v;
+		if ((which == SECTION_NODES && n->type == NODE_SOURCE) || (which == SECTION_SOURCES && n->type != NODE_SOURCE))
+			continue;
+		if (which == SECTION_PARENTS)
+			v = id_list_new(m, m->dag->parents[i], m->dag->nparents[i]);
+		else if (which == SECTION_CHILDREN)
+			v = id_list_new(m, m->dag->children[i], m->dag->nchildren[i]);
+		else
+			v = node_json_new(s, n);
+		json_stream_key(js, n->unique_id, first, 4);
+		json_stream_value(js, v, 4);
+		json_decref(v);
+		first = 0;
 	}
-	json_object_set_new(root, "nodes", nodes);
-	json_object_set_new(root, "sources", sources);
-	json_object_set_new(root, "parent_map", parents);
-	json_object_set_new(root, "child_map", children);
+	json_stream_text(js, first ? "}" : "\n  }");
+}
+
+/* Written an entry at a time: 10,000 nodes as one JSON tree were 45 MB. */
+int artifacts_write_manifest(const struct session *s, struct sluice_err *err)
+{
+	struct json_stream js;
+	char path[4096];
+
 	snprintf(path, sizeof(path), "%s/manifest.json", s->project.target_path);
-	rc = json_write_file(root, path, err);
-	json_decref(root);
-	return rc;
+	if (json_stream_open(&js, path, err))
+		return err->code;
+	json_stream_text(&js, "{");
+	stream_member(&js, "metadata", metadata_new(s), 1);
+	stream_section(&js, s, "nodes", SECTION_NODES);
+	stream_section(&js, s, "sources", SECTION_SOURCES);
+	stream_section(&js, s, "parent_map", SECTION_PARENTS);
+	stream_section(&js, s, "child_map", SECTION_CHILDREN);
+	json_stream_text(&js, "\n}");
+	return json_stream_close(&js, err);
 }
 
 static json_t *timing_new(const char *name, double start, double end)
@@ -207,17 +238,6 @@ static json_t *result_json_new(const struct build *b, size_t i)
 	return o;
 }
 
-/* "  \"key\": value" of the document's top level, stolen. */
-static void stream_member(struct json_stream *js, const char *key, json_t *v, int last)
-{
-	json_stream_text(js, "  \"");
-	json_stream_text(js, key);
-	json_stream_text(js, "\": ");
-	json_stream_value(js, v, 2);
-	json_stream_text(js, last ? "\n}" : ",\n");
-	json_decref(v);
-}
-
 /*
  * Written one result at a time, each freed once written: 10,000 results
  * as one JSON tree were the largest thing a no-op run held.
@@ -244,12 +264,13 @@ int artifacts_write_run_results(const struct build *b, const char *command, int 
 		json_decref(args);
 		return err->code;
 	}
-	json_stream_text(&js, "{\n");
-	stream_member(&js, "metadata", md, 0);
+	json_stream_text(&js, "{");
+	stream_member(&js, "metadata", md, 1);
 	stream_member(&js, "elapsed_time",
 		      json_real((b->finished_at ? b->finished_at : now_seconds()) - s->started_at), 0);
 	stream_member(&js, "args", args, 0);
-	json_stream_text(&js, "  \"results\": [");
+	json_stream_key(&js, "results", 0, 2);
+	json_stream_text(&js, "[");
 	for (i = 0; i < m->n; i++) {
 		json_t *o;
 		if (b->todo[i] != EXEC_RUN)
@@ -260,7 +281,8 @@ int artifacts_write_run_results(const struct build *b, const char *command, int 
 		json_decref(o);
 		first = 0;
 	}
-	json_stream_text(&js, first ? "],\n" : "\n  ],\n");
-	stream_member(&js, "sources", sources_json_new(b), 1);
+	json_stream_text(&js, first ? "]" : "\n  ]");
+	stream_member(&js, "sources", sources_json_new(b), 0);
+	json_stream_text(&js, "\n}");
 	return json_stream_close(&js, err);
 }

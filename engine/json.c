@@ -150,6 +150,19 @@ void json_stream_value(struct json_stream *js, const json_t *v, int indent)
 		js->ok = 0;
 }
 
+void json_stream_key(struct json_stream *js, const char *key, int first, int indent)
+{
+	json_t *k = json_string(key);
+
+	if (!first)
+		json_stream_text(js, ",");
+	js->indent = indent;
+	if (dump_indented("\n", 1, js) < 0 || !k || json_dump_callback(k, dump_indented, js, JSON_ENCODE_ANY))
+		js->ok = 0;
+	json_stream_text(js, ": ");
+	json_decref(k);
+}
+
 int json_stream_close(struct json_stream *js, struct sluice_err *err)
 {
 	if (!js->ok && !js->f.rc)

@@ -40,6 +40,8 @@ struct json_stream {
 int json_stream_open(struct json_stream *js, const char *path, struct sluice_err *err);
 void json_stream_text(struct json_stream *js, const char *text);
 void json_stream_value(struct json_stream *js, const json_t *v, int indent);
+/* "," (unless first), a new line of indent spaces, and "key": with the key escaped as JSON does. */
+void json_stream_key(struct json_stream *js, const char *key, int first, int indent);
 int json_stream_close(struct json_stream *js, struct sluice_err *err);
 
 /*

@@ -40,6 +40,11 @@ static json_t *doc_new(size_t nresults)
 							 "timing", "name", "execute", "message", "line one\nline two"));
 	json_object_set_new(root, "results", results);
 	json_object_set_new(root, "sources", json_array());
+	/* a map by id, as manifest.json's nodes: ids are escaped as JSON escapes keys */
+	json_object_set_new(root, "nodes", json_object());
+	for (i = 0; i < nresults; i++)
+		json_object_set_new(json_object_get(root, "nodes"), i ? "model.p.m" : "model.p.\"q\"\u00e9",
+				    json_pack("{s:[i,i],s:{}}", "deps", (int)i, 2, "config"));
 	return root;
 }
 
@@ -50,11 +55,15 @@ static void stream_doc(const json_t *root, const char *path)
 	const json_t *results = json_object_get(root, "results");
 	struct json_stream js;
 	size_t i;
+	const char *key;
+	json_t *v;
+	int first = 1;
 
 	assert_int_equal(json_stream_open(&js, path, &err), 0);
-	json_stream_text(&js, "{\n  \"metadata\": ");
+	json_stream_text(&js, "{");
+	json_stream_key(&js, "metadata", 1, 2);
 	json_stream_value(&js, json_object_get(root, "metadata"), 2);
-	json_stream_text(&js, ",\n  \"elapsed_time\": ");
+	json_stream_key(&js, "elapsed_time", 0, 2);
 	json_stream_value(&js, json_object_get(root, "elapsed_time"), 2);
 	json_stream_text(&js, ",\n  \"results\": [");
 	for (i = 0; i < json_array_size(results); i++) {
@@ -64,6 +73,14 @@ static void stream_doc(const json_t *root, const char *path)
 	json_stream_text(&js, i ? "\n  ],\n" : "],\n");
 	json_stream_text(&js, "  \"sources\": ");
 	json_stream_value(&js, json_object_get(root, "sources"), 2);
+	json_stream_key(&js, "nodes", 0, 2);
+	json_stream_text(&js, "{");
+	json_object_foreach((json_t *)json_object_get(root, "nodes"), key, v) {
+		json_stream_key(&js, key, first, 4);
+		json_stream_value(&js, v, 4);
+		first = 0;
+	}
+	json_stream_text(&js, first ? "}" : "\n  }");
 	json_stream_text(&js, "\n}");
 	assert_int_equal(json_stream_close(&js, &err), 0);
 }
