@@ -189,6 +189,8 @@ static int reader_fail(struct json_reader *r, size_t at, const char *what)
 			line++;
 			col = 0;
 		}
+	if (!r->path)
+		return err_set(r->err, SLUICE_EUSAGE, "line %d, column %d: %s", line, col, what);
 	return err_set(r->err, SLUICE_EUSAGE, "%s:%d:%d: %s", r->path, line, col, what);
 }
 
@@ -268,8 +270,11 @@ static int reader_more(struct json_reader *r, char close, int first, int *rc)
 static int reader_split(struct json_reader *r, const char *key, json_member_fn fn, void *ud)
 {
 	char close = reader_peek(r) == '{' ? '}' : ']';
-	int first = 1, rc = 0;
+	int first = 1, rc;
 
+	/* first the member itself, empty: its kind, and that it is there */
+	if ((rc = fn(ud, key, NULL, close == '}' ? json_object() : json_array(), 0)))
+		return rc;
 	r->pos++;
 	while (reader_more(r, close, first, &rc)) {
 		json_t *k = NULL, *v;
@@ -288,43 +293,46 @@ static int reader_split(struct json_reader *r, const char *key, json_member_fn f
 	return rc;
 }
 
-int json_load_members(const char *path, const char *const *split, json_member_fn fn, void *ud,
-		      struct sluice_err *err)
+int json_load_members_text(const char *path, const char *text, size_t len, const char *const *split,
+			   json_member_fn fn, void *ud, struct sluice_err *err)
 {
-	struct buf text = BUF_INIT;
-	struct json_reader r = { path, NULL, 0, 0, err };
+	struct json_reader r = { path, text ? text : "", len, 0, err };
 	int first = 1, rc;
 
-	if ((rc = fs_read_file(path, &text, err)))
-		return rc;
-	r.s = text.s ? text.s : "";
-	r.len = text.len;
 	if ((rc = reader_expect(&r, '{')))
-		goto out;
+		return rc;
 	while (reader_more(&r, '}', first, &rc)) {
 		const char *const *sp;
 		json_t *k, *v;
 		first = 0;
-		if (!(k = reader_key(&r))) {
-			rc = err->code;
-			goto out;
-		}
+		if (!(k = reader_key(&r)))
+			return err->code;
 		for (sp = split; sp && *sp && strcmp(*sp, json_string_value(k)); sp++)
 			;
-		if (sp && *sp && (reader_peek(&r) == '{' || reader_peek(&r) == '[')) {
+		if (sp && *sp && (reader_peek(&r) == '{' || reader_peek(&r) == '['))
 			rc = reader_split(&r, json_string_value(k), fn, ud);
-		} else if (!(v = reader_value(&r))) {
+		else if (!(v = reader_value(&r)))
 			rc = err->code;
-		} else {
+		else
 			rc = fn(ud, json_string_value(k), NULL, v, 0);
-		}
 		json_decref(k);
 		if (rc)
-			goto out;
+			return rc;
 	}
 	if (!rc && reader_peek(&r))
 		rc = reader_fail(&r, r.pos, "end of file expected");
-out:
+	return rc;
+}
+
+int json_load_members(const char *path, const char *const *split, json_member_fn fn, void *ud,
+		      struct sluice_err *err)
+{
+	struct buf text = BUF_INIT;
+	int rc;
+
+	if ((rc = fs_read_file(path, &text, err)))
+		return rc;
+	rc = json_load_members_text(path, text.s, text.len, split, fn, ud, err);
 	buf_release(&text);
 	return rc;
 }

@@ -47,16 +47,20 @@ int json_stream_close(struct json_stream *js, struct sluice_err *err);
 /*
  * Read the JSON object in the file at path a member at a time, so a
  * document of 10,000 entries is never held as one tree: fn gets each
- * member's key and value (a new reference fn owns), item 0. The members
- * named in split (NULL-terminated) are handed over an entry at a time
- * instead, when their value is an object (item_key: the entry's key) or
- * an array (item_key NULL), with item 1. A non-zero return from fn stops
- * the reading and is returned. Errors: SLUICE_EIO when the file cannot be
- * read, SLUICE_EUSAGE "path:line:col: what" when it is not one JSON
- * object (members already handed over stay the caller's).
+ * member's key and value (a new reference fn owns), item 0. A member
+ * named in split (NULL-terminated) whose value is an object or an array
+ * is handed over empty (item 0), then an entry at a time (item 1,
+ * item_key: the entry's key in an object, NULL in an array). A non-zero
+ * return from fn stops the reading and is returned. Errors: SLUICE_EIO
+ * when the file cannot be read, SLUICE_EUSAGE "path:line:col: what" when
+ * it is not one JSON object (members already handed over stay the
+ * caller's).
  */
 typedef int (*json_member_fn)(void *ud, const char *key, const char *item_key, json_t *value, int item);
 int json_load_members(const char *path, const char *const *split, json_member_fn fn, void *ud,
 		      struct sluice_err *err);
+/* The same from text in memory; path NULL: errors say "line L, column C: what". */
+int json_load_members_text(const char *path, const char *text, size_t len, const char *const *split,
+			   json_member_fn fn, void *ud, struct sluice_err *err);
 
 #endif

@@ -155,8 +155,10 @@ static void test_members(void **state)
 	assert_int_equal(load(" {\"meta\": {\"a\": [1, 2]},\n \"nodes\": {\"n1\": {\"x\": \"}\"}, \"n2\": 3},\n"
 			      "\"results\": [{\"id\": \"r\\\"1\"}, [], null], \"n\": 1.5, \"nodes2\": {}}\n", &got, &err), 0);
 	assert_string_equal(got.s, "meta={\"a\":[1,2]}\n"
+			    "nodes={}\n"
 			    "nodes/n1={\"x\":\"}\"}\n"
 			    "nodes/n2=3\n"
+			    "results=[]\n"
 			    "results/[]={\"id\":\"r\\\"1\"}\n"
 			    "results/[]=[]\n"
 			    "results/[]=null\n"
@@ -164,7 +166,7 @@ static void test_members(void **state)
 			    "nodes2={}\n");
 	/* a member to split that holds no list or object is handed over whole */
 	assert_int_equal(load("{\"nodes\": null, \"results\": {}}", &got, &err), 0);
-	assert_string_equal(got.s, "nodes=null\n");
+	assert_string_equal(got.s, "nodes=null\nresults={}\n");
 	assert_int_equal(load("{}", &got, &err), 0);
 	assert_int_equal(got.len, 0);
 	buf_release(&got);
