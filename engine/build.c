@@ -913,6 +913,8 @@ static int node_job(struct build *b, struct exec_worker *w, size_t idx, int *reu
 	if (!r->decision.build) {
 		if (k->reuse)
 			k->reuse(b, idx, a);
+		/* it sends nothing: its statements (in target/run already) can go */
+		plan_release(&r->plan);
 		set_effective(b, idx, 0);
 		*reused = 1;
 		return 0;
