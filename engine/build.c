@@ -738,6 +738,9 @@ void build_plan(struct build *b)
 			continue;
 		decide(b, i, &b->arena);
 		set_effective(b, i, b->runs[i].decision.build);
+		/* as in a run: a node to reuse would send nothing */
+		if (!b->runs[i].decision.build)
+			plan_release(&b->runs[i].plan);
 	}
 }
 
