@@ -197,7 +197,7 @@ static int reader_fail(struct json_reader *r, size_t at, const char *what)
 /* The next byte that is not white space, left unread; 0 at the end. */
 static char reader_peek(struct json_reader *r)
 {
-	while (r->pos < r->len && strchr(" \t\r\n", r->s[r->pos]))
+	while (r->pos < r->len && r->s[r->pos] && strchr(" \t\r\n", r->s[r->pos]))
 		r->pos++;
 	return r->pos < r->len ? r->s[r->pos] : 0;
 }
@@ -319,7 +319,8 @@ int json_load_members_text(const char *path, const char *text, size_t len, const
 		if (rc)
 			return rc;
 	}
-	if (!rc && reader_peek(&r))
+	reader_peek(&r);
+	if (!rc && r.pos < r.len)
 		rc = reader_fail(&r, r.pos, "end of file expected");
 	return rc;
 }

@@ -188,11 +188,18 @@ static void test_members_errors(void **state)
 		{ "", "in.json:1:1: '{' expected" },
 	};
 	struct buf got = BUF_INIT;
+	struct sluice_err err = SLUICE_ERR_INIT;
+	char path[128];
 	size_t i;
 
 	(void)state;
+	/* a NUL byte is neither white space nor the end */
+	snprintf(path, sizeof(path), "%s/nul.json", dir);
+	assert_int_equal(fs_write_file(path, "{\"a\": 1}\0 ", 10, &err), 0);
+	assert_int_equal(json_load_members(path, NULL, collect, &got, &err), SLUICE_EUSAGE);
+	assert_non_null(strstr(err.msg, "nul.json:1:9: end of file expected"));
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct sluice_err err = SLUICE_ERR_INIT;
+		err = (struct sluice_err)SLUICE_ERR_INIT;
 		assert_int_equal(load(cases[i].text, &got, &err), SLUICE_EUSAGE);
 		if (!strstr(err.msg, cases[i].where))
 			fail_msg("%s: got '%s', want '%s'", cases[i].text, err.msg, cases[i].where);
