@@ -95,30 +95,61 @@ static json_t *node_json_new(const struct session *s, const struct node *n)
 	return o;
 }
 
-int artifacts_write_manifest(const struct session *s, struct sluice_err *err)
+/* "key": v at the document's top level (v stolen). */
+static void stream_member(struct json_stream *js, const char *key, json_t *v, int first)
+{
+	json_stream_key(js, key, first, 2);
+	json_stream_value(js, v, 2);
+	json_decref(v);
+}
+
+enum manifest_section { SECTION_NODES, SECTION_SOURCES, SECTION_PARENTS, SECTION_CHILDREN };
+
+/* One of manifest.json's maps by unique_id, written an entry at a time. */
+static void stream_section(struct json_stream *js, const struct session *s, const char *key, enum manifest_section which)
 {
 	const struct manifest *m = &s->manifest;
-	json_t *root = json_object(), *nodes = json_object(), *sources = json_object();
-	json_t *parents = json_object(), *children = json_object();
-	char path[4096];
 	size_t i;
-	int rc;
+	int first = 1;
 
-	json_object_set_new(root, "metadata", metadata_new(s));
+	json_stream_key(js, key, 0, 2);
+	json_stream_text(js, "{");
 	for (i = 0; i < m->n; i++) {
 		const struct node *n = &m->nodes[i];
-		json_object_set_new(n->type == NODE_SOURCE ? sources : nodes, n->unique_id, node_json_new(s, n));
-		json_object_set_new(parents, n->unique_id, id_list_new(m, m->dag->parents[i], m->dag->nparents[i]));
-		json_object_set_new(children, n->unique_id, id_list_new(m, m->dag->children[i], m->dag->nchildren[i]));
+		json_t *v;
+		if ((which == SECTION_NODES && n->type == NODE_SOURCE) || (which == SECTION_SOURCES && n->type != NODE_SOURCE))
+			continue;
+		if (which == SECTION_PARENTS)
+			v = id_list_new(m, m->dag->parents[i], m->dag->nparents[i]);
+		else if (which == SECTION_CHILDREN)
+			v = id_list_new(m, m->dag->children[i], m->dag->nchildren[i]);
+		else
+			v = node_json_new(s, n);
+		json_stream_key(js, n->unique_id, first, 4);
+		json_stream_value(js, v, 4);
+		json_decref(v);
+		first = 0;
 	}
-	json_object_set_new(root, "nodes", nodes);
-	json_object_set_new(root, "sources", sources);
-	json_object_set_new(root, "parent_map", parents);
-	json_object_set_new(root, "child_map", children);
+	json_stream_text(js, first ? "}" : "\n  }");
+}
+
+/* Written an entry at a time: 10,000 nodes as one JSON tree were 45 MB. */
+int artifacts_write_manifest(const struct session *s, struct sluice_err *err)
+{
+	struct json_stream js;
+	char path[4096];
+
 	snprintf(path, sizeof(path), "%s/manifest.json", s->project.target_path);
-	rc = json_write_file(root, path, err);
-	json_decref(root);
-	return rc;
+	if (json_stream_open(&js, path, err))
+		return err->code;
+	json_stream_text(&js, "{");
+	stream_member(&js, "metadata", metadata_new(s), 1);
+	stream_section(&js, s, "nodes", SECTION_NODES);
+	stream_section(&js, s, "sources", SECTION_SOURCES);
+	stream_section(&js, s, "parent_map", SECTION_PARENTS);
+	stream_section(&js, s, "child_map", SECTION_CHILDREN);
+	json_stream_text(&js, "\n}");
+	return json_stream_close(&js, err);
 }
 
 static json_t *timing_new(const char *name, double start, double end)
@@ -167,77 +198,99 @@ static json_t *sources_json_new(const struct build *b)
 	return list;
 }
 
-int artifacts_write_run_results(const struct build *b, const char *command, int exit_status, struct sluice_err *err)
+/* Node i's entry in run_results.json. */
+static json_t *result_json_new(const struct build *b, size_t i)
 {
 	static const char *const status_words[] = { "skipped", "success", "error", "skipped", "reused" };
+	const struct node_run *r = &b->runs[i];
+	json_t *o = json_object(), *resp = json_object(), *timing = json_array();
+
+	json_object_set_new(o, "unique_id", json_string(b->s->manifest.nodes[i].unique_id));
+	json_object_set_new(o, "status", json_string(status_words[r->status]));
+	json_object_set_new(o, "execution_time", json_real(r->finished > r->started ? r->finished - r->started : 0));
+	{
+		char tid[32];
+		snprintf(tid, sizeof(tid), "Thread-%d", r->thread_id);
+		json_object_set_new(o, "thread_id", r->thread_id ? json_string(tid) : json_null());
+	}
+	json_object_set_new(resp, "rows_affected", r->status == EXEC_SUCCESS && r->rows >= 0 ? json_integer(r->rows) : json_null());
+	json_object_set_new(o, "adapter_response", resp);
+	if (r->status == EXEC_REUSED) {
+		json_object_set_new(o, "message", json_string("up to date: fingerprint unchanged"));
+	} else if (r->status == EXEC_SUCCESS && r->reused_from.kind == V_DICT) {
+		/* made from another environment's relation (docs/environments.md) */
+		struct buf note = BUF_INIT;
+		reuse_describe(&r->reused_from, &note);
+		json_object_set_new(o, "message", json_string(note.s));
+		json_object_set_new(o, "reused_from", json_from_val_new(&r->reused_from));
+		buf_release(&note);
+	} else
+		json_object_set_new(o, "message", r->status == EXEC_SUCCESS ? json_string("OK") : json_string(run_err_msg(r)));
+	/* why it ran (or, empty, why it did not need to) */
+	json_object_set_new(o, "reasons", r->decided ? json_from_val_new(&r->decision.reasons) : json_array());
+	if (r->decided)
+		json_object_set_new(o, "fingerprint", json_string(r->fp.full));
+	if (r->err && r->err->sqlstate[0])
+		json_object_set_new(o, "sqlstate", json_string(r->err->sqlstate));
+	json_object_set_new(o, "relation_name", json_string(b->s->manifest.nodes[i].relation));
+	if (r->compile_started)
+		json_array_append_new(timing, timing_new("compile", r->compile_started, r->compile_done));
+	if (r->started && r->status != EXEC_SKIPPED)
+		json_array_append_new(timing, timing_new("execute", r->started, r->finished));
+	json_object_set_new(o, "timing", timing);
+	json_object_set_new(o, "failures", json_null());
+	/* stage hops: every row count checked, as {name, expected, actual, status} */
+	if (r->validations.kind == V_LIST)
+		json_object_set_new(o, "validations", json_from_val_new(&r->validations));
+	build_result_json(b, i, o);
+	return o;
+}
+
+/*
+ * Written one result at a time, each freed once written: 10,000 results
+ * as one JSON tree were the largest thing a no-op run held.
+ */
+int artifacts_write_run_results(const struct build *b, const char *command, int exit_status, struct sluice_err *err)
+{
 	const struct session *s = b->s;
 	const struct manifest *m = &s->manifest;
-	json_t *root = json_object(), *results = json_array(), *args = json_object();
+	json_t *md = metadata_new(s), *args = json_object();
+	struct json_stream js;
 	char path[4096];
 	size_t i;
-	int rc;
+	int first = 1;
 
-	json_object_set_new(root, "metadata", metadata_new(s));
-	json_object_set_new(json_object_get(root, "metadata"), "exit_status", json_integer(exit_status));
-	json_object_set_new(root, "elapsed_time", json_real((b->finished_at ? b->finished_at : now_seconds()) - s->started_at));
+	json_object_set_new(md, "exit_status", json_integer(exit_status));
 	json_object_set_new(args, "which", json_string(command));
 	json_object_set_new(args, "select", json_string(s->cli->select.s));
 	json_object_set_new(args, "exclude", json_string(s->cli->exclude.s));
 	json_object_set_new(args, "full_refresh", json_boolean(s->cli->full_refresh));
 	json_object_set_new(args, "threads", json_integer(b->threads));
-	json_object_set_new(root, "args", args);
+	snprintf(path, sizeof(path), "%s/run_results.json", s->project.target_path);
+	if (json_stream_open(&js, path, err)) {
+		json_decref(md);
+		json_decref(args);
+		return err->code;
+	}
+	json_stream_text(&js, "{");
+	stream_member(&js, "metadata", md, 1);
+	stream_member(&js, "elapsed_time",
+		      json_real((b->finished_at ? b->finished_at : now_seconds()) - s->started_at), 0);
+	stream_member(&js, "args", args, 0);
+	json_stream_key(&js, "results", 0, 2);
+	json_stream_text(&js, "[");
 	for (i = 0; i < m->n; i++) {
-		const struct node_run *r = &b->runs[i];
-		json_t *o, *resp, *timing;
+		json_t *o;
 		if (b->todo[i] != EXEC_RUN)
 			continue;
-		o = json_object();
-		resp = json_object();
-		timing = json_array();
-		json_object_set_new(o, "unique_id", json_string(m->nodes[i].unique_id));
-		json_object_set_new(o, "status", json_string(status_words[r->status]));
-		json_object_set_new(o, "execution_time", json_real(r->finished > r->started ? r->finished - r->started : 0));
-		{
-			char tid[32];
-			snprintf(tid, sizeof(tid), "Thread-%d", r->thread_id);
-			json_object_set_new(o, "thread_id", r->thread_id ? json_string(tid) : json_null());
-		}
-		json_object_set_new(resp, "rows_affected", r->status == EXEC_SUCCESS && r->rows >= 0 ? json_integer(r->rows) : json_null());
-		json_object_set_new(o, "adapter_response", resp);
-		if (r->status == EXEC_REUSED) {
-			json_object_set_new(o, "message", json_string("up to date: fingerprint unchanged"));
-		} else if (r->status == EXEC_SUCCESS && r->reused_from.kind == V_DICT) {
-			/* made from another environment's relation (docs/environments.md) */
-			struct buf note = BUF_INIT;
-			reuse_describe(&r->reused_from, &note);
-			json_object_set_new(o, "message", json_string(note.s));
-			json_object_set_new(o, "reused_from", json_from_val_new(&r->reused_from));
-			buf_release(&note);
-		} else
-			json_object_set_new(o, "message", r->status == EXEC_SUCCESS ? json_string("OK") : json_string(run_err_msg(r)));
-		/* why it ran (or, empty, why it did not need to) */
-		json_object_set_new(o, "reasons", r->decided ? json_from_val_new(&r->decision.reasons) : json_array());
-		if (r->decided)
-			json_object_set_new(o, "fingerprint", json_string(r->fp.full));
-		if (r->err && r->err->sqlstate[0])
-			json_object_set_new(o, "sqlstate", json_string(r->err->sqlstate));
-		json_object_set_new(o, "relation_name", json_string(m->nodes[i].relation));
-		if (r->compile_started)
-			json_array_append_new(timing, timing_new("compile", r->compile_started, r->compile_done));
-		if (r->started && r->status != EXEC_SKIPPED)
-			json_array_append_new(timing, timing_new("execute", r->started, r->finished));
-		json_object_set_new(o, "timing", timing);
-		json_object_set_new(o, "failures", json_null());
-		/* stage hops: every row count checked, as {name, expected, actual, status} */
-		if (r->validations.kind == V_LIST)
-			json_object_set_new(o, "validations", json_from_val_new(&r->validations));
-		build_result_json(b, i, o);
-		json_array_append_new(results, o);
+		o = result_json_new(b, i);
+		json_stream_text(&js, first ? "\n    " : ",\n    ");
+		json_stream_value(&js, o, 4);
+		json_decref(o);
+		first = 0;
 	}
-	json_object_set_new(root, "results", results);
-	json_object_set_new(root, "sources", sources_json_new(b));
-	snprintf(path, sizeof(path), "%s/run_results.json", s->project.target_path);
-	rc = json_write_file(root, path, err);
-	json_decref(root);
-	return rc;
+	json_stream_text(&js, first ? "]" : "\n  ]");
+	stream_member(&js, "sources", sources_json_new(b), 0);
+	json_stream_text(&js, "\n}");
+	return json_stream_close(&js, err);
 }

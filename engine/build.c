@@ -769,6 +769,9 @@ void build_plan(struct build *b)
 		decide(b, i, &b->arena);
 		decide_reuse(b, i, NULL, &b->arena);
 		set_effective(b, i, b->runs[i].decision.build);
+		/* as in a run: a node to reuse would send nothing */
+		if (!b->runs[i].decision.build)
+			plan_release(&b->runs[i].plan);
 	}
 }
 
@@ -950,6 +953,8 @@ static int node_job(struct build *b, struct exec_worker *w, size_t idx, int *reu
 	if (!r->decision.build) {
 		if (k->reuse)
 			k->reuse(b, idx, a);
+		/* it sends nothing: its statements (in target/run already) can go */
+		plan_release(&r->plan);
 		set_effective(b, idx, 0);
 		*reused = 1;
 		return 0;

@@ -6,6 +6,7 @@
  * Not the dispatch table (main.c) and not any one command's work: a
  * helper belongs here only when more than one cmd-*.c needs it.
  */
+#include <malloc.h>
 #include <signal.h>
 #include "artifacts.h"
 #include "cmd.h"
@@ -57,6 +58,7 @@ int cmd_build_end(struct build *b, const char *which, int rc, const struct sluic
 	s = b->s;
 	/* the report reads the artifacts: the build's memory can go first */
 	build_release(b);
+	malloc_trim(0);
 	return aerr.code ? 0 : cmd_report_run(s);
 }
 

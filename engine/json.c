@@ -1,4 +1,5 @@
 /* json.c: struct val <-> Jansson; see json.h. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "json.h"
@@ -95,21 +96,244 @@ int json_parse_val(struct arena *a, const char *what, const char *text, struct v
 	return 0;
 }
 
-static int dump_to(const char *s, size_t n, void *ud)
-{
-	return fs_atomic_write(ud, s, n) ? -1 : 0;
-}
-
 int json_write_file(const json_t *j, const char *path, struct sluice_err *err)
 {
-	struct fs_atomic f;
-	int ok;
+	struct json_stream js;
 
-	if (fs_mkdir_parent(path, err) || fs_atomic_open(&f, path, err))
+	if (json_stream_open(&js, path, err))
 		return err->code;
 	/* written as it is made: a 10,000-node manifest is never held as one string */
-	ok = !json_dump_callback(j, dump_to, &f, JSON_INDENT(2));
-	if (!ok && !f.rc)
-		err_set(err, SLUICE_EIO, "%s: cannot serialise JSON", path);
-	return fs_atomic_close(&f, ok) ? err->code : 0;
+	json_stream_value(&js, j, 0);
+	return json_stream_close(&js, err);
+}
+
+int json_stream_open(struct json_stream *js, const char *path, struct sluice_err *err)
+{
+	js->indent = 0;
+	js->ok = 1;
+	if (fs_mkdir_parent(path, err) || fs_atomic_open(&js->f, path, err))
+		return err->code;
+	return 0;
+}
+
+void json_stream_text(struct json_stream *js, const char *text)
+{
+	if (fs_atomic_write(&js->f, text, strlen(text)))
+		js->ok = 0;
+}
+
+/* json_dump_callback's sink: each new line starts js->indent spaces further in. */
+static int dump_indented(const char *s, size_t n, void *ud)
+{
+	static const char spaces[] = "                                ";
+	struct json_stream *js = ud;
+	const char *nl;
+
+	while (n && (nl = memchr(s, '\n', n))) {
+		size_t k = (size_t)(nl - s) + 1;
+		int left = js->indent;
+		if (fs_atomic_write(&js->f, s, k))
+			return -1;
+		for (; left > 0; left -= (int)sizeof(spaces) - 1)
+			if (fs_atomic_write(&js->f, spaces, left < (int)sizeof(spaces) - 1 ? (size_t)left : sizeof(spaces) - 1))
+				return -1;
+		s += k;
+		n -= k;
+	}
+	return n && fs_atomic_write(&js->f, s, n) ? -1 : 0;
+}
+
+void json_stream_value(struct json_stream *js, const json_t *v, int indent)
+{
+	js->indent = indent;
+	if (json_dump_callback(v, dump_indented, js, JSON_INDENT(2) | JSON_ENCODE_ANY))
+		js->ok = 0;
+}
+
+void json_stream_key(struct json_stream *js, const char *key, int first, int indent)
+{
+	json_t *k = json_string(key);
+
+	if (!first)
+		json_stream_text(js, ",");
+	js->indent = indent;
+	if (dump_indented("\n", 1, js) < 0 || !k || json_dump_callback(k, dump_indented, js, JSON_ENCODE_ANY))
+		js->ok = 0;
+	json_stream_text(js, ": ");
+	json_decref(k);
+}
+
+int json_stream_close(struct json_stream *js, struct sluice_err *err)
+{
+	if (!js->ok && !js->f.rc)
+		err_set(err, SLUICE_EIO, "%s: cannot serialise JSON", js->f.path);
+	return fs_atomic_close(&js->f, js->ok) ? err->code : 0;
+}
+
+/* ---- reading a large object piece by piece ---- */
+
+struct json_reader {
+	const char *path;
+	const char *s;
+	size_t len, pos;
+	struct sluice_err *err;
+};
+
+static int reader_fail(struct json_reader *r, size_t at, const char *what)
+{
+	int line = 1, col = 1;
+	size_t i;
+
+	for (i = 0; i < at && i < r->len; i++, col++)
+		if (r->s[i] == '\n') {
+			line++;
+			col = 0;
+		}
+	if (!r->path)
+		return err_set(r->err, SLUICE_EUSAGE, "line %d, column %d: %s", line, col, what);
+	return err_set(r->err, SLUICE_EUSAGE, "%s:%d:%d: %s", r->path, line, col, what);
+}
+
+/* The next byte that is not white space, left unread; 0 at the end. */
+static char reader_peek(struct json_reader *r)
+{
+	while (r->pos < r->len && r->s[r->pos] && strchr(" \t\r\n", r->s[r->pos]))
+		r->pos++;
+	return r->pos < r->len ? r->s[r->pos] : 0;
+}
+
+static int reader_expect(struct json_reader *r, char c)
+{
+	char msg[32];
+
+	if (reader_peek(r) == c) {
+		r->pos++;
+		return 0;
+	}
+	snprintf(msg, sizeof(msg), "'%c' expected", c);
+	return reader_fail(r, r->pos, msg);
+}
+
+/* One whole value from here: a new reference, or NULL with the error set. */
+static json_t *reader_value(struct json_reader *r)
+{
+	json_error_t je;
+	json_t *v = json_loadb(r->s + r->pos, r->len - r->pos, JSON_DECODE_ANY | JSON_DISABLE_EOF_CHECK, &je);
+
+	if (!v) {
+		reader_fail(r, r->pos + (size_t)(je.position > 0 ? je.position : 0), je.text);
+		return NULL;
+	}
+	r->pos += (size_t)je.position;
+	return v;
+}
+
+/* A member's key and its ':': a new reference, or NULL with the error set. */
+static json_t *reader_key(struct json_reader *r)
+{
+	json_t *k;
+
+	if (reader_peek(r) != '"') {
+		reader_fail(r, r->pos, "string or '}' expected");
+		return NULL;
+	}
+	if (!(k = reader_value(r)))
+		return NULL;
+	if (reader_expect(r, ':')) {
+		json_decref(k);
+		return NULL;
+	}
+	return k;
+}
+
+/* Whether another entry follows in the container closed by close (its opening already read). */
+static int reader_more(struct json_reader *r, char close, int first, int *rc)
+{
+	char c = reader_peek(r);
+
+	*rc = 0;
+	if (c == close) {
+		r->pos++;
+		return 0;
+	}
+	if (first)
+		return 1;
+	if (c == ',') {
+		r->pos++;
+		return 1;
+	}
+	*rc = reader_fail(r, r->pos, close == '}' ? "',' or '}' expected" : "',' or ']' expected");
+	return 0;
+}
+
+/* The entries of the object or array at r, one at a time, to fn as items of key. */
+static int reader_split(struct json_reader *r, const char *key, json_member_fn fn, void *ud)
+{
+	char close = reader_peek(r) == '{' ? '}' : ']';
+	int first = 1, rc;
+
+	/* first the member itself, empty: its kind, and that it is there */
+	if ((rc = fn(ud, key, NULL, close == '}' ? json_object() : json_array(), 0)))
+		return rc;
+	r->pos++;
+	while (reader_more(r, close, first, &rc)) {
+		json_t *k = NULL, *v;
+		first = 0;
+		if (close == '}' && !(k = reader_key(r)))
+			return r->err->code;
+		if (!(v = reader_value(r))) {
+			json_decref(k);
+			return r->err->code;
+		}
+		rc = fn(ud, key, k ? json_string_value(k) : NULL, v, 1);
+		json_decref(k);
+		if (rc)
+			return rc;
+	}
+	return rc;
+}
+
+int json_load_members_text(const char *path, const char *text, size_t len, const char *const *split,
+			   json_member_fn fn, void *ud, struct sluice_err *err)
+{
+	struct json_reader r = { path, text ? text : "", len, 0, err };
+	int first = 1, rc;
+
+	if ((rc = reader_expect(&r, '{')))
+		return rc;
+	while (reader_more(&r, '}', first, &rc)) {
+		const char *const *sp;
+		json_t *k, *v;
+		first = 0;
+		if (!(k = reader_key(&r)))
+			return err->code;
+		for (sp = split; sp && *sp && strcmp(*sp, json_string_value(k)); sp++)
+			;
+		if (sp && *sp && (reader_peek(&r) == '{' || reader_peek(&r) == '['))
+			rc = reader_split(&r, json_string_value(k), fn, ud);
+		else if (!(v = reader_value(&r)))
+			rc = err->code;
+		else
+			rc = fn(ud, json_string_value(k), NULL, v, 0);
+		json_decref(k);
+		if (rc)
+			return rc;
+	}
+	reader_peek(&r);
+	if (!rc && r.pos < r.len)
+		rc = reader_fail(&r, r.pos, "end of file expected");
+	return rc;
+}
+
+int json_load_members(const char *path, const char *const *split, json_member_fn fn, void *ud,
+		      struct sluice_err *err)
+{
+	struct buf text = BUF_INIT;
+	int rc;
+
+	if ((rc = fs_read_file(path, &text, err)))
+		return rc;
+	rc = json_load_members_text(path, text.s, text.len, split, fn, ud, err);
+	buf_release(&text);
+	return rc;
 }

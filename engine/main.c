@@ -4,6 +4,7 @@
  * commands share is in cmd.c, not here.
  */
 #include <pthread.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -86,6 +87,13 @@ int main(int argc, char **argv)
 	 * and waits for it, as the executor's signal thread does.
 	 */
 	signal(SIGUSR1, SIG_IGN);
+	/*
+	 * One malloc arena for every thread: glibc gives each worker its own,
+	 * which keeps what the worker freed for that worker alone (at 10,000
+	 * models, 6 MB more at the peak of a no-op run). Workers mostly wait on
+	 * the database; they do not contend for malloc.
+	 */
+	mallopt(M_ARENA_MAX, 1);
 	ui_init(NULL);
 	if (argc < 2) {
 		cmd_help(0, NULL);

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <jansson.h>
 #include "../connectors/objstore.h"
+#include "json.h"
 #include "report.h"
 #include "util/fs.h"
 
@@ -121,20 +122,18 @@ static void add_times(json_t *o, const json_t *timing, double t0)
 	json_object_set_new(o, "e", json_real(iso_seconds(json_string_value(json_object_get(best, "completed_at"))) - t0));
 }
 
-/* The earliest start in any result's timing: time 0 of the timeline. */
-static double run_start(const json_t *results)
+/* t0 lowered to the earliest start in the result's timing, if earlier: time 0 of the timeline. */
+static void run_start(const json_t *result, double *t0)
 {
-	const json_t *r, *t;
-	double t0 = 0, v;
-	size_t i, k;
+	const json_t *t;
+	double v;
+	size_t k;
 
-	json_array_foreach(results, i, r)
-		json_array_foreach(json_object_get(r, "timing"), k, t) {
-			v = iso_seconds(json_string_value(json_object_get(t, "started_at")));
-			if (v && (!t0 || v < t0))
-				t0 = v;
-		}
-	return t0;
+	json_array_foreach(json_object_get(result, "timing"), k, t) {
+		v = iso_seconds(json_string_value(json_object_get(t, "started_at")));
+		if (v && (!*t0 || v < *t0))
+			*t0 = v;
+	}
 }
 
 /* What the node sent: target/run/<path> for models, the compiled test for tests. */
@@ -181,8 +180,41 @@ static void copy_keys(json_t *o, const json_t *from, const struct key_map *k)
 		set_if(o, k->to, json_object_get(from, k->from));
 }
 
-/* One node of the page: short keys, since a page may hold 10,000 of them (docs/report.md). */
-static json_t *node_new(const char *target_dir, const json_t *mn, const json_t *res, const json_t *index, double t0)
+/*
+ * The page's keys a node takes from its result, with its times still
+ * absolute: node_new makes them relative to the run's start, which is
+ * known only once every result is read.
+ */
+static json_t *result_part_new(const json_t *res)
+{
+	json_t *o = json_object(), *v;
+
+	copy_keys(o, res, from_result);
+	set_if(o, "rows", json_object_get(json_object_get(res, "adapter_response"), "rows_affected"));
+	if (json_array_size(json_object_get(res, "samples")))
+		json_object_set(o, "smp", json_object_get(res, "samples"));
+	if (json_is_true(json_object_get(res, "combined_scan")))
+		json_object_set_new(o, "cs", json_true());
+	if ((v = json_object_get(res, "thread_id")) && json_is_string(v))
+		json_object_set_new(o, "th", json_integer(atoi(json_string_value(v) + strcspn(json_string_value(v), "0123456789"))));
+	add_times(o, json_object_get(res, "timing"), 0);
+	return o;
+}
+
+/* A time of result_part_new's made relative to t0. */
+static void shift_time(json_t *o, const char *key, double t0)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (v)
+		json_object_set_new(o, key, json_real(json_real_value(v) - t0));
+}
+
+/*
+ * One node of the page: short keys, since a page may hold 10,000 of them
+ * (docs/report.md). part: result_part_new's of its result, or NULL.
+ */
+static json_t *node_new(const char *target_dir, const json_t *mn, const json_t *part, const json_t *index, double t0)
 {
 	json_t *o = json_object(), *deps = json_array(), *v;
 	const json_t *d;
@@ -200,16 +232,10 @@ static json_t *node_new(const char *target_dir, const json_t *mn, const json_t *
 	if ((v = json_object_get(index, json_string_value(json_object_get(mn, "attached_node")) ?
 					 json_string_value(json_object_get(mn, "attached_node")) : "")))
 		json_object_set(o, "a", v);
-	if (res) {
-		copy_keys(o, res, from_result);
-		set_if(o, "rows", json_object_get(json_object_get(res, "adapter_response"), "rows_affected"));
-		if (json_array_size(json_object_get(res, "samples")))
-			json_object_set(o, "smp", json_object_get(res, "samples"));
-		if (json_is_true(json_object_get(res, "combined_scan")))
-			json_object_set_new(o, "cs", json_true());
-		if ((v = json_object_get(res, "thread_id")) && json_is_string(v))
-			json_object_set_new(o, "th", json_integer(atoi(json_string_value(v) + strcspn(json_string_value(v), "0123456789"))));
-		add_times(o, json_object_get(res, "timing"), t0);
+	if (part) {
+		json_object_update(o, (json_t *)part);
+		shift_time(o, "b", t0);
+		shift_time(o, "e", t0);
 		if ((v = statements_new(target_dir, mn)))
 			json_object_set_new(o, "sql", v);
 		if (json_is_string(json_object_get(mn, "materialized")) &&
@@ -222,51 +248,105 @@ static json_t *node_new(const char *target_dir, const json_t *mn, const json_t *
 	return o;
 }
 
-/* Append every entry of the manifest's section (nodes or sources) to list, indexed by unique_id. */
-static void index_section(const json_t *section, json_t *list, json_t *index)
-{
-	const char *id;
-	json_t *mn;
-
-	json_object_foreach((json_t *)section, id, mn) {
-		json_object_set_new(index, id, json_integer((json_int_t)json_array_size(list)));
-		json_array_append(list, mn);
-	}
-}
-
 /*
  * What the page's nodes are made of: the manifest's entries in order
- * (nodes[] indexes), and the results by unique_id. Each entry goes once
- * its node is written, so a 10,000-node page is never held whole.
+ * (nodes[] indexes), cut to what the page shows, and the results' parts
+ * by unique_id. Both artifacts are read an entry at a time (a 10,000-node
+ * manifest is 60 MB as one Jansson tree), and each entry goes once its
+ * node is written, so a 10,000-node page is never held whole.
  */
 struct report_in {
 	const char *target_dir;
 	json_t *mnodes, *index, *byid;
+	json_t *rr_head;               /* run_results.json but its results */
+	const char *section;           /* the manifest's section being read */
+	size_t section_start;          /* where its entries start in mnodes */
 	double t0;
 };
 
-static void report_in_init(struct report_in *in, const char *target_dir, const json_t *rr, const json_t *manifest)
+static void report_in_init(struct report_in *in, const char *target_dir)
 {
-	const json_t *results = json_object_get(rr, "results");
-	json_t *r;
-	size_t i;
-
+	memset(in, 0, sizeof(*in));
 	in->target_dir = target_dir;
 	in->mnodes = json_array();
 	in->index = json_object();
 	in->byid = json_object();
-	in->t0 = run_start(results);
-	json_array_foreach(results, i, r)
-		json_object_set(in->byid, json_string_value(json_object_get(r, "unique_id")), r);
-	index_section(json_object_get(manifest, "nodes"), in->mnodes, in->index);
-	index_section(json_object_get(manifest, "sources"), in->mnodes, in->index);
-	/* results the manifest does not know (e.g. one written by a newer run) still show */
-	json_array_foreach(results, i, r)
-		if (!json_object_get(in->index, json_string_value(json_object_get(r, "unique_id")))) {
-			json_t *stub = json_pack("{s:O,s:O,s:s}", "unique_id", json_object_get(r, "unique_id"), "name",
-						 json_object_get(r, "unique_id"), "resource_type", "model");
-			json_object_set_new(in->index, json_string_value(json_object_get(r, "unique_id")),
-					    json_integer((json_int_t)json_array_size(in->mnodes)));
+	in->rr_head = json_object();
+}
+
+/* A manifest entry with only what node_new reads of it. */
+static json_t *manifest_part_new(const json_t *mn)
+{
+	static const char *const more[] = { "tags", "attached_node", NULL };
+	json_t *o = json_object(), *deps = json_object_get(json_object_get(mn, "depends_on"), "nodes");
+	const struct key_map *k;
+	size_t i;
+
+	for (k = from_manifest; k->to; k++)
+		set_if(o, k->from, json_object_get(mn, k->from));
+	for (i = 0; more[i]; i++)
+		set_if(o, more[i], json_object_get(mn, more[i]));
+	if (deps)
+		json_object_set_new(o, "depends_on", json_pack("{s:O}", "nodes", deps));
+	return o;
+}
+
+/*
+ * json_load_members' fn for manifest.json: every entry of nodes and
+ * sources, in order, indexed by unique_id; an id twice in one section
+ * keeps its first place and its last entry, as a whole load would.
+ */
+static int manifest_entry(void *ud, const char *key, const char *id, json_t *mn, int item)
+{
+	struct report_in *in = ud;
+	json_t *at;
+
+	if (item && id && (!strcmp(key, "nodes") || !strcmp(key, "sources"))) {
+		if (!in->section || strcmp(in->section, key)) {
+			in->section = !strcmp(key, "nodes") ? "nodes" : "sources";
+			in->section_start = json_array_size(in->mnodes);
+		}
+		at = json_object_get(in->index, id);
+		if (at && (size_t)json_integer_value(at) >= in->section_start) {
+			json_array_set_new(in->mnodes, (size_t)json_integer_value(at), manifest_part_new(mn));
+		} else {
+			json_object_set_new(in->index, id, json_integer((json_int_t)json_array_size(in->mnodes)));
+			json_array_append_new(in->mnodes, manifest_part_new(mn));
+		}
+	}
+	json_decref(mn);
+	return 0;
+}
+
+/* json_load_members' fn for run_results.json: each result's part by unique_id, the rest as it is. */
+static int result_entry(void *ud, const char *key, const char *item_key, json_t *r, int item)
+{
+	struct report_in *in = ud;
+	const char *id = json_string_value(json_object_get(r, "unique_id"));
+
+	if (!item) {
+		json_object_set_new(in->rr_head, key, r);
+		return 0;
+	}
+	if (!item_key) {
+		run_start(r, &in->t0);
+		if (id)
+			json_object_set_new(in->byid, id, result_part_new(r));
+	}
+	json_decref(r);
+	return 0;
+}
+
+/* Results the manifest does not know (e.g. one written by a newer run) still show. */
+static void add_stubs(struct report_in *in)
+{
+	const char *id;
+	json_t *part;
+
+	json_object_foreach(in->byid, id, part)
+		if (!json_object_get(in->index, id)) {
+			json_t *stub = json_pack("{s:s,s:s,s:s}", "unique_id", id, "name", id, "resource_type", "model");
+			json_object_set_new(in->index, id, json_integer((json_int_t)json_array_size(in->mnodes)));
 			json_array_append_new(in->mnodes, stub);
 		}
 }
@@ -276,6 +356,7 @@ static void report_in_release(struct report_in *in)
 	json_decref(in->mnodes);
 	json_decref(in->index);
 	json_decref(in->byid);
+	json_decref(in->rr_head);
 }
 
 /* The page's document but its nodes: {meta, sources, history}. */
@@ -363,21 +444,35 @@ static int report_render(const json_t *head, struct report_in *in, const char *p
 
 int report_write(const char *target_dir, struct sluice_err *err)
 {
-	json_t *rr, *manifest, *history, *head;
+	static const char *const manifest_split[] = { "nodes", "sources", "parent_map", "child_map", NULL };
+	static const char *const results_split[] = { "results", NULL };
+	struct sluice_err merr = SLUICE_ERR_INIT;
+	json_t *history, *head;
 	struct report_in in;
 	char path[PATH_MAX];
 	int rc;
 
-	if (!(rr = load_artifact(target_dir, "run_results.json", 1, err)))
+	snprintf(path, sizeof(path), "%s/run_results.json", target_dir);
+	if (!fs_exists(path)) {
+		err_set(err, SLUICE_EUSAGE, "%s: no such file (run sluice run, build or test first)", path);
 		return err_prefix(err, "report");
-	manifest = load_artifact(target_dir, "manifest.json", 0, err);
+	}
+	report_in_init(&in, target_dir);
+	/* an unreadable manifest is as good as none: the results alone still show */
+	snprintf(path, sizeof(path), "%s/manifest.json", target_dir);
+	if (fs_exists(path) && json_load_members(path, manifest_split, manifest_entry, &in, &merr)) {
+		json_array_clear(in.mnodes);
+		json_object_clear(in.index);
+	}
+	snprintf(path, sizeof(path), "%s/run_results.json", target_dir);
+	if (json_load_members(path, results_split, result_entry, &in, err)) {
+		report_in_release(&in);
+		return err_prefix(err, "report");
+	}
+	add_stubs(&in);
 	history = load_artifact(target_dir, "history.json", 0, err);
-	report_in_init(&in, target_dir, rr, manifest);
-	head = report_head_new(&in, rr, history);
-	/* from here the entries are held by in alone, and freed as they are written */
+	head = report_head_new(&in, in.rr_head, history);
 	json_decref(history);
-	json_decref(manifest);
-	json_decref(rr);
 	snprintf(path, sizeof(path), "%s/report.html", target_dir);
 	rc = report_render(head, &in, path, err);
 	json_decref(head);

@@ -26,6 +26,7 @@
 #include <unistd.h>
 #include "json.h"
 #include "state.h"
+#include "util/strmap.h"
 #include "util/fs.h"
 #include "util/xalloc.h"
 
@@ -238,12 +239,28 @@ static int replay_journal(const char *path, const struct buf *text, json_t *recs
 	return rc;
 }
 
+/* The snapshot's records as values in a, appended to vals, one record at a time. */
+static int load_snapshot(struct local_state *l, const struct buf *text, struct arena *a, struct val *vals,
+			 struct sluice_err *err)
+{
+	struct buf why = BUF_INIT;
+	int rc = 0;
+
+	if (state_snapshot_load(&l->base, text->s, text->len, a, vals, &why))
+		rc = snapshot_error(l, err, why.s);
+	buf_release(&why);
+	return rc;
+}
+
 /*
  * Snapshot plus journal. A run that does not hold the lock (sluice plan)
  * may read while another compacts: if the snapshot was replaced after we
  * read it, the journal we read may already be emptied, so read again.
+ * With vals, the snapshot's records go there as values (load_snapshot)
+ * and *out holds the journal's alone, which replace them.
  */
-static int read_records(struct local_state *l, json_t **out, struct sluice_err *err)
+static int read_records(struct local_state *l, json_t **out, struct arena *a, struct val *vals,
+			struct sluice_err *err)
 {
 	int attempt, rc = 0;
 
@@ -275,7 +292,7 @@ static int read_records(struct local_state *l, json_t **out, struct sluice_err *
 				     l->snapshot, attempt);
 		recs = json_object();
 		if (!rc && have_snap)
-			rc = parse_snapshot(l, &snap, recs, err);
+			rc = vals ? load_snapshot(l, &snap, a, vals, err) : parse_snapshot(l, &snap, recs, err);
 		if (!rc)
 			rc = replay_journal(l->journal, &jour, recs, &keep, &newline, err);
 		buf_release(&snap);
@@ -292,13 +309,29 @@ static int read_records(struct local_state *l, json_t **out, struct sluice_err *
 static int local_load(struct state *st, struct arena *a, struct val *records, struct sluice_err *err)
 {
 	struct local_state *l = (struct local_state *)st;
+	struct val journal;
 	json_t *recs;
-	int rc = read_records(l, &recs, err);
+	int rc = read_records(l, &recs, a, records, err);
+	size_t i;
 
 	if (rc)
 		return rc;
-	*records = json_drain_to_val(a, recs);
+	/* the journal's puts came after the snapshot: each replaces its record, in its place */
+	journal = json_drain_to_val(a, recs);
 	json_decref(recs);
+	if (journal.u.dict.n) {
+		struct strmap at = STRMAP_INIT;
+		for (i = 0; i < records->u.dict.n; i++)
+			strmap_put(&at, records->u.dict.keys[i], &records->u.dict.vals[i]);
+		for (i = 0; i < journal.u.dict.n; i++) {
+			struct val *v = strmap_get(&at, journal.u.dict.keys[i]);
+			if (v)
+				*v = journal.u.dict.vals[i];
+			else
+				val_dict_append(a, records, journal.u.dict.keys[i], journal.u.dict.vals[i]);
+		}
+		strmap_release(&at);
+	}
 	return 0;
 }
 
@@ -607,7 +640,7 @@ static int local_finish(struct state *st, struct sluice_err *err)
 
 	if (l->journal_size == 0 && fs_exists(l->snapshot))
 		return 0;
-	if ((rc = read_records(l, &recs, err)) || (rc = state_snapshot_format(&l->base, NULL, recs, l->snapshot, &text, err)) ||
+	if ((rc = read_records(l, &recs, NULL, NULL, err)) || (rc = state_snapshot_format(&l->base, NULL, recs, l->snapshot, &text, err)) ||
 	    (rc = write_snapshot(l, &text, err)))
 		goto out;
 	/* Only now that the new snapshot is durable may the journal go. */

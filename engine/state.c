@@ -258,35 +258,85 @@ void state_close(struct state *st)
 		st->be->close(st);
 }
 
+/* Whether head (a snapshot's members but its records) is one this sluice reads, of st's project and target. */
+static int snapshot_check(const struct state *st, const json_t *head, struct buf *why)
+{
+	const json_t *v = json_object_get(head, "format");
+	const char *name;
+
+	if (!json_is_integer(v)) {
+		buf_puts(why, "not a sluice state snapshot (no \"format\")");
+	} else if (json_integer_value(v) != STATE_SNAPSHOT_FORMAT) {
+		buf_printf(why, "state format %lld is not one this sluice reads (%d); use the sluice that wrote it",
+			   (long long)json_integer_value(v), STATE_SNAPSHOT_FORMAT);
+	} else if (strcmp((name = json_string_value(json_object_get(head, "project"))) ? name : "?", st->project)) {
+		buf_printf(why, "holds the state of project '%s', not '%s'", name ? name : "?", st->project);
+	} else if (strcmp((name = json_string_value(json_object_get(head, "target"))) ? name : "?", st->target)) {
+		buf_printf(why, "holds the state of target '%s', not '%s'", name ? name : "?", st->target);
+	} else if (!json_is_object(json_object_get(head, "records"))) {
+		buf_puts(why, "\"records\" is not an object");
+	} else {
+		return 0;
+	}
+	return -1;
+}
+
 int state_snapshot_parse(const struct state *st, const char *text, size_t len, json_t **out, struct buf *why)
 {
 	json_error_t je;
-	json_t *j = json_loadb(text, len, 0, &je), *v;
-	const char *name;
+	json_t *j = json_loadb(text, len, 0, &je);
 
 	*out = NULL;
 	if (!j) {
 		buf_printf(why, "line %d, column %d: %s", je.line, je.column, je.text);
 		return -1;
 	}
-	v = json_object_get(j, "format");
-	if (!json_is_integer(v)) {
-		buf_puts(why, "not a sluice state snapshot (no \"format\")");
-	} else if (json_integer_value(v) != STATE_SNAPSHOT_FORMAT) {
-		buf_printf(why, "state format %lld is not one this sluice reads (%d); use the sluice that wrote it",
-			   (long long)json_integer_value(v), STATE_SNAPSHOT_FORMAT);
-	} else if (strcmp((name = json_string_value(json_object_get(j, "project"))) ? name : "?", st->project)) {
-		buf_printf(why, "holds the state of project '%s', not '%s'", name ? name : "?", st->project);
-	} else if (strcmp((name = json_string_value(json_object_get(j, "target"))) ? name : "?", st->target)) {
-		buf_printf(why, "holds the state of target '%s', not '%s'", name ? name : "?", st->target);
-	} else if (!json_is_object(json_object_get(j, "records"))) {
-		buf_puts(why, "\"records\" is not an object");
-	} else {
-		*out = j;
-		return 0;
+	if (snapshot_check(st, j, why)) {
+		json_decref(j);
+		return -1;
 	}
-	json_decref(j);
-	return -1;
+	*out = j;
+	return 0;
+}
+
+struct snapshot_load {
+	json_t *head;                  /* the members but the records' entries */
+	struct arena *a;
+	struct val *records;
+};
+
+static int snapshot_member(void *ud, const char *key, const char *uid, json_t *v, int item)
+{
+	struct snapshot_load *sl = ud;
+
+	if (!item)
+		json_object_set_new(sl->head, key, v);
+	else if (!uid)
+		json_decref(v);   /* "records" is a list: snapshot_check says so */
+	else {
+		/* each record is a value as soon as it is read: the file is never one Jansson tree */
+		val_dict_append(sl->a, sl->records, arena_strdup(sl->a, uid), json_to_val(sl->a, v));
+		json_decref(v);
+	}
+	return 0;
+}
+
+int state_snapshot_load(const struct state *st, const char *text, size_t len, struct arena *a, struct val *records,
+			struct buf *why)
+{
+	static const char *const split[] = { "records", NULL };
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct snapshot_load sl = { json_object(), a, records };
+	int rc = 0;
+
+	if (json_load_members_text(NULL, text, len, split, snapshot_member, &sl, &err)) {
+		buf_puts(why, err.msg);
+		rc = -1;
+	} else if (snapshot_check(st, sl.head, why)) {
+		rc = -1;
+	}
+	json_decref(sl.head);
+	return rc;
 }
 
 void state_name_part(struct buf *b, const char *name)

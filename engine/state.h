@@ -209,6 +209,14 @@ void state_holder_text(struct buf *b, const char *user, long long pid, const cha
 int state_snapshot_format(const struct state *st, json_t *extra, json_t *recs, const char *what, struct buf *out,
 			  struct sluice_err *err);
 int state_snapshot_parse(const struct state *st, const char *text, size_t len, json_t **out, struct buf *why);
+/*
+ * The same, the records converted into values one by one as they are
+ * read (a 10,000-record snapshot is never one Jansson tree): appended to
+ * records (a dict) in a, whose entries are the caller's whatever the
+ * outcome. 0, or -1 with why set.
+ */
+int state_snapshot_load(const struct state *st, const char *text, size_t len, struct arena *a, struct val *records,
+			struct buf *why);
 
 /*
  * Names (project, target) as file names or object key segments: keep

@@ -70,21 +70,7 @@ echo "| models | command | wall (s) | peak RSS (MiB) | statements sent | referen
 echo "|---|---|---|---|---|---|---|"
 for n in 1000 10000; do
 	p="$tmp/p$n"
-	cat >"$p/profiles.yml" <<YML
-bench:
-  target: dev
-  outputs:
-    dev: {type: postgres, embedded: true, dbname: bench, schema: analytics, threads: 2}
-YML
-	"$top/sluice" embedded start --project-dir "$p" >/dev/null
-	"$top/sluice" debug --project-dir "$p" >/dev/null
-	env_line=$("$top/sluice" embedded env --project-dir "$p")
-	eval "$env_line"
-	psql -X -q -d bench -c "create schema if not exists lake" >/dev/null
-	for t in 0 1 2 3 4 5 6 7 8 9; do
-		psql -X -q -d bench -c "create table if not exists lake.t$t as
-			select i as a, i as b, i as c, i as d, now() as created_at from generate_series(1, 100) i" >/dev/null
-	done
+	embedded_project "$p"
 	build=$(best_of 1 "$top/sluice" run --project-dir "$p")
 	xact() { psql -X -A -t -d bench -c "select xact_commit + xact_rollback from pg_stat_database where datname = 'bench'"; }
 	ref=$(best_of 3 "$top/sluice" ls --project-dir "$p")
@@ -101,6 +87,10 @@ YML
 		"$(awk -v k="${build#* }" 'BEGIN { print k / 1024 }')"
 	"$top/sluice" embedded stop --project-dir "$p" >/dev/null
 done
+
+# ---- issue 17: 50,000 models, each command against reading the files ----
+echo
+sh "$top/tests/bench/scale.sh" 50000
 
 # ---- issue 4: lake -> stage -> warehouse ----
 echo

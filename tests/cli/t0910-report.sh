@@ -195,6 +195,31 @@ t_open() {
 	expect_grep "^$P/target/report.html$" "$T_DIR/out"
 }
 ok "report --open without xdg-open prints the page's path" t_open
+t_broken_results() {
+	cp target/run_results.json "$T_DIR/rr.json" &&
+	cp target/report.html "$T_DIR/before.html" || return 1
+	printf '{\n  "metadata": {},\n  "results": [\n    {"unique_id": "x"} {}\n  ]\n}\n' >target/run_results.json
+	expect_exit 2 sluice report
+	rc=$?
+	cp "$T_DIR/rr.json" target/run_results.json || return 1
+	[ "$rc" = 0 ] || return 1
+	expect_grep "^sluice: error: report: $P/target/run_results.json:4:24: " "$T_DIR/out" || return 1
+	cmp -s target/report.html "$T_DIR/before.html" || { echo "a failed report replaced the page"; return 1; }
+}
+ok "a run_results.json that is not JSON: the file, line and column, exit 2, the page kept" t_broken_results
+
+t_broken_manifest() {
+	cp target/manifest.json "$T_DIR/manifest.json" &&
+	head -c 200 "$T_DIR/manifest.json" >target/manifest.json || return 1
+	sluice report >"$T_DIR/out" 2>&1
+	rc=$?
+	cp "$T_DIR/manifest.json" target/manifest.json || return 1
+	[ "$rc" = 0 ] || { cat "$T_DIR/out"; return 1; }
+	# the results alone still make nodes, named by their unique_id
+	expect_grep '"n":"model.proj.orders"' target/report.html
+}
+ok "a manifest.json cut short: the page shows the results alone" t_broken_manifest
+
 ok "--report-to on a command that writes no report is refused (exit 2)" expect_exit 2 sluice ls --report-to "$PUB"
 
 t_bad_dest() {
