@@ -453,9 +453,13 @@ sub alive {
 	return 0;
 }
 
-# holds_sigterm(PID): whether the process blocks SIGTERM (sluice's main does from its start).
+# holds_sigterm(PID): whether the process is sluice and blocks SIGTERM (its
+# main does from its start). Not before the exec: perl's forked child blocks
+# every signal for a moment too, then unblocks them.
 sub holds_sigterm {
 	my ($pid) = @_;
+	my $exe = readlink("/proc/$pid/exe") // '';
+	return 0 unless $exe eq (Cwd::abs_path($sluice) // $sluice);
 	open(my $f, '<', "/proc/$pid/status") or return 0;
 	while (<$f>) {
 		return (hex(substr($1, -8)) >> 14) & 1 if /^SigBlk:\s*([0-9a-f]+)/i;
