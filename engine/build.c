@@ -401,6 +401,16 @@ void build_set_effective(struct build *b, size_t idx)
 			char buf[FP_HEX + 64];
 			snprintf(buf, sizeof(buf), "cutoff:%s", r->output_checksum);
 			hash_hex(buf, strlen(buf), r->effective);
+		} else if (r->decision.kept_outside) {
+			/*
+			 * An incremental run keeps a write made outside sluice: what
+			 * reads this relation has not seen it yet, so it sees a change
+			 * (the version that showed the write makes it this write's).
+			 */
+			char buf[FP_HEX + 512];
+			snprintf(buf, sizeof(buf), "kept:%s:%s", r->fp.full,
+				 b->versions.version && b->versions.version[idx] ? b->versions.version[idx] : "");
+			hash_hex(buf, strlen(buf), r->effective);
 		}
 	} else {
 		snprintf(r->effective, sizeof(r->effective), "%s", prev);

@@ -339,7 +339,7 @@ void fp_decide(const struct manifest *m, const struct node *n, const struct fp *
 {
 	const struct val *prev = ctx->prev;
 	const char *status = val_get_str(prev, "status", NULL);
-	int code_changed = 0, has_relation = n->mat != MAT_SHELL || val_get_bool(&n->config, "relation", 0);
+	int code_changed = 0, outside = 0, has_relation = n->mat != MAT_SHELL || val_get_bool(&n->config, "relation", 0);
 
 	(void)m;
 	memset(d, 0, sizeof(*d));
@@ -367,7 +367,7 @@ void fp_decide(const struct manifest *m, const struct node *n, const struct fp *
 		else if (has_relation && !ctx->relation_exists)
 			reason(a, d, "relation %s is missing (dropped outside sluice?)", n->display);
 		else if (has_relation && ctx->relation_version && val_get_str(prev, "relation_version", NULL) &&
-			 differs(prev, "relation_version", ctx->relation_version))
+			 differs(prev, "relation_version", ctx->relation_version) && (outside = 1))
 			reason(a, d, n->mat == MAT_INCREMENTAL ? "relation %s was changed outside sluice (an incremental "
 				     "run keeps that change: --full-refresh rebuilds it)" : "relation %s was changed outside sluice",
 			       n->display);
@@ -397,6 +397,7 @@ void fp_decide(const struct manifest *m, const struct node *n, const struct fp *
 	if (n->mat == MAT_INCREMENTAL && d->build)
 		d->full_refresh = !prev || ctx->full_refresh || !ctx->relation_exists ||
 				  (code_changed && strcmp(val_get_str(&n->config, "on_code_change", ""), "incremental"));
+	d->kept_outside = n->mat == MAT_INCREMENTAL && d->build && outside && !d->full_refresh;
 	/* an unload whose query changed sends everything, not rows past the watermark */
 	if (n->mat == MAT_UNLOAD && d->build)
 		d->full_refresh = !prev || ctx->full_refresh || code_changed;

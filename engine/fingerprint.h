@@ -54,6 +54,7 @@ void fp_normalize_sql(const char *sql, struct buf *out);
 struct fp_decision {
 	int build;                 /* 0: reuse */
 	int full_refresh;          /* incremental model: rebuild from scratch */
+	int kept_outside;          /* incremental model run incrementally over a write made outside sluice: it stays */
 	struct val reasons;        /* list of strings (empty when reused) */
 };
 

@@ -249,6 +249,7 @@ sub write_project {
 my %rec;	# name -> { def, fp, eff } as recorded by the last build
 my %outside;	# name -> 1: dropped or written outside sluice since
 my %taint;	# incremental name -> 1: holds a row written outside sluice
+my %taint2;	# the same in the second environment: copied from one of dev's
 
 sub H { return md5_hex(join("\x00", map { defined $_ ? $_ : '(undef)' } @_)); }
 
@@ -297,9 +298,16 @@ sub decide {
 		}
 		if ($full_refresh || !$r || $r->{fp} ne $fp || $outside{$name}) {
 			$exec{$name} = 1;
-			# an incremental run keeps what was written outside sluice
-			delete $taint{$name} if $full_refresh || !$r || $r->{def} ne $def;
-			my $eff = $n->{cutoff} ? H('output', content($name)) : $fp;
+			# an incremental run keeps what was written outside sluice, and
+			# what reads it must see that write: a new effective fingerprint
+			my $rebuilt = $full_refresh || !$r || $r->{def} ne $def;
+			my $kept = $taint{$name} && $outside{$name} && !$rebuilt;
+			delete $taint{$name} if $rebuilt;
+			# an incremental model built over such a write upstream takes it
+			# in, and keeps it when it is gone from there
+			$taint{$name} = 1 if $n->{kind} eq 'incremental' &&
+				grep { $_ ne $name && $taint{$_} } closure($name, \&up);
+			my $eff = $n->{cutoff} ? H('output', content($name)) : $kept ? H('kept', $fp, $stat{rounds}) : $fp;
 			$rec{$name} = { def => $def, fp => $fp, eff => $eff };
 		}
 		$eff{$name} = $rec{$name}{eff};
@@ -551,7 +559,17 @@ sub check_env2 {
 	note("$env2 reused from dev: @reused");
 	$stat{env2}++;
 	$stat{env2_reused} += @reused;
-	my %skip = map { $_ => 1 } map { closure($_, \&down) } keys %taint;
+	# a copy of an incremental model of dev holding an outside write holds
+	# it too, and keeps it through its own incremental runs; a rebuild from
+	# scratch (its code changed, or it was missing) lets it go
+	for my $r (@{ $j->{results} }) {
+		(my $n = $r->{unique_id}) =~ s/^model\.diff\.//;
+		my $why = join(' ', @{ $r->{reasons} || [] });
+		delete $taint2{$n} if $r->{status} eq 'success' && !$r->{reused_from} &&
+			$why =~ /code changed|config changed|never built|is missing/;
+		$taint2{$n} = 1 if $r->{reused_from} && grep { $taint{$_} } closure($n, \&up);
+	}
+	my %skip = map { $_ => 1 } map { closure($_, \&down) } keys %taint, keys %taint2;
 	$schema_now = $env2_schema;
 	check_stale({ map { $_->{name} => 1 } @nodes }, \%skip);
 	$schema_now = 'analytics';
