@@ -42,6 +42,7 @@ struct pump {
 	/* pull side (put_stream or load) */
 	struct objstore *store;
 	const char *key;
+	long long size_hint;           /* bytes the part will likely hold, or -1 */
 };
 
 static int pump_open(struct pump *p)
@@ -304,6 +305,7 @@ struct part_entry {
 struct parts {
 	const struct stage_unload *u;
 	long long max_raw;
+	long long expect;              /* the planner's guess of the CSV's bytes, or -1 */
 	int gzip;
 	struct pump pump;
 	int open;
@@ -328,7 +330,7 @@ static void *upload_thread(void *ud)
 {
 	struct pump *p = ud;
 
-	p->rc = p->store->ops->put_stream(p->store, p->key, pump_read, p, &p->err);
+	p->rc = p->store->ops->put_stream(p->store, p->key, p->size_hint, pump_read, p, &p->err);
 	/* Drain so the writer never blocks on a reader that gave up. */
 	if (p->rc) {
 		__atomic_store_n(&p->failed, 1, __ATOMIC_SEQ_CST);
@@ -355,6 +357,8 @@ static int part_start(struct parts *ps, struct sluice_err *err)
 		return err_set(err, SLUICE_EIO, "stage: pipe: %s", strerror(errno));
 	p->store = ps->u->store;
 	p->key = part_key(ps);
+	/* a part holds max_raw bytes, or what is left of a smaller table */
+	p->size_hint = ps->expect >= 0 && ps->expect < ps->max_raw ? ps->expect : ps->max_raw;
 	if (pthread_create(&p->th, NULL, upload_thread, p)) {
 		close(p->fd[0]);
 		close(p->fd[1]);
@@ -574,6 +578,36 @@ static int describe(const struct stage_unload *u, struct columns *cols, struct s
 	return rc;
 }
 
+static int first_text(void *ud, const struct sluice_row *row)
+{
+	char **out = ud;
+
+	if (!*out && row->ncols && row->values[0])
+		*out = xstrdup(row->values[0]);
+	return 0;
+}
+
+/*
+ * The planner's guess of the query's CSV bytes, or -1 (no estimate slot,
+ * or the planner would not say: an unload runs all the same).
+ */
+static long long estimate(const struct stage_unload *u)
+{
+	struct sluice_err ignored = SLUICE_ERR_INIT;
+	struct buf q = BUF_INIT;
+	char *plan = NULL;
+	long long bytes = -1;
+
+	if (!u->d->estimate_query || !u->d->estimate_bytes)
+		return -1;
+	u->d->estimate_query(&q, u->sql);
+	if (!conn_send_query(u->c, u->audit, q.s, first_text, &plan, &ignored) && plan)
+		bytes = u->d->estimate_bytes(plan);
+	free(plan);
+	buf_release(&q);
+	return bytes;
+}
+
 static json_t *manifest_json_new(const struct parts *ps, const struct columns *cols)
 {
 	json_t *root = json_object(), *entries = json_array(), *meta, *schema, *elements = json_array();
@@ -691,6 +725,7 @@ int stage_unload(const struct stage_unload *u, long long *rows, long long *repor
 	if ((rc = describe(u, &cols, err)))
 		goto out;
 	ps.cols = &cols;
+	ps.expect = estimate(u);
 	if (u->c->drv->copy_out && u->d->copy_out_csv) {
 		struct buf sql = BUF_INIT;
 		buf_puts(&sql, u->audit ? u->audit : "");
