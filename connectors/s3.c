@@ -807,9 +807,8 @@ size_t s3_part_size_for(size_t configured, long long expect)
 	if (expect > 0) {
 		/* aim at 9,000 parts: an estimate that is 10% short still fits */
 		need = ((unsigned long long)expect + S3_PLAN_PARTS - 1) / S3_PLAN_PARTS;
-		need = (need + (1u << 20) - 1) & ~((1ull << 20) - 1);
 		if (need > part)
-			part = need;
+			part = (need + (1u << 20) - 1) & ~((1ull << 20) - 1);
 	}
 	return part > S3_MAX_PART_SIZE ? S3_MAX_PART_SIZE : (size_t)part;
 }

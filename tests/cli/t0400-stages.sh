@@ -362,7 +362,7 @@ ok "a source with location: (header lines skipped) a new file makes its load sta
 # ---- through s3rver -----------------------------------------------------------
 
 if [ -n "${SLUICE_TEST_S3_UNAVAILABLE:-}" ]; then
-	for d in "s3rver: round trip with multipart parts" "s3rver: the server stopped mid-unload"; do
+	for d in "s3rver: round trip with multipart parts" "s3rver: a part upload fails" "s3rver: the server stopped mid-unload"; do
 		T_COUNT=$((T_COUNT + 1))
 		echo "ok $T_COUNT # skip $d: $SLUICE_TEST_S3_UNAVAILABLE"
 	done
@@ -413,6 +413,35 @@ t_s3_overlap() {
 }
 ok "s3rver: the load reads gzipped parts while the lake's query still runs, equal rows" t_s3_overlap
 rm -f models/unload_slow.sql models/slow.sql
+
+# A proxy in front of s3rver fails every upload of multipart part 3 with
+# HTTP 500. One stage file of about 270 KiB goes up in 64 KiB parts, the
+# next part filling while the one before it is sent.
+model unload_patients "{{ config(materialized='unload', connection='lake', max_file_size='1m') }}
+select id, name, note, born, score, updated_at from {{ source('lake', 'patients') }}"
+t_s3_part_fails() {
+	local before port rc
+	before=$(table_hash "$T_DB" analytics.patients) || return 1
+	bg_start P node "$HARNESS/s3-fault-proxy.js" "${SLUICE_TEST_S3_ENDPOINT##*:}" 3 "$T_DIR/proxy.log" || return 1
+	at_exit "kill $BG_PID 2>/dev/null" || return 1
+	wait_until 10 grep -q '^listening' "$T_DIR/P.log" || { cat "$T_DIR/P.log"; return 1; }
+	port=$(sed -n 's/^listening //p' "$T_DIR/P.log") || return 1
+	sed "s|endpoint: $SLUICE_TEST_S3_ENDPOINT|endpoint: http://127.0.0.1:$port|" profiles.yml >"$T_DIR/profiles.yml" &&
+	cp profiles.yml "$T_DIR/profiles.s3rver.yml" && cp "$T_DIR/profiles.yml" profiles.yml || return 1
+	expect_exit 1 sluice run -s unload_patients patients --full-refresh
+	rc=$?
+	cp "$T_DIR/profiles.s3rver.yml" profiles.yml && [ $rc -eq 0 ] || return 1
+	expect_grep "s3 PUT s3://$SLUICE_TEST_S3_BUCKET/stage/unload_patients/.*/part-00000.csv: InternalError: part failed by the test \\(HTTP 500\\)" \
+		"$T_DIR/out" || return 1
+	# parts 1 and 2 went up; after the failed part 3 the upload was aborted
+	expect_grep "^PUT /$SLUICE_TEST_S3_BUCKET/stage/unload_patients/.*partNumber=2&" "$T_DIR/proxy.log" || return 1
+	expect_grep "^DELETE /$SLUICE_TEST_S3_BUCKET/stage/unload_patients/.*/part-00000.csv\\?uploadId=" "$T_DIR/proxy.log" || return 1
+	expect_no_grep "^POST .*part-00000.csv\\?uploadId=" "$T_DIR/proxy.log" || return 1
+	# no manifest: no load can read the generation, and the target is as it was
+	expect_no_grep "^PUT .*/manifest" "$T_DIR/proxy.log" || return 1
+	expect_eq "$before" "$(table_hash "$T_DB" analytics.patients)"
+}
+ok "s3rver: a multipart part upload fails: the unload fails naming it, the upload is aborted, no manifest, target unchanged" t_s3_part_fails
 
 # the lake pauses at row 1500, after some parts are uploaded
 model unload_patients "{{ config(materialized='unload', connection='lake', max_file_size='20k') }}
