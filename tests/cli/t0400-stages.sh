@@ -272,6 +272,76 @@ t_overlap_unload_fails() {
 ok "the unload fails mid-way: both nodes fail, the load names the cause, its target and side table are as before" t_overlap_unload_fails
 rm -f models/unload_slow.sql models/slow.sql
 
+# ---- several streams --------------------------------------------------------------
+
+# One unload in 20 KiB parts (about 14), read by two loads: `wide` on three
+# connections at once, `narrow` on one.
+model unload_many "{{ config(materialized='unload', connection='lake', max_file_size='20k') }}
+select id, name, note, born, score, updated_at from {{ source('lake', 'patients') }}"
+model wide "{{ config(materialized='load', streams=3) }}
+{{ ref('unload_many') }}"
+model narrow "{{ config(materialized='load', streams=1) }}
+{{ ref('unload_many') }}"
+t_streams_rows() {
+	expect_exit 0 sluice run -s unload_many wide narrow || return 1
+	expect_eq "$(table_hash "$LAKE" lake.patients)" "$(table_hash "$T_DB" analytics.wide)" || return 1
+	expect_eq "$(table_hash "$T_DB" analytics.narrow)" "$(table_hash "$T_DB" analytics.wide)" || return 1
+	# the line says how many streams read parts; one stream says nothing
+	expect_grep "OK load analytics\.wide \.+ [0-9.]+s 3025 rows \(3 streams\)$" "$T_DIR/out" || return 1
+	expect_grep "OK load analytics\.narrow \.+ [0-9.]+s 3025 rows$" "$T_DIR/out" || return 1
+	expect_eq "pass pass" "$(rr '[.results[] | select(.unique_id == "model.proj.wide") | .validations[].status] | join(" ")')" || return 1
+	expect_eq "" "$(psql_q "select relname from pg_class where relname like '%__sluice_%'")"
+}
+ok_libpq "ODBC loads through INSERTs, in one stream" \
+	"three streams load the same rows as one, counts checked, the line names the streams, no side table left" t_streams_rows
+
+t_streams_again() {
+	# a replaced target, read while the unload writes: the same again
+	expect_exit 0 sluice run -s unload_many wide --full-refresh || return 1
+	expect_eq "$(table_hash "$LAKE" lake.patients)" "$(table_hash "$T_DB" analytics.wide)" || return 1
+	expect_grep "OK load analytics\.wide .*\(3 streams\)$" "$T_DIR/out"
+}
+ok_libpq "ODBC loads through INSERTs, in one stream" \
+	"... and again over an existing target, overlapping the unload" t_streams_again
+
+# part_of MODEL N: the file of part N of MODEL's newest generation
+part_of() {
+	local m
+	m=$(ls -t .sluice/stage/"$1"/*/manifest | head -n 1) &&
+	jq -r ".entries[$2].url" "$m" | sed 's|^file://||'
+}
+t_stream_fails() {
+	local before part
+	before=$(table_hash "$T_DB" analytics.wide) &&
+	part=$(part_of unload_many 6) || return 1
+	# a value the target's integer column refuses, in one part
+	sed -i '2s/^[0-9]*,/x1,/' "$part" || return 1
+	expect_exit 1 sluice run -s wide --force || return 1
+	expect_grep "ERROR load analytics\.wide" "$T_DIR/out" || return 1
+	expect_grep "loading unload_many/.*/part-00006\.csv: .*invalid input syntax for type integer: \"x1\"" "$T_DIR/out" || return 1
+	# the parts the other streams had loaded went with the streams' table
+	expect_eq "$before" "$(table_hash "$T_DB" analytics.wide)" || return 1
+	expect_eq "" "$(psql_q "select relname from pg_class where relname like '%__sluice_%'")"
+}
+ok_libpq "ODBC loads through INSERTs, in one stream" \
+	"a part fails in one stream: the load fails naming it, the other streams' rows go too, target and tables as before" t_stream_fails
+
+t_streams_count() {
+	local before part
+	expect_exit 0 sluice run -s unload_many --force &&
+	before=$(table_hash "$T_DB" analytics.wide) &&
+	part=$(part_of unload_many 3) || return 1
+	# one whole row less in one part: every COPY succeeds, the counts do not agree
+	sed -i '0,/^[0-9][0-9]*,patient [0-9]*,,/{//d}' "$part" || return 1
+	expect_exit 1 sluice run -s wide --force || return 1
+	expect_grep "row counts differ: unloaded 3025, manifest record_count 3025, loaded 3024; the target was not touched" "$T_DIR/out" || return 1
+	expect_eq "$before" "$(table_hash "$T_DB" analytics.wide)" || return 1
+	expect_eq "" "$(psql_q "select relname from pg_class where relname like '%__sluice_%'")"
+}
+ok_libpq "ODBC loads through INSERTs, in one stream" \
+	"streams lose a row: the counts are checked before the swap, the target and tables are as before" t_streams_count
+rm -f models/unload_many.sql models/wide.sql models/narrow.sql
+
 # ---- faults -------------------------------------------------------------------
 
 t_altered_part() {
