@@ -90,8 +90,8 @@ hop() {
 
 runs=${BENCH_RUNS:-3}
 # mmm "a b c ...": min/median/max of the numbers
-mmm() { echo "$1" | tr ' ' '\n' | sort -n | awk '{ v[NR] = $1 } END { printf "%s/%s/%s", v[1], v[int((NR + 1) / 2)], v[NR] }'; }
-med() { echo "$1" | tr ' ' '\n' | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+mmm() { echo "$1" | tr " " "\n" | grep . | sort -n | awk '{ v[NR] = $1 } END { printf "%s/%s/%s", v[1], v[int((NR + 1) / 2)], v[NR] }'; }
+med() { echo "$1" | tr " " "\n" | grep . | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 echo "| rows | path | unload hop (s, median) | load hop (s, median) | sluice (s, min/med/max) | psql pipe (s) | pg_dump \\| psql (s) | throughput vs pipe (medians) | sluice peak RSS (MiB, max) |"
 echo "|---|---|---|---|---|---|---|---|---|"
@@ -99,7 +99,8 @@ for n in "$@"; do
 	psql -X -q -d lake -c "drop schema if exists lake cascade; create schema lake;
 		create table lake.t as select i as id, 'name ' || i as name, (i % 1000) / 7.0 as amount,
 		timestamptz '2026-01-01' + i * interval '1 second' as created_at, md5(i::text) as note
-		from generate_series(1, $n) i; vacuum analyze lake.t" >/dev/null
+		from generate_series(1, $n) i" >/dev/null &&
+	psql -X -q -d lake -c "vacuum analyze lake.t" >/dev/null
 	pipe="" dump=""
 	for i in $(seq "$runs"); do
 		psql -X -q -d wh -c "drop table if exists public.ref_t; create table public.ref_t
@@ -107,7 +108,7 @@ for n in "$@"; do
 		r=$(timed sh -c 'psql -X -q -d lake -c "\copy (select * from lake.t) to stdout" |
 			psql -X -q -d wh -c "\copy public.ref_t from stdin"')
 		pipe="$pipe ${r% *}"
-		psql -X -q -d wh -c "drop schema if exists lake cascade" >/dev/null
+		psql -X -q -d wh -c "drop schema if exists lake cascade" >/dev/null 2>&1
 		r=$(timed sh -c 'pg_dump -d lake -t lake.t | psql -X -q -d wh')
 		dump="$dump ${r% *}"
 	done
