@@ -14,6 +14,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -952,6 +953,25 @@ static void uploader_stop(struct s3_uploader *u)
 	u->curl = NULL;
 }
 
+/*
+ * Part buffers come from mmap, not malloc: a freed one goes back to the
+ * system at once. From malloc, each upload thread's 8 MiB buffers stayed
+ * in that thread's arena (glibc raises its mmap threshold after the first
+ * free), and a run's peak RSS grew with the threads that had uploaded.
+ */
+static char *part_buf_new(size_t n)
+{
+	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void part_buf_free(char *p, size_t n)
+{
+	if (p)
+		munmap(p, n);
+}
+
 int s3_put_stream(struct s3_client *c, const char *bucket, const char *key, sluice_read_fn fn,
 		  void *ud, struct sluice_err *err)
 {
@@ -962,7 +982,7 @@ int s3_put_stream_sized(struct s3_client *c, const char *bucket, const char *key
 			sluice_read_fn fn, void *ud, struct sluice_err *err)
 {
 	size_t part_size = s3_part_size_for(c->part_size, expect);
-	char *part = xmalloc(part_size), *spare = NULL;
+	char *part = part_buf_new(part_size), *spare = NULL;
 	struct buf xml = BUF_INIT, q = BUF_INIT, done = BUF_INIT, upload_id = BUF_INIT;
 	struct s3_uploader up;
 	struct s3_req r;
@@ -972,6 +992,9 @@ int s3_put_stream_sized(struct s3_client *c, const char *bucket, const char *key
 	size_t tl;
 
 	memset(&up, 0, sizeof(up));
+	if (!part)
+		return err_set(err, SLUICE_EIO, "s3 PUT s3://%s/%s: cannot map a %zu-byte part buffer", bucket, key,
+			       part_size);
 	n = fill_part(fn, ud, part, part_size, &eof, err);
 	if (n < 0) {
 		ret = (int)n;
@@ -1010,9 +1033,13 @@ int s3_put_stream_sized(struct s3_client *c, const char *bucket, const char *key
 	up.bucket = bucket;
 	up.key = key;
 	up.upload_id = upload_id.s;
+	if (!(spare = part_buf_new(part_size))) {
+		ret = err_set(err, SLUICE_EIO, "s3 PUT s3://%s/%s: cannot map a %zu-byte part buffer", bucket, key,
+			      part_size);
+		goto abort;
+	}
 	if ((ret = uploader_start(&up, err)))
 		goto abort;
-	spare = xmalloc(part_size);
 	for (partno = 1;; partno++) {
 		char *filled = part;
 
@@ -1086,8 +1113,8 @@ abort:
 	uploader_stop(&up);
 	s3_abort_upload(c, bucket, key, upload_id.s);
 out:
-	free(part);
-	free(spare);
+	part_buf_free(part, part_size);
+	part_buf_free(spare, part_size);
 	buf_release(&up.done);
 	buf_release(&xml);
 	buf_release(&q);
