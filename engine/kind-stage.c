@@ -453,6 +453,11 @@ static size_t open_streams(struct build *b, const struct node *n, struct sluice_
 	return k;
 }
 
+static int stage_cancelled(void *ud)
+{
+	return exec_cancelled(ud);
+}
+
 static void close_streams(struct sluice_conn **aux, struct objstore **stores, size_t n)
 {
 	size_t i;
@@ -517,6 +522,8 @@ static int run_load(struct build *b, struct exec_worker *w, const struct node *n
 		l.naux = open_streams(b, n, c, want, aux, aux_stores);
 		l.streams_rel = streams_rel.s;
 		l.into_ident = into_ident;
+		l.cancelled = stage_cancelled;
+		l.cancel_ud = w;
 		if (l.naux < 2) {
 			close_streams(aux, aux_stores, l.naux);
 			l.naux = 0;

@@ -1086,6 +1086,14 @@ static void *stream_main(void *ud)
 		char *key;
 		long long r = -1;
 
+		if (ss->l->cancelled && ss->l->cancelled(ss->l->cancel_ud)) {
+			/* the part in flight on each stream ends; no stream takes another */
+			st->rc = err_set(&st->err, SLUICE_ECANCEL, "cancelled");
+			pthread_mutex_lock(&ss->lock);
+			ss->failed = 1;
+			pthread_mutex_unlock(&ss->lock);
+			break;
+		}
 		pthread_mutex_lock(&ss->lock);
 		i = ss->failed ? (size_t)-1 : ss->next++;
 		pthread_mutex_unlock(&ss->lock);

@@ -111,6 +111,9 @@ struct stage_load {
 	size_t naux;
 	const char *streams_rel;      /* quoted, in into's schema */
 	const char *into_ident;       /* into's name alone, for the rename */
+	/* Whether the run is being cancelled (NULL: never): streams stop taking parts. */
+	int (*cancelled)(void *ud);
+	void *cancel_ud;
 };
 
 struct stage_counts {
