@@ -278,9 +278,10 @@ static int fst_put_if(struct objstore *o, const char *key, const void *data, siz
 	return file_write((struct file_store *)o, key, data, len, NULL, NULL, &cond, err);
 }
 
-static int fst_put_stream(struct objstore *o, const char *key, sluice_read_fn fn, void *ud,
-			  struct sluice_err *err)
+static int fst_put_stream(struct objstore *o, const char *key, long long size_hint, sluice_read_fn fn,
+			  void *ud, struct sluice_err *err)
 {
+	(void)size_hint;
 	return file_write((struct file_store *)o, key, NULL, 0, fn, ud, NULL, err);
 }
 

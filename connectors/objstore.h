@@ -69,10 +69,11 @@ struct objstore_ops {
 	/*
 	 * Store what fn yields until it returns 0. s3 uses one PutObject when
 	 * the body fits in one part, else a multipart upload (aborted on any
-	 * failure). file writes a temp file and renames it into place.
+	 * failure) whose part size follows size_hint (the bytes expected, or
+	 * -1); file writes a temp file and renames it into place.
 	 */
-	int (*put_stream)(struct objstore *s, const char *key, sluice_read_fn fn, void *ud,
-			  struct sluice_err *err);
+	int (*put_stream)(struct objstore *s, const char *key, long long size_hint, sluice_read_fn fn,
+			  void *ud, struct sluice_err *err);
 	/* Stream the object's bytes to fn. A missing key is an error. */
 	int (*get)(struct objstore *s, const char *key, sluice_write_fn fn, void *ud,
 		   struct sluice_err *err);

@@ -14,6 +14,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -409,6 +410,7 @@ struct s3_req {
 	const char *content_md5;     /* base64, for the requests S3 wants it on (DeleteObjects) */
 	const char *if_match;        /* PUT only if the object's ETag is this (no quotes) */
 	int if_none_match;           /* PUT only if no object exists */
+	CURL *handle;                /* the easy handle to use; NULL: the client's own */
 	sluice_write_fn sink;        /* 2xx body goes here when set ... */
 	void *sink_ud;
 	struct buf *xml;             /* ... else here (capped); error bodies always here */
@@ -560,7 +562,7 @@ static void describe(struct buf *b, const struct s3_req *r)
  */
 static int s3_attempt(struct s3_client *c, struct s3_req *r, const char *url, int attempt)
 {
-	CURL *h = c->curl;
+	CURL *h = r->handle ? r->handle : c->curl;
 	struct curl_slist *hdrs = NULL;
 	char sha[65], line[128 + 65];
 	char cerr[CURL_ERROR_SIZE];
@@ -641,7 +643,7 @@ static int s3_attempt(struct s3_client *c, struct s3_req *r, const char *url, in
 		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE");
 	}
 
-	c->stats.requests++;
+	__atomic_add_fetch(&c->stats.requests, 1, __ATOMIC_RELAXED);
 	rc = curl_easy_perform(h);
 	curl_slist_free_all(hdrs);
 	buf_release(&tok);
@@ -720,7 +722,7 @@ static int s3_request(struct s3_client *c, struct s3_req *r, struct sluice_err *
 		ret = s3_attempt(c, r, url.s, attempt);
 		if (ret != 1)
 			break;
-		c->stats.retries++;
+		__atomic_add_fetch(&c->stats.retries, 1, __ATOMIC_RELAXED);
 		sleep_ms(delay);
 		if (delay < 20000)
 			delay *= 2;
@@ -799,18 +801,201 @@ static void s3_abort_upload(struct s3_client *c, const char *bucket, const char 
 	buf_release(&q);
 }
 
+size_t s3_part_size_for(size_t configured, long long expect)
+{
+	unsigned long long part = configured ? configured : S3_DEFAULT_PART_SIZE, need;
+
+	if (expect > 0) {
+		/* aim at 9,000 parts: an estimate that is 10% short still fits */
+		need = ((unsigned long long)expect + S3_PLAN_PARTS - 1) / S3_PLAN_PARTS;
+		if (need > part)
+			part = (need + (1u << 20) - 1) & ~((1ull << 20) - 1);
+	}
+	return part > S3_MAX_PART_SIZE ? S3_MAX_PART_SIZE : (size_t)part;
+}
+
+/*
+ * The upload half of a multipart put: one part at a time goes up on an
+ * easy handle of its own while the caller fills the next one, so a
+ * stream holds two part buffers and the network and the producer work at
+ * the same time. Parts complete in order (one is in flight at a time),
+ * so the CompleteMultipartUpload list is built as they finish.
+ */
+struct s3_uploader {
+	struct s3_client *c;
+	const char *bucket, *key, *upload_id;
+	CURL *curl;
+	pthread_t th;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	const char *body;            /* the part handed over (busy) */
+	size_t len;
+	int partno;
+	int busy, quit;
+	int rc;                      /* the first failure, with err */
+	struct sluice_err err;
+	struct buf done;             /* <Part> elements of the parts uploaded */
+};
+
+static int upload_part(struct s3_uploader *u, const char *body, size_t len, int partno)
+{
+	struct buf q = BUF_INIT;
+	struct s3_param pp[2];
+	struct s3_req r;
+	char num[16];
+	int ret;
+
+	snprintf(num, sizeof(num), "%d", partno);
+	pp[0].name = "partNumber";
+	pp[0].value = num;
+	pp[1].name = "uploadId";
+	pp[1].value = u->upload_id;
+	s3_query_build(&q, pp, 2);
+	/* parts are the big bodies: skip hashing them; TLS and the ETag guard them */
+	r = (struct s3_req){
+		.method = "PUT",
+		.bucket = u->bucket,
+		.key = u->key,
+		.query = q.s,
+		.body = body,
+		.body_len = len,
+		.unsigned_payload = 1,
+		.handle = u->curl,
+	};
+	ret = s3_request(u->c, &r, &u->err);
+	if (ret == 0) {
+		__atomic_add_fetch(&u->c->stats.parts, 1, __ATOMIC_RELAXED);
+		buf_printf(&u->done, "<Part><PartNumber>%d</PartNumber><ETag>\"%s\"</ETag></Part>", partno, r.etag);
+	}
+	buf_release(&q);
+	return ret;
+}
+
+static void *uploader_main(void *ud)
+{
+	struct s3_uploader *u = ud;
+
+	pthread_mutex_lock(&u->lock);
+	for (;;) {
+		while (!u->busy && !u->quit)
+			pthread_cond_wait(&u->cond, &u->lock);
+		if (!u->busy)
+			break;
+		pthread_mutex_unlock(&u->lock);
+		{
+			int rc = u->rc ? u->rc : upload_part(u, u->body, u->len, u->partno);
+			pthread_mutex_lock(&u->lock);
+			u->rc = rc;
+		}
+		u->busy = 0;
+		pthread_cond_broadcast(&u->cond);
+	}
+	pthread_mutex_unlock(&u->lock);
+	return NULL;
+}
+
+/* Wait until no part is in flight: 0, or the upload's failure (in u->err). */
+static int uploader_idle(struct s3_uploader *u)
+{
+	int rc;
+
+	pthread_mutex_lock(&u->lock);
+	while (u->busy)
+		pthread_cond_wait(&u->cond, &u->lock);
+	rc = u->rc;
+	pthread_mutex_unlock(&u->lock);
+	return rc;
+}
+
+/* Hand over a part; the caller has seen uploader_idle() return 0. */
+static void uploader_hand(struct s3_uploader *u, const char *body, size_t len, int partno)
+{
+	pthread_mutex_lock(&u->lock);
+	u->body = body;
+	u->len = len;
+	u->partno = partno;
+	u->busy = 1;
+	pthread_cond_broadcast(&u->cond);
+	pthread_mutex_unlock(&u->lock);
+}
+
+static int uploader_start(struct s3_uploader *u, struct sluice_err *err)
+{
+	u->curl = curl_easy_init();
+	if (!u->curl)
+		return err_set(err, SLUICE_EIO, "s3: curl_easy_init failed");
+	pthread_mutex_init(&u->lock, NULL);
+	pthread_cond_init(&u->cond, NULL);
+	if (pthread_create(&u->th, NULL, uploader_main, u)) {
+		pthread_mutex_destroy(&u->lock);
+		pthread_cond_destroy(&u->cond);
+		curl_easy_cleanup(u->curl);
+		u->curl = NULL;
+		return err_set(err, SLUICE_EIO, "s3: cannot start an upload thread");
+	}
+	return 0;
+}
+
+/* After the last part in flight: stop the thread and free its handle. */
+static void uploader_stop(struct s3_uploader *u)
+{
+	if (!u->curl)
+		return;
+	uploader_idle(u);
+	pthread_mutex_lock(&u->lock);
+	u->quit = 1;
+	pthread_cond_broadcast(&u->cond);
+	pthread_mutex_unlock(&u->lock);
+	pthread_join(u->th, NULL);
+	pthread_mutex_destroy(&u->lock);
+	pthread_cond_destroy(&u->cond);
+	curl_easy_cleanup(u->curl);
+	u->curl = NULL;
+}
+
+/*
+ * Part buffers come from mmap, not malloc: a freed one goes back to the
+ * system at once. From malloc, each upload thread's 8 MiB buffers stayed
+ * in that thread's arena (glibc raises its mmap threshold after the first
+ * free), and a run's peak RSS grew with the threads that had uploaded.
+ */
+static char *part_buf_new(size_t n)
+{
+	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void part_buf_free(char *p, size_t n)
+{
+	if (p)
+		munmap(p, n);
+}
+
 int s3_put_stream(struct s3_client *c, const char *bucket, const char *key, sluice_read_fn fn,
 		  void *ud, struct sluice_err *err)
 {
-	char *part = xmalloc(c->part_size);
+	return s3_put_stream_sized(c, bucket, key, -1, fn, ud, err);
+}
+
+int s3_put_stream_sized(struct s3_client *c, const char *bucket, const char *key, long long expect,
+			sluice_read_fn fn, void *ud, struct sluice_err *err)
+{
+	size_t part_size = s3_part_size_for(c->part_size, expect);
+	char *part = part_buf_new(part_size), *spare = NULL;
 	struct buf xml = BUF_INIT, q = BUF_INIT, done = BUF_INIT, upload_id = BUF_INIT;
+	struct s3_uploader up;
 	struct s3_req r;
 	int eof = 0, ret, partno;
 	ssize_t n;
 	const char *t;
 	size_t tl;
 
-	n = fill_part(fn, ud, part, c->part_size, &eof, err);
+	memset(&up, 0, sizeof(up));
+	if (!part)
+		return err_set(err, SLUICE_EIO, "s3 PUT s3://%s/%s: cannot map a %zu-byte part buffer", bucket, key,
+			       part_size);
+	n = fill_part(fn, ud, part, part_size, &eof, err);
 	if (n < 0) {
 		ret = (int)n;
 		goto out;
@@ -844,42 +1029,37 @@ int s3_put_stream(struct s3_client *c, const char *bucket, const char *key, slui
 	}
 	xml_unescape(&upload_id, t, tl);
 
-	buf_puts(&done, "<CompleteMultipartUpload>");
+	up.c = c;
+	up.bucket = bucket;
+	up.key = key;
+	up.upload_id = upload_id.s;
+	if (!(spare = part_buf_new(part_size))) {
+		ret = err_set(err, SLUICE_EIO, "s3 PUT s3://%s/%s: cannot map a %zu-byte part buffer", bucket, key,
+			      part_size);
+		goto abort;
+	}
+	if ((ret = uploader_start(&up, err)))
+		goto abort;
 	for (partno = 1;; partno++) {
-		char num[16];
-		struct s3_param pp[2];
+		char *filled = part;
 
-		if (partno > 10000) {
+		if (partno > S3_MAX_PARTS) {
 			ret = err_set(err, SLUICE_EUSAGE,
-				      "s3 PUT s3://%s/%s: more than 10000 parts; raise part_size", bucket, key);
+				      "s3 PUT s3://%s/%s: more than %d parts; raise part_size", bucket, key, S3_MAX_PARTS);
 			goto abort;
 		}
-		snprintf(num, sizeof(num), "%d", partno);
-		pp[0].name = "partNumber";
-		pp[0].value = num;
-		pp[1].name = "uploadId";
-		pp[1].value = upload_id.s;
-		buf_reset(&q);
-		s3_query_build(&q, pp, 2);
-		/* parts are the big bodies: skip hashing them; TLS and the ETag guard them */
-		r = (struct s3_req){
-			.method = "PUT",
-			.bucket = bucket,
-			.key = key,
-			.query = q.s,
-			.body = part,
-			.body_len = (size_t)n,
-			.unsigned_payload = 1,
-		};
-		ret = s3_request(c, &r, err);
-		if (ret < 0)
+		if (uploader_idle(&up)) {
+			*err = up.err;
+			ret = up.rc;
 			goto abort;
-		c->stats.parts++;
-		buf_printf(&done, "<Part><PartNumber>%d</PartNumber><ETag>\"%s\"</ETag></Part>",
-			   partno, r.etag);
+		}
+		uploader_hand(&up, filled, (size_t)n, partno);
+		/* fill the other buffer while this one goes up */
+		part = spare;
+		spare = filled;
 		if (eof)
 			break;
-		n = fill_part(fn, ud, part, c->part_size, &eof, err);
+		n = fill_part(fn, ud, part, part_size, &eof, err);
 		if (n < 0) {
 			ret = (int)n;
 			goto abort;
@@ -887,6 +1067,14 @@ int s3_put_stream(struct s3_client *c, const char *bucket, const char *key, slui
 		if (n == 0)
 			break;
 	}
+	if (uploader_idle(&up)) {
+		*err = up.err;
+		ret = up.rc;
+		goto abort;
+	}
+	uploader_stop(&up);
+	buf_puts(&done, "<CompleteMultipartUpload>");
+	buf_add(&done, up.done.s ? up.done.s : "", up.done.len);
 	buf_puts(&done, "</CompleteMultipartUpload>");
 
 	{
@@ -921,9 +1109,13 @@ int s3_put_stream(struct s3_client *c, const char *bucket, const char *key, slui
 	}
 	goto out;
 abort:
+	/* no part may still be going up when the upload is aborted */
+	uploader_stop(&up);
 	s3_abort_upload(c, bucket, key, upload_id.s);
 out:
-	free(part);
+	part_buf_free(part, part_size);
+	part_buf_free(spare, part_size);
+	buf_release(&up.done);
 	buf_release(&xml);
 	buf_release(&q);
 	buf_release(&done);
@@ -1203,12 +1395,12 @@ static int s3s_put_if(struct objstore *o, const char *key, const void *data, siz
 				if_none_match, etag_out, err);
 }
 
-static int s3s_put_stream(struct objstore *o, const char *key, sluice_read_fn fn, void *ud,
-			  struct sluice_err *err)
+static int s3s_put_stream(struct objstore *o, const char *key, long long size_hint, sluice_read_fn fn,
+			  void *ud, struct sluice_err *err)
 {
 	struct s3_store *s = (struct s3_store *)o;
 
-	return s3_put_stream(s->client, s->bucket, s3_store_key(s, key), fn, ud, err);
+	return s3_put_stream_sized(s->client, s->bucket, s3_store_key(s, key), size_hint, fn, ud, err);
 }
 
 static int s3s_get(struct objstore *o, const char *key, sluice_write_fn fn, void *ud,

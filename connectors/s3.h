@@ -11,7 +11,8 @@
  * of times. Error messages carry S3's Code and Message and the key, never
  * credentials or the Authorization header.
  *
- * A client is used by one thread at a time; every call blocks on the network.
+ * A client is used by one thread at a time (s3_put_stream's own upload
+ * thread aside, on a handle of its own); every call blocks on the network.
  */
 #ifndef SLUICE_S3_H
 #define SLUICE_S3_H
@@ -25,6 +26,9 @@
 
 #define S3_MIN_PART_SIZE (5u * 1024 * 1024)     /* S3's floor for all parts but the last */
 #define S3_DEFAULT_PART_SIZE (8u * 1024 * 1024)
+#define S3_MAX_PART_SIZE (5ull * 1024 * 1024 * 1024)   /* S3's ceiling for a part */
+#define S3_MAX_PARTS 10000
+#define S3_PLAN_PARTS 9000                      /* what part sizes aim at, under S3_MAX_PARTS */
 
 /*
  * Settings. Strings are borrowed (from the settings value or getenv) by
@@ -94,11 +98,25 @@ int s3_put_object_if(struct s3_client *c, const char *bucket, const char *key, c
 		     char etag_out[OBJSTORE_ETAG_SIZE], struct sluice_err *err);
 /*
  * Upload what fn yields: a single PutObject when it fits in one part, else
- * a multipart upload with parts of cfg.part_size. Memory: one part. Any
- * failure aborts the multipart upload (best effort) before returning.
+ * a multipart upload whose parts go up on a thread and easy handle of
+ * their own while fn fills the next one. Memory: two parts. Any failure
+ * (of fn or of a part) waits for the part in flight, then aborts the
+ * multipart upload (best effort) before returning.
+ *
+ * expect: the bytes fn will likely yield, or -1: parts are cfg.part_size,
+ * or larger when expect would need more than S3_PLAN_PARTS of them (see
+ * s3_part_size_for). More than S3_MAX_PARTS parts is SLUICE_EUSAGE.
  */
 int s3_put_stream(struct s3_client *c, const char *bucket, const char *key, sluice_read_fn fn,
 		  void *ud, struct sluice_err *err);
+int s3_put_stream_sized(struct s3_client *c, const char *bucket, const char *key, long long expect,
+			sluice_read_fn fn, void *ud, struct sluice_err *err);
+/*
+ * The part size for an object of about expect bytes (<= 0: unknown):
+ * configured (0: S3_DEFAULT_PART_SIZE), raised to a whole MiB so the
+ * object fits in S3_PLAN_PARTS parts, and at most S3_MAX_PART_SIZE. Pure.
+ */
+size_t s3_part_size_for(size_t configured, long long expect);
 /* GetObject streamed to fn. fn's error is returned as is. */
 int s3_get_object(struct s3_client *c, const char *bucket, const char *key, sluice_write_fn fn,
 		  void *ud, struct sluice_err *err);

@@ -36,6 +36,11 @@ void audit_set_node(const char *unique_id)
 	current_node = unique_id;
 }
 
+const char *audit_node(void)
+{
+	return current_node;
+}
+
 int audit_open(struct audit_log **out, const char *path, const char *invocation_id, const char *user,
 	       struct sluice_err *err)
 {

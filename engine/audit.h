@@ -34,6 +34,8 @@ struct sluice_conn *audit_wrap(struct audit_log *log, struct sluice_conn *c);
 
 /* The node whose statements this thread sends from now on (a unique id), or NULL. */
 void audit_set_node(const char *unique_id);
+/* What audit_set_node last set on this thread, for threads a node starts to send its statements. */
+const char *audit_node(void);
 
 /* The hash written for sql: its text without sluice's leading audit comment, as hash_hex. */
 void audit_sql_hash(const char *sql, char out[33]);

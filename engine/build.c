@@ -1056,7 +1056,7 @@ static void model_finished(struct build *b, size_t idx, int seq, enum exec_statu
 	}
 	ui_node_done(seq ? r->seq : 0, b->ntodo, words[st], n->mat_name, n->display, n->unique_id, r->finished - r->started,
 		     st == EXEC_SUCCESS ? r->rows : -1,
-		     st == EXEC_SUCCESS || st == EXEC_REUSED ? NULL : run_err_msg(r));
+		     st == EXEC_SUCCESS ? r->note : st == EXEC_REUSED ? NULL : run_err_msg(r));
 }
 
 static void job_finished(void *ud, struct exec_worker *w, size_t idx, int seq, enum exec_status st,

@@ -37,6 +37,7 @@ struct node_run {
 	enum exec_status status;
 	double compile_started, compile_done, started, finished;
 	long long rows;
+	const char *note;              /* said after the rows on a success line, e.g. "3 streams"; borrowed from the kind */
 	int thread_id;
 	int seq;
 	/* fingerprints */

@@ -454,6 +454,27 @@ static void pg_describe(struct buf *setup, struct buf *query, struct buf *cleanu
 	buf_puts(cleanup, "DROP VIEW IF EXISTS pg_temp.\"__sluice_describe\"");
 }
 
+/* EXPLAIN's JSON: the top node comes first, so the first figures are its own. */
+static void pg_estimate_query(struct buf *b, const char *sql)
+{
+	buf_printf(b, "EXPLAIN (FORMAT JSON)\n%s", sql);
+}
+
+static long long json_figure(const char *plan, const char *name)
+{
+	const char *at = strstr(plan, name);
+
+	return at ? strtoll(at + strlen(name), NULL, 10) : -1;
+}
+
+static long long pg_estimate_bytes(const char *plan)
+{
+	long long rows = json_figure(plan, "\"Plan Rows\":"), width = json_figure(plan, "\"Plan Width\":");
+
+	/* COPY's CSV: the width plus a separator per column, roughly one per 8 bytes */
+	return rows < 0 || width <= 0 ? -1 : rows * (width + width / 8 + 1);
+}
+
 /* ---- data tests ---- */
 
 static void pg_count_if(struct buf *b, const char *pred)
@@ -514,4 +535,6 @@ const struct dialect dialect_postgres = {
 	.now_minus = pg_now_minus,
 	.failures_query = dialect_failures_query,
 	.sample_query = dialect_sample_query,
+	.estimate_query = pg_estimate_query,
+	.estimate_bytes = pg_estimate_bytes,
 };

@@ -243,6 +243,15 @@ struct dialect {
 
 	/* 'literal' where the standard doubling of quotes is not enough; NULL: standard. */
 	void (*quote_literal)(struct buf *b, const char *s);
+
+	/*
+	 * Optional: the planner's guess of a query's size, without running
+	 * it. estimate_query plans sql; estimate_bytes reads the first value
+	 * of its first row and returns rows x average width in bytes, or -1
+	 * when the text says nothing. Stages size S3 parts by it.
+	 */
+	void (*estimate_query)(struct buf *b, const char *sql);
+	long long (*estimate_bytes)(const char *plan);
 };
 
 const struct dialect *dialect_find(const char *name);

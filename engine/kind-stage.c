@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "build.h"
+#include "conn.h"
 #include "stage.h"
 #include "ui.h"
 #include "util/xalloc.h"
@@ -23,6 +24,7 @@ struct stage_run {
 	 * while it writes them (stage.h); freed once the build is over.
 	 */
 	struct stage_feed *feed;
+	char note[32];                 /* load: "3 streams", for its line */
 };
 
 /* Node idx's stage_run: NULL for a node this run did not prepare. */
@@ -441,6 +443,62 @@ static char *loads_read(const struct build *b, const struct node *n, struct slui
 	return gen;
 }
 
+/* Connections a load may read parts on at once (stage.h), besides its own. */
+#define LOAD_MAX_STREAMS 8
+
+/*
+ * How many streams a load that replaces its target uses: its `streams`
+ * config, else the run's threads, at most 4 (more wait on the same two
+ * or four cores of a warehouse, and each is a connection). Only as many
+ * as there are parts ever read one, so a small table stays one stream.
+ */
+static int load_streams(const struct build *b, const struct node *n)
+{
+	long long want = val_get_int(&n->config, "streams", -1);
+
+	if (want < 0)
+		want = b->threads < 4 ? b->threads : 4;
+	return want > LOAD_MAX_STREAMS ? LOAD_MAX_STREAMS : (int)want;
+}
+
+/* Open up to want extra connections like c's, each with a stage store of its own; returns how many opened. */
+static size_t open_streams(struct build *b, const struct node *n, struct sluice_conn *c, int want,
+			   struct sluice_conn **aux, struct objstore **stores)
+{
+	struct sluice_err e = SLUICE_ERR_INIT;
+	size_t k = 0;
+
+	while ((int)k < want) {
+		char *url = NULL;
+		int rc = open_stage(b, &stores[k], &url, &e);
+		free(url);
+		if (!rc && (rc = conn_open(b->s, c->name, &aux[k], NULL, &e)))
+			objstore_close(stores[k]);
+		if (rc) {
+			/* the server has no room for more: fewer streams, said once */
+			ui_warn("%s: %zu stream%s, not %d: %s", n->name, k ? k : 1, k > 1 ? "s" : "", want, e.msg);
+			break;
+		}
+		k++;
+	}
+	return k;
+}
+
+static int stage_cancelled(void *ud)
+{
+	return exec_cancelled(ud);
+}
+
+static void close_streams(struct sluice_conn **aux, struct objstore **stores, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		conn_close(aux[i]);
+		objstore_close(stores[i]);
+	}
+}
+
 static int run_load(struct build *b, struct exec_worker *w, const struct node *n, const struct plan *p,
 		    struct sluice_conn *c, long long *rows, struct sluice_err *err)
 {
@@ -448,11 +506,13 @@ static int run_load(struct build *b, struct exec_worker *w, const struct node *n
 	struct arena *a = build_worker_arena(b, w);
 	const struct node *in = load_input(b, n);
 	struct stage_load l = { 0 };
-	struct stage_counts counts = { -1, -1, 0 };
+	struct stage_counts counts = { -1, -1, 0, 1 };
 	struct objstore *store = NULL;
-	struct buf like = BUF_INIT;
-	char *url = NULL;
-	int rc, delta = 0;
+	struct sluice_conn *aux[LOAD_MAX_STREAMS];
+	struct objstore *aux_stores[LOAD_MAX_STREAMS];
+	struct buf like = BUF_INIT, streams_rel = BUF_INIT;
+	char *url = NULL, *streams_side = NULL, *into_ident = NULL;
+	int rc, delta = 0, want;
 
 	l.c = c;
 	l.d = p->dialect;
@@ -483,6 +543,23 @@ static int run_load(struct build *b, struct exec_worker *w, const struct node *n
 				n->name);
 		rc = open_stage(b, &store, &url, err);
 	}
+	/* several streams: only where the parts go into a table every connection can see */
+	if (!rc && l.create && !l.listing && (want = load_streams(b, n)) > 1 && c->drv->copy_in && p->dialect->copy_in_csv) {
+		streams_side = plan_side_name(p->ident, "streams");
+		into_ident = plan_side_name(p->ident, "new");
+		dialect_relation(&streams_rel, p->schema, streams_side);
+		l.aux = aux;
+		l.aux_stores = aux_stores;
+		l.naux = open_streams(b, n, c, want, aux, aux_stores);
+		l.streams_rel = streams_rel.s;
+		l.into_ident = into_ident;
+		l.cancelled = stage_cancelled;
+		l.cancel_ud = w;
+		if (l.naux < 2) {
+			close_streams(aux, aux_stores, l.naux);
+			l.naux = 0;
+		}
+	}
 	if (!rc) {
 		l.store = store;
 		l.store_url = url;
@@ -490,6 +567,11 @@ static int run_load(struct build *b, struct exec_worker *w, const struct node *n
 		if (in->type == NODE_MODEL && srun(b, in->idx))
 			l.feed = srun(b, in->idx)->feed;
 		rc = stage_load(&l, &counts, err);
+	}
+	close_streams(aux, aux_stores, l.naux);
+	if (!rc && counts.streams > 1) {
+		snprintf(srun(b, n->idx)->note, sizeof(srun(b, n->idx)->note), "%d streams", counts.streams);
+		r->note = srun(b, n->idx)->note;
 	}
 	r->validations = val_list_new();
 	if (in->type != NODE_SOURCE) {
@@ -505,6 +587,9 @@ static int run_load(struct build *b, struct exec_worker *w, const struct node *n
 	*rows = counts.loaded;
 	objstore_close(store);
 	free(url);
+	free(streams_side);
+	free(into_ident);
+	buf_release(&streams_rel);
 	buf_release(&like);
 	return rc;
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <zlib.h>
+#include "audit.h"
 #include "json.h"
 #include "conn.h"
 #include "materialize.h"
@@ -42,6 +43,7 @@ struct pump {
 	/* pull side (put_stream or load) */
 	struct objstore *store;
 	const char *key;
+	long long size_hint;           /* bytes the part will likely hold, or -1 */
 };
 
 static int pump_open(struct pump *p)
@@ -304,6 +306,7 @@ struct part_entry {
 struct parts {
 	const struct stage_unload *u;
 	long long max_raw;
+	long long expect;              /* the planner's guess of the CSV's bytes, or -1 */
 	int gzip;
 	struct pump pump;
 	int open;
@@ -328,7 +331,7 @@ static void *upload_thread(void *ud)
 {
 	struct pump *p = ud;
 
-	p->rc = p->store->ops->put_stream(p->store, p->key, pump_read, p, &p->err);
+	p->rc = p->store->ops->put_stream(p->store, p->key, p->size_hint, pump_read, p, &p->err);
 	/* Drain so the writer never blocks on a reader that gave up. */
 	if (p->rc) {
 		__atomic_store_n(&p->failed, 1, __ATOMIC_SEQ_CST);
@@ -355,6 +358,8 @@ static int part_start(struct parts *ps, struct sluice_err *err)
 		return err_set(err, SLUICE_EIO, "stage: pipe: %s", strerror(errno));
 	p->store = ps->u->store;
 	p->key = part_key(ps);
+	/* a part holds max_raw bytes, or what is left of a smaller table */
+	p->size_hint = ps->expect >= 0 && ps->expect < ps->max_raw ? ps->expect : ps->max_raw;
 	if (pthread_create(&p->th, NULL, upload_thread, p)) {
 		close(p->fd[0]);
 		close(p->fd[1]);
@@ -574,6 +579,36 @@ static int describe(const struct stage_unload *u, struct columns *cols, struct s
 	return rc;
 }
 
+static int first_text(void *ud, const struct sluice_row *row)
+{
+	char **out = ud;
+
+	if (!*out && row->ncols && row->values[0])
+		*out = xstrdup(row->values[0]);
+	return 0;
+}
+
+/*
+ * The planner's guess of the query's CSV bytes, or -1 (no estimate slot,
+ * or the planner would not say: an unload runs all the same).
+ */
+static long long estimate(const struct stage_unload *u)
+{
+	struct sluice_err ignored = SLUICE_ERR_INIT;
+	struct buf q = BUF_INIT;
+	char *plan = NULL;
+	long long bytes = -1;
+
+	if (!u->d->estimate_query || !u->d->estimate_bytes)
+		return -1;
+	u->d->estimate_query(&q, u->sql);
+	if (!conn_send_query(u->c, u->audit, q.s, first_text, &plan, &ignored) && plan)
+		bytes = u->d->estimate_bytes(plan);
+	free(plan);
+	buf_release(&q);
+	return bytes;
+}
+
 static json_t *manifest_json_new(const struct parts *ps, const struct columns *cols)
 {
 	json_t *root = json_object(), *entries = json_array(), *meta, *schema, *elements = json_array();
@@ -691,6 +726,7 @@ int stage_unload(const struct stage_unload *u, long long *rows, long long *repor
 	if ((rc = describe(u, &cols, err)))
 		goto out;
 	ps.cols = &cols;
+	ps.expect = estimate(u);
 	if (u->c->drv->copy_out && u->d->copy_out_csv) {
 		struct buf sql = BUF_INIT;
 		buf_puts(&sql, u->audit ? u->audit : "");
@@ -805,9 +841,9 @@ static int ends_with(const char *s, const char *suffix)
 	return n >= k && !strcmp(s + n - k, suffix);
 }
 
-/* Load one object into l->into; *rows from the database. */
-static int load_object(const struct stage_load *l, const char *key, size_t ncols, long long *rows,
-		       struct sluice_err *err)
+/* Load one object of store into rel on c (l's, or a stream's); *rows from the database. */
+static int load_object(const struct stage_load *l, struct objstore *store, struct sluice_conn *c, const char *rel,
+		       const char *key, size_t ncols, long long *rows, struct sluice_err *err)
 {
 	struct get_job g;
 	struct buf sql = BUF_INIT;
@@ -816,7 +852,7 @@ static int load_object(const struct stage_load *l, const char *key, size_t ncols
 	memset(&g, 0, sizeof(g));
 	if (pump_open(&g.pump) < 0)
 		return err_set(err, SLUICE_EIO, "stage: pipe: %s", strerror(errno));
-	g.store = l->store;
+	g.store = store;
 	g.key = xstrdup(key);
 	g.gunzip = ends_with(key, ".gz");
 	g.header = l->listing && l->header;
@@ -826,15 +862,15 @@ static int load_object(const struct stage_load *l, const char *key, size_t ncols
 		free(g.key);
 		return err_set(err, SLUICE_EIO, "stage: cannot start a download thread");
 	}
-	if (l->c->drv->copy_in && l->d->copy_in_csv) {
+	if (c->drv->copy_in && l->d->copy_in_csv) {
 		buf_puts(&sql, l->audit ? l->audit : "");
-		l->d->copy_in_csv(&sql, l->into);
-		rc = l->c->drv->copy_in(l->c, sql.s, pump_read, &g.pump, rows, err);
-	} else if (l->c->drv->load_csv) {
-		rc = l->c->drv->load_csv(l->c, l->into, ncols, pump_read, &g.pump, rows, err);
+		l->d->copy_in_csv(&sql, rel);
+		rc = c->drv->copy_in(c, sql.s, pump_read, &g.pump, rows, err);
+	} else if (c->drv->load_csv) {
+		rc = c->drv->load_csv(c, rel, ncols, pump_read, &g.pump, rows, err);
 	} else {
 		rc = err_set(err, SLUICE_ENOTSUP, "connection '%s' (%s) can neither COPY nor insert CSV rows",
-			     l->c->name, l->c->drv->name);
+			     c->name, c->drv->name);
 	}
 	/* unblock the downloader if the database stopped early */
 	{
@@ -896,7 +932,9 @@ static void manifest_columns(const struct val *man, struct columns *cols)
 	}
 }
 
-static int create_into(const struct stage_load *l, const struct columns *cols, struct sluice_err *err)
+/* Create rel on c: l->into on l->c, or the streams' table on its first connection. */
+static int create_into(const struct stage_load *l, struct sluice_conn *c, const char *rel, const struct columns *cols,
+		       struct sluice_err *err)
 {
 	struct buf sql = BUF_INIT;
 	int rc;
@@ -906,14 +944,14 @@ static int create_into(const struct stage_load *l, const struct columns *cols, s
 	 * the lake's schema); without a schema, the target's own.
 	 */
 	if (cols->n)
-		l->d->create_table_columns(&sql, l->into, (const char *const *)cols->names,
+		l->d->create_table_columns(&sql, rel, (const char *const *)cols->names,
 					   (const char *const *)cols->types, cols->n);
 	else if (l->like)
-		l->d->create_table_like(&sql, l->into, l->like);
+		l->d->create_table_like(&sql, rel, l->like);
 	else
 		return err_set(err, SLUICE_EUSAGE, "cannot create %s: no column list (declare the source's columns with data_type)",
-			       l->into);
-	rc = conn_send_exec(l->c, l->audit, sql.s, NULL, err);
+			       rel);
+	rc = conn_send_exec(c, l->audit, sql.s, NULL, err);
 	buf_release(&sql);
 	return rc;
 }
@@ -985,16 +1023,188 @@ static int load_feed(const struct stage_load *l, struct columns *cols, struct ke
 	while (!rc && (key = feed_wait(l->feed, done->n, cols))) {
 		long long r = -1;
 		if (l->create && !*created) {
-			rc = create_into(l, cols, err);
+			rc = create_into(l, l->c, l->into, cols, err);
 			*created = !rc;
 		}
 		if (!rc)
-			rc = load_object(l, key, cols->n, &r, err);
+			rc = load_object(l, l->store, l->c, l->into, key, cols->n, &r, err);
 		if (r > 0)
 			*loaded += r;
 		keys_push(done, key);
 		free(key);
 	}
+	return rc;
+}
+
+/* ---- a load in several streams ---- */
+
+struct streams {
+	const struct stage_load *l;
+	const struct key_list *keys;   /* the parts to read, or NULL: the feed's */
+	size_t ncols;
+	pthread_mutex_t lock;
+	size_t next;                   /* the next part to take */
+	char **taken;                  /* by part index, once read */
+	size_t ntaken, cap;
+	int failed;
+	long long loaded;
+	int used;                      /* streams that read a part */
+};
+
+struct stream {
+	struct streams *all;
+	const char *node;              /* whose statements these are, for the audit log */
+	struct sluice_conn *c;
+	struct objstore *store;
+	pthread_t th;
+	int rc;
+	struct sluice_err err;
+};
+
+/* Part i (heap): the feed's, waiting for it, or the list's; NULL when there is none. */
+static char *streams_part(struct streams *ss, size_t i)
+{
+	struct columns ignored = { 0 };
+	char *key;
+
+	if (ss->keys)
+		return i < ss->keys->n ? xstrdup(ss->keys->v[i]) : NULL;
+	ignored.n = 1;   /* the columns are known already */
+	key = feed_wait(ss->l->feed, i, &ignored);
+	return key;
+}
+
+static void *stream_main(void *ud)
+{
+	struct stream *st = ud;
+	struct streams *ss = st->all;
+	int used = 0;
+
+	audit_set_node(st->node);
+	for (;;) {
+		size_t i;
+		char *key;
+		long long r = -1;
+
+		if (ss->l->cancelled && ss->l->cancelled(ss->l->cancel_ud)) {
+			/* the part in flight on each stream ends; no stream takes another */
+			st->rc = err_set(&st->err, SLUICE_ECANCEL, "cancelled");
+			pthread_mutex_lock(&ss->lock);
+			ss->failed = 1;
+			pthread_mutex_unlock(&ss->lock);
+			break;
+		}
+		pthread_mutex_lock(&ss->lock);
+		i = ss->failed ? (size_t)-1 : ss->next++;
+		pthread_mutex_unlock(&ss->lock);
+		if (i == (size_t)-1 || !(key = streams_part(ss, i)))
+			break;
+		st->rc = load_object(ss->l, st->store, st->c, ss->l->streams_rel, key, ss->ncols, &r, &st->err);
+		used = 1;
+		pthread_mutex_lock(&ss->lock);
+		if (i >= ss->cap) {
+			size_t old = ss->cap;
+			ss->cap = i + 16 > 2 * ss->cap ? i + 16 : 2 * ss->cap;
+			ss->taken = xrealloc(ss->taken, ss->cap * sizeof(char *));
+			memset(ss->taken + old, 0, (ss->cap - old) * sizeof(char *));
+		}
+		ss->taken[i] = key;
+		if (i + 1 > ss->ntaken)
+			ss->ntaken = i + 1;
+		if (r > 0)
+			ss->loaded += r;
+		if (st->rc)
+			ss->failed = 1;
+		pthread_mutex_unlock(&ss->lock);
+		if (st->rc)
+			break;
+	}
+	if (used)
+		__atomic_add_fetch(&ss->used, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/* The streams' table, made afresh on the first extra connection and committed there. */
+static int streams_create(const struct stage_load *l, const struct columns *cols, struct sluice_err *err)
+{
+	struct buf sql = BUF_INIT;
+	int rc;
+
+	l->d->drop(&sql, l->streams_rel, REL_TABLE, 0);
+	rc = conn_send_exec(l->aux[0], l->audit, sql.s, NULL, err);
+	buf_release(&sql);
+	return rc ? rc : create_into(l, l->aux[0], l->streams_rel, cols, err);
+}
+
+/* After a failure: the streams' table goes; what failed is already in the caller's err. */
+static void streams_drop(const struct stage_load *l)
+{
+	struct sluice_err ignored = SLUICE_ERR_INIT;
+	struct buf sql = BUF_INIT;
+
+	l->d->drop(&sql, l->streams_rel, REL_TABLE, 0);
+	conn_send_exec(l->aux[0], l->audit, sql.s, NULL, &ignored);
+	buf_release(&sql);
+}
+
+/*
+ * Read parts [done->n, ...) of keys (NULL: of the feed, until the unload
+ * ends) on every extra connection at once; done gets their keys in part
+ * order. The first failure stops the others after their current part.
+ */
+static int streams_run(const struct stage_load *l, const struct key_list *keys, size_t ncols,
+		       struct key_list *done, long long *loaded, int *used, struct sluice_err *err)
+{
+	struct streams ss;
+	struct stream *st = xcalloc(l->naux, sizeof(*st));
+	size_t i, started = 0;
+	int rc = 0;
+
+	memset(&ss, 0, sizeof(ss));
+	ss.l = l;
+	ss.keys = keys;
+	ss.ncols = ncols;
+	ss.next = done->n;
+	pthread_mutex_init(&ss.lock, NULL);
+	for (i = 0; i < l->naux; i++) {
+		st[i].all = &ss;
+		st[i].c = l->aux[i];
+		st[i].store = l->aux_stores[i];
+		st[i].node = audit_node();
+		st[i].err = (struct sluice_err)SLUICE_ERR_INIT;
+		if (pthread_create(&st[i].th, NULL, stream_main, &st[i])) {
+			rc = err_set(err, SLUICE_EIO, "stage: cannot start a load stream");
+			pthread_mutex_lock(&ss.lock);
+			ss.failed = 1;
+			pthread_mutex_unlock(&ss.lock);
+			break;
+		}
+		started++;
+	}
+	for (i = 0; i < started; i++) {
+		pthread_join(st[i].th, NULL);
+		if (st[i].rc && !rc) {
+			*err = st[i].err;
+			rc = st[i].rc;
+		}
+	}
+	/* the streams' writes count in the table's version as soon as c's own would (dialect after_write) */
+	for (i = 0; !rc && l->d->after_write && i < l->naux; i++) {
+		struct sluice_err ignored = SLUICE_ERR_INIT;
+		conn_send_exec(l->aux[i], l->audit, l->d->after_write, NULL, &ignored);
+	}
+	/* the parts read, in order: a gap (a stream that failed first) ends the list */
+	for (i = done->n; i < ss.ntaken; i++) {
+		if (!rc && ss.taken[i])
+			keys_push(done, ss.taken[i]);
+		free(ss.taken[i]);
+	}
+	*loaded += ss.loaded;
+	if (ss.used > *used)
+		*used = ss.used;
+	free(ss.taken);
+	free(st);
+	pthread_mutex_destroy(&ss.lock);
 	return rc;
 }
 
@@ -1006,14 +1216,26 @@ int stage_load(const struct stage_load *l, struct stage_counts *counts, struct s
 	struct key_list keys = { 0 }, done = { 0 };
 	struct val man = val_none();
 	int server = l->d->copy_from_manifest && !l->d->copy_in_csv && !l->listing;
-	int rc = 0, created = 0;
+	/* several streams need a table every connection sees, and COPY on each */
+	int streams = l->naux && l->create && !server && l->c->drv->copy_in && l->d->copy_in_csv &&
+		      l->streams_rel && l->into_ident;
+	int rc = 0, created = 0, used = 0;
 	size_t i;
 
 	counts->manifest = -1;
 	counts->loaded = 0;
+	counts->streams = 1;
 	/* overlapping the unload: what it has completed first, then its end */
-	if (l->feed && !server)
+	if (l->feed && !server && streams) {
+		char *first = feed_wait(l->feed, 0, &cols);
+		if (first && !(rc = streams_create(l, &cols, err))) {
+			created = 1;
+			rc = streams_run(l, NULL, cols.n, &done, &counts->loaded, &used, err);
+		}
+		free(first);
+	} else if (l->feed && !server) {
 		rc = load_feed(l, &cols, &done, &created, &counts->loaded, err);
+	}
 	if (!rc && l->feed)
 		rc = feed_result(l->feed, &counts->unloaded, err);
 	if (rc) {
@@ -1042,14 +1264,19 @@ int stage_load(const struct stage_load *l, struct stage_counts *counts, struct s
 			rc = err_set(err, SLUICE_EDB,
 				     "%s was read while the unload wrote it, but the manifest lists %s there; the target was not touched",
 				     done.v[i], i < keys.n ? keys.v[i] : "no part");
-	if (!rc && l->create && !created)
-		rc = create_into(l, &cols, err);
+	if (!rc && l->create && !created) {
+		rc = streams ? streams_create(l, &cols, err) : create_into(l, l->c, l->into, &cols, err);
+		created = !rc;
+	}
 	if (!rc && server) {
 		rc = load_server_side(l, &counts->loaded, err);
+	} else if (!rc && streams) {
+		if (done.n < keys.n)
+			rc = streams_run(l, &keys, cols.n, &done, &counts->loaded, &used, err);
 	} else {
 		for (i = done.n; i < keys.n && !rc; i++) {
 			long long r = -1;
-			rc = load_object(l, keys.v[i], cols.n, &r, err);
+			rc = load_object(l, l->store, l->c, l->into, keys.v[i], cols.n, &r, err);
 			if (r > 0)
 				counts->loaded += r;
 		}
@@ -1064,6 +1291,18 @@ int stage_load(const struct stage_load *l, struct stage_counts *counts, struct s
 				     "row counts differ: unloaded %s, manifest record_count %s, loaded %lld; the target was not touched",
 				     su, sm, d);
 		}
+	}
+	if (streams) {
+		counts->streams = used > 1 ? used : 1;
+		/* every count agrees: the streams' table becomes the side table, inside c's transaction */
+		if (!rc && created) {
+			struct buf sql = BUF_INIT;
+			l->d->rename(&sql, l->streams_rel, REL_TABLE, l->into_ident);
+			rc = conn_send_exec(l->c, l->audit, sql.s, NULL, err);
+			buf_release(&sql);
+		}
+		if (rc && created)
+			streams_drop(l);
 	}
 	keys_release(&keys);
 	keys_release(&done);

@@ -95,12 +95,32 @@ struct stage_load {
 	 * load) and its manifest. counts->unloaded then comes from the feed.
 	 */
 	struct stage_feed *feed;
+	/*
+	 * Several streams: aux[0..naux) are extra connections to c's
+	 * database (idle, autocommit), used only when create is set and the
+	 * connector streams COPY in. Each takes the next part (in the feed's
+	 * or the manifest's order) and copies it into streams_rel, a table
+	 * made and committed on aux[0] (a left-over one is dropped first),
+	 * so all of them can write it at once; into is then never created:
+	 * once every count agrees, c renames streams_rel to into_ident inside
+	 * its transaction, and nothing was visible to readers before. On
+	 * failure streams_rel is dropped. naux 0: one stream, on c, as before.
+	 */
+	struct sluice_conn *const *aux;
+	struct objstore *const *aux_stores;   /* one per aux: a store is used by one thread at a time */
+	size_t naux;
+	const char *streams_rel;      /* quoted, in into's schema */
+	const char *into_ident;       /* into's name alone, for the rename */
+	/* Whether the run is being cancelled (NULL: never): streams stop taking parts. */
+	int (*cancelled)(void *ud);
+	void *cancel_ud;
 };
 
 struct stage_counts {
 	long long unloaded;           /* what the unload reported (-1: not known, e.g. a source) */
 	long long manifest;           /* the manifest's meta.record_count (-1: no manifest) */
 	long long loaded;             /* what the database loaded */
+	int streams;                  /* connections that loaded parts (1 without aux) */
 };
 
 /*

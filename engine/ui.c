@@ -125,7 +125,9 @@ void ui_node_done(int seq, int total, const char *status, const char *kind, cons
 			buf_printf(&line, " %.2fs", elapsed);
 			if (rows >= 0)
 				buf_printf(&line, " %lld row%s", rows, rows == 1 ? "" : "s");
-			if (message && *message && strcmp(status, "OK"))
+			if (message && *message && !strcmp(status, "OK"))
+				buf_printf(&line, " (%s)", message);
+			else if (message && *message)
 				buf_printf(&line, "\n    %s", message);
 		}
 		puts(line.s);

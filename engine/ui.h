@@ -13,7 +13,10 @@ int ui_json(void);
 
 /* "[3/12] START table analytics.orders" */
 void ui_node_start(int seq, int total, const char *kind, const char *relation, const char *unique_id);
-/* "[3/12] OK table analytics.orders ...... 1.23s 120 rows" (status: OK, ERROR, SKIP, REUSED) */
+/*
+ * "[3/12] OK table analytics.orders ...... 1.23s 120 rows" (status: OK, ERROR, SKIP, REUSED);
+ * message: an error's, or with OK a note said after the rows ("(3 streams)").
+ */
 void ui_node_done(int seq, int total, const char *status, const char *kind, const char *relation,
 		  const char *unique_id, double elapsed, long long rows, const char *message);
 void ui_summary(int ok, int error, int skipped, int reused, double elapsed);

@@ -3,15 +3,20 @@
 # lake -> stage -> warehouse with an unload and a load model, through the
 # file:// stage and through s3rver, against the direct pipe
 #   psql -c "\copy (select ...) to stdout" | psql -c "\copy t from stdin"
-# between the same two databases of the same embedded PostgreSQL, in the
-# same run. Prints a markdown table: the time of each hop (the unload's
-# and the load's execution_time in run_results.json; they overlap, the load
-# reading parts while the unload writes them), the whole run's wall time,
-# the pipe's, the throughput ratio (pipe time / sluice time) and sluice's
-# peak RSS.
+# and against pg_dump -t lake.t | psql, between the same two databases of
+# the same embedded PostgreSQL, in the same run. Each is run BENCH_RUNS
+# times (default 3) and shown as min/median/max seconds. Prints a markdown
+# table: the time of each hop (the unload's and the load's execution_time
+# in run_results.json, medians; they overlap, the load reading parts while
+# the unload writes them), the whole run's wall time, the pipe's and
+# pg_dump's, the throughput ratio (median pipe time / median sluice time)
+# and sluice's largest peak RSS; then `uptime`, since the figures mean
+# little on a loaded machine.
 #   sh tests/bench/stages.sh [ROWS...]     default: 1000000 5000000
-# BENCH_THREADS=1: the hops one after the other (the load needs a second
-# worker to start while the unload runs), for comparison.
+# BENCH_THREADS (default 2): the run's threads; 1 runs the hops one after
+# the other. BENCH_STREAMS: the load's `streams` (default: from threads).
+# BENCH_PART (default 16m): the unload's max_file_size, the grain at which
+# the load starts and its streams share the work.
 set -eu
 top=$(pwd)
 tmp=$(mktemp -d /tmp/sluice-bench-stage.XXXXXX)
@@ -52,12 +57,12 @@ sources:
     connection: lake
     tables: [{name: t}]
 YML
-cat >"$p/models/unload_t.sql" <<'YML'
-{{ config(materialized='unload', connection='lake', stage_retention=1) }}
+cat >"$p/models/unload_t.sql" <<YML
+{{ config(materialized='unload', connection='lake', stage_retention=1, max_file_size='${BENCH_PART:-16m}') }}
 select * from {{ source('lake', 't') }}
 YML
-cat >"$p/models/t.sql" <<'YML'
-{{ config(materialized='load') }}
+cat >"$p/models/t.sql" <<YML
+{{ config(materialized='load'${BENCH_STREAMS:+, streams=$BENCH_STREAMS}) }}
 {{ ref('unload_t') }}
 YML
 
@@ -83,33 +88,53 @@ hop() {
 		"$p/target/run_results.json"
 }
 
-echo "| rows | path | unload hop (s) | load hop (s) | sluice, hops overlapped (s) | direct psql pipe (s) | throughput vs pipe | sluice peak RSS (MiB) |"
-echo "|---|---|---|---|---|---|---|---|"
+runs=${BENCH_RUNS:-3}
+# mmm "a b c ...": min/median/max of the numbers
+mmm() { echo "$1" | tr " " "\n" | grep . | sort -n | awk '{ v[NR] = $1 } END { printf "%s/%s/%s", v[1], v[int((NR + 1) / 2)], v[NR] }'; }
+med() { echo "$1" | tr " " "\n" | grep . | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+echo "| rows | path | unload hop (s, median) | load hop (s, median) | sluice (s, min/med/max) | psql pipe (s) | pg_dump \\| psql (s) | throughput vs pipe (medians) | sluice peak RSS (MiB, max) |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for n in "$@"; do
 	psql -X -q -d lake -c "drop schema if exists lake cascade; create schema lake;
 		create table lake.t as select i as id, 'name ' || i as name, (i % 1000) / 7.0 as amount,
 		timestamptz '2026-01-01' + i * interval '1 second' as created_at, md5(i::text) as note
-		from generate_series(1, $n) i" >/dev/null
-	psql -X -q -d wh -c "drop table if exists public.ref_t; create table public.ref_t (like wh.t)" >/dev/null 2>&1 ||
+		from generate_series(1, $n) i" >/dev/null &&
+	psql -X -q -d lake -c "vacuum analyze lake.t" >/dev/null
+	pipe="" dump=""
+	for i in $(seq "$runs"); do
 		psql -X -q -d wh -c "drop table if exists public.ref_t; create table public.ref_t
 			(id int, name text, amount numeric, created_at timestamptz, note text)" >/dev/null
-	ref=$(timed sh -c 'psql -X -q -d lake -c "\copy (select * from lake.t) to stdout" |
-		psql -X -q -d wh -c "\copy public.ref_t from stdin"')
+		r=$(timed sh -c 'psql -X -q -d lake -c "\copy (select * from lake.t) to stdout" |
+			psql -X -q -d wh -c "\copy public.ref_t from stdin"')
+		pipe="$pipe ${r% *}"
+		psql -X -q -d wh -c "drop schema if exists lake cascade" >/dev/null 2>&1
+		r=$(timed sh -c 'pg_dump -d lake -t lake.t | psql -X -q -d wh')
+		dump="$dump ${r% *}"
+	done
+	pipe=${pipe# } dump=${dump# }
 	for path in file s3rver; do
 		if [ "$path" = s3rver ]; then
-			[ -n "$s3" ] || { echo "| $n | s3rver | skipped: s3rver could not be started | | | | | |"; continue; }
+			[ -n "$s3" ] || { echo "| $n | s3rver | skipped: s3rver could not be started | | | | | | |"; continue; }
 			write_profile "      stage: s3://$SLUICE_TEST_S3_BUCKET/stage
       s3: {endpoint: $SLUICE_TEST_S3_ENDPOINT, region: us-east-1, access_key_id: S3RVER, secret_access_key: S3RVER}"
 		else
 			write_profile ""
 		fi
-		r=$(timed "$top/sluice" run --full-refresh --project-dir "$p")
-		[ -n "${BENCH_VERBOSE:-}" ] && grep -E "OK (un)?load" "$tmp/out" >&2
-		got=$(psql -X -A -t -d wh -c "select count(*) from wh.t")
-		[ "$got" = "$n" ] || { echo "loaded $got rows, expected $n" >&2; exit 1; }
-		printf '| %s | %s | %s | %s | %s | %s | %.2fx | %.1f |\n' "$n" "$path" "$(hop unload_t)" "$(hop t)" \
-			"${r% *}" "${ref% *}" \
-			"$(awk -v a="${ref% *}" -v b="${r% *}" 'BEGIN { print (b > 0 ? a / b : 0) }')" \
-			"$(awk -v k="${r#* }" 'BEGIN { print k / 1024 }')"
+		wall="" un="" ld="" rss=0
+		for i in $(seq "$runs"); do
+			r=$(timed "$top/sluice" run --full-refresh --project-dir "$p")
+			[ -n "${BENCH_VERBOSE:-}" ] && grep -E "OK (un)?load" "$tmp/out" >&2
+			got=$(psql -X -A -t -d wh -c "select count(*) from wh.t")
+			[ "$got" = "$n" ] || { echo "loaded $got rows, expected $n" >&2; exit 1; }
+			wall="$wall ${r% *}" un="$un $(hop unload_t)" ld="$ld $(hop t)"
+			[ "${r#* }" -gt "$rss" ] && rss=${r#* }
+		done
+		printf '| %s | %s | %s | %s | %s | %s | %s | %.2fx | %.1f |\n' "$n" "$path" "$(med "$un")" "$(med "$ld")" \
+			"$(mmm "$wall")" "$(mmm "$pipe")" "$(mmm "$dump")" \
+			"$(awk -v a="$(med "$pipe")" -v b="$(med "$wall")" 'BEGIN { print (b > 0 ? a / b : 0) }')" \
+			"$(awk -v k="$rss" 'BEGIN { print k / 1024 }')"
 	done
 done
+echo
+echo "uptime at the end: $(uptime)"

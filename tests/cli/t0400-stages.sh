@@ -272,6 +272,76 @@ t_overlap_unload_fails() {
 ok "the unload fails mid-way: both nodes fail, the load names the cause, its target and side table are as before" t_overlap_unload_fails
 rm -f models/unload_slow.sql models/slow.sql
 
+# ---- several streams --------------------------------------------------------------
+
+# One unload in 20 KiB parts (about 14), read by two loads: `wide` on three
+# connections at once, `narrow` on one.
+model unload_many "{{ config(materialized='unload', connection='lake', max_file_size='20k') }}
+select id, name, note, born, score, updated_at from {{ source('lake', 'patients') }}"
+model wide "{{ config(materialized='load', streams=3) }}
+{{ ref('unload_many') }}"
+model narrow "{{ config(materialized='load', streams=1) }}
+{{ ref('unload_many') }}"
+t_streams_rows() {
+	expect_exit 0 sluice run -s unload_many wide narrow || return 1
+	expect_eq "$(table_hash "$LAKE" lake.patients)" "$(table_hash "$T_DB" analytics.wide)" || return 1
+	expect_eq "$(table_hash "$T_DB" analytics.narrow)" "$(table_hash "$T_DB" analytics.wide)" || return 1
+	# the line says how many streams read parts; one stream says nothing
+	expect_grep "OK load analytics\.wide \.+ [0-9.]+s 3025 rows \(3 streams\)$" "$T_DIR/out" || return 1
+	expect_grep "OK load analytics\.narrow \.+ [0-9.]+s 3025 rows$" "$T_DIR/out" || return 1
+	expect_eq "pass pass" "$(rr '[.results[] | select(.unique_id == "model.proj.wide") | .validations[].status] | join(" ")')" || return 1
+	expect_eq "" "$(psql_q "select relname from pg_class where relname like '%__sluice_%'")"
+}
+ok_libpq "ODBC loads through INSERTs, in one stream" \
+	"three streams load the same rows as one, counts checked, the line names the streams, no side table left" t_streams_rows
+
+t_streams_again() {
+	# a replaced target, read while the unload writes: the same again
+	expect_exit 0 sluice run -s unload_many wide --full-refresh || return 1
+	expect_eq "$(table_hash "$LAKE" lake.patients)" "$(table_hash "$T_DB" analytics.wide)" || return 1
+	expect_grep "OK load analytics\.wide .*\(3 streams\)$" "$T_DIR/out"
+}
+ok_libpq "ODBC loads through INSERTs, in one stream" \
+	"... and again over an existing target, overlapping the unload" t_streams_again
+
+# part_of MODEL N: the file of part N of MODEL's newest generation
+part_of() {
+	local m
+	m=$(ls -t .sluice/stage/"$1"/*/manifest | head -n 1) &&
+	jq -r ".entries[$2].url" "$m" | sed 's|^file://||'
+}
+t_stream_fails() {
+	local before part
+	before=$(table_hash "$T_DB" analytics.wide) &&
+	part=$(part_of unload_many 6) || return 1
+	# a value the target's integer column refuses, in one part
+	sed -i '2s/^[0-9]*,/x1,/' "$part" || return 1
+	expect_exit 1 sluice run -s wide --force || return 1
+	expect_grep "ERROR load analytics\.wide" "$T_DIR/out" || return 1
+	expect_grep "loading unload_many/.*/part-00006\.csv: .*invalid input syntax for type integer: \"x1\"" "$T_DIR/out" || return 1
+	# the parts the other streams had loaded went with the streams' table
+	expect_eq "$before" "$(table_hash "$T_DB" analytics.wide)" || return 1
+	expect_eq "" "$(psql_q "select relname from pg_class where relname like '%__sluice_%'")"
+}
+ok_libpq "ODBC loads through INSERTs, in one stream" \
+	"a part fails in one stream: the load fails naming it, the other streams' rows go too, target and tables as before" t_stream_fails
+
+t_streams_count() {
+	local before part
+	expect_exit 0 sluice run -s unload_many --force &&
+	before=$(table_hash "$T_DB" analytics.wide) &&
+	part=$(part_of unload_many 3) || return 1
+	# one whole row less in one part: every COPY succeeds, the counts do not agree
+	sed -i '0,/^[0-9][0-9]*,patient [0-9]*,,/{//d}' "$part" || return 1
+	expect_exit 1 sluice run -s wide --force || return 1
+	expect_grep "row counts differ: unloaded 3025, manifest record_count 3025, loaded 3024; the target was not touched" "$T_DIR/out" || return 1
+	expect_eq "$before" "$(table_hash "$T_DB" analytics.wide)" || return 1
+	expect_eq "" "$(psql_q "select relname from pg_class where relname like '%__sluice_%'")"
+}
+ok_libpq "ODBC loads through INSERTs, in one stream" \
+	"streams lose a row: the counts are checked before the swap, the target and tables are as before" t_streams_count
+rm -f models/unload_many.sql models/wide.sql models/narrow.sql
+
 # ---- faults -------------------------------------------------------------------
 
 t_altered_part() {
@@ -362,7 +432,7 @@ ok "a source with location: (header lines skipped) a new file makes its load sta
 # ---- through s3rver -----------------------------------------------------------
 
 if [ -n "${SLUICE_TEST_S3_UNAVAILABLE:-}" ]; then
-	for d in "s3rver: round trip with multipart parts" "s3rver: the server stopped mid-unload"; do
+	for d in "s3rver: round trip with multipart parts" "s3rver: a part upload fails" "s3rver: the server stopped mid-unload"; do
 		T_COUNT=$((T_COUNT + 1))
 		echo "ok $T_COUNT # skip $d: $SLUICE_TEST_S3_UNAVAILABLE"
 	done
@@ -413,6 +483,35 @@ t_s3_overlap() {
 }
 ok "s3rver: the load reads gzipped parts while the lake's query still runs, equal rows" t_s3_overlap
 rm -f models/unload_slow.sql models/slow.sql
+
+# A proxy in front of s3rver fails every upload of multipart part 3 with
+# HTTP 500. One stage file of about 270 KiB goes up in 64 KiB parts, the
+# next part filling while the one before it is sent.
+model unload_patients "{{ config(materialized='unload', connection='lake', max_file_size='1m') }}
+select id, name, note, born, score, updated_at from {{ source('lake', 'patients') }}"
+t_s3_part_fails() {
+	local before port rc
+	before=$(table_hash "$T_DB" analytics.patients) || return 1
+	bg_start P node "$HARNESS/s3-fault-proxy.js" "${SLUICE_TEST_S3_ENDPOINT##*:}" 3 "$T_DIR/proxy.log" || return 1
+	at_exit "kill $BG_PID 2>/dev/null" || return 1
+	wait_until 10 grep -q '^listening' "$T_DIR/P.log" || { cat "$T_DIR/P.log"; return 1; }
+	port=$(sed -n 's/^listening //p' "$T_DIR/P.log") || return 1
+	sed "s|endpoint: $SLUICE_TEST_S3_ENDPOINT|endpoint: http://127.0.0.1:$port|" profiles.yml >"$T_DIR/profiles.yml" &&
+	cp profiles.yml "$T_DIR/profiles.s3rver.yml" && cp "$T_DIR/profiles.yml" profiles.yml || return 1
+	expect_exit 1 sluice run -s unload_patients patients --full-refresh
+	rc=$?
+	cp "$T_DIR/profiles.s3rver.yml" profiles.yml && [ $rc -eq 0 ] || return 1
+	expect_grep "s3 PUT s3://$SLUICE_TEST_S3_BUCKET/stage/unload_patients/.*/part-00000.csv: InternalError: part failed by the test \\(HTTP 500\\)" \
+		"$T_DIR/out" || return 1
+	# parts 1 and 2 went up; after the failed part 3 the upload was aborted
+	expect_grep "^PUT /$SLUICE_TEST_S3_BUCKET/stage/unload_patients/.*partNumber=2&" "$T_DIR/proxy.log" || return 1
+	expect_grep "^DELETE /$SLUICE_TEST_S3_BUCKET/stage/unload_patients/.*/part-00000.csv\\?uploadId=" "$T_DIR/proxy.log" || return 1
+	expect_no_grep "^POST .*part-00000.csv\\?uploadId=" "$T_DIR/proxy.log" || return 1
+	# no manifest: no load can read the generation, and the target is as it was
+	expect_no_grep "^PUT .*/manifest" "$T_DIR/proxy.log" || return 1
+	expect_eq "$before" "$(table_hash "$T_DB" analytics.patients)"
+}
+ok "s3rver: a multipart part upload fails: the unload fails naming it, the upload is aborted, no manifest, target unchanged" t_s3_part_fails
 
 # the lake pauses at row 1500, after some parts are uploaded
 model unload_patients "{{ config(materialized='unload', connection='lake', max_file_size='20k') }}

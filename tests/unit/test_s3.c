@@ -226,7 +226,7 @@ static void check_stream(struct objstore *s, const char *key, long long size)
 	struct check c = { 42, 0, -1 };
 	struct objstore_info info;
 
-	if (s->ops->put_stream(s, key, gen_read, &g, &err) < 0)
+	if (s->ops->put_stream(s, key, -1, gen_read, &g, &err) < 0)
 		fail_msg("put_stream: %s", err.msg);
 	if (s->ops->get(s, key, check_write, &c, &err) < 0)
 		fail_msg("get: %s", err.msg);
@@ -1004,6 +1004,21 @@ static void test_sigv4_multipart_unsigned_parts(void **unused)
 	buf_release(&v);
 }
 
+static void test_part_size_for(void **unused)
+{
+	(void)unused;
+	/* small or unknown objects keep the configured size, or the default */
+	assert_int_equal(s3_part_size_for(0, -1), S3_DEFAULT_PART_SIZE);
+	assert_int_equal(s3_part_size_for(0, 64LL << 20), S3_DEFAULT_PART_SIZE);
+	assert_int_equal(s3_part_size_for(6u << 20, 1LL << 30), 6u << 20);
+	assert_int_equal(s3_part_size_for(65536, 300 << 10), 65536);
+	/* 100 GiB in 8 MiB parts would be 12,800: whole MiB parts, at most 9,000 of them */
+	assert_int_equal(s3_part_size_for(0, 100LL << 30), 12u << 20);
+	assert_true((100LL << 30) / (long long)s3_part_size_for(0, 100LL << 30) <= S3_PLAN_PARTS);
+	/* 60 TiB would need 7 GiB parts: capped at S3's 5 GiB */
+	assert_true(s3_part_size_for(0, 60LL << 40) == (size_t)S3_MAX_PART_SIZE);
+}
+
 static void test_multipart_failure_aborts(void **unused)
 {
 	static const char *const replies[] = {
@@ -1214,7 +1229,7 @@ static void test_file_stream(void **unused)
 	(void)unused;
 	check_stream(s, "big/stream.bin", 3LL * 1024 * 1024 + 17);
 	/* a failing reader leaves neither the object nor a temp file */
-	assert_true(s->ops->put_stream(s, "big/broken.bin", gen_read, &g, &err) < 0);
+	assert_true(s->ops->put_stream(s, "big/broken.bin", -1, gen_read, &g, &err) < 0);
 	assert_non_null(strstr(err.msg, "reader broke"));
 	assert_int_equal(s->ops->head(s, "big/broken.bin", &info, &err), 0);
 	assert_int_equal(info.exists, 0);
@@ -1437,7 +1452,7 @@ static void test_s3_multipart_abort_on_reader_error(void **unused)
 	struct objstore_info info;
 
 	(void)unused;
-	assert_true(s->ops->put_stream(s, "stream/broken.bin", gen_read, &g, &err) < 0);
+	assert_true(s->ops->put_stream(s, "stream/broken.bin", -1, gen_read, &g, &err) < 0);
 	assert_non_null(strstr(err.msg, "reader broke"));
 	assert_int_equal(s->ops->head(s, "stream/broken.bin", &info, &err), 0);
 	assert_int_equal(info.exists, 0);
@@ -1627,6 +1642,7 @@ int main(void)
 		cmocka_unit_test(test_get_cut_short_resumes),
 		cmocka_unit_test(test_4xx_is_not_retried),
 		cmocka_unit_test(test_sigv4_multipart_unsigned_parts),
+		cmocka_unit_test(test_part_size_for),
 		cmocka_unit_test(test_multipart_failure_aborts),
 		cmocka_unit_test(test_put_if_headers_and_conflicts),
 		cmocka_unit_test(test_bodiless_error_names_status),
@@ -1648,7 +1664,7 @@ int main(void)
 		cmocka_unit_test(test_s3_auth_error_hides_secret),
 		cmocka_unit_test(test_s3rver_ignores_write_conditions),
 	};
-	const size_t all = sizeof(tests) / sizeof(tests[0]), without_s3rver = 22;
+	const size_t all = sizeof(tests) / sizeof(tests[0]), without_s3rver = 23;
 	const char *why = getenv("SLUICE_TEST_S3_UNAVAILABLE");
 
 	/*

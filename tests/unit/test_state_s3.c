@@ -108,11 +108,12 @@ static int fk_put_if(struct objstore *o, const char *key, const void *data, size
 	return rc;
 }
 
-static int fk_put_stream(struct objstore *o, const char *key, sluice_read_fn fn, void *ud, struct sluice_err *err)
+static int fk_put_stream(struct objstore *o, const char *key, long long size_hint, sluice_read_fn fn, void *ud,
+			 struct sluice_err *err)
 {
 	struct fake *f = (struct fake *)o;
 
-	return f->inner->ops->put_stream(f->inner, key, fn, ud, err);
+	return f->inner->ops->put_stream(f->inner, key, size_hint, fn, ud, err);
 }
 
 static int fk_get(struct objstore *o, const char *key, sluice_write_fn fn, void *ud, struct sluice_err *err)
