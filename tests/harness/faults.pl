@@ -453,6 +453,16 @@ sub alive {
 	return 0;
 }
 
+# side_relations(T): the __sluice_ side relations in T's database, space-separated.
+sub side_relations {
+	my ($T) = @_;
+	my $side = psql_ok($T->{db}, "select string_agg(n.nspname || '.' || c.relname, ' ') from pg_class c " .
+		"join pg_namespace n on n.oid = c.relnamespace where c.relname like '%\\_\\_sluice\\_%' " .
+		"and n.nspname not like 'pg\\_%';") // '';
+	chomp $side;
+	return $side;
+}
+
 # holds_sigterm(PID): whether the process is sluice and blocks SIGTERM (its
 # main does from its start). Not before the exec: perl's forked child blocks
 # every signal for a moment too, then unblocks them.
@@ -632,11 +642,13 @@ update analytics.$t1 set v = v + 1000 where id = 1;");
 		$why = substr($why, 0, 120) . '...)' if length $why > 120;
 	}
 
-	# side: no side relation, everything readable
-	my $side = psql_ok($T->{db}, "select string_agg(n.nspname || '.' || c.relname, ' ') from pg_class c " .
-		"join pg_namespace n on n.oid = c.relnamespace where c.relname like '%\\_\\_sluice\\_%' " .
-		"and n.nspname not like 'pg\\_%';");
-	chomp $side;
+	# side: no side relation, everything readable. A load's streams table
+	# is committed (its streams write on connections of their own): one
+	# whose sluice or server was killed cannot drop it, so it may be left
+	# after such a fault, and the next run must drop it (below).
+	my $side = side_relations($T);
+	my $may_leave = $kind =~ /^(kill9|terminate|pg_restart|pg_stop)$/;
+	$side = join(' ', grep { !($may_leave && /__sluice_streams$/) } split / /, $side);
 	push @v, "side: left behind: $side" if length $side;
 
 	# content: old or new
@@ -672,6 +684,8 @@ update analytics.$t1 set v = v + 1000 where id = 1;");
 	if ($rrc ne '0') {
 		push @v, "recovery: the next run exited $rrc: " . join(' | ', grep { /ERROR|FAIL|lock/ } split /\n/, $next);
 	}
+	my $side_next = side_relations($T);
+	push @v, "side: left behind after the next run: $side_next" if length $side_next;
 	my $twice = psql_ok($T->{db}, "select count(*) - count(distinct id) from analytics.ld;");
 	chomp $twice;
 	push @v, "load: after the next run, $twice rows of analytics.ld are loaded twice" if $twice;
