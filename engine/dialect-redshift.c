@@ -441,24 +441,17 @@ static void rs_relations_query(struct buf *b, const char *const *schemas, size_t
 	buf_addc(b, ')');
 }
 
+static void want_pairs(struct buf *b, const char *sc, const char *tc, const char *const *schemas,
+		       const char *const *idents, size_t n);
+
 /* svv_table_info lists tables only (size in 1 MB blocks); a view has none. */
 static void rs_relation_size_query(struct buf *b, const char *const *schemas, const char *const *idents, size_t n)
 {
-	size_t i;
-
 	buf_puts(b, "SELECT trim(n.nspname), trim(c.relname), coalesce(t.size, 0)::bigint * 1048576\n"
 		 "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace\n"
 		 "LEFT JOIN svv_table_info t ON t.table_id = c.oid\n"
 		 "WHERE c.relkind IN ('r', 'v') AND (");
-	for (i = 0; i < n; i++) {
-		buf_puts(b, i ? " OR (n.nspname = " : "(n.nspname = ");
-		rs_literal(b, schemas[i]);
-		buf_puts(b, " AND c.relname = ");
-		rs_literal(b, idents[i]);
-		buf_addc(b, ')');
-	}
-	if (!n)
-		buf_puts(b, "false");
+	want_pairs(b, "n.nspname", "c.relname", schemas, idents, n);
 	buf_addc(b, ')');
 }
 

@@ -358,6 +358,24 @@ static void test_stats_query_serverless(void **unused)
 	buf_release(&b);
 }
 
+/* sluice cache ls: a table's size from svv_table_info, for exactly the pairs asked (no VALUES lists on Redshift). */
+static void test_relation_size_query(void **unused)
+{
+	const struct dialect *d = dialect_find("redshift");
+	struct buf b = BUF_INIT;
+	const char *schemas[] = { "prod", "prod" }, *idents[] = { "orders", "o'brien" };
+
+	(void)unused;
+	d->relation_size_query(&b, schemas, idents, 2);
+	assert_contains(b.s, "LEFT JOIN svv_table_info t ON t.table_id = c.oid\n");
+	assert_contains(b.s, "AND ((n.nspname = 'prod' AND c.relname = 'orders')\n"
+			     "    OR (n.nspname = 'prod' AND c.relname = 'o''brien'))");
+	buf_reset(&b);
+	d->relation_size_query(&b, schemas, idents, 0);
+	assert_contains(b.s, "AND (false)");
+	buf_release(&b);
+}
+
 static void test_value_queries(void **unused)
 {
 	struct buf b = BUF_INIT;
@@ -1033,6 +1051,7 @@ int main(void)
 		cmocka_unit_test(test_catalog_queries),
 		cmocka_unit_test(test_stats_query_provisioned),
 		cmocka_unit_test(test_stats_query_serverless),
+		cmocka_unit_test(test_relation_size_query),
 		cmocka_unit_test(test_value_queries),
 		cmocka_unit_test(test_lock_statements),
 		cmocka_unit_test(test_session_tag),
