@@ -298,12 +298,14 @@ int reuse_run(struct build *b, struct exec_worker *w, size_t idx, struct sluice_
 	struct node alt = b->s->manifest.nodes[idx];
 	const struct val *from = &r->reused_from;
 	struct plan_input in = { 0 };
-	struct buf sql = BUF_INIT, audit = BUF_INIT;
+	struct buf sql = BUF_INIT, audit = BUF_INIT, why = BUF_INIT;
 	int rc;
 
-	if (r->kind->adopt && r->kind->adopt(b, idx, r->reused_record, 1, &sql) != 1) {
-		rc = err_set(err, SLUICE_EDB, "%s: %s", b->s->manifest.nodes[idx].name, sql.s);
-		buf_release(&sql);
+	/* what it keeps beyond a relation, checked again: it may have gone since the decision */
+	if (r->kind->adopt && !r->kind->adopt(b, idx, r->reused_record, 1, &why)) {
+		rc = err_set(err, SLUICE_EDB, "%s: cannot reuse %s's: %s", alt.name,
+			     val_get_str(from, "target", "?"), why.s);
+		buf_release(&why);
 		return rc;
 	}
 	if (r->kind->flags & KIND_NO_RELATION)
