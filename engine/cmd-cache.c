@@ -180,7 +180,9 @@ static void print_ls(const struct entries *es, int as_json)
 		age_text(now - e->finished_at, age, sizeof(age));
 		size_text(e, size, sizeof(size));
 		if (e->from)
-			snprintf(from, sizeof(from), "%s %s", !strcmp(e->mode, "copy") ? "copy of" : "view over", e->from);
+			snprintf(from, sizeof(from), "%s %s", !strcmp(e->mode, "copy") ? "copy of" :
+				 !strcmp(e->mode, "view") ? "view over" : !strcmp(e->mode, "remade") ? "remade like" :
+				 "taken from", e->from);
 		if (as_json) {
 			json_t *o = json_object();
 			json_object_set_new(o, "environment", json_string(e->target));

@@ -344,6 +344,43 @@ static int shell_job(struct build *b, struct exec_worker *w, size_t idx, struct 
 	return run_script(b, w, idx, &sc, a, err);
 }
 
+/*
+ * Another environment ran this script with the fingerprint it has now:
+ * its files serve this target when every one it declares is here with the
+ * content it wrote there (one checkout, or a shared disk). A script that
+ * declares none, or makes a relation, is run here: what it did is out of
+ * sight.
+ */
+static int shell_adopt(struct build *b, size_t idx, const struct val *theirs, int apply, struct buf *why)
+{
+	const struct node *n = &b->s->manifest.nodes[idx];
+	const struct shell_run *sr = shrun(b, idx);
+	const struct val *wrote = val_get(theirs, "outputs");
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct arena scratch = ARENA_INIT;
+	struct shell_config sc;
+	size_t i;
+	int ok;
+
+	(void)apply;
+	if (shell_config(n, &scratch, &sc, &err) || sc.relation || !sc.outputs.u.list.n) {
+		buf_puts(why, sc.relation ? "the script makes a relation of its own" : "the script declares no output files");
+		arena_release(&scratch);
+		return 0;
+	}
+	for (i = 0, ok = 1; i < sc.outputs.u.list.n && ok; i++) {
+		const char *path = sc.outputs.u.list.items[i].u.str.s;
+		const char *here = val_get_str(val_get(&sr->outputs, path), "hash", NULL);
+		const char *there = val_get_str(val_get(wrote, path), "hash", NULL);
+		if (!here || !there || strcmp(here, there)) {
+			buf_printf(why, "its output %s is not here as %s wrote it", path, val_get_str(theirs, "target", "?"));
+			ok = 0;
+		}
+	}
+	arena_release(&scratch);
+	return ok;
+}
+
 static void shell_record(struct build *b, size_t idx, int ok, struct val *rec, struct arena *a)
 {
 	const struct shell_run *sr = shrun(b, idx);
@@ -365,7 +402,10 @@ static void shell_release(struct build *b, size_t idx)
 
 const struct node_kind kind_shell = {
 	.name = "shell",
-	.flags = KIND_OWN_SESSIONS,
+	/* another environment's run serves this one when its files are here (adopt) */
+	.flags = KIND_OWN_SESSIONS | KIND_ADOPTS,
+	.adopted = "files",
+	.adopt = shell_adopt,
 	.what = BUILD_MODELS,
 	.prepare = shell_prepare,
 	.reads = shell_reads,

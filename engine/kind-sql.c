@@ -61,10 +61,11 @@ const struct node_kind kind_view = {
 	.name = "view",
 	/*
 	 * Never a view over another environment's view: that one reads its
-	 * own environment's upstream, which may differ from ours, and a view
-	 * is not re-decided when its data changes. Building it costs the same.
+	 * own environment's upstream, which may move on without a trace, as
+	 * a view is not re-decided when its data changes. It is made again
+	 * here over our relations, which costs no more than a view over theirs.
 	 */
-	.flags = KIND_LIVE,
+	.flags = KIND_LIVE | KIND_REMADE,
 	.what = BUILD_MODELS,
 	.prepare = sql_prepare,
 	.run = sql_run,

@@ -9,6 +9,7 @@
 #include <string.h>
 #include "build.h"
 #include "conn.h"
+#include "reuse.h"
 #include "stage.h"
 #include "ui.h"
 #include "util/xalloc.h"
@@ -18,6 +19,7 @@ struct stage_run {
 	char *watermark;               /* unload: the literal {{ watermark }} renders (heap), or NULL */
 	char *stage_generation;        /* unload: "<model>/<invocation_id>/" it wrote (heap) */
 	int stage_delta;               /* unload: only rows past a watermark */
+	const char *short_of;          /* unload: its last delta serves not, as this load holds no rows before it */
 	char *loaded_generation;       /* load: the generation it loaded (heap) */
 	/*
 	 * unload: its parts as they complete, for the loads it lets start
@@ -239,27 +241,72 @@ static int unload_exists(struct build *b, size_t idx)
 }
 
 /*
+ * An unload whose last generation is a delta serves its loads only while
+ * they hold the rows before it: when the watermark load reads none now
+ * (its table was dropped, or never loaded here), it must send everything.
+ */
+static void unload_reads(struct build *b, size_t idx, struct arena *a, struct fp_context *ctx)
+{
+	const struct node *n = &b->s->manifest.nodes[idx];
+	struct stage_run *st = srun(b, idx);
+	const struct node *load;
+	const char *column;
+
+	if (b->mode == BUILD_RUN && !st->watermark && (load = watermark_load(b, n, &column))) {
+		st->short_of = load->display;
+		if (val_get_int(build_prev_record(b, idx), "stage_delta", 0))
+			ctx->must_build = arena_printf(a, "its last generation holds only rows past a watermark, and %s "
+						       "holds none before them", load->display);
+	}
+}
+
+/* Whether every child of unload idx is a load that, in env target, loaded generation gen. */
+static int loads_took(const struct build *b, size_t idx, const char *target, const char *gen)
+{
+	const struct manifest *m = &b->s->manifest;
+	size_t i;
+
+	for (i = 0; i < m->dag->nchildren[idx]; i++) {
+		const struct node *c = &m->nodes[m->dag->children[idx][i]];
+		const struct val *rec = reuse_record(b, target, c->unique_id);
+		if (c->mat != MAT_LOAD || strcmp(val_get_str(rec, "status", ""), "success") ||
+		    strcmp(val_get_str(rec, "loaded_generation", ""), gen))
+			return 0;
+	}
+	return 1;
+}
+
+/*
  * Another environment's generation serves this target when it is in this
- * target's stage (the two share it) and holds every row: a delta holds
- * only rows past their watermark, which says nothing of this target's.
+ * target's stage (the two share it) and holds every row. A delta holds
+ * only rows past their watermark, which says nothing of this target's: it
+ * serves only when every load below took it there too, so that each is
+ * copied from theirs (a load that is built here from a delta fails).
  */
 static int unload_adopt(struct build *b, size_t idx, const struct val *theirs, int apply, struct buf *why)
 {
 	const char *gen = val_get_str(theirs, "stage_generation", NULL);
+	int delta = val_get_int(theirs, "stage_delta", 0) != 0;
 	struct stage_run *st = srun(b, idx);
 
 	if (!gen || !generation_present(b, gen)) {
 		buf_puts(why, "its stage generation is not in this target's stage");
 		return 0;
 	}
-	if (val_get_int(theirs, "stage_delta", 0)) {
-		buf_puts(why, "its stage generation holds only rows past a watermark");
+	/* a delta this target took before and could not build on is not taken again */
+	if (delta && st && st->short_of && val_get_int(build_prev_record(b, idx), "stage_delta", 0)) {
+		buf_printf(why, "its stage generation holds only rows past a watermark, and %s holds none before them",
+			   st->short_of);
+		return 0;
+	}
+	if (delta && !loads_took(b, idx, val_get_str(theirs, "target", NULL), gen)) {
+		buf_puts(why, "its stage generation holds only rows past a watermark, and not every load below took it there");
 		return 0;
 	}
 	if (apply && st) {
 		free(st->stage_generation);
 		st->stage_generation = xstrdup(gen);
-		st->stage_delta = 0;
+		st->stage_delta = delta;
 		b->runs[idx].rows = val_get_int(theirs, "rows", 0);
 	}
 	return 1;
@@ -538,9 +585,6 @@ static int run_load(struct build *b, struct exec_worker *w, const struct node *n
 			buf_release(&like);
 			return err_set(err, SLUICE_EDB, "%s: unload '%s' has not written a generation yet", n->name, in->name);
 		}
-		if (delta && p->stage_create && r->existing != REL_NONE)
-			ui_warn("%s: the unload wrote only rows past the watermark, but this load replaces its target",
-				n->name);
 		rc = open_stage(b, &store, &url, err);
 	}
 	/* several streams: only where the parts go into a table every connection can see */
@@ -688,11 +732,18 @@ static int load_run(struct build *b, struct exec_worker *w, size_t idx, struct s
 	struct buf audit = BUF_INIT;
 	struct sluice_conn *c;
 	const char *held;
+	long long rows;
+	int delta;
 
 	if (incremental != (r->plan.strategy != NULL) && load_plan(b, idx, incremental)) {
 		*err = *run_err(r);
 		return err->code;
 	}
+	/* the rows before the watermark are nowhere else: replacing the table with a delta would lose them */
+	if (!incremental && in && in->type == NODE_MODEL && generation_of(b, in, &rows, &delta) && delta)
+		return err_set(err, SLUICE_EDB, "%s: unload '%s' sent only rows past the watermark, but this load would "
+			       "replace its target and lose the rows before them; run `sluice build --full-refresh -s %s+`",
+			       n->name, in->name, in->name);
 	if (!(c = build_worker_conn(b, w, n, err)))
 		return err->code;
 	build_audit_comment(b, n, &audit);
@@ -762,9 +813,11 @@ static void stage_release(struct build *b, size_t idx)
 const struct node_kind kind_unload = {
 	.name = "unload",
 	/* its generation may be another environment's (reuse.h): no relation to view or copy */
-	.flags = KIND_NO_RELATION | KIND_SHAREABLE | KIND_COPYABLE,
+	.flags = KIND_NO_RELATION | KIND_ADOPTS,
+	.adopted = "stage",
 	.what = BUILD_MODELS,
 	.prepare = unload_prepare,
+	.reads = unload_reads,
 	.exists = unload_exists,
 	.adopt = unload_adopt,
 	.run = unload_run,

@@ -39,6 +39,8 @@ enum {
 	KIND_OWN_SESSIONS = 32, /* its job may open sessions of its own (a script's): the connection budget counts them */
 	KIND_SHAREABLE = 64,    /* its relation may be a view over another environment's (reuse.h) */
 	KIND_COPYABLE = 128,    /* or a copy of it, made in the database (reuse.h) */
+	KIND_REMADE = 256,      /* or made again over this target's own relations, as cheap (a view; reuse.h) */
+	KIND_ADOPTS = 512,      /* or taken over by its adopt slot alone: nothing to view or copy (reuse.h) */
 };
 
 struct node_kind {
@@ -93,6 +95,8 @@ struct node_kind {
 	 * kind has none: this is all its reuse). NULL: nothing but the relation.
 	 */
 	int (*adopt)(struct build *b, size_t idx, const struct val *theirs, int apply, struct buf *why);
+	/* KIND_ADOPTS: what adopt takes over, as the mode its reused_from records ("stage", "files") */
+	const char *adopted;
 	/* Worker: a reused node's bookkeeping (NULL: nothing). */
 	void (*reuse)(struct build *b, size_t idx, struct arena *a);
 	/* Worker: build it. Set runs[idx].rows. Return 0 or a negative code with err set. */

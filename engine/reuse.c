@@ -127,10 +127,21 @@ void reuse_describe(const struct val *from, struct buf *out)
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm);
 	const char *mode = val_get_str(from, "mode", "view");
 
+	static const char *const words[][2] = {
+		{ "copy", "a copy, built" },
+		{ "remade", "made again here over our own relations, as built" },
+		{ "stage", "its stage generation, written" },
+		{ "files", "its output files, written" },
+	};
+	const char *how = "built";
+	size_t i;
+
+	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (!strcmp(mode, words[i][0]))
+			how = words[i][1];
 	buf_printf(out, "reuse from %s%s%s (%s %s by %s, run %.4s…)", val_get_str(from, "target", "?"),
-		   val_get(from, "via") ? " via " : "", val_get_str(from, "via", ""),
-		   !strcmp(mode, "copy") ? "a copy, built" : !strcmp(mode, "stage") ? "its stage generation, written" :
-		   "built", when, val_get_str(from, "user", "?"), run);
+		   val_get(from, "via") ? " via " : "", val_get_str(from, "via", ""), how, when,
+		   val_get_str(from, "user", "?"), run);
 }
 
 static void prepend_reason(struct arena *a, struct fp_decision *d, const char *text)
@@ -210,19 +221,56 @@ int reuse_wanted(const struct build *b, size_t idx)
 		val_get(prev, "reused_from")->kind == V_DICT);
 }
 
+/*
+ * Whether a node made again here (KIND_REMADE) is what env's is now: the
+ * same definition over relations that hold what theirs hold. Its own
+ * fingerprint may be older than theirs, as a view is not rebuilt when
+ * only the data under it moved; its parents' records are current.
+ */
+static int remade_matches(const struct build *b, size_t idx, const struct reuse_env *env, const struct val *rec,
+			  struct arena *a)
+{
+	const struct manifest *m = &b->s->manifest;
+	size_t i;
+
+	if (strcmp(val_get_str(rec, "def_fingerprint", ""), b->runs[idx].fp.def))
+		return 0;
+	for (i = 0; i < m->dag->nparents[idx]; i++) {
+		size_t p = m->dag->parents[idx][i];
+		const struct val *theirs = strmap_get(&env->index, m->nodes[p].unique_id);
+		/* a source is read where it is, by both */
+		if (m->nodes[p].type == NODE_SOURCE)
+			continue;
+		if (!theirs || strcmp(val_get_str(theirs, "effective_fingerprint", ""), build_effective(b, p, a)))
+			return 0;
+	}
+	return 1;
+}
+
+/* How a node of this kind is reused here: "view", "copy", "remade", the kind's own word, or NULL: never. */
+static const char *reuse_mode(const struct build *b, const struct node_kind *k)
+{
+	if (k->flags & KIND_ADOPTS)
+		return k->adopted;
+	if (k->flags & KIND_REMADE)
+		return "remade";
+	if ((k->flags & KIND_SHAREABLE) && !b->reuse_copy)
+		return "view";
+	return k->flags & KIND_COPYABLE ? "copy" : NULL;
+}
+
 void reuse_decide(struct build *b, size_t idx, struct sluice_conn *c, struct arena *a)
 {
 	struct node_run *r = &b->runs[idx];
 	const struct node *n = &b->s->manifest.nodes[idx];
 	unsigned flags = r->kind->flags;
-	int copy = b->reuse_copy || !(flags & KIND_SHAREABLE);
+	const char *mode = reuse_mode(b, r->kind);
 	size_t e;
 
 	if (!r->decided || !c)
 		return;
 	recheck(b, idx, c, a);
-	if (!r->decision.build || !b->nreuse_envs || b->s->cli->force || b->s->cli->full_refresh ||
-	    !(flags & (KIND_SHAREABLE | KIND_COPYABLE)) || (copy && !(flags & KIND_COPYABLE)))
+	if (!r->decision.build || !b->nreuse_envs || b->s->cli->force || b->s->cli->full_refresh || !mode)
 		return;
 	for (e = 0; e < b->nreuse_envs; e++) {
 		const struct reuse_env *env = &b->reuse_envs[e];
@@ -231,7 +279,8 @@ void reuse_decide(struct build *b, size_t idx, struct sluice_conn *c, struct are
 		struct buf why = BUF_INIT, msg = BUF_INIT;
 		char *now = NULL;
 		if (!rec || rec->kind != V_DICT || strcmp(val_get_str(rec, "status", ""), "success") ||
-		    strcmp(val_get_str(rec, "fingerprint", ""), r->fp.full))
+		    !(flags & KIND_REMADE ? remade_matches(b, idx, env, rec, a) :
+		      !strcmp(val_get_str(rec, "fingerprint", ""), r->fp.full)))
 			continue;
 		/*
 		 * Theirs is a view over a third environment's relation: reuse
@@ -246,9 +295,14 @@ void reuse_decide(struct build *b, size_t idx, struct sluice_conn *c, struct are
 			buf_release(&msg);
 			continue;
 		}
-		if (flags & KIND_NO_RELATION) {
-			/* nothing in the warehouse: what the kind adopts is all there is to reuse */
-			r->reused_from = from_record(a, rec, where, NULL, "stage", NULL, NULL, NULL);
+		if (flags & (KIND_ADOPTS | KIND_REMADE)) {
+			/*
+			 * Nothing of theirs to read: what the kind adopts is all
+			 * there is to reuse, or it is made again over our own
+			 * relations, which the same fingerprint says hold what
+			 * theirs held.
+			 */
+			r->reused_from = from_record(a, rec, where, NULL, mode, NULL, NULL, NULL);
 			r->reused_record = rec;
 			reuse_describe(&r->reused_from, &msg);
 			prepend_reason(a, &r->decision, msg.s);
@@ -275,8 +329,8 @@ void reuse_decide(struct build *b, size_t idx, struct sluice_conn *c, struct are
 				   ident, where, then, now);
 			add_reason(a, &r->decision, msg.s);
 		} else {
-			r->reused_from = from_record(a, src, where, src != rec ? env->target : NULL, copy ? "copy" : "view",
-						     schema, ident, now);
+			r->reused_from = from_record(a, src, where, src != rec ? env->target : NULL, mode, schema, ident,
+						     now);
 			r->reused_record = rec;
 			buf_reset(&msg);
 			reuse_describe(&r->reused_from, &msg);
@@ -308,8 +362,10 @@ int reuse_run(struct build *b, struct exec_worker *w, size_t idx, struct sluice_
 		buf_release(&why);
 		return rc;
 	}
-	if (r->kind->flags & KIND_NO_RELATION)
+	if (r->kind->flags & KIND_ADOPTS)
 		return 0;
+	if (r->kind->flags & KIND_REMADE)
+		return r->kind->run(b, w, idx, err);
 	/* a view over theirs, or a table copied from it: swapped in like any view or table */
 	alt.mat = strcmp(val_get_str(from, "mode", "view"), "copy") ? MAT_VIEW : MAT_TABLE;
 	buf_puts(&sql, "SELECT * FROM ");
@@ -327,6 +383,16 @@ int reuse_run(struct build *b, struct exec_worker *w, size_t idx, struct sluice_
 	if (rc)
 		return rc;
 	return build_run_plan(b, w, idx, NULL, err);
+}
+
+const struct val *reuse_record(const struct build *b, const char *target, const char *unique_id)
+{
+	size_t i;
+
+	for (i = 0; i < b->nreuse_envs; i++)
+		if (target && !strcmp(b->reuse_envs[i].target, target))
+			return strmap_get(&b->reuse_envs[i].index, unique_id);
+	return NULL;
 }
 
 void reuse_release(struct build *b)

@@ -41,6 +41,9 @@ void reuse_decide(struct build *b, size_t idx, struct sluice_conn *c, struct are
 /* Make node idx's relation a view over, or a copy of, its source (reused_from). Worker. */
 int reuse_run(struct build *b, struct exec_worker *w, size_t idx, struct sluice_err *err);
 
+/* Environment target's record of unique_id, as loaded for this run, or NULL (a kind's adopt). */
+const struct val *reuse_record(const struct build *b, const char *target, const char *unique_id);
+
 /* Free what reuse_prepare loaded; accepts a build without any. */
 void reuse_release(struct build *b);
 

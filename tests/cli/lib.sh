@@ -209,6 +209,19 @@ $(conn_keys "      ")
 YML
 }
 
+# env_output NAME SCHEMA [LINE]...: one output of a profiles.yml with
+# several environments (t12xx), on this test's database, with more keys
+# ("reuse_from: [prod]") as lines.
+env_output() {
+	printf '    %s:\n' "$1"
+	conn_keys "      "
+	printf '      schema: %s\n' "$2"
+	shift 2
+	for _line in "$@"; do
+		printf '      %s\n' "$_line"
+	done
+}
+
 # model NAME SQL [DIR]: write models/[DIR/]NAME.sql
 model() {
 	d=models${3:+/$3}

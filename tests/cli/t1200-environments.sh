@@ -12,31 +12,15 @@
 
 new_project envs
 echo "state: warehouse" >>sluice.yml
-cat >profiles.yml <<YML
-proj:
-  target: prod
-  outputs:
-    prod:
-$(conn_keys "      ")
-      schema: analytics_prod
-    dev_alice:
-$(conn_keys "      ")
-      schema: analytics_alice
-      reuse_from: [prod]
-    dev_bob:
-$(conn_keys "      ")
-      schema: analytics_bob
-      reuse_from: [prod]
-      reuse_mode: copy
-    dev_dan:
-$(conn_keys "      ")
-      schema: analytics_dan
-      reuse_from: [dev_alice]
-    dev_carol:
-$(conn_keys "      " | sed 's/^\(      user: \).*/\1"carol_t1200"/; s/^\(      password: \).*/\1"carol-pw"/')
-      schema: analytics_carol
-      reuse_from: [prod]
-YML
+{
+	printf 'proj:\n  target: prod\n  outputs:\n'
+	env_output prod analytics_prod
+	env_output dev_alice analytics_alice "reuse_from: [prod]"
+	env_output dev_bob analytics_bob "reuse_from: [prod]" "reuse_mode: copy"
+	env_output dev_dan analytics_dan "reuse_from: [dev_alice]"
+	env_output dev_carol analytics_carol "reuse_from: [prod]" |
+		sed 's/^\(      user: \).*/\1"carol_t1200"/; s/^\(      password: \).*/\1"carol-pw"/'
+} >profiles.yml
 psql_q "create schema lake;
 create table lake.orders (id int, amount int); insert into lake.orders values (1, 10), (2, 20), (3, 30);
 create table lake.customers (id int, name text); insert into lake.customers values (1, 'a'), (2, 'b');" || exit 1
@@ -108,7 +92,7 @@ t_alice_plan() {
 	model mart_a "{{ config(materialized='table') }}
 select sum(amount) + 1000 as total from {{ ref('stg_orders') }}"
 	plan_out --target dev_alice || return 1
-	expect_eq "$(models_map reuse mart_a=build report=build v_names=build)" "$(plan_actions)" || return 1
+	expect_eq "$(models_map reuse mart_a=build report=build)" "$(plan_actions)" || return 1
 	for m in stg_orders stg_customers mart_b; do
 		plan_reasons "$m" | head -n 1 |
 			grep -Eq '^reuse from prod \(built [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2} by tester, run [0-9a-f]{4}…\)$' ||
@@ -118,10 +102,20 @@ select sum(amount) + 1000 as total from {{ ref('stg_orders') }}"
 	done
 	# an incremental model is never a view over another environment's table
 	expect_eq copy "$(jq -r '.[] | select(.unique_id == "model.proj.inc") | .reuse_from.mode' "$T_DIR/plan.json")" || return 1
-	# a view is built here: over prod's view it would read prod's upstream
-	expect_eq "never built" "$(plan_reasons v_names)"
+	# a view is made again here: over prod's view it would read prod's upstream
+	plan_reasons v_names | head -n 1 |
+		grep -Eq '^reuse from prod \(made again here over our own relations, as built [0-9-]+ [0-9:]+ by tester, run [0-9a-f]{4}…\)$' ||
+		{ plan_reasons v_names; return 1; }
+	expect_eq remade "$(jq -r '.[] | select(.unique_id == "model.proj.v_names") | .reuse_from.mode' "$T_DIR/plan.json")" ||
+		return 1
+	# but not when what it reads here is not what prod's reads
+	cp models/stg_customers.sql "$T_DIR/stg_customers.keep" || return 1
+	sed -i 's/select id, name/select id, upper(name) as name/' models/stg_customers.sql || return 1
+	plan_out --target dev_alice || return 1
+	cp "$T_DIR/stg_customers.keep" models/stg_customers.sql || return 1
+	expect_eq "$(models_map reuse mart_a=build report=build stg_customers=build mart_b=build v_names=build)" "$(plan_actions)"
 }
-ok "Alice's plan after editing mart_a: it, report and the view build, the rest reuse from prod (inc as a copy)" t_alice_plan
+ok "Alice's plan after editing mart_a: it and report build; the rest reuse from prod (inc as a copy, the view made again)" t_alice_plan
 
 t_alice_run() {
 	expect_exit 0 sluice run --target dev_alice || return 1
@@ -133,6 +127,8 @@ t_alice_run() {
 	expect_eq "$(models_map success)" "$(rr_statuses)" || return 1
 	psql_q "select definition from pg_views where schemaname = 'analytics_alice' and viewname = 'v_names'" |
 		grep -q "analytics_alice.stg_customers" || { echo "v_names does not read Alice's stg_customers"; return 1; }
+	expect_grep "^\[[0-9]+/[0-9]+\] REUSED view analytics_alice.v_names \.+ [0-9.]+s$" "$T_DIR/out" || return 1
+	same_rows analytics_alice v_names || return 1
 	for m in stg_orders stg_customers mart_b; do
 		expect_eq "prod analytics_prod.$m" \
 			"$(t_noted jq -r --arg u "model.proj.$m" '.results[] | select(.unique_id == $u) | "\(.reused_from.target) \(.reused_from.schema).\(.reused_from.identifier)"' target/run_results.json)" ||
@@ -354,7 +350,7 @@ t_s3() {
 	model report "{{ config(materialized='table') }}
 select total * 3 as tripled from {{ ref('mart_a') }}"
 	plan_out --target dev_alice || return 1
-	expect_eq "$(models_map reuse report=build v_names=build)" "$(plan_actions)" || return 1
+	expect_eq "$(models_map reuse report=build)" "$(plan_actions)" || return 1
 	expect_exit 0 sluice run --target dev_alice || return 1
 	expect_eq VIEW "$(psql_q "select 'VIEW' from information_schema.views where table_schema = 's3_alice' and table_name = 'mart_a'")" ||
 		return 1

@@ -46,8 +46,9 @@ echo
 echo "== 4. Alice rounds one column of one mart differently, in her own target (dev_alice: reuse_from: [dev]) =="
 sed -i 's/round(avg(v.vaf)::numeric, 3) as mean_vaf/round(avg(v.vaf)::numeric, 2) as mean_vaf/' models/marts/gene_burden.sql
 ./sluice plan --target dev_alice
-./sluice build --target dev_alice | grep -E '^(Done|Tests)|REUSED (view|table)|OK table .*gene_burden' || true
-echo "(her unloads are dev's stage generations where they hold every row, her raw tables copies of dev's: the delta-loaded treatments are unloaded again, in full, for her)"
+./sluice build --target dev_alice | grep -E '^(Done|Tests)|REUSED (unload|load|view|table|shell)|OK table .*gene_burden' || true
+echo "(her unloads take dev's stage generations, her raw tables are copies of dev's, her staging views are made again over them,"
+echo " the marts she did not touch are views over dev's, and dev's CSV export is already in target/files: one model is built)"
 psql -X -d clinic -c "select 'dev' as target, * from (select * from analytics_marts.gene_burden order by 1, 2 limit 2) d
   union all select 'dev_alice', * from (select * from analytics_alice_marts.gene_burden order by 1, 2 limit 2) a"
 ./sluice cache ls | grep -E 'environment|gene_burden|stg_variants'
