@@ -17,7 +17,7 @@
 /* What an unload or a load keeps of its run (node_run.kind_data). */
 struct stage_run {
 	char *watermark;               /* unload: the literal {{ watermark }} renders (heap), or NULL */
-	char *stage_generation;        /* unload: "<model>/<invocation_id>/" it wrote (heap) */
+	char *stage_generation;        /* unload: "<model>/<target>/<invocation_id>/" it wrote (heap) */
 	int stage_delta;               /* unload: only rows past a watermark */
 	const char *short_of;          /* unload: its last delta serves not, as this load holds no rows before it */
 	char *loaded_generation;       /* load: the generation it loaded (heap) */
@@ -193,7 +193,8 @@ static void describe(const struct build *b, const struct node *n, const char *sq
 	const struct node *p;
 
 	if (n->mat == MAT_UNLOAD) {
-		buf_printf(out, "-- unload to <stage>/%s/<invocation_id>/ (CSV parts and a manifest)%s\n", n->name,
+		buf_printf(out, "-- unload to <stage>/%s/%s/<invocation_id>/ (CSV parts and a manifest)%s\n", n->name,
+			   b->s->project.target.name,
 			   srun(b, n->idx)->watermark ? ", rows past the watermark" : "");
 		if (d->copy_out_csv)
 			d->copy_out_csv(out, sql);
@@ -354,7 +355,8 @@ static int run_unload(struct build *b, struct exec_worker *w, const struct node 
 	long long reported = -1;
 	int rc;
 
-	buf_printf(&prefix, "%s/%s/", n->name, b->s->invocation_id);
+	/* under the target: its stage_retention must never delete another environment's generations */
+	buf_printf(&prefix, "%s/%s/%s/", n->name, b->s->project.target.name, b->s->invocation_id);
 	rc = manifest_compile(&b->s->manifest, n, &o, &scratch, &sql, NULL, err);
 	if (!rc)
 		rc = open_stage(b, &store, &url, err);
@@ -386,8 +388,13 @@ static int run_unload(struct build *b, struct exec_worker *w, const struct node 
 		struct sluice_err rerr = SLUICE_ERR_INIT;
 		r->validations = val_list_new();
 		add_validation(a, &r->validations, "rows the database sent = rows written to the stage", reported, *rows);
-		if (keep > 0 && stage_retain(store, n->name, (int)keep, &deleted, &rerr))
-			ui_warn("%s: stage_retention: %s", n->name, rerr.msg);
+		if (keep > 0) {
+			struct buf mine = BUF_INIT;
+			buf_printf(&mine, "%s/%s", n->name, b->s->project.target.name);
+			if (stage_retain(store, mine.s, (int)keep, &deleted, &rerr))
+				ui_warn("%s: stage_retention: %s", n->name, rerr.msg);
+			buf_release(&mine);
+		}
 	}
 	objstore_close(store);
 	free(url);

@@ -1355,7 +1355,7 @@ static int doomed_entry(void *ud, const struct objstore_entry *e)
 	return 0;
 }
 
-int stage_retain(struct objstore *s, const char *model, int keep, long long *deleted, struct sluice_err *err)
+int stage_retain(struct objstore *s, const char *dir, int keep, long long *deleted, struct sluice_err *err)
 {
 	struct gens g = { 0 };
 	struct buf prefix = BUF_INIT;
@@ -1363,7 +1363,7 @@ int stage_retain(struct objstore *s, const char *model, int keep, long long *del
 	int rc;
 
 	*deleted = 0;
-	buf_printf(&prefix, "%s/", model);
+	buf_printf(&prefix, "%s/", dir);
 	g.plen = prefix.len;
 	rc = s->ops->list(s, prefix.s, gen_entry, &g, err);
 	/* listings are in key order, so generations (UUIDv7: time order) are too */

@@ -131,11 +131,12 @@ struct stage_counts {
 int stage_load(const struct stage_load *l, struct stage_counts *counts, struct sluice_err *err);
 
 /*
- * Keep the newest `keep` generations under "<model>/" (generation names
- * sort by time: invocation ids are UUIDv7) and delete the older ones;
- * *deleted counts objects removed.
+ * Keep the newest `keep` generations under "<dir>/" (one target's of a
+ * model: "<model>/<target>"; generation names sort by time, invocation
+ * ids being UUIDv7) and delete the older ones; *deleted counts objects
+ * removed.
  */
-int stage_retain(struct objstore *s, const char *model, int keep, long long *deleted, struct sluice_err *err);
+int stage_retain(struct objstore *s, const char *dir, int keep, long long *deleted, struct sluice_err *err);
 
 /* A version for the objects under prefix: a hash over (key, ETag, size) of each. */
 int stage_listing_version(struct objstore *s, const char *prefix, struct buf *out, struct sluice_err *err);

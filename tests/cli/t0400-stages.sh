@@ -51,7 +51,7 @@ model patients "{{ config(materialized='load', watermark='updated_at') }}
 {{ ref('unload_patients') }}"
 model n_patients "select count(*) as n from {{ ref('patients') }}"
 
-gen_dirs() { ls .sluice/stage/unload_patients 2>/dev/null | wc -l; }
+gen_dirs() { ls .sluice/stage/unload_patients/*/*/manifest 2>/dev/null | wc -l; }
 
 t_roundtrip() {
 	expect_exit 0 sluice run || return 1
@@ -63,7 +63,7 @@ ok "round trip lake -> file:// stage -> warehouse: equal rows (NULL vs '', quote
 
 t_parts() {
 	local m
-	m=$(ls .sluice/stage/unload_patients/*/manifest) || return 1
+	m=$(ls .sluice/stage/unload_patients/*/*/manifest) || return 1
 	expect_eq 3000 "$(jq '.meta.record_count' "$m")" || return 1
 	# 40 KiB parts: several of them, each counted, adding up
 	[ "$(jq '.entries | length' "$m")" -ge 3 ] || { echo "expected several parts"; cat "$m"; return 1; }
@@ -87,7 +87,7 @@ ok "run_results.json records every count under validations[] as {name, expected,
 
 t_redshift_manifest_types() {
 	local m
-	m=$(ls .sluice/stage/unload_patients/*/manifest) || return 1
+	m=$(ls .sluice/stage/unload_patients/*/*/manifest) || return 1
 	# Redshift writes a varchar's length and a numeric's precision beside the base type
 	jq '.schema.elements[1].type = {"base": "character varying", "length": 40}
 	    | .schema.elements[4].type = {"base": "numeric", "precision": 7, "scale": 2}' "$m" >"$m.new" &&
@@ -226,7 +226,7 @@ side_locked() {
 	[ "$(psql_q "select count(*) from pg_locks l join pg_class c on c.oid = l.relation
 		where c.relname = 'slow__sluice_new' and l.mode = 'AccessExclusiveLock' and l.granted")" = 1 ]
 }
-manifests() { ls .sluice/stage/unload_slow/*/manifest 2>/dev/null | wc -l; }
+manifests() { ls .sluice/stage/unload_slow/*/*/manifest 2>/dev/null | wc -l; }
 more_manifests() { [ "$(manifests)" -gt "$1" ]; }
 t_overlap_mismatch() {
 	local before n m part
@@ -237,7 +237,7 @@ t_overlap_mismatch() {
 	wait_until 10 side_locked || { echo "the side table was never locked"; return 1; }
 	bg_start M "$SLUICE_BIN" run -s unload_slow slow &&
 	wait_until 4 more_manifests "$n" || { echo "the unload wrote no manifest while the load waited"; return 1; }
-	m=$(ls -t .sluice/stage/unload_slow/*/manifest | head -n 1) &&
+	m=$(ls -t .sluice/stage/unload_slow/*/*/manifest | head -n 1) &&
 	part=$(jq -r '.entries[1].url' "$m") &&
 	part=${part#file://} &&
 	# drop one row whose note is NULL
@@ -307,7 +307,7 @@ ok_libpq "ODBC loads through INSERTs, in one stream" \
 # part_of MODEL N: the file of part N of MODEL's newest generation
 part_of() {
 	local m
-	m=$(ls -t .sluice/stage/"$1"/*/manifest | head -n 1) &&
+	m=$(ls -t .sluice/stage/"$1"/*/*/manifest | head -n 1) &&
 	jq -r ".entries[$2].url" "$m" | sed 's|^file://||'
 }
 t_stream_fails() {
@@ -348,7 +348,7 @@ t_altered_part() {
 	local before m part
 	expect_exit 0 sluice run --full-refresh -s unload_patients || return 1
 	before=$(table_hash "$T_DB" analytics.patients) || return 1
-	m=$(ls -t .sluice/stage/unload_patients/*/manifest | head -n 1) || return 1
+	m=$(ls -t .sluice/stage/unload_patients/*/*/manifest | head -n 1) || return 1
 	part=$(jq -r '.entries[1].url' "$m") || return 1
 	part=${part#file://}
 	# drop one whole row from the part (lines of the numeric ids only)

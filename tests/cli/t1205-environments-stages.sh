@@ -135,4 +135,16 @@ t_delta_replace() {
 }
 ok "a load never replaces its table with a delta: it fails, says how, and the table keeps its rows" t_delta_replace
 
+# stage_retention counts a target's own generations: Alice's unloads never delete prod's
+t_retention_own() {
+	sed -i "s/materialized='unload')/materialized='unload', stage_retention=1)/" models/unload_events.sql || return 1
+	expect_exit 0 sluice run --target prod -s unload_events --full-refresh || return 1
+	gen=$(gen_of prod unload_events) && [ -n "$gen" ] || return 1
+	expect_exit 0 sluice run --target dev_alice -s unload_events --full-refresh || return 1
+	expect_exit 0 sluice run --target dev_alice -s unload_events --full-refresh || return 1
+	[ -f ".sluice/stage/${gen}manifest" ] || { echo "prod's generation $gen was deleted"; return 1; }
+	expect_eq 1 "$(ls .sluice/stage/unload_events/dev_alice/*/manifest | wc -l)"
+}
+ok "stage_retention keeps each target's newest generations, and never deletes another's" t_retention_own
+
 done_testing
