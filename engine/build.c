@@ -975,6 +975,8 @@ static int node_job(struct build *b, struct exec_worker *w, size_t idx, int *reu
 		ui_node_start(r->seq, b->ntodo, n->mat_name, n->display, n->unique_id);
 	/* reused from another environment: the same for every kind that allows it */
 	rc = r->reused_from.kind == V_DICT ? reuse_run(b, w, idx, err) : k->run(b, w, idx, err);
+	if (!rc)
+		reuse_tidy(b, w, idx);
 	r->finished = now_seconds();
 	/* already set when it let its children start early: they may be reading it */
 	if (!rc && !r->effective[0])

@@ -176,6 +176,35 @@ static void pg_columns_query(struct buf *b, const char *schema, const char *iden
 	buf_puts(b, " AND a.attnum > 0 AND NOT a.attisdropped\nORDER BY a.attnum");
 }
 
+static void pg_read_columns_query(struct buf *b, const char *rel)
+{
+	buf_puts(b, "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum),\n"
+		 "  string_agg(quote_ident(attname) || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum)\n"
+		 "FROM pg_attribute WHERE attrelid = ");
+	dialect_quote_literal(b, rel);
+	buf_puts(b, "::regclass AND attnum > 0 AND NOT attisdropped");
+}
+
+/*
+ * A SQL function's body is parsed when it is called, and records no
+ * dependency on what it reads: the view over it binds late. Its type,
+ * SETOF record, never changes, so it is replaced in place when the view
+ * is made again; the view's column list says the rest. STABLE lets the
+ * planner inline it: the view reads rel as a plain view would.
+ */
+static void pg_late_view(struct buf *before, struct buf *select, const char *fn, const char *rel, const char *names,
+			 const char *typed)
+{
+	buf_printf(before, "CREATE OR REPLACE FUNCTION %s() RETURNS SETOF record LANGUAGE sql STABLE\n"
+		   "AS $sluice$SELECT %s FROM %s$sluice$", fn, names, rel);
+	buf_printf(select, "SELECT * FROM %s() AS r(%s)", fn, typed);
+}
+
+static void pg_late_view_drop(struct buf *b, const char *fn)
+{
+	buf_printf(b, "DROP FUNCTION IF EXISTS %s()", fn);
+}
+
 static void pg_relations_query(struct buf *b, const char *const *schemas, size_t n)
 {
 	size_t i;
@@ -504,6 +533,9 @@ const struct dialect dialect_postgres = {
 	.swap_lock = "SELECT pg_advisory_xact_lock(x'736c75696365'::bigint)",
 	.recreate_dependent = pg_recreate_dependent,
 	.drop_dependent = pg_drop_dependent,
+	.read_columns_query = pg_read_columns_query,
+	.late_view = pg_late_view,
+	.late_view_drop = pg_late_view_drop,
 	.insert_from = dialect_insert_select,
 	.delete_matching = pg_delete_matching,
 	.merge = pg_merge,

@@ -58,6 +58,19 @@ struct dialect {
 	void (*recreate_dependent)(struct buf *b, const char *rel, const char *relkind, const char *definition);
 	/* Drop one captured dependent (relkind as returned above), before the swap touches rel. */
 	void (*drop_dependent)(struct buf *b, const char *rel, const char *relkind);
+	/*
+	 * Where views bind early: a view over another environment's relation
+	 * (reuse.h) that no swap of theirs ever sees. read_columns_query
+	 * yields one row: rel's column names ("a", "b") and their types
+	 * ("a" integer, "b" text); late_view writes the statement that makes
+	 * function fn read rel, to run first, and the view's SELECT over fn;
+	 * late_view_drop drops fn once no view reads it. NULL: views bind late
+	 * already (Redshift), or no late view can be made.
+	 */
+	void (*read_columns_query)(struct buf *b, const char *rel);
+	void (*late_view)(struct buf *before, struct buf *select, const char *fn, const char *rel, const char *names,
+			  const char *typed);
+	void (*late_view_drop)(struct buf *b, const char *fn);
 
 	/* Incremental strategies. cols: quoted column list "a", "b". keys: quoted key columns. */
 	void (*insert_from)(struct buf *b, const char *target, const char *tmp, const char *const *cols, size_t ncols);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "conn.h"
 #include "reuse.h"
 #include "ui.h"
 #include "util/xalloc.h"
@@ -346,14 +347,69 @@ void reuse_decide(struct build *b, size_t idx, struct sluice_conn *c, struct are
 
 /* ---- making it ---- */
 
+/* The two values of read_columns_query's row (heap). */
+static int two_values(void *ud, const struct sluice_row *row)
+{
+	char **v = ud;
+
+	if (!v[0] && row->ncols == 2 && row->values[0] && row->values[1]) {
+		v[0] = xstrdup(row->values[0]);
+		v[1] = xstrdup(row->values[1]);
+	}
+	return 0;
+}
+
+/* The function a late view of node n reads through (quoted). */
+static void late_fn(const struct node *n, struct buf *out)
+{
+	char *name = plan_side_name(n->identifier, "reuse");
+
+	dialect_relation(out, n->schema, name);
+	free(name);
+}
+
+/*
+ * Where views bind early, a view over theirs would hold their relation
+ * by identity: each of their swaps would have to drop and re-create it,
+ * in our schema. The view reads through a function instead (late_view),
+ * and before gets the statement that makes it.
+ */
+static int late_view(struct build *b, struct exec_worker *w, const struct node *n, const char *theirs, const char *audit,
+		     struct buf *before, struct buf *sql, struct sluice_err *err)
+{
+	const struct dialect *d = build_dialect(b, n);
+	struct sluice_conn *c = build_worker_conn(b, w, n, err);
+	struct buf q = BUF_INIT, fn = BUF_INIT;
+	char *cols[2] = { NULL, NULL };
+	int rc;
+
+	if (!c)
+		return err->code;
+	d->read_columns_query(&q, theirs);
+	rc = conn_send_query(c, audit, q.s, two_values, cols, err);
+	if (!rc && !cols[0])
+		rc = err_set(err, SLUICE_EDB, "%s: no columns", theirs);
+	if (!rc) {
+		late_fn(n, &fn);
+		buf_reset(sql);
+		d->late_view(before, sql, fn.s, theirs, cols[0], cols[1]);
+	}
+	free(cols[0]);
+	free(cols[1]);
+	buf_release(&q);
+	buf_release(&fn);
+	return rc;
+}
+
 int reuse_run(struct build *b, struct exec_worker *w, size_t idx, struct sluice_err *err)
 {
 	struct node_run *r = &b->runs[idx];
 	struct node alt = b->s->manifest.nodes[idx];
 	const struct val *from = &r->reused_from;
 	struct plan_input in = { 0 };
-	struct buf sql = BUF_INIT, audit = BUF_INIT, why = BUF_INIT;
-	int rc;
+	struct buf sql = BUF_INIT, audit = BUF_INIT, why = BUF_INIT, before = BUF_INIT;
+	const char *pre[1];
+	int rc = 0;
 
 	/* what it keeps beyond a relation, checked again: it may have gone since the decision */
 	if (r->kind->adopt && !r->kind->adopt(b, idx, r->reused_record, 1, &why)) {
@@ -368,21 +424,49 @@ int reuse_run(struct build *b, struct exec_worker *w, size_t idx, struct sluice_
 		return r->kind->run(b, w, idx, err);
 	/* a view over theirs, or a table copied from it: swapped in like any view or table */
 	alt.mat = strcmp(val_get_str(from, "mode", "view"), "copy") ? MAT_VIEW : MAT_TABLE;
-	buf_puts(&sql, "SELECT * FROM ");
-	dialect_relation(&sql, val_get_str(from, "schema", ""), val_get_str(from, "identifier", ""));
-	build_audit_comment(b, &alt, &audit);
-	in.node = &alt;
 	in.dialect = build_dialect(b, &alt);
+	dialect_relation(&why, val_get_str(from, "schema", ""), val_get_str(from, "identifier", ""));
+	buf_printf(&sql, "SELECT * FROM %s", why.s);
+	build_audit_comment(b, &alt, &audit);
+	if (alt.mat == MAT_VIEW && in.dialect->late_view && !(rc = late_view(b, w, &alt, why.s, audit.s, &before, &sql, err))) {
+		pre[0] = before.s;
+		in.pre_hooks = pre;
+		in.npre = 1;
+	}
+	in.node = &alt;
 	in.sql = sql.s;
 	in.existing = r->existing;
 	in.audit = audit.s;
 	plan_release(&r->plan);
-	rc = plan_build(&in, &r->plan, err);
+	if (!rc)
+		rc = plan_build(&in, &r->plan, err);
 	buf_release(&sql);
 	buf_release(&audit);
+	buf_release(&why);
+	buf_release(&before);
 	if (rc)
 		return rc;
 	return build_run_plan(b, w, idx, NULL, err);
+}
+
+void reuse_tidy(struct build *b, struct exec_worker *w, size_t idx)
+{
+	const struct node *n = &b->s->manifest.nodes[idx];
+	const struct val *was = val_get(build_prev_record(b, idx), "reused_from");
+	const struct dialect *d = build_dialect(b, n);
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct buf fn = BUF_INIT, q = BUF_INIT;
+	struct sluice_conn *c;
+
+	if (!d->late_view_drop || !n->schema || strcmp(val_get_str(was, "mode", ""), "view") ||
+	    !strcmp(val_get_str(&b->runs[idx].reused_from, "mode", ""), "view") || !(c = build_worker_conn(b, w, n, &err)))
+		return;
+	late_fn(n, &fn);
+	d->late_view_drop(&q, fn.s);
+	if (c->drv->exec(c, q.s, NULL, &err))
+		ui_warn("%s: %s", n->name, err.msg);
+	buf_release(&fn);
+	buf_release(&q);
 }
 
 const struct val *reuse_record(const struct build *b, const char *target, const char *unique_id)

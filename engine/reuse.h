@@ -44,6 +44,13 @@ int reuse_run(struct build *b, struct exec_worker *w, size_t idx, struct sluice_
 /* Environment target's record of unique_id, as loaded for this run, or NULL (a kind's adopt). */
 const struct val *reuse_record(const struct build *b, const char *target, const char *unique_id);
 
+/*
+ * After node idx was built or reused (worker): when it was a late view
+ * over another environment's relation (dialect late_view) and is not one
+ * now, drop the function that view read through.
+ */
+void reuse_tidy(struct build *b, struct exec_worker *w, size_t idx);
+
 /* Free what reuse_prepare loaded; accepts a build without any. */
 void reuse_release(struct build *b);
 
