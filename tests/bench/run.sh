@@ -105,3 +105,8 @@ sh "$top/tests/bench/datatests.sh"
 # ---- issue 12: the run report at 10,000 models, in Chromium ----
 echo
 sh "$top/tests/bench/report.sh"
+# ---- issue 18: the demo's dev build with and without reuse_from ----
+echo
+echo "## reuse across environments (issue 18)"
+echo
+tmp="$tmp" sh "$top/tests/bench/reuse.sh"
