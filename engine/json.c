@@ -170,6 +170,41 @@ int json_stream_close(struct json_stream *js, struct sluice_err *err)
 	return fs_atomic_close(&js->f, js->ok) ? err->code : 0;
 }
 
+void json_string_dump(struct buf *out, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const char *end = s + len, *from = s;
+
+	buf_grow(out, len + 2);
+	buf_addc(out, '"');
+	for (; s < end; s++) {
+		unsigned char c = (unsigned char)*s;
+		char esc[6] = { '\\', 0 };
+		size_t n = 2;
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		buf_add(out, from, (size_t)(s - from));
+		from = s + 1;
+		switch (c) {
+		case '"': esc[1] = '"'; break;
+		case '\\': esc[1] = '\\'; break;
+		case '\b': esc[1] = 'b'; break;
+		case '\f': esc[1] = 'f'; break;
+		case '\n': esc[1] = 'n'; break;
+		case '\r': esc[1] = 'r'; break;
+		case '\t': esc[1] = 't'; break;
+		default:
+			memcpy(esc + 1, "u00", 3);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			n = 6;
+		}
+		buf_add(out, esc, n);
+	}
+	buf_add(out, from, (size_t)(end - from));
+	buf_addc(out, '"');
+}
+
 /* ---- reading a large object piece by piece ---- */
 
 struct json_reader {

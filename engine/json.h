@@ -45,6 +45,14 @@ void json_stream_key(struct json_stream *js, const char *key, int first, int ind
 int json_stream_close(struct json_stream *js, struct sluice_err *err);
 
 /*
+ * Append the JSON string of the len bytes at s (valid UTF-8, NULs
+ * allowed), quotes included, as Jansson's dump writes it without
+ * JSON_ENSURE_ASCII or JSON_ESCAPE_SLASH: a large text without its
+ * per-character cost.
+ */
+void json_string_dump(struct buf *out, const char *s, size_t len);
+
+/*
  * Read the JSON object in the file at path a member at a time, so a
  * document of 10,000 entries is never held as one tree: fn gets each
  * member's key and value (a new reference fn owns), item 0. A member

@@ -207,6 +207,35 @@ static void test_members_errors(void **state)
 	buf_release(&got);
 }
 
+/* json_string_dump writes what Jansson's dump does: every byte below 0x80, NUL, UTF-8, an empty string. */
+static void test_string_dump(void **state)
+{
+	static const char *const texts[] = { "", "select 1\n  from \"t\" -- \\ '<x>' /", "caf\xc3\xa9 \xe2\x80\xa8 \xf0\x9f\x90\x9f",
+					     "\x7f end" };
+	char all[128];
+	struct buf got = BUF_INIT;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(all); i++)
+		all[i] = (char)i;
+	for (i = 0; i <= sizeof(texts) / sizeof(texts[0]); i++) {
+		const char *t = i < sizeof(texts) / sizeof(texts[0]) ? texts[i] : all;
+		size_t len = t == all ? sizeof(all) : strlen(t);
+		json_t *j = json_stringn(t, len);
+		char *want;
+		assert_non_null(j);
+		want = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+		buf_reset(&got);
+		json_string_dump(&got, t, len);
+		assert_int_equal(got.len, strlen(want));
+		assert_memory_equal(got.s, want, got.len);
+		free(want);
+		json_decref(j);
+	}
+	buf_release(&got);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -214,6 +243,7 @@ int main(void)
 		cmocka_unit_test(test_stream_open_fails),
 		cmocka_unit_test(test_members),
 		cmocka_unit_test(test_members_errors),
+		cmocka_unit_test(test_string_dump),
 	};
 	int rc;
 
