@@ -384,79 +384,31 @@ static json_t *report_head_new(const struct report_in *in, const json_t *rr, con
 
 /*
  * The page's JSON, written out: each value is dumped whole into one
- * reused buffer (a callback per token cost more than the dump itself at
- * 10,000 nodes), then every '<' becomes \u003c, so no text in the data
+ * reused buffer (json_dump_buf: Jansson's own dump, a callback per token
+ * and a loop check per object, cost more than the rest of the page at
+ * 10,000 nodes), then every '<' becomes \\u003c, so no text in the data
  * can end the script.
  */
 struct page_out {
 	struct fs_atomic f;
-	char *dump;
-	size_t cap;
 	struct buf text;
 };
 
-static void page_json(struct fs_atomic *f, const char *s, size_t n)
-{
-	const char *end = s + n, *lt;
-
-	while ((lt = memchr(s, '<', (size_t)(end - s)))) {
-		fs_atomic_write(f, s, (size_t)(lt - s));
-		fs_atomic_write(f, "\\u003c", 6);
-		s = lt + 1;
-	}
-	fs_atomic_write(f, s, (size_t)(end - s));
-}
-
-/* v dumped into o->dump: its length, 0 when it cannot be. */
-static size_t page_dump(struct page_out *o, const json_t *v)
-{
-	size_t n = json_dumpb(v, o->dump, o->cap, JSON_COMPACT | JSON_ENCODE_ANY);
-
-	if (n > o->cap) {   /* too small: it said how much it needs */
-		o->cap = n * 2;
-		o->dump = xrealloc(o->dump, o->cap);
-		n = json_dumpb(v, o->dump, o->cap, JSON_COMPACT | JSON_ENCODE_ANY);
-	}
-	return n;
-}
-
 static int page_value(struct page_out *o, const json_t *v)
 {
-	size_t n = page_dump(o, v);
+	const char *s, *end, *lt;
 
-	if (!n)
-		return 0;
-	page_json(&o->f, o->dump, n);
-	return !o->f.rc;
-}
-
-/*
- * A node of the page. Its statements and its log, the last keys node_new
- * sets and nearly all of the page's bytes, are taken out and written by
- * json_string_dump after the rest: the same bytes without Jansson's cost
- * per character.
- */
-static int page_node(struct page_out *o, json_t *node)
-{
-	static const char *const big[] = { "sql", "log" };
-	json_t *text[2];
-	size_t i, n;
-
-	for (i = 0; i < 2; i++)
-		if ((text[i] = json_incref(json_object_get(node, big[i]))))
-			json_object_del(node, big[i]);
-	if (!(n = page_dump(o, node)))
-		return 0;
 	buf_reset(&o->text);
-	buf_add(&o->text, o->dump, n - 1);   /* all but its '}' */
-	for (i = 0; i < 2; i++)
-		if (text[i]) {
-			buf_printf(&o->text, "%s\"%s\":", o->text.len > 1 ? "," : "", big[i]);
-			json_string_dump(&o->text, json_string_value(text[i]), json_string_length(text[i]));
-			json_decref(text[i]);
-		}
-	buf_addc(&o->text, '}');
-	page_json(&o->f, o->text.s, o->text.len);
+	if (json_dump_buf(v, 0, 0, &o->text))
+		return 0;
+	s = o->text.s;
+	end = s + o->text.len;
+	while ((lt = memchr(s, '<', (size_t)(end - s)))) {
+		fs_atomic_write(&o->f, s, (size_t)(lt - s));
+		fs_atomic_write(&o->f, "\\u003c", 6);
+		s = lt + 1;
+	}
+	fs_atomic_write(&o->f, s, (size_t)(end - s));
 	return !o->f.rc;
 }
 
@@ -471,7 +423,7 @@ static int report_render(const json_t *head, struct report_in *in, const char *p
 	static const char open_tag[] = "<script type=\"application/json\" id=\"sluice-data\">";
 	const char *key;
 	json_t *v;
-	struct page_out o = { .dump = NULL, .text = BUF_INIT };
+	struct page_out o = { .text = BUF_INIT };
 	size_t i;
 	int ok = 1;
 
@@ -494,7 +446,7 @@ static int report_render(const json_t *head, struct report_in *in, const char *p
 		json_t *node = node_new(in->target_dir, mn, json_object_get(in->byid, id), in->index, in->t0);
 		if (i)
 			fs_atomic_write(&o.f, ",", 1);
-		ok = page_node(&o, node);
+		ok = page_value(&o, node);
 		json_decref(node);
 		if (id)
 			json_object_del(in->byid, id);
@@ -504,7 +456,6 @@ static int report_render(const json_t *head, struct report_in *in, const char *p
 	if (!ok && !o.f.rc)
 		err_set(err, SLUICE_EIO, "report: cannot serialise the run's data");
 	fs_atomic_write(&o.f, mark + strlen(REPORT_DATA_MARK), strlen(mark + strlen(REPORT_DATA_MARK)));
-	free(o.dump);
 	buf_release(&o.text);
 	return fs_atomic_close(&o.f, ok) ? (err->code ? err->code : SLUICE_EIO) : 0;
 }

@@ -236,6 +236,54 @@ static void test_string_dump(void **state)
 	buf_release(&got);
 }
 
+/*
+ * json_dump_buf writes what json_dumps does, compact and indented, and with
+ * a margin what json_stream's indentation made of it.
+ */
+static void test_dump_buf(void **state)
+{
+	static const char doc[] =
+		"{\"a\": [], \"b\": {}, \"c\": [1, -2, 9223372036854775807, 0.5, 1.0, -0.0, 1e20, 8.1e-06, "
+		"3.141592653589793, 1e-300, 123456789012345678.0], \"d\": {\"e\": [[[]], [{}], {\"f\": null}], "
+		"\"g\": true, \"h\": false}, \"s\\\"k\\n\": \"v\\u0001\\u001f <tag> caf\\u00e9 \\ud83d\\udc1f /\", "
+		"\"z\": [\"\", 0, {\"y\": [1, [2, [3]]]}]}";
+	static const int indents[] = { 0, 2, 4 };
+	json_error_t je;
+	json_t *roots[3];
+	struct buf got = BUF_INIT, want = BUF_INIT;
+	size_t i, r, k;
+
+	(void)state;
+	roots[0] = json_loads(doc, 0, &je);
+	assert_non_null(roots[0]);
+	roots[1] = json_string("top level");
+	roots[2] = json_real(0.1);
+	for (r = 0; r < 3; r++)
+		for (i = 0; i < sizeof(indents) / sizeof(indents[0]); i++) {
+			size_t flags = JSON_ENCODE_ANY | (indents[i] ? JSON_INDENT(indents[i]) : JSON_COMPACT);
+			char *text = json_dumps(roots[r], flags);
+			assert_non_null(text);
+			buf_reset(&got);
+			assert_int_equal(json_dump_buf(roots[r], indents[i], 0, &got), 0);
+			assert_string_equal(got.s, text);
+			/* a margin: every new line 6 spaces further in */
+			buf_reset(&want);
+			for (k = 0; text[k]; k++) {
+				buf_addc(&want, text[k]);
+				if (text[k] == '\n')
+					buf_puts(&want, "      ");
+			}
+			buf_reset(&got);
+			assert_int_equal(json_dump_buf(roots[r], indents[i], 6, &got), 0);
+			assert_string_equal(got.s, want.s);
+			free(text);
+		}
+	for (r = 0; r < 3; r++)
+		json_decref(roots[r]);
+	buf_release(&got);
+	buf_release(&want);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -244,6 +292,7 @@ int main(void)
 		cmocka_unit_test(test_members),
 		cmocka_unit_test(test_members_errors),
 		cmocka_unit_test(test_string_dump),
+		cmocka_unit_test(test_dump_buf),
 	};
 	int rc;
 
