@@ -143,8 +143,9 @@ static int same_content(const char *path, const void *data, size_t len)
 		return 0;
 	if (fstat(fd, &st) == 0 && (size_t)st.st_size == len) {
 		same = 1;
-		while (same && (n = read(fd, buf, sizeof(buf))) > 0) {
-			same = (size_t)n <= len && !memcmp(buf, p, (size_t)n);
+		/* the size is known: no read past it just to meet the end (20,000 files in a no-op run) */
+		while (same && len && (n = read(fd, buf, len < sizeof(buf) ? len : sizeof(buf))) > 0) {
+			same = !memcmp(buf, p, (size_t)n);
 			p += n;
 			len -= (size_t)n;
 		}

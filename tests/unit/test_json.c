@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
+#include <sys/time.h>
 #include <cmocka.h>
 #include "../../engine/json.h"
 #include "../../engine/util/fs.h"
@@ -284,6 +286,55 @@ static void test_dump_buf(void **state)
 	buf_release(&want);
 }
 
+/* The file's mtime; then set to 1 when reset. */
+static time_t mtime_of(const char *path, int reset)
+{
+	struct timeval old[2] = { { 1, 0 }, { 1, 0 } };
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	if (reset)
+		assert_int_equal(utimes(path, old), 0);
+	return st.st_mtime;
+}
+
+/* fs_write_if_changed (util/fs.c) leaves a file with the same bytes alone, and rewrites any other. */
+static void test_write_if_changed(void **state)
+{
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct buf text = BUF_INIT, got = BUF_INIT;
+	char path[128];
+	size_t i;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/same.sql", dir);
+	for (i = 0; i < 100000; i++)   /* more than one read's worth */
+		buf_addc(&text, (char)('a' + i % 26));
+	assert_int_equal(fs_write_if_changed(path, text.s, text.len, &err), 0);
+	mtime_of(path, 1);
+	assert_int_equal(fs_write_if_changed(path, text.s, text.len, &err), 0);
+	assert_int_equal(mtime_of(path, 0), 1);
+	/* the last byte differs, then a byte more, then a byte less */
+	text.s[text.len - 1] = '!';
+	assert_int_equal(fs_write_if_changed(path, text.s, text.len, &err), 0);
+	assert_true(mtime_of(path, 1) > 1);
+	buf_addc(&text, 'x');
+	assert_int_equal(fs_write_if_changed(path, text.s, text.len, &err), 0);
+	assert_true(mtime_of(path, 1) > 1);
+	assert_int_equal(fs_write_if_changed(path, text.s, text.len - 2, &err), 0);
+	assert_true(mtime_of(path, 1) > 1);
+	assert_int_equal(fs_read_file(path, &got, &err), 0);
+	assert_int_equal(got.len, text.len - 2);
+	assert_memory_equal(got.s, text.s, got.len);
+	/* empty, twice */
+	assert_int_equal(fs_write_if_changed(path, "", 0, &err), 0);
+	mtime_of(path, 1);
+	assert_int_equal(fs_write_if_changed(path, "", 0, &err), 0);
+	assert_int_equal(mtime_of(path, 0), 1);
+	buf_release(&text);
+	buf_release(&got);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -293,6 +344,7 @@ int main(void)
 		cmocka_unit_test(test_members_errors),
 		cmocka_unit_test(test_string_dump),
 		cmocka_unit_test(test_dump_buf),
+		cmocka_unit_test(test_write_if_changed),
 	};
 	int rc;
 
