@@ -4,8 +4,10 @@
  * One mutex guards the scheduler state. The ready set is a binary heap
  * on the highest priority (dag->prio, the critical path), then the lowest
  * index: O(log ready) per pick, since a node found up to date sends no
- * statement and 10,000 of them go through in a fraction of a second. A signal thread waits with
- * sigtimedwait so it can also notice the end of the run.
+ * statement and 10,000 of them go through in a fraction of a second. A
+ * signal thread waits with sigtimedwait so it can also notice the end of
+ * the run; a SIGUSR1 sent to it alone wakes it then, so the end of a run
+ * does not wait for its tick.
  *
  * A thread the system refuses to start (pthread_create fails: EAGAIN at a
  * thread or memory limit) must not be waited for. The run goes on with
@@ -311,8 +313,15 @@ int executor_run(struct executor *ex)
 				ex->ops->finished(ex->ud, &p->workers[0], i, 0, EXEC_SKIPPED, &e);
 		}
 	pthread_mutex_unlock(&p->lock);
-	if (sig_started)
+	if (sig_started) {
+		/*
+		 * Wake it rather than wait out its tick (up to 100 ms on every
+		 * run): it sees done before it looks at the signal, and one it
+		 * has not taken dies with it, as it is sent to it alone.
+		 */
+		pthread_kill(sigtid, SIGUSR1);
 		pthread_join(sigtid, NULL);
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	free(tids);
 	if (p->draining && !ex->signo)
