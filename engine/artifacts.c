@@ -262,10 +262,6 @@ static json_t *result_json_new(const struct build *b, size_t i)
 	return o;
 }
 
-/*
- * Written one result at a time, each freed once written: 10,000 results
- * as one JSON tree were the largest thing a no-op run held.
- */
 /* The member handed to tee as json_load_members would read it back (a new reference), then written. */
 static void result_member(struct json_stream *js, const char *key, json_t *v, int first, json_member_fn tee, void *ud)
 {
@@ -273,6 +269,12 @@ static void result_member(struct json_stream *js, const char *key, json_t *v, in
 		tee(ud, key, NULL, json_incref(v), 0);
 	stream_member(js, key, v, first);
 }
+
+/*
+ * Written one result at a time, each freed once written (or handed to
+ * tee): 10,000 results as one JSON tree were the largest thing a no-op
+ * run held.
+ */
 
 int artifacts_write_run_results(const struct build *b, const char *command, int exit_status, json_member_fn tee,
 				void *ud, struct sluice_err *err)
