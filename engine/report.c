@@ -383,11 +383,11 @@ static json_t *report_head_new(const struct report_in *in, const json_t *rr, con
 }
 
 /*
- * The page's JSON, written out: each value is dumped whole into one
- * reused buffer (json_dump_buf: Jansson's own dump, a callback per token
- * and a loop check per object, cost more than the rest of the page at
- * 10,000 nodes), then every '<' becomes \\u003c, so no text in the data
- * can end the script.
+ * The page's JSON, written out: each value is laid out whole in one
+ * reused buffer by json_dump_buf (Jansson's dump, with a callback per
+ * token and a loop check per object, cost more than the rest of the page
+ * at 10,000 nodes), then every '<' becomes \u003c, so no text in the
+ * data can end the script.
  */
 struct page_out {
 	struct fs_atomic f;
