@@ -133,6 +133,22 @@ static void stream_section(struct json_stream *js, const struct session *s, cons
 	json_stream_text(js, first ? "}" : "\n  }");
 }
 
+int artifacts_manifest_entries(const struct session *s, json_member_fn fn, void *ud)
+{
+	const struct manifest *m = &s->manifest;
+	size_t i;
+	int pass, rc = 0;
+
+	/* in manifest.json's order: its nodes, then its sources */
+	for (pass = 0; pass < 2; pass++)
+		for (i = 0; i < m->n && !rc; i++) {
+			const struct node *n = &m->nodes[i];
+			if ((n->type == NODE_SOURCE) == pass)
+				rc = fn(ud, pass ? "sources" : "nodes", n->unique_id, node_json_new(s, n), 1);
+		}
+	return rc;
+}
+
 /* Written an entry at a time: 10,000 nodes as one JSON tree were 45 MB. */
 int artifacts_write_manifest(const struct session *s, struct sluice_err *err)
 {
@@ -246,11 +262,22 @@ static json_t *result_json_new(const struct build *b, size_t i)
 	return o;
 }
 
+/* The member handed to tee as json_load_members would read it back (a new reference), then written. */
+static void result_member(struct json_stream *js, const char *key, json_t *v, int first, json_member_fn tee, void *ud)
+{
+	if (tee)
+		tee(ud, key, NULL, json_incref(v), 0);
+	stream_member(js, key, v, first);
+}
+
 /*
- * Written one result at a time, each freed once written: 10,000 results
- * as one JSON tree were the largest thing a no-op run held.
+ * Written one result at a time, each freed once written (or handed to
+ * tee): 10,000 results as one JSON tree were the largest thing a no-op
+ * run held.
  */
-int artifacts_write_run_results(const struct build *b, const char *command, int exit_status, struct sluice_err *err)
+
+int artifacts_write_run_results(const struct build *b, const char *command, int exit_status, json_member_fn tee,
+				void *ud, struct sluice_err *err)
 {
 	const struct session *s = b->s;
 	const struct manifest *m = &s->manifest;
@@ -273,12 +300,14 @@ int artifacts_write_run_results(const struct build *b, const char *command, int 
 		return err->code;
 	}
 	json_stream_text(&js, "{");
-	stream_member(&js, "metadata", md, 1);
-	stream_member(&js, "elapsed_time",
-		      json_real((b->finished_at ? b->finished_at : now_seconds()) - s->started_at), 0);
-	stream_member(&js, "args", args, 0);
+	result_member(&js, "metadata", md, 1, tee, ud);
+	result_member(&js, "elapsed_time",
+		      json_real((b->finished_at ? b->finished_at : now_seconds()) - s->started_at), 0, tee, ud);
+	result_member(&js, "args", args, 0, tee, ud);
 	json_stream_key(&js, "results", 0, 2);
 	json_stream_text(&js, "[");
+	if (tee)
+		tee(ud, "results", NULL, json_array(), 0);
 	for (i = 0; i < m->n; i++) {
 		json_t *o;
 		if (b->todo[i] != EXEC_RUN)
@@ -286,11 +315,14 @@ int artifacts_write_run_results(const struct build *b, const char *command, int 
 		o = result_json_new(b, i);
 		json_stream_text(&js, first ? "\n    " : ",\n    ");
 		json_stream_value(&js, o, 4);
-		json_decref(o);
+		if (tee)
+			tee(ud, "results", NULL, o, 1);
+		else
+			json_decref(o);
 		first = 0;
 	}
 	json_stream_text(&js, first ? "]" : "\n  ]");
-	stream_member(&js, "sources", sources_json_new(b), 0);
+	result_member(&js, "sources", sources_json_new(b), 0, tee, ud);
 	json_stream_text(&js, "\n}");
 	return json_stream_close(&js, err);
 }

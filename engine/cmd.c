@@ -45,21 +45,28 @@ int cmd_build_end(struct build *b, const char *which, int rc, const struct sluic
 	struct sluice_err aerr = SLUICE_ERR_INIT;
 	int code = cmd_exit_status(rc, b->ex.signo, err);
 	struct session *s;
+	struct report_in *in;
 
 	if (!b->executed) {
 		history_record(b, which, code);
 		return 0;
 	}
-	if (artifacts_write_run_results(b, which, code, &aerr))
+	/* the report takes the results as they are written: it does not read them back */
+	in = report_in_new(b->s->project.target_path);
+	if (artifacts_write_run_results(b, which, code, report_in_result, in, &aerr))
 		ui_error("%s", aerr.msg);
 	build_summary(b, now_seconds() - b->s->started_at);
 	/* history first: the report shows it */
 	history_record(b, which, code);
 	s = b->s;
-	/* the report reads the artifacts: the build's memory can go first */
+	/* the build's memory can go before the report is made */
 	build_release(b);
 	malloc_trim(0);
-	return aerr.code ? 0 : cmd_report_run(s);
+	if (aerr.code) {
+		report_in_free(in);
+		return 0;
+	}
+	return cmd_report_run(s, in);
 }
 
 int cmd_open(int argc, char **argv, const char *const *extra, struct cli *cli, struct session *s)
@@ -92,7 +99,7 @@ void cmd_close(struct cli *cli, struct session *s)
 	cli_release(cli);
 }
 
-int cmd_report_run(struct session *s)
+int cmd_report_run(struct session *s, struct report_in *in)
 {
 	const struct project *p = &s->project;
 	const char *dest = s->cli->report_to ? s->cli->report_to : val_get_str(&p->raw, "report", NULL);
@@ -100,7 +107,12 @@ int cmd_report_run(struct session *s)
 	struct buf where = BUF_INIT;
 	int rc;
 
-	if ((rc = report_write(p->target_path, &err))) {
+	/* the manifest as this run wrote it, made again rather than read back */
+	rc = artifacts_manifest_entries(s, report_in_manifest, in);
+	if (!rc)
+		rc = report_in_write(in, &err);
+	report_in_free(in);
+	if (rc) {
 		ui_error("%s", err.msg);
 		return -1;
 	}

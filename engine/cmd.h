@@ -44,22 +44,25 @@ struct build;
  * The end run, build and test share, failed or not: run_results.json
  * (with the exit status) and the summary when the nodes were executed,
  * the run's history (state and target/history.json), then the report
- * (cmd_report_run), which reads the artifacts: the build is released
- * before it (build_release). Returns what cmd_report_run returns, 0 when
- * there was no report to write.
+ * (cmd_report_run), fed the results as they were written: the build is
+ * released before it (build_release). Returns what cmd_report_run
+ * returns, 0 when there was no report to write.
  */
 int cmd_build_end(struct build *b, const char *which, int rc, const struct sluice_err *err);
 
 struct cli;
 struct session;
+struct report_in;
 /*
  * The end of run, build and test, whatever happened: write
- * target/report.html from the artifacts, and publish it where --report-to
- * or sluice.yml's `report:` says. Prints one line for each. Returns 0, or
- * -1 when either failed (the error is printed): the run's own exit code
- * stands, but a run that succeeded then exits 1.
+ * target/report.html from in (run_results.json's members, fed as they
+ * were written; it is freed) and the session's manifest, the page
+ * `sluice report` would make from the artifacts, and publish it where
+ * --report-to or sluice.yml's `report:` says. Prints one line for each.
+ * Returns 0, or -1 when either failed (the error is printed): the run's
+ * own exit code stands, but a run that succeeded then exits 1.
  */
-int cmd_report_run(struct session *s);
+int cmd_report_run(struct session *s, struct report_in *in);
 int cmd_report(int argc, char **argv);
 /*
  * The start every project command shares: parse the flags (extra: more

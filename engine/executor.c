@@ -1,10 +1,13 @@
 /*
  * executor.c: worker threads over a DAG; see executor.h.
  *
- * One mutex guards the scheduler state. The ready set is scanned for the
- * highest priority (dag->prio, the critical path): O(ready) per pick,
- * which is cheap next to a SQL statement. A signal thread waits with
- * sigtimedwait so it can also notice the end of the run.
+ * One mutex guards the scheduler state. The ready set is a binary heap
+ * on the highest priority (dag->prio, the critical path), then the lowest
+ * index: O(log ready) per pick, since a node found up to date sends no
+ * statement and 10,000 of them go through in a fraction of a second. A
+ * signal thread waits with sigtimedwait so it can also notice the end of
+ * the run; a SIGUSR1 sent to it alone wakes it then, so the end of a run
+ * does not wait for its tick.
  *
  * A thread the system refuses to start (pthread_create fails: EAGAIN at a
  * thread or memory limit) must not be waited for. The run goes on with
@@ -48,6 +51,24 @@ int exec_cancelled(const struct exec_worker *w)
 	return __atomic_load_n(&w->ex->signo, __ATOMIC_SEQ_CST) != 0;
 }
 
+/* Whether ready node a starts before b: the longer critical path, then the lower index. */
+static int ready_before(const struct dag *d, size_t a, size_t b)
+{
+	return d->prio[a] > d->prio[b] || (d->prio[a] == d->prio[b] && a < b);
+}
+
+/* Lock held. */
+static void ready_push(struct exec_private *p, const struct dag *d, size_t idx)
+{
+	size_t k = p->nready++;
+
+	while (k && ready_before(d, idx, p->ready[(k - 1) / 2])) {
+		p->ready[k] = p->ready[(k - 1) / 2];
+		k = (k - 1) / 2;
+	}
+	p->ready[k] = idx;
+}
+
 /* Release the children of a finished node. Lock held. */
 static void release_children(struct executor *ex, size_t idx)
 {
@@ -58,7 +79,7 @@ static void release_children(struct executor *ex, size_t idx)
 	for (k = 0; k < d->nchildren[idx]; k++) {
 		size_t c = d->children[idx][k];
 		if (ex->todo[c] && ex->status[c] == EXEC_PENDING && --p->waiting[c] == 0)
-			p->ready[p->nready++] = c;
+			ready_push(p, d, c);
 	}
 }
 
@@ -91,17 +112,23 @@ static void skip_downstream(struct executor *ex, size_t i, struct exec_worker *w
 
 static int pick_ready(struct exec_private *p, const struct dag *d, size_t *out)
 {
-	size_t k, best = 0;
+	size_t k = 0, c, last;
 
 	if (!p->nready)
 		return 0;
-	for (k = 1; k < p->nready; k++) {
-		size_t a = p->ready[k], b = p->ready[best];
-		if (d->prio[a] > d->prio[b] || (d->prio[a] == d->prio[b] && a < b))
-			best = k;
+	*out = p->ready[0];
+	last = p->ready[--p->nready];
+	/* the last one sifts down from the top */
+	while ((c = 2 * k + 1) < p->nready) {
+		if (c + 1 < p->nready && ready_before(d, p->ready[c + 1], p->ready[c]))
+			c++;
+		if (!ready_before(d, p->ready[c], last))
+			break;
+		p->ready[k] = p->ready[c];
+		k = c;
 	}
-	*out = p->ready[best];
-	p->ready[best] = p->ready[--p->nready];
+	if (p->nready)
+		p->ready[k] = last;
 	return 1;
 }
 
@@ -234,7 +261,7 @@ int executor_run(struct executor *ex)
 			if (ex->todo[d->parents[i][k]])
 				p->waiting[i]++;
 		if (!p->waiting[i])
-			p->ready[p->nready++] = i;
+			ready_push(p, d, i);
 	}
 	if (ex->threads < 1)
 		ex->threads = 1;
@@ -286,8 +313,15 @@ int executor_run(struct executor *ex)
 				ex->ops->finished(ex->ud, &p->workers[0], i, 0, EXEC_SKIPPED, &e);
 		}
 	pthread_mutex_unlock(&p->lock);
-	if (sig_started)
+	if (sig_started) {
+		/*
+		 * Wake it rather than wait out its tick (up to 100 ms on every
+		 * run): it sees done before it looks at the signal, and one it
+		 * has not taken dies with it, as it is sent to it alone.
+		 */
+		pthread_kill(sigtid, SIGUSR1);
 		pthread_join(sigtid, NULL);
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	free(tids);
 	if (p->draining && !ex->signo)

@@ -111,6 +111,7 @@ int json_stream_open(struct json_stream *js, const char *path, struct sluice_err
 {
 	js->indent = 0;
 	js->ok = 1;
+	buf_init(&js->text);
 	if (fs_mkdir_parent(path, err) || fs_atomic_open(&js->f, path, err))
 		return err->code;
 	return 0;
@@ -145,8 +146,8 @@ static int dump_indented(const char *s, size_t n, void *ud)
 
 void json_stream_value(struct json_stream *js, const json_t *v, int indent)
 {
-	js->indent = indent;
-	if (json_dump_callback(v, dump_indented, js, JSON_INDENT(2) | JSON_ENCODE_ANY))
+	buf_reset(&js->text);
+	if (json_dump_buf(v, 2, indent, &js->text) || fs_atomic_write(&js->f, js->text.s, js->text.len))
 		js->ok = 0;
 }
 
@@ -165,9 +166,133 @@ void json_stream_key(struct json_stream *js, const char *key, int first, int ind
 
 int json_stream_close(struct json_stream *js, struct sluice_err *err)
 {
+	buf_release(&js->text);
 	if (!js->ok && !js->f.rc)
 		err_set(err, SLUICE_EIO, "%s: cannot serialise JSON", js->f.path);
 	return fs_atomic_close(&js->f, js->ok) ? err->code : 0;
+}
+
+void json_string_dump(struct buf *out, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const char *end = s + len, *from = s;
+
+	buf_grow(out, len + 2);
+	buf_addc(out, '"');
+	for (; s < end; s++) {
+		unsigned char c = (unsigned char)*s;
+		char esc[6] = { '\\', 0 };
+		size_t n = 2;
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		buf_add(out, from, (size_t)(s - from));
+		from = s + 1;
+		switch (c) {
+		case '"': esc[1] = '"'; break;
+		case '\\': esc[1] = '\\'; break;
+		case '\b': esc[1] = 'b'; break;
+		case '\f': esc[1] = 'f'; break;
+		case '\n': esc[1] = 'n'; break;
+		case '\r': esc[1] = 'r'; break;
+		case '\t': esc[1] = 't'; break;
+		default:
+			memcpy(esc + 1, "u00", 3);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			n = 6;
+		}
+		buf_add(out, esc, n);
+	}
+	buf_add(out, from, (size_t)(end - from));
+	buf_addc(out, '"');
+}
+
+/* A new line and indent spaces; nothing when compact (indent < 0). */
+static void dump_newline(struct buf *out, int indent)
+{
+	if (indent < 0)
+		return;
+	buf_grow(out, (size_t)indent + 1);
+	out->s[out->len++] = '\n';
+	memset(out->s + out->len, ' ', (size_t)indent);
+	out->len += (size_t)indent;
+	out->s[out->len] = '\0';
+}
+
+/*
+ * v at depth, where step < 0 is compact and a new line starts margin
+ * spaces in. Only numbers borrow Jansson's own dump: a real's digits are
+ * its business.
+ */
+static int dump_value(struct buf *out, const json_t *v, int step, int margin, int depth)
+{
+	char num[64];
+	size_t n;
+	int in = step < 0 ? -1 : margin + step * (depth + 1);
+	int at = step < 0 ? -1 : margin + step * depth;
+
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: {
+		const char *key;
+		json_t *item;
+		int first = 1;
+		if (!json_object_size(v)) {
+			buf_add(out, "{}", 2);
+			return 0;
+		}
+		buf_addc(out, '{');
+		dump_newline(out, in);
+		json_object_foreach((json_t *)v, key, item) {
+			if (!first) {
+				buf_addc(out, ',');
+				dump_newline(out, in);
+			}
+			first = 0;
+			json_string_dump(out, key, strlen(key));
+			buf_add(out, ": ", step < 0 ? 1 : 2);
+			if (dump_value(out, item, step, margin, depth + 1))
+				return -1;
+		}
+		dump_newline(out, at);
+		buf_addc(out, '}');
+		return 0;
+	}
+	case JSON_ARRAY:
+		if (!json_array_size(v)) {
+			buf_add(out, "[]", 2);
+			return 0;
+		}
+		buf_addc(out, '[');
+		dump_newline(out, in);
+		for (n = 0; n < json_array_size(v); n++) {
+			if (n) {
+				buf_addc(out, ',');
+				dump_newline(out, in);
+			}
+			if (dump_value(out, json_array_get(v, n), step, margin, depth + 1))
+				return -1;
+		}
+		dump_newline(out, at);
+		buf_addc(out, ']');
+		return 0;
+	case JSON_STRING:
+		json_string_dump(out, json_string_value(v), json_string_length(v));
+		return 0;
+	case JSON_TRUE: buf_add(out, "true", 4); return 0;
+	case JSON_FALSE: buf_add(out, "false", 5); return 0;
+	case JSON_NULL: buf_add(out, "null", 4); return 0;
+	default:
+		n = json_dumpb(v, num, sizeof(num), JSON_ENCODE_ANY);
+		if (!n || n > sizeof(num))
+			return -1;
+		buf_add(out, num, n);
+		return 0;
+	}
+}
+
+int json_dump_buf(const json_t *v, int indent, int margin, struct buf *out)
+{
+	return v ? dump_value(out, v, indent > 0 ? indent : -1, margin, 0) : -1;
 }
 
 /* ---- reading a large object piece by piece ---- */

@@ -36,6 +36,7 @@ int json_write_file(const json_t *j, const char *path, struct sluice_err *err);
 struct json_stream {
 	struct fs_atomic f;
 	int indent, ok;
+	struct buf text;   /* json_stream_value's, released by json_stream_close */
 };
 int json_stream_open(struct json_stream *js, const char *path, struct sluice_err *err);
 void json_stream_text(struct json_stream *js, const char *text);
@@ -43,6 +44,23 @@ void json_stream_value(struct json_stream *js, const json_t *v, int indent);
 /* "," (unless first), a new line of indent spaces, and "key": with the key escaped as JSON does. */
 void json_stream_key(struct json_stream *js, const char *key, int first, int indent);
 int json_stream_close(struct json_stream *js, struct sluice_err *err);
+
+/*
+ * Append the JSON string of the len bytes at s (valid UTF-8, NULs
+ * allowed), quotes included, as Jansson's dump writes it without
+ * JSON_ENSURE_ASCII or JSON_ESCAPE_SLASH: a large text without its
+ * per-character cost.
+ */
+void json_string_dump(struct buf *out, const char *s, size_t len);
+/*
+ * Append v as json_dumps(v, JSON_ENCODE_ANY | JSON_INDENT(indent)) writes
+ * it, or with JSON_COMPACT when indent is 0, each new line margin spaces
+ * further in; strings must be valid UTF-8, as Jansson's constructors
+ * make them. Without Jansson's costs per token (a loop check on every
+ * array and object): the artifacts and the report hold 10,000s of them.
+ * Returns 0, or -1 when v or a number in it cannot be written.
+ */
+int json_dump_buf(const json_t *v, int indent, int margin, struct buf *out);
 
 /*
  * Read the JSON object in the file at path a member at a time, so a

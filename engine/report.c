@@ -18,6 +18,7 @@
 #include "json.h"
 #include "report.h"
 #include "util/fs.h"
+#include "util/xalloc.h"
 
 /* engine/report-page.html, made into a C string by the Makefile. */
 extern const char report_page[];
@@ -256,7 +257,7 @@ static json_t *node_new(const char *target_dir, const json_t *mn, const json_t *
  * node is written, so a 10,000-node page is never held whole.
  */
 struct report_in {
-	const char *target_dir;
+	char *target_dir;
 	json_t *mnodes, *index, *byid;
 	json_t *rr_head;               /* run_results.json but its results */
 	const char *section;           /* the manifest's section being read */
@@ -264,14 +265,16 @@ struct report_in {
 	double t0;
 };
 
-static void report_in_init(struct report_in *in, const char *target_dir)
+struct report_in *report_in_new(const char *target_dir)
 {
-	memset(in, 0, sizeof(*in));
-	in->target_dir = target_dir;
+	struct report_in *in = xcalloc(1, sizeof(*in));
+
+	in->target_dir = xstrdup(target_dir);
 	in->mnodes = json_array();
 	in->index = json_object();
 	in->byid = json_object();
 	in->rr_head = json_object();
+	return in;
 }
 
 /* A manifest entry with only what node_new reads of it. */
@@ -296,7 +299,7 @@ static json_t *manifest_part_new(const json_t *mn)
  * sources, in order, indexed by unique_id; an id twice in one section
  * keeps its first place and its last entry, as a whole load would.
  */
-static int manifest_entry(void *ud, const char *key, const char *id, json_t *mn, int item)
+int report_in_manifest(void *ud, const char *key, const char *id, json_t *mn, int item)
 {
 	struct report_in *in = ud;
 	json_t *at;
@@ -319,7 +322,7 @@ static int manifest_entry(void *ud, const char *key, const char *id, json_t *mn,
 }
 
 /* json_load_members' fn for run_results.json: each result's part by unique_id, the rest as it is. */
-static int result_entry(void *ud, const char *key, const char *item_key, json_t *r, int item)
+int report_in_result(void *ud, const char *key, const char *item_key, json_t *r, int item)
 {
 	struct report_in *in = ud;
 	const char *id = json_string_value(json_object_get(r, "unique_id"));
@@ -351,12 +354,16 @@ static void add_stubs(struct report_in *in)
 		}
 }
 
-static void report_in_release(struct report_in *in)
+void report_in_free(struct report_in *in)
 {
+	if (!in)
+		return;
 	json_decref(in->mnodes);
 	json_decref(in->index);
 	json_decref(in->byid);
 	json_decref(in->rr_head);
+	free(in->target_dir);
+	free(in);
 }
 
 /* The page's document but its nodes: {meta, sources, history}. */
@@ -375,24 +382,34 @@ static json_t *report_head_new(const struct report_in *in, const json_t *rr, con
 	return head;
 }
 
-/* json_dump_callback's sink: every '<' becomes \u003c, so no text in the data can end the script. */
-static int page_json(const char *s, size_t n, void *ud)
-{
-	struct fs_atomic *f = ud;
-	size_t i, from = 0;
+/*
+ * The page's JSON, written out: each value is laid out whole in one
+ * reused buffer by json_dump_buf (Jansson's dump, with a callback per
+ * token and a loop check per object, cost more than the rest of the page
+ * at 10,000 nodes), then every '<' becomes \u003c, so no text in the
+ * data can end the script.
+ */
+struct page_out {
+	struct fs_atomic f;
+	struct buf text;
+};
 
-	for (i = 0; i < n; i++)
-		if (s[i] == '<') {
-			fs_atomic_write(f, s + from, i - from);
-			fs_atomic_write(f, "\\u003c", 6);
-			from = i + 1;
-		}
-	return fs_atomic_write(f, s + from, n - from) ? -1 : 0;
-}
-
-static int page_value(struct fs_atomic *f, const json_t *v)
+static int page_value(struct page_out *o, const json_t *v)
 {
-	return !json_dump_callback(v, page_json, f, JSON_COMPACT | JSON_ENCODE_ANY);
+	const char *s, *end, *lt;
+
+	buf_reset(&o->text);
+	if (json_dump_buf(v, 0, 0, &o->text))
+		return 0;
+	s = o->text.s;
+	end = s + o->text.len;
+	while ((lt = memchr(s, '<', (size_t)(end - s)))) {
+		fs_atomic_write(&o->f, s, (size_t)(lt - s));
+		fs_atomic_write(&o->f, "\\u003c", 6);
+		s = lt + 1;
+	}
+	fs_atomic_write(&o->f, s, (size_t)(end - s));
+	return !o->f.rc;
 }
 
 /*
@@ -406,40 +423,57 @@ static int report_render(const json_t *head, struct report_in *in, const char *p
 	static const char open_tag[] = "<script type=\"application/json\" id=\"sluice-data\">";
 	const char *key;
 	json_t *v;
-	struct fs_atomic f;
+	struct page_out o = { .text = BUF_INIT };
 	size_t i;
 	int ok = 1;
 
-	if (fs_atomic_open(&f, path, err))
-		return f.rc;
-	fs_atomic_write(&f, report_page, (size_t)(mark - report_page));
-	fs_atomic_write(&f, open_tag, strlen(open_tag));
-	fs_atomic_write(&f, "{", 1);
+	if (fs_atomic_open(&o.f, path, err))
+		return o.f.rc;
+	fs_atomic_write(&o.f, report_page, (size_t)(mark - report_page));
+	fs_atomic_write(&o.f, open_tag, strlen(open_tag));
+	fs_atomic_write(&o.f, "{", 1);
 	json_object_foreach((json_t *)head, key, v) {
-		fs_atomic_write(&f, "\"", 1);
-		fs_atomic_write(&f, key, strlen(key));   /* meta, sources, history */
-		fs_atomic_write(&f, "\":", 2);
-		ok = ok && page_value(&f, v);
-		fs_atomic_write(&f, ",", 1);
+		fs_atomic_write(&o.f, "\"", 1);
+		fs_atomic_write(&o.f, key, strlen(key));   /* meta, sources, history */
+		fs_atomic_write(&o.f, "\":", 2);
+		ok = ok && page_value(&o, v);
+		fs_atomic_write(&o.f, ",", 1);
 	}
-	fs_atomic_write(&f, "\"nodes\":[", 9);
+	fs_atomic_write(&o.f, "\"nodes\":[", 9);
 	for (i = 0; ok && i < json_array_size(in->mnodes); i++) {
 		json_t *mn = json_array_get(in->mnodes, i);
 		const char *id = json_string_value(json_object_get(mn, "unique_id"));
 		json_t *node = node_new(in->target_dir, mn, json_object_get(in->byid, id), in->index, in->t0);
 		if (i)
-			fs_atomic_write(&f, ",", 1);
-		ok = page_value(&f, node);
+			fs_atomic_write(&o.f, ",", 1);
+		ok = page_value(&o, node);
 		json_decref(node);
 		if (id)
 			json_object_del(in->byid, id);
 		json_array_set_new(in->mnodes, i, json_null());
 	}
-	fs_atomic_write(&f, "]}</script>", 11);
-	if (!ok && !f.rc)
+	fs_atomic_write(&o.f, "]}</script>", 11);
+	if (!ok && !o.f.rc)
 		err_set(err, SLUICE_EIO, "report: cannot serialise the run's data");
-	fs_atomic_write(&f, mark + strlen(REPORT_DATA_MARK), strlen(mark + strlen(REPORT_DATA_MARK)));
-	return fs_atomic_close(&f, ok) ? (err->code ? err->code : SLUICE_EIO) : 0;
+	fs_atomic_write(&o.f, mark + strlen(REPORT_DATA_MARK), strlen(mark + strlen(REPORT_DATA_MARK)));
+	buf_release(&o.text);
+	return fs_atomic_close(&o.f, ok) ? (err->code ? err->code : SLUICE_EIO) : 0;
+}
+
+int report_in_write(struct report_in *in, struct sluice_err *err)
+{
+	json_t *history, *head;
+	char path[PATH_MAX];
+	int rc;
+
+	add_stubs(in);
+	history = load_artifact(in->target_dir, "history.json", 0, err);
+	head = report_head_new(in, in->rr_head, history);
+	json_decref(history);
+	snprintf(path, sizeof(path), "%s/report.html", in->target_dir);
+	rc = report_render(head, in, path, err);
+	json_decref(head);
+	return rc;
 }
 
 int report_write(const char *target_dir, struct sluice_err *err)
@@ -447,8 +481,7 @@ int report_write(const char *target_dir, struct sluice_err *err)
 	static const char *const manifest_split[] = { "nodes", "sources", "parent_map", "child_map", NULL };
 	static const char *const results_split[] = { "results", NULL };
 	struct sluice_err merr = SLUICE_ERR_INIT;
-	json_t *history, *head;
-	struct report_in in;
+	struct report_in *in;
 	char path[PATH_MAX];
 	int rc;
 
@@ -457,26 +490,20 @@ int report_write(const char *target_dir, struct sluice_err *err)
 		err_set(err, SLUICE_EUSAGE, "%s: no such file (run sluice run, build or test first)", path);
 		return err_prefix(err, "report");
 	}
-	report_in_init(&in, target_dir);
+	in = report_in_new(target_dir);
 	/* an unreadable manifest is as good as none: the results alone still show */
 	snprintf(path, sizeof(path), "%s/manifest.json", target_dir);
-	if (fs_exists(path) && json_load_members(path, manifest_split, manifest_entry, &in, &merr)) {
-		json_array_clear(in.mnodes);
-		json_object_clear(in.index);
+	if (fs_exists(path) && json_load_members(path, manifest_split, report_in_manifest, in, &merr)) {
+		json_array_clear(in->mnodes);
+		json_object_clear(in->index);
 	}
 	snprintf(path, sizeof(path), "%s/run_results.json", target_dir);
-	if (json_load_members(path, results_split, result_entry, &in, err)) {
-		report_in_release(&in);
+	if (json_load_members(path, results_split, report_in_result, in, err)) {
+		report_in_free(in);
 		return err_prefix(err, "report");
 	}
-	add_stubs(&in);
-	history = load_artifact(target_dir, "history.json", 0, err);
-	head = report_head_new(&in, in.rr_head, history);
-	json_decref(history);
-	snprintf(path, sizeof(path), "%s/report.html", target_dir);
-	rc = report_render(head, &in, path, err);
-	json_decref(head);
-	report_in_release(&in);
+	rc = report_in_write(in, err);
+	report_in_free(in);
 	return rc;
 }
 

@@ -13,6 +13,7 @@
 #ifndef SLUICE_REPORT_H
 #define SLUICE_REPORT_H
 
+#include "json.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "value.h"
@@ -23,6 +24,24 @@
  * artifacts are optional. Secrets: only what the artifacts hold goes in.
  */
 int report_write(const char *target_dir, struct sluice_err *err);
+
+/*
+ * The same page from entries handed over as json_load_members would read
+ * them from the artifacts (json.h): a run feeds the entries it writes, so
+ * it does not read back the files it has just written, and the page is
+ * byte for byte the one report_write makes from those files.
+ * report_in_manifest takes manifest.json's members, report_in_result
+ * run_results.json's (both json_member_fn: the value is stolen, 0
+ * returned). report_in_write writes <target_dir>/report.html (it reads
+ * history.json, target/run/ and target/logs/ itself); report_in_free
+ * accepts NULL.
+ */
+struct report_in;
+struct report_in *report_in_new(const char *target_dir);
+int report_in_manifest(void *in, const char *key, const char *item_key, json_t *value, int item);
+int report_in_result(void *in, const char *key, const char *item_key, json_t *value, int item);
+int report_in_write(struct report_in *in, struct sluice_err *err);
+void report_in_free(struct report_in *in);
 
 /*
  * Publish the report of the run in target_dir to dest: "s3://bucket/prefix"

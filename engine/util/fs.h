@@ -5,6 +5,7 @@
 #define SLUICE_FS_H
 
 #include <stddef.h>
+#include <sys/types.h>
 #include "buf.h"
 #include "err.h"
 
@@ -24,6 +25,7 @@ struct fs_atomic {
 	struct buf tmp, pending;
 	int fd, rc;
 	struct sluice_err *err;
+	off_t written, started;   /* bytes written; and handed to writeback (fs.c) */
 };
 int fs_atomic_open(struct fs_atomic *f, const char *path, struct sluice_err *err);
 int fs_atomic_write(struct fs_atomic *f, const void *data, size_t len);

@@ -65,6 +65,15 @@ t_where() {
 }
 ok "the command says where the report is; the run's page and artifacts are at <dest>/<id>/" t_where
 
+# the run hands its entries to the page as it writes them: the page must be
+# the one its artifacts make
+t_same_page() {
+	cp target/report.html "$T_DIR/run.html" || return 1
+	sluice report >"$T_DIR/out" 2>&1 || { cat "$T_DIR/out"; return 1; }
+	cmp target/report.html "$T_DIR/run.html" || { echo "the run's page is not sluice report's"; return 1; }
+}
+ok "the page a failed build writes is the one sluice report makes from its artifacts" t_same_page
+
 t_self_contained() {
 	expect_no_grep 'https?://' target/report.html || return 1
 	expect_no_grep '@import' target/report.html || return 1
@@ -140,6 +149,7 @@ t_reused() {
 	browse
 }
 ok "the reused nodes show as reused in the page" t_reused
+ok "  ...and it is the page sluice report makes from the artifacts" t_same_page
 
 t_index() {
 	expect_eq "$ID2 $ID1" "$(jq -r '[.runs[].invocation_id] | join(" ")' "$PUB/index.json")" || return 1

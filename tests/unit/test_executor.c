@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -243,6 +244,85 @@ static void test_signal_thread_refused(void **state)
 	arena_release(&a);
 }
 
+/* ---- the order one worker starts nodes in ---- */
+
+#define BIG 400
+
+struct order {
+	size_t seq[BIG];
+	size_t n;
+};
+
+static int order_run(void *ud, struct exec_worker *w, size_t idx, int *reused, struct sluice_err *err)
+{
+	struct order *o = ud;
+
+	(void)w;
+	(void)reused;
+	(void)err;
+	o->seq[o->n++] = idx;
+	return 0;
+}
+
+static const char *order_name(void *ud, size_t idx)
+{
+	(void)ud;
+	(void)idx;
+	return "n";
+}
+
+/*
+ * A random DAG (fixed seed) on one worker: each pick is the ready node
+ * with the longest critical path, the lowest index among equals, as a
+ * scan of every ready node finds it.
+ */
+static void test_pick_order(void **state)
+{
+	static const struct exec_ops order_ops = { .run = order_run, .name = order_name };
+	static unsigned char todo[BIG];
+	struct arena a = ARENA_INIT;
+	struct dag *d = dag_new(&a, BIG);
+	struct order got = { .n = 0 };
+	size_t want[BIG], waiting[BIG], ready[BIG], nready = 0, i, k, *cycle, ncycle;
+	unsigned seed = 17;
+	struct executor ex;
+
+	(void)state;
+	for (i = 0; i < BIG; i++) {
+		todo[i] = EXEC_RUN;
+		/* 0 to 3 parents among the earlier nodes */
+		for (k = rand_r(&seed) % 4; i && k > 0; k--)
+			dag_add_edge(d, (size_t)rand_r(&seed) % i, i);
+	}
+	assert_int_equal(dag_check(d, &cycle, &ncycle), 0);
+	for (i = 0; i < BIG; i++)
+		if (!(waiting[i] = d->nparents[i]))
+			ready[nready++] = i;
+	for (i = 0; i < BIG; i++) {
+		size_t best = 0, j;
+		for (j = 1; j < nready; j++)
+			if (d->prio[ready[j]] > d->prio[ready[best]] ||
+			    (d->prio[ready[j]] == d->prio[ready[best]] && ready[j] < ready[best]))
+				best = j;
+		want[i] = ready[best];
+		ready[best] = ready[--nready];
+		for (k = 0; k < d->nchildren[want[i]]; k++)
+			if (--waiting[d->children[want[i]][k]] == 0)
+				ready[nready++] = d->children[want[i]][k];
+	}
+	memset(&ex, 0, sizeof(ex));
+	ex.dag = d;
+	ex.todo = todo;
+	ex.threads = 1;
+	ex.ops = &order_ops;
+	ex.ud = &got;
+	assert_int_equal(executor_run(&ex), 0);
+	assert_int_equal(got.n, BIG);
+	assert_memory_equal(got.seq, want, sizeof(want));
+	executor_release(&ex);
+	arena_release(&a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -251,6 +331,7 @@ int main(void)
 		cmocka_unit_test(test_some_workers_refused),
 		cmocka_unit_test(test_no_worker_started),
 		cmocka_unit_test(test_signal_thread_refused),
+		cmocka_unit_test(test_pick_order),
 	};
 
 	/* a run waiting for a thread that never started would hang: fail instead */

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
+#include <sys/time.h>
 #include <cmocka.h>
 #include "../../engine/json.h"
 #include "../../engine/util/fs.h"
@@ -95,13 +97,17 @@ static void test_stream_same_bytes(void **state)
 	(void)state;
 	snprintf(a, sizeof(a), "%s/whole.json", dir);
 	snprintf(b, sizeof(b), "%s/pieces.json", dir);
-	for (n = 0; n < 3; n++) {
-		json_t *root = doc_new(n);
+	/* 20,000 results: several megabytes, handed to writeback before the close */
+	for (n = 0; n < 4; n++) {
+		json_t *root = doc_new(n < 3 ? n : 20000);
+		char *dumped = json_dumps(root, JSON_INDENT(2));
 		assert_int_equal(json_write_file(root, a, &err), 0);
 		stream_doc(root, b);
 		read_text(a, &whole);
 		read_text(b, &pieces);
+		assert_string_equal(whole.s, dumped);
 		assert_string_equal(pieces.s, whole.s);
+		free(dumped);
 		json_decref(root);
 	}
 	buf_release(&whole);
@@ -207,6 +213,132 @@ static void test_members_errors(void **state)
 	buf_release(&got);
 }
 
+/* json_string_dump writes what Jansson's dump does: every byte below 0x80, NUL, UTF-8, an empty string. */
+static void test_string_dump(void **state)
+{
+	static const char *const texts[] = { "", "select 1\n  from \"t\" -- \\ '<x>' /", "caf\xc3\xa9 \xe2\x80\xa8 \xf0\x9f\x90\x9f",
+					     "\x7f end" };
+	char all[128];
+	struct buf got = BUF_INIT;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(all); i++)
+		all[i] = (char)i;
+	for (i = 0; i <= sizeof(texts) / sizeof(texts[0]); i++) {
+		const char *t = i < sizeof(texts) / sizeof(texts[0]) ? texts[i] : all;
+		size_t len = t == all ? sizeof(all) : strlen(t);
+		json_t *j = json_stringn(t, len);
+		char *want;
+		assert_non_null(j);
+		want = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+		buf_reset(&got);
+		json_string_dump(&got, t, len);
+		assert_int_equal(got.len, strlen(want));
+		assert_memory_equal(got.s, want, got.len);
+		free(want);
+		json_decref(j);
+	}
+	buf_release(&got);
+}
+
+/*
+ * json_dump_buf writes what json_dumps does, compact and indented, and with
+ * a margin what json_stream's indentation made of it.
+ */
+static void test_dump_buf(void **state)
+{
+	static const char doc[] =
+		"{\"a\": [], \"b\": {}, \"c\": [1, -2, 9223372036854775807, 0.5, 1.0, -0.0, 1e20, 8.1e-06, "
+		"3.141592653589793, 1e-300, 123456789012345678.0], \"d\": {\"e\": [[[]], [{}], {\"f\": null}], "
+		"\"g\": true, \"h\": false}, \"s\\\"k\\n\": \"v\\u0001\\u001f <tag> caf\\u00e9 \\ud83d\\udc1f /\", "
+		"\"z\": [\"\", 0, {\"y\": [1, [2, [3]]]}]}";
+	static const int indents[] = { 0, 2, 4 };
+	json_error_t je;
+	json_t *roots[3];
+	struct buf got = BUF_INIT, want = BUF_INIT;
+	size_t i, r, k;
+
+	(void)state;
+	roots[0] = json_loads(doc, 0, &je);
+	assert_non_null(roots[0]);
+	roots[1] = json_string("top level");
+	roots[2] = json_real(0.1);
+	for (r = 0; r < 3; r++)
+		for (i = 0; i < sizeof(indents) / sizeof(indents[0]); i++) {
+			size_t flags = JSON_ENCODE_ANY | (indents[i] ? JSON_INDENT(indents[i]) : JSON_COMPACT);
+			char *text = json_dumps(roots[r], flags);
+			assert_non_null(text);
+			buf_reset(&got);
+			assert_int_equal(json_dump_buf(roots[r], indents[i], 0, &got), 0);
+			assert_string_equal(got.s, text);
+			/* a margin: every new line 6 spaces further in */
+			buf_reset(&want);
+			for (k = 0; text[k]; k++) {
+				buf_addc(&want, text[k]);
+				if (text[k] == '\n')
+					buf_puts(&want, "      ");
+			}
+			buf_reset(&got);
+			assert_int_equal(json_dump_buf(roots[r], indents[i], 6, &got), 0);
+			assert_string_equal(got.s, want.s);
+			free(text);
+		}
+	for (r = 0; r < 3; r++)
+		json_decref(roots[r]);
+	buf_release(&got);
+	buf_release(&want);
+}
+
+/* The file's mtime; then set to 1 when reset. */
+static time_t mtime_of(const char *path, int reset)
+{
+	struct timeval old[2] = { { 1, 0 }, { 1, 0 } };
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	if (reset)
+		assert_int_equal(utimes(path, old), 0);
+	return st.st_mtime;
+}
+
+/* fs_write_if_changed (util/fs.c) leaves a file with the same bytes alone, and rewrites any other. */
+static void test_write_if_changed(void **state)
+{
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct buf text = BUF_INIT, got = BUF_INIT;
+	char path[128];
+	size_t i;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/same.sql", dir);
+	for (i = 0; i < 100000; i++)   /* more than one read's worth */
+		buf_addc(&text, (char)('a' + i % 26));
+	assert_int_equal(fs_write_if_changed(path, text.s, text.len, &err), 0);
+	mtime_of(path, 1);
+	assert_int_equal(fs_write_if_changed(path, text.s, text.len, &err), 0);
+	assert_int_equal(mtime_of(path, 0), 1);
+	/* the last byte differs, then a byte more, then a byte less */
+	text.s[text.len - 1] = '!';
+	assert_int_equal(fs_write_if_changed(path, text.s, text.len, &err), 0);
+	assert_true(mtime_of(path, 1) > 1);
+	buf_addc(&text, 'x');
+	assert_int_equal(fs_write_if_changed(path, text.s, text.len, &err), 0);
+	assert_true(mtime_of(path, 1) > 1);
+	assert_int_equal(fs_write_if_changed(path, text.s, text.len - 2, &err), 0);
+	assert_true(mtime_of(path, 1) > 1);
+	assert_int_equal(fs_read_file(path, &got, &err), 0);
+	assert_int_equal(got.len, text.len - 2);
+	assert_memory_equal(got.s, text.s, got.len);
+	/* empty, twice */
+	assert_int_equal(fs_write_if_changed(path, "", 0, &err), 0);
+	mtime_of(path, 1);
+	assert_int_equal(fs_write_if_changed(path, "", 0, &err), 0);
+	assert_int_equal(mtime_of(path, 0), 1);
+	buf_release(&text);
+	buf_release(&got);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -214,6 +346,9 @@ int main(void)
 		cmocka_unit_test(test_stream_open_fails),
 		cmocka_unit_test(test_members),
 		cmocka_unit_test(test_members_errors),
+		cmocka_unit_test(test_string_dump),
+		cmocka_unit_test(test_dump_buf),
+		cmocka_unit_test(test_write_if_changed),
 	};
 	int rc;
 
