@@ -342,6 +342,78 @@ ok_libpq "ODBC loads through INSERTs, in one stream" \
 	"streams lose a row: the counts are checked before the swap, the target and tables are as before" t_streams_count
 rm -f models/unload_many.sql models/wide.sql models/narrow.sql
 
+# ---- unload streams ---------------------------------------------------------------
+
+# A lake table of about 25 MiB on disk: worth three unload streams (one per
+# 8 MiB), read whole by one unload in three streams and by one in one.
+printf '      - name: big\n' >>models/sources.yml
+lake_q "create table lake.big (id int primary key, k text, pad text);
+insert into lake.big
+select g, case g % 4 when 0 then null when 1 then '' when 2 then e'a\"b,\nc' else 'k' || g end, repeat(md5(g::text), 4)
+from generate_series(1, 150000) g"
+model unload_big3 "{{ config(materialized='unload', connection='lake', streams=3, max_file_size='2m') }}
+select * from {{ source('lake', 'big') }}"
+model unload_big1 "{{ config(materialized='unload', connection='lake', streams=1, max_file_size='2m') }}
+select * from {{ source('lake', 'big') }}"
+model big3 "{{ config(materialized='load', streams=1) }}
+{{ ref('unload_big3') }}"
+
+# gen_rows MODEL: the sorted lines of every part of MODEL's newest generation, hashed
+gen_rows() {
+	local m
+	m=$(ls -t .sluice/stage/"$1"/*/manifest | head -n 1) &&
+	jq -r '.entries[].url' "$m" | sed 's|^file://||' | xargs cat | LC_ALL=C sort | md5sum
+}
+# gen_count MODEL: the manifest's record_count, and the sum of its entries'
+gen_count() {
+	local m
+	m=$(ls -t .sluice/stage/"$1"/*/manifest | head -n 1) &&
+	jq -r '"\(.meta.record_count) \([.entries[].meta.record_count] | add)"' "$m"
+}
+t_unload_streams() {
+	expect_exit 0 sluice run -s unload_big3 unload_big1 big3 || return 1
+	# the line says how many streams read the table; one stream says nothing
+	expect_grep "OK unload [^ ]*unload_big3 \.+ [0-9.]+s 150000 rows \(3 streams\)$" "$T_DIR/out" || return 1
+	expect_grep "OK unload [^ ]*unload_big1 \.+ [0-9.]+s 150000 rows$" "$T_DIR/out" || return 1
+	# exactly the rows of one stream, each once, and the manifest counts them all
+	expect_eq "$(gen_rows unload_big1)" "$(gen_rows unload_big3)" || return 1
+	expect_eq "150000 150000" "$(gen_count unload_big3)" || return 1
+	expect_eq "$(table_hash "$LAKE" lake.big)" "$(table_hash "$T_DB" analytics.big3)" || return 1
+	expect_eq pass "$(rr '.results[] | select(.unique_id == "model.proj.unload_big3") | .validations[0].status')" || return 1
+	# the streams' transactions are over: no session of the run is left on the lake
+	expect_eq 0 "$(lake_q "select count(*) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()")"
+}
+ok_libpq "COPY streams need libpq" \
+	"an unload of a whole table reads it in three streams: the same rows as one stream, counted, the line names them" t_unload_streams
+
+# The lake through a login limited to 7 sessions: the connection budget
+# reads the role's limit (a superuser's is not one).
+ROLE="${T_DB}_lake"
+lake_q "create role \"$ROLE\" login password 'lake-secret' connection limit 7;
+grant usage on schema lake to \"$ROLE\"; grant select on lake.big to \"$ROLE\"" >/dev/null
+at_exit "psql -X -q -d postgres -c 'DROP DATABASE IF EXISTS \"$LAKE\" WITH (FORCE)' -c 'DROP ROLE IF EXISTS \"$ROLE\"' >/dev/null 2>&1"
+cat >>profiles.yml <<YML
+        lake_small:
+          type: postgres
+          host: "$SLUICE_TEST_PGHOST"
+          port: $SLUICE_TEST_PGPORT
+          user: "$ROLE"
+          password: lake-secret
+          dbname: "$LAKE"
+          schema: lake
+YML
+model unload_small "{{ config(materialized='unload', connection='lake_small', streams=3, max_file_size='2m') }}
+select * from lake.big"
+t_unload_streams_budget() {
+	# room for the run's four workers (one of them the main connection), 2 kept free, and one session more
+	expect_exit 0 sluice run -s unload_small || return 1
+	expect_grep "unload_small: 2 streams, not 3: connection 'lake_small' has room for 1 more session$" "$T_DIR/out" || return 1
+	expect_grep "OK unload [^ ]*unload_small \.+ [0-9.]+s 150000 rows \(2 streams\)$" "$T_DIR/out" || return 1
+	expect_eq "$(gen_rows unload_big1)" "$(gen_rows unload_small)"
+}
+ok_libpq "COPY streams need libpq" \
+	"unload streams count in the connection budget: fewer streams when the lake has room for fewer sessions" t_unload_streams_budget
+
 # ---- faults -------------------------------------------------------------------
 
 t_altered_part() {
