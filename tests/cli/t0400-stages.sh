@@ -561,15 +561,23 @@ rm -f models/unload_slow.sql models/slow.sql
 # next part filling while the one before it is sent.
 model unload_patients "{{ config(materialized='unload', connection='lake', max_file_size='1m') }}
 select id, name, note, born, score, updated_at from {{ source('lake', 'patients') }}"
-t_s3_part_fails() {
-	local before port rc
-	before=$(table_hash "$T_DB" analytics.patients) || return 1
-	bg_start P node "$HARNESS/s3-fault-proxy.js" "${SLUICE_TEST_S3_ENDPOINT##*:}" 3 "$T_DIR/proxy.log" || return 1
+# via_proxy NAME ARG...: s3-fault-proxy.js ARG... (after s3rver's port) in
+# the background as NAME, and profiles.yml pointed at it; the profile of
+# s3rver itself is kept in $T_DIR/profiles.s3rver.yml, to put back.
+via_proxy() {
+	local name=$1 port
+	shift
+	bg_start "$name" node "$HARNESS/s3-fault-proxy.js" "${SLUICE_TEST_S3_ENDPOINT##*:}" "$@" || return 1
 	at_exit "kill $BG_PID 2>/dev/null" || return 1
-	wait_until 10 grep -q '^listening' "$T_DIR/P.log" || { cat "$T_DIR/P.log"; return 1; }
-	port=$(sed -n 's/^listening //p' "$T_DIR/P.log") || return 1
+	wait_until 10 grep -q '^listening' "$T_DIR/$name.log" || { cat "$T_DIR/$name.log"; return 1; }
+	port=$(sed -n 's/^listening //p' "$T_DIR/$name.log") || return 1
 	sed "s|endpoint: $SLUICE_TEST_S3_ENDPOINT|endpoint: http://127.0.0.1:$port|" profiles.yml >"$T_DIR/profiles.yml" &&
-	cp profiles.yml "$T_DIR/profiles.s3rver.yml" && cp "$T_DIR/profiles.yml" profiles.yml || return 1
+	cp profiles.yml "$T_DIR/profiles.s3rver.yml" && cp "$T_DIR/profiles.yml" profiles.yml
+}
+t_s3_part_fails() {
+	local before rc
+	before=$(table_hash "$T_DB" analytics.patients) || return 1
+	via_proxy P 3 "$T_DIR/proxy.log" || return 1
 	expect_exit 1 sluice run -s unload_patients patients --full-refresh
 	rc=$?
 	cp "$T_DIR/profiles.s3rver.yml" profiles.yml && [ $rc -eq 0 ] || return 1
@@ -584,6 +592,30 @@ t_s3_part_fails() {
 	expect_eq "$before" "$(table_hash "$T_DB" analytics.patients)"
 }
 ok "s3rver: a multipart part upload fails: the unload fails naming it, the upload is aborted, no manifest, target unchanged" t_s3_part_fails
+
+# Unload streams through s3rver: every upload of part file 1 fails, in
+# whichever of the three streams writes it; the load reads as they write.
+t_s3_stream_fails() {
+	local before rc
+	before=$(table_hash "$T_DB" analytics.big3) || return 1
+	via_proxy Q 0 "$T_DIR/proxy-streams.log" /part-00001.csv || return 1
+	expect_exit 1 sluice run -s unload_big3 big3 --full-refresh
+	rc=$?
+	cp "$T_DIR/profiles.s3rver.yml" profiles.yml && [ $rc -eq 0 ] || return 1
+	expect_grep "ERROR unload [^ ]*unload_big3" "$T_DIR/out" || return 1
+	expect_grep "s3 PUT s3://$SLUICE_TEST_S3_BUCKET/stage/unload_big3/.*/part-00001.csv: InternalError: part failed by the test \\(HTTP 500\\)" \
+		"$T_DIR/out" || return 1
+	expect_grep "unload 'unload_big3' failed \(s3 PUT .*part-00001.csv: .*\); the target was not touched" "$T_DIR/out" || return 1
+	# the other streams stopped: parts 0 and 2 were started, and no part past a few
+	expect_grep "^PUT /$SLUICE_TEST_S3_BUCKET/stage/unload_big3/.*/part-00002.csv" "$T_DIR/proxy-streams.log" || return 1
+	expect_no_grep "^PUT /$SLUICE_TEST_S3_BUCKET/stage/unload_big3/.*/part-0000[6-9].csv" "$T_DIR/proxy-streams.log" || return 1
+	# the failed part's upload is aborted; no manifest: no load can read the generation
+	expect_grep "^DELETE /$SLUICE_TEST_S3_BUCKET/stage/unload_big3/.*/part-00001.csv\\?uploadId=" "$T_DIR/proxy-streams.log" || return 1
+	expect_no_grep "^PUT .*/manifest" "$T_DIR/proxy-streams.log" || return 1
+	expect_eq "$before" "$(table_hash "$T_DB" analytics.big3)"
+}
+ok_libpq "COPY streams need libpq" \
+	"s3rver: a part fails in one unload stream: the others stop, the unload fails naming it, no manifest, target unchanged" t_s3_stream_fails
 
 # the lake pauses at row 1500, after some parts are uploaded
 model unload_patients "{{ config(materialized='unload', connection='lake', max_file_size='20k') }}
