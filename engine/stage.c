@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <zlib.h>
+#include <zstd.h>
 #include "audit.h"
 #include "json.h"
 #include "conn.h"
@@ -332,6 +333,8 @@ struct parts {
 	long long max_raw;
 	long long expect;              /* the planner's guess of the CSV's bytes, or -1 */
 	int gzip;
+	int zstd;                      /* compression: zstd (level 1: s3rver-class stores are the limit) */
+	ZSTD_CCtx *zc;
 	struct pump pump;
 	int open;
 	long long raw, bytes;          /* this part: input bytes, stored bytes */
@@ -371,7 +374,7 @@ static char *part_key(const struct parts *ps)
 	pthread_mutex_lock(&ps->list->lock);
 	k = ps->list->next++;
 	pthread_mutex_unlock(&ps->list->lock);
-	buf_printf(&b, "%spart-%05zu.csv%s", ps->u->prefix, k, ps->gzip ? ".gz" : "");
+	buf_printf(&b, "%spart-%05zu.csv%s", ps->u->prefix, k, ps->gzip ? ".gz" : ps->zstd ? ".zst" : "");
 	return buf_detach(&b, NULL);
 }
 
@@ -401,6 +404,12 @@ static int part_start(struct parts *ps, struct sluice_err *err)
 		/* 15 + 16: a gzip wrapper, which COPY ... GZIP and gunzip read */
 		if (deflateInit2(&ps->z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
 			return err_set(err, SLUICE_EIO, "stage: zlib init failed");
+	}
+	if (ps->zstd) {
+		if (!ps->zc && !(ps->zc = ZSTD_createCCtx()))
+			return err_set(err, SLUICE_EIO, "stage: zstd init failed");
+		ZSTD_CCtx_reset(ps->zc, ZSTD_reset_session_only);
+		ZSTD_CCtx_setParameter(ps->zc, ZSTD_c_compressionLevel, 1);
 	}
 	return 0;
 }
@@ -474,9 +483,29 @@ static int part_deflate(struct parts *ps, const void *data, size_t len, int flus
 	return 0;
 }
 
+/* The same for zstd: ZSTD_e_end ends the frame, which then holds the whole part. */
+static int part_zstd(struct parts *ps, const void *data, size_t len, ZSTD_EndDirective end, struct sluice_err *err)
+{
+	unsigned char out[ZBUF];
+	ZSTD_inBuffer in = { data, len, 0 };
+	size_t left;
+
+	do {
+		ZSTD_outBuffer o = { out, sizeof(out), 0 };
+		left = ZSTD_compressStream2(ps->zc, &o, &in, end);
+		if (ZSTD_isError(left))
+			return err_set(err, SLUICE_EIO, "stage: zstd failed: %s", ZSTD_getErrorName(left));
+		if (o.pos && part_put(ps, out, o.pos, err))
+			return err->code;
+	} while (end == ZSTD_e_end ? left != 0 : in.pos < in.size);
+	return 0;
+}
+
 static int part_write(struct parts *ps, const char *data, size_t len, struct sluice_err *err)
 {
 	ps->raw += (long long)len;
+	if (ps->zstd)
+		return part_zstd(ps, data, len, ZSTD_e_continue, err);
 	return ps->gzip ? part_deflate(ps, data, len, Z_NO_FLUSH, err) : part_put(ps, data, len, err);
 }
 
@@ -489,6 +518,8 @@ static int part_finish(struct parts *ps, struct sluice_err *err)
 		rc = part_deflate(ps, NULL, 0, Z_FINISH, err);
 		deflateEnd(&ps->z);
 	}
+	if (ps->zstd && ps->open)
+		rc = part_zstd(ps, NULL, 0, ZSTD_e_end, err);
 	if (!ps->open)
 		return rc;
 	if (!rc)
@@ -750,6 +781,8 @@ static void parts_init(struct parts *ps, const struct stage_unload *u, struct pa
 	ps->store = store;
 	ps->max_raw = config_size(u->config, "max_file_size", STAGE_DEFAULT_PART);
 	ps->gzip = val_get_bool(u->config, "gzip", 0);
+	ps->zstd = !ps->gzip && !strcmp(val_get_str(u->config, "compression", "none"), "zstd");
+	ps->gzip = ps->gzip || !strcmp(val_get_str(u->config, "compression", "none"), "gzip");
 	ps->wbuf = xmalloc(ZBUF);
 	ps->cols = cols;
 	ps->expect = expect;
@@ -758,6 +791,7 @@ static void parts_init(struct parts *ps, const struct stage_unload *u, struct pa
 static void parts_release(struct parts *ps)
 {
 	parts_abort(ps);
+	ZSTD_freeCCtx(ps->zc);
 	columns_release(&ps->rowcols);
 	free(ps->wbuf);
 	buf_release(&ps->row);
@@ -1036,6 +1070,11 @@ int stage_unload(const struct stage_unload *u, long long *rows, long long *repor
 	*rows = -1;
 	*reported_out = -1;
 	*streams = 1;
+	{
+		const char *comp = val_get_str(u->config, "compression", "none");
+		if (strcmp(comp, "none") && strcmp(comp, "gzip") && strcmp(comp, "zstd"))
+			return err_set(err, SLUICE_EUSAGE, "compression: '%s' is not one of none, gzip, zstd", comp);
+	}
 	if (u->d->unload && !u->d->copy_out_csv) {
 		rc = unload_server_side(u, rows, err);
 		*reported_out = *rows;
@@ -1110,6 +1149,8 @@ struct get_job {
 	char *key;
 	int gunzip;
 	z_stream z;
+	ZSTD_DCtx *zd;                 /* a .zst part's */
+	size_t zleft;                  /* 0: its frames are complete */
 	int header;                 /* lines still to skip */
 	int in_quote;
 };
@@ -1155,14 +1196,37 @@ static int gunzip_sink(void *ud, const void *data, size_t len, struct sluice_err
 	return 0;
 }
 
+static int unzstd_sink(void *ud, const void *data, size_t len, struct sluice_err *err)
+{
+	struct get_job *g = ud;
+	unsigned char out[ZBUF];
+	ZSTD_inBuffer in = { data, len, 0 };
+	size_t r;
+
+	do {
+		ZSTD_outBuffer o = { out, sizeof(out), 0 };
+		g->zleft = r = ZSTD_decompressStream(g->zd, &o, &in);
+		if (ZSTD_isError(r))
+			return err_set(err, SLUICE_EIO, "stage: %s is not valid zstd: %s", g->key, ZSTD_getErrorName(r));
+		if (o.pos && get_sink(g, out, o.pos, err))
+			return err->code;
+		if (o.pos < o.size && in.pos == in.size)
+			break;
+	} while (1);
+	return 0;
+}
+
 static void *download_thread(void *ud)
 {
 	struct get_job *g = ud;
+	sluice_write_fn sink = g->gunzip ? gunzip_sink : g->zd ? unzstd_sink : get_sink;
 
 	if (g->gunzip && inflateInit2(&g->z, 15 + 32) != Z_OK)
 		g->pump.rc = err_set(&g->pump.err, SLUICE_EIO, "stage: zlib init failed");
 	else
-		g->pump.rc = g->store->ops->get(g->store, g->key, g->gunzip ? gunzip_sink : get_sink, g, &g->pump.err);
+		g->pump.rc = g->store->ops->get(g->store, g->key, sink, g, &g->pump.err);
+	if (!g->pump.rc && g->zd && g->zleft)
+		g->pump.rc = err_set(&g->pump.err, SLUICE_EIO, "stage: %s ends inside a zstd frame", g->key);
 	if (g->gunzip)
 		inflateEnd(&g->z);
 	/* failing, the reader must see an error rather than a short file */
@@ -1193,11 +1257,18 @@ static int load_object(const struct stage_load *l, struct objstore *store, struc
 	g.store = store;
 	g.key = xstrdup(key);
 	g.gunzip = ends_with(key, ".gz");
+	if (ends_with(key, ".zst") && !(g.zd = ZSTD_createDCtx())) {
+		close(g.pump.fd[0]);
+		close(g.pump.fd[1]);
+		free(g.key);
+		return err_set(err, SLUICE_EIO, "stage: zstd init failed");
+	}
 	g.header = l->listing && l->header;
 	if (pthread_create(&g.pump.th, NULL, download_thread, &g)) {
 		close(g.pump.fd[0]);
 		close(g.pump.fd[1]);
 		free(g.key);
+		ZSTD_freeDCtx(g.zd);
 		return err_set(err, SLUICE_EIO, "stage: cannot start a download thread");
 	}
 	if (c->drv->copy_in && l->d->copy_in_csv) {
@@ -1225,6 +1296,7 @@ static int load_object(const struct stage_load *l, struct objstore *store, struc
 	if (rc)
 		err_prefix(err, "loading %s", key);
 	free(g.key);
+	ZSTD_freeDCtx(g.zd);
 	buf_release(&sql);
 	return rc;
 }
