@@ -1203,17 +1203,17 @@ static int unzstd_sink(void *ud, const void *data, size_t len, struct sluice_err
 	ZSTD_inBuffer in = { data, len, 0 };
 	size_t r;
 
-	do {
+	for (;;) {
 		ZSTD_outBuffer o = { out, sizeof(out), 0 };
 		g->zleft = r = ZSTD_decompressStream(g->zd, &o, &in);
 		if (ZSTD_isError(r))
 			return err_set(err, SLUICE_EIO, "stage: %s is not valid zstd: %s", g->key, ZSTD_getErrorName(r));
 		if (o.pos && get_sink(g, out, o.pos, err))
 			return err->code;
-		if (o.pos < o.size && in.pos == in.size)
-			break;
-	} while (1);
-	return 0;
+		/* a frame that ended with the input is done: asked again, zstd would wait for the next one */
+		if (in.pos == in.size && (r == 0 || o.pos < o.size))
+			return 0;
+	}
 }
 
 static void *download_thread(void *ud)

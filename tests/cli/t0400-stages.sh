@@ -434,6 +434,17 @@ t_zstd() {
 }
 ok "compression: zstd: parts are zstd frames, the load reads the rows back, counts checked" t_zstd
 
+# Rows of exactly 64 bytes in 64 KiB parts: each part's CSV fills the
+# load's 64 KiB decompression buffer exactly, where a frame ends.
+model unload_z "{{ config(materialized='unload', connection='lake', compression='zstd', max_file_size='64k') }}
+select lpad(id::text, 63, '0') as line from {{ source('lake', 'patients') }}"
+t_zstd_exact() {
+	expect_exit 0 sluice run -s unload_z patients_z --full-refresh || return 1
+	expect_eq "$(lake_q "select count(*) from lake.patients")" "$(psql_q "select count(distinct line) from analytics.patients_z")" || return 1
+	expect_eq "65536" "$(jq -r '[.entries[].meta.record_count] | .[0] * 64' "$(ls -t .sluice/stage/unload_z/*/manifest | head -n 1)")"
+}
+ok "compression: zstd: parts that end exactly at the load's buffer size" t_zstd_exact
+
 t_compression_unknown() {
 	model unload_z "{{ config(materialized='unload', connection='lake', compression='lz4') }}
 select 1 as one"
