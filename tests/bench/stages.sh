@@ -118,8 +118,10 @@ for n in "$@"; do
 		r=$(timed sh -c 'psql -X -q -d lake -c "\copy (select * from lake.t) to stdout" |
 			psql -X -q -d wh -c "\copy public.ref_t from stdin"')
 		pipe="$pipe ${r% *}"
-		psql -X -q -d wh -c "drop schema if exists lake cascade" >/dev/null 2>&1
-		r=$(timed sh -c 'pg_dump -d lake -t lake.t | psql -X -q -d wh')
+		# pg_dump -t writes no CREATE SCHEMA: without one the restore fails
+		# at CREATE TABLE, and psql would read the COPY's rows as SQL
+		psql -X -q -d wh -c "drop schema if exists lake cascade; create schema lake" >/dev/null 2>&1
+		r=$(timed sh -c 'pg_dump -d lake -t lake.t | psql -X -q -v ON_ERROR_STOP=1 -d wh')
 		dump="$dump ${r% *}"
 	done
 	pipe=${pipe# } dump=${dump# }
