@@ -14,7 +14,7 @@ FROM debian:12-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
 	build-essential pkg-config libpq-dev unixodbc-dev libjansson-dev libxxhash-dev \
-	libcurl4-openssl-dev libyaml-dev libssl-dev zlib1g-dev \
+	libcurl4-openssl-dev libyaml-dev libssl-dev zlib1g-dev libzstd-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile ./
@@ -26,7 +26,7 @@ FROM debian:12-slim AS runtime
 # psql: the demo's shell model exports a mart with it.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-	libpq5 unixodbc odbc-postgresql libjansson4 libxxhash0 libcurl4 libyaml-0-2 libssl3 zlib1g \
+	libpq5 unixodbc odbc-postgresql libjansson4 libxxhash0 libcurl4 libyaml-0-2 libssl3 zlib1g libzstd1 \
 	ca-certificates tzdata postgresql-client \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --create-home --home-dir /home/sluice sluice \

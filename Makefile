@@ -10,10 +10,10 @@
 # print the apt-get line to run.
 
 CC ?= cc
-PKGS := libpq odbc jansson libxxhash libcurl yaml-0.1 libcrypto zlib
+PKGS := libpq odbc jansson libxxhash libcurl yaml-0.1 libcrypto zlib libzstd
 DEBS := libpq-dev unixodbc-dev odbc-postgresql libjansson-dev libxxhash-dev \
 	libcurl4-openssl-dev libyaml-dev postgresql postgresql-client libcmocka-dev \
-	pkg-config jq libssl-dev zlib1g-dev tzdata node=nodejs npm=npm curl=curl chromium \
+	pkg-config jq libssl-dev zlib1g-dev libzstd-dev tzdata node=nodejs npm=npm curl=curl chromium \
 	docker-compose=docker-compose git=git
 SANITIZE ?=
 # One build directory per sanitizer set (build/std, build/address-undefined,

@@ -67,6 +67,7 @@ int conn_pool_init(struct conn_pool *pool, struct session *s, struct sluice_err 
 	for (i = 0; i < pool->nslots; i++) {
 		const char *dname;
 		pool->slots[i].idle = xcalloc(1, sizeof(*pool->slots[i].idle));
+		pool->slots[i].spare = -1;
 		if ((rc = connector_resolve(&p->target.conns[i].settings, &pool->slots[i].drv, &dname, err)))
 			return err_prefix(err, "%s: connection '%s'", p->target.profiles_path ? p->target.profiles_path : "profile",
 					  p->target.conns[i].name);
@@ -158,13 +159,48 @@ int conn_pool_plan(struct conn_pool *pool, size_t slot, int threads, int extra_p
 	 * workers too: one more worker than there is room for.
 	 */
 	fit = (bu.room - reserve) / (1 + extra_per_worker) + 1;
+	if (fit > threads)
+		fit = threads;
+	if (fit < 1)
+		fit = 1;
+	/* what the workers leave is for the streams of unloads and loads (conn_pool_extra_take) */
+	pthread_mutex_lock(&pool->mu);
+	pool->slots[slot].spare = bu.room - reserve - (fit - 1) - fit * extra_per_worker;
+	if (pool->slots[slot].spare < 0)
+		pool->slots[slot].spare = 0;
+	pthread_mutex_unlock(&pool->mu);
 	if (fit >= threads)
 		return 0;
-	*workers = fit < 1 ? 1 : (int)fit;
+	*workers = (int)fit;
 	buf_printf(why, "connection '%s' may open %lld more session%s (of a limit of %lld), "
 		   "%lld kept free for others", pool->s->project.target.conns[slot].name,
 		   bu.room < 0 ? 0 : bu.room, bu.room == 1 ? "" : "s", bu.limit, reserve);
 	return 0;
+}
+
+int conn_pool_extra_take(struct conn_pool *pool, size_t slot, int want)
+{
+	struct conn_slot *cs = &pool->slots[slot];
+	int got = want;
+
+	pthread_mutex_lock(&pool->mu);
+	if (cs->spare >= 0) {
+		if (got > cs->spare)
+			got = cs->spare;
+		cs->spare -= got;
+	}
+	pthread_mutex_unlock(&pool->mu);
+	return got;
+}
+
+void conn_pool_extra_done(struct conn_pool *pool, size_t slot, int n)
+{
+	struct conn_slot *cs = &pool->slots[slot];
+
+	pthread_mutex_lock(&pool->mu);
+	if (cs->spare >= 0)
+		cs->spare += n;
+	pthread_mutex_unlock(&pool->mu);
 }
 
 void conn_pool_add_workers(struct conn_pool *pool, int workers, int (*give_up)(void *ud), void *ud)

@@ -68,6 +68,7 @@ struct conn_slot {                     /* one per target connection */
 	size_t nidle;
 	int nopen;                     /* open connections of the slot, main included */
 	int refused;                   /* the server refused this run a new session */
+	long long spare;               /* sessions the plan left beyond the workers', -1: not known */
 };
 
 struct conn_pool {
@@ -102,6 +103,15 @@ int conn_pool_plan(struct conn_pool *pool, size_t slot, int threads, int extra_p
  * connection to stop (a cancelled run).
  */
 void conn_pool_add_workers(struct conn_pool *pool, int workers, int (*give_up)(void *ud), void *ud);
+/*
+ * Extra sessions a job may open on slot's server besides its worker's
+ * (the streams of an unload or a load): up to want, within what
+ * conn_pool_plan left once the workers fit (all of want when the server
+ * does not say how many it allows). Give them back with
+ * conn_pool_extra_done once they are closed. Any thread.
+ */
+int conn_pool_extra_take(struct conn_pool *pool, size_t slot, int want);
+void conn_pool_extra_done(struct conn_pool *pool, size_t slot, int n);
 /* The dialect of slot i. */
 const struct dialect *conn_pool_dialect(const struct conn_pool *pool, size_t slot);
 /* The main thread's connection of slot i, opened on first use. */

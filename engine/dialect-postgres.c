@@ -504,6 +504,29 @@ static long long pg_estimate_bytes(const char *plan)
 	return rows < 0 || width <= 0 ? -1 : rows * (width + width / 8 + 1);
 }
 
+/* Unload streams: one exported snapshot, TID range scans (PostgreSQL 14) over block ranges. */
+static void pg_snapshot_import(struct buf *b, const char *id)
+{
+	buf_puts(b, "BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT ");
+	dialect_quote_literal(b, id);
+}
+
+static void pg_table_blocks_query(struct buf *b, const char *rel)
+{
+	/* older servers would scan the whole table once per range: no row, one stream */
+	buf_puts(b, "SELECT pg_relation_size(c.oid) / current_setting('block_size')::bigint, pg_relation_size(c.oid)\n"
+		 "FROM pg_class c WHERE c.oid = to_regclass(");
+	dialect_quote_literal(b, rel);
+	buf_puts(b, ") AND c.relkind IN ('r', 'm') AND current_setting('server_version_num')::int >= 140000");
+}
+
+static void pg_block_range(struct buf *b, long long lo, long long hi)
+{
+	buf_printf(b, "\nWHERE ctid >= '(%lld,0)'::tid", lo);
+	if (hi >= 0)
+		buf_printf(b, " AND ctid < '(%lld,0)'::tid", hi);
+}
+
 /* ---- data tests ---- */
 
 static void pg_count_if(struct buf *b, const char *pred)
@@ -569,4 +592,9 @@ const struct dialect dialect_postgres = {
 	.sample_query = dialect_sample_query,
 	.estimate_query = pg_estimate_query,
 	.estimate_bytes = pg_estimate_bytes,
+	.snapshot_begin = "BEGIN ISOLATION LEVEL REPEATABLE READ",
+	.snapshot_export = "SELECT pg_export_snapshot()",
+	.snapshot_import = pg_snapshot_import,
+	.table_blocks_query = pg_table_blocks_query,
+	.block_range = pg_block_range,
 };

@@ -265,6 +265,24 @@ struct dialect {
 	 */
 	void (*estimate_query)(struct buf *b, const char *sql);
 	long long (*estimate_bytes)(const char *plan);
+
+	/*
+	 * Optional: unload streams (stage.c), several connections reading one
+	 * table in ranges of its blocks, all in one snapshot. snapshot_begin
+	 * starts a transaction whose first query, snapshot_export, returns
+	 * the snapshot's id as text; snapshot_import begins a transaction on
+	 * another connection that reads that snapshot (while the first one is
+	 * open). table_blocks_query: one row (blocks, bytes) when rel (as the
+	 * query names it) is a table whose rows can be read by block range
+	 * cheaply, no row otherwise (a view, an old server). block_range
+	 * appends a WHERE clause keeping the rows of blocks [lo, hi), or from
+	 * lo to the end when hi < 0. All set or none.
+	 */
+	const char *snapshot_begin;
+	const char *snapshot_export;
+	void (*snapshot_import)(struct buf *b, const char *id);
+	void (*table_blocks_query)(struct buf *b, const char *rel);
+	void (*block_range)(struct buf *b, long long lo, long long hi);
 };
 
 const struct dialect *dialect_find(const char *name);

@@ -339,6 +339,87 @@ static int feeds_loads(const struct build *b, const struct node *n)
 	return m->dag->nchildren[n->idx] > 0;
 }
 
+/* Connections a load may read parts on at once (stage.h), besides its own. */
+#define LOAD_MAX_STREAMS 8
+
+/*
+ * How many streams an unload or a load that replaces its target uses:
+ * its `streams` config, else the run's threads, at most 4 (more wait on
+ * the same two or four cores of a server, and each is a connection).
+ * A load uses only as many as there are parts ever read one, and an
+ * unload only one per few MiB of its table, so a small table stays one
+ * stream.
+ */
+static int config_streams(const struct build *b, const struct node *n, int most)
+{
+	long long want = val_get_int(&n->config, "streams", -1);
+
+	if (want < 0)
+		want = b->threads < 4 ? b->threads : 4;
+	return want > most ? most : (int)want;
+}
+
+/* Where a node's streams come from: connections like c, within the connection budget. */
+struct stream_src {
+	struct build *b;
+	const struct node *n;
+	struct sluice_conn *c;
+	int base;                      /* streams besides the extra connections (an unload's own) */
+};
+
+static int stage_cancelled(void *ud)
+{
+	return exec_cancelled(ud);
+}
+
+/*
+ * Open up to want extra connections like x->c's, each with a stage store
+ * of its own; returns how many opened. They count in the connection
+ * plan's budget (conn.h): fewer when the server has no room for them.
+ */
+static size_t open_streams(void *ud, size_t want, struct sluice_conn **aux, struct objstore **stores)
+{
+	struct stream_src *x = ud;
+	struct build *b = x->b;
+	size_t slot = conn_slot_of(&b->s->project, x->c->name), k = 0;
+	int room = conn_pool_extra_take(&b->conns, slot, (int)want);
+	struct sluice_err e = SLUICE_ERR_INIT;
+
+	if ((size_t)room < want)
+		ui_info("%s: %d stream%s, not %zu: connection '%s' has room for %d more session%s",
+			x->n->name, x->base + room, x->base + room == 1 ? "" : "s", x->base + want, x->c->name,
+			room, room == 1 ? "" : "s");
+	while ((int)k < room) {
+		char *url = NULL;
+		int rc = open_stage(b, &stores[k], &url, &e);
+		free(url);
+		if (!rc && (rc = conn_open(b->s, x->c->name, &aux[k], NULL, &e)))
+			objstore_close(stores[k]);
+		if (rc) {
+			/* the server has no room for more after all: fewer streams, said once */
+			size_t got = x->base + k ? x->base + k : 1;
+			ui_warn("%s: %zu stream%s, not %zu: %s", x->n->name, got, got > 1 ? "s" : "",
+				x->base + want, e.msg);
+			break;
+		}
+		k++;
+	}
+	conn_pool_extra_done(&b->conns, slot, room - (int)k);
+	return k;
+}
+
+static void close_streams(void *ud, struct sluice_conn **aux, struct objstore **stores, size_t n)
+{
+	struct stream_src *x = ud;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		conn_close(aux[i]);
+		objstore_close(stores[i]);
+	}
+	conn_pool_extra_done(&x->b->conns, conn_slot_of(&x->b->s->project, x->c->name), (int)n);
+}
+
 static int run_unload(struct build *b, struct exec_worker *w, const struct node *n, const struct plan *p,
 		      struct sluice_conn *c, long long *rows, struct sluice_err *err)
 {
@@ -348,12 +429,13 @@ static int run_unload(struct build *b, struct exec_worker *w, const struct node 
 	struct compile_opts o = { .is_incremental = st->watermark != NULL, .invocation_id = b->s->invocation_id,
 				  .watermark = st->watermark };
 	struct stage_unload u = { 0 };
+	struct stream_src src = { b, n, c, 1 };
 	struct objstore *store = NULL;
 	struct arena scratch = ARENA_INIT;
 	struct buf sql = BUF_INIT, prefix = BUF_INIT;
 	char *url = NULL;
 	long long reported = -1;
-	int rc;
+	int rc, streams = 1;
 
 	/* under the target: its stage_retention must never delete another environment's generations */
 	buf_printf(&prefix, "%s/%s/%s/", n->name, b->s->project.target.name, b->s->invocation_id);
@@ -370,6 +452,12 @@ static int run_unload(struct build *b, struct exec_worker *w, const struct node 
 		u.prefix = prefix.s;
 		u.config = &n->config;
 		u.iam_role = iam_role(b);
+		u.streams = config_streams(b, n, STAGE_MAX_STREAMS);
+		u.open_streams = open_streams;
+		u.close_streams = close_streams;
+		u.streams_ud = &src;
+		u.cancelled = stage_cancelled;
+		u.cancel_ud = w;
 		/* what the loads below read: settled before they may start, never changed (a retry writes the same) */
 		if (!st->stage_generation)
 			st->stage_generation = xstrdup(prefix.s);
@@ -379,9 +467,13 @@ static int run_unload(struct build *b, struct exec_worker *w, const struct node 
 			u.feed = st->feed = stage_feed_new(n->name);
 			build_release_children(b, w, n->idx);
 		}
-		rc = stage_unload(&u, rows, &reported, err);
+		rc = stage_unload(&u, rows, &reported, &streams, err);
 		if (u.feed)
 			stage_feed_end(u.feed, rc, err->msg, *rows);
+	}
+	if (!rc && streams > 1) {
+		snprintf(st->note, sizeof(st->note), "%d streams", streams);
+		r->note = st->note;
 	}
 	if (!rc) {
 		long long keep = val_get_int(&n->config, "stage_retention", 0), deleted = 0;
@@ -497,62 +589,6 @@ static char *loads_read(const struct build *b, const struct node *n, struct slui
 	return gen;
 }
 
-/* Connections a load may read parts on at once (stage.h), besides its own. */
-#define LOAD_MAX_STREAMS 8
-
-/*
- * How many streams a load that replaces its target uses: its `streams`
- * config, else the run's threads, at most 4 (more wait on the same two
- * or four cores of a warehouse, and each is a connection). Only as many
- * as there are parts ever read one, so a small table stays one stream.
- */
-static int load_streams(const struct build *b, const struct node *n)
-{
-	long long want = val_get_int(&n->config, "streams", -1);
-
-	if (want < 0)
-		want = b->threads < 4 ? b->threads : 4;
-	return want > LOAD_MAX_STREAMS ? LOAD_MAX_STREAMS : (int)want;
-}
-
-/* Open up to want extra connections like c's, each with a stage store of its own; returns how many opened. */
-static size_t open_streams(struct build *b, const struct node *n, struct sluice_conn *c, int want,
-			   struct sluice_conn **aux, struct objstore **stores)
-{
-	struct sluice_err e = SLUICE_ERR_INIT;
-	size_t k = 0;
-
-	while ((int)k < want) {
-		char *url = NULL;
-		int rc = open_stage(b, &stores[k], &url, &e);
-		free(url);
-		if (!rc && (rc = conn_open(b->s, c->name, &aux[k], NULL, &e)))
-			objstore_close(stores[k]);
-		if (rc) {
-			/* the server has no room for more: fewer streams, said once */
-			ui_warn("%s: %zu stream%s, not %d: %s", n->name, k ? k : 1, k > 1 ? "s" : "", want, e.msg);
-			break;
-		}
-		k++;
-	}
-	return k;
-}
-
-static int stage_cancelled(void *ud)
-{
-	return exec_cancelled(ud);
-}
-
-static void close_streams(struct sluice_conn **aux, struct objstore **stores, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		conn_close(aux[i]);
-		objstore_close(stores[i]);
-	}
-}
-
 static int run_load(struct build *b, struct exec_worker *w, const struct node *n, const struct plan *p,
 		    struct sluice_conn *c, long long *rows, struct sluice_err *err)
 {
@@ -561,6 +597,7 @@ static int run_load(struct build *b, struct exec_worker *w, const struct node *n
 	const struct node *in = load_input(b, n);
 	struct stage_load l = { 0 };
 	struct stage_counts counts = { -1, -1, 0, 1 };
+	struct stream_src src = { b, n, c, 0 };
 	struct objstore *store = NULL;
 	struct sluice_conn *aux[LOAD_MAX_STREAMS];
 	struct objstore *aux_stores[LOAD_MAX_STREAMS];
@@ -595,19 +632,19 @@ static int run_load(struct build *b, struct exec_worker *w, const struct node *n
 		rc = open_stage(b, &store, &url, err);
 	}
 	/* several streams: only where the parts go into a table every connection can see */
-	if (!rc && l.create && !l.listing && (want = load_streams(b, n)) > 1 && c->drv->copy_in && p->dialect->copy_in_csv) {
+	if (!rc && l.create && !l.listing && (want = config_streams(b, n, LOAD_MAX_STREAMS)) > 1 && c->drv->copy_in && p->dialect->copy_in_csv) {
 		streams_side = plan_side_name(p->ident, "streams");
 		into_ident = plan_side_name(p->ident, "new");
 		dialect_relation(&streams_rel, p->schema, streams_side);
 		l.aux = aux;
 		l.aux_stores = aux_stores;
-		l.naux = open_streams(b, n, c, want, aux, aux_stores);
+		l.naux = open_streams(&src, (size_t)want, aux, aux_stores);
 		l.streams_rel = streams_rel.s;
 		l.into_ident = into_ident;
 		l.cancelled = stage_cancelled;
 		l.cancel_ud = w;
 		if (l.naux < 2) {
-			close_streams(aux, aux_stores, l.naux);
+			close_streams(&src, aux, aux_stores, l.naux);
 			l.naux = 0;
 		}
 	}
@@ -619,7 +656,7 @@ static int run_load(struct build *b, struct exec_worker *w, const struct node *n
 			l.feed = srun(b, in->idx)->feed;
 		rc = stage_load(&l, &counts, err);
 	}
-	close_streams(aux, aux_stores, l.naux);
+	close_streams(&src, aux, aux_stores, l.naux);
 	if (!rc && counts.streams > 1) {
 		snprintf(srun(b, n->idx)->note, sizeof(srun(b, n->idx)->note), "%d streams", counts.streams);
 		r->note = srun(b, n->idx)->note;

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <zlib.h>
+#include <zstd.h>
 #include "audit.h"
 #include "json.h"
 #include "conn.h"
@@ -25,6 +26,8 @@
 #define STAGE_DEFAULT_PART (64LL * 1024 * 1024)
 #define STAGE_MANIFEST_MAX (64u * 1024 * 1024)
 #define ZBUF 65536
+/* A table is worth one more unload stream per this much of it on disk. */
+#define STAGE_STREAM_MIN (8LL * 1024 * 1024)
 
 /* ---- a pipe with a helper thread ---- */
 
@@ -303,11 +306,35 @@ struct part_entry {
 	long long bytes, rows;
 };
 
+/*
+ * The parts of one generation, shared by its streams: numbered as they
+ * start, listed (and announced to the feed) as they complete, and that
+ * order is the manifest's. stop: a stream failed or the run is being
+ * cancelled, so the others end their COPY at the next row.
+ */
+struct part_list {
+	pthread_mutex_t lock;
+	struct part_entry *v;
+	size_t n, cap;
+	size_t next;                   /* the number of the next part to start */
+	long long total_rows, total_bytes;
+	int stop;                      /* __atomic only */
+	int (*cancelled)(void *ud);
+	void *cancel_ud;
+};
+
+/* One stream's parts: it writes one at a time, through its own store. */
 struct parts {
 	const struct stage_unload *u;
+	struct part_list *list;
+	struct objstore *store;
+	long long rows;                /* rows this stream wrote to completed parts */
+	int stopped;                   /* it ended because another stream failed */
 	long long max_raw;
 	long long expect;              /* the planner's guess of the CSV's bytes, or -1 */
 	int gzip;
+	int zstd;                      /* compression: zstd (level 1: s3rver-class stores are the limit) */
+	ZSTD_CCtx *zc;
 	struct pump pump;
 	int open;
 	long long raw, bytes;          /* this part: input bytes, stored bytes */
@@ -315,9 +342,6 @@ struct parts {
 	z_stream z;
 	char *wbuf;                    /* ZBUF bytes not yet in the pipe */
 	size_t wlen;
-	struct part_entry *v;
-	size_t n, cap;
-	long long total_rows, total_bytes;
 	/* a query() unload: the row being written, the columns from the first */
 	struct buf row;
 	struct columns rowcols;
@@ -345,8 +369,12 @@ static void *upload_thread(void *ud)
 static char *part_key(const struct parts *ps)
 {
 	struct buf b = BUF_INIT;
+	size_t k;
 
-	buf_printf(&b, "%spart-%05zu.csv%s", ps->u->prefix, ps->n, ps->gzip ? ".gz" : "");
+	pthread_mutex_lock(&ps->list->lock);
+	k = ps->list->next++;
+	pthread_mutex_unlock(&ps->list->lock);
+	buf_printf(&b, "%spart-%05zu.csv%s", ps->u->prefix, k, ps->gzip ? ".gz" : ps->zstd ? ".zst" : "");
 	return buf_detach(&b, NULL);
 }
 
@@ -356,7 +384,7 @@ static int part_start(struct parts *ps, struct sluice_err *err)
 
 	if (pump_open(p) < 0)
 		return err_set(err, SLUICE_EIO, "stage: pipe: %s", strerror(errno));
-	p->store = ps->u->store;
+	p->store = ps->store;
 	p->key = part_key(ps);
 	/* a part holds max_raw bytes, or what is left of a smaller table */
 	p->size_hint = ps->expect >= 0 && ps->expect < ps->max_raw ? ps->expect : ps->max_raw;
@@ -376,6 +404,12 @@ static int part_start(struct parts *ps, struct sluice_err *err)
 		/* 15 + 16: a gzip wrapper, which COPY ... GZIP and gunzip read */
 		if (deflateInit2(&ps->z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
 			return err_set(err, SLUICE_EIO, "stage: zlib init failed");
+	}
+	if (ps->zstd) {
+		if (!ps->zc && !(ps->zc = ZSTD_createCCtx()))
+			return err_set(err, SLUICE_EIO, "stage: zstd init failed");
+		ZSTD_CCtx_reset(ps->zc, ZSTD_reset_session_only);
+		ZSTD_CCtx_setParameter(ps->zc, ZSTD_c_compressionLevel, 1);
 	}
 	return 0;
 }
@@ -449,9 +483,29 @@ static int part_deflate(struct parts *ps, const void *data, size_t len, int flus
 	return 0;
 }
 
+/* The same for zstd: ZSTD_e_end ends the frame, which then holds the whole part. */
+static int part_zstd(struct parts *ps, const void *data, size_t len, ZSTD_EndDirective end, struct sluice_err *err)
+{
+	unsigned char out[ZBUF];
+	ZSTD_inBuffer in = { data, len, 0 };
+	size_t left;
+
+	do {
+		ZSTD_outBuffer o = { out, sizeof(out), 0 };
+		left = ZSTD_compressStream2(ps->zc, &o, &in, end);
+		if (ZSTD_isError(left))
+			return err_set(err, SLUICE_EIO, "stage: zstd failed: %s", ZSTD_getErrorName(left));
+		if (o.pos && part_put(ps, out, o.pos, err))
+			return err->code;
+	} while (end == ZSTD_e_end ? left != 0 : in.pos < in.size);
+	return 0;
+}
+
 static int part_write(struct parts *ps, const char *data, size_t len, struct sluice_err *err)
 {
 	ps->raw += (long long)len;
+	if (ps->zstd)
+		return part_zstd(ps, data, len, ZSTD_e_continue, err);
 	return ps->gzip ? part_deflate(ps, data, len, Z_NO_FLUSH, err) : part_put(ps, data, len, err);
 }
 
@@ -464,6 +518,8 @@ static int part_finish(struct parts *ps, struct sluice_err *err)
 		rc = part_deflate(ps, NULL, 0, Z_FINISH, err);
 		deflateEnd(&ps->z);
 	}
+	if (ps->zstd && ps->open)
+		rc = part_zstd(ps, NULL, 0, ZSTD_e_end, err);
 	if (!ps->open)
 		return rc;
 	if (!rc)
@@ -473,23 +529,27 @@ static int part_finish(struct parts *ps, struct sluice_err *err)
 	if (part_join(ps, rc ? &ps->err : err) && !rc)
 		rc = err->code;
 	if (!rc) {
-		if (ps->n == ps->cap) {
-			ps->cap = ps->cap ? 2 * ps->cap : 8;
-			ps->v = xrealloc(ps->v, ps->cap * sizeof(*ps->v));
+		struct part_list *l = ps->list;
+		struct buf url = BUF_INIT;
+
+		buf_printf(&url, "%s/%s", ps->u->store_url, ps->pump.key);
+		ps->rows += ps->scan.rows;
+		/* the manifest's order is the feed's: both under the list's lock */
+		pthread_mutex_lock(&l->lock);
+		if (l->n == l->cap) {
+			l->cap = l->cap ? 2 * l->cap : 8;
+			l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
 		}
-		e = &ps->v[ps->n++];
-		{
-			struct buf url = BUF_INIT;
-			buf_printf(&url, "%s/%s", ps->u->store_url, ps->pump.key);
-			e->url = buf_detach(&url, NULL);
-		}
+		e = &l->v[l->n++];
+		e->url = buf_detach(&url, NULL);
 		e->bytes = ps->bytes;
 		e->rows = ps->scan.rows;
-		ps->total_rows += e->rows;
-		ps->total_bytes += e->bytes;
+		l->total_rows += e->rows;
+		l->total_bytes += e->bytes;
 		/* put_stream returned: the store holds the part whole */
 		if (ps->u->feed)
 			feed_part(ps->u->feed, ps->pump.key, ps->cols && ps->cols->n ? ps->cols : &ps->rowcols);
+		pthread_mutex_unlock(&l->lock);
 	}
 	free((char *)ps->pump.key);
 	ps->pump.key = NULL;
@@ -530,7 +590,14 @@ static int parts_feed(struct parts *ps, const char *data, size_t len, struct slu
 
 static int copy_sink(void *ud, const void *data, size_t len, struct sluice_err *err)
 {
-	return parts_feed(ud, data, len, err);
+	struct parts *ps = ud;
+	struct part_list *l = ps->list;
+
+	if (__atomic_load_n(&l->stop, __ATOMIC_SEQ_CST) || (l->cancelled && l->cancelled(l->cancel_ud))) {
+		ps->stopped = 1;
+		return err_set(err, SLUICE_EIO, "unload: stopped (another stream failed, or the run was cancelled)");
+	}
+	return parts_feed(ps, data, len, err);
 }
 
 static int row_sink(void *ud, const struct sluice_row *row)
@@ -609,7 +676,7 @@ static long long estimate(const struct stage_unload *u)
 	return bytes;
 }
 
-static json_t *manifest_json_new(const struct parts *ps, const struct columns *cols)
+static json_t *manifest_json_new(const struct part_list *ps, const struct columns *cols)
 {
 	json_t *root = json_object(), *entries = json_array(), *meta, *schema, *elements = json_array();
 	size_t i;
@@ -641,7 +708,7 @@ static json_t *manifest_json_new(const struct parts *ps, const struct columns *c
 	return root;
 }
 
-static int write_manifest(const struct stage_unload *u, const struct parts *ps, const struct columns *cols,
+static int write_manifest(const struct stage_unload *u, const struct part_list *ps, const struct columns *cols,
 			  struct sluice_err *err)
 {
 	json_t *j = manifest_json_new(ps, cols);
@@ -703,63 +770,373 @@ static int unload_server_side(const struct stage_unload *u, long long *rows, str
 	return rc;
 }
 
-int stage_unload(const struct stage_unload *u, long long *rows, long long *reported_out, struct sluice_err *err)
+/* ---- unload: one query, or one table in several streams ---- */
+
+static void parts_init(struct parts *ps, const struct stage_unload *u, struct part_list *list,
+		       struct objstore *store, const struct columns *cols, long long expect)
 {
+	memset(ps, 0, sizeof(*ps));
+	ps->u = u;
+	ps->list = list;
+	ps->store = store;
+	ps->max_raw = config_size(u->config, "max_file_size", STAGE_DEFAULT_PART);
+	ps->gzip = val_get_bool(u->config, "gzip", 0);
+	ps->zstd = !ps->gzip && !strcmp(val_get_str(u->config, "compression", "none"), "zstd");
+	ps->gzip = ps->gzip || !strcmp(val_get_str(u->config, "compression", "none"), "gzip");
+	ps->wbuf = xmalloc(ZBUF);
+	ps->cols = cols;
+	ps->expect = expect;
+}
+
+static void parts_release(struct parts *ps)
+{
+	parts_abort(ps);
+	ZSTD_freeCCtx(ps->zc);
+	columns_release(&ps->rowcols);
+	free(ps->wbuf);
+	buf_release(&ps->row);
+}
+
+/* After the COPY: the last part, and this stream's own counts. */
+static int parts_end(struct parts *ps, long long reported, struct sluice_err *err)
+{
+	if (ps->open && part_finish(ps, err))
+		return err->code;
+	if (ps->scan.in_quote)
+		return err_set(err, SLUICE_EDB, "unload: the data ended inside a quoted field");
+	if (reported >= 0 && reported != ps->rows)
+		return err_set(err, SLUICE_EDB, "unload: the database reported %lld rows but %lld were written",
+			       reported, ps->rows);
+	return 0;
+}
+
+/* Whitespace and comments. */
+static const char *sql_skip(const char *s)
+{
+	for (;;) {
+		while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+			s++;
+		if (s[0] == '-' && s[1] == '-') {
+			while (*s && *s != '\n')
+				s++;
+		} else if (s[0] == '/' && s[1] == '*') {
+			const char *end = strstr(s + 2, "*/");
+			if (!end)
+				return s + strlen(s);
+			s = end + 2;
+		} else {
+			return s;
+		}
+	}
+}
+
+/* The length of the identifier at s (plain or "quoted"), 0 when there is none. */
+static size_t sql_word(const char *s, int *quoted)
+{
+	size_t n = 0;
+
+	*quoted = *s == '"';
+	if (*quoted) {
+		for (n = 1; s[n]; n++)
+			if (s[n] == '"' && s[n + 1] != '"')
+				return n + 1;
+			else if (s[n] == '"')
+				n++;
+		return 0;
+	}
+	if (!(*s == '_' || ((*s | 32) >= 'a' && (*s | 32) <= 'z')))
+		return 0;
+	while (s[n] == '_' || s[n] == '$' || (s[n] >= '0' && s[n] <= '9') || ((s[n] | 32) >= 'a' && (s[n] | 32) <= 'z'))
+		n++;
+	return n;
+}
+
+static int sql_is(const char *s, size_t n, int quoted, const char *kw)
+{
+	return !quoted && n == strlen(kw) && !strncasecmp(s, kw, n);
+}
+
+/*
+ * Whether sql reads one relation whole, as "SELECT <columns> FROM <rel>"
+ * with columns plain names (or *) and nothing after rel: then the same
+ * query restricted to ranges of rel's rows, unioned, is the query. *rel
+ * and *rel_len: where rel is written in sql, which ends there.
+ */
+static int whole_table(const char *sql, const char **rel, size_t *rel_len)
+{
+	const char *s = sql_skip(sql);
+	size_t n, items = 0;
+	int quoted;
+
+	n = sql_word(s, &quoted);
+	if (!sql_is(s, n, quoted, "select"))
+		return 0;
+	s += n;
+	for (;;) {
+		s = sql_skip(s);
+		if (*s == '*' || *s == ',' || *s == '.') {
+			items += *s++ == '*';
+			continue;
+		}
+		if (!(n = sql_word(s, &quoted)))
+			return 0;
+		if (sql_is(s, n, quoted, "from"))
+			break;
+		/* a DISTINCT is not a union of ranges */
+		if (sql_is(s, n, quoted, "distinct") || sql_is(s, n, quoted, "all"))
+			return 0;
+		s += n;
+		items++;
+	}
+	if (!items)
+		return 0;
+	s = sql_skip(s + n);
+	*rel = s;
+	for (;;) {
+		if (!(n = sql_word(s, &quoted)))
+			return 0;
+		s += n;
+		if (*s != '.')
+			break;
+		s++;
+	}
+	*rel_len = (size_t)(s - *rel);
+	s = sql_skip(s);
+	if (*s == ';')
+		s = sql_skip(s + 1);
+	return *s == '\0';
+}
+
+/* One stream of a ranged unload: a COPY of its ranges on its own connection. */
+struct ustream {
+	struct parts ps;
+	struct sluice_conn *c;
+	struct buf sql;
+	long long reported;
+	int rc;
+	struct sluice_err err;
+	pthread_t th;
+};
+
+static void ustream_run(struct ustream *s)
+{
+	s->err = (struct sluice_err)SLUICE_ERR_INIT;
+	s->rc = s->c->drv->copy_out(s->c, s->sql.s, copy_sink, &s->ps, &s->reported, &s->err);
+	if (!s->rc)
+		s->rc = parts_end(&s->ps, s->reported, &s->err);
+	if (s->rc)
+		__atomic_store_n(&s->ps.list->stop, 1, __ATOMIC_SEQ_CST);
+}
+
+static void *ustream_main(void *ud)
+{
+	ustream_run(ud);
+	return NULL;
+}
+
+static int blocks_row(void *ud, const struct sluice_row *row)
+{
+	long long *out = ud;
+
+	if (row->ncols >= 2 && row->values[0] && row->values[1]) {
+		out[0] = strtoll(row->values[0], NULL, 10);
+		out[1] = strtoll(row->values[1], NULL, 10);
+	}
+	return 0;
+}
+
+/*
+ * How many streams the table rel (of len bytes in u->sql) is worth, at
+ * most u->streams: one per STAGE_STREAM_MIN of the table on disk, so a
+ * small table stays one stream. blocks[0]: its blocks.
+ */
+static int streams_worth(const struct stage_unload *u, const char *rel, size_t len, long long *blocks)
+{
+	struct sluice_err ignored = SLUICE_ERR_INIT;
+	struct buf q = BUF_INIT, name = BUF_INIT;
+	long long bb[2] = { -1, -1 }, n;
+
+	buf_add(&name, rel, len);
+	u->d->table_blocks_query(&q, name.s);
+	if (conn_send_query(u->c, u->audit, q.s, blocks_row, bb, &ignored))
+		bb[0] = -1;
+	buf_release(&q);
+	buf_release(&name);
+	*blocks = bb[0];
+	if (bb[0] < 2 || bb[1] < 0)
+		return 1;
+	n = bb[1] / STAGE_STREAM_MIN;
+	if (n > u->streams)
+		n = u->streams;
+	if (n > bb[0])
+		n = bb[0];
+	return n < 1 ? 1 : (int)n;
+}
+
+/*
+ * Read u->sql[0..head) (a whole table of `blocks` blocks) in n streams:
+ * c exports a snapshot, conns[1..n) import it, and stream i copies
+ * blocks [blocks*i/n, blocks*(i+1)/n), the last one to the table's end,
+ * so every row of the snapshot is read once. A failed stream stops
+ * the others; the first failure is the unload's.
+ */
+static int unload_ranged(const struct stage_unload *u, size_t head, long long blocks, size_t n,
+			 struct sluice_conn **conns, struct objstore **stores, struct part_list *list,
+			 const struct columns *cols, long long expect, long long *reported, struct sluice_err *err)
+{
+	struct ustream *s = xcalloc(n, sizeof(*s));
+	struct sluice_err ignored = SLUICE_ERR_INIT;
+	char *id = NULL;
+	size_t i, began = 0, started = 0;
+	int rc;
+
+	*reported = 0;
+	rc = conn_send_exec(u->c, u->audit, u->d->snapshot_begin, NULL, err);
+	if (!rc)
+		began = 1;
+	if (!rc && !(rc = conn_send_query(u->c, u->audit, u->d->snapshot_export, first_text, &id, err)) && !id)
+		rc = err_set(err, SLUICE_EDB, "unload: the server exported no snapshot");
+	for (i = 1; !rc && i < n; i++) {
+		struct buf q = BUF_INIT;
+		u->d->snapshot_import(&q, id);
+		if (!(rc = conn_send_exec(conns[i], u->audit, q.s, NULL, err)))
+			began = i + 1;
+		buf_release(&q);
+	}
+	for (i = 0; !rc && i < n; i++) {
+		struct buf range = BUF_INIT;
+		s[i].c = conns[i];
+		parts_init(&s[i].ps, u, list, stores[i], cols, expect >= 0 ? expect / (long long)n : -1);
+		buf_add(&range, u->sql, head);
+		u->d->block_range(&range, blocks * (long long)i / (long long)n,
+				  i + 1 == n ? -1 : blocks * (long long)(i + 1) / (long long)n);
+		buf_puts(&s[i].sql, u->audit ? u->audit : "");
+		u->d->copy_out_csv(&s[i].sql, range.s);
+		buf_release(&range);
+	}
+	for (i = 1; !rc && i < n; i++) {
+		if (pthread_create(&s[i].th, NULL, ustream_main, &s[i])) {
+			rc = err_set(err, SLUICE_EIO, "stage: cannot start an unload stream");
+			__atomic_store_n(&list->stop, 1, __ATOMIC_SEQ_CST);
+			break;
+		}
+		started = i;
+	}
+	if (!rc)
+		ustream_run(&s[0]);
+	for (i = 1; i <= started; i++)
+		pthread_join(s[i].th, NULL);
+	if (!rc) {
+		/* the first real failure, not a stream that stopped because of it */
+		for (i = 0; i < n && !rc; i++)
+			if (s[i].rc && !s[i].ps.stopped) {
+				*err = s[i].err;
+				rc = s[i].rc;
+			}
+		for (i = 0; i < n && !rc; i++)
+			if (s[i].rc) {
+				*err = s[i].err;
+				rc = s[i].rc;
+			}
+		for (i = 0; i < n; i++)
+			*reported += s[i].reported;
+	}
+	/* read-only: ending the snapshot's transactions cannot fail the unload */
+	for (i = 0; i < began; i++)
+		conn_send_exec(conns[i], u->audit, rc ? u->d->rollback : u->d->commit, NULL, &ignored);
+	for (i = 0; i < n; i++) {
+		if (s[i].ps.list)
+			parts_release(&s[i].ps);
+		buf_release(&s[i].sql);
+	}
+	free(s);
+	free(id);
+	return rc;
+}
+
+int stage_unload(const struct stage_unload *u, long long *rows, long long *reported_out, int *streams,
+		 struct sluice_err *err)
+{
+	struct part_list list;
 	struct parts ps;
 	struct columns cols = { 0 };
-	long long reported = -1;
-	int rc;
-	size_t i;
+	struct sluice_conn *conns[STAGE_MAX_STREAMS];
+	struct objstore *stores[STAGE_MAX_STREAMS];
+	long long reported = -1, expect, blocks = -1;
+	const char *rel = NULL;
+	size_t i, rel_len = 0, naux = 0;
+	int rc, want = 1;
 
 	*rows = -1;
 	*reported_out = -1;
+	*streams = 1;
+	{
+		const char *comp = val_get_str(u->config, "compression", "none");
+		if (strcmp(comp, "none") && strcmp(comp, "gzip") && strcmp(comp, "zstd"))
+			return err_set(err, SLUICE_EUSAGE, "compression: '%s' is not one of none, gzip, zstd", comp);
+	}
 	if (u->d->unload && !u->d->copy_out_csv) {
 		rc = unload_server_side(u, rows, err);
 		*reported_out = *rows;
 		return rc;
 	}
+	memset(&list, 0, sizeof(list));
+	pthread_mutex_init(&list.lock, NULL);
 	memset(&ps, 0, sizeof(ps));
-	ps.u = u;
-	ps.max_raw = config_size(u->config, "max_file_size", STAGE_DEFAULT_PART);
-	ps.gzip = val_get_bool(u->config, "gzip", 0);
-	ps.wbuf = xmalloc(ZBUF);
 	if ((rc = describe(u, &cols, err)))
 		goto out;
-	ps.cols = &cols;
-	ps.expect = estimate(u);
-	if (u->c->drv->copy_out && u->d->copy_out_csv) {
-		struct buf sql = BUF_INIT;
-		buf_puts(&sql, u->audit ? u->audit : "");
-		u->d->copy_out_csv(&sql, u->sql);
-		rc = u->c->drv->copy_out(u->c, sql.s, copy_sink, &ps, &reported, err);
-		buf_release(&sql);
-	} else {
-		rc = conn_send_query(u->c, u->audit, u->sql, row_sink, &ps, err);
-		if (ps.rc) {
-			*err = ps.err;
-			rc = ps.rc;
-		}
+	expect = estimate(u);
+	/* several streams: a whole table, on a server that shares a snapshot between sessions */
+	if (u->streams > 1 && u->open_streams && u->c->drv->copy_out && u->d->copy_out_csv && u->d->snapshot_begin &&
+	    u->d->table_blocks_query && whole_table(u->sql, &rel, &rel_len) &&
+	    (want = streams_worth(u, rel, rel_len, &blocks)) > 1) {
+		if (want > STAGE_MAX_STREAMS)
+			want = STAGE_MAX_STREAMS;
+		naux = u->open_streams(u->streams_ud, (size_t)want - 1, conns + 1, stores + 1);
 	}
-	if (!rc && ps.open)
-		rc = part_finish(&ps, err);
-	if (!rc && ps.scan.in_quote)
-		rc = err_set(err, SLUICE_EDB, "unload: the data ended inside a quoted field");
-	if (!rc && reported >= 0 && reported != ps.total_rows)
+	if (naux) {
+		conns[0] = u->c;
+		stores[0] = u->store;
+		list.cancelled = u->cancelled;
+		list.cancel_ud = u->cancel_ud;
+		rc = unload_ranged(u, (size_t)(rel + rel_len - u->sql), blocks, naux + 1, conns, stores, &list,
+				   &cols, expect, &reported, err);
+		u->close_streams(u->streams_ud, conns + 1, stores + 1, naux);
+		if (!rc)
+			*streams = (int)naux + 1;
+	} else {
+		parts_init(&ps, u, &list, u->store, &cols, expect);
+		if (u->c->drv->copy_out && u->d->copy_out_csv) {
+			struct buf sql = BUF_INIT;
+			buf_puts(&sql, u->audit ? u->audit : "");
+			u->d->copy_out_csv(&sql, u->sql);
+			rc = u->c->drv->copy_out(u->c, sql.s, copy_sink, &ps, &reported, err);
+			buf_release(&sql);
+		} else {
+			rc = conn_send_query(u->c, u->audit, u->sql, row_sink, &ps, err);
+			if (ps.rc) {
+				*err = ps.err;
+				rc = ps.rc;
+			}
+		}
+		if (!rc)
+			rc = parts_end(&ps, reported, err);
+	}
+	if (!rc && reported >= 0 && reported != list.total_rows)
 		rc = err_set(err, SLUICE_EDB, "unload: the database reported %lld rows but %lld were written",
-			     reported, ps.total_rows);
+			     reported, list.total_rows);
 	if (!rc)
-		rc = write_manifest(u, &ps, cols.n ? &cols : &ps.rowcols, err);
+		rc = write_manifest(u, &list, cols.n ? &cols : &ps.rowcols, err);
 	if (!rc)
-		*rows = ps.total_rows;
+		*rows = list.total_rows;
 	*reported_out = reported;
 out:
-	parts_abort(&ps);
-	for (i = 0; i < ps.n; i++)
-		free(ps.v[i].url);
-	free(ps.v);
-	columns_release(&ps.rowcols);
-	free(ps.wbuf);
-	buf_release(&ps.row);
+	if (ps.list)
+		parts_release(&ps);
+	for (i = 0; i < list.n; i++)
+		free(list.v[i].url);
+	free(list.v);
+	pthread_mutex_destroy(&list.lock);
 	columns_release(&cols);
 	return rc;
 }
@@ -772,6 +1149,8 @@ struct get_job {
 	char *key;
 	int gunzip;
 	z_stream z;
+	ZSTD_DCtx *zd;                 /* a .zst part's */
+	size_t zleft;                  /* 0: its frames are complete */
 	int header;                 /* lines still to skip */
 	int in_quote;
 };
@@ -817,14 +1196,37 @@ static int gunzip_sink(void *ud, const void *data, size_t len, struct sluice_err
 	return 0;
 }
 
+static int unzstd_sink(void *ud, const void *data, size_t len, struct sluice_err *err)
+{
+	struct get_job *g = ud;
+	unsigned char out[ZBUF];
+	ZSTD_inBuffer in = { data, len, 0 };
+	size_t r;
+
+	for (;;) {
+		ZSTD_outBuffer o = { out, sizeof(out), 0 };
+		g->zleft = r = ZSTD_decompressStream(g->zd, &o, &in);
+		if (ZSTD_isError(r))
+			return err_set(err, SLUICE_EIO, "stage: %s is not valid zstd: %s", g->key, ZSTD_getErrorName(r));
+		if (o.pos && get_sink(g, out, o.pos, err))
+			return err->code;
+		/* a frame that ended with the input is done: asked again, zstd would wait for the next one */
+		if (in.pos == in.size && (r == 0 || o.pos < o.size))
+			return 0;
+	}
+}
+
 static void *download_thread(void *ud)
 {
 	struct get_job *g = ud;
+	sluice_write_fn sink = g->gunzip ? gunzip_sink : g->zd ? unzstd_sink : get_sink;
 
 	if (g->gunzip && inflateInit2(&g->z, 15 + 32) != Z_OK)
 		g->pump.rc = err_set(&g->pump.err, SLUICE_EIO, "stage: zlib init failed");
 	else
-		g->pump.rc = g->store->ops->get(g->store, g->key, g->gunzip ? gunzip_sink : get_sink, g, &g->pump.err);
+		g->pump.rc = g->store->ops->get(g->store, g->key, sink, g, &g->pump.err);
+	if (!g->pump.rc && g->zd && g->zleft)
+		g->pump.rc = err_set(&g->pump.err, SLUICE_EIO, "stage: %s ends inside a zstd frame", g->key);
 	if (g->gunzip)
 		inflateEnd(&g->z);
 	/* failing, the reader must see an error rather than a short file */
@@ -855,11 +1257,18 @@ static int load_object(const struct stage_load *l, struct objstore *store, struc
 	g.store = store;
 	g.key = xstrdup(key);
 	g.gunzip = ends_with(key, ".gz");
+	if (ends_with(key, ".zst") && !(g.zd = ZSTD_createDCtx())) {
+		close(g.pump.fd[0]);
+		close(g.pump.fd[1]);
+		free(g.key);
+		return err_set(err, SLUICE_EIO, "stage: zstd init failed");
+	}
 	g.header = l->listing && l->header;
 	if (pthread_create(&g.pump.th, NULL, download_thread, &g)) {
 		close(g.pump.fd[0]);
 		close(g.pump.fd[1]);
 		free(g.key);
+		ZSTD_freeDCtx(g.zd);
 		return err_set(err, SLUICE_EIO, "stage: cannot start a download thread");
 	}
 	if (c->drv->copy_in && l->d->copy_in_csv) {
@@ -887,6 +1296,7 @@ static int load_object(const struct stage_load *l, struct objstore *store, struc
 	if (rc)
 		err_prefix(err, "loading %s", key);
 	free(g.key);
+	ZSTD_freeDCtx(g.zd);
 	buf_release(&sql);
 	return rc;
 }

@@ -63,15 +63,37 @@ struct stage_unload {
 	const struct val *config;     /* gzip, max_file_size */
 	const char *iam_role;         /* for server-side unloads, or NULL */
 	struct stage_feed *feed;      /* announce each part as it completes, or NULL */
+	/*
+	 * Several streams, when u->sql reads one table whole and the dialect
+	 * can share a snapshot (its snapshot_* slots): at most `streams`
+	 * (fewer for a small table). open_streams opens up to want extra
+	 * connections to c's database, idle and in autocommit, each with a
+	 * stage store of its own (a store is used by one thread at a time),
+	 * and returns how many it opened; close_streams gives them back.
+	 * NULL open_streams or streams <= 1: one stream, on c.
+	 */
+	int streams;
+	size_t (*open_streams)(void *ud, size_t want, struct sluice_conn **aux, struct objstore **stores);
+	void (*close_streams)(void *ud, struct sluice_conn **aux, struct objstore **stores, size_t n);
+	void *streams_ud;
+	/* Whether the run is being cancelled (NULL: never): the streams stop. */
+	int (*cancelled)(void *ud);
+	void *cancel_ud;
 };
+
+/* The most streams an unload reads a table in. */
+#define STAGE_MAX_STREAMS 8
 
 /*
  * Unload u->sql. *rows: rows written; *reported: what the database said
- * it sent (-1 when it says nothing); a difference is an error. On failure, parts already written stay
- * (no manifest is written, so no load reads them) and retention removes
- * them later.
+ * it sent (-1 when it says nothing; the sum of the streams'); a difference
+ * is an error, in any stream. *streams: how many read the rows. On failure
+ * (of any stream: the others stop), parts already written stay (no
+ * manifest is written, so no load reads them), a multipart upload under
+ * way is aborted, and retention removes the rest later.
  */
-int stage_unload(const struct stage_unload *u, long long *rows, long long *reported, struct sluice_err *err);
+int stage_unload(const struct stage_unload *u, long long *rows, long long *reported, int *streams,
+		 struct sluice_err *err);
 
 struct stage_load {
 	struct sluice_conn *c;

@@ -10,11 +10,15 @@
 # in run_results.json, medians; they overlap, the load reading parts while
 # the unload writes them), the whole run's wall time, the pipe's and
 # pg_dump's, the throughput ratio (median pipe time / median sluice time)
-# and sluice's largest peak RSS; then `uptime`, since the figures mean
-# little on a loaded machine.
+# and sluice's largest peak RSS; through s3rver also the CPU seconds
+# s3rver itself used during the run (median), which bounds what sluice can
+# do on a small machine; then `uptime`, since the figures mean little on a
+# loaded machine.
 #   sh tests/bench/stages.sh [ROWS...]     default: 1000000 5000000
 # BENCH_THREADS (default 2): the run's threads; 1 runs the hops one after
-# the other. BENCH_STREAMS: the load's `streams` (default: from threads).
+# the other. BENCH_STREAMS: the load's `streams` (default: from threads);
+# BENCH_UNLOAD_STREAMS the unload's (default: from threads).
+# BENCH_COMPRESSION: the unload's `compression` (none, gzip, zstd).
 # BENCH_PART (default 16m): the unload's max_file_size, the grain at which
 # the load starts and its streams share the work.
 set -eu
@@ -58,7 +62,7 @@ sources:
     tables: [{name: t}]
 YML
 cat >"$p/models/unload_t.sql" <<YML
-{{ config(materialized='unload', connection='lake', stage_retention=1, max_file_size='${BENCH_PART:-16m}') }}
+{{ config(materialized='unload', connection='lake', stage_retention=1, max_file_size='${BENCH_PART:-16m}'${BENCH_UNLOAD_STREAMS:+, streams=$BENCH_UNLOAD_STREAMS}${BENCH_COMPRESSION:+, compression='$BENCH_COMPRESSION'}) }}
 select * from {{ source('lake', 't') }}
 YML
 cat >"$p/models/t.sql" <<YML
@@ -82,6 +86,12 @@ if sh "$top/tests/harness/s3.sh" start "$tmp/s3" >"$tmp/s3.env" 2>/dev/null; the
 	s3=yes
 fi
 
+# s3cpu: CPU seconds s3rver has used so far (user + system), or 0 without it
+s3cpu() {
+	[ -f "$tmp/s3/s3rver.pid" ] || { echo 0; return; }
+	awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f\n", ($14 + $15) / hz }' "/proc/$(cat "$tmp/s3/s3rver.pid")/stat"
+}
+
 # hop NODE: the node's execution_time in the last run, in seconds
 hop() {
 	jq -r --arg n "model.bench.$1" '.results[] | select(.unique_id == $n) | .execution_time * 100 | round / 100' \
@@ -93,8 +103,8 @@ runs=${BENCH_RUNS:-3}
 mmm() { echo "$1" | tr " " "\n" | grep . | sort -n | awk '{ v[NR] = $1 } END { printf "%s/%s/%s", v[1], v[int((NR + 1) / 2)], v[NR] }'; }
 med() { echo "$1" | tr " " "\n" | grep . | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-echo "| rows | path | unload hop (s, median) | load hop (s, median) | sluice (s, min/med/max) | psql pipe (s) | pg_dump \\| psql (s) | throughput vs pipe (medians) | sluice peak RSS (MiB, max) |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| rows | path | unload hop (s, median) | load hop (s, median) | sluice (s, min/med/max) | psql pipe (s) | pg_dump \\| psql (s) | throughput vs pipe (medians) | sluice peak RSS (MiB, max) | s3rver CPU (s, median) |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 for n in "$@"; do
 	psql -X -q -d lake -c "drop schema if exists lake cascade; create schema lake;
 		create table lake.t as select i as id, 'name ' || i as name, (i % 1000) / 7.0 as amount,
@@ -108,8 +118,10 @@ for n in "$@"; do
 		r=$(timed sh -c 'psql -X -q -d lake -c "\copy (select * from lake.t) to stdout" |
 			psql -X -q -d wh -c "\copy public.ref_t from stdin"')
 		pipe="$pipe ${r% *}"
-		psql -X -q -d wh -c "drop schema if exists lake cascade" >/dev/null 2>&1
-		r=$(timed sh -c 'pg_dump -d lake -t lake.t | psql -X -q -d wh')
+		# pg_dump -t writes no CREATE SCHEMA: without one the restore fails
+		# at CREATE TABLE, and psql would read the COPY's rows as SQL
+		psql -X -q -d wh -c "drop schema if exists lake cascade; create schema lake" >/dev/null 2>&1
+		r=$(timed sh -c 'pg_dump -d lake -t lake.t | psql -X -q -v ON_ERROR_STOP=1 -d wh')
 		dump="$dump ${r% *}"
 	done
 	pipe=${pipe# } dump=${dump# }
@@ -121,19 +133,21 @@ for n in "$@"; do
 		else
 			write_profile ""
 		fi
-		wall="" un="" ld="" rss=0
+		wall="" un="" ld="" rss=0 cpu=""
 		for i in $(seq "$runs"); do
+			c0=$(s3cpu)
 			r=$(timed "$top/sluice" run --full-refresh --project-dir "$p")
+			[ "$path" = s3rver ] && cpu="$cpu $(awk -v a="$c0" -v b="$(s3cpu)" 'BEGIN { printf "%.2f", b - a }')"
 			[ -n "${BENCH_VERBOSE:-}" ] && grep -E "OK (un)?load" "$tmp/out" >&2
 			got=$(psql -X -A -t -d wh -c "select count(*) from wh.t")
 			[ "$got" = "$n" ] || { echo "loaded $got rows, expected $n" >&2; exit 1; }
 			wall="$wall ${r% *}" un="$un $(hop unload_t)" ld="$ld $(hop t)"
 			[ "${r#* }" -gt "$rss" ] && rss=${r#* }
 		done
-		printf '| %s | %s | %s | %s | %s | %s | %s | %.2fx | %.1f |\n' "$n" "$path" "$(med "$un")" "$(med "$ld")" \
+		printf '| %s | %s | %s | %s | %s | %s | %s | %.2fx | %.1f | %s |\n' "$n" "$path" "$(med "$un")" "$(med "$ld")" \
 			"$(mmm "$wall")" "$(mmm "$pipe")" "$(mmm "$dump")" \
 			"$(awk -v a="$(med "$pipe")" -v b="$(med "$wall")" 'BEGIN { print (b > 0 ? a / b : 0) }')" \
-			"$(awk -v k="$rss" 'BEGIN { print k / 1024 }')"
+			"$(awk -v k="$rss" 'BEGIN { print k / 1024 }')" "${cpu:+$(med "$cpu")}"
 	done
 done
 echo

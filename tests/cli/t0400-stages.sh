@@ -342,6 +342,118 @@ ok_libpq "ODBC loads through INSERTs, in one stream" \
 	"streams lose a row: the counts are checked before the swap, the target and tables are as before" t_streams_count
 rm -f models/unload_many.sql models/wide.sql models/narrow.sql
 
+# ---- unload streams ---------------------------------------------------------------
+
+# A lake table of about 25 MiB on disk: worth three unload streams (one per
+# 8 MiB), read whole by one unload in three streams and by one in one.
+printf '      - name: big\n' >>models/sources.yml
+lake_q "create table lake.big (id int primary key, k text, pad text);
+insert into lake.big
+select g, case g % 4 when 0 then null when 1 then '' when 2 then e'a\"b,\nc' else 'k' || g end, repeat(md5(g::text), 4)
+from generate_series(1, 150000) g"
+model unload_big3 "{{ config(materialized='unload', connection='lake', streams=3, max_file_size='2m') }}
+select * from {{ source('lake', 'big') }}"
+model unload_big1 "{{ config(materialized='unload', connection='lake', streams=1, max_file_size='2m') }}
+select * from {{ source('lake', 'big') }}"
+model big3 "{{ config(materialized='load', streams=1) }}
+{{ ref('unload_big3') }}"
+
+# gen_rows MODEL: the sorted lines of every part of MODEL's newest generation, hashed
+gen_rows() {
+	local m
+	m=$(ls -t .sluice/stage/"$1"/*/*/manifest | head -n 1) &&
+	jq -r '.entries[].url' "$m" | sed 's|^file://||' | xargs cat | LC_ALL=C sort | md5sum
+}
+# gen_count MODEL: the manifest's record_count, and the sum of its entries'
+gen_count() {
+	local m
+	m=$(ls -t .sluice/stage/"$1"/*/*/manifest | head -n 1) &&
+	jq -r '"\(.meta.record_count) \([.entries[].meta.record_count] | add)"' "$m"
+}
+t_unload_streams() {
+	expect_exit 0 sluice run -s unload_big3 unload_big1 big3 || return 1
+	# the line says how many streams read the table; one stream says nothing
+	expect_grep "OK unload [^ ]*unload_big3 \.+ [0-9.]+s 150000 rows \(3 streams\)$" "$T_DIR/out" || return 1
+	expect_grep "OK unload [^ ]*unload_big1 \.+ [0-9.]+s 150000 rows$" "$T_DIR/out" || return 1
+	# exactly the rows of one stream, each once, and the manifest counts them all
+	expect_eq "$(gen_rows unload_big1)" "$(gen_rows unload_big3)" || return 1
+	expect_eq "150000 150000" "$(gen_count unload_big3)" || return 1
+	expect_eq "$(table_hash "$LAKE" lake.big)" "$(table_hash "$T_DB" analytics.big3)" || return 1
+	expect_eq pass "$(rr '.results[] | select(.unique_id == "model.proj.unload_big3") | .validations[0].status')" || return 1
+	# the streams' transactions are over: no session of the run is left on the lake
+	expect_eq 0 "$(lake_q "select count(*) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()")"
+}
+ok_libpq "COPY streams need libpq" \
+	"an unload of a whole table reads it in three streams: the same rows as one stream, counted, the line names them" t_unload_streams
+
+# The lake through a login limited to 7 sessions: the connection budget
+# reads the role's limit (a superuser's is not one).
+ROLE="${T_DB}_lake"
+lake_q "create role \"$ROLE\" login password 'lake-secret' connection limit 7;
+grant usage on schema lake to \"$ROLE\"; grant select on lake.big to \"$ROLE\"" >/dev/null
+at_exit "psql -X -q -d postgres -c 'DROP DATABASE IF EXISTS \"$LAKE\" WITH (FORCE)' -c 'DROP ROLE IF EXISTS \"$ROLE\"' >/dev/null 2>&1"
+cat >>profiles.yml <<YML
+        lake_small:
+          type: postgres
+          host: "$SLUICE_TEST_PGHOST"
+          port: $SLUICE_TEST_PGPORT
+          user: "$ROLE"
+          password: lake-secret
+          dbname: "$LAKE"
+          schema: lake
+YML
+model unload_small "{{ config(materialized='unload', connection='lake_small', streams=3, max_file_size='2m') }}
+select * from lake.big"
+t_unload_streams_budget() {
+	# room for the run's four workers (one of them the main connection), 2 kept free, and one session more
+	expect_exit 0 sluice run -s unload_small || return 1
+	expect_grep "unload_small: 2 streams, not 3: connection 'lake_small' has room for 1 more session$" "$T_DIR/out" || return 1
+	expect_grep "OK unload [^ ]*unload_small \.+ [0-9.]+s 150000 rows \(2 streams\)$" "$T_DIR/out" || return 1
+	expect_eq "$(gen_rows unload_big1)" "$(gen_rows unload_small)"
+}
+ok_libpq "COPY streams need libpq" \
+	"unload streams count in the connection budget: fewer streams when the lake has room for fewer sessions" t_unload_streams_budget
+
+# compression: zstd. Parts are zstd frames (.csv.zst), smaller than the CSV
+# they hold; the load gets the CSV back, counts checked as ever.
+model unload_z "{{ config(materialized='unload', connection='lake', compression='zstd', max_file_size='100k') }}
+select id, name, note, born, score, updated_at from {{ source('lake', 'patients') }}"
+model patients_z "{{ config(materialized='load') }}
+{{ ref('unload_z') }}"
+t_zstd() {
+	local m f
+	expect_exit 0 sluice run -s unload_z patients_z || return 1
+	expect_eq "$(table_hash "$LAKE" lake.patients)" "$(table_hash "$T_DB" analytics.patients_z)" || return 1
+	expect_eq "pass pass" "$(rr '[.results[] | select(.unique_id == "model.proj.patients_z") | .validations[].status] | join(" ")')" || return 1
+	m=$(ls -t .sluice/stage/unload_z/*/*/manifest | head -n 1) &&
+	f=$(jq -r '.entries[0].url' "$m" | sed 's|^file://||') || return 1
+	case $f in */part-00000.csv.zst) ;; *) echo "not a zstd part: $f"; return 1 ;; esac
+	# the zstd magic number, and fewer bytes than the part's CSV
+	expect_eq "28b52ffd" "$(od -An -tx1 -N4 "$f" | tr -d ' \n')" || return 1
+	[ "$(jq -r '.entries[0].meta.content_length' "$m")" -lt 60000 ] || { jq . "$m"; return 1; }
+}
+ok "compression: zstd: parts are zstd frames, the load reads the rows back, counts checked" t_zstd
+
+# Rows of exactly 64 bytes in 64 KiB parts: each part's CSV fills the
+# load's 64 KiB decompression buffer exactly, where a frame ends.
+model unload_z "{{ config(materialized='unload', connection='lake', compression='zstd', max_file_size='64k') }}
+select lpad(id::text, 63, '0') as line from {{ source('lake', 'patients') }}"
+t_zstd_exact() {
+	expect_exit 0 sluice run -s unload_z patients_z --full-refresh || return 1
+	expect_eq "$(lake_q "select count(*) from lake.patients")" "$(psql_q "select count(distinct line) from analytics.patients_z")" || return 1
+	expect_eq "65536" "$(jq -r '[.entries[].meta.record_count] | .[0] * 64' "$(ls -t .sluice/stage/unload_z/*/*/manifest | head -n 1)")"
+}
+ok "compression: zstd: parts that end exactly at the load's buffer size" t_zstd_exact
+
+t_compression_unknown() {
+	model unload_z "{{ config(materialized='unload', connection='lake', compression='lz4') }}
+select 1 as one"
+	expect_exit 1 sluice run -s unload_z || return 1
+	expect_grep "compression: 'lz4' is not one of none, gzip, zstd" "$T_DIR/out"
+}
+ok "an unknown compression is an error that names it" t_compression_unknown
+rm -f models/unload_z.sql models/patients_z.sql
+
 # ---- faults -------------------------------------------------------------------
 
 t_altered_part() {
@@ -489,15 +601,23 @@ rm -f models/unload_slow.sql models/slow.sql
 # next part filling while the one before it is sent.
 model unload_patients "{{ config(materialized='unload', connection='lake', max_file_size='1m') }}
 select id, name, note, born, score, updated_at from {{ source('lake', 'patients') }}"
-t_s3_part_fails() {
-	local before port rc
-	before=$(table_hash "$T_DB" analytics.patients) || return 1
-	bg_start P node "$HARNESS/s3-fault-proxy.js" "${SLUICE_TEST_S3_ENDPOINT##*:}" 3 "$T_DIR/proxy.log" || return 1
+# via_proxy NAME ARG...: s3-fault-proxy.js ARG... (after s3rver's port) in
+# the background as NAME, and profiles.yml pointed at it; the profile of
+# s3rver itself is kept in $T_DIR/profiles.s3rver.yml, to put back.
+via_proxy() {
+	local name=$1 port
+	shift
+	bg_start "$name" node "$HARNESS/s3-fault-proxy.js" "${SLUICE_TEST_S3_ENDPOINT##*:}" "$@" || return 1
 	at_exit "kill $BG_PID 2>/dev/null" || return 1
-	wait_until 10 grep -q '^listening' "$T_DIR/P.log" || { cat "$T_DIR/P.log"; return 1; }
-	port=$(sed -n 's/^listening //p' "$T_DIR/P.log") || return 1
+	wait_until 10 grep -q '^listening' "$T_DIR/$name.log" || { cat "$T_DIR/$name.log"; return 1; }
+	port=$(sed -n 's/^listening //p' "$T_DIR/$name.log") || return 1
 	sed "s|endpoint: $SLUICE_TEST_S3_ENDPOINT|endpoint: http://127.0.0.1:$port|" profiles.yml >"$T_DIR/profiles.yml" &&
-	cp profiles.yml "$T_DIR/profiles.s3rver.yml" && cp "$T_DIR/profiles.yml" profiles.yml || return 1
+	cp profiles.yml "$T_DIR/profiles.s3rver.yml" && cp "$T_DIR/profiles.yml" profiles.yml
+}
+t_s3_part_fails() {
+	local before rc
+	before=$(table_hash "$T_DB" analytics.patients) || return 1
+	via_proxy P 3 "$T_DIR/proxy.log" || return 1
 	expect_exit 1 sluice run -s unload_patients patients --full-refresh
 	rc=$?
 	cp "$T_DIR/profiles.s3rver.yml" profiles.yml && [ $rc -eq 0 ] || return 1
@@ -512,6 +632,30 @@ t_s3_part_fails() {
 	expect_eq "$before" "$(table_hash "$T_DB" analytics.patients)"
 }
 ok "s3rver: a multipart part upload fails: the unload fails naming it, the upload is aborted, no manifest, target unchanged" t_s3_part_fails
+
+# Unload streams through s3rver: every upload of part file 1 fails, in
+# whichever of the three streams writes it; the load reads as they write.
+t_s3_stream_fails() {
+	local before rc
+	before=$(table_hash "$T_DB" analytics.big3) || return 1
+	via_proxy Q 0 "$T_DIR/proxy-streams.log" /part-00001.csv || return 1
+	expect_exit 1 sluice run -s unload_big3 big3 --full-refresh
+	rc=$?
+	cp "$T_DIR/profiles.s3rver.yml" profiles.yml && [ $rc -eq 0 ] || return 1
+	expect_grep "ERROR unload [^ ]*unload_big3" "$T_DIR/out" || return 1
+	expect_grep "s3 PUT s3://$SLUICE_TEST_S3_BUCKET/stage/unload_big3/.*/part-00001.csv: InternalError: part failed by the test \\(HTTP 500\\)" \
+		"$T_DIR/out" || return 1
+	expect_grep "unload 'unload_big3' failed \(s3 PUT .*part-00001.csv: .*\); the target was not touched" "$T_DIR/out" || return 1
+	# the other streams stopped: parts 0 and 2 were started, and no part past a few
+	expect_grep "^PUT /$SLUICE_TEST_S3_BUCKET/stage/unload_big3/.*/part-00002.csv" "$T_DIR/proxy-streams.log" || return 1
+	expect_no_grep "^PUT /$SLUICE_TEST_S3_BUCKET/stage/unload_big3/.*/part-0000[6-9].csv" "$T_DIR/proxy-streams.log" || return 1
+	# the failed part's upload is aborted; no manifest: no load can read the generation
+	expect_grep "^DELETE /$SLUICE_TEST_S3_BUCKET/stage/unload_big3/.*/part-00001.csv\\?uploadId=" "$T_DIR/proxy-streams.log" || return 1
+	expect_no_grep "^PUT .*/manifest" "$T_DIR/proxy-streams.log" || return 1
+	expect_eq "$before" "$(table_hash "$T_DB" analytics.big3)"
+}
+ok_libpq "COPY streams need libpq" \
+	"s3rver: a part fails in one unload stream: the others stop, the unload fails naming it, no manifest, target unchanged" t_s3_stream_fails
 
 # the lake pauses at row 1500, after some parts are uploaded
 model unload_patients "{{ config(materialized='unload', connection='lake', max_file_size='20k') }}

@@ -46,7 +46,7 @@ t_dockerfile() {
 	expect_eq 2 "$(grep -c '^FROM ' "$f")" || return 1
 	# the last stage: the runtime
 	sed -n '/^FROM .* AS runtime$/,$p' "$f" >"$T_DIR/runtime" || return 1
-	for pkg in libpq5 odbc-postgresql unixodbc ca-certificates tzdata libcurl4 libjansson4 libyaml-0-2 libxxhash0; do
+	for pkg in libpq5 odbc-postgresql unixodbc ca-certificates tzdata libcurl4 libjansson4 libyaml-0-2 libxxhash0 libzstd1; do
 		grep -qE "(^|[[:space:]])$pkg([[:space:]]|\$)" "$T_DIR/runtime" || { echo "the runtime stage lacks $pkg"; return 1; }
 	done
 	expect_no_grep '(build-essential|-dev( |$))' "$T_DIR/runtime" || return 1

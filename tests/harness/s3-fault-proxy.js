@@ -4,18 +4,22 @@
 // failure (such as aborting the upload). Bodies and headers pass through
 // untouched: the signature sluice made for the proxy's address still holds.
 //
-//   node s3-fault-proxy.js UPSTREAM_PORT PART_NUMBER LOG
+//   node s3-fault-proxy.js UPSTREAM_PORT PART_NUMBER LOG [PATH_PART]
+//
+// With PATH_PART, every upload (PutObject or UploadPart) to a key whose
+// path contains it fails instead, whatever its part number.
 //
 // Prints "listening PORT" on stdout once it accepts connections.
 'use strict';
 const http = require('http');
 const fs = require('fs');
 
-const [upstream, failPart, log] = process.argv.slice(2);
+const [upstream, failPart, log, failPath] = process.argv.slice(2);
 const server = http.createServer((req, res) => {
   fs.appendFileSync(log, `${req.method} ${req.url}\n`);
   const url = new URL(req.url, 'http://127.0.0.1');
-  if (req.method === 'PUT' && url.searchParams.get('partNumber') === failPart) {
+  const fails = failPath ? url.pathname.includes(failPath) : url.searchParams.get('partNumber') === failPart;
+  if (req.method === 'PUT' && fails) {
     req.resume();
     req.on('end', () => {
       res.writeHead(500, { 'Content-Type': 'application/xml' });
