@@ -1016,6 +1016,40 @@ out:
 	return rc;
 }
 
+int pg_embedded_remove(const char *project_dir, struct sluice_err *err)
+{
+	struct sluice_err ignore = SLUICE_ERR_INIT;
+	struct buf fallback = BUF_INIT;
+	struct emb m;
+	int lockfd = -1, rc;
+
+	if ((rc = pg_embedded_stop(project_dir, err)))
+		return rc;
+	if (emb_open(&m, project_dir, &ignore) < 0 || !fs_is_dir(m.dotdir.s)) {
+		emb_release(&m);
+		return 0;
+	}
+	if (!(rc = lock_take(&m, &lockfd, err))) {
+		locate(&m);
+		/* only what is ours: the cluster in the project, or the fallback named after it */
+		buf_printf(&fallback, "/var/tmp/sluice-embedded-%s", m.hash);
+		if (is_symlink(m.link.s)) {
+			if (m.datadir.len == fallback.len + 3 && !strncmp(m.datadir.s, fallback.s, fallback.len))
+				rc = fs_remove_tree(fallback.s, err);
+			if (!rc && unlink(m.link.s) < 0)
+				rc = err_set(err, SLUICE_EIO, "%s: %s", m.link.s, strerror(errno));
+		} else if (m.datadir.len) {
+			rc = fs_remove_tree(m.datadir.s, err);
+		}
+		close(lockfd);
+	}
+	if (rc)
+		err_prefix(err, "embedded PostgreSQL");
+	buf_release(&fallback);
+	emb_release(&m);
+	return rc;
+}
+
 /* 1 when database name exists, 0 when not, -1 when we cannot tell. */
 static int db_exists(PGconn *pg, const char *name)
 {

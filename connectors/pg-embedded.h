@@ -31,6 +31,12 @@ int pg_embedded_ensure(const char *project_dir, struct pg_embedded *e, int *star
 		       struct sluice_err *err);
 /* Stop the server (fast shutdown) if it runs; 0 when stopped or absent. */
 int pg_embedded_stop(const char *project_dir, struct sluice_err *err);
+/*
+ * Stop it and delete its cluster: the one in the project, or the one in
+ * /var/tmp that the project links to (which deleting the project leaves
+ * behind). 0 when there was none.
+ */
+int pg_embedded_remove(const char *project_dir, struct sluice_err *err);
 /* PG_EMBEDDED_RUNNING (e filled), _STOPPED or _ABSENT. */
 int pg_embedded_status(const char *project_dir, struct pg_embedded *e);
 /* Create database `name` if it does not exist (connects as sluice). */

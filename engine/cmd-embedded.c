@@ -1,6 +1,6 @@
 /*
- * cmd-embedded.c: `sluice embedded start|stop|status|env`: the embedded
- * PostgreSQL by hand. A server started here keeps running across commands
+ * cmd-embedded.c: `sluice embedded start|stop|remove|status|env`: the
+ * embedded PostgreSQL by hand. A server started here keeps running across commands
  * until `stop`; one started on demand by a command stops with it.
  */
 #include <limits.h>
@@ -41,6 +41,11 @@ int cmd_embedded(int argc, char **argv)
 			code = cmd_fail(&err);
 		else
 			printf("embedded PostgreSQL stopped\n");
+	} else if (!strcmp(action, "remove")) {
+		if ((rc = pg_embedded_remove(dir, &err)))
+			code = cmd_fail(&err);
+		else
+			printf("embedded PostgreSQL removed\n");
 	} else if (!strcmp(action, "status") || !strcmp(action, "env")) {
 		int st = pg_embedded_status(dir, &e);
 		if (!strcmp(action, "env")) {
@@ -57,7 +62,7 @@ int cmd_embedded(int argc, char **argv)
 			code = 1;   /* not running: scripts can test for it */
 		}
 	} else {
-		err_set(&err, SLUICE_EUSAGE, "embedded takes start, stop, status or env, not '%s'", action);
+		err_set(&err, SLUICE_EUSAGE, "embedded takes start, stop, remove, status or env, not '%s'", action);
 		code = cmd_fail(&err);
 	}
 	cli_release(&cli);

@@ -40,7 +40,7 @@ static const struct cmd_entry commands[] = {
 	{ "debug", cmd_debug, "check the project, the profile and every connection", 0 },
 	{ "sources", cmd_sources, "instrument|uninstrument|versions: source change detection", 0 },
 	{ "schedule", cmd_schedule, "run the schedules of sluice.yml (--once NAME, --list, --print-systemd, --print-crontab)", 0 },
-	{ "embedded", cmd_embedded, "start|stop|status|env of the embedded PostgreSQL", 0 },
+	{ "embedded", cmd_embedded, "start|stop|remove|status|env of the embedded PostgreSQL", 0 },
 	{ "help", cmd_help, "show this help", 0 },
 };
 

@@ -11,7 +11,7 @@ top=$(pwd)
 tmp=$(mktemp -d /tmp/sluice-bench-dt.XXXXXX)
 p="$tmp/p"
 cleanup() {
-	"$top/sluice" embedded stop --project-dir "$p" >/dev/null 2>&1 || true
+	"$top/sluice" embedded remove --project-dir "$p" >/dev/null 2>&1 || true
 	rm -rf "$tmp"
 }
 trap cleanup EXIT

@@ -36,7 +36,7 @@ three_runs() {
 }
 
 # embedded_project DIR: DIR's project on its own embedded PostgreSQL
-# (started, left running: `sluice embedded stop` it), with the 10 lake
+# (started, left running: `sluice embedded remove` it), with the 10 lake
 # tables gen-project.sh's sources name; PG* of it exported.
 embedded_project() {
 	cat >"$1/profiles.yml" <<YML

@@ -10,7 +10,7 @@ set -eu
 top=$(pwd)
 if [ -z "${tmp:-}" ]; then
 	tmp=$(mktemp -d /tmp/sluice-bench.XXXXXX)
-	trap '"$top/sluice" embedded stop --project-dir "$tmp/preuse" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
+	trap '"$top/sluice" embedded remove --project-dir "$tmp/preuse" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
 fi
 . "$top/tests/bench/lib.sh"
 p="$tmp/preuse"
@@ -50,7 +50,7 @@ builds() {
 }
 with=$(builds dev_alice analytics_alice)
 without=$(builds dev_solo analytics_solo)
-"$top/sluice" embedded stop >/dev/null
+"$top/sluice" embedded remove >/dev/null
 
 echo "| Alice's build (one mart changed) | models built | wall min / median / max (s) | peak RSS (MiB) | speed-up (median without / with) |"
 echo "|---|---|---|---|---|"

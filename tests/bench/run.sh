@@ -7,7 +7,7 @@ top=$(pwd)
 tmp=$(mktemp -d /tmp/sluice-bench.XXXXXX)
 cleanup() {
 	for p in "$tmp"/p*; do
-		[ -d "$p" ] && "$top/sluice" embedded stop --project-dir "$p" >/dev/null 2>&1
+		[ -d "$p" ] && "$top/sluice" embedded remove --project-dir "$p" >/dev/null 2>&1
 	done
 	rm -rf "$tmp"
 }
@@ -85,7 +85,7 @@ for n in 1000 10000; do
 	done
 	printf '| %s | first full build (for scale) | %s | %.1f | | | |\n' "$n" "${build% *}" \
 		"$(awk -v k="${build#* }" 'BEGIN { print k / 1024 }')"
-	"$top/sluice" embedded stop --project-dir "$p" >/dev/null
+	"$top/sluice" embedded remove --project-dir "$p" >/dev/null
 done
 
 # ---- issue 17: 50,000 models, each command against reading the files ----

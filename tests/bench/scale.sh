@@ -11,7 +11,7 @@ top=$(pwd)
 tmp=$(mktemp -d /tmp/sluice-scale.XXXXXX)
 p="$tmp/p"
 cleanup() {
-	[ -d "$p" ] && "$top/sluice" embedded stop --project-dir "$p" >/dev/null 2>&1
+	[ -d "$p" ] && "$top/sluice" embedded remove --project-dir "$p" >/dev/null 2>&1
 	rm -rf "$tmp"
 }
 trap cleanup EXIT

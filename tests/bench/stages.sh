@@ -26,7 +26,7 @@ top=$(pwd)
 tmp=$(mktemp -d /tmp/sluice-bench-stage.XXXXXX)
 p=$tmp/proj
 cleanup() {
-	"$top/sluice" embedded stop --project-dir "$p" >/dev/null 2>&1 || true
+	"$top/sluice" embedded remove --project-dir "$p" >/dev/null 2>&1 || true
 	sh "$top/tests/harness/s3.sh" stop "$tmp/s3" >/dev/null 2>&1 || true
 	rm -rf "$tmp"
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # t0130: with no profiles.yml anywhere, sluice runs its own PostgreSQL
 # (docs/embedded.md): started for a command and stopped after it, or by
-# hand with `sluice embedded start|status|env|stop`.
+# hand with `sluice embedded start|status|env|stop|remove`.
 . "$(dirname "$0")/lib.sh"
 skip_all_libpq "no profiles.yml: the embedded server is reached through libpq whatever the pass"
 
@@ -114,5 +114,23 @@ t_restart_keeps_data() {
 	expect_exit 0 esluice embedded stop
 }
 ok "the data survives a stop and start" t_restart_keeps_data
+
+# remove: the cluster is gone, also the one in /var/tmp that a project in
+# a directory the server user cannot enter (root's, a mktemp one) links to
+cluster_dir() {
+	if [ -L .sluice/pg ]; then dirname "$(readlink -f .sluice/pg)"; else echo "$P/.sluice/pg"; fi
+}
+t_remove() {
+	expect_exit 0 esluice embedded start || return 1
+	data=$(cluster_dir) || return 1
+	[ -d "$data" ] || { echo "no cluster at $data"; return 1; }
+	expect_exit 0 esluice embedded remove || return 1
+	expect_grep "^embedded PostgreSQL removed$" "$T_DIR/out" || return 1
+	[ ! -e "$data" ] && [ ! -e .sluice/pg ] || { echo "$data or .sluice/pg is still there"; return 1; }
+	expect_exit 1 esluice embedded status || return 1
+	expect_grep "^not initialised$" "$T_DIR/out"
+}
+ok "sluice embedded remove stops the server and deletes its cluster, in /var/tmp too" t_remove
+ok "after remove, a run starts over on a new cluster" expect_exit 0 esluice run
 
 done_testing
