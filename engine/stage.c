@@ -560,12 +560,13 @@ static void parts_abort(struct parts *ps)
 {
 	struct sluice_err ignored = SLUICE_ERR_INIT;
 
-	if (!ps->open)
-		return;
-	if (ps->gzip)
+	if (ps->open) {
+		__atomic_store_n(&ps->pump.aborted, 1, __ATOMIC_SEQ_CST);
+		part_join(ps, &ignored);
+	}
+	/* a part is unfinished while it has a key; one whose upload failed was joined by part_send already */
+	if (ps->pump.key && ps->gzip)
 		deflateEnd(&ps->z);
-	__atomic_store_n(&ps->pump.aborted, 1, __ATOMIC_SEQ_CST);
-	part_join(ps, &ignored);
 	free((char *)ps->pump.key);
 	ps->pump.key = NULL;
 }
