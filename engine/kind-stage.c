@@ -19,7 +19,6 @@ struct stage_run {
 	char *watermark;               /* unload: the literal {{ watermark }} renders (heap), or NULL */
 	char *stage_generation;        /* unload: "<model>/<target>/<invocation_id>/" it wrote (heap) */
 	int stage_delta;               /* unload: only rows past a watermark */
-	const char *short_of;          /* unload: its last delta serves not, as this load holds no rows before it */
 	char *loaded_generation;       /* load: the generation it loaded (heap) */
 	/*
 	 * unload: its parts as they complete, for the loads it lets start
@@ -246,19 +245,24 @@ static int unload_exists(struct build *b, size_t idx)
  * they hold the rows before it: when the watermark load reads none now
  * (its table was dropped, or never loaded here), it must send everything.
  */
-static void unload_reads(struct build *b, size_t idx, struct arena *a, struct fp_context *ctx)
+/* The watermark load below unload idx when it holds no rows (it read no watermark), else NULL. */
+static const struct node *empty_load(const struct build *b, size_t idx)
 {
-	const struct node *n = &b->s->manifest.nodes[idx];
-	struct stage_run *st = srun(b, idx);
-	const struct node *load;
+	const struct stage_run *st = srun(b, idx);
 	const char *column;
 
-	if (b->mode == BUILD_RUN && !st->watermark && (load = watermark_load(b, n, &column))) {
-		st->short_of = load->display;
-		if (val_get_int(build_prev_record(b, idx), "stage_delta", 0))
-			ctx->must_build = arena_printf(a, "its last generation holds only rows past a watermark, and %s "
-						       "holds none before them", load->display);
-	}
+	if (b->mode != BUILD_RUN || !st || st->watermark)
+		return NULL;
+	return watermark_load(b, &b->s->manifest.nodes[idx], &column);
+}
+
+static void unload_reads(struct build *b, size_t idx, struct arena *a, struct fp_context *ctx)
+{
+	const struct node *load = empty_load(b, idx);
+
+	if (load && val_get_int(build_prev_record(b, idx), "stage_delta", 0))
+		ctx->must_build = arena_printf(a, "its last generation holds only rows past a watermark, and %s "
+					       "holds none before them", load->display);
 }
 
 /* Whether every child of unload idx is a load that, in env target, loaded generation gen. */
@@ -289,15 +293,16 @@ static int unload_adopt(struct build *b, size_t idx, const struct val *theirs, i
 	const char *gen = val_get_str(theirs, "stage_generation", NULL);
 	int delta = val_get_int(theirs, "stage_delta", 0) != 0;
 	struct stage_run *st = srun(b, idx);
+	const struct node *empty = delta ? empty_load(b, idx) : NULL;
 
 	if (!gen || !generation_present(b, gen)) {
 		buf_puts(why, "its stage generation is not in this target's stage");
 		return 0;
 	}
 	/* a delta this target took before and could not build on is not taken again */
-	if (delta && st && st->short_of && val_get_int(build_prev_record(b, idx), "stage_delta", 0)) {
+	if (empty && val_get_int(build_prev_record(b, idx), "stage_delta", 0)) {
 		buf_printf(why, "its stage generation holds only rows past a watermark, and %s holds none before them",
-			   st->short_of);
+			   empty->display);
 		return 0;
 	}
 	if (delta && !loads_took(b, idx, val_get_str(theirs, "target", NULL), gen)) {
@@ -432,13 +437,14 @@ static int run_unload(struct build *b, struct exec_worker *w, const struct node 
 	struct stream_src src = { b, n, c, 1 };
 	struct objstore *store = NULL;
 	struct arena scratch = ARENA_INIT;
-	struct buf sql = BUF_INIT, prefix = BUF_INIT;
+	struct buf sql = BUF_INIT, dir = BUF_INIT, prefix = BUF_INIT;
 	char *url = NULL;
 	long long reported = -1;
 	int rc, streams = 1;
 
 	/* under the target: its stage_retention must never delete another environment's generations */
-	buf_printf(&prefix, "%s/%s/%s/", n->name, b->s->project.target.name, b->s->invocation_id);
+	buf_printf(&dir, "%s/%s", n->name, b->s->project.target.name);
+	buf_printf(&prefix, "%s/%s/", dir.s, b->s->invocation_id);
 	rc = manifest_compile(&b->s->manifest, n, &o, &scratch, &sql, NULL, err);
 	if (!rc)
 		rc = open_stage(b, &store, &url, err);
@@ -480,17 +486,13 @@ static int run_unload(struct build *b, struct exec_worker *w, const struct node 
 		struct sluice_err rerr = SLUICE_ERR_INIT;
 		r->validations = val_list_new();
 		add_validation(a, &r->validations, "rows the database sent = rows written to the stage", reported, *rows);
-		if (keep > 0) {
-			struct buf mine = BUF_INIT;
-			buf_printf(&mine, "%s/%s", n->name, b->s->project.target.name);
-			if (stage_retain(store, mine.s, (int)keep, &deleted, &rerr))
-				ui_warn("%s: stage_retention: %s", n->name, rerr.msg);
-			buf_release(&mine);
-		}
+		if (keep > 0 && stage_retain(store, dir.s, (int)keep, &deleted, &rerr))
+			ui_warn("%s: stage_retention: %s", n->name, rerr.msg);
 	}
 	objstore_close(store);
 	free(url);
 	buf_release(&sql);
+	buf_release(&dir);
 	buf_release(&prefix);
 	arena_release(&scratch);
 	return rc;

@@ -407,7 +407,7 @@ int reuse_run(struct build *b, struct exec_worker *w, size_t idx, struct sluice_
 	struct node alt = b->s->manifest.nodes[idx];
 	const struct val *from = &r->reused_from;
 	struct plan_input in = { 0 };
-	struct buf sql = BUF_INIT, audit = BUF_INIT, why = BUF_INIT, before = BUF_INIT;
+	struct buf sql = BUF_INIT, audit = BUF_INIT, why = BUF_INIT, before = BUF_INIT, theirs = BUF_INIT;
 	const char *pre[1];
 	int rc = 0;
 
@@ -425,10 +425,11 @@ int reuse_run(struct build *b, struct exec_worker *w, size_t idx, struct sluice_
 	/* a view over theirs, or a table copied from it: swapped in like any view or table */
 	alt.mat = strcmp(val_get_str(from, "mode", "view"), "copy") ? MAT_VIEW : MAT_TABLE;
 	in.dialect = build_dialect(b, &alt);
-	dialect_relation(&why, val_get_str(from, "schema", ""), val_get_str(from, "identifier", ""));
-	buf_printf(&sql, "SELECT * FROM %s", why.s);
+	dialect_relation(&theirs, val_get_str(from, "schema", ""), val_get_str(from, "identifier", ""));
+	buf_printf(&sql, "SELECT * FROM %s", theirs.s);
 	build_audit_comment(b, &alt, &audit);
-	if (alt.mat == MAT_VIEW && in.dialect->late_view && !(rc = late_view(b, w, &alt, why.s, audit.s, &before, &sql, err))) {
+	if (alt.mat == MAT_VIEW && in.dialect->late_view &&
+	    !(rc = late_view(b, w, &alt, theirs.s, audit.s, &before, &sql, err))) {
 		pre[0] = before.s;
 		in.pre_hooks = pre;
 		in.npre = 1;
@@ -442,7 +443,7 @@ int reuse_run(struct build *b, struct exec_worker *w, size_t idx, struct sluice_
 		rc = plan_build(&in, &r->plan, err);
 	buf_release(&sql);
 	buf_release(&audit);
-	buf_release(&why);
+	buf_release(&theirs);
 	buf_release(&before);
 	if (rc)
 		return rc;
