@@ -139,16 +139,130 @@ static int fresh_dir(struct build *b, const char *path)
 	return state == 2;
 }
 
-void build_write_target_file(struct build *b, const char *dir, const char *path, const char *text)
+static void target_write_now(struct build *b, const char *path, const char *text, size_t len)
 {
-	struct buf file = BUF_INIT;
 	struct sluice_err err = SLUICE_ERR_INIT;
 
-	buf_printf(&file, "%s/%s/%s", b->s->project.target_path, dir, path);
-	if (fresh_dir(b, file.s) ? fs_write_file(file.s, text, strlen(text), &err)
-				 : fs_write_if_changed(file.s, text, strlen(text), &err))
+	if (fresh_dir(b, path) ? fs_write_file(path, text, len, &err) : fs_write_if_changed(path, text, len, &err))
 		ui_warn("%s", err.msg);
+}
+
+/*
+ * A no-op run at 10,000 models compares 20,000 files in target/ with what
+ * it would write, a third of its preparing; one thread does that while the
+ * main thread goes on compiling and deciding. The queue holds copies, at
+ * most TARGET_QUEUE_MAX bytes, so memory stays bounded however far behind
+ * the thread falls.
+ */
+#define TARGET_QUEUE_MAX (1 << 20)
+
+struct target_file {
+	struct target_file *next;
+	size_t len;
+	char *text;                    /* after the path, in the same allocation */
+	char path[];
+};
+
+struct target_writer {
+	pthread_t th;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;           /* a file queued, room made, or closing */
+	struct target_file *head, *tail;
+	size_t pending;                /* bytes queued */
+	int closing;
+};
+
+static void *target_writer_main(void *ud)
+{
+	struct build *b = ud;
+	struct target_writer *w = b->writer;
+	struct target_file *f;
+
+	for (;;) {
+		pthread_mutex_lock(&w->lock);
+		while (!w->head && !w->closing)
+			pthread_cond_wait(&w->cond, &w->lock);
+		if (!(f = w->head)) {
+			pthread_mutex_unlock(&w->lock);
+			return NULL;
+		}
+		pthread_mutex_unlock(&w->lock);
+		target_write_now(b, f->path, f->text, f->len);
+		pthread_mutex_lock(&w->lock);
+		if (!(w->head = f->next))
+			w->tail = NULL;
+		w->pending -= f->len;
+		pthread_cond_broadcast(&w->cond);
+		pthread_mutex_unlock(&w->lock);
+		free(f);
+	}
+}
+
+/* Start the writer; without a thread, files are written at once. Main thread, before any worker. */
+static void target_writer_start(struct build *b)
+{
+	struct target_writer *w = xcalloc(1, sizeof(*w));
+
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	b->writer = w;
+	if (pthread_create(&w->th, NULL, target_writer_main, b)) {
+		pthread_mutex_destroy(&w->lock);
+		pthread_cond_destroy(&w->cond);
+		free(w);
+		b->writer = NULL;
+	}
+}
+
+void build_flush_target(struct build *b)
+{
+	struct target_writer *w = b->writer;
+
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->closing = 1;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->th, NULL);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
+	free(w);
+	b->writer = NULL;
+}
+
+void build_write_target_file(struct build *b, const char *dir, const char *path, const char *text)
+{
+	struct target_writer *w = b->writer;
+	struct target_file *f;
+	size_t len = strlen(text), plen;
+	struct buf file = BUF_INIT;
+
+	buf_printf(&file, "%s/%s/%s", b->s->project.target_path, dir, path);
+	if (!w) {
+		target_write_now(b, file.s, text, len);
+		buf_release(&file);
+		return;
+	}
+	plen = file.len + 1;
+	f = xmalloc(sizeof(*f) + plen + len + 1);
+	f->next = NULL;
+	f->len = len;
+	memcpy(f->path, file.s, plen);
+	f->text = f->path + plen;
+	memcpy(f->text, text, len + 1);
 	buf_release(&file);
+	pthread_mutex_lock(&w->lock);
+	while (w->pending && w->pending + len > TARGET_QUEUE_MAX)
+		pthread_cond_wait(&w->cond, &w->lock);
+	if (w->tail)
+		w->tail->next = f;
+	else
+		w->head = f;
+	w->tail = f;
+	w->pending += len;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
 }
 
 /* ---- for the kinds ---- */
@@ -698,6 +812,8 @@ int build_prepare_nodes(struct build *b, struct session *s, enum build_mode mode
 	arena_init(&b->arena);
 	arena_init(&b->dir_arena);
 	pthread_mutex_init(&b->dirs_lock, NULL);
+	if (mode != BUILD_PLAN)
+		target_writer_start(b);
 	b->runs = xcalloc(m->n ? m->n : 1, sizeof(*b->runs));
 	b->todo = xcalloc(m->n ? m->n : 1, 1);
 	b->kind_data = xcalloc(node_kinds_n, sizeof(void *));
@@ -1211,6 +1327,7 @@ int build_execute(struct build *b, struct sluice_err *err)
 	int rc;
 
 	b->executed = 1;
+	build_flush_target(b);   /* a script runs its file in target/run */
 	if ((rc = create_schemas(b, err)) || (rc = run_hooks(b, &p->on_run_start, "on-run-start", err)))
 		return rc;
 	b->threads = plan_workers(b, b->s->cli->threads ? b->s->cli->threads : p->target.threads);
@@ -1274,6 +1391,7 @@ void build_release(struct build *b)
 
 	if (!b->s)
 		return;
+	build_flush_target(b);
 	for (i = 0; i < m->n; i++) {
 		struct node_run *r = &b->runs[i];
 		if (r->kind && r->kind->release)

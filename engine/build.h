@@ -80,6 +80,7 @@ struct build {
 	struct strmap dirs;            /* target/ directories seen: 1 existed, 2 made by this run */
 	pthread_mutex_t dirs_lock;     /* guards dirs and dir_arena */
 	struct arena dir_arena;        /* keys of dirs */
+	struct target_writer *writer;  /* target/ files written behind the main thread while preparing */
 	struct source_versions versions;
 	struct node_run *runs;         /* per manifest node */
 	unsigned char *todo;           /* per node: EXEC_RUN, EXEC_PASS or 0 */
@@ -172,8 +173,15 @@ struct sluice_conn *build_main_conn(struct build *b, const struct node *n, struc
 void build_script_wrote(struct build *b, size_t idx, struct sluice_conn *c, const char *app);
 /* The leading comment of every statement node n sends. */
 void build_audit_comment(const struct build *b, const struct node *n, struct buf *out);
-/* Write target/<dir>/<path>, only when its content changed; a failure is a warning. Thread-safe. */
+/*
+ * Write target/<dir>/<path>, only when its content changed; a failure is
+ * a warning. Thread-safe. While the build prepares, the file is written
+ * by a thread of its own (text is copied), and build_flush_target waits
+ * for it: the executor starts only once target/ is whole.
+ */
 void build_write_target_file(struct build *b, const char *dir, const char *path, const char *text);
+/* Wait until every target/ file asked for is written; later ones are written at once. Main thread. */
+void build_flush_target(struct build *b);
 /*
  * Compile node idx with o and plan its statements (incremental: the
  * incremental path), and write target/compiled and target/run. describe,

@@ -23,6 +23,7 @@ int cmd_compile(int argc, char **argv)
 	if ((rc = cmd_open(argc, argv, NULL, &cli, &s)))
 		return rc;
 	if (!(rc = artifacts_write_manifest(&s, &err)) && !(rc = build_prepare_nodes(&b, &s, BUILD_OFFLINE, BUILD_RELATIONS | BUILD_TESTS, &err))) {
+		build_flush_target(&b);
 		for (i = 0; i < s.manifest.n; i++)
 			if (b.runs[i].failed_early) {   /* ephemeral models included: they are never run */
 				ui_error("%s", run_err_msg(&b.runs[i]));
