@@ -34,11 +34,30 @@ json_t *json_from_val_new(const struct val *v)
 	return json_null();
 }
 
+/* s, copied into a once: names (when not NULL) remembers the copy, so a name met again is shared. */
+static const char *name_in(struct arena *a, struct strmap *names, const char *s, size_t len)
+{
+	char *copy;
+
+	if (!names)
+		return arena_strndup(a, s, len);
+	if ((copy = strmap_get(names, s)))
+		return copy;
+	copy = arena_strndup(a, s, len);
+	strmap_put(names, copy, copy);
+	return copy;
+}
+
+/* Strings this short are names and words ("success", "view"); longer ones are hashes and SQL, seldom twice. */
+#define VAL_SHARED_MAX 16
+
+static struct val to_val(struct arena *a, const json_t *j, struct strmap *names);
+
 /*
  * An object's members as a dict, sized once (a state file holds 10,000s of
  * them; keys are unique). drain: each member is removed once converted.
  */
-static struct val object_to_val(struct arena *a, json_t *obj, int drain)
+static struct val object_to_val(struct arena *a, json_t *obj, int drain, struct strmap *names)
 {
 	struct val v = val_dict_of(a, json_object_size(obj));
 	const char *key;
@@ -47,8 +66,8 @@ static struct val object_to_val(struct arena *a, json_t *obj, int drain)
 	size_t i = 0;
 
 	json_object_foreach_safe(obj, next, key, item) {
-		v.u.dict.keys[i] = arena_strdup(a, key);
-		v.u.dict.vals[i] = json_to_val(a, item);
+		v.u.dict.keys[i] = name_in(a, names, key, strlen(key));
+		v.u.dict.vals[i] = to_val(a, item, names);
 		if (drain)
 			json_object_del(obj, v.u.dict.keys[i]);
 		i++;
@@ -56,20 +75,24 @@ static struct val object_to_val(struct arena *a, json_t *obj, int drain)
 	return v;
 }
 
-struct val json_to_val(struct arena *a, const json_t *j)
+static struct val to_val(struct arena *a, const json_t *j, struct strmap *names)
 {
 	struct val v;
 	json_t *item;
-	size_t i;
+	size_t i, len;
 
 	switch (json_typeof(j)) {
-	case JSON_OBJECT: return object_to_val(a, (json_t *)j, 0);
+	case JSON_OBJECT: return object_to_val(a, (json_t *)j, 0, names);
 	case JSON_ARRAY:
 		v = val_list_of(a, json_array_size(j));
 		json_array_foreach(j, i, item)
-			v.u.list.items[i] = json_to_val(a, item);
+			v.u.list.items[i] = to_val(a, item, names);
 		return v;
-	case JSON_STRING: return val_str_dup(a, json_string_value(j), json_string_length(j));
+	case JSON_STRING:
+		len = json_string_length(j);
+		if (names && len < VAL_SHARED_MAX && !memchr(json_string_value(j), 0, len))
+			return val_strn(name_in(a, names, json_string_value(j), len), len);
+		return val_str_dup(a, json_string_value(j), len);
 	case JSON_INTEGER: return val_num((double)json_integer_value(j));
 	case JSON_REAL: return val_num(json_real_value(j));
 	case JSON_TRUE: return val_bool(1);
@@ -78,9 +101,19 @@ struct val json_to_val(struct arena *a, const json_t *j)
 	}
 }
 
+struct val json_to_val(struct arena *a, const json_t *j)
+{
+	return to_val(a, j, NULL);
+}
+
+struct val json_to_val_shared(struct arena *a, const json_t *j, struct strmap *names)
+{
+	return to_val(a, j, names);
+}
+
 struct val json_drain_to_val(struct arena *a, json_t *obj)
 {
-	return json_is_object(obj) ? object_to_val(a, obj, 1) : json_to_val(a, obj);
+	return json_is_object(obj) ? object_to_val(a, obj, 1, NULL) : json_to_val(a, obj);
 }
 
 int json_parse_val(struct arena *a, const char *what, const char *text, struct val *out,

@@ -9,10 +9,17 @@
 #include "util/arena.h"
 #include "util/err.h"
 #include "util/fs.h"
+#include "util/strmap.h"
 #include "value.h"
 
 json_t *json_from_val_new(const struct val *v);
 struct val json_to_val(struct arena *a, const json_t *j);
+/*
+ * The same, for many values alike (10,000 state records): each member name
+ * and short string is copied into a once and shared, remembered in names
+ * (the caller's, released by the caller; its keys live in a).
+ */
+struct val json_to_val_shared(struct arena *a, const json_t *j, struct strmap *names);
 /*
  * The same for an object the caller owns and no longer needs: each member
  * is removed (and freed, unless shared) once converted, so the two forms

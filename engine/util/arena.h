@@ -22,6 +22,8 @@ struct arena {
 
 void arena_init(struct arena *a);
 void arena_release(struct arena *a);
+/* Move every block of from into a (from is left empty): what was allocated in from lives as long as a. */
+void arena_adopt(struct arena *a, struct arena *from);
 /* Zeroed, 16-byte aligned memory valid until arena_release(). */
 void *arena_alloc(struct arena *a, size_t n);
 char *arena_strdup(struct arena *a, const char *s);

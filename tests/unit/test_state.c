@@ -27,6 +27,7 @@
 #include "../../connectors/postgres.h"
 #include "../../engine/dialect.h"
 #include "../../engine/json.h"
+#define SLUICE_STATE_BACKEND   /* the snapshot readers every backend shares */
 #include "../../engine/state.h"
 #include "../../engine/util/clock.h"
 #include "../../engine/util/fs.h"
@@ -1009,6 +1010,137 @@ static void test_local_load_target_and_forget(void **unused)
 	state_close(prod);
 }
 
+/* ---- snapshots: the two-thread reader against the one reader ---------- */
+
+/* n records that look like a run's, with what JSON can hold that a hash cannot. */
+static json_t *snapshot_records_new(int n)
+{
+	json_t *recs = json_object();
+	char uid[64], fp[40];
+	int i;
+
+	for (i = 0; i < n; i++) {
+		snprintf(uid, sizeof(uid), "model.p.m%05d", i);
+		snprintf(fp, sizeof(fp), "%032x", (unsigned)(i * 2654435761u));
+		json_object_set_new(recs, uid,
+				    json_pack("{s:s, s:s, s:s, s:f, s:i, s:b, s:n, s:{s:s}, s:[s, i], s:s, s:s}",
+					      "unique_id", uid, "status", i % 7 ? "success" : "error",
+					      "fingerprint", fp, "duration", i / 3.0 + 0.5, "rows", i - 5, "git_dirty", i % 2,
+					      "git_commit", "vars", "var.day", i % 3 ? "mon" : "tue", "list", "x", i,
+					      "sql", "select 'caf\u00e9', \"q\"\n\tfrom t", "user", "ann\u00e9e"));
+	}
+	return recs;
+}
+
+/* Load text as a backend does; the records back as JSON (a new reference), or NULL and why. */
+static json_t *snapshot_read_new(const struct state *st, const char *text, struct buf *why)
+{
+	struct arena a = ARENA_INIT;
+	struct val records = val_dict_new();
+	json_t *out = NULL;
+
+	if (!state_snapshot_load(st, text, strlen(text), &a, &records, why))
+		out = json_from_val_new(&records);
+	arena_release(&a);
+	return out;
+}
+
+/* recs written as a snapshot into text, and read back the same */
+static void expect_read_back(const struct state *st, json_t *recs, struct buf *text)
+{
+	struct sluice_err err = SLUICE_ERR_INIT;
+	struct buf why = BUF_INIT;
+	json_t *got;
+
+	assert_int_equal(state_snapshot_format(st, NULL, json_incref(recs), "t", text, &err), 0);
+	json_decref(recs);
+	got = snapshot_read_new(st, text->s, &why);
+	assert_non_null(got);
+	assert_true(json_equal(got, recs));
+	json_decref(got);
+	buf_release(&why);
+}
+
+static void test_snapshot_two_readers(void **unused)
+{
+	struct state st = { .project = "p", .target = "dev" };
+	int sizes[] = { 0, 1, 2, 3, 1001 }, k;
+
+	(void)unused;
+	for (k = 0; k < (int)(sizeof(sizes) / sizeof(sizes[0])); k++) {
+		json_t *recs = snapshot_records_new(sizes[k]), *got, *doc;
+		struct buf text = BUF_INIT, why = BUF_INIT;
+		char *pretty;
+
+		/* as written: one record a line, read by two threads */
+		expect_read_back(&st, recs, &text);
+		/* the same snapshot laid out by hand goes through the one reader, to the same records */
+		doc = json_loadb(text.s, text.len, 0, NULL);
+		assert_non_null(doc);
+		pretty = json_dumps(doc, JSON_INDENT(2));
+		got = snapshot_read_new(&st, pretty, &why);
+		assert_non_null(got);
+		assert_true(json_equal(got, recs));
+		json_decref(got);
+		free(pretty);
+		json_decref(doc);
+		json_decref(recs);
+		buf_release(&text);
+		buf_release(&why);
+	}
+}
+
+/* text with the line of uid replaced by line (a new string) */
+static char *line_replaced(const char *text, const char *uid, const char *line)
+{
+	struct buf b = BUF_INIT;
+	char key[80];
+	const char *at, *eol;
+
+	snprintf(key, sizeof(key), "\n\"%s\":", uid);
+	at = strstr(text, key);
+	assert_non_null(at);
+	eol = strchr(at + 1, '\n');
+	buf_add(&b, text, (size_t)(at + 1 - text));
+	buf_puts(&b, line);
+	buf_puts(&b, eol);
+	return buf_detach(&b, NULL);
+}
+
+/* What the two readers must not take as theirs: each still reads right, or fails as the one reader does. */
+static void test_snapshot_odd_lines(void **unused)
+{
+	struct state st = { .project = "p", .target = "dev" }, other = { .project = "p", .target = "prod" };
+	json_t *recs = snapshot_records_new(40), *got;
+	struct buf text = BUF_INIT, why = BUF_INIT;
+	char *bad;
+
+	(void)unused;
+	/* a unique_id with an escape in it */
+	json_object_set_new(recs, "model.p.\"quoted\"", json_pack("{s:s}", "status", "success"));
+	expect_read_back(&st, recs, &text);
+	/* another target's snapshot is refused by both */
+	assert_null(snapshot_read_new(&other, text.s, &why));
+	assert_non_null(strstr(why.s, "'prod'"));
+	/* a record cut short in the second half: an error, not fewer records */
+	bad = line_replaced(text.s, "model.p.m00030", "\"model.p.m00030\":{\"status\":\"success\",");
+	buf_reset(&why);
+	assert_null(snapshot_read_new(&st, bad, &why));
+	assert_non_null(strstr(why.s, "line"));
+	free(bad);
+	/* a record that is not an object: kept as the one reader keeps it, never dropped */
+	bad = line_replaced(text.s, "model.p.m00031", "\"model.p.m00031\":7,");
+	got = snapshot_read_new(&st, bad, &why);
+	assert_non_null(got);
+	assert_int_equal(json_integer_value(json_object_get(got, "model.p.m00031")), 7);
+	assert_int_equal(json_object_size(got), json_object_size(recs));
+	json_decref(got);
+	free(bad);
+	json_decref(recs);
+	buf_release(&text);
+	buf_release(&why);
+}
+
 static void test_specs(void **unused)
 {
 	struct sluice_err err = SLUICE_ERR_INIT;
@@ -1523,6 +1655,8 @@ int main(void)
 		LOCAL(test_local_load_target_and_forget),
 		LOCAL(test_local_history),
 		LOCAL(test_specs),
+		LOCAL(test_snapshot_two_readers),
+		LOCAL(test_snapshot_odd_lines),
 		LOCAL(test_wh_tables_created),
 		LOCAL(test_wh_round_trip),
 		LOCAL(test_wh_fresh_machine),
