@@ -122,6 +122,7 @@ $(BUILD)/tests/test_dag: $(T_DAG)
 $(BUILD)/tests/test_cron: $(BUILD)/engine/cron.o
 $(BUILD)/tests/test_retry: $(BUILD)/engine/retry.o
 $(BUILD)/tests/test_semver: $(BUILD)/engine/semver.o
+$(BUILD)/tests/test_pgcopy: $(BUILD)/engine/pgcopy.o
 $(BUILD)/tests/test_json: $(BUILD)/engine/json.o
 # The executor test refuses threads through a wrapped pthread_create.
 $(BUILD)/tests/test_executor: $(T_DAG) $(BUILD)/engine/executor.o

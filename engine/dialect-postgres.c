@@ -473,6 +473,16 @@ static void pg_copy_in_csv(struct buf *b, const char *rel)
 	buf_printf(b, "COPY %s FROM STDIN WITH (FORMAT csv)", rel);
 }
 
+static void pg_copy_out_binary(struct buf *b, const char *sql)
+{
+	buf_printf(b, "COPY (\n%s\n) TO STDOUT WITH (FORMAT binary)", sql);
+}
+
+static void pg_copy_in_binary(struct buf *b, const char *rel)
+{
+	buf_printf(b, "COPY %s FROM STDIN WITH (FORMAT binary)", rel);
+}
+
 /* A temporary view names the query's columns and types without running it. */
 static void pg_describe(struct buf *setup, struct buf *query, struct buf *cleanup, const char *sql)
 {
@@ -582,6 +592,8 @@ const struct dialect dialect_postgres = {
 	.checksum_query = pg_checksum_query,
 	.copy_out_csv = pg_copy_out_csv,
 	.copy_in_csv = pg_copy_in_csv,
+	.copy_out_binary = pg_copy_out_binary,
+	.copy_in_binary = pg_copy_in_binary,
 	.describe = pg_describe,
 	.create_table_like = dialect_create_table_like,
 	.create_table_columns = dialect_create_table_columns,

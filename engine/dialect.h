@@ -187,6 +187,13 @@ struct dialect {
 	void (*copy_out_csv)(struct buf *b, const char *sql);
 	void (*copy_in_csv)(struct buf *b, const char *rel);
 	/*
+	 * The same in the server's own binary COPY format (parts ending in
+	 * .pgcopy, docs/stages.md, "format"): no text to parse at either
+	 * end. NULL where the server has none.
+	 */
+	void (*copy_out_binary)(struct buf *b, const char *sql);
+	void (*copy_in_binary)(struct buf *b, const char *rel);
+	/*
 	 * The columns of a query without running it: statements to run
 	 * first (may be empty), a query yielding (name, type) in order, and
 	 * statements that undo the first (may be empty).

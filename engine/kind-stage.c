@@ -154,6 +154,8 @@ static int unload_prepare(struct build *b, size_t idx)
 	const struct node *load;
 	const char *column;
 
+	if (stage_config_check(&n->config, run_err(&b->runs[idx])))
+		return err_prefix(run_err(&b->runs[idx]), "%s", n->model->path);
 	/* read here, on the main thread, once: a worker's re-plan only drops it */
 	if ((load = watermark_load(b, n, &column)) && b->mode == BUILD_RUN && !b->s->cli->full_refresh)
 		st->watermark = read_watermark(b, load, column);

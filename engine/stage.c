@@ -19,6 +19,7 @@
 #include "json.h"
 #include "conn.h"
 #include "materialize.h"
+#include "pgcopy.h"
 #include "stage.h"
 #include "util/hash.h"
 #include "util/xalloc.h"
@@ -334,6 +335,8 @@ struct parts {
 	long long expect;              /* the planner's guess of the CSV's bytes, or -1 */
 	int gzip;
 	int zstd;                      /* compression: zstd (level 1: s3rver-class stores are the limit) */
+	int binary;                    /* format='binary': parts are binary COPY files */
+	struct pgcopy_scan bin;
 	ZSTD_CCtx *zc;
 	struct pump pump;
 	int open;
@@ -374,9 +377,12 @@ static char *part_key(const struct parts *ps)
 	pthread_mutex_lock(&ps->list->lock);
 	k = ps->list->next++;
 	pthread_mutex_unlock(&ps->list->lock);
-	buf_printf(&b, "%spart-%05zu.csv%s", ps->u->prefix, k, ps->gzip ? ".gz" : ps->zstd ? ".zst" : "");
+	buf_printf(&b, "%spart-%05zu%s%s", ps->u->prefix, k, ps->binary ? PGCOPY_SUFFIX : ".csv",
+		   ps->gzip ? ".gz" : ps->zstd ? ".zst" : "");
 	return buf_detach(&b, NULL);
 }
+
+static int part_write(struct parts *ps, const char *data, size_t len, struct sluice_err *err);
 
 static int part_start(struct parts *ps, struct sluice_err *err)
 {
@@ -411,6 +417,8 @@ static int part_start(struct parts *ps, struct sluice_err *err)
 		ZSTD_CCtx_reset(ps->zc, ZSTD_reset_session_only);
 		ZSTD_CCtx_setParameter(ps->zc, ZSTD_c_compressionLevel, 1);
 	}
+	if (ps->binary)
+		return part_write(ps, pgcopy_header, sizeof(pgcopy_header), err);
 	return 0;
 }
 
@@ -514,11 +522,13 @@ static int part_finish(struct parts *ps, struct sluice_err *err)
 	struct part_entry *e;
 	int rc = 0;
 
-	if (ps->gzip) {
+	if (ps->binary && ps->open)
+		rc = part_write(ps, pgcopy_trailer, sizeof(pgcopy_trailer), err);
+	if (ps->gzip && !rc) {
 		rc = part_deflate(ps, NULL, 0, Z_FINISH, err);
 		deflateEnd(&ps->z);
 	}
-	if (ps->zstd && ps->open)
+	if (ps->zstd && ps->open && !rc)
 		rc = part_zstd(ps, NULL, 0, ZSTD_e_end, err);
 	if (!ps->open)
 		return rc;
@@ -571,9 +581,28 @@ static void parts_abort(struct parts *ps)
 	ps->pump.key = NULL;
 }
 
+/* pgcopy_feed's emit: a row's bytes into the part, which is cut after a row as CSV's are. */
+static int binary_row(void *ud, const void *bytes, size_t len, int row_end, struct sluice_err *err)
+{
+	struct parts *ps = ud;
+
+	if (!ps->open && part_start(ps, err))
+		return err->code;
+	if (part_write(ps, bytes, len, err))
+		return err->code;
+	if (row_end)
+		ps->scan.rows++;
+	return row_end && ps->raw >= ps->max_raw ? part_finish(ps, err) : 0;
+}
+
 /* Feed CSV text; parts are cut after a row once they hold max_raw bytes. */
 static int parts_feed(struct parts *ps, const char *data, size_t len, struct sluice_err *err)
 {
+	if (ps->binary) {
+		if (pgcopy_feed(&ps->bin, data, len, binary_row, ps, err))
+			return err_prefix(err, "unload");
+		return 0;
+	}
 	while (len) {
 		size_t n;
 		if (!ps->open && part_start(ps, err))
@@ -784,6 +813,8 @@ static void parts_init(struct parts *ps, const struct stage_unload *u, struct pa
 	ps->gzip = val_get_bool(u->config, "gzip", 0);
 	ps->zstd = !ps->gzip && !strcmp(val_get_str(u->config, "compression", "none"), "zstd");
 	ps->gzip = ps->gzip || !strcmp(val_get_str(u->config, "compression", "none"), "gzip");
+	ps->binary = !strcmp(val_get_str(u->config, "format", "csv"), "binary");
+	pgcopy_scan_init(&ps->bin);
 	ps->wbuf = xmalloc(ZBUF);
 	ps->cols = cols;
 	ps->expect = expect;
@@ -805,6 +836,8 @@ static int parts_end(struct parts *ps, long long reported, struct sluice_err *er
 		return err->code;
 	if (ps->scan.in_quote)
 		return err_set(err, SLUICE_EDB, "unload: the data ended inside a quoted field");
+	if (ps->binary && !pgcopy_ended(&ps->bin))
+		return err_set(err, SLUICE_EDB, "unload: the server's binary COPY ended inside a row");
 	if (reported >= 0 && reported != ps->rows)
 		return err_set(err, SLUICE_EDB, "unload: the database reported %lld rows but %lld were written",
 			       reported, ps->rows);
@@ -981,6 +1014,15 @@ static int streams_worth(const struct stage_unload *u, const char *rel, size_t l
  * so every row of the snapshot is read once. A failed stream stops
  * the others; the first failure is the unload's.
  */
+/* The COPY that streams sql out in the unload's format. */
+static void copy_out_sql(const struct stage_unload *u, struct buf *b, const char *sql)
+{
+	if (!strcmp(val_get_str(u->config, "format", "csv"), "binary"))
+		u->d->copy_out_binary(b, sql);
+	else
+		u->d->copy_out_csv(b, sql);
+}
+
 static int unload_ranged(const struct stage_unload *u, size_t head, long long blocks, size_t n,
 			 struct sluice_conn **conns, struct objstore **stores, struct part_list *list,
 			 const struct columns *cols, long long expect, long long *reported, struct sluice_err *err)
@@ -1012,7 +1054,7 @@ static int unload_ranged(const struct stage_unload *u, size_t head, long long bl
 		u->d->block_range(&range, blocks * (long long)i / (long long)n,
 				  i + 1 == n ? -1 : blocks * (long long)(i + 1) / (long long)n);
 		buf_puts(&s[i].sql, u->audit ? u->audit : "");
-		u->d->copy_out_csv(&s[i].sql, range.s);
+		copy_out_sql(u, &s[i].sql, range.s);
 		buf_release(&range);
 	}
 	for (i = 1; !rc && i < n; i++) {
@@ -1055,6 +1097,18 @@ static int unload_ranged(const struct stage_unload *u, size_t head, long long bl
 	return rc;
 }
 
+int stage_config_check(const struct val *config, struct sluice_err *err)
+{
+	const char *comp = val_get_str(config, "compression", "none");
+	const char *format = val_get_str(config, "format", "csv");
+
+	if (strcmp(comp, "none") && strcmp(comp, "gzip") && strcmp(comp, "zstd"))
+		return err_set(err, SLUICE_EUSAGE, "compression: '%s' is not one of none, gzip, zstd", comp);
+	if (strcmp(format, "csv") && strcmp(format, "binary"))
+		return err_set(err, SLUICE_EUSAGE, "format: '%s' is not one of csv, binary", format);
+	return 0;
+}
+
 int stage_unload(const struct stage_unload *u, long long *rows, long long *reported_out, int *streams,
 		 struct sluice_err *err)
 {
@@ -1071,11 +1125,12 @@ int stage_unload(const struct stage_unload *u, long long *rows, long long *repor
 	*rows = -1;
 	*reported_out = -1;
 	*streams = 1;
-	{
-		const char *comp = val_get_str(u->config, "compression", "none");
-		if (strcmp(comp, "none") && strcmp(comp, "gzip") && strcmp(comp, "zstd"))
-			return err_set(err, SLUICE_EUSAGE, "compression: '%s' is not one of none, gzip, zstd", comp);
-	}
+	if ((rc = stage_config_check(u->config, err)))
+		return rc;
+	if (!strcmp(val_get_str(u->config, "format", "csv"), "binary") && !(u->c->drv->copy_out && u->d->copy_out_binary))
+		return err_set(err, SLUICE_EUSAGE,
+			       "format: 'binary' needs a connection that streams COPY in PostgreSQL's binary format, which '%s' cannot",
+			       u->c->name);
 	if (u->d->unload && !u->d->copy_out_csv) {
 		rc = unload_server_side(u, rows, err);
 		*reported_out = *rows;
@@ -1110,7 +1165,7 @@ int stage_unload(const struct stage_unload *u, long long *rows, long long *repor
 		if (u->c->drv->copy_out && u->d->copy_out_csv) {
 			struct buf sql = BUF_INIT;
 			buf_puts(&sql, u->audit ? u->audit : "");
-			u->d->copy_out_csv(&sql, u->sql);
+			copy_out_sql(u, &sql, u->sql);
 			rc = u->c->drv->copy_out(u->c, sql.s, copy_sink, &ps, &reported, err);
 			buf_release(&sql);
 		} else {
@@ -1244,14 +1299,29 @@ static int ends_with(const char *s, const char *suffix)
 	return n >= k && !strcmp(s + n - k, suffix);
 }
 
+/* A part written with format='binary', compressed or not. */
+static int part_is_binary(const char *key)
+{
+	return ends_with(key, PGCOPY_SUFFIX) || ends_with(key, PGCOPY_SUFFIX ".gz") || ends_with(key, PGCOPY_SUFFIX ".zst");
+}
+
+static int binary_unreadable(const char *key, const struct sluice_conn *c, struct sluice_err *err)
+{
+	return err_set(err, SLUICE_ENOTSUP,
+		       "%s is in PostgreSQL's binary COPY format, which connection '%s' cannot load; unload it with format='csv'",
+		       key, c->name);
+}
+
 /* Load one object of store into rel on c (l's, or a stream's); *rows from the database. */
 static int load_object(const struct stage_load *l, struct objstore *store, struct sluice_conn *c, const char *rel,
 		       const char *key, size_t ncols, long long *rows, struct sluice_err *err)
 {
 	struct get_job g;
 	struct buf sql = BUF_INIT;
-	int rc;
+	int binary = part_is_binary(key), rc;
 
+	if (binary && !(c->drv->copy_in && l->d->copy_in_binary))
+		return binary_unreadable(key, c, err);
 	memset(&g, 0, sizeof(g));
 	if (pump_open(&g.pump) < 0)
 		return err_set(err, SLUICE_EIO, "stage: pipe: %s", strerror(errno));
@@ -1272,9 +1342,9 @@ static int load_object(const struct stage_load *l, struct objstore *store, struc
 		ZSTD_freeDCtx(g.zd);
 		return err_set(err, SLUICE_EIO, "stage: cannot start a download thread");
 	}
-	if (c->drv->copy_in && l->d->copy_in_csv) {
+	if (c->drv->copy_in && (binary || l->d->copy_in_csv)) {
 		buf_puts(&sql, l->audit ? l->audit : "");
-		l->d->copy_in_csv(&sql, rel);
+		(binary ? l->d->copy_in_binary : l->d->copy_in_csv)(&sql, rel);
 		rc = c->drv->copy_in(c, sql.s, pump_read, &g.pump, rows, err);
 	} else if (c->drv->load_csv) {
 		rc = c->drv->load_csv(c, rel, ncols, pump_read, &g.pump, rows, err);
@@ -1679,6 +1749,10 @@ int stage_load(const struct stage_load *l, struct stage_counts *counts, struct s
 		rc = streams ? streams_create(l, &cols, err) : create_into(l, l->c, l->into, &cols, err);
 		created = !rc;
 	}
+	/* the server reads the manifest's parts itself: only as CSV */
+	for (i = 0; !rc && server && i < keys.n; i++)
+		if (part_is_binary(keys.v[i]))
+			rc = binary_unreadable(keys.v[i], l->c, err);
 	if (!rc && server) {
 		rc = load_server_side(l, &counts->loaded, err);
 	} else if (!rc && streams) {

@@ -98,6 +98,10 @@ echo "## stage transfers (issue 4)"
 echo
 sh "$top/tests/bench/stages.sh"
 echo
+echo "The same with parts in PostgreSQL's binary COPY format (format='binary'):"
+echo
+BENCH_FORMAT=binary sh "$top/tests/bench/stages.sh"
+echo
 sh "$top/tests/bench/odbc.sh"
 # ---- issue 6: data tests, one shared scan against one query per test ----
 echo

@@ -19,6 +19,7 @@
 # the other. BENCH_STREAMS: the load's `streams` (default: from threads);
 # BENCH_UNLOAD_STREAMS the unload's (default: from threads).
 # BENCH_COMPRESSION: the unload's `compression` (none, gzip, zstd).
+# BENCH_FORMAT: the unload's `format` (csv, binary).
 # BENCH_PART (default 16m): the unload's max_file_size, the grain at which
 # the load starts and its streams share the work.
 set -eu
@@ -62,7 +63,7 @@ sources:
     tables: [{name: t}]
 YML
 cat >"$p/models/unload_t.sql" <<YML
-{{ config(materialized='unload', connection='lake', stage_retention=1, max_file_size='${BENCH_PART:-16m}'${BENCH_UNLOAD_STREAMS:+, streams=$BENCH_UNLOAD_STREAMS}${BENCH_COMPRESSION:+, compression='$BENCH_COMPRESSION'}) }}
+{{ config(materialized='unload', connection='lake', stage_retention=1, max_file_size='${BENCH_PART:-16m}'${BENCH_UNLOAD_STREAMS:+, streams=$BENCH_UNLOAD_STREAMS}${BENCH_COMPRESSION:+, compression='$BENCH_COMPRESSION'}${BENCH_FORMAT:+, format='$BENCH_FORMAT'}) }}
 select * from {{ source('lake', 't') }}
 YML
 cat >"$p/models/t.sql" <<YML

@@ -183,6 +183,37 @@ skip_all_libpq() {
 	exit 0
 }
 
+# new_lake: a database of its own for the test's lake ($LAKE), dropped at
+# exit; lake_q SQL runs in it.
+new_lake() {
+	LAKE="${T_DB}_lake"
+	psql -X -q -d postgres -c "CREATE DATABASE \"$LAKE\"" >/dev/null || { echo "Bail out! cannot create $LAKE"; exit 1; }
+	at_exit "psql -X -q -d postgres -c 'DROP DATABASE IF EXISTS \"$LAKE\" WITH (FORCE)' >/dev/null 2>&1"
+}
+lake_q() { psql_db "$LAKE" "$1"; }
+
+# lake_connection DBNAME: profiles.yml's connections: block, a connection
+# named lake to DBNAME, schema lake, through libpq in both passes (an
+# unload streams COPY out of it).
+lake_connection() {
+	cat >>profiles.yml <<YML
+      connections:
+        lake:
+          type: postgres
+          host: "$SLUICE_TEST_PGHOST"
+          port: $SLUICE_TEST_PGPORT
+          user: "$SLUICE_TEST_PGUSER"
+          password: "{{ env_var('SLUICE_TEST_PGPASSWORD') }}"
+          dbname: "$1"
+          schema: lake
+YML
+}
+
+# table_hash DB TABLE: a table's rows as one hash, so two databases can be compared.
+table_hash() {
+	psql_db "$1" "select count(*) || ':' || coalesce(md5(string_agg(t::text, '|' order by t.id)), '') from $2 t"
+}
+
 # new_project DIR: an empty project whose profile points at this test's database.
 new_project() {
 	P="$T_DIR/$1"

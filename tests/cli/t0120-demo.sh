@@ -16,17 +16,9 @@ clinic:
 $(conn_keys "      ")
       schema: analytics
       threads: 4
-      connections:
-        lake:
-          type: postgres
-          host: "$SLUICE_TEST_PGHOST"
-          port: $SLUICE_TEST_PGPORT
-          user: "$SLUICE_TEST_PGUSER"
-          password: "{{ env_var('SLUICE_TEST_PGPASSWORD') }}"
-          dbname: "$T_DB"
-          schema: lake
 YML
 cd "$D" || exit 1
+lake_connection "$T_DB"
 psql -X -q -v ON_ERROR_STOP=1 -d "$T_DB" -f demo/lake.sql >/dev/null || { echo "Bail out! demo/lake.sql failed"; exit 1; }
 
 # The models that are built: every one but the ephemeral int_*, scripts included.

@@ -6,28 +6,9 @@
 . "$(dirname "$0")/lib.sh"
 HARNESS=$(cd "$(dirname "$0")/../harness" && pwd)
 
-LAKE="${T_DB}_lake"
-psql -X -q -d postgres -c "CREATE DATABASE \"$LAKE\"" >/dev/null || { echo "Bail out! cannot create $LAKE"; exit 1; }
-at_exit "psql -X -q -d postgres -c 'DROP DATABASE IF EXISTS \"$LAKE\" WITH (FORCE)' >/dev/null 2>&1"
-lake_q() { psql_db "$LAKE" "$1"; }
-
-# The rows of a table as one hash, so two databases can be compared.
-table_hash() {
-	psql_db "$1" "select count(*) || ':' || coalesce(md5(string_agg(t::text, '|' order by t.id)), '') from $2 t"
-}
-
+new_lake
 new_project stage
-cat >>profiles.yml <<YML
-      connections:
-        lake:
-          type: postgres
-          host: "$SLUICE_TEST_PGHOST"
-          port: $SLUICE_TEST_PGPORT
-          user: "$SLUICE_TEST_PGUSER"
-          password: "{{ env_var('SLUICE_TEST_PGPASSWORD') }}"
-          dbname: "$LAKE"
-          schema: lake
-YML
+lake_connection "$LAKE"
 cat >models/sources.yml <<'YML'
 sources:
   - name: lake
