@@ -192,12 +192,16 @@ static void describe(const struct build *b, const struct node *n, const char *sq
 {
 	const struct dialect *d = build_dialect(b, n);
 	const struct node *p;
+	int binary;
 
 	if (n->mat == MAT_UNLOAD) {
-		buf_printf(out, "-- unload to <stage>/%s/%s/<invocation_id>/ (CSV parts and a manifest)%s\n", n->name,
-			   b->s->project.target.name,
+		binary = !strcmp(val_get_str(&n->config, "format", "csv"), "binary");
+		buf_printf(out, "-- unload to <stage>/%s/%s/<invocation_id>/ (%s parts and a manifest)%s\n", n->name,
+			   b->s->project.target.name, binary ? "binary COPY" : "CSV",
 			   srun(b, n->idx)->watermark ? ", rows past the watermark" : "");
-		if (d->copy_out_csv)
+		if (binary && d->copy_out_binary)
+			d->copy_out_binary(out, sql);
+		else if (d->copy_out_csv)
 			d->copy_out_csv(out, sql);
 		else if (d->unload)
 			d->unload(out, sql, "<stage>/<generation>/", iam_role(b),
@@ -208,7 +212,10 @@ static void describe(const struct build *b, const struct node *n, const char *sq
 	buf_printf(out, "-- load every part of %s into the side table, then check that the rows unloaded,\n"
 		   "-- the manifest's record_count and the rows loaded are equal\n",
 		   p ? (p->type == NODE_SOURCE ? val_get_str(&p->config, "location", "?") : p->name) : "?");
-	if (d->copy_in_csv)
+	binary = p && p->type == NODE_MODEL && !strcmp(val_get_str(&p->config, "format", "csv"), "binary");
+	if (binary && d->copy_in_binary)
+		d->copy_in_binary(out, "<side table>");
+	else if (d->copy_in_csv)
 		d->copy_in_csv(out, "<side table>");
 	else if (d->copy_from_manifest)
 		d->copy_from_manifest(out, "<side table>", "<stage>/<generation>/manifest",

@@ -53,6 +53,13 @@ t_roundtrip() {
 ok_libpq "the warehouse loads through psqlODBC, which has no COPY" \
 	"format='binary': lake -> file:// stage -> warehouse in 2 streams each way, every type equal (NULLs, NaN, bytea, jsonb, arrays)" t_roundtrip
 
+t_target_run() {
+	expect_grep "^-- unload to .* \(binary COPY parts and a manifest\)" target/run/models/unload_events.sql || return 1
+	expect_grep "TO STDOUT WITH \(FORMAT binary\)" target/run/models/unload_events.sql || return 1
+	expect_grep "FROM STDIN WITH \(FORMAT binary\)" target/run/models/events.sql
+}
+ok_libpq "needs the round trip" "target/run shows the binary COPY statements of both hops" t_target_run
+
 t_parts() {
 	local m f n=0
 	m=$(gen) || return 1
