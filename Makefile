@@ -27,7 +27,7 @@ BUILD := build/$(if $(SANITIZE),$(subst $(comma),-,$(SANITIZE)),std)
 # stage helper threads, the S3 lock's heartbeat), plus every unit test.
 TSAN_SCRIPTS := t0250-connection-budget.sh t0020-atomicity.sh t0030-failure-isolation.sh t0040-cancel.sh t0080-artifacts.sh \
 	t0203-concurrency-and-crash.sh t0215-parallel-target-files.sh t0220-selection-decisions.sh \
-	t0230-parallel-swaps.sh t0400-stages.sh \
+	t0230-parallel-swaps.sh t0400-stages.sh t0405-stage-binary.sh \
 	t0700-shell-models.sh t0800-s3-state.sh t0930-audit-graph.sh t1010-schedule-retry.sh
 ifeq ($(SANITIZE),thread)
 SLUICE_TEST_SCRIPTS ?= $(TSAN_SCRIPTS)
