@@ -195,7 +195,7 @@ static void describe(const struct build *b, const struct node *n, const char *sq
 	int binary;
 
 	if (n->mat == MAT_UNLOAD) {
-		binary = !strcmp(val_get_str(&n->config, "format", "csv"), "binary");
+		binary = stage_binary(&n->config);
 		buf_printf(out, "-- unload to <stage>/%s/%s/<invocation_id>/ (%s parts and a manifest)%s\n", n->name,
 			   b->s->project.target.name, binary ? "binary COPY" : "CSV",
 			   srun(b, n->idx)->watermark ? ", rows past the watermark" : "");
@@ -212,7 +212,7 @@ static void describe(const struct build *b, const struct node *n, const char *sq
 	buf_printf(out, "-- load every part of %s into the side table, then check that the rows unloaded,\n"
 		   "-- the manifest's record_count and the rows loaded are equal\n",
 		   p ? (p->type == NODE_SOURCE ? val_get_str(&p->config, "location", "?") : p->name) : "?");
-	binary = p && p->type == NODE_MODEL && !strcmp(val_get_str(&p->config, "format", "csv"), "binary");
+	binary = p && p->type == NODE_MODEL && stage_binary(&p->config);
 	if (binary && d->copy_in_binary)
 		d->copy_in_binary(out, "<side table>");
 	else if (d->copy_in_csv)

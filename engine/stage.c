@@ -813,7 +813,7 @@ static void parts_init(struct parts *ps, const struct stage_unload *u, struct pa
 	ps->gzip = val_get_bool(u->config, "gzip", 0);
 	ps->zstd = !ps->gzip && !strcmp(val_get_str(u->config, "compression", "none"), "zstd");
 	ps->gzip = ps->gzip || !strcmp(val_get_str(u->config, "compression", "none"), "gzip");
-	ps->binary = !strcmp(val_get_str(u->config, "format", "csv"), "binary");
+	ps->binary = stage_binary(u->config);
 	pgcopy_scan_init(&ps->bin);
 	ps->wbuf = xmalloc(ZBUF);
 	ps->cols = cols;
@@ -1007,6 +1007,15 @@ static int streams_worth(const struct stage_unload *u, const char *rel, size_t l
 	return n < 1 ? 1 : (int)n;
 }
 
+/* The COPY that streams sql out in the unload's format. */
+static void copy_out_sql(const struct stage_unload *u, struct buf *b, const char *sql)
+{
+	if (stage_binary(u->config))
+		u->d->copy_out_binary(b, sql);
+	else
+		u->d->copy_out_csv(b, sql);
+}
+
 /*
  * Read u->sql[0..head) (a whole table of `blocks` blocks) in n streams:
  * c exports a snapshot, conns[1..n) import it, and stream i copies
@@ -1014,15 +1023,6 @@ static int streams_worth(const struct stage_unload *u, const char *rel, size_t l
  * so every row of the snapshot is read once. A failed stream stops
  * the others; the first failure is the unload's.
  */
-/* The COPY that streams sql out in the unload's format. */
-static void copy_out_sql(const struct stage_unload *u, struct buf *b, const char *sql)
-{
-	if (!strcmp(val_get_str(u->config, "format", "csv"), "binary"))
-		u->d->copy_out_binary(b, sql);
-	else
-		u->d->copy_out_csv(b, sql);
-}
-
 static int unload_ranged(const struct stage_unload *u, size_t head, long long blocks, size_t n,
 			 struct sluice_conn **conns, struct objstore **stores, struct part_list *list,
 			 const struct columns *cols, long long expect, long long *reported, struct sluice_err *err)
@@ -1097,6 +1097,11 @@ static int unload_ranged(const struct stage_unload *u, size_t head, long long bl
 	return rc;
 }
 
+int stage_binary(const struct val *config)
+{
+	return !strcmp(val_get_str(config, "format", "csv"), "binary");
+}
+
 int stage_config_check(const struct val *config, struct sluice_err *err)
 {
 	const char *comp = val_get_str(config, "compression", "none");
@@ -1125,9 +1130,7 @@ int stage_unload(const struct stage_unload *u, long long *rows, long long *repor
 	*rows = -1;
 	*reported_out = -1;
 	*streams = 1;
-	if ((rc = stage_config_check(u->config, err)))
-		return rc;
-	if (!strcmp(val_get_str(u->config, "format", "csv"), "binary") && !(u->c->drv->copy_out && u->d->copy_out_binary))
+	if (stage_binary(u->config) && !(u->c->drv->copy_out && u->d->copy_out_binary))
 		return err_set(err, SLUICE_EUSAGE,
 			       "format: 'binary' needs a connection that streams COPY in PostgreSQL's binary format, which '%s' cannot",
 			       u->c->name);

@@ -84,8 +84,14 @@ struct stage_unload {
 /* The most streams an unload reads a table in. */
 #define STAGE_MAX_STREAMS 8
 
-/* Whether an unload's config names a compression and a format there are: 0, or SLUICE_EUSAGE naming the value. */
+/*
+ * Whether an unload's config names a compression and a format there are:
+ * 0, or SLUICE_EUSAGE naming the value. stage_unload takes a config that
+ * passed it (the kind checks when it prepares the node).
+ */
 int stage_config_check(const struct val *config, struct sluice_err *err);
+/* Whether an unload's config asks for parts in PostgreSQL's binary COPY format (format='binary'). */
+int stage_binary(const struct val *config);
 /*
  * Unload u->sql. *rows: rows written; *reported: what the database said
  * it sent (-1 when it says nothing; the sum of the streams'); a difference
