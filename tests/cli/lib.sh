@@ -209,6 +209,15 @@ lake_connection() {
 YML
 }
 
+# lake_sources TABLE...: models/sources.yml, a source named lake on the
+# connection lake with these tables.
+lake_sources() {
+	printf 'sources:\n  - name: lake\n    connection: lake\n    tables:\n' >models/sources.yml
+	for t in "$@"; do
+		printf '      - name: %s\n' "$t" >>models/sources.yml
+	done
+}
+
 # table_hash DB TABLE: a table's rows as one hash, so two databases can be compared.
 table_hash() {
 	psql_db "$1" "select count(*) || ':' || coalesce(md5(string_agg(t::text, '|' order by t.id)), '') from $2 t"

@@ -9,13 +9,7 @@ HARNESS=$(cd "$(dirname "$0")/../harness" && pwd)
 new_lake
 new_project stage
 lake_connection "$LAKE"
-cat >models/sources.yml <<'YML'
-sources:
-  - name: lake
-    connection: lake
-    tables:
-      - name: patients
-YML
+lake_sources patients
 lake_q "create schema lake;
 create table lake.patients (id int primary key, name text, note text, born date, score numeric(6,2),
                             updated_at timestamptz);

@@ -8,13 +8,7 @@
 new_lake
 new_project binstage
 lake_connection "$LAKE"
-cat >models/sources.yml <<'YML'
-sources:
-  - name: lake
-    connection: lake
-    tables:
-      - name: events
-YML
+lake_sources events
 # a type of every kind: text with what CSV must quote, numbers at their
 # edges, times, bytes, JSON, arrays, NULL in each; 80,000 rows, about 20 MiB: worth two unload streams
 lake_q "create schema lake;
