@@ -555,7 +555,8 @@ static void fill_info(struct pg_embedded *e, const char *datadir, const char *so
 }
 
 /* Status of the located cluster; fills e when it runs. */
-static int status_of(const struct emb *m, struct pg_embedded *e)
+/* ask: the server must answer too, not only its pid file say it runs. */
+static int status_of(const struct emb *m, struct pg_embedded *e, int ask)
 {
 	struct buf sock = BUF_INIT;
 	long pid;
@@ -564,7 +565,7 @@ static int status_of(const struct emb *m, struct pg_embedded *e)
 	if (!m->datadir.len || !cluster_exists(m->datadir.s))
 		return PG_EMBEDDED_ABSENT;
 	if (read_pidfile(m->datadir.s, &pid, &port, &sock) == 0 && pid_alive(pid) && sock.len &&
-	    server_answers(sock.s, port)) {
+	    (!ask || server_answers(sock.s, port))) {
 		fill_info(e, m->datadir.s, sock.s, port, pid);
 		st = PG_EMBEDDED_RUNNING;
 	}
@@ -913,7 +914,7 @@ static int ensure_locked(struct emb *m, const char *bindir, struct pg_embedded *
 	pick_sockdir(m);
 	if (fresh && (rc = init_cluster(m, bindir, err)))
 		return rc;
-	if (status_of(m, e) == PG_EMBEDDED_RUNNING || wait_for_starting(m, e) == PG_EMBEDDED_RUNNING)
+	if (status_of(m, e, 1) == PG_EMBEDDED_RUNNING || wait_for_starting(m, e) == PG_EMBEDDED_RUNNING)
 		return 0;
 	if ((rc = start_server(m, bindir, e, err)))
 		return rc;
@@ -944,7 +945,7 @@ int pg_embedded_ensure(const char *project_dir, struct pg_embedded *e, int *star
 	return rc;
 }
 
-int pg_embedded_status(const char *project_dir, struct pg_embedded *e)
+static int status_in(const char *project_dir, struct pg_embedded *e, int ask)
 {
 	struct sluice_err ignore = SLUICE_ERR_INIT;
 	struct emb m;
@@ -953,10 +954,20 @@ int pg_embedded_status(const char *project_dir, struct pg_embedded *e)
 	memset(e, 0, sizeof(*e));
 	if (emb_open(&m, project_dir, &ignore) == 0) {
 		locate(&m);
-		st = status_of(&m, e);
+		st = status_of(&m, e, ask);
 	}
 	emb_release(&m);
 	return st;
+}
+
+int pg_embedded_status(const char *project_dir, struct pg_embedded *e)
+{
+	return status_in(project_dir, e, 1);
+}
+
+int pg_embedded_address(const char *project_dir, struct pg_embedded *e)
+{
+	return status_in(project_dir, e, 0);
 }
 
 int pg_embedded_stop(const char *project_dir, struct sluice_err *err)

@@ -39,6 +39,12 @@ int pg_embedded_stop(const char *project_dir, struct sluice_err *err);
 int pg_embedded_remove(const char *project_dir, struct sluice_err *err);
 /* PG_EMBEDDED_RUNNING (e filled), _STOPPED or _ABSENT. */
 int pg_embedded_status(const char *project_dir, struct pg_embedded *e);
+/*
+ * The same, but from the pid file alone: the server is not asked, so
+ * RUNNING only says where it should answer. A connection that then
+ * fails goes through pg_embedded_ensure.
+ */
+int pg_embedded_address(const char *project_dir, struct pg_embedded *e);
 /* Create database `name` if it does not exist (connects as sluice). */
 int pg_embedded_create_db(const struct pg_embedded *e, const char *name, struct sluice_err *err);
 

@@ -93,22 +93,58 @@ static void emb_forget_dbs(struct emb_project *ep)
 	ep->ndbs = 0;
 }
 
+static struct emb_project *emb_find(const char *project_dir)
+{
+	struct emb_project *ep;
+
+	for (ep = emb_projects; ep; ep = ep->next)
+		if (!strcmp(ep->dir, project_dir))
+			break;
+	return ep;
+}
+
+static int emb_has_db(const struct emb_project *ep, const char *dbname)
+{
+	size_t i;
+
+	for (i = 0; i < ep->ndbs; i++)
+		if (!strcmp(ep->dbs[i], dbname))
+			return 1;
+	return 0;
+}
+
+static void emb_add_db(struct emb_project *ep, const char *dbname)
+{
+	ep->dbs = xrealloc(ep->dbs, (ep->ndbs + 1) * sizeof(*ep->dbs));
+	ep->dbs[ep->ndbs++] = xstrdup(dbname);
+}
+
 /*
  * The embedded server of project_dir, started once per process, with
  * database dbname created. recheck: the cached address failed, so ask
  * again (someone may have stopped or restarted the server).
+ *
+ * Without recheck, *unsure = 1 when the address is only where the server
+ * should be (its pid file, or the process's own server with a database
+ * not yet seen): the caller's connection checks it, saving a session
+ * for each check, and on failure comes back with recheck. emb_confirm
+ * records a connection that worked.
  */
 static int emb_ready(const char *project_dir, const char *dbname, int recheck,
-		     struct pg_embedded *out, struct sluice_err *err)
+		     struct pg_embedded *out, int *unsure, struct sluice_err *err)
 {
 	struct emb_project *ep;
 	int rc = 0, started = 0;
-	size_t i;
 
+	*unsure = 0;
 	pthread_mutex_lock(&emb_mutex);
-	for (ep = emb_projects; ep; ep = ep->next)
-		if (!strcmp(ep->dir, project_dir))
-			break;
+	ep = emb_find(project_dir);
+	if (!recheck && (ep ? !emb_has_db(ep, dbname) : pg_embedded_address(project_dir, out) == PG_EMBEDDED_RUNNING)) {
+		if (ep)
+			*out = ep->e;
+		*unsure = 1;
+		goto out;
+	}
 	if (!ep || recheck) {
 		struct pg_embedded e;
 
@@ -125,20 +161,34 @@ static int emb_ready(const char *project_dir, const char *dbname, int recheck,
 		ep->started |= started;
 		emb_forget_dbs(ep);
 	}
-	for (i = 0; i < ep->ndbs; i++)
-		if (!strcmp(ep->dbs[i], dbname))
-			break;
-	if (i == ep->ndbs) {
+	if (!emb_has_db(ep, dbname)) {
 		rc = pg_embedded_create_db(&ep->e, dbname, err);
 		if (rc)
 			goto out;
-		ep->dbs = xrealloc(ep->dbs, (ep->ndbs + 1) * sizeof(*ep->dbs));
-		ep->dbs[ep->ndbs++] = xstrdup(dbname);
+		emb_add_db(ep, dbname);
 	}
 	*out = ep->e;
 out:
 	pthread_mutex_unlock(&emb_mutex);
 	return rc;
+}
+
+/* A connection to dbname at e worked: the server and the database are known. */
+static void emb_confirm(const char *project_dir, const char *dbname, const struct pg_embedded *e)
+{
+	struct emb_project *ep;
+
+	pthread_mutex_lock(&emb_mutex);
+	if (!(ep = emb_find(project_dir))) {
+		ep = xcalloc(1, sizeof(*ep));
+		ep->dir = xstrdup(project_dir);
+		ep->e = *e;
+		ep->next = emb_projects;
+		emb_projects = ep;
+	}
+	if (!emb_has_db(ep, dbname))
+		emb_add_db(ep, dbname);
+	pthread_mutex_unlock(&emb_mutex);
 }
 
 static void pg_shutdown(void)
@@ -333,7 +383,7 @@ static int pg_connect(const struct sluice_conn_params *p, struct sluice_conn **o
 	struct pg_embedded e;
 	struct pg_conn *pc;
 	PGconn *pg;
-	int embedded = val_get_bool(s, "embedded", 0), rc;
+	int embedded = val_get_bool(s, "embedded", 0), unsure = 0, rc;
 
 	*out = NULL;
 	/* dbt accepts both spellings; so do we. */
@@ -346,7 +396,7 @@ static int pg_connect(const struct sluice_conn_params *p, struct sluice_conn **o
 				       name);
 		if (!dbname)
 			dbname = EMBEDDED_DB;
-		if ((rc = emb_ready(p->project_dir, dbname, 0, &e, err)))
+		if ((rc = emb_ready(p->project_dir, dbname, 0, &e, &unsure, err)))
 			return embedded_error(name, err);
 		snprintf(port, sizeof(port), "%d", e.port);
 		kv_add(&kv, "host", e.sockdir);
@@ -379,13 +429,15 @@ static int pg_connect(const struct sluice_conn_params *p, struct sluice_conn **o
 
 	pg = open_pg(&kv);
 	if (embedded && PQstatus(pg) != CONNECTION_OK) {
-		/* Stopped or restarted behind our back since we cached it. */
+		/* Not started, or stopped or restarted behind our back, or no such database yet. */
 		PQfinish(pg);
-		if ((rc = emb_ready(p->project_dir, dbname, 1, &e, err)))
+		if ((rc = emb_ready(p->project_dir, dbname, 1, &e, &unsure, err)))
 			return embedded_error(name, err);
 		/* kv points at e.sockdir and port: refreshed in place. */
 		snprintf(port, sizeof(port), "%d", e.port);
 		pg = open_pg(&kv);
+	} else if (unsure) {
+		emb_confirm(p->project_dir, dbname, &e);
 	}
 	if (PQstatus(pg) != CONNECTION_OK) {
 		rc = conn_error(name, pg, password, err);
