@@ -730,7 +730,7 @@ static int read_versions(struct build *b, struct sluice_err *err)
 		if (b->todo[i] == EXEC_RUN && b->runs[i].existing != REL_NONE)
 			want[i] = 1;
 	}
-	rc = sources_versions(b->s, want, &b->versions, err);
+	rc = sources_versions(b->s, &b->conns, want, &b->versions, err);
 	free(want);
 	return rc;
 }

@@ -27,7 +27,7 @@ static int print_versions(struct session *s, struct sluice_err *err)
 
 	for (i = 0; i < m->n; i++)
 		want[i] = s->selected[i] && m->nodes[i].type == NODE_SOURCE;
-	rc = sources_versions(s, want, &v, err);
+	rc = sources_versions(s, NULL, want, &v, err);
 	for (i = 0; !rc && i < m->n; i++)
 		if (want[i])
 			printf("%s\t%s\n", m->nodes[i].unique_id, v.version[i] ? v.version[i] : "unknown");

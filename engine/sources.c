@@ -631,19 +631,24 @@ static int run_values(struct batch *bt, enum cd_method method, struct sluice_err
 
 /* ---- per connection ---- */
 
-static int versions_on(struct session *s, const char *name, struct cd *cds, size_t ncd,
+static int versions_on(struct session *s, struct conn_pool *pool, const char *name, struct cd *cds, size_t ncd,
 		       struct source_versions *out, struct sluice_err *err)
 {
 	struct sluice_conn *conn = NULL;
 	const struct dialect *d = NULL;
-	struct cd **items = xcalloc(ncd ? ncd : 1, sizeof(*items));
-	size_t j, k;
+	struct cd **items;
+	size_t j, k, slot = conn_slot_of(&s->project, name);
 	int rc, m;
 
-	if ((rc = conn_open(s, name, &conn, &d, err))) {
-		free(items);
-		return rc;
+	if (pool) {
+		d = conn_pool_dialect(pool, slot);
+		rc = (conn = conn_pool_main(pool, slot, err)) ? 0 : err->code;
+	} else {
+		rc = conn_open(s, name, &conn, &d, err);
 	}
+	if (rc)
+		return rc;
+	items = xcalloc(ncd ? ncd : 1, sizeof(*items));
 	for (m = CD_STATS; !rc && m <= CD_LOADED_AT; m++) {
 		struct batch bt;
 		for (j = k = 0; j < ncd; j++)
@@ -660,7 +665,8 @@ static int versions_on(struct session *s, const char *name, struct cd *cds, size
 			rc = run_values(&bt, (enum cd_method)m, err);
 		batch_release(&bt);
 	}
-	conn_close(conn);
+	if (!pool)
+		conn_close(conn);
 	free(items);
 	return rc;
 }
@@ -705,8 +711,8 @@ static size_t connections_of(const struct cd *cds, size_t ncd, const char **name
 	return n;
 }
 
-int sources_versions(struct session *s, const unsigned char *want, struct source_versions *out,
-		     struct sluice_err *err)
+int sources_versions(struct session *s, struct conn_pool *pool, const unsigned char *want,
+		     struct source_versions *out, struct sluice_err *err)
 {
 	const struct manifest *m = &s->manifest;
 	size_t cap = m->n ? m->n : 1, ncd = 0, nconns, i;
@@ -733,7 +739,7 @@ int sources_versions(struct session *s, const unsigned char *want, struct source
 	}
 	nconns = rc ? 0 : connections_of(cds, ncd, conns);
 	for (i = 0; !rc && i < nconns; i++)
-		rc = versions_on(s, conns[i], cds, ncd, out, err);
+		rc = versions_on(s, pool, conns[i], cds, ncd, out, err);
 	free(cds);
 	free(conns);
 	return rc;

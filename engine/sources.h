@@ -37,9 +37,14 @@ struct source_versions {
  * their relation (so a table written or dropped outside sluice is seen).
  * Connection errors: SLUICE_ECONN. A source with unknown change_detection:
  * SLUICE_EUSAGE naming its property file and line.
+ *
+ * pool: the queries go on its main connections (the caller's thread must
+ * be the one that may use them, conn.h); NULL: on connections of their
+ * own, closed before it returns.
  */
-int sources_versions(struct session *s, const unsigned char *want, struct source_versions *out,
-		     struct sluice_err *err);
+struct conn_pool;
+int sources_versions(struct session *s, struct conn_pool *pool, const unsigned char *want,
+		     struct source_versions *out, struct sluice_err *err);
 void source_versions_release(struct source_versions *v);
 
 /*
