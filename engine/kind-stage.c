@@ -363,13 +363,22 @@ static int feeds_loads(const struct build *b, const struct node *n)
  * A load uses only as many as there are parts ever read one, and an
  * unload only one per few MiB of its table, so a small table stays one
  * stream.
+ *
+ * shared: an unload whose loads read its parts while it writes them
+ * takes half of that, rounded up. A server spends about half as much on
+ * a row's COPY TO as on its COPY FROM (docs/benchmarks.md), so one
+ * unload stream keeps two load streams busy; a second one only takes
+ * cores from them.
  */
-static int config_streams(const struct build *b, const struct node *n, int most)
+static int config_streams(const struct build *b, const struct node *n, int most, int shared)
 {
 	long long want = val_get_int(&n->config, "streams", -1);
 
-	if (want < 0)
+	if (want < 0) {
 		want = b->threads < 4 ? b->threads : 4;
+		if (shared)
+			want = (want + 1) / 2;
+	}
 	return want > most ? most : (int)want;
 }
 
@@ -449,7 +458,7 @@ static int run_unload(struct build *b, struct exec_worker *w, const struct node 
 	struct buf sql = BUF_INIT, dir = BUF_INIT, prefix = BUF_INIT;
 	char *url = NULL;
 	long long reported = -1;
-	int rc, streams = 1;
+	int rc, streams = 1, feeding;
 
 	/* under the target: its stage_retention must never delete another environment's generations */
 	buf_printf(&dir, "%s/%s", n->name, b->s->project.target.name);
@@ -467,7 +476,9 @@ static int run_unload(struct build *b, struct exec_worker *w, const struct node 
 		u.prefix = prefix.s;
 		u.config = &n->config;
 		u.iam_role = iam_role(b);
-		u.streams = config_streams(b, n, STAGE_MAX_STREAMS);
+		/* once: a retried attempt leaves the loads to the first one's outcome */
+		feeding = !st->feed && feeds_loads(b, n);
+		u.streams = config_streams(b, n, STAGE_MAX_STREAMS, feeding);
 		u.open_streams = open_streams;
 		u.close_streams = close_streams;
 		u.streams_ud = &src;
@@ -477,8 +488,7 @@ static int run_unload(struct build *b, struct exec_worker *w, const struct node 
 		if (!st->stage_generation)
 			st->stage_generation = xstrdup(prefix.s);
 		st->stage_delta = st->watermark != NULL;
-		/* once: a retried attempt leaves the loads to the first one's outcome */
-		if (!st->feed && feeds_loads(b, n)) {
+		if (feeding) {
 			u.feed = st->feed = stage_feed_new(n->name);
 			build_release_children(b, w, n->idx);
 		}
@@ -643,7 +653,7 @@ static int run_load(struct build *b, struct exec_worker *w, const struct node *n
 		rc = open_stage(b, &store, &url, err);
 	}
 	/* several streams: only where the parts go into a table every connection can see */
-	if (!rc && l.create && !l.listing && (want = config_streams(b, n, LOAD_MAX_STREAMS)) > 1 && c->drv->copy_in && p->dialect->copy_in_csv) {
+	if (!rc && l.create && !l.listing && (want = config_streams(b, n, LOAD_MAX_STREAMS, 0)) > 1 && c->drv->copy_in && p->dialect->copy_in_csv) {
 		streams_side = plan_side_name(p->ident, "streams");
 		into_ident = plan_side_name(p->ident, "new");
 		dialect_relation(&streams_rel, p->schema, streams_side);
