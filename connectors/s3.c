@@ -357,7 +357,7 @@ int s3_client_new(const struct s3_config *cfg, struct s3_client **out, struct sl
 	c->session_token = cfg->session_token && *cfg->session_token ? xstrdup(cfg->session_token) : NULL;
 	buf_printf(&b, "aws:amz:%s:s3", region);
 	c->sigv4 = buf_detach(&b, NULL);
-	c->part_size = cfg->part_size ? cfg->part_size : S3_DEFAULT_PART_SIZE;
+	c->part_size = cfg->part_size;
 	c->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : 5;
 	c->retry_base_ms = cfg->retry_base_ms > 0 ? cfg->retry_base_ms : 200;
 	c->connect_timeout_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 10000;
@@ -805,7 +805,11 @@ size_t s3_part_size_for(size_t configured, long long expect)
 {
 	unsigned long long part = configured ? configured : S3_DEFAULT_PART_SIZE, need;
 
-	if (expect > 0) {
+	if (!configured && expect > 0 && (unsigned long long)expect + (1u << 20) <= S3_SINGLE_PUT_MAX) {
+		need = ((unsigned long long)expect + (2u << 20) - 1) & ~((1ull << 20) - 1);
+		if (need > part)
+			part = need;
+	} else if (expect > 0) {
 		/* aim at 9,000 parts: an estimate that is 10% short still fits */
 		need = ((unsigned long long)expect + S3_PLAN_PARTS - 1) / S3_PLAN_PARTS;
 		if (need > part)

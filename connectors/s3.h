@@ -29,6 +29,7 @@
 #define S3_MAX_PART_SIZE (5ull * 1024 * 1024 * 1024)   /* S3's ceiling for a part */
 #define S3_MAX_PARTS 10000
 #define S3_PLAN_PARTS 9000                      /* what part sizes aim at, under S3_MAX_PARTS */
+#define S3_SINGLE_PUT_MAX (32u * 1024 * 1024)   /* an object expected this small goes up in one PUT */
 
 /*
  * Settings. Strings are borrowed (from the settings value or getenv) by
@@ -114,7 +115,12 @@ int s3_put_stream_sized(struct s3_client *c, const char *bucket, const char *key
 /*
  * The part size for an object of about expect bytes (<= 0: unknown):
  * configured (0: S3_DEFAULT_PART_SIZE), raised to a whole MiB so the
- * object fits in S3_PLAN_PARTS parts, and at most S3_MAX_PART_SIZE. Pure.
+ * object fits in S3_PLAN_PARTS parts, and at most S3_MAX_PART_SIZE.
+ * Unless a part size is configured, an object expected to take at most
+ * S3_SINGLE_PUT_MAX, a MiB of overrun included, gets one part that
+ * holds it all: it goes up in one
+ * PutObject, which spares two requests and the store's joining of the
+ * parts (an s3rver-class store spends a third less CPU). Pure.
  */
 size_t s3_part_size_for(size_t configured, long long expect);
 /* GetObject streamed to fn. fn's error is returned as is. */

@@ -1012,6 +1012,12 @@ static void test_part_size_for(void **unused)
 	assert_int_equal(s3_part_size_for(0, 64LL << 20), S3_DEFAULT_PART_SIZE);
 	assert_int_equal(s3_part_size_for(6u << 20, 1LL << 30), 6u << 20);
 	assert_int_equal(s3_part_size_for(65536, 300 << 10), 65536);
+	/* up to 32 MiB with a MiB to spare, unless a size is configured: one part, one PUT */
+	assert_int_equal(s3_part_size_for(0, 300 << 10), S3_DEFAULT_PART_SIZE);
+	assert_int_equal(s3_part_size_for(0, 16LL << 20), 17u << 20);
+	assert_int_equal(s3_part_size_for(0, 31LL << 20), 32u << 20);
+	assert_int_equal(s3_part_size_for(0, (31LL << 20) + 1), S3_DEFAULT_PART_SIZE);
+	assert_int_equal(s3_part_size_for(6u << 20, 16LL << 20), 6u << 20);
 	/* 100 GiB in 8 MiB parts would be 12,800: whole MiB parts, at most 9,000 of them */
 	assert_int_equal(s3_part_size_for(0, 100LL << 30), 12u << 20);
 	assert_true((100LL << 30) / (long long)s3_part_size_for(0, 100LL << 30) <= S3_PLAN_PARTS);
